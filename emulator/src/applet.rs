@@ -1,0 +1,209 @@
+//! The contract between the runtime and the applets it hosts.
+//!
+//! The runtime owns the transport (chaining, GET RESPONSE, logical
+//! channels, SELECT by AID) and hands an applet one complete command at a
+//! time through [`Applet::process`], with a [`Context`] that gives it the
+//! card's RNG, clock and commit API. An applet answers with a [`Response`]
+//! or a [`Status`]; it never sees 61xx, never splits a response, never
+//! touches a store directly.
+//!
+//! Persistent state is committed as named parts: [`Context::stage`] records
+//! a part, and the staged parts are written in one atomic commit at the end
+//! of a command that succeeded, or earlier at an explicit
+//! [`Context::commit`]. A command that fails discards what it staged and
+//! the runtime reloads the applet from the committed image, so the applet's
+//! memory always equals what would survive a power cut (Java Card
+//! transaction semantics).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::card::Env;
+use crate::environment::CardRng;
+use crate::store::{AppletState, StateError, encode_part};
+use crate::transient::ClearOn;
+use crate::{Aid, CommandApdu, Status};
+
+/// A successful answer: data and a status word (normally `9000`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Response {
+    /// The response data.
+    pub data: Vec<u8>,
+    /// The status word sent after the data (`9000` unless the applet chose
+    /// a warning).
+    pub status: Status,
+}
+
+impl Response {
+    /// `9000` without data.
+    pub fn empty() -> Response {
+        Response::default()
+    }
+
+    /// `9000` with data.
+    pub fn ok(data: Vec<u8>) -> Response {
+        Response {
+            data,
+            status: Status::Success,
+        }
+    }
+
+    /// Data with a chosen status (a warning such as `6282`).
+    pub fn with_status(data: Vec<u8>, status: Status) -> Response {
+        Response { data, status }
+    }
+}
+
+/// An application hosted by the runtime. Object safe: a card holds
+/// `Box<dyn Applet>`.
+pub trait Applet: Send {
+    /// The applet's AID; fixed for its lifetime.
+    fn aid(&self) -> Aid;
+
+    /// A short name for traces (`SELECT PIV`).
+    fn name(&self) -> &str {
+        "applet"
+    }
+
+    /// Called when the applet is selected on a channel: `command` is the
+    /// SELECT, or `None` for an implicit selection (default applet after
+    /// power-on or reset, or a newly opened channel). The response data is
+    /// returned to the host (for example the FCI or an application property
+    /// template). An error refuses the selection.
+    fn select(
+        &mut self,
+        ctx: &mut Context<'_>,
+        command: Option<&CommandApdu<'_>>,
+    ) -> Result<Response, Status> {
+        let _ = (ctx, command);
+        Ok(Response::empty())
+    }
+
+    /// Called when the applet stops being selected on a channel (another
+    /// SELECT, channel closed). Not called on power loss: use
+    /// [`crate::Transient`] for state that must not outlive a reset.
+    fn deselect(&mut self, ctx: &mut Context<'_>) {
+        let _ = ctx;
+    }
+
+    /// Handles one complete command addressed to this applet.
+    fn process(
+        &mut self,
+        ctx: &mut Context<'_>,
+        command: &CommandApdu<'_>,
+    ) -> Result<Response, Status>;
+
+    /// True when the applet may be selected on several channels at once.
+    fn multi_selectable(&self) -> bool {
+        false
+    }
+
+    /// A one-line description of `command` for traces (`VERIFY PIN`,
+    /// `GENERAL AUTHENTICATE 9C P-256`). It must never include secret
+    /// data; `None` falls back to the header bytes.
+    fn describe(&self, command: &CommandApdu<'_>) -> Option<String> {
+        let _ = command;
+        None
+    }
+
+    /// The applet's whole persistent state, for the first commit of a new
+    /// card and for exports.
+    fn save(&self) -> Result<AppletState, StateError>;
+
+    /// Replaces the applet's persistent state with `state` (at card start,
+    /// and after a failed command or a power cut).
+    fn load(&mut self, state: &AppletState) -> Result<(), StateError>;
+
+    /// Called on every power-on, power-off and reset, after transient
+    /// memory was invalidated, so an applet can zeroize secrets it keeps
+    /// outside [`crate::Transient`] values at once.
+    fn power_reset(&mut self) {}
+}
+
+/// What an applet may use while it handles one command.
+pub struct Context<'a> {
+    pub(crate) env: &'a mut Env,
+    pub(crate) key: &'a str,
+    pub(crate) channel: u8,
+    pub(crate) selection: u64,
+    pub(crate) staged: BTreeMap<String, Arc<serde_json::Value>>,
+    pub(crate) commit_failed: bool,
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(env: &'a mut Env, key: &'a str, channel: u8, selection: u64) -> Self {
+        Context {
+            env,
+            key,
+            channel,
+            selection,
+            staged: BTreeMap::new(),
+            commit_failed: false,
+        }
+    }
+
+    /// The logical channel the command arrived on.
+    pub fn channel(&self) -> u8 {
+        self.channel
+    }
+
+    /// The card's random number generator.
+    pub fn rng(&mut self) -> &mut CardRng {
+        &mut self.env.rng
+    }
+
+    /// The card's clock.
+    pub fn now(&self) -> SystemTime {
+        self.env.clock.now()
+    }
+
+    /// Records part `name` of this applet's persistent state, to be
+    /// committed at the end of the command (or at the next
+    /// [`Context::commit`]). `6F00` if it cannot be encoded.
+    pub fn stage<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) -> Result<(), Status> {
+        let encoded = encode_part(name, value).map_err(|e| {
+            tracing::error!(target: "vscard::store", error = %e, "cannot stage state");
+            Status::UnknownError
+        })?;
+        self.staged.insert(name.to_owned(), encoded);
+        Ok(())
+    }
+
+    /// Commits the staged parts now, atomically. `6581` if the store failed
+    /// (the runtime then reloads the applet from the committed image) or if
+    /// power was cut during the write.
+    pub fn commit(&mut self) -> Result<(), Status> {
+        if self.staged.is_empty() {
+            return Ok(());
+        }
+        let staged = std::mem::take(&mut self.staged);
+        let mut image = self.env.committed.clone();
+        image.applet_mut(self.key).merge(&staged);
+        self.env
+            .write(image)
+            .inspect_err(|_| self.commit_failed = true)
+    }
+
+    /// Stages part `name` and commits at once: the pattern for a try
+    /// counter that must be durable before the comparison it guards.
+    pub fn commit_part<T: Serialize + ?Sized>(
+        &mut self,
+        name: &str,
+        value: &T,
+    ) -> Result<(), Status> {
+        self.stage(name, value)?;
+        self.commit()
+    }
+
+    /// The current epoch of transient memory of the given kind; values
+    /// stamped with an older epoch read as cleared.
+    pub fn epoch(&self, clear_on: ClearOn) -> u64 {
+        match clear_on {
+            ClearOn::Reset => self.env.power_epoch,
+            ClearOn::Deselect => self.selection,
+        }
+    }
+}

@@ -1,0 +1,513 @@
+//! [`Card`]: one smartcard as a value.
+//!
+//! A card has an ATR, a power state, installed applets, a channel table,
+//! transient memory and a committed image behind a [`Store`]. There is no
+//! global state: cards are `Send` and any number run side by side.
+//!
+//! Power: a new card is off. [`Card::power_on`], [`Card::reset`] and
+//! [`Card::power_off`] each invalidate transient memory, close every
+//! channel but the basic one, forget security states, and select the
+//! default applet (if any) implicitly on the basic channel.
+
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::applet::Context;
+use crate::channel::{ChannelTable, MAX_CHANNELS};
+use crate::environment::{CardRng, Clock, CutPoint, FaultPlan, SystemClock};
+use crate::store::{AppletState, CardImage, MemoryStore, StateError, Store, StoreError};
+use crate::{Aid, Applet, Atr, Response, ResponseApdu, Status};
+
+/// Why a card could not be built or could not answer.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CardError {
+    /// A command was sent to a card that is not powered.
+    #[error("the card is not powered")]
+    NotPowered,
+    /// Power was cut during the command (a [`FaultPlan`] fired): there is
+    /// no answer and the card is now off.
+    #[error("power was lost during the command")]
+    PowerLost,
+    /// The store could not load or write the image.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An applet could not load or save its state.
+    #[error("applet {aid}: {source}")]
+    State {
+        /// The applet.
+        aid: Aid,
+        /// What went wrong.
+        source: StateError,
+    },
+    /// Two applets with the same AID.
+    #[error("two applets have the AID {0}")]
+    DuplicateAid(Aid),
+    /// The default applet named is not installed.
+    #[error("the default applet {0} is not installed")]
+    UnknownDefaultApplet(Aid),
+    /// The operating system's random generator failed.
+    #[error("cannot seed the card's random generator: {0}")]
+    Rng(String),
+}
+
+/// The card's power state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerState {
+    /// No power: only [`Card::power_on`] and [`Card::reset`] do anything.
+    Off,
+    /// Powered and answering commands.
+    On,
+}
+
+/// One decoded exchange, kept when exchange recording is on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exchange {
+    /// The logical channel.
+    pub channel: u8,
+    /// The command, as the runtime or applet described it (never secret
+    /// data).
+    pub command: String,
+    /// The status word answered.
+    pub status: Status,
+    /// The number of response data bytes.
+    pub response_len: usize,
+    /// How long the card took.
+    pub duration: Duration,
+}
+
+/// The runtime's services shared by all applets of a card.
+pub(crate) struct Env {
+    store: Box<dyn Store>,
+    pub committed: CardImage,
+    pub rng: CardRng,
+    pub clock: Box<dyn Clock>,
+    fault: FaultPlan,
+    writes: u64,
+    pub power_epoch: u64,
+    stamps: u64,
+    /// Set when a planned power cut fired during the current command.
+    pub torn: bool,
+}
+
+impl Env {
+    /// Writes `image` through the store, honouring the fault plan; on
+    /// success it becomes the committed image.
+    pub fn write(&mut self, image: CardImage) -> Result<(), Status> {
+        if self.torn {
+            return Err(Status::MemoryFailure);
+        }
+        self.writes += 1;
+        let cut = self.fault.on_write();
+        if cut == Some(CutPoint::BeforeWrite) {
+            self.torn = true;
+            return Err(Status::MemoryFailure);
+        }
+        match self.store.commit(&image) {
+            Ok(()) => self.committed = image,
+            Err(e) => {
+                tracing::error!(target: "vscard::store", error = %e, "commit failed");
+                return Err(Status::MemoryFailure);
+            }
+        }
+        if cut == Some(CutPoint::AfterWrite) {
+            self.torn = true;
+            return Err(Status::MemoryFailure);
+        }
+        Ok(())
+    }
+
+    /// A stamp never handed out before on this card.
+    pub fn next_stamp(&mut self) -> u64 {
+        self.stamps += 1;
+        self.stamps
+    }
+}
+
+/// An installed applet and its key in the image.
+pub(crate) struct Slot {
+    pub applet: Box<dyn Applet>,
+    pub aid: Aid,
+    pub key: String,
+}
+
+/// One virtual smartcard.
+pub struct Card {
+    atr: Atr,
+    pub(crate) slots: Vec<Slot>,
+    pub(crate) default_applet: Option<usize>,
+    pub(crate) channels: ChannelTable,
+    pub(crate) env: Env,
+    power: PowerState,
+    pub(crate) max_command_data: usize,
+    record: bool,
+    last: Option<Exchange>,
+}
+
+/// Builds a [`Card`].
+pub struct CardBuilder {
+    atr: Atr,
+    store: Box<dyn Store>,
+    rng: Option<CardRng>,
+    clock: Box<dyn Clock>,
+    channels: u8,
+    max_command_data: usize,
+    applets: Vec<Box<dyn Applet>>,
+    default_applet: Option<Aid>,
+    record: bool,
+}
+
+impl Card {
+    /// A builder with the defaults: default ATR (T=1), an in-memory store,
+    /// the OS random generator, the system clock, 20 logical channels, and
+    /// commands of up to 65535 data bytes.
+    pub fn builder() -> CardBuilder {
+        CardBuilder {
+            atr: Atr::default(),
+            store: Box::new(MemoryStore::new()),
+            rng: None,
+            clock: Box::new(SystemClock),
+            channels: MAX_CHANNELS,
+            max_command_data: 65535,
+            applets: Vec::new(),
+            default_applet: None,
+            record: false,
+        }
+    }
+
+    /// The ATR.
+    pub fn atr(&self) -> &[u8] {
+        self.atr.as_bytes()
+    }
+
+    /// The power state.
+    pub fn power_state(&self) -> PowerState {
+        self.power
+    }
+
+    /// True when powered.
+    pub fn is_powered(&self) -> bool {
+        self.power == PowerState::On
+    }
+
+    /// Cold start: powers the card on (or restarts it when already on) and
+    /// returns the ATR.
+    pub fn power_on(&mut self) -> &[u8] {
+        self.restart();
+        self.power = PowerState::On;
+        self.select_default_on_basic_channel();
+        self.atr.as_bytes()
+    }
+
+    /// Warm reset; powers the card on if it was off. Returns the ATR.
+    pub fn reset(&mut self) -> &[u8] {
+        self.power_on()
+    }
+
+    /// Removes power: transient memory, selections and security states are
+    /// gone.
+    pub fn power_off(&mut self) {
+        self.restart();
+        self.power = PowerState::Off;
+    }
+
+    fn restart(&mut self) {
+        self.channels.close_all();
+        self.env.power_epoch = self.env.next_stamp();
+        for slot in &mut self.slots {
+            slot.applet.power_reset();
+        }
+    }
+
+    fn select_default_on_basic_channel(&mut self) {
+        let stamp = self.env.next_stamp();
+        if let Some(channel) = self.channels.open(0) {
+            channel.selection = stamp;
+        }
+        if let Some(index) = self.default_applet {
+            // A default applet that refuses selection leaves the basic
+            // channel with nothing selected, as on a real card.
+            let _ = self.select_implicitly(0, index);
+        }
+    }
+
+    /// Sends one command APDU and returns the response APDU (data and
+    /// status word). Malformed commands get a status word, never an error:
+    /// errors are only for a card without power.
+    pub fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, CardError> {
+        if !self.is_powered() {
+            return Err(CardError::NotPowered);
+        }
+        let started = Instant::now();
+        let describe =
+            self.record || tracing::enabled!(target: "vscard::apdu", tracing::Level::DEBUG);
+        let (response, channel, name) = self.exchange(command, describe);
+        if self.env.torn {
+            self.env.torn = false;
+            self.power_off();
+            self.reload_all();
+            tracing::warn!(target: "vscard::apdu", "power cut during the command");
+            return Err(CardError::PowerLost);
+        }
+        if let Some(name) = name {
+            let exchange = Exchange {
+                channel,
+                command: name,
+                status: response.status,
+                response_len: response.data.len(),
+                duration: started.elapsed(),
+            };
+            tracing::debug!(
+                target: "vscard::apdu",
+                channel = exchange.channel,
+                command = %exchange.command,
+                sw = %exchange.status,
+                response_len = exchange.response_len,
+                micros = exchange.duration.as_micros() as u64,
+                "exchange"
+            );
+            if self.record {
+                self.last = Some(exchange);
+            }
+        }
+        Ok(response.to_bytes())
+    }
+
+    /// Keeps a decoded [`Exchange`] of every command for
+    /// [`Card::last_exchange`] (used by `vscard serve --trace`).
+    pub fn record_exchanges(&mut self, on: bool) {
+        self.record = on;
+        if !on {
+            self.last = None;
+        }
+    }
+
+    /// The last exchange, when recording is on.
+    pub fn last_exchange(&self) -> Option<&Exchange> {
+        self.last.as_ref()
+    }
+
+    /// Plans a power cut at a later persistent write (tearing tests).
+    pub fn set_fault_plan(&mut self, plan: FaultPlan) {
+        self.env.fault = plan;
+    }
+
+    /// True while a planned power cut has not fired yet.
+    pub fn fault_pending(&self) -> bool {
+        self.env.fault.is_armed()
+    }
+
+    /// Persistent writes attempted since the card was built.
+    pub fn persistent_writes(&self) -> u64 {
+        self.env.writes
+    }
+
+    /// The committed image (what a power cut would leave).
+    pub fn image(&self) -> &CardImage {
+        &self.env.committed
+    }
+
+    /// The AIDs of the installed applets, in installation order.
+    pub fn applets(&self) -> impl Iterator<Item = Aid> + '_ {
+        self.slots.iter().map(|slot| slot.aid)
+    }
+
+    /// Runs `f` on the applet at `index` with a context for `channel`,
+    /// then commits what it staged (on success) or rolls the applet back to
+    /// the committed image (on failure with uncommitted changes).
+    pub(crate) fn run_applet(
+        &mut self,
+        index: usize,
+        channel: u8,
+        f: impl FnOnce(&mut dyn Applet, &mut Context<'_>) -> Result<Response, Status>,
+    ) -> Result<Response, Status> {
+        let selection = self.channels.get(channel).map_or(0, |c| c.selection);
+        let Some(slot) = self.slots.get_mut(index) else {
+            return Err(Status::UnknownError);
+        };
+        let mut ctx = Context::new(&mut self.env, &slot.key, channel, selection);
+        let mut result = f(slot.applet.as_mut(), &mut ctx);
+        if result.is_ok()
+            && let Err(status) = ctx.commit()
+        {
+            result = Err(status);
+        }
+        let rollback = ctx.commit_failed || (result.is_err() && !ctx.staged.is_empty());
+        drop(ctx);
+        if rollback && !self.env.torn {
+            self.reload(index);
+        }
+        result
+    }
+
+    fn reload(&mut self, index: usize) {
+        let Some(slot) = self.slots.get_mut(index) else {
+            return;
+        };
+        let empty = AppletState::new();
+        let state = self.env.committed.applet(&slot.key).unwrap_or(&empty);
+        if let Err(e) = slot.applet.load(state) {
+            tracing::error!(target: "vscard::store", aid = %slot.aid, error = %e, "cannot reload applet state");
+        }
+    }
+
+    fn reload_all(&mut self) {
+        for index in 0..self.slots.len() {
+            self.reload(index);
+        }
+    }
+}
+
+impl CardBuilder {
+    /// The ATR.
+    pub fn atr(mut self, atr: Atr) -> Self {
+        self.atr = atr;
+        self
+    }
+
+    /// The store (default: a fresh [`MemoryStore`]).
+    pub fn store(mut self, store: impl Store + 'static) -> Self {
+        self.store = Box::new(store);
+        self
+    }
+
+    /// The random generator (default: keyed from the OS).
+    pub fn rng(mut self, rng: CardRng) -> Self {
+        self.rng = Some(rng);
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Box::new(clock);
+        self
+    }
+
+    /// How many logical channels, the basic one included (1..=20).
+    pub fn logical_channels(mut self, count: u8) -> Self {
+        self.channels = count.clamp(1, MAX_CHANNELS);
+        self
+    }
+
+    /// The largest command data field accepted, after chaining or in one
+    /// extended APDU (at least 4096).
+    pub fn max_command_data(mut self, bytes: usize) -> Self {
+        self.max_command_data = bytes.max(4096);
+        self
+    }
+
+    /// Installs an applet.
+    pub fn install(mut self, applet: impl Applet + 'static) -> Self {
+        self.applets.push(Box::new(applet));
+        self
+    }
+
+    /// Installs an applet and makes it the default applet, selected
+    /// implicitly on the basic channel after power-on and reset.
+    pub fn install_default(mut self, applet: impl Applet + 'static) -> Self {
+        self.default_applet = Some(applet.aid());
+        self.applets.push(Box::new(applet));
+        self
+    }
+
+    /// Keeps a decoded record of each exchange (see [`Card::last_exchange`]).
+    pub fn record_exchanges(mut self, on: bool) -> Self {
+        self.record = on;
+        self
+    }
+
+    /// Loads the image from the store, hands each applet its state (an
+    /// applet new to the image commits its initial state), and returns the
+    /// card, powered off.
+    pub fn build(self) -> Result<Card, CardError> {
+        let CardBuilder {
+            atr,
+            mut store,
+            rng,
+            clock,
+            channels,
+            max_command_data,
+            applets,
+            default_applet,
+            record,
+        } = self;
+        let rng = match rng {
+            Some(rng) => rng,
+            None => CardRng::from_os().map_err(|e| CardError::Rng(e.to_string()))?,
+        };
+        let mut image = store.load()?.unwrap_or_default();
+        let mut slots: Vec<Slot> = Vec::with_capacity(applets.len());
+        let mut fresh = false;
+        for mut applet in applets {
+            let aid = applet.aid();
+            if slots.iter().any(|s| s.aid == aid) {
+                return Err(CardError::DuplicateAid(aid));
+            }
+            let key = aid.to_hex();
+            let state_error = |source| CardError::State { aid, source };
+            match image.applet(&key) {
+                Some(state) => applet.load(state).map_err(state_error)?,
+                None => {
+                    image.set_applet(&key, applet.save().map_err(state_error)?);
+                    fresh = true;
+                }
+            }
+            slots.push(Slot { applet, aid, key });
+        }
+        if fresh {
+            store.commit(&image)?;
+        }
+        let default_applet = match default_applet {
+            None => None,
+            Some(aid) => Some(
+                slots
+                    .iter()
+                    .position(|s| s.aid == aid)
+                    .ok_or(CardError::UnknownDefaultApplet(aid))?,
+            ),
+        };
+        Ok(Card {
+            atr,
+            slots,
+            default_applet,
+            channels: ChannelTable::new(channels),
+            env: Env {
+                store,
+                committed: image,
+                rng,
+                clock,
+                fault: FaultPlan::none(),
+                writes: 0,
+                power_epoch: 0,
+                stamps: 0,
+                torn: false,
+            },
+            power: PowerState::Off,
+            max_command_data,
+            record,
+            last: None,
+        })
+    }
+}
+
+impl std::fmt::Debug for Card {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Card")
+            .field("atr", &hex::encode_upper(self.atr.as_bytes()))
+            .field("power", &self.power)
+            .field(
+                "applets",
+                &self.slots.iter().map(|s| s.aid).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shorthand used by the transport code.
+pub(crate) fn status_only(status: Status) -> ResponseApdu {
+    ResponseApdu {
+        data: Vec::new(),
+        status,
+    }
+}

@@ -1,0 +1,212 @@
+//! [`OwnerPin`]: a try-limited secret, as Java Card's `OwnerPIN`.
+//!
+//! Order of a check (the one real cards use, so that cutting power during
+//! a check never gives a try back): blocked? -> count the try and commit it
+//! through the store -> compare in constant time -> on success reset the
+//! counter and commit again. A failed commit aborts before the comparison.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+use crate::{Context, Status};
+
+/// The longest value an [`OwnerPin`] holds.
+pub const PIN_MAX_LEN: usize = 16;
+
+/// A PIN (or PUK, or any try-limited secret) with its try counter. It is
+/// one part of its applet's persistent state.
+#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct OwnerPin {
+    #[serde(with = "hex_secret")]
+    value: Vec<u8>,
+    try_limit: u8,
+    tries_left: u8,
+}
+
+/// The outcome of [`OwnerPin::check`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinCheck {
+    /// The candidate matched; the counter is back at the limit.
+    Verified,
+    /// The candidate did not match; this many tries are left (0 = now
+    /// blocked).
+    Wrong {
+        /// Tries left after this one.
+        tries_left: u8,
+    },
+    /// No tries were left; nothing was compared.
+    Blocked,
+}
+
+/// Why a value cannot be an [`OwnerPin`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PinError {
+    /// Longer than [`PIN_MAX_LEN`].
+    #[error("a PIN value is at most {PIN_MAX_LEN} bytes, got {0}")]
+    TooLong(usize),
+    /// A try limit must be 1..=15 (it is reported in a 63Cx nibble).
+    #[error("a try limit is 1..=15, got {0}")]
+    TryLimit(u8),
+}
+
+impl OwnerPin {
+    /// A PIN with `value` and `try_limit` tries.
+    pub fn new(value: &[u8], try_limit: u8) -> Result<OwnerPin, PinError> {
+        if value.len() > PIN_MAX_LEN {
+            return Err(PinError::TooLong(value.len()));
+        }
+        if try_limit == 0 || try_limit > 15 {
+            return Err(PinError::TryLimit(try_limit));
+        }
+        Ok(OwnerPin {
+            value: value.to_vec(),
+            try_limit,
+            tries_left: try_limit,
+        })
+    }
+
+    /// Tries left before the PIN blocks.
+    pub fn tries_left(&self) -> u8 {
+        self.tries_left
+    }
+
+    /// The try limit.
+    pub fn try_limit(&self) -> u8 {
+        self.try_limit
+    }
+
+    /// True when no tries are left.
+    pub fn is_blocked(&self) -> bool {
+        self.tries_left == 0
+    }
+
+    /// Checks `candidate`, committing this PIN as part `part` of the
+    /// applet's state before the comparison (see the module doc). An error
+    /// means the try could not be made durable; nothing was compared.
+    pub fn check(
+        &mut self,
+        ctx: &mut Context<'_>,
+        part: &str,
+        candidate: &[u8],
+    ) -> Result<PinCheck, Status> {
+        if self.tries_left == 0 {
+            return Ok(PinCheck::Blocked);
+        }
+        self.tries_left -= 1;
+        ctx.commit_part(part, self)?;
+        if self.matches(candidate) {
+            self.tries_left = self.try_limit;
+            ctx.commit_part(part, self)?;
+            Ok(PinCheck::Verified)
+        } else {
+            Ok(PinCheck::Wrong {
+                tries_left: self.tries_left,
+            })
+        }
+    }
+
+    /// Constant-time comparison over the full buffer: neither the position
+    /// of the first difference nor the stored length leaks through timing.
+    fn matches(&self, candidate: &[u8]) -> bool {
+        let mut stored = Zeroizing::new([0u8; PIN_MAX_LEN]);
+        let mut given = Zeroizing::new([0u8; PIN_MAX_LEN]);
+        stored[..self.value.len()].copy_from_slice(&self.value);
+        let n = candidate.len().min(PIN_MAX_LEN);
+        given[..n].copy_from_slice(&candidate[..n]);
+        let same_len = (self.value.len() as u64).ct_eq(&(candidate.len() as u64));
+        bool::from(stored[..].ct_eq(&given[..]) & same_len)
+    }
+
+    /// Replaces the value (after the caller verified the old one or the
+    /// unblocking secret) and resets the counter. The caller commits.
+    pub fn update(&mut self, value: &[u8]) -> Result<(), PinError> {
+        if value.len() > PIN_MAX_LEN {
+            return Err(PinError::TooLong(value.len()));
+        }
+        self.value.zeroize();
+        self.value = value.to_vec();
+        self.tries_left = self.try_limit;
+        Ok(())
+    }
+
+    /// Resets the counter without changing the value. The caller commits.
+    pub fn reset_and_unblock(&mut self) {
+        self.tries_left = self.try_limit;
+    }
+
+    /// Blocks the PIN (no tries left). The caller commits.
+    pub fn block(&mut self) {
+        self.tries_left = 0;
+    }
+}
+
+impl fmt::Debug for OwnerPin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnerPin")
+            .field("value", &"<redacted>")
+            .field("try_limit", &self.try_limit)
+            .field("tries_left", &self.tries_left)
+            .finish()
+    }
+}
+
+/// Serde helpers that keep secrets out of intermediate strings that are
+/// not zeroized: hex on the way out, decoded into a zeroizing buffer.
+pub mod hex_secret {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use zeroize::Zeroizing;
+
+    /// Serializes bytes as hex.
+    pub fn serialize<S: Serializer>(value: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        let encoded = Zeroizing::new(hex::encode(value));
+        serializer.serialize_str(&encoded)
+    }
+
+    /// Deserializes bytes from hex.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let encoded = Zeroizing::new(String::deserialize(deserializer)?);
+        hex::decode(encoded.as_bytes()).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_checked() {
+        assert_eq!(
+            OwnerPin::new(&[0; 17], 3).err(),
+            Some(PinError::TooLong(17))
+        );
+        assert_eq!(OwnerPin::new(b"1234", 0).err(), Some(PinError::TryLimit(0)));
+        assert_eq!(
+            OwnerPin::new(b"1234", 16).err(),
+            Some(PinError::TryLimit(16))
+        );
+    }
+
+    #[test]
+    fn comparison_needs_equal_length_and_bytes() {
+        let pin = OwnerPin::new(b"123456", 3).unwrap();
+        assert!(pin.matches(b"123456"));
+        assert!(!pin.matches(b"12345"));
+        assert!(!pin.matches(b"1234560"));
+        assert!(!pin.matches(b"123457"));
+        assert!(!pin.matches(&[b'1'; 40]));
+    }
+
+    #[test]
+    fn debug_redacts_and_serde_round_trips() {
+        let pin = OwnerPin::new(b"123456", 3).unwrap();
+        let debug = format!("{pin:?}");
+        assert!(!debug.contains("123456") && debug.contains("<redacted>"));
+        let json = serde_json::to_string(&pin).unwrap();
+        let back: OwnerPin = serde_json::from_str(&json).unwrap();
+        assert!(back.matches(b"123456"));
+        assert_eq!(back.tries_left(), 3);
+    }
+}

@@ -1,0 +1,326 @@
+//! Persistent state: the card image and the [`Store`] it is committed to.
+//!
+//! Each applet keeps its persistent state in its own serde types and hands
+//! the runtime named *parts* ([`AppletState`]); the runtime keeps the last
+//! committed [`CardImage`] (every applet's parts, keyed by AID) and writes
+//! the whole image through the store in one atomic step per commit. A store
+//! either takes the new image whole or keeps the old one; after any failure
+//! the runtime reloads the applets from the image it knows is durable.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// One applet's persistent state: named parts, each a serde value.
+///
+/// Parts let an applet commit a small record (a PIN try counter) without
+/// re-encoding large ones (keys, certificates).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AppletState {
+    parts: BTreeMap<String, Arc<serde_json::Value>>,
+}
+
+/// Why an applet's state could not be encoded or decoded.
+#[derive(Debug, Error)]
+pub enum StateError {
+    /// A part could not be encoded.
+    #[error("cannot encode state part `{part}`: {source}")]
+    Encode {
+        /// The part's name.
+        part: String,
+        /// The encoder's error.
+        source: serde_json::Error,
+    },
+    /// A part is present but does not decode as the applet's type.
+    #[error("state part `{part}` is damaged: {source}")]
+    Decode {
+        /// The part's name.
+        part: String,
+        /// The decoder's error.
+        source: serde_json::Error,
+    },
+    /// A part the applet needs is missing.
+    #[error("state part `{0}` is missing")]
+    MissingPart(String),
+    /// The applet found the parts inconsistent.
+    #[error("state is inconsistent: {0}")]
+    Invalid(String),
+}
+
+impl AppletState {
+    /// An empty state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets part `name` to the encoding of `value`.
+    pub fn put<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) -> Result<(), StateError> {
+        let encoded = encode_part(name, value)?;
+        self.parts.insert(name.to_owned(), encoded);
+        Ok(())
+    }
+
+    /// Builder form of [`AppletState::put`].
+    pub fn with<T: Serialize + ?Sized>(
+        mut self,
+        name: &str,
+        value: &T,
+    ) -> Result<Self, StateError> {
+        self.put(name, value)?;
+        Ok(self)
+    }
+
+    /// Decodes part `name`; [`StateError::MissingPart`] when it is absent.
+    pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<T, StateError> {
+        self.get_optional(name)?
+            .ok_or_else(|| StateError::MissingPart(name.to_owned()))
+    }
+
+    /// Decodes part `name`, `None` when it is absent.
+    pub fn get_optional<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StateError> {
+        match self.parts.get(name) {
+            None => Ok(None),
+            Some(value) => {
+                T::deserialize(value.as_ref())
+                    .map(Some)
+                    .map_err(|source| StateError::Decode {
+                        part: name.to_owned(),
+                        source,
+                    })
+            }
+        }
+    }
+
+    /// The names of the parts present.
+    pub fn part_names(&self) -> impl Iterator<Item = &str> {
+        self.parts.keys().map(String::as_str)
+    }
+
+    /// True when there are no parts.
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    pub(crate) fn merge(&mut self, staged: &BTreeMap<String, Arc<serde_json::Value>>) {
+        for (name, value) in staged {
+            self.parts.insert(name.clone(), Arc::clone(value));
+        }
+    }
+}
+
+pub(crate) fn encode_part<T: Serialize + ?Sized>(
+    name: &str,
+    value: &T,
+) -> Result<Arc<serde_json::Value>, StateError> {
+    serde_json::to_value(value)
+        .map(Arc::new)
+        .map_err(|source| StateError::Encode {
+            part: name.to_owned(),
+            source,
+        })
+}
+
+/// The persistent contents of a card: each applet's state, keyed by the
+/// applet's AID in upper-case hex.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CardImage {
+    applets: BTreeMap<String, AppletState>,
+}
+
+impl CardImage {
+    /// An image with no applet state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The state of the applet with this AID key, if any.
+    pub fn applet(&self, key: &str) -> Option<&AppletState> {
+        self.applets.get(key)
+    }
+
+    /// Sets the state of the applet with this AID key.
+    pub fn set_applet(&mut self, key: &str, state: AppletState) {
+        self.applets.insert(key.to_owned(), state);
+    }
+
+    /// The AID keys present.
+    pub fn applet_keys(&self) -> impl Iterator<Item = &str> {
+        self.applets.keys().map(String::as_str)
+    }
+
+    pub(crate) fn applet_mut(&mut self, key: &str) -> &mut AppletState {
+        self.applets.entry(key.to_owned()).or_default()
+    }
+}
+
+/// Why a store could not load or commit an image.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// An operating-system error on a file of the store.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The image file exists but cannot be trusted; it is left as it is.
+    #[error("{path}: damaged card image: {problem}; the file was left untouched")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The image was written by a newer vscard.
+    #[error(
+        "{path}: card image format version {found} is newer than this vscard supports ({supported}); the file was left untouched"
+    )]
+    FutureVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version found.
+        found: u64,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+    /// Another process serves this card.
+    #[error("{path}: the card is in use by another process (lock held on {lock})")]
+    Locked {
+        /// The image file.
+        path: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
+    /// The image could not be encoded.
+    #[error("cannot encode the card image: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// A write failure injected by a test.
+    #[error("injected write failure")]
+    Injected,
+}
+
+/// Where a card's image lives between commands and across restarts.
+///
+/// `commit` must be atomic: after it returns, or after a crash while it
+/// runs, a later `load` returns either the previous image or the new one.
+pub trait Store: Send {
+    /// The last committed image; `None` for a card that has never been
+    /// committed.
+    fn load(&mut self) -> Result<Option<CardImage>, StoreError>;
+
+    /// Makes `image` the committed image.
+    fn commit(&mut self, image: &CardImage) -> Result<(), StoreError>;
+}
+
+/// An in-memory store for tests and embedding. Clones share the same
+/// image, so a test can build a second card on the store of the first, as
+/// if the card had been taken out and put back.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<MemoryStoreInner>>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryStoreInner {
+    image: Option<CardImage>,
+    fail_writes: bool,
+    commits: u64,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Makes every later commit fail (until called with `false`), to test
+    /// the runtime's rollback.
+    pub fn fail_writes(&self, fail: bool) {
+        self.lock().fail_writes = fail;
+    }
+
+    /// The committed image, if any.
+    pub fn image(&self) -> Option<CardImage> {
+        self.lock().image.clone()
+    }
+
+    /// How many commits succeeded.
+    pub fn commits(&self) -> u64 {
+        self.lock().commits
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryStoreInner> {
+        // A panic while holding the lock cannot leave the image half
+        // written (it is replaced whole), so a poisoned lock is safe to use.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Store for MemoryStore {
+    fn load(&mut self) -> Result<Option<CardImage>, StoreError> {
+        Ok(self.lock().image.clone())
+    }
+
+    fn commit(&mut self, image: &CardImage) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if inner.fail_writes {
+            return Err(StoreError::Injected);
+        }
+        inner.image = Some(image.clone());
+        inner.commits += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Counter {
+        value: u32,
+    }
+
+    #[test]
+    fn parts_round_trip_and_report_problems() {
+        let state = AppletState::new()
+            .with("counter", &Counter { value: 7 })
+            .unwrap();
+        assert_eq!(
+            state.get::<Counter>("counter").unwrap(),
+            Counter { value: 7 }
+        );
+        assert!(matches!(
+            state.get::<Counter>("missing"),
+            Err(StateError::MissingPart(p)) if p == "missing"
+        ));
+        assert!(matches!(
+            state.get::<String>("counter"),
+            Err(StateError::Decode { part, .. }) if part == "counter"
+        ));
+    }
+
+    #[test]
+    fn memory_store_clones_share_the_image() {
+        let mut a = MemoryStore::new();
+        let mut b = a.clone();
+        let mut image = CardImage::new();
+        image.set_applet("AA", AppletState::new().with("x", &1u8).unwrap());
+        a.commit(&image).unwrap();
+        assert_eq!(b.load().unwrap(), Some(image));
+        a.fail_writes(true);
+        assert!(matches!(
+            b.commit(&CardImage::new()),
+            Err(StoreError::Injected)
+        ));
+        assert_eq!(a.commits(), 1);
+    }
+}

@@ -1,0 +1,241 @@
+//! The runtime's half of every exchange (ISO 7816-4 5.1 and 7.1): routing
+//! by channel, command chaining, GET RESPONSE and 61xx / 6Cxx, before and
+//! after the applet sees a command.
+//!
+//! - Chaining (CLA bit `10`): each link is answered `9000`; the runtime
+//!   keeps the data and hands the applet one command when the last link
+//!   (bit clear) arrives. Every link must repeat CLA, INS, P1 and P2; a
+//!   different command in the middle of a chain ends it with `6883`. More
+//!   than the card's maximum command data ends it with `6700`.
+//! - Responses longer than Ne: the first Ne bytes go out with `61xx`
+//!   (`xx` = bytes left, `00` for 256 or more); GET RESPONSE (`00 C0 00
+//!   00 Le`) hands out the rest. An explicit short Le larger than what is
+//!   left is answered `6Cxx` with the exact count (ISO 7816-3 T=0 rule,
+//!   which PC/SC middleware honours under T=1 too); any other command on
+//!   the channel discards what was left. GET RESPONSE with nothing pending
+//!   answers `6985`.
+
+use crate::apdu::SHORT_NE_MAX;
+use crate::card::status_only;
+use crate::channel::{Chain, Pending};
+use crate::{Card, CommandApdu, ResponseApdu, SecureMessaging, Status};
+
+/// INS of GET RESPONSE.
+const INS_GET_RESPONSE: u8 = 0xC0;
+/// INS of MANAGE CHANNEL.
+const INS_MANAGE_CHANNEL: u8 = 0x70;
+/// INS of SELECT.
+const INS_SELECT: u8 = 0xA4;
+
+/// What a chained link led to.
+enum ChainStep {
+    /// More links expected; answer `9000`.
+    Continue,
+    /// The chain is complete: the whole data field.
+    Complete(Vec<u8>),
+}
+
+impl Card {
+    /// Handles one command; returns the response, the channel and (when
+    /// `describe`) a description for the trace.
+    pub(crate) fn exchange(
+        &mut self,
+        bytes: &[u8],
+        describe: bool,
+    ) -> (ResponseApdu, u8, Option<String>) {
+        let command = match CommandApdu::parse(bytes) {
+            Ok(command) => command,
+            Err(status) => {
+                let name = describe.then(|| "malformed APDU".to_owned());
+                return (status_only(status), 0, name);
+            }
+        };
+        let channel = command.class.channel();
+        let mut name = describe.then(|| self.describe(&command));
+        let response = self.route(&command, &mut name);
+        (response, channel, name)
+    }
+
+    fn route(&mut self, command: &CommandApdu<'_>, name: &mut Option<String>) -> ResponseApdu {
+        let channel_number = command.class.channel();
+        let Some(channel) = self.channels.get_mut(channel_number) else {
+            return status_only(Status::LogicalChannelNotSupported);
+        };
+        if command.class.secure_messaging() != SecureMessaging::None {
+            return status_only(Status::SecureMessagingNotSupported);
+        }
+        if command.ins == INS_GET_RESPONSE && !command.class.is_proprietary() {
+            return get_response(&mut channel.pending, command);
+        }
+        channel.pending = None;
+
+        if command.class.is_chained() || channel.chain.is_some() {
+            let max = self.max_command_data;
+            match link_chain(&mut channel.chain, command, max) {
+                Err(status) => return status_only(status),
+                Ok(ChainStep::Continue) => {
+                    if let Some(name) = name {
+                        name.push_str(" (chained part)");
+                    }
+                    return status_only(Status::Success);
+                }
+                Ok(ChainStep::Complete(data)) => {
+                    let whole = CommandApdu {
+                        class: command.class.without_chaining(),
+                        data: &data,
+                        ..*command
+                    };
+                    return self.dispatch_and_deliver(&whole);
+                }
+            }
+        }
+        if command.data.len() > self.max_command_data {
+            return status_only(Status::WrongLength);
+        }
+        self.dispatch_and_deliver(command)
+    }
+
+    fn dispatch_and_deliver(&mut self, command: &CommandApdu<'_>) -> ResponseApdu {
+        let channel = command.class.channel();
+        let result = self.dispatch(command);
+        let (data, status) = match result {
+            Ok(response) => (response.data, response.status),
+            Err(status) => (Vec::new(), status),
+        };
+        if data.len() <= command.ne {
+            return ResponseApdu { data, status };
+        }
+        // The first Ne bytes now, the rest through GET RESPONSE.
+        let first = data[..command.ne].to_vec();
+        let pending = Pending {
+            data,
+            offset: command.ne,
+            status,
+        };
+        let left = Status::bytes_remaining(pending.remaining());
+        if let Some(channel) = self.channels.get_mut(channel) {
+            channel.pending = Some(pending);
+        }
+        ResponseApdu {
+            data: first,
+            status: left,
+        }
+    }
+
+    fn dispatch(&mut self, command: &CommandApdu<'_>) -> Result<crate::Response, Status> {
+        let interindustry = !command.class.is_proprietary();
+        if interindustry && command.ins == INS_MANAGE_CHANNEL {
+            return self.manage_channel(command);
+        }
+        if interindustry && command.ins == INS_SELECT && command.p1 == 0x04 {
+            return self.select_by_name(command);
+        }
+        let channel = command.class.channel();
+        let Some(index) = self.channels.get(channel).and_then(|c| c.selected) else {
+            return Err(Status::NotFound);
+        };
+        self.run_applet(index, channel, |applet, ctx| applet.process(ctx, command))
+    }
+
+    fn describe(&self, command: &CommandApdu<'_>) -> String {
+        let interindustry = !command.class.is_proprietary();
+        match command.ins {
+            INS_GET_RESPONSE if interindustry => return "GET RESPONSE".into(),
+            INS_MANAGE_CHANNEL if interindustry => {
+                return match command.p1 {
+                    0x00 => "MANAGE CHANNEL OPEN".into(),
+                    _ => "MANAGE CHANNEL CLOSE".into(),
+                };
+            }
+            INS_SELECT if interindustry && command.p1 == 0x04 => {
+                let target = self
+                    .find_by_name(command.data, 0x00, None)
+                    .and_then(|i| self.slots.get(i))
+                    .map(|slot| slot.applet.name().to_owned())
+                    .unwrap_or_else(|| hex::encode_upper(command.data));
+                return format!("SELECT {target}");
+            }
+            _ => {}
+        }
+        let described = self
+            .channels
+            .get(command.class.channel())
+            .and_then(|c| c.selected)
+            .and_then(|i| self.slots.get(i))
+            .and_then(|slot| slot.applet.describe(command));
+        described.unwrap_or_else(|| {
+            format!(
+                "{:02X} {:02X} {:02X} {:02X}",
+                command.class.raw(),
+                command.ins,
+                command.p1,
+                command.p2
+            )
+        })
+    }
+}
+
+/// GET RESPONSE against the channel's pending response.
+fn get_response(slot: &mut Option<Pending>, command: &CommandApdu<'_>) -> ResponseApdu {
+    if command.p1 != 0 || command.p2 != 0 {
+        return status_only(Status::IncorrectP1P2);
+    }
+    let Some(pending) = slot.as_mut() else {
+        return status_only(Status::ConditionsNotSatisfied);
+    };
+    let left = pending.remaining();
+    // Le absent asks for "as much as fits a short response".
+    let ne = if command.ne == 0 {
+        SHORT_NE_MAX
+    } else {
+        command.ne
+    };
+    let explicit_short = !command.extended && command.ne > 0 && command.ne < SHORT_NE_MAX;
+    if explicit_short && ne > left {
+        return status_only(Status::WrongLe(left.min(255) as u8));
+    }
+    let n = ne.min(left);
+    let start = pending.offset;
+    let data = pending.data[start..start + n].to_vec();
+    pending.offset += n;
+    let status = if pending.remaining() == 0 {
+        let status = pending.status;
+        *slot = None;
+        status
+    } else {
+        Status::bytes_remaining(pending.remaining())
+    };
+    ResponseApdu { data, status }
+}
+
+/// Adds one link to the channel's chain.
+fn link_chain(
+    chain: &mut Option<Chain>,
+    command: &CommandApdu<'_>,
+    max: usize,
+) -> Result<ChainStep, Status> {
+    let header = [
+        command.class.without_chaining().raw(),
+        command.ins,
+        command.p1,
+        command.p2,
+    ];
+    let current = chain.get_or_insert_with(|| Chain {
+        header,
+        data: Vec::new(),
+    });
+    if current.header != header {
+        *chain = None;
+        return Err(Status::LastCommandOfChainExpected);
+    }
+    if current.data.len() + command.data.len() > max {
+        *chain = None;
+        return Err(Status::WrongLength);
+    }
+    current.data.extend_from_slice(command.data);
+    if command.class.is_chained() {
+        return Ok(ChainStep::Continue);
+    }
+    let data = chain.take().map(|c| c.data).unwrap_or_default();
+    Ok(ChainStep::Complete(data))
+}
