@@ -45,6 +45,27 @@ impl Aid {
         })
     }
 
+    /// An AID from an array whose length is checked at compile time, for
+    /// the constant AID of an applet: `const PIV: Aid = Aid::from_array([..])`.
+    pub const fn from_array<const N: usize>(bytes: [u8; N]) -> Aid {
+        const {
+            assert!(
+                N >= Aid::MIN_LEN && N <= Aid::MAX_LEN,
+                "an AID is 5 to 16 bytes"
+            )
+        };
+        let mut out = [0u8; Aid::MAX_LEN];
+        let mut i = 0;
+        while i < N {
+            out[i] = bytes[i];
+            i += 1;
+        }
+        Aid {
+            bytes: out,
+            len: N as u8,
+        }
+    }
+
     /// The AID's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
@@ -118,5 +139,7 @@ mod tests {
         assert_eq!(aid.rid(), &PIV[..5]);
         assert_eq!(aid.pix(), &PIV[5..]);
         assert_eq!(aid.to_hex(), "A000000308000010000100");
+        const FROM_ARRAY: Aid = Aid::from_array([0xA0, 0, 0, 3, 8, 0, 0, 0x10, 0, 1, 0]);
+        assert_eq!(FROM_ARRAY, aid);
     }
 }
