@@ -260,6 +260,7 @@ impl Card {
             };
             tracing::debug!(
                 target: "vscard::apdu",
+                direction = "out",
                 channel = exchange.channel,
                 command = %exchange.command,
                 sw = %exchange.status,

@@ -52,6 +52,15 @@ impl Card {
         };
         let channel = command.class.channel();
         let mut name = describe.then(|| self.describe(&command));
+        if let Some(name) = &name {
+            tracing::debug!(
+                target: "vscard::apdu",
+                direction = "in",
+                channel,
+                command = %name,
+                length = bytes.len(),
+            );
+        }
         let response = self.route(&command, &mut name);
         (response, channel, name)
     }
