@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod facts;
+pub mod pcsc_transport;
 pub mod report;
 pub mod scenario;
 pub mod scenarios;
@@ -16,6 +17,7 @@ pub mod session;
 pub mod transport;
 
 pub use facts::CardFacts;
+pub use pcsc_transport::Pcsc;
 pub use scenario::{Group, Outcome, Scenario, ScenarioResult, run_all, run_one};
 pub use session::{Failure, Reply, Session};
 pub use transport::{InProcess, Transport, TransportError};
