@@ -4,3 +4,5 @@
 //! This crate will hold the applet that runs on the `vscard-emulator`
 //! runtime: PIN and unlock-code handling, RSA-2048 and P-256 signing,
 //! certificates and data objects, and issuance from a test PKI.
+
+pub mod issuance;

@@ -1,0 +1,175 @@
+//! Certificate authorities of the per-environment test PKI: a self-signed
+//! Root CA and a Sub CA it certifies, which issues the card certificates.
+//!
+//! Both CAs use P-256 keys and sign with ECDSA-with-SHA256: key generation
+//! is instant and every PIV middleware and TLS stack verifies it. ECDSA
+//! signing here is deterministic (RFC 6979), so with a seeded generator a
+//! whole PKI is reproducible. This module is pure; the files live in
+//! [`super::pki_store`].
+
+use std::fmt;
+use std::time::SystemTime;
+
+use p256::ecdsa::{DerSignature, SigningKey};
+use p256::elliptic_curve::Generate;
+use rand_core::CryptoRng;
+use spki::SubjectPublicKeyInfoOwned;
+use x509_cert::Certificate;
+use x509_cert::builder::{Builder, CertificateBuilder};
+use x509_cert::serial_number::SerialNumber;
+
+use super::error::IssuanceError;
+use super::extensions::{CertificateKind, IssuanceProfile};
+use super::names;
+use super::profile::Environment;
+use super::validity::CertificateValidity;
+
+/// Root CA lifetime in years.
+pub const ROOT_CA_YEARS: u32 = 20;
+/// Sub CA lifetime in years: long enough for many two-year card cycles.
+pub const SUB_CA_YEARS: u32 = 10;
+/// Bytes of a certificate serial number (RFC 5280 allows up to 20).
+pub const SERIAL_BYTES: usize = 16;
+
+/// A CA: its certificate and the P-256 key that signs with it.
+#[derive(Clone)]
+pub struct CertificateAuthority {
+    certificate: Certificate,
+    signing_key: SigningKey,
+}
+
+impl CertificateAuthority {
+    /// Pairs a certificate with its private key, checking that they match.
+    pub fn from_parts(
+        certificate: Certificate,
+        signing_key: SigningKey,
+        role: &'static str,
+    ) -> Result<CertificateAuthority, IssuanceError> {
+        let public_key = SubjectPublicKeyInfoOwned::from_key(signing_key.verifying_key())
+            .map_err(|error| IssuanceError::UnsupportedPublicKey(error.to_string()))?;
+        if &public_key != certificate.tbs_certificate().subject_public_key_info() {
+            return Err(IssuanceError::KeyDoesNotMatchCertificate(role));
+        }
+        Ok(CertificateAuthority {
+            certificate,
+            signing_key,
+        })
+    }
+
+    /// The CA's certificate.
+    pub fn certificate(&self) -> &Certificate {
+        &self.certificate
+    }
+
+    /// The CA's signing key (for the key file; never put it on a card).
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.signing_key
+    }
+
+    /// Builds and signs a certificate for `subject_public_key`.
+    pub(crate) fn sign(
+        &self,
+        profile: IssuanceProfile,
+        serial_number: SerialNumber,
+        validity: CertificateValidity,
+        subject_public_key: SubjectPublicKeyInfoOwned,
+    ) -> Result<Certificate, IssuanceError> {
+        let builder = CertificateBuilder::new(
+            profile,
+            serial_number,
+            validity.to_x509(),
+            subject_public_key,
+        )?;
+        Ok(builder.build::<_, DerSignature>(&self.signing_key)?)
+    }
+}
+
+impl fmt::Debug for CertificateAuthority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertificateAuthority")
+            .field(
+                "subject",
+                &self.certificate.tbs_certificate().subject().to_string(),
+            )
+            .field("signing_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The two CAs of one environment.
+#[derive(Clone, Debug)]
+pub struct Authorities {
+    /// The self-signed Root CA (relying parties trust it).
+    pub root: CertificateAuthority,
+    /// The Sub CA, certified by the Root, which issues card certificates.
+    pub sub: CertificateAuthority,
+}
+
+/// Creates a Root CA and a Sub CA for `environment`, valid from `now`.
+pub fn create_authorities<R: CryptoRng + ?Sized>(
+    environment: &Environment,
+    now: SystemTime,
+    rng: &mut R,
+) -> Result<Authorities, IssuanceError> {
+    let root = create_root_ca(environment, now, rng)?;
+    let sub = create_sub_ca(&root, environment, now, rng)?;
+    Ok(Authorities { root, sub })
+}
+
+/// Creates a self-signed Root CA for `environment`.
+pub fn create_root_ca<R: CryptoRng + ?Sized>(
+    environment: &Environment,
+    now: SystemTime,
+    rng: &mut R,
+) -> Result<CertificateAuthority, IssuanceError> {
+    let signing_key = SigningKey::generate_from_rng(rng);
+    let public_key = public_key_info(&signing_key)?;
+    let profile = IssuanceProfile {
+        kind: CertificateKind::RootCa,
+        subject: names::root_ca_name(environment)?,
+        issuer: names::root_ca_name(environment)?,
+    };
+    let validity = CertificateValidity::years_from(now, ROOT_CA_YEARS)?;
+    // A root signs itself, so its key signs before any authority exists.
+    let builder =
+        CertificateBuilder::new(profile, random_serial(rng)?, validity.to_x509(), public_key)?;
+    let certificate = builder.build::<_, DerSignature>(&signing_key)?;
+    CertificateAuthority::from_parts(certificate, signing_key, "Root CA")
+}
+
+/// Creates a Sub CA for `environment`, certified by `root`.
+pub fn create_sub_ca<R: CryptoRng + ?Sized>(
+    root: &CertificateAuthority,
+    environment: &Environment,
+    now: SystemTime,
+    rng: &mut R,
+) -> Result<CertificateAuthority, IssuanceError> {
+    let signing_key = SigningKey::generate_from_rng(rng);
+    let profile = IssuanceProfile {
+        kind: CertificateKind::SubCa,
+        subject: names::sub_ca_name(environment)?,
+        issuer: root.certificate().tbs_certificate().subject().clone(),
+    };
+    let validity = CertificateValidity::years_from(now, SUB_CA_YEARS)?;
+    let certificate = root.sign(
+        profile,
+        random_serial(rng)?,
+        validity,
+        public_key_info(&signing_key)?,
+    )?;
+    CertificateAuthority::from_parts(certificate, signing_key, "Sub CA")
+}
+
+/// A random positive serial of exactly [`SERIAL_BYTES`] bytes: the top bit
+/// is cleared (positive) and the next one set (no leading zero byte).
+pub fn random_serial<R: CryptoRng + ?Sized>(rng: &mut R) -> Result<SerialNumber, IssuanceError> {
+    let mut bytes = [0u8; SERIAL_BYTES];
+    rng.fill_bytes(&mut bytes);
+    bytes[0] = (bytes[0] & 0x7F) | 0x40;
+    Ok(SerialNumber::new(&bytes)?)
+}
+
+fn public_key_info(signing_key: &SigningKey) -> Result<SubjectPublicKeyInfoOwned, IssuanceError> {
+    SubjectPublicKeyInfoOwned::from_key(signing_key.verifying_key())
+        .map_err(|error| IssuanceError::UnsupportedPublicKey(error.to_string()))
+}

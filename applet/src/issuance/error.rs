@@ -1,0 +1,203 @@
+//! Errors of the pure issuance layer: profile parsing and validation,
+//! key generation and certificate building. File errors of the PKI store
+//! live in [`super::pki_store`].
+
+use std::fmt;
+
+use thiserror::Error;
+
+use super::keys::{KeyAlgorithm, Slot};
+
+/// The text format a profile was read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProfileFormat {
+    /// TOML.
+    Toml,
+    /// JSON.
+    Json,
+}
+
+impl fmt::Display for ProfileFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProfileFormat::Toml => "TOML",
+            ProfileFormat::Json => "JSON",
+        })
+    }
+}
+
+/// A card profile that cannot be used. The message always starts with the
+/// field (a path such as `roles[0].code`) followed by the rule it breaks.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProfileError {
+    /// The text is not a profile: bad syntax, an unknown field, a missing
+    /// field, a value of the wrong type or an unknown algorithm name.
+    #[error("{field}: {message} (in the {format} profile)")]
+    Parse {
+        /// Format of the text.
+        format: ProfileFormat,
+        /// Path of the offending field (`profile` for the document itself).
+        field: String,
+        /// The parser's explanation.
+        message: String,
+    },
+    /// A field holds a value that breaks one of the profile's rules.
+    #[error("{field}: {rule}")]
+    Invalid {
+        /// Path of the offending field, e.g. `uuid` or `roles[1].ods_code`.
+        field: String,
+        /// The rule the value breaks.
+        rule: ProfileRule,
+    },
+}
+
+impl ProfileError {
+    /// A rule violation of `field`.
+    pub(crate) fn invalid(field: impl Into<String>, rule: ProfileRule) -> ProfileError {
+        ProfileError::Invalid {
+            field: field.into(),
+            rule,
+        }
+    }
+}
+
+/// The rules a profile field must follow. The messages never repeat the
+/// value of a secret (PIN, unlock code, seed), only its length.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProfileRule {
+    /// A fixed-length digit string of the wrong length.
+    #[error("must be exactly {expected} digits, got {got}")]
+    ExactDigits {
+        /// Required number of digits.
+        expected: usize,
+        /// Number of characters given.
+        got: usize,
+    },
+    /// A digit string whose length is outside its bounds.
+    #[error("must be {min} to {max} digits, got {got}")]
+    DigitCount {
+        /// Fewest digits allowed.
+        min: usize,
+        /// Most digits allowed.
+        max: usize,
+        /// Number of characters given.
+        got: usize,
+    },
+    /// A character other than `0`-`9` in a digit string.
+    #[error("must contain only the digits 0-9")]
+    NotDigits,
+    /// An empty text.
+    #[error("must not be empty")]
+    Empty,
+    /// A text longer than allowed.
+    #[error("must be at most {max} characters, got {got}")]
+    TooLong {
+        /// Most characters allowed.
+        max: usize,
+        /// Number of characters given.
+        got: usize,
+    },
+    /// A control character in a printable text.
+    #[error("must not contain control characters")]
+    ControlCharacter,
+    /// A malformed NHS job role code.
+    #[error("must be R followed by 1 to 8 digits (e.g. R8000), got {got:?}")]
+    RoleCode {
+        /// The value given.
+        got: String,
+    },
+    /// A malformed NHS business function (activity) code.
+    #[error("must be B followed by 4 digits (e.g. B0264), got {got:?}")]
+    BusinessFunctionCode {
+        /// The value given.
+        got: String,
+    },
+    /// A malformed ODS organisation code.
+    #[error("must be an ODS code of 1 to 9 uppercase letters or digits (e.g. RX1), got {got:?}")]
+    OdsCode {
+        /// The value given.
+        got: String,
+    },
+    /// A profile without any role.
+    #[error("must list at least one role profile, got none")]
+    NoRoles,
+    /// A malformed environment name.
+    #[error(
+        "must be sandbox, integration or a custom name of 1 to 32 lowercase letters, \
+         digits and dashes starting with a letter, got {got:?}"
+    )]
+    EnvironmentName {
+        /// The value given.
+        got: String,
+    },
+    /// A number outside its bounds.
+    #[error("must be between {min} and {max}, got {got}")]
+    OutOfRange {
+        /// Smallest value allowed.
+        min: u32,
+        /// Largest value allowed.
+        max: u32,
+        /// The value given.
+        got: u32,
+    },
+}
+
+/// Failures while generating keys or building certificates.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum IssuanceError {
+    /// The profile does not validate.
+    #[error("invalid card profile: {0}")]
+    Profile(#[from] ProfileError),
+    /// The key generator failed.
+    #[error("{algorithm} key generation failed: {reason}")]
+    KeyGeneration {
+        /// Algorithm being generated.
+        algorithm: KeyAlgorithm,
+        /// What the generator reported.
+        reason: String,
+    },
+    /// A key could not be encoded or decoded.
+    #[error("{algorithm} key encoding failed: {reason}")]
+    KeyEncoding {
+        /// Algorithm of the key.
+        algorithm: KeyAlgorithm,
+        /// What the encoder reported.
+        reason: String,
+    },
+    /// A subject public key of an algorithm the test PKI does not certify.
+    #[error("unsupported subject public key: {0}")]
+    UnsupportedPublicKey(String),
+    /// The public key does not have the algorithm the profile gives its slot.
+    #[error("slot {slot}: the profile asks for {expected} but the public key is {found}")]
+    KeyAlgorithmMismatch {
+        /// Slot being certified.
+        slot: Slot,
+        /// Algorithm from the profile.
+        expected: KeyAlgorithm,
+        /// Algorithm of the key presented.
+        found: KeyAlgorithm,
+    },
+    /// A validity window that ends before it starts.
+    #[error("validity: not_after ({not_after}) must be later than not_before ({not_before})")]
+    EmptyValidity {
+        /// Start of the window.
+        not_before: String,
+        /// End of the window.
+        not_after: String,
+    },
+    /// A time that X.509 cannot carry (before 1970 or after 9999).
+    #[error("time out of range for a certificate: {0}")]
+    TimeOutOfRange(der::Error),
+    /// DER encoding or decoding failed.
+    #[error("DER encoding failed: {0}")]
+    Der(#[from] der::Error),
+    /// The certificate builder refused the certificate.
+    #[error("certificate building failed: {0}")]
+    Builder(#[from] x509_cert::builder::Error),
+    /// A CA private key that does not belong to its certificate.
+    #[error("the {0} private key does not match its certificate")]
+    KeyDoesNotMatchCertificate(&'static str),
+}

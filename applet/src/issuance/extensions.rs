@@ -1,0 +1,146 @@
+//! The X.509 extensions each kind of certificate carries, as a
+//! [`BuilderProfile`] for the `x509-cert` builder.
+//!
+//! - Root CA: basicConstraints CA (critical), keyUsage keyCertSign + cRLSign
+//!   (critical), subject key identifier, authority key identifier = its own.
+//! - Sub CA: the same with pathLenConstraint 0, authority key identifier =
+//!   the Root's.
+//! - Card: basicConstraints not-CA (critical), keyUsage and extended key
+//!   usage per slot (below), subject and authority key identifiers.
+//!
+//! Key identifiers are the SHA-1 of the subject public key bits (RFC 5280
+//! 4.2.1.2 method 1), so a certificate's authority key identifier always
+//! equals its issuer's subject key identifier.
+
+use der::asn1::ObjectIdentifier;
+use spki::SubjectPublicKeyInfoRef;
+use x509_cert::TbsCertificate;
+use x509_cert::builder::profile::BuilderProfile;
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    SubjectKeyIdentifier,
+};
+use x509_cert::ext::{Extension, ToExtension};
+use x509_cert::name::Name;
+
+use super::keys::{KeyAlgorithm, Slot};
+
+/// `id-kp-clientAuth` (RFC 5280 4.2.1.12).
+pub const CLIENT_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
+/// `id-kp-emailProtection` (RFC 5280 4.2.1.12).
+pub const EMAIL_PROTECTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.4");
+/// `id-kp-documentSigning` (RFC 9336).
+pub const DOCUMENT_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.36");
+/// Microsoft Smart Card Logon, which Windows wants for smartcard logon.
+pub const SMARTCARD_LOGON: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.20.2.2");
+/// `id-PIV-cardAuth` (FIPS 201-3, for the Card Authentication key).
+pub const PIV_CARD_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.6.8");
+
+/// What a certificate is for, which decides its extensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertificateKind {
+    /// A self-signed root CA.
+    RootCa,
+    /// An intermediate CA that issues end-entity certificates only.
+    SubCa,
+    /// A card holder's certificate for one slot and key algorithm.
+    Card(Slot, KeyAlgorithm),
+}
+
+/// Key usage bits for a card slot. RSA keys in 9A also get
+/// keyEncipherment (TLS RSA key exchange and Windows logon expect it); the
+/// 9D key encrypts with RSA and agrees keys with EC.
+pub fn card_key_usage(slot: Slot, algorithm: KeyAlgorithm) -> KeyUsage {
+    let usages = match (slot, algorithm.is_elliptic_curve()) {
+        (Slot::PivAuthentication, false) => {
+            KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment
+        }
+        (Slot::PivAuthentication, true) | (Slot::CardAuthentication, _) => {
+            KeyUsages::DigitalSignature.into()
+        }
+        (Slot::DigitalSignature, _) => KeyUsages::DigitalSignature | KeyUsages::NonRepudiation,
+        (Slot::KeyManagement, false) => KeyUsages::KeyEncipherment.into(),
+        (Slot::KeyManagement, true) => KeyUsages::KeyAgreement.into(),
+    };
+    KeyUsage(usages)
+}
+
+/// Extended key usages for a card slot.
+pub fn card_extended_key_usage(slot: Slot) -> ExtendedKeyUsage {
+    ExtendedKeyUsage(match slot {
+        Slot::PivAuthentication => vec![CLIENT_AUTH, SMARTCARD_LOGON],
+        Slot::DigitalSignature => vec![EMAIL_PROTECTION, DOCUMENT_SIGNING],
+        Slot::KeyManagement => vec![EMAIL_PROTECTION],
+        Slot::CardAuthentication => vec![CLIENT_AUTH, PIV_CARD_AUTH],
+    })
+}
+
+/// Subject, issuer and extensions of one certificate to build.
+pub struct IssuanceProfile {
+    /// The certificate's kind.
+    pub kind: CertificateKind,
+    /// Its subject.
+    pub subject: Name,
+    /// Its issuer (ignored for a root, which is its own issuer).
+    pub issuer: Name,
+}
+
+impl BuilderProfile for IssuanceProfile {
+    fn get_issuer(&self, subject: &Name) -> Name {
+        match self.kind {
+            CertificateKind::RootCa => subject.clone(),
+            _ => self.issuer.clone(),
+        }
+    }
+
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+
+    fn build_extensions(
+        &self,
+        spk: SubjectPublicKeyInfoRef<'_>,
+        issuer_spk: SubjectPublicKeyInfoRef<'_>,
+        tbs: &TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<Extension>> {
+        let subject = tbs.subject();
+        let mut extensions = Vec::with_capacity(5);
+        let (constraints, key_usage, extended) = match self.kind {
+            CertificateKind::RootCa => (ca_constraints(None), ca_key_usage(), None),
+            CertificateKind::SubCa => (ca_constraints(Some(0)), ca_key_usage(), None),
+            CertificateKind::Card(slot, algorithm) => (
+                BasicConstraints {
+                    ca: false,
+                    path_len_constraint: None,
+                },
+                card_key_usage(slot, algorithm),
+                Some(card_extended_key_usage(slot)),
+            ),
+        };
+        extensions.push(constraints.to_extension(subject, &extensions)?);
+        extensions.push(key_usage.to_extension(subject, &extensions)?);
+        if let Some(extended) = extended {
+            extensions.push(extended.to_extension(subject, &extensions)?);
+        }
+        let subject_key_id = SubjectKeyIdentifier::try_from(spk)?;
+        let authority_key_id = AuthorityKeyIdentifier {
+            key_identifier: Some(SubjectKeyIdentifier::try_from(issuer_spk)?.0),
+            ..Default::default()
+        };
+        extensions.push(subject_key_id.to_extension(subject, &extensions)?);
+        extensions.push(authority_key_id.to_extension(subject, &extensions)?);
+        Ok(extensions)
+    }
+}
+
+fn ca_constraints(path_len_constraint: Option<u8>) -> BasicConstraints {
+    BasicConstraints {
+        ca: true,
+        path_len_constraint,
+    }
+}
+
+fn ca_key_usage() -> KeyUsage {
+    KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign)
+}

@@ -1,0 +1,262 @@
+//! Key algorithms, PIV key slots and key generation for issuance.
+//!
+//! Generation is driven by the caller's random generator only: with a
+//! seeded [`vscard_emulator::CardRng`] (see
+//! [`CardProfile::seeded_rng`](super::CardProfile::seeded_rng)) the same
+//! seed gives the same keys. RSA-2048 generation takes about a second;
+//! P-256 and P-384 are near instant.
+
+use std::fmt;
+
+use der::asn1::ObjectIdentifier;
+use der::referenced::OwnedToRef;
+use p256::elliptic_curve::Generate;
+use pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use rand_core::CryptoRng;
+use serde::{Deserialize, Serialize};
+use spki::SubjectPublicKeyInfoOwned;
+use zeroize::Zeroizing;
+
+use super::error::IssuanceError;
+
+/// RSA encryption (PKCS #1), the algorithm of an RSA public key.
+const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+/// `id-ecPublicKey` (RFC 5480).
+const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+/// `secp256r1` (RFC 5480).
+const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+/// `secp384r1` (RFC 5480).
+const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+
+/// Key algorithms a card slot can hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyAlgorithm {
+    /// RSA with a 2048-bit modulus and exponent 65537.
+    Rsa2048,
+    /// ECDSA / ECDH on NIST P-256.
+    P256,
+    /// ECDSA / ECDH on NIST P-384.
+    P384,
+}
+
+impl KeyAlgorithm {
+    /// The PIV algorithm identifier (SP 800-78-4 Table 6-2).
+    pub const fn piv_algorithm_id(self) -> u8 {
+        match self {
+            KeyAlgorithm::Rsa2048 => 0x07,
+            KeyAlgorithm::P256 => 0x11,
+            KeyAlgorithm::P384 => 0x14,
+        }
+    }
+
+    /// Whether this is an elliptic-curve algorithm.
+    pub const fn is_elliptic_curve(self) -> bool {
+        !matches!(self, KeyAlgorithm::Rsa2048)
+    }
+
+    /// The algorithm of a subject public key, if it is one the card holds.
+    pub fn of_public_key(spki: &SubjectPublicKeyInfoOwned) -> Result<KeyAlgorithm, IssuanceError> {
+        let oid = spki.algorithm.oid;
+        if oid == RSA_ENCRYPTION {
+            let key = rsa::RsaPublicKey::try_from(spki.owned_to_ref()).map_err(|error| {
+                IssuanceError::UnsupportedPublicKey(format!("RSA key does not decode: {error}"))
+            })?;
+            let bits = rsa::traits::PublicKeyParts::size(&key) * 8;
+            return match bits {
+                2048 => Ok(KeyAlgorithm::Rsa2048),
+                _ => Err(IssuanceError::UnsupportedPublicKey(format!(
+                    "RSA-{bits} (only RSA-2048 is supported)"
+                ))),
+            };
+        }
+        if oid != EC_PUBLIC_KEY {
+            return Err(IssuanceError::UnsupportedPublicKey(format!(
+                "algorithm {oid}"
+            )));
+        }
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|parameters| parameters.decode_as::<ObjectIdentifier>().ok());
+        match curve {
+            Some(SECP256R1) => Ok(KeyAlgorithm::P256),
+            Some(SECP384R1) => Ok(KeyAlgorithm::P384),
+            Some(other) => Err(IssuanceError::UnsupportedPublicKey(format!(
+                "elliptic curve {other}"
+            ))),
+            None => Err(IssuanceError::UnsupportedPublicKey(
+                "elliptic-curve key without a named curve".to_owned(),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyAlgorithm::Rsa2048 => "RSA-2048",
+            KeyAlgorithm::P256 => "P-256",
+            KeyAlgorithm::P384 => "P-384",
+        })
+    }
+}
+
+/// The four PIV key slots a card issues certificates for
+/// (SP 800-73-4 Part 1 Table 4b).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Slot {
+    /// 9A, PIV Authentication: client authentication and logon.
+    PivAuthentication,
+    /// 9C, Digital Signature: signing, PIN-always.
+    DigitalSignature,
+    /// 9D, Key Management: encryption / key agreement.
+    KeyManagement,
+    /// 9E, Card Authentication: contactless-style authentication, no PIN.
+    CardAuthentication,
+}
+
+impl Slot {
+    /// All slots in issuance order (also the order keys are drawn from a
+    /// seeded generator, so it is part of reproducibility).
+    pub const ALL: [Slot; 4] = [
+        Slot::PivAuthentication,
+        Slot::DigitalSignature,
+        Slot::KeyManagement,
+        Slot::CardAuthentication,
+    ];
+
+    /// The PIV key reference (9A, 9C, 9D, 9E).
+    pub const fn key_reference(self) -> u8 {
+        match self {
+            Slot::PivAuthentication => 0x9A,
+            Slot::DigitalSignature => 0x9C,
+            Slot::KeyManagement => 0x9D,
+            Slot::CardAuthentication => 0x9E,
+        }
+    }
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02X}", self.key_reference())
+    }
+}
+
+/// A private key for a card slot. Every variant wipes its key material when
+/// dropped (the RustCrypto key types are `ZeroizeOnDrop`); `Debug` prints
+/// only the algorithm.
+#[derive(Clone)]
+pub enum PrivateKey {
+    /// An RSA-2048 key.
+    Rsa2048(Box<rsa::RsaPrivateKey>),
+    /// A P-256 key.
+    P256(p256::SecretKey),
+    /// A P-384 key.
+    P384(p384::SecretKey),
+}
+
+impl PrivateKey {
+    /// The key's algorithm.
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        match self {
+            PrivateKey::Rsa2048(_) => KeyAlgorithm::Rsa2048,
+            PrivateKey::P256(_) => KeyAlgorithm::P256,
+            PrivateKey::P384(_) => KeyAlgorithm::P384,
+        }
+    }
+
+    /// The matching public key as a `SubjectPublicKeyInfo`.
+    pub fn public_key_info(&self) -> Result<SubjectPublicKeyInfoOwned, IssuanceError> {
+        let encoded = match self {
+            PrivateKey::Rsa2048(key) => SubjectPublicKeyInfoOwned::from_key(&key.to_public_key()),
+            PrivateKey::P256(key) => SubjectPublicKeyInfoOwned::from_key(&key.public_key()),
+            PrivateKey::P384(key) => SubjectPublicKeyInfoOwned::from_key(&key.public_key()),
+        };
+        encoded.map_err(|error| self.encoding_error(error))
+    }
+
+    /// The key as PKCS #8 DER, in memory that is wiped on drop.
+    pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, IssuanceError> {
+        let document = match self {
+            PrivateKey::Rsa2048(key) => key.to_pkcs8_der(),
+            PrivateKey::P256(key) => key.to_pkcs8_der(),
+            PrivateKey::P384(key) => key.to_pkcs8_der(),
+        }
+        .map_err(|error| self.encoding_error(error))?;
+        Ok(Zeroizing::new(document.as_bytes().to_vec()))
+    }
+
+    /// A key of `algorithm` from PKCS #8 DER.
+    pub fn from_pkcs8_der(
+        algorithm: KeyAlgorithm,
+        der: &[u8],
+    ) -> Result<PrivateKey, IssuanceError> {
+        let error = |reason: pkcs8::Error| IssuanceError::KeyEncoding {
+            algorithm,
+            reason: reason.to_string(),
+        };
+        Ok(match algorithm {
+            KeyAlgorithm::Rsa2048 => PrivateKey::Rsa2048(Box::new(
+                rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(error)?,
+            )),
+            KeyAlgorithm::P256 => {
+                PrivateKey::P256(p256::SecretKey::from_pkcs8_der(der).map_err(error)?)
+            }
+            KeyAlgorithm::P384 => {
+                PrivateKey::P384(p384::SecretKey::from_pkcs8_der(der).map_err(error)?)
+            }
+        })
+    }
+
+    fn encoding_error(&self, error: impl fmt::Display) -> IssuanceError {
+        IssuanceError::KeyEncoding {
+            algorithm: self.algorithm(),
+            reason: error.to_string(),
+        }
+    }
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PrivateKey({}, <redacted>)", self.algorithm())
+    }
+}
+
+/// A freshly generated key pair.
+#[derive(Clone, Debug)]
+pub struct GeneratedKey {
+    /// The private key (wiped on drop).
+    pub private_key: PrivateKey,
+    /// The public key, ready to be certified.
+    pub public_key: SubjectPublicKeyInfoOwned,
+}
+
+/// Generates a key pair of `algorithm` from `rng`.
+///
+/// Deterministic for a deterministic `rng`: a seeded generator gives the
+/// same key every time.
+pub fn generate_key<R: CryptoRng + ?Sized>(
+    algorithm: KeyAlgorithm,
+    rng: &mut R,
+) -> Result<GeneratedKey, IssuanceError> {
+    let private_key = match algorithm {
+        KeyAlgorithm::Rsa2048 => {
+            let key = rsa::RsaPrivateKey::new(rng, 2048).map_err(|error| {
+                IssuanceError::KeyGeneration {
+                    algorithm,
+                    reason: error.to_string(),
+                }
+            })?;
+            PrivateKey::Rsa2048(Box::new(key))
+        }
+        KeyAlgorithm::P256 => PrivateKey::P256(p256::SecretKey::generate_from_rng(rng)),
+        KeyAlgorithm::P384 => PrivateKey::P384(p384::SecretKey::generate_from_rng(rng)),
+    };
+    let public_key = private_key.public_key_info()?;
+    Ok(GeneratedKey {
+        private_key,
+        public_key,
+    })
+}

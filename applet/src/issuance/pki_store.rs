@@ -1,0 +1,364 @@
+//! The test PKI on disk: the only module of issuance that touches files or
+//! reads the clock and the process environment.
+//!
+//! Layout under the state directory:
+//!
+//! ```text
+//! <state_dir>/pki/<environment>/      mode 0700
+//!     root-ca.key.pem                 PKCS #8 PEM, P-256, mode 0600
+//!     root-ca.cert.pem                PEM certificate, mode 0600
+//!     sub-ca.key.pem                  PKCS #8 PEM, P-256, mode 0600
+//!     sub-ca.cert.pem                 PEM certificate, mode 0600
+//! ```
+//!
+//! A new environment is written into a private staging folder (each file
+//! created exclusively, written and fsynced), which is then renamed into
+//! place and its parent fsynced: another process sees either no PKI or a
+//! complete one. When two processes race, the first rename wins and the
+//! loser opens the winner's PKI. A folder that exists but is incomplete or
+//! does not parse is reported as damaged and never overwritten.
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use der::{DecodePem, EncodePem};
+use p256::ecdsa::SigningKey;
+use pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use rand_core::CryptoRng;
+use thiserror::Error;
+use x509_cert::Certificate;
+
+use super::authority::{Authorities, CertificateAuthority, create_authorities};
+use super::error::IssuanceError;
+use super::profile::Environment;
+
+/// File name of the Root CA key.
+pub const ROOT_KEY_FILE: &str = "root-ca.key.pem";
+/// File name of the Root CA certificate.
+pub const ROOT_CERT_FILE: &str = "root-ca.cert.pem";
+/// File name of the Sub CA key.
+pub const SUB_KEY_FILE: &str = "sub-ca.key.pem";
+/// File name of the Sub CA certificate.
+pub const SUB_CERT_FILE: &str = "sub-ca.cert.pem";
+/// Exported Root CA certificate.
+pub const EXPORT_ROOT_FILE: &str = "root.pem";
+/// Exported Sub CA certificate.
+pub const EXPORT_SUB_FILE: &str = "sub.pem";
+
+/// Failures of the PKI store.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum PkiError {
+    /// A file operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What the system reported.
+        source: io::Error,
+    },
+    /// The PKI folder exists but cannot be used; it is left untouched.
+    #[error("{}: damaged test PKI ({reason}); it was left untouched: repair or remove it", path.display())]
+    Damaged {
+        /// The file or folder at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Creating the CAs failed.
+    #[error("creating the test PKI failed: {0}")]
+    Issuance(#[from] IssuanceError),
+    /// None of `VSCARD_HOME`, `XDG_DATA_HOME`, `HOME` gives a state folder.
+    #[error("no state directory: set VSCARD_HOME (or XDG_DATA_HOME or HOME)")]
+    NoStateDirectory,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> PkiError + '_ {
+    move |source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The state directory from the process environment: `$VSCARD_HOME`, else
+/// `$XDG_DATA_HOME/vscard`, else `~/.local/share/vscard`.
+pub fn default_state_dir() -> Result<PathBuf, PkiError> {
+    state_dir_from(
+        std::env::var_os("VSCARD_HOME"),
+        std::env::var_os("XDG_DATA_HOME"),
+        std::env::var_os("HOME"),
+    )
+    .ok_or(PkiError::NoStateDirectory)
+}
+
+/// The state-directory rule on given variable values. Empty values count
+/// as unset; a relative `XDG_DATA_HOME` is ignored, as the XDG Base
+/// Directory specification requires.
+pub fn state_dir_from(
+    vscard_home: Option<OsString>,
+    xdg_data_home: Option<OsString>,
+    home: Option<OsString>,
+) -> Option<PathBuf> {
+    let set = |value: Option<OsString>| value.filter(|value| !value.is_empty()).map(PathBuf::from);
+    if let Some(path) = set(vscard_home) {
+        return Some(path);
+    }
+    if let Some(path) = set(xdg_data_home).filter(|path| path.is_absolute()) {
+        return Some(path.join("vscard"));
+    }
+    set(home).map(|home| home.join(".local").join("share").join("vscard"))
+}
+
+/// The test PKI of one environment, loaded from its folder.
+#[derive(Clone, Debug)]
+pub struct Pki {
+    environment: Environment,
+    directory: PathBuf,
+    authorities: Authorities,
+}
+
+impl Pki {
+    /// Opens the environment's PKI under `state_dir`, creating it (with
+    /// keys drawn from `rng` and valid from now) on first use.
+    pub fn open_or_create<R: CryptoRng + ?Sized>(
+        state_dir: &Path,
+        environment: &Environment,
+        rng: &mut R,
+    ) -> Result<Pki, PkiError> {
+        environment
+            .check("environment")
+            .map_err(IssuanceError::from)?;
+        let directory = pki_directory(state_dir, environment);
+        if directory.exists() {
+            return Pki::open(state_dir, environment);
+        }
+        let authorities = create_authorities(environment, SystemTime::now(), rng)?;
+        let parent = state_dir.join("pki");
+        create_private_dir_all(&parent)?;
+        let staging = parent.join(format!(
+            ".{}.staging-{}-{:016x}",
+            environment.name(),
+            std::process::id(),
+            rng.next_u64()
+        ));
+        write_staging(&staging, &authorities)?;
+        match fs::rename(&staging, &directory) {
+            Ok(()) => {
+                sync_dir(&parent)?;
+                Ok(Pki {
+                    environment: environment.clone(),
+                    directory,
+                    authorities,
+                })
+            }
+            Err(_) if directory.exists() => {
+                // Another process created it first: use theirs.
+                let _ignored = fs::remove_dir_all(&staging);
+                Pki::open(state_dir, environment)
+            }
+            Err(source) => {
+                let _ignored = fs::remove_dir_all(&staging);
+                Err(PkiError::Io {
+                    path: directory,
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Opens an existing PKI; never creates one.
+    pub fn open(state_dir: &Path, environment: &Environment) -> Result<Pki, PkiError> {
+        let directory = pki_directory(state_dir, environment);
+        let root = load_authority(&directory, ROOT_CERT_FILE, ROOT_KEY_FILE, "Root CA")?;
+        let sub = load_authority(&directory, SUB_CERT_FILE, SUB_KEY_FILE, "Sub CA")?;
+        let sub_issuer = sub.certificate().tbs_certificate().issuer();
+        if sub_issuer != root.certificate().tbs_certificate().subject() {
+            return Err(PkiError::Damaged {
+                path: directory.join(SUB_CERT_FILE),
+                reason: "the Sub CA was not issued by this Root CA".to_owned(),
+            });
+        }
+        Ok(Pki {
+            environment: environment.clone(),
+            directory,
+            authorities: Authorities { root, sub },
+        })
+    }
+
+    /// The environment.
+    pub fn environment(&self) -> &Environment {
+        &self.environment
+    }
+
+    /// The folder holding the keys and certificates.
+    pub fn directory(&self) -> &Path {
+        &self.directory
+    }
+
+    /// The Root CA.
+    pub fn root(&self) -> &CertificateAuthority {
+        &self.authorities.root
+    }
+
+    /// The Sub CA, which issues card certificates.
+    pub fn sub(&self) -> &CertificateAuthority {
+        &self.authorities.sub
+    }
+
+    /// Writes `root.pem` and `sub.pem` (certificates only, mode 0644) into
+    /// `out_dir`, creating it if needed; returns their paths.
+    pub fn export(&self, out_dir: &Path) -> Result<[PathBuf; 2], PkiError> {
+        fs::create_dir_all(out_dir).map_err(io_error(out_dir))?;
+        let root = out_dir.join(EXPORT_ROOT_FILE);
+        let sub = out_dir.join(EXPORT_SUB_FILE);
+        write_atomically(
+            &root,
+            certificate_pem(self.root().certificate())?.as_bytes(),
+            0o644,
+        )?;
+        write_atomically(
+            &sub,
+            certificate_pem(self.sub().certificate())?.as_bytes(),
+            0o644,
+        )?;
+        sync_dir(out_dir)?;
+        Ok([root, sub])
+    }
+}
+
+/// `<state_dir>/pki/<environment>`.
+pub fn pki_directory(state_dir: &Path, environment: &Environment) -> PathBuf {
+    state_dir.join("pki").join(environment.name())
+}
+
+fn certificate_pem(certificate: &Certificate) -> Result<String, PkiError> {
+    Ok(certificate
+        .to_pem(LineEnding::LF)
+        .map_err(IssuanceError::from)?)
+}
+
+fn key_pem(key: &SigningKey) -> Result<zeroize::Zeroizing<String>, PkiError> {
+    key.to_pkcs8_pem(LineEnding::LF)
+        .map_err(|error| PkiError::Issuance(IssuanceError::UnsupportedPublicKey(error.to_string())))
+}
+
+fn write_staging(staging: &Path, authorities: &Authorities) -> Result<(), PkiError> {
+    create_private_dir(staging)?;
+    let files = [
+        (ROOT_KEY_FILE, key_pem(authorities.root.signing_key())?),
+        (
+            ROOT_CERT_FILE,
+            certificate_pem(authorities.root.certificate())?.into(),
+        ),
+        (SUB_KEY_FILE, key_pem(authorities.sub.signing_key())?),
+        (
+            SUB_CERT_FILE,
+            certificate_pem(authorities.sub.certificate())?.into(),
+        ),
+    ];
+    let result = files
+        .iter()
+        .try_for_each(|(name, text)| write_new_file(&staging.join(name), text.as_bytes(), 0o600))
+        .and_then(|()| sync_dir(staging));
+    if result.is_err() {
+        let _ignored = fs::remove_dir_all(staging);
+    }
+    result
+}
+
+fn load_authority(
+    directory: &Path,
+    cert_file: &str,
+    key_file: &str,
+    role: &'static str,
+) -> Result<CertificateAuthority, PkiError> {
+    let cert_path = directory.join(cert_file);
+    let key_path = directory.join(key_file);
+    let damaged = |path: &Path, reason: String| PkiError::Damaged {
+        path: path.to_owned(),
+        reason,
+    };
+    let cert_text = read_text(&cert_path)?;
+    let certificate = Certificate::from_pem(cert_text.as_bytes())
+        .map_err(|error| damaged(&cert_path, format!("certificate does not parse: {error}")))?;
+    let key_text = zeroize::Zeroizing::new(read_text(&key_path)?);
+    let signing_key = SigningKey::from_pkcs8_pem(&key_text).map_err(|error| {
+        damaged(
+            &key_path,
+            format!("P-256 PKCS #8 key does not parse: {error}"),
+        )
+    })?;
+    CertificateAuthority::from_parts(certificate, signing_key, role)
+        .map_err(|error| damaged(&key_path, error.to_string()))
+}
+
+fn read_text(path: &Path) -> Result<String, PkiError> {
+    fs::read_to_string(path).map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => PkiError::Damaged {
+            path: path.to_owned(),
+            reason: "file missing".to_owned(),
+        },
+        _ => PkiError::Io {
+            path: path.to_owned(),
+            source,
+        },
+    })
+}
+
+/// Writes `bytes` to `path` through a temporary file, fsync and rename.
+fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".{}.tmp", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    let _ignored = fs::remove_file(&temporary);
+    write_new_file(&temporary, bytes, mode)?;
+    fs::rename(&temporary, path).map_err(|source| {
+        let _ignored = fs::remove_file(&temporary);
+        PkiError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    })
+}
+
+/// Creates `path` exclusively with `mode`, writes `bytes` and fsyncs.
+fn write_new_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options.open(path).map_err(io_error(path))?;
+    file.write_all(bytes).map_err(io_error(path))?;
+    file.sync_all().map_err(io_error(path))
+}
+
+fn create_private_dir(path: &Path) -> Result<(), PkiError> {
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path).map_err(io_error(path))
+}
+
+fn create_private_dir_all(path: &Path) -> Result<(), PkiError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path).map_err(io_error(path))
+}
+
+/// Makes a rename or a new file in `directory` durable.
+fn sync_dir(directory: &Path) -> Result<(), PkiError> {
+    #[cfg(unix)]
+    File::open(directory)
+        .and_then(|folder| folder.sync_all())
+        .map_err(io_error(directory))?;
+    #[cfg(not(unix))]
+    let _ = directory;
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! The card profile: who the card belongs to, what it holds and how it is
+//! protected, as a Registration Authority would record it.
+//!
+//! A profile is read from TOML or JSON ([`CardProfile::from_toml`],
+//! [`CardProfile::from_json`]) or built in code and checked with
+//! [`CardProfile::validate`]. Unknown fields are refused; every error names
+//! the field (`roles[0].code`) and the rule it breaks.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use vscard_emulator::CardRng;
+
+use super::error::{ProfileError, ProfileFormat};
+use super::keys::{KeyAlgorithm, Slot};
+use super::secret::SecretString;
+
+/// Everything needed to issue one card.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardProfile {
+    /// The holder's name as printed on the card (certificate CN).
+    pub name: String,
+    /// The 12-digit unique user ID printed on the card (e.g. `000123456789`).
+    pub uuid: String,
+    /// The PIN (digits; length bounded by [`PinPolicy`], 6 to 8 by default).
+    pub pin: SecretString,
+    /// The unlock code the RA sends to the holder: the PIV PUK (6 to 8 digits).
+    pub unlock_code: SecretString,
+    /// The holder's role profiles; at least one.
+    pub roles: Vec<RoleProfile>,
+    /// The environment whose test PKI issues the certificates.
+    #[serde(default)]
+    pub environment: Environment,
+    /// Key algorithm per slot.
+    #[serde(default)]
+    pub slots: SlotAlgorithms,
+    /// Certificate validity in years (default 2, as NHS smartcard
+    /// certificates are renewed every two years).
+    #[serde(default = "default_validity_years")]
+    pub certificate_validity_years: u32,
+    /// PIN and unlock-code policy.
+    #[serde(default)]
+    pub pin_policy: PinPolicy,
+    /// A seed that makes key generation (and the certificate serials)
+    /// reproducible. Anyone holding it can recreate the private keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<SecretString>,
+}
+
+/// One NHS role profile: a job role at an organisation, with the business
+/// functions (activities) it grants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleProfile {
+    /// Job role code: `R` and digits, e.g. `R8000`.
+    pub code: String,
+    /// Job role name, e.g. `Clinical Practitioner Access Role`.
+    pub name: String,
+    /// Business function (activity) codes: `B` and 4 digits, e.g. `B0264`.
+    #[serde(default)]
+    pub business_functions: Vec<String>,
+    /// ODS code of the organisation the role is held at, e.g. `RX1`.
+    pub ods_code: String,
+}
+
+/// The test environment a card belongs to; each has its own CA chain.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum Environment {
+    /// The sandbox environment.
+    #[default]
+    Sandbox,
+    /// The integration environment.
+    Integration,
+    /// Any other environment: lowercase letters, digits and dashes,
+    /// starting with a letter, at most 32 characters (checked by
+    /// [`Environment::check`]).
+    Custom(String),
+}
+
+impl Environment {
+    /// The environment's name as written in profiles and directory names.
+    pub fn name(&self) -> &str {
+        match self {
+            Environment::Sandbox => "sandbox",
+            Environment::Integration => "integration",
+            Environment::Custom(name) => name,
+        }
+    }
+
+    /// An environment from its name, checked.
+    pub fn parse(name: &str) -> Result<Environment, ProfileError> {
+        let environment = Environment::from(name.to_owned());
+        environment.check("environment")?;
+        Ok(environment)
+    }
+}
+
+impl From<String> for Environment {
+    fn from(name: String) -> Environment {
+        match name.as_str() {
+            "sandbox" => Environment::Sandbox,
+            "integration" => Environment::Integration,
+            _ => Environment::Custom(name),
+        }
+    }
+}
+
+impl From<Environment> for String {
+    fn from(environment: Environment) -> String {
+        environment.name().to_owned()
+    }
+}
+
+impl std::fmt::Display for Environment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Key algorithm per PIV slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlotAlgorithms {
+    /// 9A, PIV Authentication (default RSA-2048).
+    #[serde(rename = "9a")]
+    pub piv_authentication: KeyAlgorithm,
+    /// 9C, Digital Signature (default P-256).
+    #[serde(rename = "9c")]
+    pub digital_signature: KeyAlgorithm,
+    /// 9D, Key Management (default RSA-2048).
+    #[serde(rename = "9d")]
+    pub key_management: KeyAlgorithm,
+    /// 9E, Card Authentication (default P-256).
+    #[serde(rename = "9e")]
+    pub card_authentication: KeyAlgorithm,
+}
+
+impl SlotAlgorithms {
+    /// Every slot with P-256: fast to generate, handy in tests.
+    pub const ALL_P256: SlotAlgorithms = SlotAlgorithms {
+        piv_authentication: KeyAlgorithm::P256,
+        digital_signature: KeyAlgorithm::P256,
+        key_management: KeyAlgorithm::P256,
+        card_authentication: KeyAlgorithm::P256,
+    };
+
+    /// The algorithm of `slot`.
+    pub const fn algorithm(&self, slot: Slot) -> KeyAlgorithm {
+        match slot {
+            Slot::PivAuthentication => self.piv_authentication,
+            Slot::DigitalSignature => self.digital_signature,
+            Slot::KeyManagement => self.key_management,
+            Slot::CardAuthentication => self.card_authentication,
+        }
+    }
+}
+
+impl Default for SlotAlgorithms {
+    fn default() -> SlotAlgorithms {
+        SlotAlgorithms {
+            piv_authentication: KeyAlgorithm::Rsa2048,
+            digital_signature: KeyAlgorithm::P256,
+            key_management: KeyAlgorithm::Rsa2048,
+            card_authentication: KeyAlgorithm::P256,
+        }
+    }
+}
+
+/// PIN length bounds and retry limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PinPolicy {
+    /// Fewest PIN digits (default 6; at least 4).
+    pub min_length: u8,
+    /// Most PIN digits (default 8; at most 8, the PIV reference data size).
+    pub max_length: u8,
+    /// Wrong PINs before the PIN blocks (default 3; 1 to 15).
+    pub pin_tries: u8,
+    /// Wrong unlock codes before the unlock code blocks (default 3; 1 to 15).
+    pub puk_tries: u8,
+}
+
+impl Default for PinPolicy {
+    fn default() -> PinPolicy {
+        PinPolicy {
+            min_length: 6,
+            max_length: 8,
+            pin_tries: 3,
+            puk_tries: 3,
+        }
+    }
+}
+
+fn default_validity_years() -> u32 {
+    2
+}
+
+impl CardProfile {
+    /// The demo card: "Sample Specimen", user 000123456789, PIN 123456,
+    /// unlock code 654321, one clinical role at RX1, sandbox.
+    pub fn demo() -> CardProfile {
+        CardProfile {
+            name: "Sample Specimen".to_owned(),
+            uuid: "000123456789".to_owned(),
+            pin: SecretString::new("123456"),
+            unlock_code: SecretString::new("654321"),
+            roles: vec![RoleProfile {
+                code: "R8000".to_owned(),
+                name: "Clinical Practitioner Access Role".to_owned(),
+                business_functions: vec!["B0264".to_owned()],
+                ods_code: "RX1".to_owned(),
+            }],
+            environment: Environment::Sandbox,
+            slots: SlotAlgorithms::default(),
+            certificate_validity_years: default_validity_years(),
+            pin_policy: PinPolicy::default(),
+            seed: None,
+        }
+    }
+
+    /// Reads and validates a profile in TOML.
+    pub fn from_toml(text: &str) -> Result<CardProfile, ProfileError> {
+        let toml_message = |error: &toml::de::Error| match error.span() {
+            Some(span) => {
+                let before = text.get(..span.start).unwrap_or_default();
+                let line = before.matches('\n').count() + 1;
+                format!("{} at line {line}", error.message())
+            }
+            None => error.message().to_owned(),
+        };
+        let deserializer =
+            toml::Deserializer::parse(text).map_err(|error| ProfileError::Parse {
+                format: ProfileFormat::Toml,
+                field: "profile".to_owned(),
+                message: toml_message(&error),
+            })?;
+        let profile: CardProfile = serde_path_to_error::deserialize(deserializer)
+            .map_err(|error| path_error(ProfileFormat::Toml, error, toml_message))?;
+        profile.validate()?;
+        Ok(profile)
+    }
+
+    /// Reads and validates a profile in JSON.
+    pub fn from_json(text: &str) -> Result<CardProfile, ProfileError> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let profile: CardProfile = serde_path_to_error::deserialize(&mut deserializer)
+            .map_err(|error| path_error(ProfileFormat::Json, error, |inner| inner.to_string()))?;
+        deserializer.end().map_err(|error| ProfileError::Parse {
+            format: ProfileFormat::Json,
+            field: "profile".to_owned(),
+            message: error.to_string(),
+        })?;
+        profile.validate()?;
+        Ok(profile)
+    }
+
+    /// The profile as TOML (secrets included: it is the RA's record).
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string(self)
+    }
+
+    /// A generator for reproducible issuance when the profile has a seed:
+    /// ChaCha20 keyed with SHA-256 of a domain label and the seed.
+    pub fn seeded_rng(&self) -> Option<CardRng> {
+        let seed = self.seed.as_ref()?;
+        let mut hasher = Sha256::new();
+        hasher.update(b"vscard issuance seed v1\0");
+        hasher.update(seed.expose().as_bytes());
+        let mut key: [u8; 32] = hasher.finalize().into();
+        let rng = CardRng::seeded(key);
+        zeroize::Zeroize::zeroize(&mut key);
+        Some(rng)
+    }
+
+    /// The first role, whose organisation names the certificate subject.
+    pub fn primary_role(&self) -> Option<&RoleProfile> {
+        self.roles.first()
+    }
+}
+
+/// A parse error with the path of the field that failed.
+fn path_error<E>(
+    format: ProfileFormat,
+    error: serde_path_to_error::Error<E>,
+    message: impl Fn(&E) -> String,
+) -> ProfileError {
+    let path = error.path().to_string();
+    let field = if path == "." || path.is_empty() {
+        "profile".to_owned()
+    } else {
+        path
+    };
+    ProfileError::Parse {
+        format,
+        field,
+        message: message(error.inner()),
+    }
+}
