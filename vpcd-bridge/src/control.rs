@@ -1,0 +1,216 @@
+//! The control socket: insert, remove and status of a running `vscard
+//! serve`, from another process (`vscard ctl PATH remove`).
+//!
+//! Protocol: the client connects to the Unix socket, sends one line
+//! (`status`, `insert [CARD]`, `remove [CARD]`; without CARD, every card),
+//! and reads the answer until the server closes: one line per card, or a
+//! line starting with `error:`.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use thiserror::Error;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::bridge::BridgeHandle;
+
+/// Log target of the control socket.
+const TARGET: &str = "vscard::control";
+
+/// The longest command line accepted.
+const MAX_LINE: u64 = 256;
+
+/// One control command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlCommand {
+    /// Report every card's state.
+    Status,
+    /// Insert a card (all when `None`).
+    Insert(Option<usize>),
+    /// Remove a card (all when `None`).
+    Remove(Option<usize>),
+}
+
+/// A line that is not a control command.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[error("unknown control command {0:?} (expected status, insert [CARD] or remove [CARD])")]
+pub struct BadCommand(pub String);
+
+impl FromStr for ControlCommand {
+    type Err = BadCommand;
+
+    fn from_str(line: &str) -> Result<ControlCommand, BadCommand> {
+        let bad = || BadCommand(line.trim().to_owned());
+        let mut words = line.split_whitespace();
+        let verb = words.next().ok_or_else(bad)?;
+        let card = match words.next() {
+            None => None,
+            Some(word) => Some(word.parse::<usize>().map_err(|_| bad())?),
+        };
+        if words.next().is_some() {
+            return Err(bad());
+        }
+        match (verb, card) {
+            ("status", None) => Ok(ControlCommand::Status),
+            ("insert", card) => Ok(ControlCommand::Insert(card)),
+            ("remove", card) => Ok(ControlCommand::Remove(card)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl fmt::Display for ControlCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (verb, card) = match self {
+            ControlCommand::Status => ("status", None),
+            ControlCommand::Insert(card) => ("insert", *card),
+            ControlCommand::Remove(card) => ("remove", *card),
+        };
+        match card {
+            Some(card) => write!(f, "{verb} {card}"),
+            None => f.write_str(verb),
+        }
+    }
+}
+
+/// A control socket being served; the socket file is removed on drop.
+#[derive(Debug)]
+pub struct ControlServer {
+    path: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ControlServer {
+    /// Binds `path` (replacing a stale socket left by a dead process, but
+    /// never a live one or another kind of file) and serves it on the
+    /// current tokio runtime.
+    pub fn bind(path: &Path, bridge: Arc<BridgeHandle>) -> io::Result<ControlServer> {
+        remove_stale_socket(path)?;
+        let listener = UnixListener::bind(path)?;
+        let task = tokio::spawn(accept_loop(listener, bridge));
+        Ok(ControlServer {
+            path: path.to_owned(),
+            task,
+        })
+    }
+
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(metadata) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    if !metadata.file_type().is_socket() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a socket", path.display()),
+        ));
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("{} is in use by another vscard", path.display()),
+        ));
+    }
+    std::fs::remove_file(path)
+}
+
+async fn accept_loop(listener: UnixListener, bridge: Arc<BridgeHandle>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let bridge = Arc::clone(&bridge);
+                tokio::spawn(async move {
+                    if let Err(e) = serve_client(stream, &bridge).await {
+                        tracing::warn!(target: TARGET, error = %e, "control client failed");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(target: TARGET, error = %e, "cannot accept a control client");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn serve_client(stream: UnixStream, bridge: &BridgeHandle) -> io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(read.take(MAX_LINE))
+        .read_line(&mut line)
+        .await?;
+    let answer = match line.parse::<ControlCommand>() {
+        Ok(command) => {
+            tracing::info!(target: TARGET, %command, "control command");
+            execute(bridge, command)
+        }
+        Err(e) => format!("error: {e}\n"),
+    };
+    write.write_all(answer.as_bytes()).await?;
+    write.shutdown().await
+}
+
+/// Carries out a command and describes the cards it touched.
+pub fn execute(bridge: &BridgeHandle, command: ControlCommand) -> String {
+    let (card, action): (Option<usize>, fn(&BridgeHandle, usize) -> _) = match command {
+        ControlCommand::Status => (None, |_, _| Ok(())),
+        ControlCommand::Insert(card) => (card, BridgeHandle::insert),
+        ControlCommand::Remove(card) => (card, BridgeHandle::remove),
+    };
+    let indices: Vec<usize> = match card {
+        Some(card) => vec![card],
+        None => (0..bridge.card_count()).collect(),
+    };
+    let mut answer = String::new();
+    for index in indices {
+        let line = action(bridge, index)
+            .and_then(|()| bridge.status(index))
+            .map_or_else(|e| format!("error: {e}"), |s| format!("card {index}: {s}"));
+        answer.push_str(&line);
+        answer.push('\n');
+    }
+    answer
+}
+
+/// Sends one command to a control socket and returns the answer.
+pub fn request(path: &Path, command: ControlCommand) -> io::Result<String> {
+    let mut stream = std::os::unix::net::UnixStream::connect(path)?;
+    stream.write_all(format!("{command}\n").as_bytes())?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse_and_print() {
+        for line in ["status", "insert", "insert 1", "remove", "remove 0"] {
+            let command: ControlCommand = line.parse().unwrap();
+            assert_eq!(command.to_string(), line);
+        }
+        assert!("status 1".parse::<ControlCommand>().is_err());
+        assert!("remove x".parse::<ControlCommand>().is_err());
+        assert!("".parse::<ControlCommand>().is_err());
+        assert!("eject".parse::<ControlCommand>().is_err());
+    }
+}

@@ -1,0 +1,384 @@
+//! One card's thread: reach vpcd, serve its frames, start again.
+//!
+//! The loop: while the card is inserted, open a connection (client mode:
+//! connect with capped backoff; reverse mode: listen and accept), serve
+//! frames until the connection ends, power the card off (as a card pulled
+//! from a reader loses power; its persistent state is already committed),
+//! and start again. Removal drops the connection (and, in reverse mode,
+//! the listener, so vpcd's connect is refused rather than left hanging).
+//!
+//! Bad input never stops the loop: an empty frame or an unknown control
+//! code is logged and ignored (vpcd expects no answer to a one-byte frame
+//! other than GET ATR, and never sends either); a frame cut short by the
+//! end of the stream ends that connection only.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
+use vscard_emulator::{Card, CardError};
+
+use crate::bridge::{
+    BridgeConfig, BridgeError, Desired, Link, Location, Mode, StatusCell, VPCD_PORT,
+};
+use crate::codec::{DecodeError, FrameDecoder, VpcdRequest, encode_frame};
+use crate::net;
+
+/// Log target of the bridge.
+const TARGET: &str = "vscard::vpcd";
+
+/// The answer sent when the card cannot answer an APDU at all (`6F00`, no
+/// precise diagnosis): vpcd has no read timeout, so silence would hang the
+/// reader.
+const NO_PRECISE_DIAGNOSIS: [u8; 2] = [0x6F, 0x00];
+
+/// How many slots vpcd opens at most (vsmartcard's `VICC_MAX_SLOTS`);
+/// beyond that the reader name cannot be guessed.
+const VPCD_MAX_SLOTS: u16 = 10;
+
+/// Where one card meets vpcd.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    /// Connect to vpcd.
+    Connect {
+        /// Host name or address.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// Listen for vpcd.
+    Listen(SocketAddr),
+}
+
+impl Endpoint {
+    /// Card `index`'s endpoint: the mode's port plus the index.
+    pub(crate) fn for_card(mode: &Mode, index: usize) -> Result<Endpoint, BridgeError> {
+        let shift = |port: u16| {
+            let wanted = u32::from(port).saturating_add(u32::try_from(index).unwrap_or(u32::MAX));
+            u16::try_from(wanted).map_err(|_| BridgeError::PortRange {
+                index,
+                port: wanted,
+            })
+        };
+        Ok(match mode {
+            Mode::Client { host, port } => Endpoint::Connect {
+                host: host.clone(),
+                port: shift(*port)?,
+            },
+            Mode::Reverse { listen } => {
+                let mut addr = *listen;
+                addr.set_port(shift(listen.port())?);
+                Endpoint::Listen(addr)
+            }
+        })
+    }
+
+    /// The reader name pcscd gives this card's slot, when it can be known.
+    fn reader_name(&self) -> Option<String> {
+        match self {
+            Endpoint::Connect { port, .. } => {
+                let slot = port.checked_sub(VPCD_PORT)?;
+                (slot < VPCD_MAX_SLOTS).then(|| format!("Virtual PCD 00 {slot:02}"))
+            }
+            Endpoint::Listen(_) => None,
+        }
+    }
+}
+
+/// Everything a card's thread needs but the card and its control channel.
+pub(crate) struct Worker {
+    pub index: usize,
+    pub endpoint: Endpoint,
+    pub config: BridgeConfig,
+    pub desired: watch::Receiver<Desired>,
+    pub status: Arc<StatusCell>,
+}
+
+/// Why a connection ended.
+#[derive(Debug)]
+enum End {
+    Removed,
+    Shutdown,
+    PeerClosed,
+    Truncated(DecodeError),
+    Io(io::Error),
+    PowerLost,
+}
+
+/// What to send back for one request.
+enum Answer {
+    Nothing,
+    Frame(Vec<u8>),
+    /// The card lost power mid-command: end the connection (vpcd sees the
+    /// card go and come back).
+    Drop,
+}
+
+impl Worker {
+    /// The thread's body: serves until shutdown, then hands the card back.
+    pub(crate) fn run(self, runtime: Runtime, mut card: Card) -> Card {
+        let Worker {
+            index,
+            endpoint,
+            config,
+            mut desired,
+            status,
+        } = self;
+        let link = CardLink {
+            index,
+            endpoint,
+            config,
+            status,
+        };
+        runtime.block_on(link.serve(&mut desired, &mut card));
+        card.power_off();
+        link.status.update(|s| {
+            s.link = Link::Stopped;
+            s.powered = false;
+        });
+        card
+    }
+}
+
+/// The card's side of its link to vpcd (the worker minus its control
+/// channel, so both can be borrowed at once).
+struct CardLink {
+    index: usize,
+    endpoint: Endpoint,
+    config: BridgeConfig,
+    status: Arc<StatusCell>,
+}
+
+impl CardLink {
+    async fn serve(&self, desired: &mut watch::Receiver<Desired>, card: &mut Card) {
+        let mut listener: Option<TcpListener> = None;
+        let mut delay = self.config.backoff.initial;
+        loop {
+            let wanted = *desired.borrow_and_update();
+            match wanted {
+                Desired::Shutdown => return,
+                Desired::Removed => {
+                    listener = None;
+                    self.status.update(|s| {
+                        s.inserted = false;
+                        s.link = Link::Removed;
+                    });
+                    if desired.changed().await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Desired::Inserted => self.status.update(|s| {
+                    s.inserted = true;
+                    s.link = Link::Waiting;
+                }),
+            }
+            let opened = tokio::select! {
+                biased;
+                changed = desired.changed() => match changed {
+                    Ok(()) => continue,
+                    Err(_) => return,
+                },
+                opened = self.open(&mut listener) => opened,
+            };
+            let (stream, peer) = match opened {
+                Ok(opened) => opened,
+                Err(e) => {
+                    tracing::debug!(target: TARGET, card = self.index, error = %e, ?delay, "vpcd not reachable yet");
+                    tokio::select! {
+                        biased;
+                        changed = desired.changed() => if changed.is_err() { return },
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(self.config.backoff.max);
+                    continue;
+                }
+            };
+            delay = self.config.backoff.initial;
+            let end = self.session(desired, stream, peer, card).await;
+            card.power_off();
+            self.status.update(|s| s.powered = false);
+            let reason = match &end {
+                End::Removed => "card removed".to_owned(),
+                End::Shutdown => return,
+                End::PeerClosed => "vpcd closed the connection".to_owned(),
+                End::Truncated(e) => format!("vpcd closed the connection mid-frame: {e}"),
+                End::Io(e) => format!("connection error: {e}"),
+                End::PowerLost => "the card lost power during a command".to_owned(),
+            };
+            tracing::info!(target: TARGET, card = self.index, %peer, "{reason}");
+            if let Some(observer) = &self.config.observer {
+                observer.disconnected(self.index, &reason);
+            }
+        }
+    }
+
+    /// Opens one connection to vpcd.
+    async fn open(
+        &self,
+        listener: &mut Option<TcpListener>,
+    ) -> io::Result<(TcpStream, SocketAddr)> {
+        match &self.endpoint {
+            Endpoint::Connect { host, port } => {
+                let stream = TcpStream::connect((host.as_str(), *port)).await?;
+                let peer = stream.peer_addr()?;
+                Ok((stream, peer))
+            }
+            Endpoint::Listen(addr) => {
+                let bound = match listener.take() {
+                    Some(bound) => bound,
+                    None => {
+                        let bound = TcpListener::bind(addr).await?;
+                        tracing::info!(target: TARGET, card = self.index, %addr, "waiting for vpcd to connect");
+                        bound
+                    }
+                };
+                let accepted = bound.accept().await;
+                *listener = Some(bound);
+                accepted
+            }
+        }
+    }
+
+    /// Serves one connection until it ends.
+    async fn session(
+        &self,
+        desired: &mut watch::Receiver<Desired>,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        card: &mut Card,
+    ) -> End {
+        if let Err(e) = net::tune(&stream) {
+            tracing::warn!(target: TARGET, card = self.index, error = %e, "cannot set TCP_NODELAY");
+        }
+        // A new connection is a fresh insertion: no power, no session state.
+        card.power_off();
+        self.status.update(|s| {
+            s.link = Link::Connected { peer };
+            s.powered = false;
+        });
+        tracing::debug!(target: TARGET, card = self.index, %peer, "connected");
+        let mut decoder = FrameDecoder::new();
+        let mut chunk = vec![0u8; 16 * 1024];
+        let mut serving = false;
+        loop {
+            let read = tokio::select! {
+                biased;
+                changed = desired.changed() => match changed {
+                    Err(_) => return End::Shutdown,
+                    Ok(()) => match *desired.borrow() {
+                        Desired::Inserted => continue,
+                        Desired::Removed => return End::Removed,
+                        Desired::Shutdown => return End::Shutdown,
+                    },
+                },
+                read = stream.read(&mut chunk) => read,
+            };
+            let n = match read {
+                Ok(0) => {
+                    return match decoder.finish() {
+                        Ok(()) => End::PeerClosed,
+                        Err(e) => End::Truncated(e),
+                    };
+                }
+                Ok(n) => n,
+                Err(e) => return End::Io(e),
+            };
+            net::rearm_quickack(&stream);
+            decoder.extend(chunk.get(..n).unwrap_or_default());
+            if !serving {
+                serving = true;
+                self.now_serving(peer);
+            }
+            while let Some(request) = decoder.next_request() {
+                let request = match request {
+                    Ok(request) => request,
+                    Err(e) => {
+                        tracing::warn!(target: TARGET, card = self.index, error = %e, "bad frame from vpcd ignored");
+                        continue;
+                    }
+                };
+                match self.answer(card, request) {
+                    Answer::Nothing => {}
+                    Answer::Frame(frame) => {
+                        if let Err(e) = stream.write_all(&frame).await {
+                            return End::Io(e);
+                        }
+                    }
+                    Answer::Drop => return End::PowerLost,
+                }
+            }
+        }
+    }
+
+    fn now_serving(&self, peer: SocketAddr) {
+        let location = Location {
+            peer,
+            reader: self.endpoint.reader_name(),
+        };
+        tracing::info!(target: TARGET, card = self.index, %location, "card in the reader");
+        self.status.update(|s| {
+            s.link = Link::Serving(location.clone());
+            s.sessions += 1;
+        });
+        if let Some(observer) = &self.config.observer {
+            observer.serving(self.index, &location);
+        }
+    }
+
+    /// Runs one request on the card.
+    fn answer(&self, card: &mut Card, request: VpcdRequest) -> Answer {
+        match request {
+            VpcdRequest::PowerOff => {
+                card.power_off();
+                self.status.update(|s| s.powered = false);
+                Answer::Nothing
+            }
+            VpcdRequest::PowerOn => {
+                card.power_on();
+                self.status.update(|s| s.powered = true);
+                Answer::Nothing
+            }
+            VpcdRequest::Reset => {
+                card.reset();
+                self.status.update(|s| s.powered = true);
+                Answer::Nothing
+            }
+            VpcdRequest::GetAtr => self.frame(card.atr()),
+            VpcdRequest::Apdu(command) => match card.transmit(&command) {
+                Ok(response) => {
+                    self.status.update(|s| s.apdus += 1);
+                    if self.config.trace
+                        && let (Some(observer), Some(exchange)) =
+                            (&self.config.observer, card.last_exchange())
+                    {
+                        observer.exchange(self.index, exchange);
+                    }
+                    self.frame(&response)
+                }
+                Err(CardError::NotPowered) => {
+                    tracing::warn!(target: TARGET, card = self.index, "APDU for an unpowered card answered 6F00");
+                    self.frame(&NO_PRECISE_DIAGNOSIS)
+                }
+                Err(e) => {
+                    tracing::warn!(target: TARGET, card = self.index, error = %e, "no answer to the APDU");
+                    Answer::Drop
+                }
+            },
+        }
+    }
+
+    fn frame(&self, payload: &[u8]) -> Answer {
+        match encode_frame(payload) {
+            Ok(frame) => Answer::Frame(frame),
+            Err(e) => {
+                tracing::warn!(target: TARGET, card = self.index, error = %e, "answer too long for vpcd, sent 6F00");
+                encode_frame(&NO_PRECISE_DIAGNOSIS).map_or(Answer::Drop, Answer::Frame)
+            }
+        }
+    }
+}

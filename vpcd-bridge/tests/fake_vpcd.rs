@@ -1,0 +1,303 @@
+//! The bridge against a fake vpcd in the test: malformed frames, power
+//! handling, reconnects, removal, reverse mode, and card isolation.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
+use vscard_emulator::Card;
+use vscard_vpcd::fixture::echo_card;
+use vscard_vpcd::{Backoff, Bridge, BridgeConfig, BridgeHandle, Mode};
+
+const WAIT: Duration = Duration::from_secs(5);
+const ECHO_AB: [u8; 7] = [0x00, 0x01, 0x00, 0x00, 0x01, 0xAB, 0x00];
+const INCREMENT: [u8; 5] = [0x00, 0x02, 0x00, 0x00, 0x00];
+
+/// One connection as vpcd would drive it.
+struct FakeVpcd {
+    stream: TcpStream,
+}
+
+impl FakeVpcd {
+    /// Sends a frame as vpcd 3.3 does: length and payload in two writes.
+    async fn send(&mut self, payload: &[u8]) {
+        let length = u16::try_from(payload.len()).unwrap().to_be_bytes();
+        self.stream.write_all(&length).await.unwrap();
+        self.stream.write_all(payload).await.unwrap();
+    }
+
+    async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// Reads one reply frame.
+    async fn recv(&mut self) -> Vec<u8> {
+        timeout(WAIT, async {
+            let length = self.stream.read_u16().await.unwrap();
+            let mut payload = vec![0; usize::from(length)];
+            self.stream.read_exact(&mut payload).await.unwrap();
+            payload
+        })
+        .await
+        .expect("no reply from the card")
+    }
+
+    async fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
+        self.send(apdu).await;
+        self.recv().await
+    }
+
+    async fn power_on(&mut self) -> Vec<u8> {
+        self.send(&[0x01]).await;
+        self.send(&[0x04]).await;
+        self.recv().await
+    }
+
+    /// True when the card closed the connection.
+    async fn closed(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(
+            timeout(WAIT, self.stream.read(&mut byte)).await,
+            Ok(Ok(0) | Err(_))
+        )
+    }
+}
+
+async fn accept(listener: &TcpListener) -> FakeVpcd {
+    let (stream, _) = timeout(WAIT, listener.accept())
+        .await
+        .expect("the card did not connect")
+        .unwrap();
+    FakeVpcd { stream }
+}
+
+fn config(mode: Mode) -> BridgeConfig {
+    BridgeConfig {
+        mode,
+        trace: true,
+        backoff: Backoff::default(),
+        observer: None,
+    }
+}
+
+fn client(port: u16) -> Mode {
+    Mode::Client {
+        host: "127.0.0.1".into(),
+        port,
+    }
+}
+
+fn start(cards: Vec<Card>, mode: Mode) -> BridgeHandle {
+    Bridge::start(cards, config(mode)).unwrap()
+}
+
+/// Two listeners on consecutive loopback ports.
+async fn consecutive_listeners() -> (TcpListener, TcpListener) {
+    for _ in 0..100 {
+        let first = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = first.local_addr().unwrap().port();
+        if port == u16::MAX {
+            continue;
+        }
+        if let Ok(second) = TcpListener::bind(("127.0.0.1", port + 1)).await {
+            return (first, second);
+        }
+    }
+    panic!("no two consecutive free ports");
+}
+
+#[tokio::test]
+async fn malformed_frames_are_ignored_and_a_good_apdu_is_answered() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bridge = start(vec![echo_card().unwrap()], client(port));
+    let mut vpcd = accept(&listener).await;
+
+    // Before power: an APDU gets 6F00, never silence (vpcd would hang).
+    assert_eq!(vpcd.transmit(&ECHO_AB).await, [0x6F, 0x00]);
+    // A zero-length frame and unknown control codes get no answer ...
+    vpcd.send_raw(&[0x00, 0x00]).await;
+    vpcd.send(&[0x03]).await;
+    vpcd.send(&[0xFF]).await;
+    // ... so the next reply is the ATR.
+    let atr = vpcd.power_on().await;
+    assert_eq!(atr, echo_card().unwrap().atr());
+    // Length and APDU in one write, then byte by byte.
+    vpcd.send_raw(&[0x00, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 0xAB, 0x00])
+        .await;
+    assert_eq!(vpcd.recv().await, [0xAB, 0x90, 0x00]);
+    for byte in [0x00, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 0xCD, 0x00] {
+        vpcd.send_raw(&[byte]).await;
+    }
+    assert_eq!(vpcd.recv().await, [0xCD, 0x90, 0x00]);
+    // Two frames in one write.
+    vpcd.send_raw(&[0, 1, 4, 0, 7, 0x00, 0x01, 0x00, 0x00, 0x01, 0xEF, 0x00])
+        .await;
+    assert_eq!(vpcd.recv().await, atr);
+    assert_eq!(vpcd.recv().await, [0xEF, 0x90, 0x00]);
+    // A response too long for a frame (65535 bytes + SW) gets 6F00.
+    assert_eq!(
+        vpcd.transmit(&[0x00, 0x05, 0xFF, 0xFF, 0x00, 0x00, 0x00])
+            .await,
+        [0x6F, 0x00]
+    );
+    // An unknown instruction is the card's answer, passed through.
+    assert_eq!(vpcd.transmit(&[0x00, 0x7F, 0x00, 0x00]).await, [0x6D, 0x00]);
+    // Reset: no reply, the card stays powered.
+    vpcd.send(&[0x02]).await;
+    assert_eq!(vpcd.transmit(&ECHO_AB).await, [0xAB, 0x90, 0x00]);
+    // Power off: APDUs get 6F00 again.
+    vpcd.send(&[0x00]).await;
+    assert_eq!(vpcd.transmit(&ECHO_AB).await, [0x6F, 0x00]);
+    let status = bridge.status(0).unwrap();
+    assert!(status.is_serving(), "{status}");
+    assert!(!status.powered);
+}
+
+#[tokio::test]
+async fn a_frame_cut_short_ends_the_connection_and_the_card_comes_back_unpowered() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bridge = start(vec![echo_card().unwrap()], client(port));
+    let mut vpcd = accept(&listener).await;
+    vpcd.power_on().await;
+    assert_eq!(vpcd.transmit(&INCREMENT).await, [0, 0, 0, 1, 0x90, 0x00]);
+    vpcd.send_raw(&[0x00, 0x10, 0x00, 0xA4]).await;
+    drop(vpcd);
+
+    let started = Instant::now();
+    let mut vpcd = accept(&listener).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    // Session state is gone (no power) ...
+    assert_eq!(vpcd.transmit(&ECHO_AB).await, [0x6F, 0x00]);
+    vpcd.power_on().await;
+    // ... persistent state is not.
+    assert_eq!(vpcd.transmit(&INCREMENT).await, [0, 0, 0, 2, 0x90, 0x00]);
+    assert_eq!(bridge.status(0).unwrap().sessions, 2);
+}
+
+#[tokio::test]
+async fn the_card_retries_until_vpcd_listens() {
+    // Find a free port, then leave it closed for a while.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bridge = start(vec![echo_card().unwrap()], client(port));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let listening = Instant::now();
+    let mut vpcd = accept(&listener).await;
+    let waited = listening.elapsed();
+    assert!(
+        waited < Duration::from_millis(400),
+        "reconnect took {waited:?}"
+    );
+    vpcd.power_on().await;
+    assert_eq!(vpcd.transmit(&ECHO_AB).await, [0xAB, 0x90, 0x00]);
+    drop(bridge);
+}
+
+#[tokio::test]
+async fn removal_closes_the_connection_and_insertion_reconnects() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bridge = start(vec![echo_card().unwrap()], client(port));
+    let mut vpcd = accept(&listener).await;
+    vpcd.power_on().await;
+
+    bridge.remove(0).unwrap();
+    assert!(vpcd.closed().await);
+    bridge
+        .wait_for(0, WAIT, |s| {
+            !s.inserted && s.link == vscard_vpcd::Link::Removed
+        })
+        .unwrap();
+    // No reconnection while removed.
+    assert!(
+        timeout(Duration::from_millis(400), listener.accept())
+            .await
+            .is_err()
+    );
+
+    bridge.insert(0).unwrap();
+    let mut vpcd = accept(&listener).await;
+    vpcd.power_on().await;
+    assert_eq!(vpcd.transmit(&ECHO_AB).await, [0xAB, 0x90, 0x00]);
+    let cards = bridge.shutdown();
+    assert_eq!(cards.len(), 1);
+    assert!(!cards[0].is_powered());
+}
+
+#[tokio::test]
+async fn a_slow_card_does_not_hold_up_another() {
+    let (first, second) = consecutive_listeners().await;
+    let port = first.local_addr().unwrap().port();
+    let _bridge = start(
+        vec![echo_card().unwrap(), echo_card().unwrap()],
+        client(port),
+    );
+    let mut slow = accept(&first).await;
+    let mut quick = accept(&second).await;
+    slow.power_on().await;
+    quick.power_on().await;
+
+    // Card 0 sleeps 800 ms; card 1 answers meanwhile.
+    slow.send(&[0x00, 0x04, 80, 0x00]).await;
+    let started = Instant::now();
+    for _ in 0..10 {
+        assert_eq!(quick.transmit(&ECHO_AB).await, [0xAB, 0x90, 0x00]);
+    }
+    let quick_time = started.elapsed();
+    assert_eq!(slow.recv().await, [0x90, 0x00]);
+    assert!(
+        quick_time < Duration::from_millis(400),
+        "card 1 waited for card 0: {quick_time:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(700));
+}
+
+#[tokio::test]
+async fn reverse_mode_listens_and_removal_stops_listening() {
+    let addr: SocketAddr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let bridge = start(vec![echo_card().unwrap()], Mode::Reverse { listen: addr });
+    let connect = || async {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match TcpStream::connect(addr).await {
+                Ok(stream) => return FakeVpcd { stream },
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(10)).await
+                }
+                Err(e) => panic!("the card does not listen: {e}"),
+            }
+        }
+    };
+    let mut vpcd = connect().await;
+    vpcd.power_on().await;
+    assert_eq!(vpcd.transmit(&ECHO_AB).await, [0xAB, 0x90, 0x00]);
+
+    bridge.remove(0).unwrap();
+    assert!(vpcd.closed().await);
+    bridge.wait_for(0, WAIT, |s| !s.inserted).unwrap();
+    assert!(TcpStream::connect(addr).await.is_err(), "still listening");
+
+    bridge.insert(0).unwrap();
+    let mut vpcd = connect().await;
+    vpcd.power_on().await;
+    assert_eq!(vpcd.transmit(&ECHO_AB).await, [0xAB, 0x90, 0x00]);
+}
