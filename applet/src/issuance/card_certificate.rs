@@ -13,7 +13,7 @@ use x509_cert::Certificate;
 use super::authority::{CertificateAuthority, random_serial};
 use super::error::IssuanceError;
 use super::extensions::{CertificateKind, IssuanceProfile};
-use super::keys::{KeyAlgorithm, Slot};
+use super::keys::{GeneratedKey, KeyAlgorithm, Slot, generate_key};
 use super::names;
 use super::profile::CardProfile;
 use super::validity::CertificateValidity;
@@ -52,4 +52,61 @@ pub fn issue_card_certificate<R: CryptoRng + ?Sized>(
         validity,
         subject_public_key.clone(),
     )
+}
+
+/// One slot of a freshly issued card: its key pair and certificate.
+#[derive(Clone, Debug)]
+pub struct IssuedSlot {
+    /// The slot.
+    pub slot: Slot,
+    /// The key pair (the private key goes onto the card only).
+    pub key: GeneratedKey,
+    /// The certificate issued by the Sub CA.
+    pub certificate: Certificate,
+}
+
+/// Generates a key for every slot (9A, 9C, 9D, 9E, in that order, with the
+/// profile's algorithms) and certifies each with `sub_ca`.
+///
+/// `before_key` is called before each key generation, so a terminal can
+/// show progress while RSA keys are made. With `profile.seeded_rng()` as
+/// `rng` and a fixed `validity`, the result is the same on every run.
+pub fn issue_card<R: CryptoRng + ?Sized>(
+    sub_ca: &CertificateAuthority,
+    profile: &CardProfile,
+    validity: CertificateValidity,
+    rng: &mut R,
+    mut before_key: impl FnMut(Slot, KeyAlgorithm),
+) -> Result<Vec<IssuedSlot>, IssuanceError> {
+    profile.validate()?;
+    let mut issued = Vec::with_capacity(Slot::ALL.len());
+    for slot in Slot::ALL {
+        let algorithm = profile.slots.algorithm(slot);
+        before_key(slot, algorithm);
+        let key = generate_key(algorithm, rng)?;
+        let certificate =
+            issue_card_certificate(sub_ca, &key.public_key, profile, slot, validity, rng)?;
+        issued.push(IssuedSlot {
+            slot,
+            key,
+            certificate,
+        });
+    }
+    Ok(issued)
+}
+
+/// Re-issues `previous` (the certificate of `slot`) for the same public key
+/// with a new window, e.g. [`CertificateValidity::for_profile`] from now:
+/// the two-yearly renewal without new keys. The subject is taken from the
+/// profile, so a changed name or first role shows in the new certificate.
+pub fn renew_certificate<R: CryptoRng + ?Sized>(
+    sub_ca: &CertificateAuthority,
+    previous: &Certificate,
+    profile: &CardProfile,
+    slot: Slot,
+    validity: CertificateValidity,
+    rng: &mut R,
+) -> Result<Certificate, IssuanceError> {
+    let public_key = previous.tbs_certificate().subject_public_key_info();
+    issue_card_certificate(sub_ca, public_key, profile, slot, validity, rng)
 }

@@ -33,6 +33,7 @@
 
 mod authority;
 mod card_certificate;
+mod chain;
 mod error;
 mod extensions;
 mod keys;
@@ -40,6 +41,7 @@ mod names;
 pub mod pki_store;
 mod profile;
 mod secret;
+mod summary;
 mod validation;
 mod validity;
 
@@ -47,7 +49,8 @@ pub use authority::{
     Authorities, CertificateAuthority, ROOT_CA_YEARS, SERIAL_BYTES, SUB_CA_YEARS,
     create_authorities, create_root_ca, create_sub_ca, random_serial,
 };
-pub use card_certificate::issue_card_certificate;
+pub use card_certificate::{IssuedSlot, issue_card, issue_card_certificate, renew_certificate};
+pub use chain::{ChainError, ECDSA_WITH_SHA256, verify_chain, verify_issued_by, verify_valid_at};
 pub use error::{IssuanceError, ProfileError, ProfileFormat, ProfileRule};
 pub use extensions::{
     CLIENT_AUTH, DOCUMENT_SIGNING, EMAIL_PROTECTION, PIV_CARD_AUTH, SMARTCARD_LOGON,
@@ -58,5 +61,6 @@ pub use names::{card_subject, root_ca_name, sub_ca_name};
 pub use pki_store::{Pki, PkiError, default_state_dir, state_dir_from};
 pub use profile::{CardProfile, Environment, PinPolicy, RoleProfile, SlotAlgorithms};
 pub use secret::SecretString;
+pub use summary::CertificateSummary;
 pub use validation::{UNLOCK_CODE_DIGITS, UUID_DIGITS};
 pub use validity::{CertificateValidity, add_years};
