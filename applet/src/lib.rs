@@ -1,8 +1,67 @@
 //! The PIV application (NIST SP 800-73-4 Parts 1-2 subset, plus the Yubico
 //! extensions middleware probes for) and the NHS identity profile.
 //!
-//! This crate will hold the applet that runs on the `vscard-emulator`
-//! runtime: PIN and unlock-code handling, RSA-2048 and P-256 signing,
-//! certificates and data objects, and issuance from a test PKI.
+//! [`PivApplet`] runs on the `vscard-emulator` runtime. Build one with a
+//! personalisation ([`PivConfig`]), install keys and data objects without
+//! sending APDUs, and install it as the card's default applet with the
+//! [`piv_atr`]:
+//!
+//! ```
+//! use vscard_applet::{PivApplet, PivConfig, Slot, piv_atr};
+//! use vscard_emulator::{Card, CardRng};
+//!
+//! let mut applet = PivApplet::new(PivConfig::default().with_pin(b"654321")).unwrap();
+//! let key = p256::SecretKey::from_slice(&[7; 32]).unwrap();
+//! let public = applet.install_key(Slot::SIGNATURE, key).unwrap();
+//! applet.put_certificate(Slot::SIGNATURE, &[0x30, 0x00]);
+//! let mut card = Card::builder()
+//!     .atr(piv_atr())
+//!     .rng(CardRng::from_u64(1))
+//!     .install_default(applet)
+//!     .build()
+//!     .unwrap();
+//! card.power_on();
+//! // GET DATA 5FC10A: the 9C certificate container.
+//! let answer = card.transmit(&[0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, 0x5F, 0xC1, 0x0A, 0x00]).unwrap();
+//! assert_eq!(answer, [0x53, 0x09, 0x70, 0x02, 0x30, 0x00, 0x71, 0x01, 0x00, 0xFE, 0x00, 0x90, 0x00]);
+//! # let _ = public;
+//! ```
+//!
+//! Module map: [`tlv`] (BER-TLV cursor), [`reference`] (key references and
+//! algorithms), [`command`] (parsing), one module per group of handlers,
+//! [`keys`] and [`management`] (cryptography), [`objects`] (data objects),
+//! [`state`] (persistent format), [`security`] (transient status).
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod applet;
+mod atr;
+mod authenticate;
+pub mod command;
+pub mod config;
+mod data_commands;
+mod key_commands;
+pub mod keys;
+pub mod management;
+pub mod objects;
+pub mod pin;
+mod pin_commands;
+pub mod reference;
+pub mod security;
+pub mod state;
+pub mod tlv;
+mod yubico;
 
 pub mod issuance;
+
+pub use applet::{APPLICATION_LABEL, PIV_AID, PivApplet};
+pub use atr::{PIV_AID_SHORT, piv_atr};
+pub use config::{ConfigError, DEFAULT_PIN, DEFAULT_PUK, PivConfig};
+pub use data_commands::MAX_OBJECT_LEN;
+pub use keys::{KeyError, Origin, PrivateKey, PublicKey};
+pub use management::{DEFAULT_MANAGEMENT_KEY, ManagementKey};
+pub use objects::{DataObjectTag, PrintedInformation};
+pub use pin::PinRules;
+pub use reference::{Algorithm, KeyRef, PinPolicy, PinRef, Slot};
+pub use state::{PivState, STATE_FORMAT};

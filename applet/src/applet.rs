@@ -1,0 +1,236 @@
+//! [`PivApplet`]: the PIV Card Application on the vscard runtime.
+//!
+//! Contract: the runtime hands over one complete command at a time;
+//! the applet parses it into a [`Command`] (no state touched on a parse
+//! error), then runs the handler for its spec section. Persistent changes
+//! are staged and committed by the runtime at the end of a successful
+//! command; PIN and PUK tries are committed before the comparison through
+//! [`vscard_emulator::OwnerPin::check`]. The security status lives in
+//! transient memory cleared on deselection.
+
+use vscard_emulator::{
+    Aid, Applet, AppletState, ClearOn, CommandApdu, Context, Response, StateError, Status,
+    Transient,
+};
+
+use crate::command::Command;
+use crate::config::{ConfigError, PivConfig};
+use crate::keys::{KeyError, PrivateKey, PublicKey};
+use crate::objects::DataObjectTag;
+use crate::reference::{Algorithm, Slot};
+use crate::security::SecurityStatus;
+use crate::state::PivState;
+use crate::tlv::Writer;
+
+/// The PIV AID: NIST RID `A0 00 00 03 08`, PIX `00 00 10 00 01 00`
+/// (SP 800-73-4 Part 1 2.2).
+pub const PIV_AID: Aid = match Aid::new(&[
+    0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00,
+]) {
+    Ok(aid) => aid,
+    Err(_) => panic!("the PIV AID is 11 bytes"),
+};
+
+/// The application label in the SELECT answer.
+pub const APPLICATION_LABEL: &str = "vscard PIV";
+
+/// The PIV Card Application.
+#[derive(Debug)]
+pub struct PivApplet {
+    pub(crate) state: PivState,
+    pub(crate) security: Transient<SecurityStatus>,
+}
+
+impl PivApplet {
+    /// An applet personalised with `config`.
+    pub fn new(config: PivConfig) -> Result<PivApplet, ConfigError> {
+        PivState::new(&config).map(PivApplet::from_state)
+    }
+
+    /// An applet with the well-known defaults (PIN `123456`, PUK
+    /// `12345678`, 3DES management key `0102..08` x3).
+    pub fn with_defaults() -> PivApplet {
+        let state = PivState::new(&PivConfig::default());
+        // The defaults satisfy the default rules; this cannot fail.
+        match state {
+            Ok(state) => PivApplet::from_state(state),
+            Err(e) => unreachable!("default personalisation is valid: {e}"),
+        }
+    }
+
+    /// An applet holding `state`.
+    pub fn from_state(state: PivState) -> PivApplet {
+        PivApplet {
+            state,
+            security: Transient::new(ClearOn::Deselect),
+        }
+    }
+
+    /// The persistent state.
+    pub fn state(&self) -> &PivState {
+        &self.state
+    }
+
+    /// The persistent state, for personalisation before the card is built.
+    pub fn state_mut(&mut self) -> &mut PivState {
+        &mut self.state
+    }
+
+    /// Installs a private key in `slot` (default PIN policy of the slot,
+    /// origin "imported"); returns the public key.
+    pub fn install_key(
+        &mut self,
+        slot: Slot,
+        key: impl Into<PrivateKey>,
+    ) -> Result<PublicKey, KeyError> {
+        self.state.install_key(slot, key)
+    }
+
+    /// Stores a DER certificate in `slot`'s certificate object.
+    pub fn put_certificate(&mut self, slot: Slot, der: &[u8]) {
+        self.state.put_certificate(slot, der);
+    }
+
+    /// Sets a data object's value (empty deletes it).
+    pub fn put_object(&mut self, tag: DataObjectTag, value: Vec<u8>) {
+        self.state.put_object(tag, value);
+    }
+
+    /// The public key in `slot`, if any.
+    pub fn public_key(&self, slot: Slot) -> Option<PublicKey> {
+        self.state.public_key(slot)
+    }
+
+    /// The security status for reading (cleared when never set in this
+    /// selection).
+    pub(crate) fn security<'s>(&'s self, ctx: &Context<'_>) -> Option<&'s SecurityStatus> {
+        self.security.get(ctx)
+    }
+
+    /// True when the PIN is verified in this selection.
+    pub(crate) fn pin_verified(&self, ctx: &Context<'_>) -> bool {
+        self.security(ctx).is_some_and(|s| s.pin_verified)
+    }
+
+    /// Fails with `6982` unless the management key was authenticated.
+    pub(crate) fn require_management(&self, ctx: &Context<'_>) -> Result<(), Status> {
+        if self
+            .security(ctx)
+            .is_some_and(SecurityStatus::management_authenticated)
+        {
+            Ok(())
+        } else {
+            Err(Status::SecurityStatusNotSatisfied)
+        }
+    }
+
+    /// The application property template (SP 800-73-4 Part 2 3.1.1
+    /// Table 3): PIX, coexistent tag allocation authority, label, and the
+    /// algorithms this card supports.
+    pub fn application_property_template() -> Vec<u8> {
+        Writer::new()
+            .nest(0x61, |w| {
+                w.put(0x4F, PIV_AID.pix())
+                    .nest(0x79, |w| {
+                        w.put(0x4F, PIV_AID.rid());
+                    })
+                    .put(0x50, APPLICATION_LABEL.as_bytes())
+                    .nest(0xAC, |w| {
+                        for algorithm in Algorithm::ALL {
+                            w.put(0x80, &[algorithm.byte()]);
+                        }
+                        w.put(0x06, &[0x00]);
+                    });
+            })
+            .finish()
+    }
+
+    fn execute(&mut self, ctx: &mut Context<'_>, command: Command<'_>) -> Result<Response, Status> {
+        match command {
+            Command::Verify(verify) => self.verify(ctx, verify),
+            Command::ChangeReferenceData {
+                reference,
+                old,
+                new,
+            } => self.change_reference_data(ctx, reference, old, new),
+            Command::ResetRetryCounter { puk, new_pin } => {
+                self.reset_retry_counter(ctx, puk, new_pin)
+            }
+            Command::GetData(tag) => self.get_data(ctx, tag),
+            Command::PutData { tag, value } => self.put_data(ctx, tag, value),
+            Command::GeneralAuthenticate {
+                algorithm,
+                key,
+                request,
+            } => self.general_authenticate(ctx, algorithm, key, request),
+            Command::GenerateAsymmetricKeyPair {
+                slot,
+                algorithm,
+                pin_policy,
+            } => self.generate(ctx, slot, algorithm, pin_policy),
+            Command::GetVersion => Ok(Response::ok(self.state.settings.version.to_vec())),
+            Command::GetSerial => Ok(Response::ok(
+                self.state.settings.serial.to_be_bytes().to_vec(),
+            )),
+            Command::GetMetadata(key) => self.get_metadata(ctx, key),
+            Command::SetManagementKey { algorithm, key } => {
+                self.set_management_key(ctx, algorithm, key)
+            }
+            Command::Reset => self.reset(ctx),
+            Command::ImportKey {
+                slot,
+                material,
+                pin_policy,
+            } => self.import_key(ctx, slot, material, pin_policy),
+        }
+    }
+}
+
+impl Default for PivApplet {
+    fn default() -> Self {
+        PivApplet::with_defaults()
+    }
+}
+
+impl Applet for PivApplet {
+    fn aid(&self) -> Aid {
+        PIV_AID
+    }
+
+    fn name(&self) -> &str {
+        "PIV"
+    }
+
+    fn select(
+        &mut self,
+        _ctx: &mut Context<'_>,
+        _command: Option<&CommandApdu<'_>>,
+    ) -> Result<Response, Status> {
+        Ok(Response::ok(PivApplet::application_property_template()))
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut Context<'_>,
+        command: &CommandApdu<'_>,
+    ) -> Result<Response, Status> {
+        let command = Command::try_from(command)?;
+        self.execute(ctx, command)
+    }
+
+    fn describe(&self, command: &CommandApdu<'_>) -> Option<String> {
+        Command::try_from(command).ok().map(|c| c.describe())
+    }
+
+    fn save(&self) -> Result<AppletState, StateError> {
+        self.state.save()
+    }
+
+    fn load(&mut self, state: &AppletState) -> Result<(), StateError> {
+        self.state.load(state)
+    }
+
+    fn power_reset(&mut self) {
+        self.security.clear();
+    }
+}

@@ -1,0 +1,60 @@
+//! GENERATE ASYMMETRIC KEY PAIR (SP 800-73-4 Part 2 3.3.2) and the Yubico
+//! IMPORT ASYMMETRIC KEY (`FE`).
+//!
+//! Contract: both need the management key (`6982`); the new key replaces
+//! the slot's key in one atomic commit of the key table; the answer
+//! carries only the public key.
+
+use vscard_emulator::{Context, Response, Status};
+
+use crate::PivApplet;
+use crate::command::ImportMaterial;
+use crate::keys::{Origin, PrivateKey, StoredKey};
+use crate::reference::{Algorithm, PinPolicy, Slot};
+
+impl PivApplet {
+    /// GENERATE ASYMMETRIC KEY PAIR: answers `7F49 { 81 n, 82 e }` or
+    /// `7F49 { 86 point }`.
+    pub(crate) fn generate(
+        &mut self,
+        ctx: &mut Context<'_>,
+        slot: Slot,
+        algorithm: Algorithm,
+        pin_policy: Option<PinPolicy>,
+    ) -> Result<Response, Status> {
+        self.require_management(ctx)?;
+        let key = PrivateKey::generate(algorithm, ctx.rng()).map_err(|_| Status::IncorrectData)?;
+        let policy = pin_policy.unwrap_or(slot.default_pin_policy());
+        let stored =
+            StoredKey::new(key, policy, Origin::Generated).map_err(|_| Status::UnknownError)?;
+        let template = stored.key().public_key().to_template();
+        self.state.keys.insert(slot, stored);
+        self.state.stage_keys(ctx)?;
+        Ok(Response::ok(template))
+    }
+
+    /// IMPORT ASYMMETRIC KEY: `6A80` for key material that is not a valid
+    /// RSA-2048 or P-256 key.
+    pub(crate) fn import_key(
+        &mut self,
+        ctx: &mut Context<'_>,
+        slot: Slot,
+        material: ImportMaterial<'_>,
+        pin_policy: Option<PinPolicy>,
+    ) -> Result<Response, Status> {
+        self.require_management(ctx)?;
+        let key = match material {
+            ImportMaterial::Rsa {
+                parts: [p, q, dp, dq, qinv],
+            } => PrivateKey::from_rsa_crt(p, q, dp, dq, qinv),
+            ImportMaterial::P256(scalar) => PrivateKey::from_p256_scalar(scalar),
+        }
+        .map_err(|_| Status::IncorrectData)?;
+        let policy = pin_policy.unwrap_or(slot.default_pin_policy());
+        let stored =
+            StoredKey::new(key, policy, Origin::Imported).map_err(|_| Status::IncorrectData)?;
+        self.state.keys.insert(slot, stored);
+        self.state.stage_keys(ctx)?;
+        Ok(Response::empty())
+    }
+}

@@ -1,0 +1,75 @@
+//! The security status of one PIV selection (SP 800-73-4 Part 2 2.4):
+//! which authentications the host has performed since the application was
+//! selected.
+//!
+//! Contract: this is transient state. The applet keeps it in a
+//! [`vscard_emulator::Transient`] cleared on deselection, so a reset, a
+//! power cut, selecting another application or a second logical channel
+//! all start from [`SecurityStatus::default`]: nothing verified.
+
+use zeroize::Zeroizing;
+
+use crate::reference::Algorithm;
+
+/// What the host proved since the PIV application was selected.
+#[derive(Debug, Default)]
+pub struct SecurityStatus {
+    /// The PIN was verified (and not logged out or failed since).
+    pub pin_verified: bool,
+    /// A VERIFY just succeeded and no PIN-always key used it yet: it
+    /// unlocks exactly one operation with a PIN-always key (9C).
+    pub pin_always_armed: bool,
+    /// Where the management key authentication stands.
+    pub management: ManagementAuth,
+}
+
+/// The management key (`9B`) authentication, a multi-step protocol
+/// (SP 800-73-4 Part 2 Appendix A.1 external, A.2 mutual).
+#[derive(Default)]
+pub enum ManagementAuth {
+    /// Nothing in progress, not authenticated.
+    #[default]
+    None,
+    /// Mutual authentication step 1 done: the card sent the encrypted
+    /// witness and waits for the decrypted one.
+    WitnessIssued {
+        /// The algorithm named in step 1.
+        algorithm: Algorithm,
+        /// The plaintext witness.
+        witness: Zeroizing<Vec<u8>>,
+    },
+    /// External authentication step 1 done: the card sent a challenge and
+    /// waits for its encryption.
+    ChallengeIssued {
+        /// The algorithm named in step 1.
+        algorithm: Algorithm,
+        /// The challenge sent.
+        challenge: Zeroizing<Vec<u8>>,
+    },
+    /// The host proved it holds the management key.
+    Authenticated,
+}
+
+impl std::fmt::Debug for ManagementAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ManagementAuth::None => "None",
+            ManagementAuth::WitnessIssued { .. } => "WitnessIssued(<redacted>)",
+            ManagementAuth::ChallengeIssued { .. } => "ChallengeIssued(<redacted>)",
+            ManagementAuth::Authenticated => "Authenticated",
+        })
+    }
+}
+
+impl SecurityStatus {
+    /// True once the management key was authenticated.
+    pub fn management_authenticated(&self) -> bool {
+        matches!(self.management, ManagementAuth::Authenticated)
+    }
+
+    /// Forgets the PIN verification (failed VERIFY, log out).
+    pub fn forget_pin(&mut self) {
+        self.pin_verified = false;
+        self.pin_always_armed = false;
+    }
+}
