@@ -10,6 +10,7 @@
 
 pub mod facts;
 pub mod pcsc_transport;
+pub mod piv;
 pub mod report;
 pub mod scenario;
 pub mod scenarios;

@@ -1,6 +1,7 @@
 //! The scenario groups.
 
 pub mod iso7816;
+pub mod piv;
 
 use crate::scenario::Scenario;
 
@@ -8,5 +9,6 @@ use crate::scenario::Scenario;
 pub fn all() -> Vec<Scenario> {
     let mut all = Vec::new();
     all.extend_from_slice(iso7816::SCENARIOS);
+    all.extend_from_slice(piv::SCENARIOS);
     all
 }
