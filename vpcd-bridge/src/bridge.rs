@@ -311,6 +311,10 @@ struct CardSlot {
     thread: Mutex<Option<JoinHandle<Card>>>,
 }
 
+/// How long [`BridgeHandle::insert`] and [`BridgeHandle::remove`] wait for
+/// the card's thread to act.
+pub const ACKNOWLEDGE: Duration = Duration::from_secs(10);
+
 /// Starts bridges.
 #[derive(Debug)]
 pub struct Bridge;
@@ -378,25 +382,35 @@ impl BridgeHandle {
         })
     }
 
-    /// Puts the card back in the reader: it reconnects to vpcd.
+    /// Puts the card back in the reader: it reconnects to vpcd. Returns
+    /// once the card's thread has taken the card back (it may still be
+    /// connecting); waits at most [`ACKNOWLEDGE`] (the card may be busy
+    /// with a slow command).
     pub fn insert(&self, index: usize) -> Result<(), BridgeError> {
-        self.slot(index)?.desired.send_if_modified(|desired| {
-            let change = *desired == Desired::Removed;
-            if change {
-                *desired = Desired::Inserted;
-            }
-            change
-        });
-        Ok(())
+        self.set_desired(index, Desired::Removed, Desired::Inserted)?;
+        self.wait_for(index, ACKNOWLEDGE, |s| {
+            s.inserted || s.link == Link::Stopped
+        })
+        .map(drop)
     }
 
     /// Pulls the card out: its vpcd connection is closed and pcscd reports
-    /// the card gone on its next poll. The card loses power.
+    /// the card gone on its next poll (vpcd polls about every 400 ms). The
+    /// card loses power. Returns once the connection is closed; waits at
+    /// most [`ACKNOWLEDGE`] (the card may be busy with a slow command).
     pub fn remove(&self, index: usize) -> Result<(), BridgeError> {
+        self.set_desired(index, Desired::Inserted, Desired::Removed)?;
+        self.wait_for(index, ACKNOWLEDGE, |s| {
+            s.link == Link::Removed || s.link == Link::Stopped
+        })
+        .map(drop)
+    }
+
+    fn set_desired(&self, index: usize, from: Desired, to: Desired) -> Result<(), BridgeError> {
         self.slot(index)?.desired.send_if_modified(|desired| {
-            let change = *desired == Desired::Inserted;
+            let change = *desired == from;
             if change {
-                *desired = Desired::Removed;
+                *desired = to;
             }
             change
         });

@@ -137,7 +137,7 @@ async fn accept_loop(listener: UnixListener, bridge: Arc<BridgeHandle>) {
             Ok((stream, _)) => {
                 let bridge = Arc::clone(&bridge);
                 tokio::spawn(async move {
-                    if let Err(e) = serve_client(stream, &bridge).await {
+                    if let Err(e) = serve_client(stream, bridge).await {
                         tracing::warn!(target: TARGET, error = %e, "control client failed");
                     }
                 });
@@ -150,7 +150,7 @@ async fn accept_loop(listener: UnixListener, bridge: Arc<BridgeHandle>) {
     }
 }
 
-async fn serve_client(stream: UnixStream, bridge: &BridgeHandle) -> io::Result<()> {
+async fn serve_client(stream: UnixStream, bridge: Arc<BridgeHandle>) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     BufReader::new(read.take(MAX_LINE))
@@ -159,7 +159,10 @@ async fn serve_client(stream: UnixStream, bridge: &BridgeHandle) -> io::Result<(
     let answer = match line.parse::<ControlCommand>() {
         Ok(command) => {
             tracing::info!(target: TARGET, %command, "control command");
-            execute(bridge, command)
+            // Insert and remove wait for the card's thread.
+            tokio::task::spawn_blocking(move || execute(&bridge, command))
+                .await
+                .unwrap_or_else(|e| format!("error: {e}\n"))
         }
         Err(e) => format!("error: {e}\n"),
     };

@@ -27,8 +27,8 @@ mod source;
 pub mod testing;
 
 pub use bridge::{
-    Backoff, Bridge, BridgeConfig, BridgeError, BridgeHandle, CardStatus, Link, Location, Mode,
-    Observer, VPCD_PORT, trace_line,
+    ACKNOWLEDGE, Backoff, Bridge, BridgeConfig, BridgeError, BridgeHandle, CardStatus, Link,
+    Location, Mode, Observer, VPCD_PORT, trace_line,
 };
 pub use codec::VpcdRequest;
 pub use serve::{ServeOptions, serve};

@@ -4,8 +4,9 @@
 //! connect with capped backoff; reverse mode: listen and accept), serve
 //! frames until the connection ends, power the card off (as a card pulled
 //! from a reader loses power; its persistent state is already committed),
-//! and start again. Removal drops the connection (and, in reverse mode,
-//! the listener, so vpcd's connect is refused rather than left hanging).
+//! and start again. Removal drops the connection; in reverse mode the card
+//! keeps listening and closes each connection vpcd makes at once (see
+//! `stay_removed` for why it does not stop listening).
 //!
 //! Bad input never stops the loop: an empty frame or an unknown control
 //! code is logged and ignored (vpcd expects no answer to a one-byte frame
@@ -162,12 +163,11 @@ impl CardLink {
             match wanted {
                 Desired::Shutdown => return,
                 Desired::Removed => {
-                    listener = None;
                     self.status.update(|s| {
                         s.inserted = false;
                         s.link = Link::Removed;
                     });
-                    if desired.changed().await.is_err() {
+                    if self.stay_removed(desired, &mut listener).await.is_err() {
                         return;
                     }
                     continue;
@@ -213,6 +213,42 @@ impl CardLink {
             tracing::info!(target: TARGET, card = self.index, %peer, "{reason}");
             if let Some(observer) = &self.config.observer {
                 observer.disconnected(self.index, &reason);
+            }
+        }
+    }
+
+    /// Waits, removed, for the next command. In reverse mode the listener
+    /// stays open and every connection vpcd makes is closed at once: vpcd
+    /// reads end-of-stream for its GET ATR and reports an empty reader,
+    /// without ever waiting on a connection nobody serves.
+    ///
+    /// Known vpcd bug: Debian 12's vpcd 3.3 in reverse mode aborts pcscd
+    /// (`bit out of range 0 - FD_SETSIZE on fd_set`) as soon as a card's
+    /// connection ends, whatever the card does next; client mode (the
+    /// default) is not affected.
+    async fn stay_removed(
+        &self,
+        desired: &mut watch::Receiver<Desired>,
+        listener: &mut Option<TcpListener>,
+    ) -> Result<(), watch::error::RecvError> {
+        if let (Endpoint::Listen(addr), None) = (&self.endpoint, &listener) {
+            *listener = TcpListener::bind(addr).await.ok();
+        }
+        loop {
+            let knock = async {
+                match listener {
+                    Some(bound) => bound.accept().await.map(|(_, peer)| peer),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                changed = desired.changed() => return changed,
+                knocked = knock => {
+                    if let Ok(peer) = knocked {
+                        tracing::debug!(target: TARGET, card = self.index, %peer, "vpcd connected while the card is removed: closed");
+                    }
+                }
             }
         }
     }

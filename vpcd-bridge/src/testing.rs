@@ -136,7 +136,13 @@ fn pcsc_error(what: impl Into<String>) -> impl FnOnce(pcsc::Error) -> HarnessErr
 pub struct PcscdOptions {
     /// `None`: vpcd listens on 35963 + slot and the card connects (the
     /// Debian default). `Some(port)`: reverse mode, vpcd connects to a
-    /// card listening on 127.0.0.1:port + slot.
+    /// card listening on 127.0.0.1:port + slot. In reverse mode pcscd is
+    /// NOT started by [`PrivatePcscd::enter`]: start the cards, wait until
+    /// every slot's port listens ([`wait_until_listening`]; Debian's vpcd
+    /// opens 2 slots), then call [`PrivatePcscd::start`]. Debian's vpcd
+    /// 3.3 aborts pcscd (`bit out of range 0 - FD_SETSIZE on fd_set`) when
+    /// a reverse connection fails or ends, so in reverse mode a test can
+    /// neither start pcscd before the cards listen nor remove a card.
     pub reverse_port: Option<u16>,
     /// In server mode, how many slots must listen before the harness
     /// returns (Debian's vpcd opens 2).
@@ -219,7 +225,9 @@ impl PrivatePcscd {
             dir,
             child: None,
         };
-        pcscd.start()?;
+        if pcscd.options.reverse_port.is_none() {
+            pcscd.start()?;
+        }
         Ok(pcscd)
     }
 
@@ -468,6 +476,23 @@ pub fn is_listening(port: u16) -> bool {
             })
         })
     })
+}
+
+/// Waits until a TCP socket listens on `port` in this network namespace
+/// (for reverse mode: the cards must listen before pcscd starts).
+pub fn wait_until_listening(port: u16, timeout: Duration) -> Result<Duration, HarnessError> {
+    let started = Instant::now();
+    while !is_listening(port) {
+        if started.elapsed() > timeout {
+            return Err(HarnessError::Timeout {
+                what: format!("a listener on port {port}"),
+                waited: timeout,
+                log: String::new(),
+            });
+        }
+        std::thread::sleep(POLL);
+    }
+    Ok(started.elapsed())
 }
 
 /// Why private pcscd tests cannot run here, if they cannot.
