@@ -54,48 +54,54 @@ pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<(
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    runtime.block_on(async move {
-        // Handlers first, so a signal arriving while cards start is not lost.
-        let mut terminate = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;
-        let mut interrupt = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
-        let config = BridgeConfig {
-            mode: options.mode.clone(),
-            trace: options.trace,
-            backoff: Backoff::default(),
-            observer: Some(observer as Arc<dyn Observer>),
-        };
-        match &config.mode {
-            Mode::Client { host, port } => {
-                println!(
-                    "connecting to vpcd at {host}:{port} (pcscd with the vsmartcard vpcd driver)"
-                )
-            }
-            Mode::Reverse { listen } => println!("waiting for vpcd to connect to {listen}"),
+    // Handlers first, so a signal arriving while cards start is not lost.
+    let (mut terminate, mut interrupt) = {
+        let _context = runtime.enter();
+        (
+            signal(SignalKind::terminate()).context("cannot catch SIGTERM")?,
+            signal(SignalKind::interrupt()).context("cannot catch SIGINT")?,
+        )
+    };
+    let config = BridgeConfig {
+        mode: options.mode.clone(),
+        trace: options.trace,
+        backoff: Backoff::default(),
+        observer: Some(observer as Arc<dyn Observer>),
+    };
+    match &config.mode {
+        Mode::Client { host, port } => {
+            println!("connecting to vpcd at {host}:{port} (pcscd with the vsmartcard vpcd driver)")
         }
-        let bridge = Arc::new(Bridge::start(cards, config)?);
-        let control =
-            match &options.control {
-                Some(path) => Some(ControlServer::bind(path, Arc::clone(&bridge)).with_context(
-                    || format!("cannot serve the control socket {}", path.display()),
-                )?),
-                None => None,
-            };
-        if let Some(control) = &control {
+        Mode::Reverse { listen } => println!("waiting for vpcd to connect to {listen}"),
+    }
+    // The card threads own their runtimes; they are started and joined
+    // outside this one.
+    let bridge = Arc::new(Bridge::start(cards, config)?);
+    let control = match &options.control {
+        Some(path) => {
+            let _context = runtime.enter();
+            let server = ControlServer::bind(path, Arc::clone(&bridge))
+                .with_context(|| format!("cannot serve the control socket {}", path.display()))?;
             println!(
                 "control socket: {} (vscard ctl {} status)",
-                control.path().display(),
-                control.path().display()
+                path.display(),
+                path.display()
             );
+            Some(server)
         }
+        None => None,
+    };
+    runtime.block_on(async {
         tokio::select! {
             _ = terminate.recv() => {}
             _ = interrupt.recv() => {}
         }
-        drop(control);
-        drop(bridge.stop());
-        println!("stopped");
-        Ok(())
-    })
+    });
+    drop(control);
+    drop(runtime);
+    drop(bridge.stop());
+    println!("stopped");
+    Ok(())
 }
 
 /// What the printer remembers about a card.

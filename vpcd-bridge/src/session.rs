@@ -198,8 +198,21 @@ impl CardLink {
                     continue;
                 }
             };
-            delay = self.config.backoff.initial;
+            let sessions = self.status.get().sessions;
             let end = self.session(desired, stream, peer, card).await;
+            // Back off again only when vpcd closed without ever speaking
+            // (something that accepts and hangs up at once must not make
+            // the card spin).
+            if self.status.get().sessions > sessions {
+                delay = self.config.backoff.initial;
+            } else if matches!(end, End::PeerClosed | End::Io(_)) {
+                tokio::select! {
+                    biased;
+                    changed = desired.changed() => if changed.is_err() { return },
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(self.config.backoff.max);
+            }
             card.power_off();
             self.status.update(|s| s.powered = false);
             let reason = match &end {

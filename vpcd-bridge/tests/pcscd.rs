@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use vscard_vpcd::fixture::echo_card;
 use vscard_vpcd::testing::{
-    PcscdOptions, PrivatePcscd, private_pcscd, transmit, wait_until_listening,
+    PcscdOptions, PrivatePcscd, TrivialCard, private_pcscd, transmit, wait_until_listening,
 };
 use vscard_vpcd::{Bridge, BridgeConfig, BridgeHandle, Mode};
 
@@ -158,4 +158,40 @@ fn reverse_mode_through_pcscd() {
     assert!(pcscd.is_running());
     // No removal here: Debian's vpcd 3.3 aborts pcscd when a reverse-mode
     // connection ends (see `PcscdOptions::reverse_port`).
+}
+
+/// Not a timed test: prints APDUs per second through the bridge and
+/// through a card that does nothing, on the same pcscd (the benchmark in
+/// `benches/` owns the claim).
+#[test]
+fn throughput_against_a_trivial_card() {
+    let Some(pcscd) = PrivatePcscd::enter(PcscdOptions {
+        slots: 2,
+        ..PcscdOptions::default()
+    }) else {
+        return;
+    };
+    let _bridge = bridge(&pcscd, 1);
+    let _trivial = TrivialCard::connect(vscard_vpcd::VPCD_PORT + 1).unwrap();
+    pcscd.wait_for_card(0, SECOND).unwrap();
+    pcscd.wait_for_card(1, SECOND).unwrap();
+    let ours = pcscd.connect(0).unwrap();
+    let trivial = pcscd.connect(1).unwrap();
+    let count = 3000;
+    let rate = |card: &pcsc::Card, apdu: &[u8], answer: &[u8]| {
+        let started = Instant::now();
+        for _ in 0..count {
+            assert_eq!(transmit(card, apdu).unwrap(), answer);
+        }
+        f64::from(count) / started.elapsed().as_secs_f64()
+    };
+    // Warm up both paths, then measure in turn.
+    rate(&ours, &ECHO_AB, &[0xAB, 0x90, 0x00]);
+    rate(&trivial, &ECHO_AB, &[0x90, 0x00]);
+    let trivial_rate = rate(&trivial, &ECHO_AB, &[0x90, 0x00]);
+    let bridge_rate = rate(&ours, &ECHO_AB, &[0xAB, 0x90, 0x00]);
+    println!(
+        "through pcscd: bridge + echo card {bridge_rate:.0} APDU/s, trivial card {trivial_rate:.0} APDU/s, ratio {:.2}",
+        bridge_rate / trivial_rate
+    );
 }
