@@ -42,8 +42,8 @@ struct ServeArgs {
         conflicts_with = "listen"
     )]
     vpcd: String,
-    /// Reverse mode: wait for vpcd to connect to [ADDR:]PORT (card i on
-    /// PORT + i); ADDR defaults to 127.0.0.1.
+    /// Reverse mode: wait for vpcd to connect to ADDR:PORT, or to PORT on
+    /// 127.0.0.1 (card i on PORT + i).
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<String>,
     /// Print one line per APDU (command name and status word; never PINs
@@ -81,7 +81,7 @@ enum Action {
 }
 
 fn main() -> ExitCode {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -145,6 +145,16 @@ async fn malformed_frames_are_ignored_and_a_good_apdu_is_answered() {
             .await,
         [0x6F, 0x00]
     );
+    // APDUs the runtime rejects get its status word; the card goes on.
+    for bad in [
+        &[0x00, 0xA4, 0x04][..],
+        &[0x00, 0x01, 0x00, 0x00, 0x05, 0xAB],
+    ] {
+        let answer = vpcd.transmit(bad).await;
+        assert_eq!(answer.len(), 2, "{answer:02X?}");
+        assert_ne!(answer, [0x90, 0x00]);
+    }
+    assert_eq!(vpcd.transmit(&ECHO_AB).await, [0xAB, 0x90, 0x00]);
     // An unknown instruction is the card's answer, passed through.
     assert_eq!(vpcd.transmit(&[0x00, 0x7F, 0x00, 0x00]).await, [0x6D, 0x00]);
     // Reset: no reply, the card stays powered.
