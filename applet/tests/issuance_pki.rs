@@ -686,3 +686,30 @@ fn state_dir_rule() {
     );
     assert_eq!(state_dir_from(None, None, None), None);
 }
+
+#[test]
+fn concurrent_first_use_agrees_on_one_pki() {
+    let state = tempfile::tempdir().unwrap();
+    let certificates: Vec<Certificate> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|seed| {
+                let path = state.path();
+                scope.spawn(move || {
+                    let mut rng = CardRng::from_u64(100 + seed);
+                    let pki = Pki::open_or_create(path, &Environment::Sandbox, &mut rng).unwrap();
+                    pki.sub().certificate().clone()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap())
+            .collect()
+    });
+    let on_disk = Pki::open(state.path(), &Environment::Sandbox).unwrap();
+    for certificate in &certificates {
+        assert_eq!(certificate, on_disk.sub().certificate());
+    }
+    let entries = std::fs::read_dir(state.path().join("pki")).unwrap().count();
+    assert_eq!(entries, 1, "staging folders are cleaned up");
+}

@@ -20,6 +20,7 @@ use x509_cert::serial_number::SerialNumber;
 
 use super::error::IssuanceError;
 use super::extensions::{CertificateKind, IssuanceProfile};
+use super::keys::KeyAlgorithm;
 use super::names;
 use super::profile::Environment;
 use super::validity::CertificateValidity;
@@ -45,8 +46,7 @@ impl CertificateAuthority {
         signing_key: SigningKey,
         role: &'static str,
     ) -> Result<CertificateAuthority, IssuanceError> {
-        let public_key = SubjectPublicKeyInfoOwned::from_key(signing_key.verifying_key())
-            .map_err(|error| IssuanceError::UnsupportedPublicKey(error.to_string()))?;
+        let public_key = public_key_info(&signing_key)?;
         if &public_key != certificate.tbs_certificate().subject_public_key_info() {
             return Err(IssuanceError::KeyDoesNotMatchCertificate(role));
         }
@@ -170,6 +170,10 @@ pub fn random_serial<R: CryptoRng + ?Sized>(rng: &mut R) -> Result<SerialNumber,
 }
 
 fn public_key_info(signing_key: &SigningKey) -> Result<SubjectPublicKeyInfoOwned, IssuanceError> {
-    SubjectPublicKeyInfoOwned::from_key(signing_key.verifying_key())
-        .map_err(|error| IssuanceError::UnsupportedPublicKey(error.to_string()))
+    SubjectPublicKeyInfoOwned::from_key(signing_key.verifying_key()).map_err(|error| {
+        IssuanceError::KeyEncoding {
+            algorithm: KeyAlgorithm::P256,
+            reason: error.to_string(),
+        }
+    })
 }

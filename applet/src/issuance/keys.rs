@@ -41,6 +41,16 @@ pub enum KeyAlgorithm {
 }
 
 impl KeyAlgorithm {
+    /// The algorithm of a PIV algorithm identifier, if the card supports it.
+    pub const fn from_piv_algorithm_id(id: u8) -> Option<KeyAlgorithm> {
+        match id {
+            0x07 => Some(KeyAlgorithm::Rsa2048),
+            0x11 => Some(KeyAlgorithm::P256),
+            0x14 => Some(KeyAlgorithm::P384),
+            _ => None,
+        }
+    }
+
     /// The PIV algorithm identifier (SP 800-78-4 Table 6-2).
     pub const fn piv_algorithm_id(self) -> u8 {
         match self {
@@ -104,16 +114,20 @@ impl fmt::Display for KeyAlgorithm {
 }
 
 /// The four PIV key slots a card issues certificates for
-/// (SP 800-73-4 Part 1 Table 4b).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// (SP 800-73-4 Part 1 Table 4b). Serialized as `9a`, `9c`, `9d`, `9e`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Slot {
     /// 9A, PIV Authentication: client authentication and logon.
+    #[serde(rename = "9a")]
     PivAuthentication,
     /// 9C, Digital Signature: signing, PIN-always.
+    #[serde(rename = "9c")]
     DigitalSignature,
     /// 9D, Key Management: encryption / key agreement.
+    #[serde(rename = "9d")]
     KeyManagement,
     /// 9E, Card Authentication: contactless-style authentication, no PIN.
+    #[serde(rename = "9e")]
     CardAuthentication,
 }
 
@@ -126,6 +140,17 @@ impl Slot {
         Slot::KeyManagement,
         Slot::CardAuthentication,
     ];
+
+    /// The slot of a PIV key reference, if it is one of the four.
+    pub const fn from_key_reference(reference: u8) -> Option<Slot> {
+        match reference {
+            0x9A => Some(Slot::PivAuthentication),
+            0x9C => Some(Slot::DigitalSignature),
+            0x9D => Some(Slot::KeyManagement),
+            0x9E => Some(Slot::CardAuthentication),
+            _ => None,
+        }
+    }
 
     /// The PIV key reference (9A, 9C, 9D, 9E).
     pub const fn key_reference(self) -> u8 {
@@ -259,4 +284,26 @@ pub fn generate_key<R: CryptoRng + ?Sized>(
         private_key,
         public_key,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_round_trip() {
+        for slot in Slot::ALL {
+            assert_eq!(Slot::from_key_reference(slot.key_reference()), Some(slot));
+        }
+        assert_eq!(Slot::from_key_reference(0x9B), None);
+        for algorithm in [
+            KeyAlgorithm::Rsa2048,
+            KeyAlgorithm::P256,
+            KeyAlgorithm::P384,
+        ] {
+            let id = algorithm.piv_algorithm_id();
+            assert_eq!(KeyAlgorithm::from_piv_algorithm_id(id), Some(algorithm));
+        }
+        assert_eq!(Slot::DigitalSignature.to_string(), "9C");
+    }
 }

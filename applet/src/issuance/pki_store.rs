@@ -33,6 +33,7 @@ use x509_cert::Certificate;
 
 use super::authority::{Authorities, CertificateAuthority, create_authorities};
 use super::error::IssuanceError;
+use super::keys::KeyAlgorithm;
 use super::profile::Environment;
 
 /// File name of the Root CA key.
@@ -241,8 +242,12 @@ fn certificate_pem(certificate: &Certificate) -> Result<String, PkiError> {
 }
 
 fn key_pem(key: &SigningKey) -> Result<zeroize::Zeroizing<String>, PkiError> {
-    key.to_pkcs8_pem(LineEnding::LF)
-        .map_err(|error| PkiError::Issuance(IssuanceError::UnsupportedPublicKey(error.to_string())))
+    key.to_pkcs8_pem(LineEnding::LF).map_err(|error| {
+        PkiError::Issuance(IssuanceError::KeyEncoding {
+            algorithm: KeyAlgorithm::P256,
+            reason: error.to_string(),
+        })
+    })
 }
 
 fn write_staging(staging: &Path, authorities: &Authorities) -> Result<(), PkiError> {
@@ -310,8 +315,12 @@ fn read_text(path: &Path) -> Result<String, PkiError> {
 
 /// Writes `bytes` to `path` through a temporary file, fsync and rename.
 fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
+    // Unique per process and thread, so concurrent exports never share a
+    // temporary file.
+    let thread = format!("{:?}", std::thread::current().id());
+    let thread: String = thread.chars().filter(char::is_ascii_digit).collect();
     let mut temporary = path.as_os_str().to_owned();
-    temporary.push(format!(".{}.tmp", std::process::id()));
+    temporary.push(format!(".{}-{thread}.tmp", std::process::id()));
     let temporary = PathBuf::from(temporary);
     let _ignored = fs::remove_file(&temporary);
     write_new_file(&temporary, bytes, mode)?;
