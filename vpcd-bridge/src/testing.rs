@@ -34,6 +34,18 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Other crates enable the harness in their dev-dependencies:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! vscard-vpcd = { workspace = true, features = ["testing"] }
+//! ```
+//!
+//! and use `vscard_vpcd::testing::pcsc` (re-exported, so versions match).
+//! A program that is not a libtest test (a criterion bench, a `main`)
+//! calls [`rerun_process_in_namespace`] first and then
+//! [`PrivatePcscd::start_here`].
+//!
 //! Requirements: Linux, root (CI and the development machines run as
 //! root), `unshare`, `mount`, `ip`, `pcscd` and the vpcd driver (Debian
 //! packages `pcscd vsmartcard-vpcd iproute2`; `.ci/install-deps`). When one
@@ -57,6 +69,10 @@ use rustix::process::{Pid, Signal, kill_process_group};
 use thiserror::Error;
 
 use crate::bridge::{Mode, VPCD_PORT};
+
+/// The PC/SC client crate the harness uses, re-exported so users need no
+/// dependency of their own.
+pub use pcsc;
 
 /// Set in the re-run's environment: the name of the test it runs.
 const NAMESPACE_VAR: &str = "VSCARD_PCSCD_NS";
@@ -119,6 +135,9 @@ pub enum HarnessError {
     /// Not called from a libtest test thread.
     #[error("the private pcscd must be entered from a #[test] thread (its name is the test's)")]
     NotATest,
+    /// The private namespaces cannot be had on this machine.
+    #[error("private pcscd unavailable: {0}")]
+    Unavailable(String),
 }
 
 fn io_error(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HarnessError {
@@ -626,6 +645,38 @@ fn vpcd_driver() -> PathBuf {
                 .map(|path| PathBuf::from(path.trim()))
         })
         .unwrap_or(default)
+}
+
+/// For programs that are not libtest tests (criterion benches, a
+/// `main`): outside the private namespaces, re-runs the whole program with
+/// the same arguments inside fresh ones (stdio inherited) and exits with
+/// its exit code, never returning; inside, returns `Ok(())` at once, and
+/// the program goes on with [`PrivatePcscd::start_here`]. An error means
+/// the namespaces cannot be had here (see [`missing_prerequisites`]).
+pub fn rerun_process_in_namespace() -> Result<(), HarnessError> {
+    if std::env::var_os(NAMESPACE_VAR).is_some() {
+        return Ok(());
+    }
+    if let Some(reason) = missing_prerequisites() {
+        return Err(HarnessError::Unavailable(reason));
+    }
+    let exe = std::env::current_exe().map_err(io_error("cannot find the program"))?;
+    let status = Command::new("unshare")
+        .args([
+            "--mount",
+            "--net",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+        ])
+        .args(["--", "sh", "-c", NAMESPACE_SCRIPT, "sh"])
+        .arg(&exe)
+        .args(std::env::args_os().skip(1))
+        .env(NAMESPACE_VAR, "process")
+        .status()
+        .map_err(io_error("cannot run unshare"))?;
+    std::process::exit(status.code().unwrap_or(1));
 }
 
 /// Re-runs test `test` of the current binary in fresh namespaces and
