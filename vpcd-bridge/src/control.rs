@@ -91,6 +91,8 @@ impl ControlServer {
     pub fn bind(path: &Path, bridge: Arc<BridgeHandle>) -> io::Result<ControlServer> {
         remove_stale_socket(path)?;
         let listener = UnixListener::bind(path)?;
+        // Only the owner may pull the cards.
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         let task = tokio::spawn(accept_loop(listener, bridge));
         Ok(ControlServer {
             path: path.to_owned(),

@@ -135,13 +135,24 @@ impl Worker {
             config,
             status,
         };
+        // Marks the card stopped however the thread ends (a panicking
+        // applet included), so nobody waits on a card that is gone.
+        let _stopped = StoppedOnDrop(Arc::clone(&link.status));
         runtime.block_on(link.serve(&mut desired, &mut card));
         card.power_off();
-        link.status.update(|s| {
+        card
+    }
+}
+
+/// Sets the status to [`Link::Stopped`] when dropped.
+struct StoppedOnDrop(Arc<StatusCell>);
+
+impl Drop for StoppedOnDrop {
+    fn drop(&mut self) {
+        self.0.update(|s| {
             s.link = Link::Stopped;
             s.powered = false;
         });
-        card
     }
 }
 
