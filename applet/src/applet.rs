@@ -179,9 +179,10 @@ impl PivApplet {
             Command::Reset => self.reset(ctx),
             Command::ImportKey {
                 slot,
+                algorithm,
                 material,
                 pin_policy,
-            } => self.import_key(ctx, slot, material, pin_policy),
+            } => self.import_key(ctx, slot, algorithm, material, pin_policy),
         }
     }
 }

@@ -206,10 +206,12 @@ impl PivApplet {
             (AuthRequest::Sign(block), Algorithm::Rsa2048) => {
                 stored.key().rsa_raw(block, ctx.rng())?
             }
-            (AuthRequest::Sign(digest), Algorithm::EccP256) => {
+            (AuthRequest::Sign(digest), Algorithm::EccP256 | Algorithm::EccP384) => {
                 Zeroizing::new(stored.key().ecdsa_sign(digest)?)
             }
-            (AuthRequest::KeyAgreement(point), Algorithm::EccP256) => stored.key().ecdh(point)?,
+            (AuthRequest::KeyAgreement(point), Algorithm::EccP256 | Algorithm::EccP384) => {
+                stored.key().ecdh(point)?
+            }
             _ => return Err(Status::IncorrectData),
         };
         Ok(template(0x82, &output))

@@ -60,7 +60,7 @@ pub enum Command<'a> {
     GenerateAsymmetricKeyPair {
         /// Where.
         slot: Slot,
-        /// RSA-2048 or P-256.
+        /// RSA-2048, P-256 or P-384.
         algorithm: Algorithm,
         /// Yubico tag `AA`, if present.
         pin_policy: Option<PinPolicy>,
@@ -84,6 +84,8 @@ pub enum Command<'a> {
     ImportKey {
         /// Where.
         slot: Slot,
+        /// RSA-2048, P-256 or P-384 (P1).
+        algorithm: Algorithm,
         /// The key.
         material: ImportMaterial<'a>,
         /// Yubico tag `AA`, if present.
@@ -143,8 +145,8 @@ pub enum ImportMaterial<'a> {
         /// The five components, in tag order.
         parts: [&'a [u8]; 5],
     },
-    /// `06`: the P-256 private scalar.
-    P256(&'a [u8]),
+    /// `06`: the P-256 or P-384 private scalar.
+    Ec(&'a [u8]),
 }
 
 impl<'a> TryFrom<&CommandApdu<'a>> for Command<'a> {
@@ -419,13 +421,14 @@ fn parse_import(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'_>, Status> {
                 parts: [p, q, dp, dq, qinv],
             }
         }
-        (Algorithm::EccP256, [None, None, None, None, None, Some(scalar)]) => {
-            ImportMaterial::P256(scalar)
+        (Algorithm::EccP256 | Algorithm::EccP384, [None, None, None, None, None, Some(scalar)]) => {
+            ImportMaterial::Ec(scalar)
         }
         _ => return Err(Status::IncorrectData),
     };
     Ok(Command::ImportKey {
         slot,
+        algorithm,
         material,
         pin_policy,
     })

@@ -9,8 +9,9 @@ use vscard_emulator::{Context, Response, Status};
 
 use crate::PivApplet;
 use crate::command::ImportMaterial;
-use crate::keys::{Origin, PrivateKey, StoredKey};
+use crate::keys::PrivateKey;
 use crate::reference::{Algorithm, PinPolicy, Slot};
+use crate::stored_key::{Origin, StoredKey};
 
 impl PivApplet {
     /// GENERATE ASYMMETRIC KEY PAIR: answers `7F49 { 81 n, 82 e }` or
@@ -34,11 +35,12 @@ impl PivApplet {
     }
 
     /// IMPORT ASYMMETRIC KEY: `6A80` for key material that is not a valid
-    /// RSA-2048 or P-256 key.
+    /// RSA-2048, P-256 or P-384 key.
     pub(crate) fn import_key(
         &mut self,
         ctx: &mut Context<'_>,
         slot: Slot,
+        algorithm: Algorithm,
         material: ImportMaterial<'_>,
         pin_policy: Option<PinPolicy>,
     ) -> Result<Response, Status> {
@@ -47,7 +49,7 @@ impl PivApplet {
             ImportMaterial::Rsa {
                 parts: [p, q, dp, dq, qinv],
             } => PrivateKey::from_rsa_crt(p, q, dp, dq, qinv),
-            ImportMaterial::P256(scalar) => PrivateKey::from_p256_scalar(scalar),
+            ImportMaterial::Ec(scalar) => PrivateKey::from_ec_scalar(algorithm, scalar),
         }
         .map_err(|_| Status::IncorrectData)?;
         let policy = pin_policy.unwrap_or(slot.default_pin_policy());

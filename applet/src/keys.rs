@@ -5,7 +5,7 @@
 //! Contract: a [`PrivateKey`] never leaves this module in any form the
 //! host can read: the only outputs are signatures, raw RSA results,
 //! shared secrets and public keys. Private keys are zeroized on drop by
-//! their crates; [`StoredKey`] keeps the PKCS#8 encoding in a zeroizing
+//! their crates; [`crate::stored_key::StoredKey`] keeps the PKCS#8 encoding in a zeroizing
 //! buffer and prints neither.
 
 use std::fmt;
@@ -13,13 +13,11 @@ use std::fmt;
 use p256::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
 use rsa::traits::{PrivateKeyParts as _, PublicKeyParts as _};
 use rsa::{BoxedUint, RsaPrivateKey, RsaPublicKey};
-use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
+use vscard_emulator::Status;
 use vscard_emulator::rand_core::CryptoRng;
-use vscard_emulator::{Status, hex_secret};
 use zeroize::Zeroizing;
 
-use crate::reference::{Algorithm, PinPolicy};
+use crate::reference::Algorithm;
 use crate::tlv::Writer;
 
 /// Why a key cannot be installed or decoded.
@@ -43,6 +41,8 @@ pub enum PrivateKey {
     Rsa(Box<RsaPrivateKey>),
     /// ECC P-256.
     P256(p256::SecretKey),
+    /// ECC P-384.
+    P384(p384::SecretKey),
 }
 
 /// The public half of a slot's key.
@@ -52,6 +52,8 @@ pub enum PublicKey {
     Rsa(RsaPublicKey),
     /// ECC P-256.
     P256(p256::PublicKey),
+    /// ECC P-384.
+    P384(p384::PublicKey),
 }
 
 impl fmt::Debug for PrivateKey {
@@ -72,12 +74,23 @@ impl From<p256::SecretKey> for PrivateKey {
     }
 }
 
+impl From<p384::SecretKey> for PrivateKey {
+    fn from(key: p384::SecretKey) -> Self {
+        PrivateKey::P384(key)
+    }
+}
+
+fn invalid(error: impl fmt::Display) -> KeyError {
+    KeyError::Invalid(error.to_string())
+}
+
 impl PrivateKey {
     /// The key's algorithm.
     pub fn algorithm(&self) -> Algorithm {
         match self {
             PrivateKey::Rsa(_) => Algorithm::Rsa2048,
             PrivateKey::P256(_) => Algorithm::EccP256,
+            PrivateKey::P384(_) => Algorithm::EccP384,
         }
     }
 
@@ -86,6 +99,7 @@ impl PrivateKey {
         match self {
             PrivateKey::Rsa(key) => PublicKey::Rsa(key.to_public_key()),
             PrivateKey::P256(key) => PublicKey::P256(key.public_key()),
+            PrivateKey::P384(key) => PublicKey::P384(key.public_key()),
         }
     }
 
@@ -94,14 +108,13 @@ impl PrivateKey {
         algorithm: Algorithm,
         rng: &mut R,
     ) -> Result<PrivateKey, KeyError> {
+        use p256::elliptic_curve::Generate as _;
         match algorithm {
             Algorithm::Rsa2048 => RsaPrivateKey::new(rng, 2048)
                 .map(PrivateKey::from)
-                .map_err(|e| KeyError::Invalid(e.to_string())),
-            Algorithm::EccP256 => {
-                use p256::elliptic_curve::Generate as _;
-                Ok(PrivateKey::P256(p256::SecretKey::generate_from_rng(rng)))
-            }
+                .map_err(invalid),
+            Algorithm::EccP256 => Ok(PrivateKey::P256(p256::SecretKey::generate_from_rng(rng))),
+            Algorithm::EccP384 => Ok(PrivateKey::P384(p384::SecretKey::generate_from_rng(rng))),
             other => Err(KeyError::Algorithm(other)),
         }
     }
@@ -126,7 +139,6 @@ impl PrivateKey {
         dq: &[u8],
         qinv: &[u8],
     ) -> Result<PrivateKey, KeyError> {
-        let invalid = |e: rsa::Error| KeyError::Invalid(e.to_string());
         let key = RsaPrivateKey::from_p_q(
             BoxedUint::from_be_slice_vartime(p),
             BoxedUint::from_be_slice_vartime(q),
@@ -147,31 +159,44 @@ impl PrivateKey {
         Ok(key)
     }
 
-    /// A P-256 key from its private scalar.
-    pub(crate) fn from_p256_scalar(scalar: &[u8]) -> Result<PrivateKey, KeyError> {
-        p256::SecretKey::from_slice(scalar)
-            .map(PrivateKey::P256)
-            .map_err(|e| KeyError::Invalid(e.to_string()))
+    /// An EC key from its private scalar (Yubico IMPORT KEY tag `06`).
+    pub(crate) fn from_ec_scalar(
+        algorithm: Algorithm,
+        scalar: &[u8],
+    ) -> Result<PrivateKey, KeyError> {
+        match algorithm {
+            Algorithm::EccP256 => p256::SecretKey::from_slice(scalar)
+                .map(PrivateKey::P256)
+                .map_err(invalid),
+            Algorithm::EccP384 => p384::SecretKey::from_slice(scalar)
+                .map(PrivateKey::P384)
+                .map_err(invalid),
+            other => Err(KeyError::Algorithm(other)),
+        }
     }
 
     /// PKCS#8 DER, the persisted form.
-    fn to_pkcs8(&self) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    pub(crate) fn to_pkcs8(&self) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         let document = match self {
             PrivateKey::Rsa(key) => key.to_pkcs8_der(),
             PrivateKey::P256(key) => key.to_pkcs8_der(),
+            PrivateKey::P384(key) => key.to_pkcs8_der(),
         }
-        .map_err(|e| KeyError::Invalid(e.to_string()))?;
+        .map_err(invalid)?;
         Ok(Zeroizing::new(document.as_bytes().to_vec()))
     }
 
-    fn from_pkcs8(algorithm: Algorithm, der: &[u8]) -> Result<PrivateKey, KeyError> {
-        let invalid = |e: p256::pkcs8::Error| KeyError::Invalid(e.to_string());
+    /// Decodes the persisted form.
+    pub(crate) fn from_pkcs8(algorithm: Algorithm, der: &[u8]) -> Result<PrivateKey, KeyError> {
         let key = match algorithm {
             Algorithm::Rsa2048 => RsaPrivateKey::from_pkcs8_der(der)
                 .map(PrivateKey::from)
                 .map_err(invalid)?,
             Algorithm::EccP256 => p256::SecretKey::from_pkcs8_der(der)
                 .map(PrivateKey::P256)
+                .map_err(invalid)?,
+            Algorithm::EccP384 => p384::SecretKey::from_pkcs8_der(der)
+                .map(PrivateKey::P384)
                 .map_err(invalid)?,
             other => return Err(KeyError::Algorithm(other)),
         };
@@ -205,39 +230,58 @@ impl PrivateKey {
         Ok(left_pad(&output.to_be_bytes(), size))
     }
 
-    /// ECDSA over a digest the host computed: the leftmost 32 bytes of a
-    /// longer input are used (FIPS 186-4 6.4), a shorter one is read as a
-    /// smaller integer. Returns DER `SEQUENCE { r, s }` (RFC 6979 nonces).
+    /// ECDSA over a digest the host computed: the leftmost field-size bytes
+    /// of a longer input are used (FIPS 186-4 6.4), a shorter one is read
+    /// as a smaller integer. Returns DER `SEQUENCE { r, s }` (RFC 6979
+    /// nonces).
     pub(crate) fn ecdsa_sign(&self, digest: &[u8]) -> Result<Vec<u8>, Status> {
         use p256::ecdsa::signature::hazmat::PrehashSigner as _;
-        let PrivateKey::P256(key) = self else {
-            return Err(Status::IncorrectData);
-        };
         if digest.is_empty() {
             return Err(Status::IncorrectData);
         }
-        let field = &digest[..digest.len().min(32)];
-        let prehash = left_pad(field, 32);
-        let signing = p256::ecdsa::SigningKey::from(key);
-        let signature: p256::ecdsa::Signature = signing
-            .sign_prehash(&prehash)
-            .map_err(|_| Status::IncorrectData)?;
-        Ok(signature.to_der().as_bytes().to_vec())
+        let field = |size: usize| left_pad(&digest[..digest.len().min(size)], size);
+        let der = match self {
+            PrivateKey::P256(key) => {
+                let signature: p256::ecdsa::Signature = p256::ecdsa::SigningKey::from(key)
+                    .sign_prehash(&field(32))
+                    .map_err(|_| Status::IncorrectData)?;
+                signature.to_der().as_bytes().to_vec()
+            }
+            PrivateKey::P384(key) => {
+                let signature: p384::ecdsa::Signature = p384::ecdsa::SigningKey::from(key)
+                    .sign_prehash(&field(48))
+                    .map_err(|_| Status::IncorrectData)?;
+                signature.to_der().as_bytes().to_vec()
+            }
+            PrivateKey::Rsa(_) => return Err(Status::IncorrectData),
+        };
+        Ok(der)
     }
 
     /// ECDH (SP 800-73-4 Part 2 A.5, tag `85`): the x-coordinate of the
     /// shared point with the host's uncompressed point. `6A80` for a point
     /// that is not on the curve.
     pub(crate) fn ecdh(&self, point: &[u8]) -> Result<Zeroizing<Vec<u8>>, Status> {
-        let PrivateKey::P256(key) = self else {
-            return Err(Status::IncorrectData);
-        };
-        if point.len() != 65 || point.first() != Some(&0x04) {
+        use p256::elliptic_curve::point::AffineCoordinates as _;
+        if point.first() != Some(&0x04) {
             return Err(Status::IncorrectData);
         }
-        let peer = p256::PublicKey::from_sec1_bytes(point).map_err(|_| Status::IncorrectData)?;
-        let shared = p256::ecdh::diffie_hellman(key.to_nonzero_scalar(), peer.as_affine());
-        Ok(Zeroizing::new(shared.raw_secret_bytes().to_vec()))
+        let shared = match self {
+            PrivateKey::P256(key) => {
+                let peer =
+                    p256::PublicKey::from_sec1_bytes(point).map_err(|_| Status::IncorrectData)?;
+                let shared = (peer.to_projective() * *key.to_nonzero_scalar()).to_affine();
+                shared.x().to_vec()
+            }
+            PrivateKey::P384(key) => {
+                let peer =
+                    p384::PublicKey::from_sec1_bytes(point).map_err(|_| Status::IncorrectData)?;
+                let shared = (peer.to_projective() * *key.to_nonzero_scalar()).to_affine();
+                shared.x().to_vec()
+            }
+            PrivateKey::Rsa(_) => return Err(Status::IncorrectData),
+        };
+        Ok(Zeroizing::new(shared))
     }
 }
 
@@ -247,11 +291,13 @@ impl PublicKey {
         match self {
             PublicKey::Rsa(_) => Algorithm::Rsa2048,
             PublicKey::P256(_) => Algorithm::EccP256,
+            PublicKey::P384(_) => Algorithm::EccP384,
         }
     }
 
     /// The public key data objects of SP 800-73-4 Part 2 Table 11 without
-    /// the `7F49` template: `81` modulus, `82` exponent, or `86` point.
+    /// the `7F49` template: `81` modulus, `82` exponent, or `86` point
+    /// (`04 || X || Y`: neither curve crate compresses points by default).
     pub fn to_data_objects(&self) -> Vec<u8> {
         let mut writer = Writer::new();
         match self {
@@ -261,7 +307,9 @@ impl PublicKey {
                     .put(0x82, trim(&key.e().to_be_bytes()));
             }
             PublicKey::P256(key) => {
-                // p256 does not compress points: this is `04 || X || Y`.
+                writer.put(0x86, &key.to_sec1_bytes());
+            }
+            PublicKey::P384(key) => {
                 writer.put(0x86, &key.to_sec1_bytes());
             }
         }
@@ -271,141 +319,6 @@ impl PublicKey {
     /// The `7F49` template GENERATE ASYMMETRIC KEY PAIR answers with.
     pub fn to_template(&self) -> Vec<u8> {
         Writer::new().put(0x7F49, &self.to_data_objects()).finish()
-    }
-}
-
-/// How a key came to be in its slot (GET METADATA tag `03`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Origin {
-    /// `01`: generated on the card.
-    Generated,
-    /// `02`: imported.
-    Imported,
-}
-
-impl Origin {
-    /// The metadata byte.
-    pub const fn byte(self) -> u8 {
-        match self {
-            Origin::Generated => 0x01,
-            Origin::Imported => 0x02,
-        }
-    }
-}
-
-/// A slot's key with its policy and origin, as persisted.
-#[derive(Clone)]
-pub struct StoredKey {
-    key: PrivateKey,
-    pkcs8: Zeroizing<Vec<u8>>,
-    /// When the key needs the PIN.
-    pub pin_policy: PinPolicy,
-    /// Generated or imported.
-    pub origin: Origin,
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredKeyRepr {
-    algorithm: Algorithm,
-    pin_policy: PinPolicy,
-    origin: Origin,
-    #[serde(with = "hex_secret")]
-    pkcs8: Vec<u8>,
-}
-
-impl Drop for StoredKeyRepr {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.pkcs8);
-    }
-}
-
-impl StoredKey {
-    /// A key with its policy and origin.
-    pub fn new(key: PrivateKey, pin_policy: PinPolicy, origin: Origin) -> Result<Self, KeyError> {
-        key.validate()?;
-        let pkcs8 = key.to_pkcs8()?;
-        Ok(StoredKey {
-            key,
-            pkcs8,
-            pin_policy,
-            origin,
-        })
-    }
-
-    /// The private key.
-    pub(crate) fn key(&self) -> &PrivateKey {
-        &self.key
-    }
-
-    /// The key's algorithm.
-    pub fn algorithm(&self) -> Algorithm {
-        self.key.algorithm()
-    }
-
-    /// True when `other` holds the same key material (constant time).
-    fn same_material(&self, pkcs8: &[u8]) -> bool {
-        bool::from(self.pkcs8.as_slice().ct_eq(pkcs8))
-    }
-
-    /// Decodes a persisted key, reusing `previous` when its material is
-    /// unchanged (RSA keys are slow to validate, and the runtime reloads
-    /// state after every failed command).
-    fn from_repr(repr: &StoredKeyRepr, previous: Option<&StoredKey>) -> Result<Self, KeyError> {
-        let key = match previous {
-            Some(old) if old.same_material(&repr.pkcs8) => old.key.clone(),
-            _ => PrivateKey::from_pkcs8(repr.algorithm, &repr.pkcs8)?,
-        };
-        if key.algorithm() != repr.algorithm {
-            return Err(KeyError::Invalid("algorithm does not match the key".into()));
-        }
-        Ok(StoredKey {
-            key,
-            pkcs8: Zeroizing::new(repr.pkcs8.clone()),
-            pin_policy: repr.pin_policy,
-            origin: repr.origin,
-        })
-    }
-}
-
-impl fmt::Debug for StoredKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoredKey")
-            .field("algorithm", &self.algorithm())
-            .field("pin_policy", &self.pin_policy)
-            .field("origin", &self.origin)
-            .field("key", &"<redacted>")
-            .finish()
-    }
-}
-
-impl Serialize for StoredKey {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        StoredKeyRepr {
-            algorithm: self.algorithm(),
-            pin_policy: self.pin_policy,
-            origin: self.origin,
-            pkcs8: self.pkcs8.to_vec(),
-        }
-        .serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for StoredKey {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let repr = StoredKeyRepr::deserialize(deserializer)?;
-        StoredKey::from_repr(&repr, None).map_err(serde::de::Error::custom)
-    }
-}
-
-impl StoredKey {
-    /// Decodes a persisted key, reusing `previous` when its material is
-    /// unchanged.
-    pub(crate) fn decode(
-        value: &serde_json::Value,
-        previous: Option<&StoredKey>,
-    ) -> Result<StoredKey, String> {
-        let repr = StoredKeyRepr::deserialize(value).map_err(|e| e.to_string())?;
-        StoredKey::from_repr(&repr, previous).map_err(|e| e.to_string())
     }
 }
 

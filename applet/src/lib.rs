@@ -50,6 +50,7 @@ mod pin_commands;
 pub mod reference;
 pub mod security;
 pub mod state;
+mod stored_key;
 pub mod tlv;
 mod yubico;
 
@@ -59,7 +60,8 @@ pub use applet::{APPLICATION_LABEL, PIV_AID, PivApplet};
 pub use atr::{PIV_AID_SHORT, piv_atr};
 pub use config::{ConfigError, DEFAULT_PIN, DEFAULT_PUK, PivConfig};
 pub use data_commands::MAX_OBJECT_LEN;
-pub use keys::{KeyError, Origin, PrivateKey, PublicKey};
+pub use keys::{KeyError, PrivateKey, PublicKey};
+pub use stored_key::Origin;
 pub use management::{DEFAULT_MANAGEMENT_KEY, ManagementKey};
 pub use objects::{DataObjectTag, PrintedInformation};
 pub use pin::PinRules;

@@ -170,6 +170,8 @@ pub enum Algorithm {
     Rsa2048,
     /// `11`: ECC on curve P-256.
     EccP256,
+    /// `14`: ECC on curve P-384.
+    EccP384,
 }
 
 impl Algorithm {
@@ -182,6 +184,7 @@ impl Algorithm {
             0x0C => Some(Algorithm::Aes256),
             0x07 => Some(Algorithm::Rsa2048),
             0x11 => Some(Algorithm::EccP256),
+            0x14 => Some(Algorithm::EccP384),
             _ => None,
         }
     }
@@ -195,6 +198,7 @@ impl Algorithm {
             Algorithm::Aes256 => 0x0C,
             Algorithm::Rsa2048 => 0x07,
             Algorithm::EccP256 => 0x11,
+            Algorithm::EccP384 => 0x14,
         }
     }
 
@@ -212,7 +216,7 @@ impl Algorithm {
             Algorithm::Tdes | Algorithm::Aes192 => 24,
             Algorithm::Aes128 => 16,
             Algorithm::Aes256 => 32,
-            Algorithm::Rsa2048 | Algorithm::EccP256 => 0,
+            Algorithm::Rsa2048 | Algorithm::EccP256 | Algorithm::EccP384 => 0,
         }
     }
 
@@ -222,18 +226,19 @@ impl Algorithm {
         match self {
             Algorithm::Tdes => 8,
             Algorithm::Aes128 | Algorithm::Aes192 | Algorithm::Aes256 => 16,
-            Algorithm::Rsa2048 | Algorithm::EccP256 => 0,
+            Algorithm::Rsa2048 | Algorithm::EccP256 | Algorithm::EccP384 => 0,
         }
     }
 
     /// The algorithms the card supports, for the SELECT answer.
-    pub const ALL: [Algorithm; 6] = [
+    pub const ALL: [Algorithm; 7] = [
         Algorithm::Tdes,
         Algorithm::Aes128,
         Algorithm::Aes192,
         Algorithm::Aes256,
         Algorithm::Rsa2048,
         Algorithm::EccP256,
+        Algorithm::EccP384,
     ];
 }
 

@@ -24,11 +24,12 @@ use serde::{Deserialize, Serialize};
 use vscard_emulator::{AppletState, Context, OwnerPin, StateError, Status};
 
 use crate::config::{ConfigError, PivConfig};
-use crate::keys::{KeyError, Origin, PrivateKey, PublicKey, StoredKey};
+use crate::keys::{KeyError, PrivateKey, PublicKey};
 use crate::management::ManagementKey;
 use crate::objects::{self, DataObjectTag};
 use crate::pin::{self, PinRules};
 use crate::reference::{PinPolicy, Slot};
+use crate::stored_key::{Origin, StoredKey};
 
 /// The state format this build writes and the newest it reads.
 pub const STATE_FORMAT: u32 = 1;

@@ -347,7 +347,7 @@ fn generate_p256_and_sign_with_it() {
     );
     // Unsupported algorithms and malformed templates.
     assert_eq!(
-        c.send(0x47, 0x00, 0x9A, &tlv(0xAC, &tlv(0x80, &[0x14]))).sw,
+        c.send(0x47, 0x00, 0x9A, &tlv(0xAC, &tlv(0x80, &[0x05]))).sw,
         0x6A80
     );
     assert_eq!(c.send(0x47, 0x00, 0x9A, &tlv(0xAC, &[])).sw, 0x6A80);
@@ -467,4 +467,57 @@ fn installed_public_keys_match_and_private_keys_never_leave() {
         let answer = c.get_data(tag);
         assert!(!answer.data.windows(32).any(|w| w == secret));
     }
+}
+
+#[test]
+fn p384_keys_sign_agree_generate_and_import() {
+    use p384::ecdsa::signature::hazmat::PrehashVerifier as _;
+    let secret = p384::SecretKey::from_slice(&[0x21; 48]).unwrap();
+    let mut applet = PivApplet::with_defaults();
+    applet
+        .install_key(Slot::KEY_MANAGEMENT, secret.clone())
+        .unwrap();
+    let mut c = Client::new(card_with(applet));
+    assert_eq!(c.verify(PIN), SW_OK);
+    let digest = Sha384::digest(b"p384");
+    let der = c
+        .sign(Algorithm::EccP384, Slot::KEY_MANAGEMENT, &digest)
+        .unwrap();
+    let signature = p384::ecdsa::Signature::from_der(&der).unwrap();
+    p384::ecdsa::VerifyingKey::from(&secret.public_key())
+        .verify_prehash(&digest, &signature)
+        .unwrap();
+    // ECDH against a host key.
+    let host = p384::SecretKey::from_slice(&[0x33; 48]).unwrap();
+    let inner = [
+        tlv(0x82, &[]),
+        tlv(0x85, &host.public_key().to_sec1_bytes()),
+    ]
+    .concat();
+    let answer = c.send(0x87, 0x14, 0x9D, &tlv(0x7C, &inner));
+    // The host side computes with its secret and the card's public key.
+    use p384::elliptic_curve::point::AffineCoordinates as _;
+    let shared = (secret.public_key().to_projective() * *host.to_nonzero_scalar()).to_affine();
+    assert_eq!(unwrap_template(&answer.data), shared.x().to_vec());
+    // Metadata carries the 97-byte point.
+    let meta = c.metadata(0x9D);
+    assert_eq!(
+        meta.data[..14],
+        [
+            0x01, 0x01, 0x14, 0x02, 0x02, 0x02, 0x01, 0x03, 0x01, 0x02, 0x04, 0x63, 0x86, 0x61
+        ]
+    );
+    // GENERATE and IMPORT.
+    c.authenticate_default();
+    let generated = c.generate(Slot::CARD_AUTHENTICATION, Algorithm::EccP384);
+    assert_eq!(generated.data[..5], [0x7F, 0x49, 0x63, 0x86, 0x61]);
+    let public = p384::PublicKey::from_sec1_bytes(&generated.data[5..]).unwrap();
+    let der = c
+        .sign(Algorithm::EccP384, Slot::CARD_AUTHENTICATION, &digest)
+        .unwrap();
+    p384::ecdsa::VerifyingKey::from(&public)
+        .verify_prehash(&digest, &p384::ecdsa::Signature::from_der(&der).unwrap())
+        .unwrap();
+    assert_eq!(c.send(0xFE, 0x14, 0x82, &tlv(0x06, &[0x44; 48])).sw, SW_OK);
+    assert_eq!(c.metadata(0x82).data[2], 0x14);
 }

@@ -15,9 +15,9 @@ fn h(text: &str) -> Vec<u8> {
     hex::decode(text.replace(' ', "")).unwrap()
 }
 
-const SELECT_ANSWER: &str = "61 34 4F 06 000010000100 79 07 4F 05 A000000308 \
+const SELECT_ANSWER: &str = "61 37 4F 06 000010000100 79 07 4F 05 A000000308 \
     50 0A 76736361726420504956 \
-    AC 15 800103 800108 80010A 80010C 800107 800111 060100";
+    AC 18 800103 800108 80010A 80010C 800107 800111 800114 060100";
 
 #[test]
 fn select_answers_the_application_property_template() {

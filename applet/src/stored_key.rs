@@ -1,0 +1,152 @@
+//! Persisting slot keys: a [`StoredKey`] is a private key with its PIN
+//! policy and origin, serialised as PKCS#8 DER in hex.
+//!
+//! Contract: the PKCS#8 encoding lives in a zeroizing buffer and is never
+//! printed; decoding reuses an already decoded key whose material is
+//! unchanged (RSA keys are slow to validate, and the runtime reloads state
+//! after every failed command that staged changes).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use vscard_emulator::hex_secret;
+use zeroize::Zeroizing;
+
+use crate::keys::{KeyError, PrivateKey};
+use crate::reference::{Algorithm, PinPolicy};
+
+/// How a key came to be in its slot (GET METADATA tag `03`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Origin {
+    /// `01`: generated on the card.
+    Generated,
+    /// `02`: imported.
+    Imported,
+}
+
+impl Origin {
+    /// The metadata byte.
+    pub const fn byte(self) -> u8 {
+        match self {
+            Origin::Generated => 0x01,
+            Origin::Imported => 0x02,
+        }
+    }
+}
+
+/// A slot's key with its policy and origin, as persisted.
+#[derive(Clone)]
+pub struct StoredKey {
+    key: PrivateKey,
+    pkcs8: Zeroizing<Vec<u8>>,
+    /// When the key needs the PIN.
+    pub pin_policy: PinPolicy,
+    /// Generated or imported.
+    pub origin: Origin,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredKeyRepr {
+    algorithm: Algorithm,
+    pin_policy: PinPolicy,
+    origin: Origin,
+    #[serde(with = "hex_secret")]
+    pkcs8: Vec<u8>,
+}
+
+impl Drop for StoredKeyRepr {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.pkcs8);
+    }
+}
+
+impl StoredKey {
+    /// A key with its policy and origin.
+    pub fn new(key: PrivateKey, pin_policy: PinPolicy, origin: Origin) -> Result<Self, KeyError> {
+        key.validate()?;
+        let pkcs8 = key.to_pkcs8()?;
+        Ok(StoredKey {
+            key,
+            pkcs8,
+            pin_policy,
+            origin,
+        })
+    }
+
+    /// The private key.
+    pub(crate) fn key(&self) -> &PrivateKey {
+        &self.key
+    }
+
+    /// The key's algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.key.algorithm()
+    }
+
+    /// True when `other` holds the same key material (constant time).
+    fn same_material(&self, pkcs8: &[u8]) -> bool {
+        bool::from(self.pkcs8.as_slice().ct_eq(pkcs8))
+    }
+
+    /// Decodes a persisted key, reusing `previous` when its material is
+    /// unchanged (RSA keys are slow to validate, and the runtime reloads
+    /// state after every failed command).
+    fn from_repr(repr: &StoredKeyRepr, previous: Option<&StoredKey>) -> Result<Self, KeyError> {
+        let key = match previous {
+            Some(old) if old.same_material(&repr.pkcs8) => old.key.clone(),
+            _ => PrivateKey::from_pkcs8(repr.algorithm, &repr.pkcs8)?,
+        };
+        if key.algorithm() != repr.algorithm {
+            return Err(KeyError::Invalid("algorithm does not match the key".into()));
+        }
+        Ok(StoredKey {
+            key,
+            pkcs8: Zeroizing::new(repr.pkcs8.clone()),
+            pin_policy: repr.pin_policy,
+            origin: repr.origin,
+        })
+    }
+}
+
+impl fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("algorithm", &self.algorithm())
+            .field("pin_policy", &self.pin_policy)
+            .field("origin", &self.origin)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Serialize for StoredKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StoredKeyRepr {
+            algorithm: self.algorithm(),
+            pin_policy: self.pin_policy,
+            origin: self.origin,
+            pkcs8: self.pkcs8.to_vec(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for StoredKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let repr = StoredKeyRepr::deserialize(deserializer)?;
+        StoredKey::from_repr(&repr, None).map_err(serde::de::Error::custom)
+    }
+}
+
+impl StoredKey {
+    /// Decodes a persisted key, reusing `previous` when its material is
+    /// unchanged.
+    pub(crate) fn decode(
+        value: &serde_json::Value,
+        previous: Option<&StoredKey>,
+    ) -> Result<StoredKey, String> {
+        let repr = StoredKeyRepr::deserialize(value).map_err(|e| e.to_string())?;
+        StoredKey::from_repr(&repr, previous).map_err(|e| e.to_string())
+    }
+}
