@@ -364,3 +364,31 @@ fn seed_gives_a_reproducible_generator() {
     let mut other = profile.seeded_rng().unwrap();
     assert_ne!(first.next_u64(), other.next_u64());
 }
+
+#[test]
+fn roles_from_command_line_flags() {
+    use vscard_applet::issuance::RoleProfile;
+    let role: RoleProfile = "R8000:Clinical Practitioner Access Role:B0264:RX1"
+        .parse()
+        .unwrap();
+    assert_eq!(role, CardProfile::demo().roles[0]);
+    let role = RoleProfile::parse_flag("R8008:Admin: Support:B0069,B0082:A81001").unwrap();
+    assert_eq!(role.name, "Admin: Support");
+    assert_eq!(role.business_functions, ["B0069", "B0082"]);
+    let role = RoleProfile::parse_flag("R8000:Name::RX1").unwrap();
+    assert!(role.business_functions.is_empty());
+    let message = RoleProfile::parse_flag("R8000:RX1")
+        .unwrap_err()
+        .to_string();
+    assert_contains(&message, "--role: must be CODE:NAME:BUSINESS_FUNCTIONS:ODS");
+    let message = RoleProfile::parse_flag("R8000:Name:B1:RX1")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        message,
+        "--role.business_functions[0]: must be B followed by 4 digits (e.g. B0264), got \"B1\""
+    );
+    let environment: Environment = "integration".parse().unwrap();
+    assert_eq!(environment, Environment::Integration);
+    assert!("Not Valid".parse::<Environment>().is_err());
+}

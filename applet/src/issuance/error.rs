@@ -120,6 +120,11 @@ pub enum ProfileRule {
         /// The value given.
         got: String,
     },
+    /// A `--role` flag that is not `CODE:NAME:B1,B2:ODS`.
+    #[error(
+        "must be CODE:NAME:BUSINESS_FUNCTIONS:ODS, e.g. R8000:Clinical Practitioner Access Role:B0264:RX1"
+    )]
+    RoleFlag,
     /// A profile without any role.
     #[error("must list at least one role profile, got none")]
     NoRoles,

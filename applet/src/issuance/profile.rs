@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use vscard_emulator::CardRng;
 
-use super::error::{ProfileError, ProfileFormat};
+use super::error::{ProfileError, ProfileFormat, ProfileRule};
 use super::keys::{KeyAlgorithm, Slot};
 use super::secret::SecretString;
 
@@ -61,6 +61,51 @@ pub struct RoleProfile {
     pub business_functions: Vec<String>,
     /// ODS code of the organisation the role is held at, e.g. `RX1`.
     pub ods_code: String,
+}
+
+impl RoleProfile {
+    /// A role from the command-line form `CODE:NAME:B1,B2:ODS`, e.g.
+    /// `R8000:Clinical Practitioner Access Role:B0264:RX1`. The name may
+    /// itself contain colons; the business functions may be empty
+    /// (`R8000:Name::RX1`). The role is checked like a profile's roles.
+    pub fn parse_flag(text: &str) -> Result<RoleProfile, ProfileError> {
+        let parts: Vec<&str> = text.split(':').collect();
+        let [code, name @ .., functions, ods_code] = parts.as_slice() else {
+            return Err(ProfileError::invalid("--role", ProfileRule::RoleFlag));
+        };
+        if name.is_empty() {
+            return Err(ProfileError::invalid("--role", ProfileRule::RoleFlag));
+        }
+        let business_functions = functions
+            .split(',')
+            .filter(|code| !code.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let role = RoleProfile {
+            code: (*code).to_owned(),
+            name: name.join(":"),
+            business_functions,
+            ods_code: (*ods_code).to_owned(),
+        };
+        role.check("--role")?;
+        Ok(role)
+    }
+}
+
+impl std::str::FromStr for RoleProfile {
+    type Err = ProfileError;
+
+    fn from_str(text: &str) -> Result<RoleProfile, ProfileError> {
+        RoleProfile::parse_flag(text)
+    }
+}
+
+impl std::str::FromStr for Environment {
+    type Err = ProfileError;
+
+    fn from_str(name: &str) -> Result<Environment, ProfileError> {
+        Environment::parse(name)
+    }
 }
 
 /// The test environment a card belongs to; each has its own CA chain.
