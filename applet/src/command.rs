@@ -451,10 +451,16 @@ impl Command<'_> {
                 algorithm,
                 key,
                 request,
-            } => format!(
-                "GENERAL AUTHENTICATE {key:?} {algorithm:?} {}",
-                request.name()
-            ),
+            } => {
+                let key = match key {
+                    AuthKey::Management => "9B".to_string(),
+                    AuthKey::Slot(slot) => slot.to_string(),
+                };
+                format!(
+                    "GENERAL AUTHENTICATE {key} {algorithm:?} {}",
+                    request.name()
+                )
+            }
             Command::GenerateAsymmetricKeyPair {
                 slot, algorithm, ..
             } => format!("GENERATE ASYMMETRIC KEY PAIR {slot} {algorithm:?}"),

@@ -252,3 +252,22 @@ fn traces_name_commands_without_secrets() {
     let exchange = card.last_exchange().unwrap();
     assert_eq!(exchange.command, "VERIFY PIN");
 }
+
+#[test]
+fn traces_describe_general_authenticate() {
+    let mut card = default_card();
+    card.record_exchanges(true);
+    card.transmit(&h("00 87 03 9B 04 7C 02 81 00 00")).unwrap();
+    assert_eq!(
+        card.last_exchange().unwrap().command,
+        "GENERAL AUTHENTICATE 9B Tdes challenge request"
+    );
+    let mut apdu = h("00 87 11 9E 26 7C 24 82 00 81 20");
+    apdu.extend([0x11; 32]);
+    apdu.push(0x00);
+    card.transmit(&apdu).unwrap();
+    assert_eq!(
+        card.last_exchange().unwrap().command,
+        "GENERAL AUTHENTICATE 9E EccP256 sign"
+    );
+}
