@@ -453,10 +453,15 @@ fn installed_public_keys_match_and_private_keys_never_leave() {
     assert_eq!(applet.public_key(Slot::SIGNATURE), Some(installed));
     let debug = format!("{:?}", applet.state());
     assert!(!debug.contains("0202020202") && debug.contains("<redacted>"));
-    let config = PivConfig::default().with_pin(b"918273").with_puk(b"56473829");
+    let config = PivConfig::default()
+        .with_pin(b"918273")
+        .with_puk(b"56473829");
     let debug = format!("{config:?}");
     assert!(!debug.contains("918273") && !debug.contains("56473829"));
-    assert!(!debug.contains("1, 2, 3, 4"), "management key redacted: {debug}");
+    assert!(
+        !debug.contains("1, 2, 3, 4"),
+        "management key redacted: {debug}"
+    );
     let mut c = Client::new(card_with(applet));
     let secret = [2u8; 32];
     for key in [0x80, 0x81, 0x9B, 0x9A, 0x9C] {
