@@ -177,6 +177,10 @@ impl PivApplet {
                 self.set_management_key(ctx, algorithm, key)
             }
             Command::Reset => self.reset(ctx),
+            Command::SetPinRetries {
+                pin_tries,
+                puk_tries,
+            } => self.set_pin_retries(ctx, pin_tries, puk_tries),
             Command::ImportKey {
                 slot,
                 algorithm,

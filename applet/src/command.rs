@@ -80,6 +80,13 @@ pub enum Command<'a> {
     },
     /// Yubico RESET (`FB`).
     Reset,
+    /// Yubico SET PIN RETRIES (`FA`): P1 PIN tries, P2 PUK tries.
+    SetPinRetries {
+        /// New PIN try limit, 1..=15.
+        pin_tries: u8,
+        /// New PUK try limit, 1..=15.
+        puk_tries: u8,
+    },
     /// Yubico IMPORT ASYMMETRIC KEY (`FE`).
     ImportKey {
         /// Where.
@@ -169,6 +176,13 @@ impl<'a> TryFrom<&CommandApdu<'a>> for Command<'a> {
                 .ok_or(Status::IncorrectP1P2),
             0xFF => parse_set_management_key(p1, p2, data),
             0xFB => Ok(Command::Reset),
+            0xFA => match (p1, p2) {
+                (1..=15, 1..=15) => Ok(Command::SetPinRetries {
+                    pin_tries: p1,
+                    puk_tries: p2,
+                }),
+                _ => Err(Status::IncorrectP1P2),
+            },
             0xFE => parse_import(p1, p2, data),
             _ => Err(Status::InstructionNotSupported),
         }
@@ -471,6 +485,10 @@ impl Command<'_> {
                 format!("SET MANAGEMENT KEY {algorithm:?}")
             }
             Command::Reset => "RESET PIV".into(),
+            Command::SetPinRetries {
+                pin_tries,
+                puk_tries,
+            } => format!("SET PIN RETRIES {pin_tries} {puk_tries}"),
             Command::ImportKey { slot, .. } => format!("IMPORT KEY {slot}"),
         }
     }

@@ -270,20 +270,39 @@ impl PivState {
     /// PUK and management key, no keys, only the card's own objects. The
     /// settings (serial, version, rules) stay.
     pub(crate) fn factory_reset(&mut self) -> Result<(), Status> {
+        self.default_secrets()?;
+        self.management = ManagementKey::default_tdes();
+        self.keys.clear();
+        self.objects = default_objects(self.settings.serial);
+        Ok(())
+    }
+
+    /// Sets the PIN and PUK try limits (Yubico SET PIN RETRIES), which
+    /// also puts both back to their default values.
+    pub(crate) fn set_try_limits(&mut self, pin_tries: u8, puk_tries: u8) -> Result<(), Status> {
+        self.settings.rules.pin_tries = pin_tries;
+        self.settings.rules.puk_tries = puk_tries;
+        self.default_secrets()
+    }
+
+    /// The default PIN and PUK with full counters of the current limits.
+    fn default_secrets(&mut self) -> Result<(), Status> {
         let rules = self.settings.rules;
         let defaults = PivConfig::default();
         let pin = pin::pad(&defaults.pin);
         let puk = pin::pad(&defaults.puk);
         self.pin = OwnerPin::new(&pin, rules.pin_tries).map_err(|_| Status::UnknownError)?;
         self.puk = OwnerPin::new(&puk, rules.puk_tries).map_err(|_| Status::UnknownError)?;
-        self.management = ManagementKey::default_tdes();
-        self.keys.clear();
-        self.objects = default_objects(self.settings.serial);
         self.defaults = DefaultFlags {
             pin: true,
             puk: true,
         };
         Ok(())
+    }
+
+    /// Stages the settings.
+    pub(crate) fn stage_settings(&self, ctx: &mut Context<'_>) -> Result<(), Status> {
+        ctx.stage(CONFIG, &self.settings)
     }
 
     /// Stages every part.

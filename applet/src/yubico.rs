@@ -1,5 +1,5 @@
 //! The Yubico extensions middleware probes for: GET METADATA (`F7`), SET
-//! MANAGEMENT KEY (`FF`) and RESET (`FB`); GET VERSION (`FD`) and GET
+//! MANAGEMENT KEY (`FF`), RESET (`FB`) and SET PIN RETRIES (`FA`); GET VERSION (`FD`) and GET
 //! SERIAL (`F8`) are answered from the settings directly.
 //!
 //! Contract: the encodings follow the YubiKey 5 firmware as documented by
@@ -67,6 +67,26 @@ impl PivApplet {
         self.state.management =
             ManagementKey::new(algorithm, key).map_err(|_| Status::IncorrectData)?;
         self.state.stage_management(ctx)?;
+        Ok(Response::empty())
+    }
+
+    /// SET PIN RETRIES: needs the management key and the PIN; puts PIN and
+    /// PUK back to their defaults with the new limits (as YubiKeys do).
+    pub(crate) fn set_pin_retries(
+        &mut self,
+        ctx: &mut Context<'_>,
+        pin_tries: u8,
+        puk_tries: u8,
+    ) -> Result<Response, Status> {
+        self.require_management(ctx)?;
+        if !self.pin_verified(ctx) {
+            return Err(Status::SecurityStatusNotSatisfied);
+        }
+        self.state.set_try_limits(pin_tries, puk_tries)?;
+        self.state.stage_settings(ctx)?;
+        self.state.stage_pin(ctx)?;
+        self.state.stage_puk(ctx)?;
+        self.state.stage_defaults(ctx)?;
         Ok(Response::empty())
     }
 

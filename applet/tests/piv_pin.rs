@@ -377,3 +377,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn set_pin_retries_needs_both_and_restores_defaults() {
+    let config = PivConfig::default().with_pin(b"777777");
+    let mut c = Client::new(card_with(PivApplet::new(config).unwrap()));
+    assert_eq!(c.send(0xFA, 5, 4, &[]).sw, 0x6982);
+    c.authenticate_default();
+    assert_eq!(c.send(0xFA, 5, 4, &[]).sw, 0x6982, "the PIN too");
+    assert_eq!(c.verify(b"777777"), SW_OK);
+    assert_eq!(c.send(0xFA, 0, 4, &[]).sw, 0x6A86);
+    assert_eq!(c.send(0xFA, 5, 16, &[]).sw, 0x6A86);
+    assert_eq!(c.send(0xFA, 5, 4, &[]).sw, SW_OK);
+    assert_eq!(c.counters(), (5, 4));
+    assert_eq!(
+        c.metadata(0x80).data,
+        [0x01, 0x01, 0xFF, 0x05, 0x01, 0x01, 0x06, 0x02, 5, 5]
+    );
+    assert_eq!(c.verify(b"777777"), 0x63C4, "back to the default PIN");
+    assert_eq!(c.verify(PIN), SW_OK);
+}
