@@ -33,6 +33,10 @@ impl DataObjectTag {
     pub const PRINTED_INFORMATION: DataObjectTag = DataObjectTag(0x5FC109);
     /// `5FC106` Security Object.
     pub const SECURITY_OBJECT: DataObjectTag = DataObjectTag(0x5FC106);
+    /// `5FFF20` vscard's role profiles object (NHS role, business
+    /// functions and organisation of each role the holder has); read needs
+    /// the PIN, like Printed Information.
+    pub const ROLE_PROFILES: DataObjectTag = DataObjectTag(0x5FFF20);
 
     /// The tag named by the bytes of a `5C` tag list, if valid.
     pub fn from_bytes(bytes: &[u8]) -> Option<DataObjectTag> {
@@ -64,9 +68,9 @@ impl DataObjectTag {
 
     /// True for objects readable only after PIN verification (SP 800-73-4
     /// Part 1 Table 2: fingerprints, Printed Information, facial image,
-    /// iris images).
+    /// iris images), and vscard's role profiles.
     pub const fn read_needs_pin(self) -> bool {
-        matches!(self.0, 0x5FC103 | 0x5FC108 | 0x5FC109 | 0x5FC121)
+        matches!(self.0, 0x5FC103 | 0x5FC108 | 0x5FC109 | 0x5FC121 | 0x5FFF20)
     }
 }
 

@@ -41,9 +41,24 @@ pub fn issue_card_certificate<R: CryptoRng + ?Sized>(
             found,
         });
     }
+    let subject = names::card_subject(profile)?;
+    certify(sub_ca, subject_public_key, subject, slot, validity, rng)
+}
+
+/// Certifies `subject_public_key` for `slot` under `subject` (renewal keeps
+/// the subject of the certificate it replaces).
+pub(crate) fn certify<R: CryptoRng + ?Sized>(
+    sub_ca: &CertificateAuthority,
+    subject_public_key: &SubjectPublicKeyInfoOwned,
+    subject: x509_cert::name::Name,
+    slot: Slot,
+    validity: CertificateValidity,
+    rng: &mut R,
+) -> Result<Certificate, IssuanceError> {
+    let algorithm = KeyAlgorithm::of_public_key(subject_public_key)?;
     let issuance = IssuanceProfile {
-        kind: CertificateKind::Card(slot, found),
-        subject: names::card_subject(profile)?,
+        kind: CertificateKind::Card(slot, algorithm),
+        subject,
         issuer: sub_ca.certificate().tbs_certificate().subject().clone(),
     };
     sub_ca.sign(

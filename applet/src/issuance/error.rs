@@ -156,6 +156,10 @@ pub enum IssuanceError {
     /// The profile does not validate.
     #[error("invalid card profile: {0}")]
     Profile(#[from] ProfileError),
+    /// A card image whose PIV state does not have the shape issuance gives
+    /// it, or that the applet refused.
+    #[error("card: {0}")]
+    Card(String),
     /// The key generator failed.
     #[error("{algorithm} key generation failed: {reason}")]
     KeyGeneration {

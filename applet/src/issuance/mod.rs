@@ -32,6 +32,7 @@
 //! ```
 
 mod authority;
+mod card;
 mod card_certificate;
 mod chain;
 mod error;
@@ -48,6 +49,10 @@ mod validity;
 pub use authority::{
     Authorities, CertificateAuthority, ROOT_CA_YEARS, SERIAL_BYTES, SUB_CA_YEARS,
     create_authorities, create_root_ca, create_sub_ca, random_serial,
+};
+pub use card::{
+    CardSummary, CounterSummary, ROLES_OBJECT, SlotSummary, certificate, decode_roles,
+    encode_roles, environment_of, issue_applet, piv_config, renew_applet, summarize,
 };
 pub use card_certificate::{IssuedSlot, issue_card, issue_card_certificate, renew_certificate};
 pub use chain::{ChainError, ECDSA_WITH_SHA256, verify_chain, verify_issued_by, verify_valid_at};
