@@ -225,6 +225,10 @@ fn wrong_le(session: &mut Session<'_>) -> Result<Outcome, Failure> {
     while reply.sw == 0x6100 {
         reply = session.send("GET RESPONSE", &[0x00, 0xC0, 0x00, 0x00, 0x00])?;
     }
+    if reply.sw == 0x61FF {
+        // 255 left: Le + 1 cannot be written in one byte; take a few first.
+        reply = session.send("GET RESPONSE 16 bytes", &[0x00, 0xC0, 0x00, 0x00, 0x10])?;
+    }
     if reply.sw1() != 0x61 || reply.sw2() == 0xFF {
         return Err(fail(
             "drain",

@@ -155,9 +155,13 @@ fn select_template(session: &mut Session<'_>) -> Result<Outcome, Failure> {
     let algorithms =
         find(template, 0xAC).ok_or_else(|| fail("SELECT", "no AC (cryptographic algorithms)"))?;
     let entries = piv::parse_tlvs(algorithms).ok_or_else(|| fail("AC", "not BER-TLV"))?;
-    ensure(entries.last() == Some(&(0x06u32, &[][..])), "AC", || {
-        "the list must end with 06 00".into()
-    })?;
+    // SP 800-73-4 Part 2 Table 3: the list ends with the object identifier
+    // tag 06 whose value is 00.
+    ensure(
+        entries.last() == Some(&(0x06u32, &[0x00][..])),
+        "AC",
+        || "the list must end with 06 01 00".into(),
+    )?;
     let listed: Vec<u8> = entries
         .iter()
         .filter(|(t, _)| *t == 0x80)
