@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cards;
 pub mod facts;
 pub mod pcsc_transport;
 pub mod piv;

@@ -221,18 +221,21 @@ fn get_response(session: &mut Session<'_>) -> Result<Outcome, Failure> {
 fn wrong_le(session: &mut Session<'_>) -> Result<Outcome, Failure> {
     select_piv(session)?;
     let mut reply = session.send("GET DATA 9A, Le 00", &get_data(tag::CERT_9A))?;
-    // Drain whole pieces until fewer than 255 bytes are left.
-    while reply.sw == 0x6100 {
-        reply = session.send("GET RESPONSE", &[0x00, 0xC0, 0x00, 0x00, 0x00])?;
+    // Take 16-byte pieces until 1 to 254 bytes are left, so that Le + 1 is
+    // still a one-byte Le (an object may split evenly into 256-byte pieces).
+    for _ in 0..512 {
+        match reply.sw {
+            0x6101..=0x61FE => break,
+            sw if sw >> 8 == 0x61 => {
+                reply = session.send("GET RESPONSE 16 bytes", &[0x00, 0xC0, 0x00, 0x00, 0x10])?;
+            }
+            sw => return Err(fail("drain", format!("expected 61xx, got {sw:04X}"))),
+        }
     }
-    if reply.sw == 0x61FF {
-        // 255 left: Le + 1 cannot be written in one byte; take a few first.
-        reply = session.send("GET RESPONSE 16 bytes", &[0x00, 0xC0, 0x00, 0x00, 0x10])?;
-    }
-    if reply.sw1() != 0x61 || reply.sw2() == 0xFF {
+    if !(0x6101..=0x61FE).contains(&reply.sw) {
         return Err(fail(
             "drain",
-            format!("expected 61xx with xx < FF, got {:04X}", reply.sw),
+            format!("expected 61xx with 0 < xx < FF, got {:04X}", reply.sw),
         ));
     }
     let left = reply.sw2();

@@ -1,14 +1,19 @@
 //! The scenario groups.
 
 pub mod iso7816;
+pub mod journey;
 pub mod piv;
 
 use crate::scenario::Scenario;
 
-/// Every scenario, in the order the runner runs them.
+/// Every scenario, in the order the runner runs them: the non-destructive
+/// ones of every group first, then the destructive ones (GENERATE, which
+/// replaces a key the others sign with, comes last of all).
 pub fn all() -> Vec<Scenario> {
-    let mut all = Vec::new();
-    all.extend_from_slice(iso7816::SCENARIOS);
-    all.extend_from_slice(piv::SCENARIOS);
-    all
+    let every = [iso7816::SCENARIOS, piv::SCENARIOS, journey::SCENARIOS].concat();
+    let (mut safe, mut destructive): (Vec<_>, Vec<_>) =
+        every.into_iter().partition(|s| !s.destructive);
+    destructive.sort_by_key(|s| s.name.starts_with("GENERATE"));
+    safe.append(&mut destructive);
+    safe
 }

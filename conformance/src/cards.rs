@@ -1,0 +1,83 @@
+//! The cards the suite runs against when it makes its own: an NHS-style
+//! card with two roles, issued from vscard's test PKI.
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use vscard_applet::issuance::{
+    CardProfile, CertificateValidity, IssuanceError, Pki, RoleProfile, SecretString, issue_applet,
+};
+use vscard_applet::{PivApplet, piv_atr};
+use vscard_emulator::{Applet, AppletState, Card, CardError, CardRng};
+
+use crate::facts::CardFacts;
+
+/// The demo holder with a second role, so the journey can choose one; a
+/// fixed seed makes the keys the same on every run.
+pub fn journey_profile() -> CardProfile {
+    let mut profile = CardProfile::demo();
+    profile.seed = Some(SecretString::new("vscard-conformance"));
+    profile.roles.push(RoleProfile {
+        code: "R8001".into(),
+        name: "Nurse Access Role".into(),
+        business_functions: vec!["B0360".into()],
+        ods_code: "K81003001".into(),
+    });
+    profile
+}
+
+/// What the scenarios may assume about a card issued from `profile`.
+pub fn facts_for(profile: &CardProfile) -> CardFacts {
+    CardFacts {
+        pin: profile.pin.expose().as_bytes().to_vec(),
+        puk: profile.unlock_code.expose().as_bytes().to_vec(),
+        pin_tries: profile.pin_policy.pin_tries,
+        uuid: Some(profile.uuid.clone()),
+        ..CardFacts::default()
+    }
+}
+
+/// Issues `profile` with the PKI in `state_dir`, valid from `not_before`.
+pub fn issue(
+    profile: &CardProfile,
+    state_dir: &Path,
+    not_before: SystemTime,
+) -> Result<PivApplet, IssuanceError> {
+    let mut rng = match profile.seeded_rng() {
+        Some(rng) => rng,
+        None => CardRng::from_os().map_err(|e| IssuanceError::Card(e.to_string()))?,
+    };
+    let pki = Pki::open_or_create(state_dir, &profile.environment, &mut rng)
+        .map_err(|e| IssuanceError::Card(e.to_string()))?;
+    let validity = CertificateValidity::for_profile(profile, not_before)?;
+    issue_applet(&pki, profile, validity, &mut rng, |_, _| {})
+}
+
+/// The journey card's applet state, issued once per process (RSA keys take
+/// a while) in a temporary state directory.
+pub fn journey_state() -> Result<&'static AppletState, String> {
+    static STATE: OnceLock<Result<AppletState, String>> = OnceLock::new();
+    STATE
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let applet = issue(&journey_profile(), dir.path(), SystemTime::now())
+                .map_err(|e| e.to_string())?;
+            applet.save().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// A fresh card (new memory store) holding `state`, powered off.
+pub fn card_with(state: &AppletState) -> Result<Card, CardError> {
+    let mut applet = PivApplet::with_defaults();
+    applet.load(state).map_err(|source| CardError::State {
+        aid: vscard_applet::PIV_AID,
+        source,
+    })?;
+    Card::builder()
+        .atr(piv_atr())
+        .install_default(applet)
+        .build()
+}
