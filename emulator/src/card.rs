@@ -77,6 +77,22 @@ pub struct Exchange {
     pub duration: Duration,
 }
 
+/// One event of a raw transcript ([`Card::record_transcript`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TranscriptEvent {
+    /// Power-on or reset (the card answered with its ATR).
+    PowerOn,
+    /// Power-off.
+    PowerOff,
+    /// One command APDU and the card's response APDU, byte for byte.
+    Exchange {
+        /// The command.
+        command: Vec<u8>,
+        /// The response (data and status word).
+        response: Vec<u8>,
+    },
+}
+
 /// The runtime's services shared by all applets of a card.
 pub(crate) struct Env {
     store: Box<dyn Store>,
@@ -143,6 +159,7 @@ pub struct Card {
     pub(crate) max_command_data: usize,
     record: bool,
     last: Option<Exchange>,
+    transcript: Option<Vec<TranscriptEvent>>,
 }
 
 /// Builds a [`Card`].
@@ -194,6 +211,7 @@ impl Card {
     /// Cold start: powers the card on (or restarts it when already on) and
     /// returns the ATR.
     pub fn power_on(&mut self) -> &[u8] {
+        self.note(TranscriptEvent::PowerOn);
         self.restart();
         self.power = PowerState::On;
         self.select_default_on_basic_channel();
@@ -208,6 +226,7 @@ impl Card {
     /// Removes power: transient memory, selections and security states are
     /// gone.
     pub fn power_off(&mut self) {
+        self.note(TranscriptEvent::PowerOff);
         self.restart();
         self.power = PowerState::Off;
     }
@@ -272,7 +291,35 @@ impl Card {
                 self.last = Some(exchange);
             }
         }
-        Ok(response.to_bytes())
+        let response = response.to_bytes();
+        if self.transcript.is_some() {
+            self.note(TranscriptEvent::Exchange {
+                command: command.to_vec(),
+                response: response.clone(),
+            });
+        }
+        Ok(response)
+    }
+
+    /// Records every power event and exchange byte for byte, for golden
+    /// transcripts in tests. Unlike the trace, a transcript holds the data
+    /// as sent, PINs included: use it with test cards only.
+    pub fn record_transcript(&mut self, on: bool) {
+        self.transcript = on.then(Vec::new);
+    }
+
+    /// The transcript recorded so far (recording goes on, empty).
+    pub fn take_transcript(&mut self) -> Vec<TranscriptEvent> {
+        self.transcript
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    fn note(&mut self, event: TranscriptEvent) {
+        if let Some(transcript) = &mut self.transcript {
+            transcript.push(event);
+        }
     }
 
     /// Keeps a decoded [`Exchange`] of every command for
@@ -488,6 +535,7 @@ impl CardBuilder {
             max_command_data,
             record,
             last: None,
+            transcript: None,
         })
     }
 }

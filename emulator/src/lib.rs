@@ -60,7 +60,7 @@ pub use aid::{Aid, AidLengthError};
 pub use apdu::{Class, CommandApdu, EXTENDED_NE_MAX, ResponseApdu, SHORT_NE_MAX, SecureMessaging};
 pub use applet::{Applet, Context, Response};
 pub use atr::{Atr, AtrBuilder, AtrError, CompactTlv, compact_tag};
-pub use card::{Card, CardBuilder, CardError, Exchange, PowerState};
+pub use card::{Card, CardBuilder, CardError, Exchange, PowerState, TranscriptEvent};
 pub use channel::MAX_CHANNELS;
 pub use environment::{CardRng, Clock, CutPoint, FaultPlan, ManualClock, SystemClock};
 pub use file_store::{FileStore, IMAGE_FORMAT, IMAGE_VERSION};

@@ -401,3 +401,29 @@ fn exchanges_are_described_for_traces() {
     send(&mut card, &[0x00, 0xC0, 0, 0]);
     assert_eq!(card.last_exchange().unwrap().command, "GET RESPONSE");
 }
+
+#[test]
+fn a_transcript_records_power_and_bytes() {
+    let mut card = card();
+    card.record_transcript(true);
+    send(&mut card, &[0x00, ins::ECHO, 0, 0, 1, 0x42, 0]);
+    card.reset();
+    card.power_off();
+    use vscard_emulator::TranscriptEvent;
+    assert_eq!(
+        card.take_transcript(),
+        vec![
+            TranscriptEvent::Exchange {
+                command: vec![0x00, ins::ECHO, 0, 0, 1, 0x42, 0],
+                response: vec![0x42, 0x90, 0x00],
+            },
+            TranscriptEvent::PowerOn,
+            TranscriptEvent::PowerOff,
+        ]
+    );
+    assert!(card.take_transcript().is_empty());
+    card.record_transcript(false);
+    card.power_on();
+    send(&mut card, &[0x00, ins::ECHO, 0, 0]);
+    assert!(card.take_transcript().is_empty());
+}
