@@ -170,8 +170,8 @@ fn the_chuid_guid_carries_the_user_id() {
     assert_eq!(sw, 0x9000);
     let chuid = find(&object, 0x53).unwrap();
     let guid = find(chuid, 0x34).unwrap();
-    // OpenSC's token serial: the first 16 hex digits of the GUID.
-    assert_eq!(hex::encode_upper(&guid[..8]), "0000000123456789");
+    // OpenSC's PKCS#11 token serial: the last 16 hex digits of the GUID.
+    assert_eq!(hex::encode_upper(&guid[8..]), "0000000123456789");
     let expiry = std::str::from_utf8(find(chuid, 0x35).unwrap())
         .unwrap()
         .to_owned();

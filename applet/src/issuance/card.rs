@@ -5,11 +5,12 @@
 //! slot certified by the environment's Sub CA, and the identity objects:
 //!
 //! - CHUID (`5FC102`): the filler FASC-N (agency code 9999, so middleware
-//!   prefers the GUID) and a GUID whose first 8 bytes are `00 00` and the
-//!   12-digit user ID in BCD, so OpenSC's token serial (`pkcs11-tool -L`,
-//!   the first 16 hex digits of the GUID) reads `0000` + the user ID; the
-//!   last 8 bytes make the GUID unique per issuance. Expiry = the
-//!   certificates' end of validity.
+//!   prefers the GUID) and a GUID whose first 8 bytes make it unique per
+//!   issuance and whose last 8 bytes are `00 00` and the 12-digit user ID in
+//!   BCD. OpenSC's PKCS#11 token serial (`pkcs11-tool -L`) is the *last* 16
+//!   hex digits of the GUID (framework-pkcs15.c keeps the tail of a long
+//!   serial), so it reads `0000` + the user ID. Expiry = the certificates'
+//!   end of validity.
 //! - Printed Information (`5FC109`, PIN-protected): holder name, first role,
 //!   card expiry, the user ID as card serial, issuer `vscard <env>`, and the
 //!   first role's ODS code as organisation.
@@ -159,31 +160,31 @@ pub fn issue_applet<R: CryptoRng + ?Sized>(
     Ok(applet)
 }
 
-/// The CHUID GUID: `00 00`, the user ID in BCD, and 8 bytes of `unique`.
+/// The CHUID GUID: 8 bytes of `unique`, then `00 00` and the user ID in BCD.
 fn guid(uuid: &str, unique: &[u8]) -> Result<[u8; 16], IssuanceError> {
     let digits: Vec<u8> = uuid.bytes().map(|b| b.wrapping_sub(b'0')).collect();
     if digits.len() != 12 || digits.iter().any(|d| *d > 9) {
         return Err(invalid("uuid: must be exactly 12 digits"));
     }
     let mut guid = [0u8; 16];
-    for (byte, pair) in guid[2..8].iter_mut().zip(digits.chunks(2)) {
-        *byte = pair.iter().fold(0, |acc, d| (acc << 4) | d);
-    }
-    for (byte, u) in guid[8..].iter_mut().zip(unique) {
+    for (byte, u) in guid[..8].iter_mut().zip(unique) {
         *byte = *u;
+    }
+    for (byte, pair) in guid[10..].iter_mut().zip(digits.chunks(2)) {
+        *byte = pair.iter().fold(0, |acc, d| (acc << 4) | d);
     }
     Ok(guid)
 }
 
 /// The user ID carried by a CHUID GUID, if it has vscard's layout.
 fn uuid_of_guid(guid: &[u8]) -> Option<String> {
-    let bcd = guid.get(2..8)?;
+    let bcd = guid.get(10..16)?;
     let digits: String = bcd
         .iter()
         .flat_map(|b| [b >> 4, b & 0x0F])
         .map(|d| char::from_digit(u32::from(d), 10))
         .collect::<Option<String>>()?;
-    (guid.get(..2) == Some(&[0, 0][..])).then_some(digits)
+    (guid.get(8..10) == Some(&[0, 0][..])).then_some(digits)
 }
 
 fn civil(time: SystemTime) -> Result<der::DateTime, IssuanceError> {
@@ -467,8 +468,8 @@ mod tests {
     #[test]
     fn guid_carries_the_uuid_in_bcd() {
         let value = guid("000123456789", &[0xAA; 32]).unwrap();
-        assert_eq!(hex::encode_upper(&value[..8]), "0000000123456789");
-        assert_eq!(&value[8..], &[0xAA; 8]);
+        assert_eq!(hex::encode_upper(&value[8..]), "0000000123456789");
+        assert_eq!(&value[..8], &[0xAA; 8]);
         assert_eq!(uuid_of_guid(&value).as_deref(), Some("000123456789"));
         assert!(guid("12345678901", &[0; 32]).is_err());
         assert!(guid("12345678901a", &[0; 32]).is_err());
