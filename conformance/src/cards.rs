@@ -71,6 +71,14 @@ pub fn journey_state() -> Result<&'static AppletState, String> {
 
 /// A fresh card (new memory store) holding `state`, powered off.
 pub fn card_with(state: &AppletState) -> Result<Card, CardError> {
+    card_with_rng(
+        state,
+        CardRng::from_os().map_err(|e| CardError::Rng(e.to_string()))?,
+    )
+}
+
+/// As [`card_with`], with a given random generator.
+pub fn card_with_rng(state: &AppletState, rng: CardRng) -> Result<Card, CardError> {
     let mut applet = PivApplet::with_defaults();
     applet.load(state).map_err(|source| CardError::State {
         aid: vscard_applet::PIV_AID,
@@ -78,6 +86,25 @@ pub fn card_with(state: &AppletState) -> Result<Card, CardError> {
     })?;
     Card::builder()
         .atr(piv_atr())
+        .rng(rng)
         .install_default(applet)
         .build()
+}
+
+/// 2026-01-01T00:00:00Z.
+const GOLDEN_EPOCH: u64 = 1_767_225_600;
+
+/// The journey card as issued on 2026-01-01 00:00:00 UTC: byte for byte the
+/// same on every run (seeded keys and serials, deterministic signatures),
+/// for golden transcripts.
+pub fn golden_state() -> Result<AppletState, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let not_before = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(GOLDEN_EPOCH);
+    let applet = issue(&journey_profile(), dir.path(), not_before).map_err(|e| e.to_string())?;
+    applet.save().map_err(|e| e.to_string())
+}
+
+/// The golden card with its fixed random generator.
+pub fn golden_card() -> Result<Card, String> {
+    card_with_rng(&golden_state()?, CardRng::from_u64(0x601D)).map_err(|e| e.to_string())
 }

@@ -16,6 +16,7 @@ pub mod report;
 pub mod scenario;
 pub mod scenarios;
 pub mod session;
+pub mod transcript;
 pub mod transport;
 
 pub use facts::CardFacts;

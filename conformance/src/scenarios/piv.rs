@@ -191,7 +191,8 @@ fn chuid(session: &mut Session<'_>) -> Result<Outcome, Failure> {
         },
     )?;
     if let Some(uuid) = session.facts.uuid.clone() {
-        let serial = hex::encode_upper(&guid[..8]);
+        // PKCS#11 token serial = the last 16 hex digits of the GUID (OpenSC).
+        let serial = hex::encode_upper(&guid[8..]);
         ensure(
             serial == format!("0000{uuid}"),
             "GUID carries the UUID",
