@@ -7,7 +7,10 @@
 //!   reconnecting with capped backoff; insert, remove and status at run
 //!   time.
 //! - [`control`]: the Unix control socket behind `vscard ctl`.
-//! - [`CardSource`]: where `vscard serve` gets its cards.
+//! - [`cards`]: PIV card image files: issue, read, renew, open for
+//!   serving.
+//! - [`CardSource`]: where `vscard serve` gets its cards ([`PivCardSource`]:
+//!   card images, or the demo card issued on first use).
 //! - [`fixture`]: an echo test applet (a test fixture, not a product card).
 //! - `testing` (feature `testing`): a private pcscd in its own namespaces,
 //!   for tests through real PC/SC.
@@ -16,6 +19,7 @@
 #![deny(missing_docs)]
 
 mod bridge;
+pub mod cards;
 pub mod codec;
 pub mod control;
 pub mod fixture;
@@ -32,4 +36,6 @@ pub use bridge::{
 };
 pub use codec::VpcdRequest;
 pub use serve::{ServeOptions, serve};
-pub use source::{CardSource, EchoFixtureSource, PivCardSource, ServedCard};
+pub use source::{
+    CardSource, DEMO_CARD_FILE, EchoFixtureSource, PIV_HINT, PivCardSource, ServedCard,
+};

@@ -6,11 +6,14 @@
 //! the bridge's own tests use [`EchoFixtureSource`] through a hidden
 //! switch.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use anyhow::{Context as _, bail};
+use vscard_applet::issuance::{CardProfile, CertificateValidity, default_state_dir};
 use vscard_emulator::Card;
 
+use crate::cards::{CardFileError, issue_card_file, open_card, terminal_progress};
 use crate::fixture;
 
 /// A card ready to serve, with what to tell the person who started it.
@@ -37,19 +40,95 @@ pub trait CardSource {
 
 /// The product's cards: PIV card images, and the default demo card.
 ///
-/// Not wired yet: the PIV applet and issuance are being written. The lead
-/// replaces the body of [`CardSource::open`] with "load (or issue on first
-/// use) a PIV card image through the `FileStore`".
-#[derive(Debug, Default)]
-pub struct PivCardSource;
+/// Each image is served through the emulator's `FileStore`, so its state
+/// (PIN counters above all) persists across restarts and crashes, and its
+/// lock refuses a second server of the same image.
+#[derive(Clone, Debug, Default)]
+pub struct PivCardSource {
+    /// The state directory (the demo card, the test PKI); `None`:
+    /// `$VSCARD_HOME`, else the XDG data directory.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The demo card's image, under the state directory.
+pub const DEMO_CARD_FILE: &str = "cards/demo.json";
+
+/// What `vscard serve` suggests trying once a PIV card is in the reader.
+pub const PIV_HINT: &str = "pkcs11-tool -L   or   yubico-piv-tool -r 'Virtual PCD' -a status";
+
+impl PivCardSource {
+    /// A source with an explicit state directory.
+    pub fn with_state_dir(state_dir: impl Into<PathBuf>) -> PivCardSource {
+        PivCardSource {
+            state_dir: Some(state_dir.into()),
+        }
+    }
+
+    /// The state directory in use.
+    pub fn state_dir(&self) -> Result<PathBuf, CardFileError> {
+        match &self.state_dir {
+            Some(path) => Ok(path.clone()),
+            None => Ok(default_state_dir()?),
+        }
+    }
+
+    /// The demo card, issued into `<state dir>/cards/demo.json` on first
+    /// use (PIN 123456, unlock code 654321, user 000123456789).
+    fn demo_card(&self) -> Result<ServedCard, CardFileError> {
+        let state_dir = self.state_dir()?;
+        let path = state_dir.join(DEMO_CARD_FILE);
+        let mut notices = Vec::new();
+        if !path.try_exists().unwrap_or(true) {
+            let profile = CardProfile::demo();
+            let validity = CertificateValidity::for_profile(&profile, SystemTime::now())?;
+            match issue_card_file(
+                &path,
+                &profile,
+                validity,
+                &state_dir,
+                false,
+                terminal_progress(),
+            ) {
+                Ok(_) => notices.push(format!(
+                    "issued the default demo card {}: {}, user {}, PIN {}, unlock code {}",
+                    path.display(),
+                    profile.name,
+                    profile.uuid,
+                    profile.pin.expose(),
+                    profile.unlock_code.expose(),
+                )),
+                // Another `vscard serve` issued it first: serve theirs.
+                Err(CardFileError::Exists { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        let mut card = serve_file(&path, notices)?;
+        card.name = format!("demo {}", card.name);
+        Ok(card)
+    }
+}
 
 impl CardSource for PivCardSource {
     fn open(&self, paths: &[PathBuf]) -> anyhow::Result<Vec<ServedCard>> {
-        let _ = paths;
-        bail!(
-            "serving PIV cards is not available yet: the PIV applet is not wired into `vscard serve`"
-        )
+        if paths.is_empty() {
+            return Ok(vec![self.demo_card()?]);
+        }
+        paths
+            .iter()
+            .map(|path| Ok(serve_file(path, Vec::new())?))
+            .collect()
     }
+}
+
+/// The card image at `path`, locked and ready to serve.
+fn serve_file(path: &Path, notices: Vec<String>) -> Result<ServedCard, CardFileError> {
+    let (card, summary) = open_card(path)?;
+    Ok(ServedCard {
+        card,
+        name: format!("card {} ({})", summary.uuid, summary.holder),
+        notices,
+        hint: Some(PIV_HINT.to_owned()),
+    })
 }
 
 /// `count` echo cards ([`crate::fixture::EchoApplet`]), in memory: a test

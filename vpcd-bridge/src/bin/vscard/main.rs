@@ -1,4 +1,5 @@
-//! `vscard`: serve virtual cards to pcscd, and control them.
+//! `vscard`: issue, inspect and renew virtual PIV cards, serve them to
+//! pcscd, and control them.
 
 #![forbid(unsafe_code)]
 
@@ -6,79 +7,16 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::Parser;
 use tracing_subscriber::EnvFilter;
+use vscard_vpcd::cards::{CardFileError, EXIT_BAD_INPUT, EXIT_FAILURE};
 use vscard_vpcd::control::{self, ControlCommand};
 use vscard_vpcd::{CardSource, EchoFixtureSource, Mode, PivCardSource, ServeOptions, serve};
 
-/// A virtual PIV smartcard for pcscd and every PC/SC client.
-#[derive(Debug, Parser)]
-#[command(name = "vscard", version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+mod args;
+mod card_commands;
 
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Put cards into pcscd's virtual readers (vsmartcard vpcd) until
-    /// SIGINT or SIGTERM.
-    Serve(ServeArgs),
-    /// Insert, remove or show the cards of a running `vscard serve`.
-    Ctl(CtlArgs),
-}
-
-#[derive(Debug, Args)]
-struct ServeArgs {
-    /// Card images to serve, one reader slot each; none: the default
-    /// demo card.
-    #[arg(value_name = "CARD.json")]
-    cards: Vec<PathBuf>,
-    /// Connect to vpcd at HOST:PORT (card i to PORT + i).
-    #[arg(
-        long,
-        value_name = "HOST:PORT",
-        default_value = "127.0.0.1:35963",
-        conflicts_with = "listen"
-    )]
-    vpcd: String,
-    /// Reverse mode: wait for vpcd to connect to ADDR:PORT, or to PORT on
-    /// 127.0.0.1 (card i on PORT + i).
-    #[arg(long, value_name = "ADDR:PORT")]
-    listen: Option<String>,
-    /// Print one line per APDU (command name and status word; never PINs
-    /// or keys).
-    #[arg(long)]
-    trace: bool,
-    /// Serve a control socket at PATH (`vscard ctl PATH ...`).
-    #[arg(long, value_name = "PATH")]
-    control: Option<PathBuf>,
-    /// Test fixture for the bridge's own tests: serve N echo cards instead
-    /// of PIV cards.
-    #[arg(long, value_name = "N", hide = true)]
-    fixture_echo_cards: Option<usize>,
-}
-
-#[derive(Debug, Args)]
-struct CtlArgs {
-    /// The control socket of a running `vscard serve --control PATH`.
-    path: PathBuf,
-    /// What to do.
-    action: Action,
-    /// Which card (default: all).
-    #[arg(long)]
-    card: Option<usize>,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Action {
-    /// Pull the card out of the reader.
-    Remove,
-    /// Put the card back.
-    Insert,
-    /// Show each card's state.
-    Status,
-}
+use args::{Action, Cli, Command, CtlArgs, ServeArgs};
 
 fn main() -> ExitCode {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
@@ -86,21 +24,95 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
+    let state_dir = cli.state_dir;
     let result = match cli.command {
-        Command::Serve(args) => run_serve(args),
+        Command::Serve(args) => run_serve(args, state_dir),
         Command::Ctl(args) => run_ctl(args),
+        Command::Issue(args) => with_state_dir(state_dir, |dir| card_commands::issue(args, dir)),
+        Command::Inspect(args) => card_commands::inspect(args).map_err(anyhow::Error::from),
+        Command::ExportCa(args) => {
+            with_state_dir(state_dir, |dir| card_commands::export_ca(args, dir))
+        }
+        Command::Renew(args) => with_state_dir(state_dir, |dir| card_commands::renew(args, dir)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("vscard: {e:#}");
-            ExitCode::FAILURE
+        Err(error) => {
+            eprintln!("vscard: {}", one_line(&error));
+            ExitCode::from(exit_code(&error))
         }
     }
 }
 
-fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+/// The error and its causes on one line, joined by ": ", each cause left
+/// out when the message before it already says it (typed errors embed
+/// their source in their own message).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Help and version go to stdout with success; a bad command line is one
+/// line on stderr and exit code 2.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = error.print();
+        return if error.use_stderr() {
+            ExitCode::from(EXIT_BAD_INPUT)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    // clap's message up to its usage lines, on one line.
+    let rendered = error.render().to_string();
+    let message = rendered
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:"))
+        .flat_map(str::split_whitespace)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    eprintln!("vscard: {message} (see vscard --help)");
+    ExitCode::from(EXIT_BAD_INPUT)
+}
+
+/// 2 for bad input (found anywhere in the error's chain), else 1.
+fn exit_code(error: &anyhow::Error) -> u8 {
+    error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<CardFileError>())
+        .map_or(EXIT_FAILURE, CardFileError::exit_code)
+}
+
+fn with_state_dir(
+    flag: Option<PathBuf>,
+    run: impl FnOnce(&std::path::Path) -> Result<(), CardFileError>,
+) -> anyhow::Result<()> {
+    let dir = card_commands::state_dir(flag)?;
+    Ok(run(&dir)?)
+}
+
+fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let mode = match &args.listen {
         Some(listen) => Mode::Reverse {
             listen: parse_listen(listen)?,
@@ -109,7 +121,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let source: Box<dyn CardSource> = match args.fixture_echo_cards {
         Some(count) => Box::new(EchoFixtureSource { count }),
-        None => Box::new(PivCardSource),
+        None => Box::new(PivCardSource { state_dir }),
     };
     let options = ServeOptions {
         paths: args.cards,
