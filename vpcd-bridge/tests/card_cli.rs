@@ -243,7 +243,12 @@ fn damaged_missing_and_existing_card_files_are_bad_input() {
 
     let damaged = dir.path().join("damaged.json");
     let text = String::from_utf8(before).unwrap();
-    std::fs::write(&damaged, text.replacen("\"pin_tries\": 3", "\"pin_tries\": 9", 1)).unwrap();
+    assert!(text.contains("\"pin_tries\": 3"));
+    std::fs::write(
+        &damaged,
+        text.replacen("\"pin_tries\": 3", "\"pin_tries\": 9", 1),
+    )
+    .unwrap();
     for command in ["inspect", "renew"] {
         let output = run(vscard(&state).arg(command).arg(&damaged));
         assert_bad_input(&output, &["damaged.json", "damaged"]);
