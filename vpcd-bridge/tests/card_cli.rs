@@ -238,8 +238,13 @@ fn damaged_missing_and_existing_card_files_are_bad_input() {
     assert_eq!(std::fs::read(&card).unwrap(), before);
 
     let missing = dir.path().join("missing.json");
-    let output = run(Command::new(support::VSCARD).arg("inspect").arg(&missing));
-    assert_bad_input(&output, &["missing.json"]);
+    for command in ["inspect", "renew"] {
+        let output = run(vscard(&state).arg(command).arg(&missing));
+        assert_bad_input(&output, &["missing.json", "no card image"]);
+    }
+    let (code, stderr) = serve_fails(&state, &[missing.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(!dir.path().join("missing.json.lock").exists());
 
     let damaged = dir.path().join("damaged.json");
     let text = String::from_utf8(before).unwrap();
@@ -452,4 +457,31 @@ fn a_served_card_is_neither_served_twice_nor_replaced() {
     // Inspecting takes no lock.
     assert_eq!(inspect_json(&card)["uuid"], "000123456789");
     first.stop();
+}
+
+#[test]
+fn key_generation_shows_progress_only_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let quiet = run(vscard(&state)
+        .args(["issue", "--seed", "quiet", "--out"])
+        .arg(dir.path().join("quiet.json")));
+    assert!(quiet.status.success());
+    assert!(quiet.stderr.is_empty(), "{quiet:?}");
+    // util-linux `script` gives the command a terminal.
+    let command = format!(
+        "{} --state-dir {} issue --seed tty --out {}",
+        support::VSCARD,
+        state.display(),
+        dir.path().join("tty.json").display()
+    );
+    let shown = run_ok(Command::new("script").args(["-qec", &command, "/dev/null"]));
+    for slot in [
+        "RSA-2048 key for slot 9A",
+        "P-256 key for slot 9C",
+        "slot 9D",
+        "slot 9E",
+    ] {
+        assert!(shown.contains(slot), "{slot:?} not in {shown}");
+    }
 }

@@ -103,7 +103,7 @@ pub fn renew_card_file<R: CryptoRng + ?Sized>(
     new_keys: bool,
     rng: &mut R,
 ) -> Result<CardSummary, CardFileError> {
-    let mut store = FileStore::open(path)?;
+    let mut store = lock_existing(path)?;
     let mut image = store.load()?.ok_or_else(|| CardFileError::Missing {
         path: path.to_owned(),
     })?;
@@ -130,7 +130,7 @@ pub fn renew_card_file<R: CryptoRng + ?Sized>(
 /// lifetime, so a second server of the same image is refused. A missing
 /// file is an error: serving never creates a card.
 pub fn open_card(path: &Path) -> Result<(Card, CardSummary), CardFileError> {
-    let store = FileStore::open(path)?;
+    let store = lock_existing(path)?;
     let image = FileStore::read(path)?.ok_or_else(|| CardFileError::Missing {
         path: path.to_owned(),
     })?;
@@ -143,4 +143,15 @@ pub fn open_card(path: &Path) -> Result<(Card, CardSummary), CardFileError> {
         .install_default(PivApplet::with_defaults())
         .build()?;
     Ok((card, summary))
+}
+
+/// The store of an image that must exist, its lock taken. Checked first
+/// so that a mistyped path leaves no lock file behind.
+fn lock_existing(path: &Path) -> Result<FileStore, CardFileError> {
+    if !path.try_exists().map_err(io_error(path))? {
+        return Err(CardFileError::Missing {
+            path: path.to_owned(),
+        });
+    }
+    Ok(FileStore::open(path)?)
 }
