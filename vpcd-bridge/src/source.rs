@@ -123,9 +123,15 @@ impl CardSource for PivCardSource {
 /// The card image at `path`, locked and ready to serve.
 fn serve_file(path: &Path, notices: Vec<String>) -> Result<ServedCard, CardFileError> {
     let (card, summary) = open_card(path)?;
+    let name = match summary {
+        Some(summary) if !summary.uuid.is_empty() => {
+            format!("card {} ({})", summary.uuid, summary.holder)
+        }
+        _ => format!("card {}", path.display()),
+    };
     Ok(ServedCard {
         card,
-        name: format!("card {} ({})", summary.uuid, summary.holder),
+        name,
         notices,
         hint: Some(PIV_HINT.to_owned()),
     })

@@ -13,7 +13,9 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use support::{Serve, issue, p256_profile};
-use vscard_vpcd::testing::{PrivatePcscd, private_pcscd, transmit};
+use vscard_applet::{PivApplet, piv_atr};
+use vscard_emulator::{Card, FileStore};
+use vscard_vpcd::testing::{PcscdOptions, PrivatePcscd, private_pcscd, transmit};
 
 const SECOND: Duration = Duration::from_secs(1);
 const SELECT_PIV: [u8; 15] = [
@@ -107,7 +109,11 @@ fn failure(output: Output) -> String {
 
 /// The PIN status word through PC/SC: SELECT, then VERIFY without data.
 fn pin_status(pcscd: &PrivatePcscd) -> Vec<u8> {
-    let card = pcscd.connect(0).unwrap();
+    pin_status_in(pcscd, 0)
+}
+
+fn pin_status_in(pcscd: &PrivatePcscd, slot: u16) -> Vec<u8> {
+    let card = pcscd.connect(slot).unwrap();
     let select = transmit(&card, &SELECT_PIV).unwrap();
     assert_eq!(select[select.len() - 2..], [0x90, 0x00]);
     transmit(&card, &PIN_STATUS).unwrap()
@@ -331,5 +337,49 @@ fn the_card_comes_back_when_pcscd_restarts_under_serve() {
         name.contains("Personal Identity Verification Card"),
         "{name}"
     );
+    serve.stop();
+}
+
+#[test]
+fn two_images_in_two_readers_with_a_trace_that_hides_the_pin() {
+    let Some(pcscd) = PrivatePcscd::enter(PcscdOptions {
+        slots: 2,
+        ..PcscdOptions::default()
+    }) else {
+        return;
+    };
+    let fixture = Fixture::p256_card();
+    // A PIV image vscard did not issue (the applet's defaults) is served too.
+    let bare = fixture.path("bare.json");
+    Card::builder()
+        .atr(piv_atr())
+        .store(FileStore::open(&bare).unwrap())
+        .install_default(PivApplet::with_defaults())
+        .build()
+        .unwrap();
+    let mut args = vec![
+        fixture.card.to_str().unwrap().to_owned(),
+        bare.to_str().unwrap().to_owned(),
+        "--trace".to_owned(),
+    ];
+    args.extend(pcscd.serve_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut serve = Serve::start(&fixture.state, &args);
+    pcscd.wait_for_card(0, SECOND).unwrap();
+    pcscd.wait_for_card(1, SECOND).unwrap();
+    serve.expect_line("card 000123456789 (Pat Example) is in Virtual PCD 00 00");
+    serve.expect_line(&format!("card {} is in Virtual PCD 00 01", bare.display()));
+
+    assert_eq!(wrong_pin(&pcscd), [0x63, 0xC2]);
+    let line = serve.expect_line("[card 0] VERIFY");
+    assert!(line.contains("63C2"), "{line}");
+    assert_eq!(pin_status_in(&pcscd, 1), [0x63, 0xC3], "the other card");
+    serve.expect_line("[card 1] VERIFY");
+    for line in serve.seen() {
+        assert!(
+            !line.contains("303030303030"),
+            "the PIN in the trace: {line}"
+        );
+    }
     serve.stop();
 }

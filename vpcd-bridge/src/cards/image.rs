@@ -126,17 +126,18 @@ pub fn renew_card_file<R: CryptoRng + ?Sized>(
     Ok(summarize(applet.state())?)
 }
 
-/// The card at `path`, ready to serve: its lock held for the card's
-/// lifetime, so a second server of the same image is refused. A missing
-/// file is an error: serving never creates a card.
-pub fn open_card(path: &Path) -> Result<(Card, CardSummary), CardFileError> {
+/// The card at `path`, ready to serve, with its summary when it has one
+/// (any PIV image is served, issued by vscard or not): its lock held for
+/// the card's lifetime, so a second server of the same image is refused.
+/// A missing file is an error: serving never creates a card.
+pub fn open_card(path: &Path) -> Result<(Card, Option<CardSummary>), CardFileError> {
     let store = lock_existing(path)?;
     let image = FileStore::read(path)?.ok_or_else(|| CardFileError::Missing {
         path: path.to_owned(),
     })?;
     // Load once here for a clear error and the summary; the card loads the
     // same image again from the store it now owns.
-    let summary = summarize(applet_from_image(path, &image)?.state())?;
+    let summary = summarize(applet_from_image(path, &image)?.state()).ok();
     let card = Card::builder()
         .atr(piv_atr())
         .store(store)
