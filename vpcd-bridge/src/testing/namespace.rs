@@ -172,6 +172,9 @@ pub(super) fn rerun_in_namespace(test: &str) -> Result<(), String> {
         .args(["--", "sh", "-c", NAMESPACE_SCRIPT, "sh"])
         .arg(&exe)
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        // The outer run only gets here for a test it decided to run, so an
+        // `#[ignore]`d one (run with `--ignored`) must run inside too.
+        .arg("--include-ignored")
         .env(NAMESPACE_VAR, test)
         .stdin(Stdio::null())
         .stdout(create(&out_path)?)
