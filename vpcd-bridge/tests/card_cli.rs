@@ -222,6 +222,14 @@ fn bad_input_exits_2_with_the_field_named() {
     }
     // A usage error from the parser is one line and exit code 2 as well.
     assert_bad_input(&run(vscard(&state).args(["issue"])), &["--out"]);
+    assert_bad_input(
+        &run(vscard(&state).args(["serve", "--vpcd", "localhost"])),
+        &["--vpcd", "HOST:PORT"],
+    );
+    assert_bad_input(
+        &run(vscard(&state).args(["serve", "--listen", "x:1"])),
+        &["--listen"],
+    );
 }
 
 fn args(list: &[&str]) -> Vec<String> {

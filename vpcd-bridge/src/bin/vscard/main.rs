@@ -145,16 +145,23 @@ fn run_ctl(args: CtlArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A bad `--vpcd` or `--listen` value (exit code 2).
+fn bad_address(option: &'static str, reason: String) -> CardFileError {
+    CardFileError::BadValue { option, reason }
+}
+
 /// `HOST:PORT` (the host may be a name; `[v6]:port` for IPv6).
-fn parse_vpcd(text: &str) -> anyhow::Result<Mode> {
+fn parse_vpcd(text: &str) -> Result<Mode, CardFileError> {
     let (host, port) = text
         .rsplit_once(':')
-        .ok_or_else(|| anyhow::anyhow!("--vpcd wants HOST:PORT, got {text:?}"))?;
+        .ok_or_else(|| bad_address("--vpcd", format!("wants HOST:PORT, got {text:?}")))?;
     let port: u16 = port
         .parse()
-        .map_err(|_| anyhow::anyhow!("--vpcd: bad port in {text:?}"))?;
+        .map_err(|_| bad_address("--vpcd", format!("bad port in {text:?}")))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    anyhow::ensure!(!host.is_empty(), "--vpcd: no host in {text:?}");
+    if host.is_empty() {
+        return Err(bad_address("--vpcd", format!("no host in {text:?}")));
+    }
     Ok(Mode::Client {
         host: host.to_owned(),
         port,
@@ -163,12 +170,12 @@ fn parse_vpcd(text: &str) -> anyhow::Result<Mode> {
 
 /// `ADDR:PORT`, or `PORT` alone for loopback (never all interfaces unless
 /// asked).
-fn parse_listen(text: &str) -> anyhow::Result<SocketAddr> {
+fn parse_listen(text: &str) -> Result<SocketAddr, CardFileError> {
     if let Ok(port) = text.parse::<u16>() {
         return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
     }
     text.parse()
-        .map_err(|_| anyhow::anyhow!("--listen wants ADDR:PORT or PORT, got {text:?}"))
+        .map_err(|_| bad_address("--listen", format!("wants ADDR:PORT or PORT, got {text:?}")))
 }
 
 #[cfg(test)]
