@@ -493,3 +493,46 @@ fn key_generation_shows_progress_only_on_a_terminal() {
         assert!(shown.contains(slot), "{slot:?} not in {shown}");
     }
 }
+
+#[test]
+fn a_json_profile_is_read_by_its_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let profile = dir.path().join("profile.json");
+    std::fs::write(
+        &profile,
+        r#"{
+  "name": "Jo Json",
+  "uuid": "100200300400",
+  "pin": "24681357",
+  "unlock_code": "13572468",
+  "roles": [{ "code": "R5080", "name": "Admin", "ods_code": "Y12345" }],
+  "environment": "ptl-int",
+  "slots": { "9a": "p256", "9d": "p384" }
+}"#,
+    )
+    .unwrap();
+    let card = dir.path().join("card.json");
+    issue(
+        &state,
+        &card,
+        "json",
+        &["--profile", profile.to_str().unwrap()],
+    );
+    let json = inspect_json(&card);
+    assert_eq!(json["holder"], "Jo Json");
+    assert_eq!(json["environment"], "ptl-int");
+    assert_eq!(json["roles"][0]["ods_code"], "Y12345");
+    assert_eq!(json["slots"][2]["certificate"]["key_algorithm"], "p384");
+    assert!(!json.to_string().contains("24681357"));
+
+    // The same text under a .toml name is not TOML: refused, field named.
+    let wrong = dir.path().join("profile.toml");
+    std::fs::copy(&profile, &wrong).unwrap();
+    let output = run(vscard(&state)
+        .args(["issue", "--out"])
+        .arg(dir.path().join("other.json"))
+        .arg("--profile")
+        .arg(&wrong));
+    assert_bad_input(&output, &["profile", "TOML"]);
+}
