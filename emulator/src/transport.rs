@@ -7,6 +7,11 @@
 //!   (bit clear) arrives. Every link must repeat CLA, INS, P1 and P2; a
 //!   different command in the middle of a chain ends it with `6883`. More
 //!   than the card's maximum command data ends it with `6700`.
+//! - A command without Le (case 1 or 3) is answered as if Le were `00`
+//!   (`0000` for an extended command): the card only speaks T=1, where a
+//!   card returns the data it has (Java Card's `setOutgoing` rule), and
+//!   middleware such as yubico-piv-tool sends SELECT without Le and wants
+//!   the answer with `9000`.
 //! - Responses longer than Ne: the first Ne bytes go out with `61xx`
 //!   (`xx` = bytes left, `00` for 256 or more); GET RESPONSE (`00 C0 00
 //!   00 Le`) hands out the rest. An explicit short Le larger than what is
@@ -111,14 +116,19 @@ impl Card {
             Ok(response) => (response.data, response.status),
             Err(status) => (Vec::new(), status),
         };
-        if data.len() <= command.ne {
+        let ne = match (command.ne, command.extended) {
+            (0, false) => SHORT_NE_MAX,
+            (0, true) => crate::apdu::EXTENDED_NE_MAX,
+            (ne, _) => ne,
+        };
+        if data.len() <= ne {
             return ResponseApdu { data, status };
         }
         // The first Ne bytes now, the rest through GET RESPONSE.
-        let first = data[..command.ne].to_vec();
+        let first = data[..ne].to_vec();
         let pending = Pending {
             data,
-            offset: command.ne,
+            offset: ne,
             status,
         };
         let left = Status::bytes_remaining(pending.remaining());

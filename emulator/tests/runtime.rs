@@ -238,17 +238,17 @@ fn another_command_discards_a_pending_response() {
 }
 
 #[test]
-fn data_for_a_command_without_le_waits_behind_61xx() {
+fn a_command_without_le_gets_its_data_as_under_t1() {
     let mut card = card();
-    // Case 3 ECHO: the card has 2 bytes but the host expected none.
+    // Case 3 ECHO: no Le, the data comes back with 9000 (Le taken as 00).
     assert_eq!(
         send(&mut card, &[0x00, ins::ECHO, 0, 0, 2, 7, 8]),
-        (vec![], 0x6102)
-    );
-    assert_eq!(
-        send(&mut card, &[0x00, 0xC0, 0, 0, 2]),
         (vec![7, 8], 0x9000)
     );
+    // Case 1 with more than 256 bytes: 256 now, the rest behind 61xx.
+    let (first, sw) = send(&mut card, &[0x00, ins::BIG, 0x01, 0x10]);
+    assert_eq!((first.len(), sw), (256, 0x6110));
+    assert_eq!(send(&mut card, &[0x00, 0xC0, 0, 0, 0x10]).0.len(), 16);
 }
 
 #[test]
