@@ -239,7 +239,6 @@ fn opensc_signs_with_the_rsa_and_ec_keys_and_openssl_verifies() {
 }
 
 #[test]
-#[ignore = "emulator: a SELECT without Le answers 61xx; yubico-piv-tool 2.2 (Debian 12) wants the data with 9000"]
 fn yubico_piv_tool_verifies_changes_blocks_and_unblocks_the_pin() {
     let Some(pcscd) = private_pcscd() else { return };
     let fixture = Fixture::p256_card();
@@ -306,6 +305,8 @@ fn the_pin_counter_survives_a_restart_and_a_kill_9_of_serve() {
     let serve = fixture.serve(&pcscd);
     pcscd.wait_for_card(0, SECOND).unwrap();
     assert_eq!(pin_status(&pcscd), [0x63, 0xC1], "after kill -9");
+    let status = success(fixture.tool("yubico-piv-tool", &["-r", READER, "-a", "status"]));
+    assert!(status.contains("PIN tries left:\t1"), "{status}");
     let inspect = support::run_ok(
         Command::new(support::VSCARD)
             .args(["inspect", "--json"])

@@ -41,7 +41,8 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Card images to serve, one reader slot each; none: the default
-    /// demo card (<state dir>/cards/demo.json, issued on first use).
+    /// demo card (cards/demo.json in the state directory, issued on first
+    /// use).
     #[arg(value_name = "CARD.json")]
     pub cards: Vec<PathBuf>,
     /// Connect to vpcd at HOST:PORT (card i to PORT + i).
