@@ -308,11 +308,46 @@ fn piv_tool_administers_the_card_with_the_management_key() {
     );
 
     // Key generation: the card answers GENERATE ASYMMETRIC with the new
-    // P-256 point, but Debian's piv-tool (OpenSC 0.23.0) then fails on the
-    // host: it hands OpenSSL 3 the curve name "prime256v1" with length 8
-    // (sizeof a pointer), so OpenSSL sees "prime256" and says "invalid
-    // curve". Not a card bug: asserted as is, so an OpenSC upgrade that
-    // fixes it shows up here.
+    // public key (7F49 { 81 n, 82 e } for RSA, 7F49 { 86 point } for
+    // P-256), but Debian's piv-tool (OpenSC 0.23.0) then fails on the host
+    // with OpenSSL 3, before writing the key out:
+    // - RSA: EVP_PKEY_fromdata(..., EVP_PKEY_KEYPAIR, { n, e }) returns 0
+    //   (a public key imported as a key pair): "gen_key unable to gen RSA";
+    // - EC: the curve name "prime256v1" is passed with length 8 (sizeof a
+    //   pointer), OpenSSL sees "prime256": "invalid curve".
+    // Not card bugs: asserted as they are, so an OpenSC upgrade that fixes
+    // them shows up here. The card did replace the 9D key: what was
+    // encrypted to the old 9D certificate no longer deciphers.
+    let old_key = served.public_key_of(&read_certificate(&served, "03"));
+    let secret = served.write("secret.txt", b"for the old 9D key\n");
+    let encrypted = served.path("secret.enc");
+    served
+        .tool("openssl")
+        .args(["pkeyutl", "-encrypt", "-pubin", "-inkey"])
+        .args([&old_key])
+        .args(["-in".as_ref(), secret.as_os_str()])
+        .args(["-out".as_ref(), encrypted.as_os_str()])
+        .ok();
+    let decipher = || {
+        served
+            .tool("pkcs15-crypt")
+            .args(["--decipher", "--pkcs1", "--key", "03", "--pin", PIN])
+            .args(["--input".as_ref(), encrypted.as_os_str()])
+            .args(["--output".as_ref(), served.path("secret.dec").as_os_str()])
+    };
+    decipher().ok();
+    assert_eq!(served.read("secret.dec"), b"for the old 9D key\n");
+    served
+        .tool("piv-tool")
+        .env("PIV_EXT_AUTH_KEY", &default_key)
+        .args(["--admin", "M:9B:03", "--genkey", "9D:07", "--out"])
+        .args([served.path("9d.pub.der")])
+        .exits(255)
+        .stderr_has(&["gen_key unable to gen RSA"]);
+    decipher()
+        .exits(1)
+        .stderr_has(&["Decrypt failed: Wrong padding"]);
+
     served
         .tool("piv-tool")
         .env("PIV_EXT_AUTH_KEY", &default_key)
