@@ -119,11 +119,32 @@ fn issue_into(dir: &Path) -> IssuedCard {
     std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
     let _ = std::fs::remove_dir_all(dir);
     std::fs::rename(&out, dir).unwrap();
+    remove_older_cards(dir);
     println!("issued the card in {:?}", started.elapsed());
     IssuedCard {
         state,
         root_pem: dir.join("root.pem"),
         sub_pem: dir.join("sub.pem"),
+    }
+}
+
+/// Removes the cards earlier builds of this test binary left beside `dir`.
+fn remove_older_cards(dir: &Path) {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name().and_then(OsStr::to_str)) else {
+        return;
+    };
+    let Some((stem, _)) = name.rsplit_once('-') else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let other = entry.file_name();
+        let other = other.to_string_lossy();
+        if other != name && other.rsplit_once('-').is_some_and(|(s, _)| s == stem) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
