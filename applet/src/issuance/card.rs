@@ -73,7 +73,7 @@ pub struct SlotSummary {
     /// `9A`, `9C`, `9D`, `9E`.
     pub slot: String,
     /// The key's algorithm, if a key is present.
-    pub algorithm: Option<String>,
+    pub algorithm: Option<KeyAlgorithm>,
     /// The certificate, if present.
     pub certificate: Option<CertificateSummary>,
 }
@@ -401,7 +401,7 @@ pub fn summarize(state: &PivState) -> Result<CardSummary, IssuanceError> {
         let key = state.public_key(piv_slot(slot)?);
         slots.push(SlotSummary {
             slot: format!("{:02X}", slot.key_reference()),
-            algorithm: key.map(|k| format!("{:?}", k.algorithm())),
+            algorithm: key.and_then(|k| KeyAlgorithm::from_piv_algorithm_id(k.algorithm().byte())),
             certificate: certificate(state, slot)?
                 .as_ref()
                 .map(CertificateSummary::of),
@@ -447,7 +447,9 @@ impl std::fmt::Display for CardSummary {
         writeln!(f, "PIN:          {}", state(&self.pin))?;
         writeln!(f, "unlock code:  {}", state(&self.unlock_code))?;
         for slot in &self.slots {
-            let algorithm = slot.algorithm.as_deref().unwrap_or("empty");
+            let algorithm = slot
+                .algorithm
+                .map_or_else(|| "empty".to_owned(), |a| a.to_string());
             match &slot.certificate {
                 Some(c) => writeln!(
                     f,
