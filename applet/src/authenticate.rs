@@ -203,11 +203,9 @@ impl PivApplet {
             .get(&slot)
             .ok_or(Status::ReferenceNotFound)?;
         let output = match (request, algorithm) {
-            (AuthRequest::Sign(block), Algorithm::Rsa2048) => {
-                stored.key().rsa_raw(block, ctx.rng())?
-            }
+            (AuthRequest::Sign(block), Algorithm::Rsa2048) => stored.rsa_raw(block, ctx.rng())?,
             (AuthRequest::Sign(digest), Algorithm::EccP256 | Algorithm::EccP384) => {
-                Zeroizing::new(stored.key().ecdsa_sign(digest)?)
+                Zeroizing::new(stored.ecdsa_sign(digest)?)
             }
             (AuthRequest::KeyAgreement(point), Algorithm::EccP256 | Algorithm::EccP384) => {
                 stored.key().ecdh(point)?

@@ -7,6 +7,11 @@
 //! shared secrets and public keys. Private keys are zeroized on drop by
 //! their crates; [`crate::stored_key::StoredKey`] keeps the PKCS#8 encoding in a zeroizing
 //! buffer and prints neither.
+//!
+//! Backends: RustCrypto (`rsa`, `p256`, `p384`) by default. With the cargo
+//! feature `openssl`, raw RSA and ECDSA signing go through the system
+//! OpenSSL instead (about 3x faster for RSA-2048, BENCHMARKS.md); ECDH,
+//! key generation, import and encodings stay on RustCrypto either way.
 
 use std::fmt;
 
@@ -210,6 +215,7 @@ impl PrivateKey {
     /// otherwise. Blinded with `rng`.
     pub(crate) fn rsa_raw<R: CryptoRng + ?Sized>(
         &self,
+        backend: &BackendKey,
         block: &[u8],
         rng: &mut R,
     ) -> Result<Zeroizing<Vec<u8>>, Status> {
@@ -225,21 +231,57 @@ impl PrivateKey {
         if input >= *key.n().as_ref() {
             return Err(Status::IncorrectData);
         }
-        let output = rsa::hazmat::rsa_decrypt_and_check(key.as_ref(), Some(rng), &input)
-            .map_err(|_| Status::IncorrectData)?;
-        Ok(left_pad(&output.to_be_bytes(), size))
+        #[cfg(feature = "openssl")]
+        {
+            // OpenSSL blinds with its own generator.
+            let _ = (input, rng);
+            openssl_backend::rsa_raw(backend.native(self)?, block).map(|out| left_pad(&out, size))
+        }
+        #[cfg(not(feature = "openssl"))]
+        {
+            let _ = backend;
+            let output = rsa::hazmat::rsa_decrypt_and_check(key.as_ref(), Some(rng), &input)
+                .map_err(|_| Status::IncorrectData)?;
+            Ok(left_pad(&output.to_be_bytes(), size))
+        }
     }
 
     /// ECDSA over a digest the host computed: the leftmost field-size bytes
     /// of a longer input are used (FIPS 186-4 6.4), a shorter one is read
     /// as a smaller integer. Returns DER `SEQUENCE { r, s }` (RFC 6979
-    /// nonces).
-    pub(crate) fn ecdsa_sign(&self, digest: &[u8]) -> Result<Vec<u8>, Status> {
-        use p256::ecdsa::signature::hazmat::PrehashSigner as _;
+    /// nonces; with the `openssl` feature, OpenSSL's nonces: random bytes
+    /// hashed with the private key).
+    pub(crate) fn ecdsa_sign(
+        &self,
+        backend: &BackendKey,
+        digest: &[u8],
+    ) -> Result<Vec<u8>, Status> {
         if digest.is_empty() {
             return Err(Status::IncorrectData);
         }
         let field = |size: usize| left_pad(&digest[..digest.len().min(size)], size);
+        #[cfg(feature = "openssl")]
+        {
+            let size = match self {
+                PrivateKey::P256(_) => 32,
+                PrivateKey::P384(_) => 48,
+                PrivateKey::Rsa(_) => return Err(Status::IncorrectData),
+            };
+            openssl_backend::ecdsa_sign(backend.native(self)?, &field(size))
+        }
+        #[cfg(not(feature = "openssl"))]
+        {
+            let _ = backend;
+            self.ecdsa_sign_rustcrypto(&field)
+        }
+    }
+
+    #[cfg(not(feature = "openssl"))]
+    fn ecdsa_sign_rustcrypto(
+        &self,
+        field: &dyn Fn(usize) -> Zeroizing<Vec<u8>>,
+    ) -> Result<Vec<u8>, Status> {
+        use p256::ecdsa::signature::hazmat::PrehashSigner as _;
         let der = match self {
             PrivateKey::P256(key) => {
                 let signature: p256::ecdsa::Signature = p256::ecdsa::SigningKey::from(key)
@@ -325,6 +367,140 @@ impl PublicKey {
 fn trim(bytes: &[u8]) -> &[u8] {
     let zeros = bytes.iter().take_while(|&&b| b == 0).count();
     bytes.get(zeros..).unwrap_or(&[])
+}
+
+/// The backend's own form of a slot key, kept beside it (in
+/// [`crate::stored_key::StoredKey`]): nothing by default; with the
+/// `openssl` feature, the OpenSSL key object, built on the first signature
+/// and shared by clones of the stored key. Converting per call would cost
+/// about as much as the signature itself (OpenSSL sets up blinding and
+/// Montgomery contexts on a key's first use; BENCHMARKS.md, crypto table).
+/// A new key (GENERATE, IMPORT) gets a new, empty one.
+#[derive(Clone, Default)]
+pub(crate) struct BackendKey {
+    #[cfg(feature = "openssl")]
+    native: std::sync::Arc<std::sync::OnceLock<Option<openssl_backend::Native>>>,
+}
+
+#[cfg(feature = "openssl")]
+impl BackendKey {
+    fn native(&self, key: &PrivateKey) -> Result<&openssl_backend::Native, Status> {
+        self.native
+            .get_or_init(|| openssl_backend::Native::from_key(key).ok())
+            .as_ref()
+            .ok_or(Status::UnknownError)
+    }
+}
+
+/// The `openssl` feature's private-key operations.
+///
+/// OpenSSL frees the private components of an `RSA` / `EC_KEY` with
+/// `BN_clear_free` when the last clone of the stored key goes; the byte
+/// buffers on our side are zeroizing and our own scalar `BIGNUM` is
+/// cleared before it is dropped.
+#[cfg(feature = "openssl")]
+mod openssl_backend {
+    use openssl::bn::{BigNum, BigNumContext};
+    use openssl::ec::{EcGroup, EcKey, EcPoint};
+    use openssl::ecdsa::EcdsaSig;
+    use openssl::nid::Nid;
+    use openssl::pkey::Private;
+    use openssl::rsa::{Padding, Rsa};
+    use rsa::traits::{PrivateKeyParts as _, PublicKeyParts as _};
+    use rsa::{BoxedUint, RsaPrivateKey};
+    use vscard_emulator::Status;
+    use zeroize::Zeroizing;
+
+    use super::PrivateKey;
+
+    /// A slot key as an OpenSSL object.
+    pub(super) enum Native {
+        Rsa(Rsa<Private>),
+        Ec(EcKey<Private>),
+    }
+
+    fn failed(error: openssl::error::ErrorStack) -> Status {
+        tracing::error!(target: "vscard::piv", %error, "OpenSSL private-key operation failed");
+        Status::UnknownError
+    }
+
+    fn big(value: &BoxedUint) -> Result<BigNum, Status> {
+        let bytes = Zeroizing::new(value.to_be_bytes().to_vec());
+        BigNum::from_slice(&bytes).map_err(failed)
+    }
+
+    impl Native {
+        pub(super) fn from_key(key: &PrivateKey) -> Result<Native, Status> {
+            match key {
+                PrivateKey::Rsa(key) => rsa(key).map(Native::Rsa),
+                PrivateKey::P256(key) => ec(
+                    Nid::X9_62_PRIME256V1,
+                    &Zeroizing::new(key.to_bytes().to_vec()),
+                )
+                .map(Native::Ec),
+                PrivateKey::P384(key) => {
+                    ec(Nid::SECP384R1, &Zeroizing::new(key.to_bytes().to_vec())).map(Native::Ec)
+                }
+            }
+        }
+    }
+
+    fn rsa(key: &RsaPrivateKey) -> Result<Rsa<Private>, Status> {
+        let [p, q] = key.primes() else {
+            return Err(Status::IncorrectData);
+        };
+        let (Some(dp), Some(dq), Some(qinv)) = (key.dp(), key.dq(), key.crt_coefficient()) else {
+            return Err(Status::IncorrectData);
+        };
+        Rsa::from_private_components(
+            big(key.n().as_ref())?,
+            big(key.e())?,
+            big(key.d())?,
+            big(p)?,
+            big(q)?,
+            big(dp)?,
+            big(dq)?,
+            big(&qinv)?,
+        )
+        .map_err(failed)
+    }
+
+    fn ec(curve: Nid, scalar: &[u8]) -> Result<EcKey<Private>, Status> {
+        let group = EcGroup::from_curve_name(curve).map_err(failed)?;
+        let mut private = BigNum::from_slice(scalar).map_err(failed)?;
+        let key = (|| {
+            let mut context = BigNumContext::new()?;
+            let mut public = EcPoint::new(&group)?;
+            public.mul_generator2(&group, &private, &mut context)?;
+            EcKey::from_private_components(&group, &private, &public)
+        })();
+        private.clear();
+        key.map_err(failed)
+    }
+
+    /// RSA_private_decrypt without padding: the raw CRT operation, blinded
+    /// and checked against the public exponent by OpenSSL.
+    pub(super) fn rsa_raw(native: &Native, block: &[u8]) -> Result<Zeroizing<Vec<u8>>, Status> {
+        let Native::Rsa(rsa) = native else {
+            return Err(Status::IncorrectData);
+        };
+        let mut out = Zeroizing::new(vec![0u8; rsa.size() as usize]);
+        let written = rsa
+            .private_decrypt(block, &mut out, Padding::NONE)
+            .map_err(failed)?;
+        out.truncate(written);
+        Ok(out)
+    }
+
+    /// ECDSA_do_sign over a digest already cut to the field size.
+    pub(super) fn ecdsa_sign(native: &Native, digest: &[u8]) -> Result<Vec<u8>, Status> {
+        let Native::Ec(key) = native else {
+            return Err(Status::IncorrectData);
+        };
+        EcdsaSig::sign(digest, key)
+            .and_then(|signature| signature.to_der())
+            .map_err(failed)
+    }
 }
 
 fn left_pad(bytes: &[u8], len: usize) -> Zeroizing<Vec<u8>> {

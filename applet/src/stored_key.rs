@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 use vscard_emulator::hex_secret;
 use zeroize::Zeroizing;
 
-use crate::keys::{KeyError, PrivateKey};
+use crate::keys::{BackendKey, KeyError, PrivateKey};
 use crate::reference::{Algorithm, PinPolicy};
 
 /// How a key came to be in its slot (GET METADATA tag `03`).
@@ -39,6 +39,9 @@ impl Origin {
 #[derive(Clone)]
 pub struct StoredKey {
     key: PrivateKey,
+    /// The crypto backend's form of `key` (empty without the `openssl`
+    /// feature), reused with `key` when the material is unchanged.
+    backend: BackendKey,
     pkcs8: Zeroizing<Vec<u8>>,
     /// When the key needs the PIN.
     pub pin_policy: PinPolicy,
@@ -68,6 +71,7 @@ impl StoredKey {
         let pkcs8 = key.to_pkcs8()?;
         Ok(StoredKey {
             key,
+            backend: BackendKey::default(),
             pkcs8,
             pin_policy,
             origin,
@@ -84,6 +88,20 @@ impl StoredKey {
         self.key.algorithm()
     }
 
+    /// The raw RSA private-key operation ([`PrivateKey::rsa_raw`]).
+    pub(crate) fn rsa_raw<R: vscard_emulator::rand_core::CryptoRng + ?Sized>(
+        &self,
+        block: &[u8],
+        rng: &mut R,
+    ) -> Result<Zeroizing<Vec<u8>>, vscard_emulator::Status> {
+        self.key.rsa_raw(&self.backend, block, rng)
+    }
+
+    /// ECDSA over a digest ([`PrivateKey::ecdsa_sign`]).
+    pub(crate) fn ecdsa_sign(&self, digest: &[u8]) -> Result<Vec<u8>, vscard_emulator::Status> {
+        self.key.ecdsa_sign(&self.backend, digest)
+    }
+
     /// True when `other` holds the same key material (constant time).
     fn same_material(&self, pkcs8: &[u8]) -> bool {
         bool::from(self.pkcs8.as_slice().ct_eq(pkcs8))
@@ -93,15 +111,19 @@ impl StoredKey {
     /// unchanged (RSA keys are slow to validate, and the runtime reloads
     /// state after every failed command).
     fn from_repr(repr: &StoredKeyRepr, previous: Option<&StoredKey>) -> Result<Self, KeyError> {
-        let key = match previous {
-            Some(old) if old.same_material(&repr.pkcs8) => old.key.clone(),
-            _ => PrivateKey::from_pkcs8(repr.algorithm, &repr.pkcs8)?,
+        let (key, backend) = match previous {
+            Some(old) if old.same_material(&repr.pkcs8) => (old.key.clone(), old.backend.clone()),
+            _ => (
+                PrivateKey::from_pkcs8(repr.algorithm, &repr.pkcs8)?,
+                BackendKey::default(),
+            ),
         };
         if key.algorithm() != repr.algorithm {
             return Err(KeyError::Invalid("algorithm does not match the key".into()));
         }
         Ok(StoredKey {
             key,
+            backend,
             pkcs8: Zeroizing::new(repr.pkcs8.clone()),
             pin_policy: repr.pin_policy,
             origin: repr.origin,
