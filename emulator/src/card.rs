@@ -9,6 +9,7 @@
 //! channel but the basic one, forget security states, and select the
 //! default applet (if any) implicitly on the basic channel.
 
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -375,13 +376,23 @@ impl Card {
             return Err(Status::UnknownError);
         };
         let mut ctx = Context::new(&mut self.env, &slot.key, channel, selection);
-        let mut result = f(slot.applet.as_mut(), &mut ctx);
+        // A panic inside an applet (its own bug, or a dependency's on
+        // input it did not expect) must not take the card down: the
+        // command answers 6F00 and the applet is reloaded from the
+        // committed image, as after a failed command.
+        let applet = slot.applet.as_mut();
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| f(applet, &mut ctx)));
+        let panicked = outcome.is_err();
+        let mut result = outcome.unwrap_or_else(|_| {
+            tracing::error!(target: "vscard::apdu", aid = %slot.aid, "the applet panicked; answering 6F00");
+            Err(Status::UnknownError)
+        });
         if result.is_ok()
             && let Err(status) = ctx.commit()
         {
             result = Err(status);
         }
-        let rollback = ctx.commit_failed || (result.is_err() && !ctx.staged.is_empty());
+        let rollback = panicked || ctx.commit_failed || (result.is_err() && !ctx.staged.is_empty());
         drop(ctx);
         if rollback && !self.env.torn {
             self.reload(index);

@@ -6,15 +6,18 @@
 //! `CLEAR_ON_DESELECT` transient memory), a response waiting for GET
 //! RESPONSE, and a command chain being assembled.
 
+use zeroize::Zeroizing;
+
 use crate::Status;
 
 /// The most channels ISO 7816-4 can address (0..=19).
 pub const MAX_CHANNELS: u8 = 20;
 
-/// A response whose tail waits for GET RESPONSE.
+/// A response whose tail waits for GET RESPONSE (it may be a decrypted
+/// secret or an ECDH result: zeroized when dropped).
 #[derive(Debug)]
 pub(crate) struct Pending {
-    pub data: Vec<u8>,
+    pub data: Zeroizing<Vec<u8>>,
     pub offset: usize,
     pub status: Status,
 }
@@ -31,7 +34,8 @@ pub(crate) struct Chain {
     /// CLA (without the chaining bit), INS, P1, P2 of the first link; every
     /// link must repeat them.
     pub header: [u8; 4],
-    pub data: Vec<u8>,
+    /// The data so far (it may carry a PIN: zeroized when dropped).
+    pub data: Zeroizing<Vec<u8>>,
 }
 
 /// One open channel.

@@ -188,7 +188,19 @@ fn decode_image(path: &Path, bytes: &[u8]) -> Result<CardImage, StoreError> {
     Ok(file.applets)
 }
 
-/// Opens a file with mode 0600 for writing (truncating when asked).
+/// Creates a new file with mode 0600; fails if anything is in the way.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
+}
+
+/// Opens (or creates) a file with mode 0600 for writing.
 fn open_private(path: &Path, truncate: bool) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
     options.write(true).create(true).truncate(truncate);
@@ -209,7 +221,14 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     tmp_name.push(path.file_name().unwrap_or_default());
     tmp_name.push(".tmp");
     let tmp = path.with_file_name(tmp_name);
-    let mut file = open_private(&tmp, true).map_err(io(&tmp))?;
+    // A leftover temporary file (a crash mid-write) or a link planted in its
+    // place is removed, so the new one is created here with mode 0600.
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(source) => return Err(StoreError::Io { path: tmp, source }),
+    }
+    let mut file = create_private(&tmp).map_err(io(&tmp))?;
     file.write_all(bytes).map_err(io(&tmp))?;
     file.sync_all().map_err(io(&tmp))?;
     drop(file);
@@ -261,6 +280,22 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         assert!(!dir.path().join(".card.json.tmp").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_leftover_temporary_file_does_not_leak_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("card.json");
+        let tmp = dir.path().join(".card.json.tmp");
+        fs::write(&tmp, b"old").unwrap();
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).unwrap();
+        FileStore::open(&path).unwrap().commit(&sample()).unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]

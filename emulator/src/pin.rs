@@ -17,13 +17,41 @@ use crate::{Context, Status};
 pub const PIN_MAX_LEN: usize = 16;
 
 /// A PIN (or PUK, or any try-limited secret) with its try counter. It is
-/// one part of its applet's persistent state.
+/// one part of its applet's persistent state; a stored form that breaks
+/// the invariants of [`OwnerPin::new`] (too long, a try limit outside
+/// 1..=15, more tries left than the limit) is refused when it is loaded.
 #[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[serde(try_from = "StoredPin")]
 pub struct OwnerPin {
     #[serde(with = "hex_secret")]
     value: Vec<u8>,
     try_limit: u8,
     tries_left: u8,
+}
+
+/// The stored form of an [`OwnerPin`], checked before it becomes one.
+#[derive(Deserialize, Zeroize, ZeroizeOnDrop)]
+struct StoredPin {
+    #[serde(with = "hex_secret")]
+    value: Vec<u8>,
+    try_limit: u8,
+    tries_left: u8,
+}
+
+impl TryFrom<StoredPin> for OwnerPin {
+    type Error = String;
+
+    fn try_from(stored: StoredPin) -> Result<OwnerPin, String> {
+        let mut pin = OwnerPin::new(&stored.value, stored.try_limit).map_err(|e| e.to_string())?;
+        if stored.tries_left > stored.try_limit {
+            return Err(format!(
+                "{} tries left is more than the limit of {}",
+                stored.tries_left, stored.try_limit
+            ));
+        }
+        pin.tries_left = stored.tries_left;
+        Ok(pin)
+    }
 }
 
 /// The outcome of [`OwnerPin::check`].
@@ -113,9 +141,12 @@ impl OwnerPin {
     fn matches(&self, candidate: &[u8]) -> bool {
         let mut stored = Zeroizing::new([0u8; PIN_MAX_LEN]);
         let mut given = Zeroizing::new([0u8; PIN_MAX_LEN]);
-        stored[..self.value.len()].copy_from_slice(&self.value);
-        let n = candidate.len().min(PIN_MAX_LEN);
-        given[..n].copy_from_slice(&candidate[..n]);
+        for (slot, byte) in stored.iter_mut().zip(&self.value) {
+            *slot = *byte;
+        }
+        for (slot, byte) in given.iter_mut().zip(candidate) {
+            *slot = *byte;
+        }
         let same_len = (self.value.len() as u64).ct_eq(&(candidate.len() as u64));
         bool::from(stored[..].ct_eq(&given[..]) & same_len)
     }
@@ -197,6 +228,31 @@ mod tests {
         assert!(!pin.matches(b"1234560"));
         assert!(!pin.matches(b"123457"));
         assert!(!pin.matches(&[b'1'; 40]));
+    }
+
+    #[test]
+    fn a_stored_pin_that_breaks_the_invariants_is_refused() {
+        let long = format!(
+            r#"{{"value":"{}","try_limit":3,"tries_left":3}}"#,
+            "31".repeat(17)
+        );
+        assert!(serde_json::from_str::<OwnerPin>(&long).is_err());
+        let limit = r#"{"value":"31323334","try_limit":0,"tries_left":0}"#;
+        assert!(serde_json::from_str::<OwnerPin>(limit).is_err());
+        let more = r#"{"value":"31323334","try_limit":3,"tries_left":9}"#;
+        let err = serde_json::from_str::<OwnerPin>(more)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("9 tries left is more than the limit of 3"),
+            "{err}"
+        );
+        let ok = r#"{"value":"31323334","try_limit":3,"tries_left":1}"#;
+        assert_eq!(
+            serde_json::from_str::<OwnerPin>(ok).unwrap().tries_left(),
+            1
+        );
     }
 
     #[test]

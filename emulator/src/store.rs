@@ -18,8 +18,9 @@ use thiserror::Error;
 /// One applet's persistent state: named parts, each a serde value.
 ///
 /// Parts let an applet commit a small record (a PIN try counter) without
-/// re-encoding large ones (keys, certificates).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// re-encoding large ones (keys, certificates). `Debug` shows the part
+/// names only: parts hold secrets (PINs, keys).
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct AppletState {
     parts: BTreeMap<String, Arc<serde_json::Value>>,
@@ -126,11 +127,23 @@ pub(crate) fn encode_part<T: Serialize + ?Sized>(
 }
 
 /// The persistent contents of a card: each applet's state, keyed by the
-/// applet's AID in upper-case hex.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// applet's AID in upper-case hex. `Debug` shows AIDs and part names only.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct CardImage {
     applets: BTreeMap<String, AppletState>,
+}
+
+impl std::fmt::Debug for AppletState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.parts.keys()).finish()
+    }
+}
+
+impl std::fmt::Debug for CardImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.applets.iter()).finish()
+    }
 }
 
 impl CardImage {
@@ -306,6 +319,17 @@ mod tests {
             state.get::<String>("counter"),
             Err(StateError::Decode { part, .. }) if part == "counter"
         ));
+    }
+
+    #[test]
+    fn debug_shows_names_not_values() {
+        let mut image = CardImage::new();
+        image.set_applet("AA", AppletState::new().with("pin", "s3cr3t").unwrap());
+        let debug = format!("{image:?} {:?}", MemoryStore::new());
+        assert!(
+            debug.contains("\"pin\"") && !debug.contains("s3cr3t"),
+            "{debug}"
+        );
     }
 
     #[test]

@@ -20,6 +20,8 @@
 //!   the channel discards what was left. GET RESPONSE with nothing pending
 //!   answers `6985`.
 
+use zeroize::Zeroizing;
+
 use crate::apdu::SHORT_NE_MAX;
 use crate::card::status_only;
 use crate::channel::{Chain, Pending};
@@ -37,7 +39,7 @@ enum ChainStep {
     /// More links expected; answer `9000`.
     Continue,
     /// The chain is complete: the whole data field.
-    Complete(Vec<u8>),
+    Complete(Zeroizing<Vec<u8>>),
 }
 
 impl Card {
@@ -127,7 +129,7 @@ impl Card {
         // The first Ne bytes now, the rest through GET RESPONSE.
         let first = data[..ne].to_vec();
         let pending = Pending {
-            data,
+            data: Zeroizing::new(data),
             offset: ne,
             status,
         };
@@ -241,7 +243,7 @@ fn link_chain(
     ];
     let current = chain.get_or_insert_with(|| Chain {
         header,
-        data: Vec::new(),
+        data: Zeroizing::new(Vec::new()),
     });
     if current.header != header {
         *chain = None;

@@ -427,3 +427,54 @@ fn a_transcript_records_power_and_bytes() {
     send(&mut card, &[0x00, ins::ECHO, 0, 0]);
     assert!(card.take_transcript().is_empty());
 }
+
+#[test]
+fn a_panicking_applet_answers_6f00_and_is_rolled_back() {
+    use vscard_emulator::{
+        Aid, Applet, AppletState, CommandApdu, Context, Response, StateError, Status,
+    };
+
+    /// Stages a change, then panics on INS 66; counts otherwise.
+    struct Fragile(u32);
+    impl Applet for Fragile {
+        fn aid(&self) -> Aid {
+            Aid::from_array([0xF0, 0, 0, 0, 0x66])
+        }
+        fn process(
+            &mut self,
+            ctx: &mut Context<'_>,
+            c: &CommandApdu<'_>,
+        ) -> Result<Response, Status> {
+            self.0 += 1;
+            ctx.stage("n", &self.0)?;
+            if c.ins == 0x66 {
+                panic!("applet bug on purpose");
+            }
+            Ok(Response::ok(self.0.to_be_bytes().to_vec()))
+        }
+        fn save(&self) -> Result<AppletState, StateError> {
+            AppletState::new().with("n", &self.0)
+        }
+        fn load(&mut self, state: &AppletState) -> Result<(), StateError> {
+            self.0 = state.get("n")?;
+            Ok(())
+        }
+    }
+
+    let mut card = Card::builder()
+        .rng(CardRng::from_u64(1))
+        .install_default(Fragile(0))
+        .build()
+        .unwrap();
+    card.power_on();
+    assert_eq!(
+        send(&mut card, &[0x00, 0x01, 0, 0, 0]),
+        (vec![0, 0, 0, 1], 0x9000)
+    );
+    assert_eq!(send(&mut card, &[0x00, 0x66, 0, 0, 0]), (vec![], 0x6F00));
+    // The staged change of the panicking command is gone; the card goes on.
+    assert_eq!(
+        send(&mut card, &[0x00, 0x01, 0, 0, 0]),
+        (vec![0, 0, 0, 2], 0x9000)
+    );
+}
