@@ -17,8 +17,9 @@ use crate::pin::PADDED_LEN;
 use crate::reference::{Algorithm, KeyRef, PinPolicy, PinRef, Slot, TOUCH_NEVER};
 use crate::tlv::{self, Reader};
 
-/// One command of the PIV application.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One command of the PIV application. `Debug` never shows PINs, PUKs,
+/// keys or authentication data, only their lengths.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Command<'a> {
     /// VERIFY (SP 800-73-4 Part 2 3.2.1).
     Verify(Verify<'a>),
@@ -101,7 +102,7 @@ pub enum Command<'a> {
 }
 
 /// What a VERIFY asks.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Verify<'a> {
     /// Compare padded PIN data.
     Check(&'a [u8]),
@@ -122,7 +123,7 @@ pub enum AuthKey {
 }
 
 /// The request inside a dynamic authentication template (`7C`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum AuthRequest<'a> {
     /// `80` empty: mutual authentication step 1, send an encrypted witness.
     WitnessRequest,
@@ -145,7 +146,7 @@ pub enum AuthRequest<'a> {
 }
 
 /// Key material of IMPORT KEY.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum ImportMaterial<'a> {
     /// RSA CRT components: `01` p, `02` q, `03` dP, `04` dQ, `05` qInv.
     Rsa {
@@ -154,6 +155,132 @@ pub enum ImportMaterial<'a> {
     },
     /// `06`: the P-256 or P-384 private scalar.
     Ec(&'a [u8]),
+}
+
+/// `<n bytes>`: how a secret shows in `Debug`.
+struct Redacted(usize);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} bytes redacted>", self.0)
+    }
+}
+
+impl std::fmt::Debug for Verify<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verify::Check(pin) => f.debug_tuple("Check").field(&Redacted(pin.len())).finish(),
+            Verify::Status => f.write_str("Status"),
+            Verify::LogOut => f.write_str("LogOut"),
+        }
+    }
+}
+
+impl std::fmt::Debug for AuthRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthRequest::WitnessRequest => f.write_str("WitnessRequest"),
+            AuthRequest::MutualResponse { witness, challenge } => f
+                .debug_struct("MutualResponse")
+                .field("witness", &Redacted(witness.len()))
+                .field("challenge", &Redacted(challenge.len()))
+                .finish(),
+            AuthRequest::ChallengeRequest => f.write_str("ChallengeRequest"),
+            AuthRequest::ExternalResponse(r) => f
+                .debug_tuple("ExternalResponse")
+                .field(&Redacted(r.len()))
+                .finish(),
+            AuthRequest::Sign(d) => f.debug_tuple("Sign").field(&Redacted(d.len())).finish(),
+            AuthRequest::KeyAgreement(p) => f.debug_tuple("KeyAgreement").field(&p.len()).finish(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ImportMaterial<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImportMaterial::Rsa { .. } => f.write_str("Rsa(<redacted>)"),
+            ImportMaterial::Ec(_) => f.write_str("Ec(<redacted>)"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Command<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Verify(v) => f.debug_tuple("Verify").field(v).finish(),
+            Command::ChangeReferenceData {
+                reference,
+                old,
+                new,
+            } => f
+                .debug_struct("ChangeReferenceData")
+                .field("reference", reference)
+                .field("old", &Redacted(old.len()))
+                .field("new", &Redacted(new.len()))
+                .finish(),
+            Command::ResetRetryCounter { puk, new_pin } => f
+                .debug_struct("ResetRetryCounter")
+                .field("puk", &Redacted(puk.len()))
+                .field("new_pin", &Redacted(new_pin.len()))
+                .finish(),
+            Command::GetData(tag) => f.debug_tuple("GetData").field(tag).finish(),
+            Command::PutData { tag, value } => f
+                .debug_struct("PutData")
+                .field("tag", tag)
+                .field("len", &value.len())
+                .finish(),
+            Command::GeneralAuthenticate {
+                algorithm,
+                key,
+                request,
+            } => f
+                .debug_struct("GeneralAuthenticate")
+                .field("algorithm", algorithm)
+                .field("key", key)
+                .field("request", request)
+                .finish(),
+            Command::GenerateAsymmetricKeyPair {
+                slot,
+                algorithm,
+                pin_policy,
+            } => f
+                .debug_struct("GenerateAsymmetricKeyPair")
+                .field("slot", slot)
+                .field("algorithm", algorithm)
+                .field("pin_policy", pin_policy)
+                .finish(),
+            Command::GetVersion => f.write_str("GetVersion"),
+            Command::GetSerial => f.write_str("GetSerial"),
+            Command::GetMetadata(key) => f.debug_tuple("GetMetadata").field(key).finish(),
+            Command::SetManagementKey { algorithm, key } => f
+                .debug_struct("SetManagementKey")
+                .field("algorithm", algorithm)
+                .field("key", &Redacted(key.len()))
+                .finish(),
+            Command::Reset => f.write_str("Reset"),
+            Command::SetPinRetries {
+                pin_tries,
+                puk_tries,
+            } => f
+                .debug_struct("SetPinRetries")
+                .field("pin_tries", pin_tries)
+                .field("puk_tries", puk_tries)
+                .finish(),
+            Command::ImportKey {
+                slot,
+                algorithm,
+                material,
+                pin_policy,
+            } => f
+                .debug_struct("ImportKey")
+                .field("slot", slot)
+                .field("algorithm", algorithm)
+                .field("material", material)
+                .field("pin_policy", pin_policy)
+                .finish(),
+        }
+    }
 }
 
 impl<'a> TryFrom<&CommandApdu<'a>> for Command<'a> {
@@ -504,5 +631,26 @@ impl AuthRequest<'_> {
             AuthRequest::Sign(_) => "sign",
             AuthRequest::KeyAgreement(_) => "key agreement",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let apdu = [
+            0x00, 0x24, 0x00, 0x80, 0x10, b'1', b'2', b'3', b'4', b'5', b'6', 0xFF, 0xFF, b'6',
+            b'5', b'4', b'3', b'2', b'1', 0xFF, 0xFF,
+        ];
+        let parsed = CommandApdu::parse(&apdu).unwrap();
+        let command = Command::try_from(&parsed).unwrap();
+        let debug = format!("{command:?}");
+        assert!(
+            debug.contains("ChangeReferenceData") && debug.contains("8 bytes redacted"),
+            "{debug}"
+        );
+        assert!(!debug.contains("49") && !debug.contains("0x31"), "{debug}");
     }
 }

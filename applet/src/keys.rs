@@ -144,6 +144,20 @@ impl PrivateKey {
         dq: &[u8],
         qinv: &[u8],
     ) -> Result<PrivateKey, KeyError> {
+        // The rsa crate asserts (panics) on an even modulus or p = 1: only
+        // primes that can make a 2048-bit key reach it. Each must be 128
+        // bytes with its top bit set, odd, and different from the other.
+        let plausible = |prime: &[u8]| {
+            let prime = trim(prime);
+            prime.len() == 128
+                && prime.first().is_some_and(|b| b & 0x80 != 0)
+                && prime.last().is_some_and(|b| b & 1 == 1)
+        };
+        if !plausible(p) || !plausible(q) || trim(p) == trim(q) {
+            return Err(KeyError::Invalid(
+                "p and q must be two different odd 1024-bit primes".into(),
+            ));
+        }
         let key = RsaPrivateKey::from_p_q(
             BoxedUint::from_be_slice_vartime(p),
             BoxedUint::from_be_slice_vartime(q),

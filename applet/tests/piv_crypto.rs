@@ -531,3 +531,41 @@ fn p384_keys_sign_agree_generate_and_import() {
     assert_eq!(c.send(0xFE, 0x14, 0x82, &tlv(0x06, &[0x44; 48])).sw, SW_OK);
     assert_eq!(c.metadata(0x82).data[2], 0x14);
 }
+
+#[test]
+fn import_refuses_primes_that_cannot_make_a_key() {
+    let mut c = Client::new(card_with(PivApplet::with_defaults()));
+    c.authenticate_default();
+    let crt = |p: &[u8], q: &[u8]| {
+        [
+            tlv(0x01, p),
+            tlv(0x02, q),
+            tlv(0x03, &[0]),
+            tlv(0x04, &[0]),
+            tlv(0x05, &[0]),
+        ]
+        .concat()
+    };
+    // Even modulus, p = 1, equal primes, and short primes: once a panic in
+    // the rsa crate, now a refusal.
+    let mut big = vec![0xC1u8; 128];
+    for (p, q) in [
+        (vec![2u8], vec![3u8]),
+        (vec![1u8], vec![3u8]),
+        (big.clone(), big.clone()),
+        (vec![0x81u8; 64], vec![0x83u8; 64]),
+    ] {
+        assert_eq!(
+            c.send(0xFE, 0x07, 0x9A, &crt(&p, &q)).sw,
+            0x6A80,
+            "{p:02X?}"
+        );
+    }
+    big[127] = 0xC2; // even
+    assert_eq!(
+        c.send(0xFE, 0x07, 0x9A, &crt(&big, &[0xC3u8; 128])).sw,
+        0x6A80
+    );
+    // The card still works.
+    assert_eq!(c.send(0xFD, 0x00, 0x00, &[]).sw, SW_OK);
+}
