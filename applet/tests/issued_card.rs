@@ -264,6 +264,29 @@ fn renewal_extends_the_certificates_and_keeps_the_counters() {
         before.tbs_certificate().serial_number()
     );
     assert_eq!(verify(&mut renewed, "000000"), 0x63C1);
+    // The card's own expiry moved too: CHUID and Printed Information.
+    assert_eq!(verify(&mut renewed, "123456"), 0x9000);
+    let not_after = der::DateTime::from_system_time(renewal.not_after()).unwrap();
+    let (chuid, _) = get_data(&mut renewed, [0x5F, 0xC1, 0x02]);
+    let expiry = find(find(&chuid, 0x53).unwrap(), 0x35).unwrap().to_vec();
+    assert_eq!(
+        expiry,
+        format!(
+            "{:04}{:02}{:02}",
+            not_after.year(),
+            not_after.month(),
+            not_after.day()
+        )
+        .into_bytes()
+    );
+    let (printed, _) = get_data(&mut renewed, [0x5F, 0xC1, 0x09]);
+    let printed_expiry = find(find(&printed, 0x53).unwrap(), 0x04).unwrap();
+    assert!(printed_expiry.starts_with(format!("{:04}", not_after.year()).as_bytes()));
+    assert!(printed_expiry.ends_with(format!("{:02}", not_after.day()).as_bytes()));
+    assert_eq!(
+        find(find(&printed, 0x53).unwrap(), 0x01),
+        Some(&b"Sample Specimen"[..])
+    );
 }
 
 #[test]
@@ -332,4 +355,23 @@ fn the_summary_shows_no_secret() {
         text.contains("R8001 Nurse Access Role at K81003001"),
         "{text}"
     );
+}
+
+#[test]
+fn profile_errors_name_the_field_and_never_quote_a_secret() {
+    // An unlock code the card's PIN rules would refuse is refused by name.
+    let mut profile = CardProfile::demo();
+    profile.pin_policy.max_length = 6;
+    profile.unlock_code = SecretString::new("6543210");
+    let err = profile.validate().unwrap_err().to_string();
+    assert!(err.starts_with("unlock_code"), "{err}");
+    assert!(!err.contains("6543210"), "{err}");
+    // A PIN given as a number is a parse error that does not quote it.
+    let toml = CardProfile::demo()
+        .to_toml()
+        .unwrap()
+        .replace("pin = \"123456\"", "pin = 987123");
+    let err = CardProfile::from_toml(&toml).unwrap_err().to_string();
+    assert!(err.contains("pin"), "{err}");
+    assert!(!err.contains("987123"), "{err}");
 }

@@ -191,31 +191,48 @@ fn civil(time: SystemTime) -> Result<der::DateTime, IssuanceError> {
     der::DateTime::from_system_time(time).map_err(|e| invalid(e.to_string()))
 }
 
+/// The CHUID expiry date, `YYYYMMDD` (SP 800-73-4 Part 1 Table 9).
+fn chuid_date(time: SystemTime) -> Result<[u8; 8], IssuanceError> {
+    let date = civil(time)?;
+    format!("{:04}{:02}{:02}", date.year(), date.month(), date.day())
+        .as_bytes()
+        .try_into()
+        .map_err(|_| invalid("card expiry year out of range"))
+}
+
+/// The Printed Information expiry date, `YYYYMMMDD` (e.g. `2028JAN01`).
+fn printed_date(time: SystemTime) -> Result<String, IssuanceError> {
+    const MONTHS: [&str; 12] = [
+        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+    ];
+    let date = civil(time)?;
+    let month = MONTHS
+        .get(usize::from(date.month()).saturating_sub(1))
+        .ok_or_else(|| invalid("card expiry month out of range"))?;
+    Ok(format!("{:04}{month}{:02}", date.year(), date.day()))
+}
+
+/// The value of the first object `tag` in `object`.
+fn field(object: Option<&[u8]>, tag: u32) -> Option<&[u8]> {
+    let items = Reader::new(object?).read_all().ok()?;
+    items.into_iter().find(|t| t.tag == tag).map(|t| t.value)
+}
+
 fn write_identity(
     applet: &mut PivApplet,
     profile: &CardProfile,
     guid: &[u8; 16],
     expiry: SystemTime,
 ) -> Result<(), IssuanceError> {
-    let date = civil(expiry)?;
-    let chuid_expiry = format!("{:04}{:02}{:02}", date.year(), date.month(), date.day());
-    let chuid_expiry: [u8; 8] = chuid_expiry
-        .as_bytes()
-        .try_into()
-        .map_err(|_| invalid("card expiry year out of range"))?;
-    applet.put_object(DataObjectTag::CHUID, objects::chuid(guid, &chuid_expiry));
-    const MONTHS: [&str; 12] = [
-        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
-    ];
-    let month = MONTHS
-        .get(usize::from(date.month()).saturating_sub(1))
-        .copied()
-        .unwrap_or("JAN");
+    applet.put_object(
+        DataObjectTag::CHUID,
+        objects::chuid(guid, &chuid_date(expiry)?),
+    );
     let primary = profile.primary_role();
     let printed = PrintedInformation {
         name: truncate(&profile.name, 125),
         employee_affiliation: truncate(primary.map_or("", |r| r.name.as_str()), 20),
-        expiration_date: format!("{:04}{month}{:02}", date.year(), date.day()),
+        expiration_date: printed_date(expiry)?,
         agency_card_serial: profile.uuid.clone(),
         issuer: truncate(&format!("vscard {}", profile.environment.name()), 15),
         organization_line1: primary.map(|r| r.ods_code.clone()),
@@ -263,6 +280,7 @@ pub fn decode_roles(value: &[u8]) -> Result<Vec<RoleProfile>, IssuanceError> {
         let name = text(inner.expect(0x81).map_err(damaged)?)?;
         let functions = text(inner.expect(0x82).map_err(damaged)?)?;
         let ods_code = text(inner.expect(0x83).map_err(damaged)?)?;
+        inner.expect_empty().map_err(damaged)?;
         roles.push(RoleProfile {
             code,
             name,
@@ -353,41 +371,44 @@ pub fn renew_applet<R: CryptoRng + ?Sized>(
 
 /// Moves the CHUID and Printed Information expiry to `expiry`.
 fn refresh_expiry(applet: &mut PivApplet, expiry: SystemTime) -> Result<(), IssuanceError> {
-    let guid = applet
-        .state()
-        .object(DataObjectTag::CHUID)
-        .and_then(|chuid| Reader::new(chuid).read_all().ok())
-        .and_then(|items| {
-            items
-                .into_iter()
-                .find(|t| t.tag == 0x34)
-                .map(|t| t.value.to_vec())
-        })
+    let state = applet.state();
+    let guid = field(state.object(DataObjectTag::CHUID), 0x34)
         .and_then(|g| <[u8; 16]>::try_from(g).ok())
         .ok_or_else(|| invalid("the card has no CHUID GUID"))?;
-    let date = civil(expiry)?;
-    let stamp = format!("{:04}{:02}{:02}", date.year(), date.month(), date.day());
-    let stamp: [u8; 8] = stamp
-        .as_bytes()
-        .try_into()
-        .map_err(|_| invalid("expiry out of range"))?;
-    applet.put_object(DataObjectTag::CHUID, objects::chuid(&guid, &stamp));
+    let printed = state
+        .object(DataObjectTag::PRINTED_INFORMATION)
+        .map(|value| replace_field(value, 0x04, printed_date(expiry)?.as_bytes()))
+        .transpose()?;
+    applet.put_object(
+        DataObjectTag::CHUID,
+        objects::chuid(&guid, &chuid_date(expiry)?),
+    );
+    if let Some(printed) = printed {
+        applet.put_object(DataObjectTag::PRINTED_INFORMATION, printed);
+    }
     Ok(())
+}
+
+/// `object` with the value of `tag` replaced, every other field kept in
+/// its place.
+fn replace_field(object: &[u8], tag: u32, value: &[u8]) -> Result<Vec<u8>, IssuanceError> {
+    let items = Reader::new(object)
+        .read_all()
+        .map_err(|e| invalid(format!("Printed Information: {e}")))?;
+    let mut writer = Writer::new();
+    for item in items {
+        writer.put(item.tag, if item.tag == tag { value } else { item.value });
+    }
+    Ok(writer.finish())
 }
 
 /// What `vscard inspect` shows.
 pub fn summarize(state: &PivState) -> Result<CardSummary, IssuanceError> {
-    let holder = state
-        .object(DataObjectTag::PRINTED_INFORMATION)
-        .and_then(|printed| Reader::new(printed).read_all().ok())
-        .and_then(|items| items.into_iter().find(|t| t.tag == 0x01))
-        .map(|t| String::from_utf8_lossy(t.value).into_owned())
+    let holder = field(state.object(DataObjectTag::PRINTED_INFORMATION), 0x01)
+        .map(|name| String::from_utf8_lossy(name).into_owned())
         .unwrap_or_default();
-    let uuid = state
-        .object(DataObjectTag::CHUID)
-        .and_then(|chuid| Reader::new(chuid).read_all().ok())
-        .and_then(|items| items.into_iter().find(|t| t.tag == 0x34))
-        .and_then(|t| uuid_of_guid(t.value))
+    let uuid = field(state.object(DataObjectTag::CHUID), 0x34)
+        .and_then(uuid_of_guid)
         .unwrap_or_default();
     let roles = match state.object(ROLES_OBJECT) {
         Some(value) => decode_roles(value)?,

@@ -336,9 +336,19 @@ fn path_error<E>(
     } else {
         path
     };
+    // A parser's message may quote the value it could not read: for a
+    // secret, say only what was expected.
+    let message = if SECRET_FIELDS.contains(&field.as_str()) {
+        "must be a string (a quoted value); the value is not shown".to_owned()
+    } else {
+        message(error.inner())
+    };
     ProfileError::Parse {
         format,
         field,
-        message: message(error.inner()),
+        message,
     }
 }
+
+/// Profile fields whose values are never shown in an error.
+const SECRET_FIELDS: [&str; 3] = ["pin", "unlock_code", "seed"];

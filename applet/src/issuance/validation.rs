@@ -38,6 +38,13 @@ impl CardProfile {
         check_secret_digits("pin", &self.pin, min, max)?;
         let (min, max) = UNLOCK_CODE_DIGITS;
         check_secret_digits("unlock_code", &self.unlock_code, min, max)?;
+        // The card holds the unlock code (its PUK) to the same length rules
+        // as the PIN: a code the card would refuse is refused here, by name.
+        let (min, max) = (
+            usize::from(self.pin_policy.min_length),
+            usize::from(self.pin_policy.max_length),
+        );
+        check_secret_digits("unlock_code", &self.unlock_code, min, max)?;
         if self.roles.is_empty() {
             return Err(ProfileError::invalid("roles", ProfileRule::NoRoles));
         }
