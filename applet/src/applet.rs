@@ -24,12 +24,9 @@ use crate::tlv::Writer;
 
 /// The PIV AID: NIST RID `A0 00 00 03 08`, PIX `00 00 10 00 01 00`
 /// (SP 800-73-4 Part 1 2.2).
-pub const PIV_AID: Aid = match Aid::new(&[
+pub const PIV_AID: Aid = Aid::from_array([
     0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00,
-]) {
-    Ok(aid) => aid,
-    Err(_) => panic!("the PIV AID is 11 bytes"),
-};
+]);
 
 /// The application label in the SELECT answer.
 pub const APPLICATION_LABEL: &str = "vscard PIV";

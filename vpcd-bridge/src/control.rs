@@ -152,12 +152,18 @@ async fn accept_loop(listener: UnixListener, bridge: Arc<BridgeHandle>) {
     }
 }
 
+/// How long a control client has to send its command.
+const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn serve_client(stream: UnixStream, bridge: Arc<BridgeHandle>) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(read.take(MAX_LINE))
-        .read_line(&mut line)
-        .await?;
+    // A client that connects and says nothing is dropped after a while
+    // instead of holding a task and a descriptor forever.
+    let mut reader = BufReader::new(read.take(MAX_LINE));
+    tokio::time::timeout(CLIENT_TIMEOUT, reader.read_line(&mut line))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no command within 10 s"))??;
     let answer = match line.parse::<ControlCommand>() {
         Ok(command) => {
             tracing::info!(target: TARGET, %command, "control command");

@@ -147,11 +147,14 @@ impl Observer for Printer {
     fn disconnected(&self, card: usize, reason: &str) {
         let cards = self.cards.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(note) = cards.get(card) {
-            println!("{} left the reader: {reason}", note.name);
+            // Card threads call this: a closed stdout (`| head`) must not
+            // panic them, so write errors are ignored.
+            let _ = writeln!(std::io::stdout(), "{} left the reader: {reason}", note.name);
         }
     }
 
     fn exchange(&self, card: usize, exchange: &Exchange) {
-        println!("{}{}", self.prefix(card), trace_line(exchange));
+        let line = format!("{}{}", self.prefix(card), trace_line(exchange));
+        let _ = writeln!(std::io::stdout(), "{line}");
     }
 }
