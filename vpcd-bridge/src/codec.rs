@@ -27,8 +27,9 @@ mod control {
     pub const GET_ATR: u8 = 0x04;
 }
 
-/// One request from vpcd to the card.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One request from vpcd to the card. `Debug` shows an APDU's header and
+/// length, never its data (a VERIFY carries the PIN).
+#[derive(Clone, PartialEq, Eq)]
 pub enum VpcdRequest {
     /// `00`: remove power (no reply).
     PowerOff,
@@ -71,6 +72,26 @@ impl VpcdRequest {
     /// True when the card must answer this request.
     pub fn expects_reply(&self) -> bool {
         matches!(self, VpcdRequest::GetAtr | VpcdRequest::Apdu(_))
+    }
+}
+
+impl std::fmt::Debug for VpcdRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VpcdRequest::PowerOff => f.write_str("PowerOff"),
+            VpcdRequest::PowerOn => f.write_str("PowerOn"),
+            VpcdRequest::Reset => f.write_str("Reset"),
+            VpcdRequest::GetAtr => f.write_str("GetAtr"),
+            VpcdRequest::Apdu(apdu) => {
+                let header: Vec<u8> = apdu.iter().take(4).copied().collect();
+                write!(
+                    f,
+                    "Apdu({} bytes, header {})",
+                    apdu.len(),
+                    hex::encode_upper(header)
+                )
+            }
+        }
     }
 }
 
@@ -135,7 +156,8 @@ impl<'a> Cursor<'a> {
 }
 
 /// Splits a byte stream, fed in pieces as it arrives, into frames.
-#[derive(Debug, Default)]
+/// `Debug` shows how many bytes are held, not the bytes.
+#[derive(Default)]
 pub struct FrameDecoder {
     buffer: Vec<u8>,
 }
@@ -182,6 +204,12 @@ impl FrameDecoder {
     /// Bytes held that do not yet form a frame.
     pub fn pending(&self) -> usize {
         self.buffer.len()
+    }
+}
+
+impl std::fmt::Debug for FrameDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FrameDecoder({} bytes held)", self.pending())
     }
 }
 
