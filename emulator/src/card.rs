@@ -496,24 +496,7 @@ impl CardBuilder {
             None => CardRng::from_os().map_err(|e| CardError::Rng(e.to_string()))?,
         };
         let mut image = store.load()?.unwrap_or_default();
-        let mut slots: Vec<Slot> = Vec::with_capacity(applets.len());
-        let mut fresh = false;
-        for mut applet in applets {
-            let aid = applet.aid();
-            if slots.iter().any(|s| s.aid == aid) {
-                return Err(CardError::DuplicateAid(aid));
-            }
-            let key = aid.to_hex();
-            let state_error = |source| CardError::State { aid, source };
-            match image.applet(&key) {
-                Some(state) => applet.load(state).map_err(state_error)?,
-                None => {
-                    image.set_applet(&key, applet.save().map_err(state_error)?);
-                    fresh = true;
-                }
-            }
-            slots.push(Slot { applet, aid, key });
-        }
+        let (slots, fresh) = load_applets(applets, &mut image)?;
         if fresh {
             store.commit(&image)?;
         }
@@ -549,6 +532,33 @@ impl CardBuilder {
             transcript: None,
         })
     }
+}
+
+/// Hands each applet its state from `image`; an applet new to the image
+/// adds its initial state (the second value says whether any did).
+fn load_applets(
+    applets: Vec<Box<dyn Applet>>,
+    image: &mut CardImage,
+) -> Result<(Vec<Slot>, bool), CardError> {
+    let mut slots: Vec<Slot> = Vec::with_capacity(applets.len());
+    let mut fresh = false;
+    for mut applet in applets {
+        let aid = applet.aid();
+        if slots.iter().any(|s| s.aid == aid) {
+            return Err(CardError::DuplicateAid(aid));
+        }
+        let key = aid.to_hex();
+        let state_error = |source| CardError::State { aid, source };
+        match image.applet(&key) {
+            Some(state) => applet.load(state).map_err(state_error)?,
+            None => {
+                image.set_applet(&key, applet.save().map_err(state_error)?);
+                fresh = true;
+            }
+        }
+        slots.push(Slot { applet, aid, key });
+    }
+    Ok((slots, fresh))
 }
 
 impl std::fmt::Debug for Card {
