@@ -1,0 +1,273 @@
+//! The commands the harnesses send, and one way to send them to any
+//! card: in-process ([`vscard_emulator::Card`]) or through PC/SC.
+//!
+//! An [`Operation`] is what a middleware does for one logical command:
+//! one APDU, or a command chain (CLA bit `10`, ISO 7816-4 5.3.3), followed
+//! by GET RESPONSE while the card answers `61xx`. [`perform`] records the
+//! APDUs it actually sent so that the same exchanges can be replayed to a
+//! trivial responder card as the baseline.
+
+use vscard_emulator::Card;
+use vscard_vpcd::testing::pcsc;
+
+use crate::BenchError;
+
+/// The PIV AID (SP 800-73-4 Part 1 2.2).
+pub const PIV_AID: [u8; 11] = [
+    0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00,
+];
+
+/// The demo card's PIN (`CardProfile::demo`).
+pub const DEMO_PIN: &[u8] = b"123456";
+
+/// Data objects: CHUID, CCC, and the certificates of 9A, 9C, 9E.
+pub const CHUID: [u8; 3] = [0x5F, 0xC1, 0x02];
+/// Card Capability Container.
+pub const CCC: [u8; 3] = [0x5F, 0xC1, 0x07];
+/// X.509 certificate for PIV Authentication (9A, RSA-2048 on the demo card).
+pub const CERT_9A: [u8; 3] = [0x5F, 0xC1, 0x05];
+/// X.509 certificate for Digital Signature (9C).
+pub const CERT_9C: [u8; 3] = [0x5F, 0xC1, 0x0A];
+/// X.509 certificate for Card Authentication (9E).
+pub const CERT_9E: [u8; 3] = [0x5F, 0xC1, 0x01];
+
+/// Anything that exchanges one APDU.
+pub trait Transport {
+    /// Sends `apdu`, returns the response (data and status word).
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, BenchError>;
+}
+
+impl Transport for Card {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, BenchError> {
+        Card::transmit(self, apdu).map_err(BenchError::from)
+    }
+}
+
+/// A card reached through pcscd with the `pcsc` crate, with a reusable
+/// receive buffer.
+pub struct PcscTransport<'a> {
+    card: &'a pcsc::Card,
+    buffer: Vec<u8>,
+}
+
+impl<'a> PcscTransport<'a> {
+    /// Wraps a connected card.
+    pub fn new(card: &'a pcsc::Card) -> PcscTransport<'a> {
+        PcscTransport {
+            card,
+            buffer: vec![0; pcsc::MAX_BUFFER_SIZE_EXTENDED],
+        }
+    }
+}
+
+impl Transport for PcscTransport<'_> {
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, BenchError> {
+        self.card
+            .transmit(apdu, &mut self.buffer)
+            .map(<[u8]>::to_vec)
+            .map_err(|source| {
+                BenchError::Harness(vscard_vpcd::testing::HarnessError::Pcsc {
+                    what: "SCardTransmit".to_owned(),
+                    source,
+                })
+            })
+    }
+}
+
+/// What a middleware sends for one logical command.
+#[derive(Clone, Debug)]
+pub struct Operation {
+    /// A short name for tables.
+    pub name: &'static str,
+    /// The APDUs before any GET RESPONSE (several for a command chain).
+    pub apdus: Vec<Vec<u8>>,
+    /// The status word expected at the end (`9000`; `63C0` matches any
+    /// `63Cx`).
+    pub expect: u16,
+}
+
+/// The answer to an [`Operation`].
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// The response data, GET RESPONSE pieces joined.
+    pub data: Vec<u8>,
+    /// The final status word.
+    pub sw: u16,
+    /// How many APDUs were exchanged.
+    pub round_trips: usize,
+}
+
+fn split(response: &[u8], command: &str) -> Result<(usize, u16), BenchError> {
+    match response {
+        [.., sw1, sw2] => Ok((response.len() - 2, u16::from_be_bytes([*sw1, *sw2]))),
+        _ => Err(BenchError::ShortResponse(command.to_owned())),
+    }
+}
+
+fn matches(expect: u16, sw: u16) -> bool {
+    if expect == 0x63C0 {
+        sw & 0xFFF0 == 0x63C0
+    } else {
+        sw == expect
+    }
+}
+
+/// Performs `op`; with `record`, pushes every APDU sent (chain parts and
+/// GET RESPONSEs) for [`replay`].
+pub fn perform(
+    transport: &mut impl Transport,
+    op: &Operation,
+    mut record: Option<&mut Vec<Vec<u8>>>,
+) -> Result<Outcome, BenchError> {
+    let unexpected = |sw| BenchError::Status {
+        command: op.name.to_owned(),
+        sw,
+    };
+    let mut data = Vec::new();
+    let mut round_trips = 0;
+    let mut last = None;
+    for (index, apdu) in op.apdus.iter().enumerate() {
+        let response = transport.transmit(apdu)?;
+        round_trips += 1;
+        if let Some(record) = record.as_deref_mut() {
+            record.push(apdu.clone());
+        }
+        let (len, sw) = split(&response, op.name)?;
+        if index + 1 < op.apdus.len() && sw != 0x9000 {
+            return Err(unexpected(sw));
+        }
+        data.extend_from_slice(response.get(..len).unwrap_or_default());
+        last = Some(sw);
+    }
+    let mut sw = last.ok_or_else(|| BenchError::ShortResponse(op.name.to_owned()))?;
+    while sw >> 8 == 0x61 {
+        let get_response = vec![0x00, 0xC0, 0x00, 0x00, sw as u8];
+        let response = transport.transmit(&get_response)?;
+        round_trips += 1;
+        if let Some(record) = record.as_deref_mut() {
+            record.push(get_response);
+        }
+        let (len, next) = split(&response, op.name)?;
+        data.extend_from_slice(response.get(..len).unwrap_or_default());
+        sw = next;
+    }
+    if !matches(op.expect, sw) {
+        return Err(unexpected(sw));
+    }
+    Ok(Outcome {
+        data,
+        sw,
+        round_trips,
+    })
+}
+
+/// Sends recorded APDUs, ignoring the answers (the trivial card answers
+/// `9000` to all of them).
+pub fn replay(transport: &mut impl Transport, apdus: &[Vec<u8>]) -> Result<(), BenchError> {
+    for apdu in apdus {
+        transport.transmit(apdu)?;
+    }
+    Ok(())
+}
+
+/// SELECT the PIV application by its full AID.
+pub fn select() -> Operation {
+    let mut apdu = vec![0x00, 0xA4, 0x04, 0x00, PIV_AID.len() as u8];
+    apdu.extend_from_slice(&PIV_AID);
+    apdu.push(0x00);
+    Operation {
+        name: "SELECT PIV",
+        apdus: vec![apdu],
+        expect: 0x9000,
+    }
+}
+
+/// GET DATA of one object (`00 CB 3F FF 5C 03 tag`, Le 256: longer objects
+/// come back with `61xx` / GET RESPONSE).
+pub fn get_data(name: &'static str, tag: [u8; 3]) -> Operation {
+    Operation {
+        name,
+        apdus: vec![vec![
+            0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, tag[0], tag[1], tag[2], 0x00,
+        ]],
+        expect: 0x9000,
+    }
+}
+
+/// VERIFY the PIN (padded with FF to 8 bytes).
+pub fn verify(name: &'static str, pin: &[u8], expect: u16) -> Operation {
+    let mut apdu = vec![0x00, 0x20, 0x00, 0x80, 0x08];
+    let mut padded = pin.to_vec();
+    padded.resize(8, 0xFF);
+    apdu.extend_from_slice(&padded);
+    Operation {
+        name,
+        apdus: vec![apdu],
+        expect,
+    }
+}
+
+/// GENERAL AUTHENTICATE with the P-256 key of 9E (PIN never): ECDSA over
+/// a 32-byte digest.
+pub fn sign_p256() -> Operation {
+    let mut body = vec![0x7C, 0x24, 0x82, 0x00, 0x81, 0x20];
+    body.extend_from_slice(&[0x5A; 32]);
+    let mut apdu = vec![0x00, 0x87, 0x11, 0x9E, body.len() as u8];
+    apdu.extend_from_slice(&body);
+    apdu.push(0x00);
+    Operation {
+        name: "GENERAL AUTHENTICATE 9E P-256",
+        apdus: vec![apdu],
+        expect: 0x9000,
+    }
+}
+
+/// A PKCS#1 v1.5 signature block for a SHA-256 DigestInfo (RFC 8017
+/// 9.2): what the host pads before GENERAL AUTHENTICATE with RSA.
+pub fn pkcs1_block() -> Vec<u8> {
+    const DIGEST_INFO: [u8; 19] = [
+        0x30, 0x31, 0x30, 0x0D, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+        0x05, 0x00, 0x04, 0x20,
+    ];
+    let mut block = vec![0x00, 0x01];
+    block.resize(256 - DIGEST_INFO.len() - 32 - 1, 0xFF);
+    block.push(0x00);
+    block.extend_from_slice(&DIGEST_INFO);
+    block.extend_from_slice(&[0x5A; 32]);
+    block
+}
+
+/// GENERAL AUTHENTICATE with the RSA-2048 key of 9A (PIN once per
+/// session): the raw private-key operation on a padded block, sent as a
+/// command chain of two APDUs as OpenSC does.
+pub fn sign_rsa() -> Operation {
+    let block = pkcs1_block();
+    let mut body = vec![0x7C, 0x82, 0x01, 0x06, 0x82, 0x00, 0x81, 0x82, 0x01, 0x00];
+    body.extend_from_slice(&block);
+    let (first, rest) = body.split_at(255);
+    let mut chained = vec![0x10, 0x87, 0x07, 0x9A, 0xFF];
+    chained.extend_from_slice(first);
+    let mut last = vec![0x00, 0x87, 0x07, 0x9A, rest.len() as u8];
+    last.extend_from_slice(rest);
+    last.push(0x00);
+    Operation {
+        name: "GENERAL AUTHENTICATE 9A RSA-2048",
+        apdus: vec![chained, last],
+        expect: 0x9000,
+    }
+}
+
+/// An OpenSC-style login: SELECT, GET DATA x5 (CHUID, CCC and three
+/// certificates), VERIFY, sign with 9A.
+pub fn login() -> Vec<Operation> {
+    vec![
+        select(),
+        get_data("GET DATA CHUID", CHUID),
+        get_data("GET DATA CCC", CCC),
+        get_data("GET DATA cert 9A", CERT_9A),
+        get_data("GET DATA cert 9C", CERT_9C),
+        get_data("GET DATA cert 9E", CERT_9E),
+        verify("VERIFY", DEMO_PIN, 0x9000),
+        sign_rsa(),
+    ]
+}

@@ -1,0 +1,160 @@
+//! `vscard-bench`: runs the harnesses and rewrites the tables of
+//! `BENCHMARKS.md`.
+//!
+//! ```text
+//! cargo build --release -p vscard-benches --features openssl --bins &&
+//!   cargo run --release -p vscard-benches --features openssl --bin vscard-bench -- --write BENCHMARKS.md
+//! ```
+//!
+//! (`--bins` builds `vscard-alloc` too, which counts allocations in a
+//! process of its own.)
+//!
+//! Options: `--write PATH` (rewrite the generated part of PATH; without
+//! it the tables are only printed), `--seconds N` (time per measurement,
+//! default 2), `--quick` (tiny budgets and sizes: checks that everything
+//! runs), `--no-pcscd` (skip the pcscd harness, which needs root and the
+//! private namespaces). The whole program re-runs itself inside private
+//! namespaces first (mount, network, pid) so that it can start its own
+//! pcscd.
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use vscard_benches::machine::Machine;
+use vscard_benches::report::{self, Section};
+use vscard_benches::{
+    BenchError, allocations, crypto, fixture, inprocess, issuance, pcscd, persistence, scale,
+};
+
+/// The command documented in BENCHMARKS.md and README.md.
+const COMMAND: &str = "cargo build --release -p vscard-benches --features openssl --bins && \
+     cargo run --release -p vscard-benches --features openssl --bin vscard-bench -- --write BENCHMARKS.md";
+
+struct Options {
+    write: Option<PathBuf>,
+    seconds: u64,
+    quick: bool,
+    pcscd: bool,
+}
+
+fn parse() -> Result<Options, String> {
+    let mut options = Options {
+        write: None,
+        seconds: 2,
+        quick: false,
+        pcscd: true,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--write" => options.write = Some(args.next().ok_or("--write needs a path")?.into()),
+            "--seconds" => {
+                options.seconds = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("--seconds needs a whole number")?;
+            }
+            "--quick" => options.quick = true,
+            "--no-pcscd" => options.pcscd = false,
+            "-h" | "--help" => {
+                return Err(format!(
+                    "usage: vscard-bench [--write BENCHMARKS.md] [--seconds N] [--quick] [--no-pcscd]\n\
+                     regenerate the tables: {COMMAND}"
+                ));
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    Ok(options)
+}
+
+fn step(name: &str) {
+    eprintln!(
+        "vscard-bench: {name} (load {})",
+        vscard_benches::machine::load()
+    );
+}
+
+fn run(options: &Options) -> Result<Vec<Section>, BenchError> {
+    let budget = if options.quick {
+        Duration::from_millis(50)
+    } else {
+        Duration::from_secs(options.seconds)
+    };
+    let seconds = if options.quick { 1 } else { options.seconds };
+    step("issuing the demo card");
+    let image = fixture::image(&fixture::demo_state()?);
+    let sizes: &[usize] = if options.quick {
+        &[1, 10]
+    } else {
+        &[1, 10, 100, 1000]
+    };
+    step("allocations (vscard-alloc)");
+    let allocations = allocations::from_sibling(&image, sizes)?;
+    let mut sections = Vec::new();
+    let mut round_trip = None;
+    if options.pcscd {
+        step("1. through pcscd");
+        let private = pcscd::start()?;
+        let (section, rt) = pcscd::run(&private, &image, budget)?;
+        sections.push(section);
+        round_trip = Some(rt);
+    }
+    step("2. in-process");
+    sections.push(inprocess::run(
+        &image,
+        budget,
+        round_trip,
+        allocations.as_ref(),
+    )?);
+    step("3. crypto");
+    sections.push(crypto::run(&image, seconds)?);
+    step("4. persistence");
+    sections.push(persistence::run(&image, budget)?);
+    step("5. scale");
+    sections.push(scale::run(&image, sizes, budget, allocations.as_ref())?);
+    step("6. issuance");
+    sections.push(issuance::run(
+        &image,
+        if options.quick { 1 } else { 7 },
+        budget,
+    )?);
+    Ok(sections)
+}
+
+fn main() -> ExitCode {
+    let mut options = match parse() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    if options.pcscd
+        && let Err(e) = vscard_vpcd::testing::rerun_process_in_namespace()
+    {
+        eprintln!("vscard-bench: skipping the pcscd harness: {e}");
+        options.pcscd = false;
+    }
+    let machine = Machine::describe();
+    let sections = match run(&options) {
+        Ok(sections) => sections,
+        Err(e) => {
+            eprintln!("vscard-bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let generated = report::render(&machine, COMMAND, &sections);
+    println!("{generated}");
+    if let Some(path) = &options.write {
+        if let Err(e) = report::write(path, &generated) {
+            eprintln!("vscard-bench: {e}");
+            return ExitCode::FAILURE;
+        }
+        eprintln!("vscard-bench: wrote {}", path.display());
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,97 @@
+//! Each harness runs with a tiny budget and produces its rows. Not a
+//! benchmark: nothing here is timed or compared.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test fails loudly
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use vscard_benches::{
+    allocations, crypto, fixture, inprocess, issuance, pcscd, persistence, scale,
+};
+use vscard_emulator::CardImage;
+use vscard_vpcd::testing::PrivatePcscd;
+
+const TINY: Duration = Duration::from_millis(5);
+
+fn image() -> &'static CardImage {
+    static IMAGE: OnceLock<CardImage> = OnceLock::new();
+    IMAGE.get_or_init(|| fixture::image(&fixture::demo_state().unwrap()))
+}
+
+#[test]
+fn in_process_rows_cover_every_command_and_the_login() {
+    let report = allocations::AllocationReport {
+        floor: 1,
+        commands: vec![("SELECT PIV".to_owned(), 2)],
+        heap_per_card: vec![(1, 1024.0)],
+    };
+    let section = inprocess::run(
+        image(),
+        TINY,
+        Some(Duration::from_micros(20)),
+        Some(&report),
+    )
+    .unwrap();
+    assert_eq!(section.rows.len(), inprocess::commands().len() + 2);
+    assert!(section.rows.iter().all(|row| row.ratio > 0.0));
+}
+
+#[test]
+fn persistence_rows_compare_with_a_bare_write() {
+    let section = persistence::run(image(), Duration::from_millis(20)).unwrap();
+    assert!(section.rows.len() >= 2);
+    assert!(section.rows[0].baseline.contains("fsync"));
+}
+
+#[test]
+fn scale_rows_for_two_sizes() {
+    let section = scale::run(image(), &[1, 2], TINY, None).unwrap();
+    // RSS for the largest set, throughput for each size, 2 signing rows.
+    assert_eq!(section.rows.len(), 1 + 2 + 2);
+}
+
+#[test]
+fn issuance_rows() {
+    let section = issuance::run(image(), 1, TINY).unwrap();
+    assert_eq!(section.rows.len(), 3);
+}
+
+#[test]
+fn allocations_are_counted_with_any_counter() {
+    // No counting allocator here: a counter that reports nothing still
+    // yields a report with every command and size.
+    let report = allocations::measure(image(), &[1], &|f: &mut dyn FnMut()| {
+        f();
+        allocations::Allocations::default()
+    })
+    .unwrap();
+    assert_eq!(report.commands.len(), 3);
+    assert_eq!(report.heap_per_card.len(), 1);
+}
+
+#[test]
+fn pcscd_rows_against_the_trivial_card() {
+    // Re-runs this test in private namespaces (or skips it where they
+    // cannot be had, outside CI).
+    let Some(pcscd) = PrivatePcscd::enter(pcscd::options()) else {
+        return;
+    };
+    let (section, round_trip) = pcscd::run(&pcscd, image(), TINY).unwrap();
+    // Each command, the login, the echo applet through the same bridge.
+    assert_eq!(section.rows.len(), inprocess::commands().len() + 2);
+    assert!(!round_trip.is_zero());
+}
+
+#[test]
+fn openssl_speed_is_read() {
+    if std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no openssl command");
+        return;
+    }
+    assert!(crypto::openssl_speed("ecdsap256", 1).unwrap() > 0.0);
+}
