@@ -475,7 +475,7 @@ fn rsa_key_in_slot_9a() {
     let pki = new_pki(state.path(), 1);
     let profile = CardProfile::demo();
     let key = rsa_key();
-    assert_eq!(key.private_key.algorithm(), KeyAlgorithm::Rsa2048);
+    assert_eq!(key.private_key.key_algorithm(), KeyAlgorithm::Rsa2048);
     assert_eq!(
         KeyAlgorithm::of_public_key(&key.public_key).unwrap(),
         KeyAlgorithm::Rsa2048
@@ -658,7 +658,7 @@ fn secrets_are_redacted_in_debug() {
     let key = generate_key(KeyAlgorithm::P256, &mut CardRng::from_u64(1)).unwrap();
     assert_eq!(
         format!("{:?}", key.private_key),
-        "PrivateKey(P-256, <redacted>)"
+        "PrivateKey(EccP256, <redacted>)"
     );
     let state = tempfile::tempdir().unwrap();
     let pki = new_pki(state.path(), 1);

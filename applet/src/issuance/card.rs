@@ -34,14 +34,14 @@ use x509_cert::Certificate;
 
 use super::card_certificate::{certify, issue_card};
 use super::error::IssuanceError;
-use super::keys::{KeyAlgorithm, PrivateKey as IssuedKey, Slot, generate_key};
+use super::keys::{KeyAlgorithm, Slot, generate_key};
 use super::pki_store::Pki;
 use super::profile::{CardProfile, Environment, RoleProfile};
 use super::summary::CertificateSummary;
 use super::validity::CertificateValidity;
 use crate::objects::{self, DataObjectTag, PrintedInformation};
 use crate::tlv::{Reader, Writer};
-use crate::{PinRules, PivApplet, PivConfig, PivState, PrivateKey};
+use crate::{PinRules, PivApplet, PivConfig, PivState};
 
 /// The role profiles object (vscard-specific, in the range Yubico and
 /// others use for vendor objects; PIN-protected like Printed Information).
@@ -96,14 +96,6 @@ fn piv_slot(slot: Slot) -> Result<crate::Slot, IssuanceError> {
         .ok_or_else(|| invalid(format!("{slot} is not a PIV key slot")))
 }
 
-fn card_key(key: &IssuedKey) -> PrivateKey {
-    match key {
-        IssuedKey::Rsa2048(key) => PrivateKey::Rsa(key.clone()),
-        IssuedKey::P256(key) => PrivateKey::P256(key.clone()),
-        IssuedKey::P384(key) => PrivateKey::P384(key.clone()),
-    }
-}
-
 /// The PIV personalisation for `profile`: PIN, unlock code (PUK), PIN
 /// rules from the profile's policy, and the last 9 digits of the user ID as
 /// the serial GET SERIAL reports.
@@ -146,7 +138,7 @@ pub fn issue_applet<R: CryptoRng + ?Sized>(
     for slot in &issued {
         let target = piv_slot(slot.slot)?;
         applet
-            .install_key(target, card_key(&slot.key.private_key))
+            .install_key(target, slot.key.private_key.clone())
             .map_err(|e| invalid(e.to_string()))?;
         let der = slot
             .certificate
@@ -355,7 +347,7 @@ pub fn renew_applet<R: CryptoRng + ?Sized>(
                 KeyAlgorithm::of_public_key(previous.tbs_certificate().subject_public_key_info())?;
             let key = generate_key(algorithm, rng)?;
             applet
-                .install_key(target, card_key(&key.private_key))
+                .install_key(target, key.private_key.clone())
                 .map_err(|e| invalid(e.to_string()))?;
             key.public_key
         } else {

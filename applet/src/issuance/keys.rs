@@ -10,8 +10,6 @@ use std::fmt;
 
 use der::asn1::ObjectIdentifier;
 use der::referenced::OwnedToRef;
-use p256::elliptic_curve::Generate;
-use pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use spki::SubjectPublicKeyInfoOwned;
@@ -169,24 +167,26 @@ impl fmt::Display for Slot {
     }
 }
 
-/// A private key for a card slot. Every variant wipes its key material when
-/// dropped (the RustCrypto key types are `ZeroizeOnDrop`); `Debug` prints
-/// only the algorithm.
-#[derive(Clone)]
-pub enum PrivateKey {
-    /// An RSA-2048 key.
-    Rsa2048(Box<rsa::RsaPrivateKey>),
-    /// A P-256 key.
-    P256(p256::SecretKey),
-    /// A P-384 key.
-    P384(p384::SecretKey),
+/// The card's private key type ([`crate::PrivateKey`]), with what
+/// issuance needs of it: the public key as a `SubjectPublicKeyInfo` and
+/// PKCS #8 in and out, in issuance's terms.
+pub use crate::keys::PrivateKey;
+
+impl From<KeyAlgorithm> for crate::Algorithm {
+    fn from(algorithm: KeyAlgorithm) -> crate::Algorithm {
+        match algorithm {
+            KeyAlgorithm::Rsa2048 => crate::Algorithm::Rsa2048,
+            KeyAlgorithm::P256 => crate::Algorithm::EccP256,
+            KeyAlgorithm::P384 => crate::Algorithm::EccP384,
+        }
+    }
 }
 
 impl PrivateKey {
-    /// The key's algorithm.
-    pub fn algorithm(&self) -> KeyAlgorithm {
+    /// The key's algorithm, in profile terms.
+    pub fn key_algorithm(&self) -> KeyAlgorithm {
         match self {
-            PrivateKey::Rsa2048(_) => KeyAlgorithm::Rsa2048,
+            PrivateKey::Rsa(_) => KeyAlgorithm::Rsa2048,
             PrivateKey::P256(_) => KeyAlgorithm::P256,
             PrivateKey::P384(_) => KeyAlgorithm::P384,
         }
@@ -195,22 +195,22 @@ impl PrivateKey {
     /// The matching public key as a `SubjectPublicKeyInfo`.
     pub fn public_key_info(&self) -> Result<SubjectPublicKeyInfoOwned, IssuanceError> {
         let encoded = match self {
-            PrivateKey::Rsa2048(key) => SubjectPublicKeyInfoOwned::from_key(&key.to_public_key()),
+            PrivateKey::Rsa(key) => SubjectPublicKeyInfoOwned::from_key(&key.to_public_key()),
             PrivateKey::P256(key) => SubjectPublicKeyInfoOwned::from_key(&key.public_key()),
             PrivateKey::P384(key) => SubjectPublicKeyInfoOwned::from_key(&key.public_key()),
         };
-        encoded.map_err(|error| self.encoding_error(error))
+        encoded.map_err(|error| IssuanceError::KeyEncoding {
+            algorithm: self.key_algorithm(),
+            reason: error.to_string(),
+        })
     }
 
     /// The key as PKCS #8 DER, in memory that is wiped on drop.
     pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>, IssuanceError> {
-        let document = match self {
-            PrivateKey::Rsa2048(key) => key.to_pkcs8_der(),
-            PrivateKey::P256(key) => key.to_pkcs8_der(),
-            PrivateKey::P384(key) => key.to_pkcs8_der(),
-        }
-        .map_err(|error| self.encoding_error(error))?;
-        Ok(Zeroizing::new(document.as_bytes().to_vec()))
+        self.to_pkcs8().map_err(|error| IssuanceError::KeyEncoding {
+            algorithm: self.key_algorithm(),
+            reason: error.to_string(),
+        })
     }
 
     /// A key of `algorithm` from PKCS #8 DER.
@@ -218,34 +218,10 @@ impl PrivateKey {
         algorithm: KeyAlgorithm,
         der: &[u8],
     ) -> Result<PrivateKey, IssuanceError> {
-        let error = |reason: pkcs8::Error| IssuanceError::KeyEncoding {
+        PrivateKey::from_pkcs8(algorithm.into(), der).map_err(|error| IssuanceError::KeyEncoding {
             algorithm,
-            reason: reason.to_string(),
-        };
-        Ok(match algorithm {
-            KeyAlgorithm::Rsa2048 => PrivateKey::Rsa2048(Box::new(
-                rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(error)?,
-            )),
-            KeyAlgorithm::P256 => {
-                PrivateKey::P256(p256::SecretKey::from_pkcs8_der(der).map_err(error)?)
-            }
-            KeyAlgorithm::P384 => {
-                PrivateKey::P384(p384::SecretKey::from_pkcs8_der(der).map_err(error)?)
-            }
-        })
-    }
-
-    fn encoding_error(&self, error: impl fmt::Display) -> IssuanceError {
-        IssuanceError::KeyEncoding {
-            algorithm: self.algorithm(),
             reason: error.to_string(),
-        }
-    }
-}
-
-impl fmt::Debug for PrivateKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PrivateKey({}, <redacted>)", self.algorithm())
+        })
     }
 }
 
@@ -266,19 +242,12 @@ pub fn generate_key<R: CryptoRng + ?Sized>(
     algorithm: KeyAlgorithm,
     rng: &mut R,
 ) -> Result<GeneratedKey, IssuanceError> {
-    let private_key = match algorithm {
-        KeyAlgorithm::Rsa2048 => {
-            let key = rsa::RsaPrivateKey::new(rng, 2048).map_err(|error| {
-                IssuanceError::KeyGeneration {
-                    algorithm,
-                    reason: error.to_string(),
-                }
-            })?;
-            PrivateKey::Rsa2048(Box::new(key))
+    let private_key = PrivateKey::generate(algorithm.into(), rng).map_err(|error| {
+        IssuanceError::KeyGeneration {
+            algorithm,
+            reason: error.to_string(),
         }
-        KeyAlgorithm::P256 => PrivateKey::P256(p256::SecretKey::generate_from_rng(rng)),
-        KeyAlgorithm::P384 => PrivateKey::P384(p384::SecretKey::generate_from_rng(rng)),
-    };
+    })?;
     let public_key = private_key.public_key_info()?;
     Ok(GeneratedKey {
         private_key,
