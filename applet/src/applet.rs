@@ -106,7 +106,7 @@ impl PivApplet {
 
     /// True when the PIN is verified in this selection.
     pub(crate) fn pin_verified(&self, ctx: &Context<'_>) -> bool {
-        self.security(ctx).is_some_and(|s| s.pin_verified)
+        self.security(ctx).is_some_and(SecurityStatus::pin_verified)
     }
 
     /// Fails with `6982` unless the management key was authenticated.

@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 use crate::PivApplet;
 use crate::command::{AuthKey, AuthRequest};
 use crate::reference::{Algorithm, PinPolicy, Slot};
-use crate::security::ManagementAuth;
+use crate::security::{ManagementAuth, PinStatus};
 use crate::tlv::Writer;
 
 /// `7C { tag value }`.
@@ -162,23 +162,31 @@ impl PivApplet {
         Ok(Response::empty())
     }
 
-    /// Fails with `6982` unless the PIN policy allows a use now; consumes
-    /// the PIN-always permission.
-    fn authorize(&mut self, ctx: &Context<'_>, policy: PinPolicy) -> Result<(), Status> {
+    /// Fails with `6982` unless the PIN policy allows a use now. The
+    /// PIN-always permission is spent by [`Self::spend_pin_always`] once the
+    /// operation succeeded, so a malformed request does not cost a VERIFY.
+    fn authorize(&self, ctx: &Context<'_>, policy: PinPolicy) -> Result<(), Status> {
+        let pin = self.security(ctx).map_or(PinStatus::NotVerified, |s| s.pin);
         let allowed = match policy {
             PinPolicy::Never => true,
-            PinPolicy::Once => self.pin_verified(ctx),
-            PinPolicy::Always => {
-                let security = self.security.get_mut(ctx);
-                let armed = security.pin_verified && security.pin_always_armed;
-                security.pin_always_armed = false;
-                armed
-            }
+            PinPolicy::Once => pin != PinStatus::NotVerified,
+            PinPolicy::Always => pin == PinStatus::VerifiedFresh,
         };
         if allowed {
             Ok(())
         } else {
             Err(Status::SecurityStatusNotSatisfied)
+        }
+    }
+
+    /// After a successful PIN-always operation: the next one needs a new
+    /// VERIFY (SP 800-73-4 Part 1 3.2, key 9C).
+    fn spend_pin_always(&mut self, ctx: &Context<'_>, policy: PinPolicy) {
+        if policy == PinPolicy::Always {
+            let security = self.security.get_mut(ctx);
+            if security.pin == PinStatus::VerifiedFresh {
+                security.pin = PinStatus::Verified;
+            }
         }
     }
 
@@ -212,6 +220,7 @@ impl PivApplet {
             }
             _ => return Err(Status::IncorrectData),
         };
+        self.spend_pin_always(ctx, policy);
         Ok(template(0x82, &output))
     }
 }

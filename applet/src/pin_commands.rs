@@ -14,6 +14,7 @@ use crate::PivApplet;
 use crate::command::Verify;
 use crate::config::{DEFAULT_PIN, DEFAULT_PUK};
 use crate::reference::PinRef;
+use crate::security::PinStatus;
 use crate::state::{PivState, is_default};
 
 /// The status word for a failed check.
@@ -50,8 +51,7 @@ impl PivApplet {
                 let security = self.security.get_mut(ctx);
                 match check? {
                     PinCheck::Verified => {
-                        security.pin_verified = true;
-                        security.pin_always_armed = true;
+                        security.pin = PinStatus::VerifiedFresh;
                         Ok(Response::empty())
                     }
                     refusal => {

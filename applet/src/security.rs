@@ -14,13 +14,24 @@ use crate::reference::Algorithm;
 /// What the host proved since the PIV application was selected.
 #[derive(Debug, Default)]
 pub struct SecurityStatus {
-    /// The PIN was verified (and not logged out or failed since).
-    pub pin_verified: bool,
-    /// A VERIFY just succeeded and no PIN-always key used it yet: it
-    /// unlocks exactly one operation with a PIN-always key (9C).
-    pub pin_always_armed: bool,
+    /// Where the PIN verification stands.
+    pub pin: PinStatus,
     /// Where the management key authentication stands.
     pub management: ManagementAuth,
+}
+
+/// The PIN's part of the security status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PinStatus {
+    /// Not verified (or logged out, or a VERIFY failed since).
+    #[default]
+    NotVerified,
+    /// Verified; the VERIFY that did it was already used by a PIN-always
+    /// key (9C), which needs a new one.
+    Verified,
+    /// Verified by a VERIFY that no PIN-always key used yet: it unlocks
+    /// exactly one PIN-always operation.
+    VerifiedFresh,
 }
 
 /// The management key (`9B`) authentication, a multi-step protocol
@@ -67,9 +78,13 @@ impl SecurityStatus {
         matches!(self.management, ManagementAuth::Authenticated)
     }
 
+    /// True while the PIN is verified.
+    pub fn pin_verified(&self) -> bool {
+        self.pin != PinStatus::NotVerified
+    }
+
     /// Forgets the PIN verification (failed VERIFY, log out).
     pub fn forget_pin(&mut self) {
-        self.pin_verified = false;
-        self.pin_always_armed = false;
+        self.pin = PinStatus::NotVerified;
     }
 }

@@ -569,3 +569,24 @@ fn import_refuses_primes_that_cannot_make_a_key() {
     // The card still works.
     assert_eq!(c.send(0xFD, 0x00, 0x00, &[]).sw, SW_OK);
 }
+
+#[test]
+fn a_refused_9c_request_does_not_spend_the_verify() {
+    let mut c = Client::new(default_card());
+    let digest = Sha256::digest(b"prescription 44");
+    assert_eq!(c.verify(PIN), SW_OK);
+    // An ECDH point where a signature is asked of the signature key:
+    // refused after the PIN check, so the VERIFY is still unspent.
+    let template = tlv(0x7C, &[tlv(0x82, &[]), tlv(0x85, &[0x04; 65])].concat());
+    let refused = c.send(0x87, 0x11, 0x9C, &template).sw;
+    assert_ne!(refused, SW_OK);
+    assert_ne!(refused, 0x6982);
+    let der = c
+        .sign(Algorithm::EccP256, Slot::SIGNATURE, &digest)
+        .unwrap();
+    p256_verify(&p256_key(2).public_key(), &digest, &der);
+    assert_eq!(
+        c.sign(Algorithm::EccP256, Slot::SIGNATURE, &digest),
+        Err(0x6982)
+    );
+}
