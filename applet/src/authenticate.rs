@@ -69,8 +69,11 @@ impl PivApplet {
             AuthRequest::ChallengeRequest => {
                 let challenge = random(ctx, algorithm.block_len());
                 let response = template(0x81, &challenge);
-                if algorithm == key_algorithm {
-                    self.security.get_mut(ctx).management = ManagementAuth::ChallengeIssued {
+                // OpenSC asks for random bytes this way (GET CHALLENGE); that
+                // must not end a management-key session already open.
+                let security = self.security.get_mut(ctx);
+                if algorithm == key_algorithm && !security.management_authenticated() {
+                    security.management = ManagementAuth::ChallengeIssued {
                         algorithm,
                         challenge,
                     };

@@ -590,3 +590,13 @@ fn a_refused_9c_request_does_not_spend_the_verify() {
         Err(0x6982)
     );
 }
+
+#[test]
+fn a_challenge_request_keeps_an_open_management_session() {
+    let mut c = Client::new(default_card());
+    c.authenticate_default();
+    // OpenSC's GET CHALLENGE: 00 87 00 9B 7C 02 81 00.
+    let challenge = c.send(0x87, 0x00, 0x9B, &[0x7C, 0x02, 0x81, 0x00]);
+    assert_eq!(challenge.sw, SW_OK);
+    assert_eq!(c.put_data(&[0x5F, 0xC1, 0x0D], &[0x01, 0x02]), SW_OK);
+}
