@@ -295,18 +295,28 @@ impl PrivateKey {
         &self,
         field: &dyn Fn(usize) -> Zeroizing<Vec<u8>>,
     ) -> Result<Vec<u8>, Status> {
-        use p256::ecdsa::signature::hazmat::PrehashSigner as _;
+        // The RFC 6979 signing primitive on the secret scalar, as
+        // `SigningKey::sign_prehash` does it, but without building a
+        // `SigningKey`: that computes the public key, a scalar
+        // multiplication as costly as the signature, on every call.
+        use ecdsa::hazmat::sign_prehashed_rfc6979;
         let der = match self {
             PrivateKey::P256(key) => {
-                let signature: p256::ecdsa::Signature = p256::ecdsa::SigningKey::from(key)
-                    .sign_prehash(&field(32))
-                    .map_err(|_| Status::IncorrectData)?;
+                let scalar = Zeroizing::new(key.to_nonzero_scalar());
+                let (signature, _) = sign_prehashed_rfc6979::<p256::NistP256, sha2::Sha256>(
+                    &scalar,
+                    &field(32),
+                    &[],
+                );
                 signature.to_der().as_bytes().to_vec()
             }
             PrivateKey::P384(key) => {
-                let signature: p384::ecdsa::Signature = p384::ecdsa::SigningKey::from(key)
-                    .sign_prehash(&field(48))
-                    .map_err(|_| Status::IncorrectData)?;
+                let scalar = Zeroizing::new(key.to_nonzero_scalar());
+                let (signature, _) = sign_prehashed_rfc6979::<p384::NistP384, sha2::Sha384>(
+                    &scalar,
+                    &field(48),
+                    &[],
+                );
                 signature.to_der().as_bytes().to_vec()
             }
             PrivateKey::Rsa(_) => return Err(Status::IncorrectData),
