@@ -17,8 +17,10 @@
 //!   signing certificate."; Yubico/yubico-piv-tool#388). The certificate
 //!   for a generated key is therefore made by `openssl x509
 //!   -force_pubkey` and imported with yubico-piv-tool.
-//! - libykcs11 2.2.0 only takes readers whose name starts with "Yubico";
-//!   see [`ykcs11_offers_no_slot_for_a_reader_not_named_yubico`].
+//! - libykcs11 2.2.0 only takes readers whose name starts with "Yubico"
+//!   (`is_yubico_reader`): its test names the private pcscd's vpcd reader
+//!   "Yubico vscard" (a reader.conf FRIENDLYNAME, as a user would), and
+//!   [`ykcs11_offers_no_slot_for_a_reader_not_named_yubico`] pins the limit.
 
 // Tests fail loudly: unwrap and expect are the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -27,7 +29,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{MANAGEMENT_KEY, PIN, PUK, Served, Tool, YKCS11_MODULE, serve};
+use common::{MANAGEMENT_KEY, PIN, PUK, Served, Tool, YKCS11_MODULE, serve, serve_named};
 
 /// yubico-piv-tool on the served card's reader.
 fn yubico(served: &Served) -> Tool {
@@ -246,4 +248,49 @@ fn ykcs11_offers_no_slot_for_a_reader_not_named_yubico() {
         .exits(1);
     assert_eq!(listing.stdout, "Available slots:\n", "{listing}");
     listing.stderr_has(&["No slots."]);
+}
+
+/// With the reader named like a YubiKey's, Yubico's PKCS#11 module lists the
+/// card and signs with its keys: ECDSA with 9C (PIN-always, a
+/// context-specific login) and RSA PKCS#1 with 9A, both verified by openssl
+/// with the certificates yubico-piv-tool reads from the card.
+#[test]
+fn ykcs11_lists_and_signs_on_a_reader_named_yubico() {
+    let Some(served) = serve_named("Yubico vscard") else {
+        return;
+    };
+    let listing = served
+        .tool("pkcs11-tool")
+        .args(["--module", YKCS11_MODULE, "--list-slots"])
+        .ok();
+    listing.stdout_has(&["Yubico vscard 00 00", "token label"]);
+
+    let data = served.write("ykcs11-data.txt", b"signed through Yubico's PKCS#11 module");
+    let digest = served.path("ykcs11-digest.bin");
+    served
+        .tool("openssl")
+        .args(["dgst", "-sha256", "-binary", "-out"])
+        .args([&digest, &data])
+        .ok();
+    for (slot, id, mechanism, input) in [
+        ("9c", "02", "ECDSA", &digest),
+        ("9a", "01", "SHA256-RSA-PKCS", &data),
+    ] {
+        let certificate = served.path(&format!("ykcs11-{slot}.pem"));
+        yubico(&served)
+            .args(["--action", "read-certificate", "--slot", slot])
+            .args(["--output".as_ref(), certificate.as_os_str()])
+            .ok();
+        let public_key = served.public_key_of(&certificate);
+        let signature = served.path(&format!("ykcs11-{slot}.sig"));
+        served
+            .tool("pkcs11-tool")
+            .args(["--module", YKCS11_MODULE, "--login", "--pin", PIN])
+            .args(["--sign", "--id", id, "--mechanism", mechanism])
+            .args(["--signature-format", "openssl"])
+            .args(["--input-file".as_ref(), input.as_os_str()])
+            .args(["--output-file".as_ref(), signature.as_os_str()])
+            .ok();
+        served.assert_signature(&public_key, &signature, &data, &[]);
+    }
 }

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use vscard_applet::issuance::{CardProfile, CertificateValidity, Pki, SecretString, issue_applet};
 use vscard_applet::{PivApplet, piv_atr};
 use vscard_emulator::{Applet, AppletState, Card};
-use vscard_vpcd::testing::{PrivatePcscd, private_pcscd};
+use vscard_vpcd::testing::{PcscdOptions, PrivatePcscd};
 use vscard_vpcd::{Bridge, BridgeConfig, BridgeHandle};
 
 /// The demo profile's secrets and identity (`CardProfile::demo`).
@@ -174,9 +174,14 @@ pub struct Served {
 /// Serves the issued card to a private pcscd; `None`: the test ran in its
 /// own namespaces already (or was skipped), return at once.
 pub fn serve() -> Option<Served> {
+    serve_named(vscard_vpcd::testing::DEFAULT_READER_NAME)
+}
+
+/// As [`serve`], with the vpcd reader named `reader_name`.
+pub fn serve_named(reader_name: &str) -> Option<Served> {
     // Issue in the outer process, so the re-run only loads the image.
     let issued = issued_card();
-    let pcscd = private_pcscd()?;
+    let pcscd = PrivatePcscd::enter_named(PcscdOptions::default(), reader_name)?;
     let config = BridgeConfig {
         mode: pcscd.bridge_mode(),
         ..BridgeConfig::default()

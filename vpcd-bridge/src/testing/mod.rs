@@ -179,10 +179,15 @@ pub fn private_pcscd() -> Option<PrivatePcscd> {
     PrivatePcscd::enter(PcscdOptions::default())
 }
 
+/// The name pcscd gives the vpcd reader unless told otherwise (Debian's
+/// reader.conf).
+pub const DEFAULT_READER_NAME: &str = "Virtual PCD";
+
 /// A pcscd running in this test's private namespaces.
 #[derive(Debug)]
 pub struct PrivatePcscd {
     options: PcscdOptions,
+    reader_name: String,
     dir: tempfile::TempDir,
     child: Option<Child>,
 }
@@ -191,12 +196,20 @@ impl PrivatePcscd {
     /// As [`private_pcscd`], with options. Panics (failing the test) when
     /// the re-run fails or pcscd cannot start.
     pub fn enter(options: PcscdOptions) -> Option<PrivatePcscd> {
+        PrivatePcscd::enter_named(options, DEFAULT_READER_NAME)
+    }
+
+    /// As [`PrivatePcscd::enter`], with the vpcd reader named `reader_name`
+    /// (its `FRIENDLYNAME`) instead of "Virtual PCD": some middleware only
+    /// looks at readers with a vendor's name (Yubico's PKCS#11 module wants
+    /// names starting with "Yubico").
+    pub fn enter_named(options: PcscdOptions, reader_name: &str) -> Option<PrivatePcscd> {
         let test = match std::thread::current().name() {
             Some(name) if name != "main" => name.to_owned(),
             _ => panic!("{}", HarnessError::NotATest),
         };
         if std::env::var_os(NAMESPACE_VAR).is_some() {
-            return match PrivatePcscd::start_here(options) {
+            return match PrivatePcscd::start_here_named(options, reader_name) {
                 Ok(pcscd) => Some(pcscd),
                 Err(e) => panic!("cannot start the private pcscd: {e}"),
             };
@@ -217,6 +230,14 @@ impl PrivatePcscd {
 
     /// Starts pcscd in the current (already private) namespaces.
     pub fn start_here(options: PcscdOptions) -> Result<PrivatePcscd, HarnessError> {
+        PrivatePcscd::start_here_named(options, DEFAULT_READER_NAME)
+    }
+
+    /// As [`PrivatePcscd::start_here`], with the reader named `reader_name`.
+    pub fn start_here_named(
+        options: PcscdOptions,
+        reader_name: &str,
+    ) -> Result<PrivatePcscd, HarnessError> {
         let dir = tempfile::Builder::new()
             .prefix("vscard-pcscd-")
             .tempdir()
@@ -229,13 +250,14 @@ impl PrivatePcscd {
         };
         let channel = options.reverse_port.unwrap_or(VPCD_PORT);
         let reader_conf = format!(
-            "FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME   {device}\nLIBPATH      {}\nCHANNELID    {channel:#06X}\n",
+            "FRIENDLYNAME \"{reader_name}\"\nDEVICENAME   {device}\nLIBPATH      {}\nCHANNELID    {channel:#06X}\n",
             vpcd_driver().display()
         );
         std::fs::write(conf.join("vpcd"), reader_conf)
             .map_err(io_error("cannot write reader.conf"))?;
         let mut pcscd = PrivatePcscd {
             options,
+            reader_name: reader_name.to_owned(),
             dir,
             child: None,
         };
@@ -380,7 +402,7 @@ impl PrivatePcscd {
 
     /// The PC/SC name of the reader for vpcd slot `slot`.
     pub fn reader(&self, slot: u16) -> String {
-        format!("Virtual PCD 00 {slot:02}")
+        format!("{} 00 {slot:02}", self.reader_name)
     }
 
     /// A fresh PC/SC context (contexts die with the pcscd they were made
