@@ -67,6 +67,29 @@ pub fn bare_write(
     })
 }
 
+/// Rewrites `size` bytes in place at the start of a preallocated file in
+/// `dir` and `fdatasync`s it: what a commit to one of two alternating
+/// image slots would cost (proposed in BENCHMARKS.md; no folder entry
+/// changes, so no folder fsync is needed).
+pub fn slot_write(dir: &Path, size: u64, budget: Duration) -> Result<Sample, BenchError> {
+    use std::io::{Seek, SeekFrom};
+    let bytes = vec![b'y'; usize::try_from(size).unwrap_or(usize::MAX)];
+    let path = dir.join("slots.bin");
+    let mut file = File::create(&path).map_err(io_error("slot file"))?;
+    file.write_all(&bytes)
+        .and_then(|()| file.write_all(&bytes))
+        .and_then(|()| file.sync_all())
+        .map_err(io_error("slot file"))?;
+    let mut slot = 0u64;
+    measure::run(budget, 20, || {
+        slot ^= 1;
+        file.seek(SeekFrom::Start(slot * size))
+            .and_then(|_| file.write_all(&bytes))
+            .and_then(|()| file.sync_data())
+            .map_err(io_error("slot write"))
+    })
+}
+
 /// The persistence table.
 pub fn run(image: &CardImage, budget: Duration) -> Result<Section, BenchError> {
     let mut section = Section::new("4. One committed PIN try", "vscard / bare write (medians)");
@@ -99,6 +122,14 @@ pub fn run(image: &CardImage, budget: Duration) -> Result<Section, BenchError> {
         human(ours),
         format!("write + fsync + rename + folder fsync: {}", human(bare_dir)),
         ratio(ours.as_secs_f64(), bare_dir.as_secs_f64()),
+        Goal::None,
+    ));
+    let slots = slot_write(dir.path(), size, budget / 2)?;
+    section.rows.push(Row::new(
+        "proposal: rewrite one of two preallocated image slots in place + fdatasync (no rename)",
+        human(slots.median),
+        format!("write + fsync + rename: {}", human(bare)),
+        ratio(slots.median.as_secs_f64(), bare.as_secs_f64()),
         Goal::None,
     ));
     // The CPU part of a commit: the same card on tmpfs, where fsync is free.
