@@ -147,7 +147,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let generated = report::render(&machine, COMMAND, &sections);
+    let mut command = COMMAND.to_owned();
+    if options.quick {
+        command.push_str(" --quick");
+    } else if options.seconds != 2 {
+        command.push_str(&format!(" --seconds {}", options.seconds));
+    }
+    if !options.pcscd {
+        command.push_str(" (pcscd harness skipped)");
+    }
+    let generated = report::render(&machine, &command, &sections);
     println!("{generated}");
     if let Some(path) = &options.write {
         if let Err(e) = report::write(path, &generated) {
