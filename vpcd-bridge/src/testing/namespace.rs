@@ -115,6 +115,17 @@ pub(super) fn vpcd_driver() -> PathBuf {
         .unwrap_or(default)
 }
 
+/// `unshare` options for a re-run: private mounts, network and process
+/// ids (a fresh /proc), and everything killed when the first process ends.
+const UNSHARE_ARGS: [&str; 6] = [
+    "--mount",
+    "--net",
+    "--pid",
+    "--fork",
+    "--mount-proc",
+    "--kill-child",
+];
+
 /// For programs that are not libtest tests (criterion benches, a
 /// `main`): outside the private namespaces, re-runs the whole program with
 /// the same arguments inside fresh ones (stdio inherited) and exits with
@@ -130,14 +141,7 @@ pub fn rerun_process_in_namespace() -> Result<(), HarnessError> {
     }
     let exe = std::env::current_exe().map_err(io_error("cannot find the program"))?;
     let status = Command::new("unshare")
-        .args([
-            "--mount",
-            "--net",
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "--kill-child",
-        ])
+        .args(UNSHARE_ARGS)
         .args(["--", "sh", "-c", NAMESPACE_SCRIPT, "sh"])
         .arg(&exe)
         .args(std::env::args_os().skip(1))
@@ -161,14 +165,7 @@ pub(super) fn rerun_in_namespace(test: &str) -> Result<(), String> {
         std::fs::File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))
     };
     let mut child = Command::new("unshare")
-        .args([
-            "--mount",
-            "--net",
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "--kill-child",
-        ])
+        .args(UNSHARE_ARGS)
         .args(["--", "sh", "-c", NAMESPACE_SCRIPT, "sh"])
         .arg(&exe)
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
