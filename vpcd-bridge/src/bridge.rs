@@ -244,11 +244,15 @@ pub enum BridgeError {
     },
 }
 
-/// A card's status, shared between its thread and the handle.
+/// A card's status, shared between its thread and the handle, with the
+/// live vpcd socket so that the handle can hang it up: the card's thread
+/// serves a connection with blocking reads (the fastest path through
+/// pcscd), and removal or shutdown unblocks it by shutting the socket down.
 #[derive(Debug)]
 pub(crate) struct StatusCell {
     status: Mutex<CardStatus>,
     changed: Condvar,
+    socket: Mutex<Option<std::net::TcpStream>>,
 }
 
 impl StatusCell {
@@ -262,6 +266,29 @@ impl StatusCell {
                 apdus: 0,
             }),
             changed: Condvar::new(),
+            socket: Mutex::new(None),
+        }
+    }
+
+    /// Registers (a clone of) the connection being served.
+    pub(crate) fn attach(&self, socket: std::net::TcpStream) {
+        *self.socket.lock().unwrap_or_else(PoisonError::into_inner) = Some(socket);
+    }
+
+    /// Forgets the connection (it ended).
+    pub(crate) fn detach(&self) {
+        self.socket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
+    /// Shuts the served connection down, which ends the card thread's
+    /// blocking read; nothing to do between connections.
+    fn hang_up(&self) {
+        let socket = self.socket.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(socket) = socket.as_ref() {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
         }
     }
 
@@ -407,13 +434,19 @@ impl BridgeHandle {
     }
 
     fn set_desired(&self, index: usize, from: Desired, to: Desired) -> Result<(), BridgeError> {
-        self.slot(index)?.desired.send_if_modified(|desired| {
+        let slot = self.slot(index)?;
+        let changed = slot.desired.send_if_modified(|desired| {
             let change = *desired == from;
             if change {
                 *desired = to;
             }
             change
         });
+        // After the new wish is visible: a session that registers its
+        // socket later sees the wish itself and ends.
+        if changed && to != Desired::Inserted {
+            slot.status.hang_up();
+        }
         Ok(())
     }
 
@@ -452,6 +485,7 @@ impl BridgeHandle {
     pub fn stop(&self) -> Vec<Card> {
         for slot in &self.slots {
             slot.desired.send_replace(Desired::Shutdown);
+            slot.status.hang_up();
         }
         let mut cards = Vec::new();
         for (index, slot) in self.slots.iter().enumerate() {

@@ -9,9 +9,9 @@
 //! Elsewhere `TCP_QUICKACK` does not exist and only `TCP_NODELAY` is set.
 
 use std::io;
+use std::net::TcpStream;
 
 use socket2::SockRef;
-use tokio::net::TcpStream;
 
 /// Sets `TCP_NODELAY` and, on Linux, `TCP_QUICKACK`.
 pub fn tune(stream: &TcpStream) -> io::Result<()> {

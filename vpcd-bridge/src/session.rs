@@ -17,11 +17,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::io::{Read as _, Write as _};
+
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 use vscard_emulator::{Card, CardError};
+use zeroize::Zeroizing;
 
 use crate::bridge::{
     BridgeConfig, BridgeError, Desired, Link, Location, Mode, StatusCell, VPCD_PORT,
@@ -40,6 +42,25 @@ const NO_PRECISE_DIAGNOSIS: [u8; 2] = [0x6F, 0x00];
 /// How many slots vpcd opens at most (vsmartcard's `VICC_MAX_SLOTS`);
 /// beyond that the reader name cannot be guessed.
 const VPCD_MAX_SLOTS: u16 = 10;
+
+/// The connection as a blocking std socket with the vpcd socket options.
+fn blocking(stream: TcpStream) -> io::Result<std::net::TcpStream> {
+    let stream = stream.into_std()?;
+    stream.set_nonblocking(false)?;
+    if let Err(e) = net::tune(&stream) {
+        tracing::warn!(target: TARGET, error = %e, "cannot set TCP_NODELAY");
+    }
+    Ok(stream)
+}
+
+/// How a session must end when the card is no longer wanted in the reader.
+fn unwanted(desired: &watch::Receiver<Desired>) -> Option<End> {
+    match *desired.borrow() {
+        Desired::Inserted => None,
+        Desired::Removed => Some(End::Removed),
+        Desired::Shutdown => Some(End::Shutdown),
+    }
+}
 
 /// Where one card meets vpcd.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -304,16 +325,31 @@ impl CardLink {
         }
     }
 
-    /// Serves one connection until it ends.
+    /// Serves one connection until it ends. The connection is served with
+    /// blocking reads and writes on this card's own thread (nothing else
+    /// runs on it meanwhile): a wake-up per APDU, as a card in a blocking
+    /// `read` has. Removal and shutdown end the read by shutting the socket
+    /// down ([`crate::BridgeHandle`] holds a clone through the status).
     async fn session(
         &self,
         desired: &mut watch::Receiver<Desired>,
-        mut stream: TcpStream,
+        stream: TcpStream,
         peer: SocketAddr,
         card: &mut Card,
     ) -> End {
-        if let Err(e) = net::tune(&stream) {
-            tracing::warn!(target: TARGET, card = self.index, error = %e, "cannot set TCP_NODELAY");
+        let stream = match blocking(stream) {
+            Ok(stream) => stream,
+            Err(e) => return End::Io(e),
+        };
+        match stream.try_clone() {
+            Ok(clone) => self.status.attach(clone),
+            Err(e) => return End::Io(e),
+        }
+        // Registered first, checked second: a removal asked for before the
+        // registration is seen here, one asked for after it hangs up.
+        if let Some(end) = unwanted(desired) {
+            self.status.detach();
+            return end;
         }
         // A new connection is a fresh insertion: no power, no session state.
         card.power_off();
@@ -322,23 +358,24 @@ impl CardLink {
             s.powered = false;
         });
         tracing::debug!(target: TARGET, card = self.index, %peer, "connected");
+        let end = self.serve_frames(&stream, peer, card);
+        self.status.detach();
+        // An end caused by the handle's hang-up is a removal or shutdown.
+        unwanted(desired).unwrap_or(end)
+    }
+
+    /// Reads frames and answers them until the connection ends.
+    fn serve_frames(
+        &self,
+        mut stream: &std::net::TcpStream,
+        peer: SocketAddr,
+        card: &mut Card,
+    ) -> End {
         let mut decoder = FrameDecoder::new();
-        let mut chunk = vec![0u8; 16 * 1024];
+        let mut chunk = Zeroizing::new(vec![0u8; 16 * 1024]);
         let mut serving = false;
         loop {
-            let read = tokio::select! {
-                biased;
-                changed = desired.changed() => match changed {
-                    Err(_) => return End::Shutdown,
-                    Ok(()) => match *desired.borrow() {
-                        Desired::Inserted => continue,
-                        Desired::Removed => return End::Removed,
-                        Desired::Shutdown => return End::Shutdown,
-                    },
-                },
-                read = stream.read(&mut chunk) => read,
-            };
-            let n = match read {
+            let n = match stream.read(&mut chunk) {
                 Ok(0) => {
                     return match decoder.finish() {
                         Ok(()) => End::PeerClosed,
@@ -346,9 +383,10 @@ impl CardLink {
                     };
                 }
                 Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return End::Io(e),
             };
-            net::rearm_quickack(&stream);
+            net::rearm_quickack(stream);
             decoder.extend(chunk.get(..n).unwrap_or_default());
             if !serving {
                 serving = true;
@@ -365,7 +403,7 @@ impl CardLink {
                 match self.answer(card, request) {
                     Answer::Nothing => {}
                     Answer::Frame(frame) => {
-                        if let Err(e) = stream.write_all(&frame).await {
+                        if let Err(e) = stream.write_all(&frame) {
                             return End::Io(e);
                         }
                     }
