@@ -151,11 +151,16 @@ impl Serve {
         Pid::from_raw(i32::try_from(self.child.id()).unwrap()).unwrap()
     }
 
-    /// SIGTERM, and the exit must be clean.
-    pub fn stop(mut self) {
+    /// SIGTERM, and the exit must be clean; the output stays readable.
+    pub fn terminate(&mut self) {
         kill_process(self.pid(), Signal::TERM).unwrap();
         let status = self.child.wait().unwrap();
         assert!(status.success(), "vscard serve after SIGTERM: {status}");
+    }
+
+    /// [`Serve::terminate`], when the output is no longer needed.
+    pub fn stop(mut self) {
+        self.terminate();
     }
 
     /// SIGKILL: a crash.
