@@ -159,7 +159,9 @@ impl<'a> Cursor<'a> {
 /// `Debug` shows how many bytes are held, not the bytes.
 #[derive(Default)]
 pub struct FrameDecoder {
-    buffer: Vec<u8>,
+    /// Bytes received and not yet framed (APDUs, PINs included: zeroized
+    /// when the decoder is dropped).
+    buffer: zeroize::Zeroizing<Vec<u8>>,
 }
 
 impl FrameDecoder {

@@ -90,8 +90,14 @@ impl ControlServer {
     /// current tokio runtime.
     pub fn bind(path: &Path, bridge: Arc<BridgeHandle>) -> io::Result<ControlServer> {
         remove_stale_socket(path)?;
-        let listener = UnixListener::bind(path)?;
-        // Only the owner may pull the cards.
+        // Only the owner may pull the cards: the socket is created 0600
+        // (umask 077 around the bind, so there is no moment at which
+        // another user could connect), and set so again in case the file
+        // system ignores the umask.
+        let previous = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+        let bound = UnixListener::bind(path);
+        rustix::process::umask(previous);
+        let listener = bound?;
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         let task = tokio::spawn(accept_loop(listener, bridge));
         Ok(ControlServer {
