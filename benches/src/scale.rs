@@ -14,7 +14,7 @@ use crate::allocations::{AllocationReport, idle_cards};
 use crate::apdu::{self, Operation};
 use crate::measure::{rate, ratio};
 use crate::report::{Goal, Row, Section};
-use crate::{BenchError, fixture, io_error};
+use crate::{BenchError, inprocess, io_error};
 
 /// The memory goal per idle card (issue 7).
 pub const IDLE_CARD_BUDGET: u64 = 64 * 1024;
@@ -65,15 +65,7 @@ pub fn signing(
     budget: Duration,
 ) -> Result<f64, BenchError> {
     let mut cards = (0..threads)
-        .map(|_| {
-            let mut card = fixture::card_from(image)?;
-            apdu::perform(
-                &mut card,
-                &apdu::verify("VERIFY", apdu::DEMO_PIN, 0x9000),
-                None,
-            )?;
-            Ok(card)
-        })
+        .map(|_| inprocess::ready_card(image))
         .collect::<Result<Vec<_>, BenchError>>()?;
     let started = Instant::now();
     let counts = std::thread::scope(|scope| {
