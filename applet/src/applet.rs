@@ -8,6 +8,8 @@
 //! [`vscard_emulator::OwnerPin::check`]. The security status lives in
 //! transient memory cleared on deselection.
 
+use std::sync::LazyLock;
+
 use vscard_emulator::{
     Aid, Applet, AppletState, ClearOn, CommandApdu, Context, Response, StateError, Status,
     Transient,
@@ -21,6 +23,10 @@ use crate::reference::{Algorithm, Slot};
 use crate::security::SecurityStatus;
 use crate::state::PivState;
 use crate::tlv::Writer;
+
+/// The answer to SELECT never changes: built once, copied per SELECT.
+static APPLICATION_PROPERTY_TEMPLATE: LazyLock<Vec<u8>> =
+    LazyLock::new(PivApplet::build_application_property_template);
 
 /// The PIV AID: NIST RID `A0 00 00 03 08`, PIX `00 00 10 00 01 00`
 /// (SP 800-73-4 Part 1 2.2).
@@ -125,6 +131,10 @@ impl PivApplet {
     /// Table 3): PIX, coexistent tag allocation authority, label, and the
     /// algorithms this card supports.
     pub fn application_property_template() -> Vec<u8> {
+        APPLICATION_PROPERTY_TEMPLATE.clone()
+    }
+
+    fn build_application_property_template() -> Vec<u8> {
         Writer::new()
             .nest(0x61, |w| {
                 w.put(0x4F, PIV_AID.pix())
@@ -208,7 +218,7 @@ impl Applet for PivApplet {
         _ctx: &mut Context<'_>,
         _command: Option<&CommandApdu<'_>>,
     ) -> Result<Response, Status> {
-        Ok(Response::ok(PivApplet::application_property_template()))
+        Ok(Response::ok(APPLICATION_PROPERTY_TEMPLATE.clone()))
     }
 
     fn process(

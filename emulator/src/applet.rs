@@ -15,7 +15,6 @@
 //! memory always equals what would survive a power cut (Java Card
 //! transaction semantics).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -23,7 +22,7 @@ use serde::Serialize;
 
 use crate::card::Env;
 use crate::environment::CardRng;
-use crate::store::{AppletState, StateError, encode_part};
+use crate::store::{AppletState, StagedParts, StateError, encode_part};
 use crate::transient::ClearOn;
 use crate::{Aid, CommandApdu, Status};
 
@@ -129,7 +128,7 @@ pub struct Context<'a> {
     pub(crate) key: &'a str,
     pub(crate) channel: u8,
     pub(crate) selection: u64,
-    pub(crate) staged: BTreeMap<String, Arc<serde_json::Value>>,
+    pub(crate) staged: StagedParts,
     pub(crate) commit_failed: bool,
 }
 
@@ -140,7 +139,7 @@ impl<'a> Context<'a> {
             key,
             channel,
             selection,
-            staged: BTreeMap::new(),
+            staged: Vec::new(),
             commit_failed: false,
         }
     }
@@ -168,7 +167,17 @@ impl<'a> Context<'a> {
             tracing::error!(target: "vscard::store", error = %e, "cannot stage state");
             Status::UnknownError
         })?;
-        self.staged.insert(name.to_owned(), encoded);
+        if let Some(slot) = self.staged.iter_mut().find(|(n, _)| n.as_ref() == name) {
+            slot.1 = Some(encoded);
+        } else {
+            let name = self
+                .env
+                .committed
+                .applet(self.key)
+                .and_then(|state| state.part_name(name))
+                .unwrap_or_else(|| Arc::from(name));
+            self.staged.push((name, Some(encoded)));
+        }
         Ok(())
     }
 
@@ -179,12 +188,12 @@ impl<'a> Context<'a> {
         if self.staged.is_empty() {
             return Ok(());
         }
-        let staged = std::mem::take(&mut self.staged);
-        let mut image = self.env.committed.clone();
-        image.applet_mut(self.key).merge(&staged);
-        self.env
-            .write(image)
-            .inspect_err(|_| self.commit_failed = true)
+        let mut staged = std::mem::take(&mut self.staged);
+        let result = self.env.write_parts(self.key, &mut staged);
+        // Reused by the next stage: no allocation per commit.
+        staged.clear();
+        self.staged = staged;
+        result.inspect_err(|_| self.commit_failed = true)
     }
 
     /// Stages part `name` and commits at once: the pattern for a try

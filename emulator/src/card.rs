@@ -17,7 +17,9 @@ use thiserror::Error;
 use crate::applet::Context;
 use crate::channel::{ChannelTable, MAX_CHANNELS};
 use crate::environment::{CardRng, Clock, CutPoint, FaultPlan, SystemClock};
-use crate::store::{AppletState, CardImage, MemoryStore, StateError, Store, StoreError};
+use crate::store::{
+    AppletState, CardImage, MemoryStore, StagedParts, StateError, Store, StoreError,
+};
 use crate::{Aid, Applet, Atr, Response, ResponseApdu, Status};
 
 /// Why a card could not be built or could not answer.
@@ -109,9 +111,12 @@ pub(crate) struct Env {
 }
 
 impl Env {
-    /// Writes `image` through the store, honouring the fault plan; on
-    /// success it becomes the committed image.
-    pub fn write(&mut self, image: CardImage) -> Result<(), Status> {
+    /// Writes the committed image with `staged` merged into applet `key`'s
+    /// state through the store, honouring the fault plan; on success it is
+    /// the committed image, on failure the committed image is unchanged.
+    /// The merge happens in place and is undone on failure, so a commit
+    /// copies no image.
+    pub fn write_parts(&mut self, key: &str, staged: &mut StagedParts) -> Result<(), Status> {
         if self.torn {
             return Err(Status::MemoryFailure);
         }
@@ -121,12 +126,11 @@ impl Env {
             self.torn = true;
             return Err(Status::MemoryFailure);
         }
-        match self.store.commit(&image) {
-            Ok(()) => self.committed = image,
-            Err(e) => {
-                tracing::error!(target: "vscard::store", error = %e, "commit failed");
-                return Err(Status::MemoryFailure);
-            }
+        self.committed.applet_mut(key).swap_in(staged);
+        if let Err(e) = self.store.commit(&self.committed) {
+            self.committed.applet_mut(key).swap_back(staged);
+            tracing::error!(target: "vscard::store", error = %e, "commit failed");
+            return Err(Status::MemoryFailure);
         }
         if cut == Some(CutPoint::AfterWrite) {
             self.torn = true;

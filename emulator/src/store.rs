@@ -23,8 +23,15 @@ use thiserror::Error;
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct AppletState {
-    parts: BTreeMap<String, Arc<serde_json::Value>>,
+    // Shared names and values: cloning a state (the runtime's committed
+    // image into a store, one card's image into many) copies pointers.
+    parts: BTreeMap<Arc<str>, Arc<serde_json::Value>>,
 }
+
+/// Parts staged by a command: each name with its new value; after
+/// [`AppletState::swap_in`], each name with the value it replaced (`None`:
+/// the part was new), ready for [`AppletState::swap_back`].
+pub(crate) type StagedParts = Vec<(Arc<str>, Option<Arc<serde_json::Value>>)>;
 
 /// Why an applet's state could not be encoded or decoded.
 #[derive(Debug, Error)]
@@ -62,7 +69,7 @@ impl AppletState {
     /// Sets part `name` to the encoding of `value`.
     pub fn put<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) -> Result<(), StateError> {
         let encoded = encode_part(name, value)?;
-        self.parts.insert(name.to_owned(), encoded);
+        self.parts.insert(Arc::from(name), encoded);
         Ok(())
     }
 
@@ -99,7 +106,7 @@ impl AppletState {
 
     /// The names of the parts present.
     pub fn part_names(&self) -> impl Iterator<Item = &str> {
-        self.parts.keys().map(String::as_str)
+        self.parts.keys().map(AsRef::as_ref)
     }
 
     /// True when there are no parts.
@@ -107,9 +114,34 @@ impl AppletState {
         self.parts.is_empty()
     }
 
-    pub(crate) fn merge(&mut self, staged: &BTreeMap<String, Arc<serde_json::Value>>) {
-        for (name, value) in staged {
-            self.parts.insert(name.clone(), Arc::clone(value));
+    /// The shared name of part `name`, if present (so that staging an
+    /// existing part allocates no new name).
+    pub(crate) fn part_name(&self, name: &str) -> Option<Arc<str>> {
+        self.parts.get_key_value(name).map(|(k, _)| Arc::clone(k))
+    }
+
+    /// Puts the staged values in place, leaving in `staged` the values
+    /// they replaced: no copy of the state is made, and
+    /// [`AppletState::swap_back`] undoes it exactly.
+    pub(crate) fn swap_in(&mut self, staged: &mut StagedParts) {
+        for (name, value) in staged.iter_mut() {
+            let new = value.take();
+            *value = match new {
+                Some(new) => self.parts.insert(Arc::clone(name), new),
+                None => self.parts.remove(name),
+            };
+        }
+    }
+
+    /// Undoes [`AppletState::swap_in`] (in reverse order, so a name staged
+    /// twice ends with its first old value).
+    pub(crate) fn swap_back(&mut self, staged: &mut StagedParts) {
+        for (name, value) in staged.iter_mut().rev() {
+            let old = value.take();
+            *value = match old {
+                Some(old) => self.parts.insert(Arc::clone(name), old),
+                None => self.parts.remove(name),
+            };
         }
     }
 }
@@ -131,7 +163,7 @@ pub(crate) fn encode_part<T: Serialize + ?Sized>(
 #[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct CardImage {
-    applets: BTreeMap<String, AppletState>,
+    applets: BTreeMap<Arc<str>, AppletState>,
 }
 
 impl std::fmt::Debug for AppletState {
@@ -159,16 +191,21 @@ impl CardImage {
 
     /// Sets the state of the applet with this AID key.
     pub fn set_applet(&mut self, key: &str, state: AppletState) {
-        self.applets.insert(key.to_owned(), state);
+        self.applets.insert(Arc::from(key), state);
     }
 
     /// The AID keys present.
     pub fn applet_keys(&self) -> impl Iterator<Item = &str> {
-        self.applets.keys().map(String::as_str)
+        self.applets.keys().map(AsRef::as_ref)
     }
 
     pub(crate) fn applet_mut(&mut self, key: &str) -> &mut AppletState {
-        self.applets.entry(key.to_owned()).or_default()
+        // The present key is shared, not copied: no allocation per commit.
+        let key = self
+            .applets
+            .get_key_value(key)
+            .map_or_else(|| Arc::from(key), |(k, _)| Arc::clone(k));
+        self.applets.entry(key).or_default()
     }
 }
 
@@ -319,6 +356,30 @@ mod tests {
             state.get::<String>("counter"),
             Err(StateError::Decode { part, .. }) if part == "counter"
         ));
+    }
+
+    #[test]
+    fn swapped_in_parts_swap_back_exactly() {
+        let before = AppletState::new()
+            .with("a", &1u8)
+            .unwrap()
+            .with("b", &2u8)
+            .unwrap();
+        let mut state = before.clone();
+        let value = |v: u8| Some(encode_part("x", &v).unwrap());
+        // An existing part, a new one, and a name staged twice.
+        let mut staged: StagedParts = vec![
+            (Arc::from("a"), value(10)),
+            (Arc::from("c"), value(30)),
+            (Arc::from("a"), value(11)),
+        ];
+        state.swap_in(&mut staged);
+        assert_eq!(state.get::<u8>("a").unwrap(), 11);
+        assert_eq!(state.get::<u8>("c").unwrap(), 30);
+        assert_eq!(state.get::<u8>("b").unwrap(), 2);
+        state.swap_back(&mut staged);
+        assert_eq!(state, before);
+        assert_eq!(state.part_names().collect::<Vec<_>>(), ["a", "b"]);
     }
 
     #[test]

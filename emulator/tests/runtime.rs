@@ -359,9 +359,12 @@ fn a_failed_store_write_answers_6581_and_keeps_the_old_state() {
     let store = MemoryStore::new();
     let mut card = card_on(store.clone());
     send(&mut card, &[0x00, ins::INCREMENT, 0, 0]);
+    let committed = card.image().clone();
     store.fail_writes(true);
     assert_eq!(send(&mut card, &[0x00, ins::INCREMENT, 0, 0]).1, 0x6581);
     assert_eq!(counters(&mut card), (1, 1));
+    // The failed commit left the runtime's committed image as it was.
+    assert_eq!(card.image(), &committed);
     // A PIN try that cannot be recorded is not compared.
     assert_eq!(
         send(
