@@ -16,6 +16,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -253,6 +254,10 @@ pub(crate) struct StatusCell {
     status: Mutex<CardStatus>,
     changed: Condvar,
     socket: Mutex<Option<std::net::TcpStream>>,
+    // Counted apart from `status`: nobody waits for it, so answering an
+    // APDU takes no lock and wakes no one (the per-APDU path stays as
+    // short as a trivial card's).
+    apdus: AtomicU64,
 }
 
 impl StatusCell {
@@ -267,6 +272,7 @@ impl StatusCell {
             }),
             changed: Condvar::new(),
             socket: Mutex::new(None),
+            apdus: AtomicU64::new(0),
         }
     }
 
@@ -303,8 +309,15 @@ impl StatusCell {
         self.changed.notify_all();
     }
 
+    /// Counts one answered APDU.
+    pub(crate) fn count_apdu(&self) {
+        self.apdus.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn get(&self) -> CardStatus {
-        self.lock().clone()
+        let mut status = self.lock().clone();
+        status.apdus = self.apdus.load(Ordering::Relaxed);
+        status
     }
 
     fn wait_for(
@@ -315,12 +328,14 @@ impl StatusCell {
         let deadline = Instant::now() + timeout;
         let mut status = self.lock();
         loop {
-            if predicate(&status) {
-                return Ok(status.clone());
+            let mut current = status.clone();
+            current.apdus = self.apdus.load(Ordering::Relaxed);
+            if predicate(&current) {
+                return Ok(current);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(status.clone());
+                return Err(current);
             }
             status = self
                 .changed
@@ -455,7 +470,9 @@ impl BridgeHandle {
         Ok(self.slot(index)?.status.get())
     }
 
-    /// Waits until the card's state satisfies `predicate`.
+    /// Waits until the card's state satisfies `predicate`. It is checked
+    /// again on every change of link, power or insertion, not on every
+    /// APDU: to wait for an APDU count, poll [`BridgeHandle::status`].
     pub fn wait_for(
         &self,
         index: usize,

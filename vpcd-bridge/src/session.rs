@@ -449,7 +449,7 @@ impl CardLink {
             VpcdRequest::GetAtr => self.frame(card.atr()),
             VpcdRequest::Apdu(command) => match card.transmit(&command) {
                 Ok(response) => {
-                    self.status.update(|s| s.apdus += 1);
+                    self.status.count_apdu();
                     if self.config.trace
                         && let (Some(observer), Some(exchange)) =
                             (&self.config.observer, card.last_exchange())
