@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::card::Env;
 use crate::environment::CardRng;
-use crate::store::{AppletState, StagedParts, StateError, encode_part};
+use crate::store::{AppletState, Part, StagedParts, StateError, encode_part};
 use crate::transient::ClearOn;
 use crate::{Aid, CommandApdu, Status};
 
@@ -167,8 +167,13 @@ impl<'a> Context<'a> {
             tracing::error!(target: "vscard::store", error = %e, "cannot stage state");
             Status::UnknownError
         })?;
+        self.stage_part(name, encoded);
+        Ok(())
+    }
+
+    fn stage_part(&mut self, name: &str, part: Part) {
         if let Some(slot) = self.staged.iter_mut().find(|(n, _)| n.as_ref() == name) {
-            slot.1 = Some(encoded);
+            slot.1 = Some(part);
         } else {
             let name = self
                 .env
@@ -176,9 +181,8 @@ impl<'a> Context<'a> {
                 .applet(self.key)
                 .and_then(|state| state.part_name(name))
                 .unwrap_or_else(|| Arc::from(name));
-            self.staged.push((name, Some(encoded)));
+            self.staged.push((name, Some(part)));
         }
-        Ok(())
     }
 
     /// Commits the staged parts now, atomically. `6581` if the store failed
@@ -197,13 +201,17 @@ impl<'a> Context<'a> {
     }
 
     /// Stages part `name` and commits at once: the pattern for a try
-    /// counter that must be durable before the comparison it guards.
-    pub fn commit_part<T: Serialize + ?Sized>(
+    /// counter that must be durable before the comparison it guards. The
+    /// value is kept as it is (a copy) and encoded only when the store
+    /// writes it out or the state is read back, so that a try costs no
+    /// encoding on an in-memory card; its encoding must not fail (a plain
+    /// record does not).
+    pub fn commit_part<T: Serialize + Clone + Send + Sync + 'static>(
         &mut self,
         name: &str,
         value: &T,
     ) -> Result<(), Status> {
-        self.stage(name, value)?;
+        self.stage_part(name, Part::Typed(Arc::new(value.clone())));
         self.commit()
     }
 

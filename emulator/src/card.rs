@@ -18,7 +18,7 @@ use crate::applet::Context;
 use crate::channel::{ChannelTable, MAX_CHANNELS};
 use crate::environment::{CardRng, Clock, CutPoint, FaultPlan, SystemClock};
 use crate::store::{
-    AppletState, CardImage, MemoryStore, StagedParts, StateError, Store, StoreError,
+    AppletState, CardImage, Changes, MemoryStore, StagedParts, StateError, Store, StoreError,
 };
 use crate::{Aid, Applet, Atr, Response, ResponseApdu, Status};
 
@@ -127,7 +127,10 @@ impl Env {
             return Err(Status::MemoryFailure);
         }
         self.committed.applet_mut(key).swap_in(staged);
-        if let Err(e) = self.store.commit(&self.committed) {
+        if let Err(e) = self
+            .store
+            .commit_changes(&self.committed, Changes::new(key, staged))
+        {
             self.committed.applet_mut(key).swap_back(staged);
             tracing::error!(target: "vscard::store", error = %e, "commit failed");
             return Err(Status::MemoryFailure);

@@ -25,13 +25,67 @@ use thiserror::Error;
 pub struct AppletState {
     // Shared names and values: cloning a state (the runtime's committed
     // image into a store, one card's image into many) copies pointers.
-    parts: BTreeMap<Arc<str>, Arc<serde_json::Value>>,
+    parts: BTreeMap<Arc<str>, Part>,
+}
+
+/// A part's value: its encoding, or the applet's own value as committed by
+/// [`crate::Context::commit_part`] (a try counter), encoded only when it is
+/// read back or written out. Committing a PIN try then copies the record
+/// instead of building a JSON tree, and the copy is zeroized on drop when
+/// the type is (an [`crate::OwnerPin`] is).
+#[derive(Clone)]
+pub(crate) enum Part {
+    Encoded(Arc<serde_json::Value>),
+    Typed(Arc<dyn TypedPart>),
+}
+
+/// A value kept as it is until it must be encoded.
+pub(crate) trait TypedPart: Send + Sync {
+    fn encode(&self) -> Result<serde_json::Value, serde_json::Error>;
+}
+
+impl<T: Serialize + Send + Sync> TypedPart for T {
+    fn encode(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(self)
+    }
+}
+
+impl Part {
+    fn value(&self) -> Result<std::borrow::Cow<'_, serde_json::Value>, serde_json::Error> {
+        match self {
+            Part::Encoded(value) => Ok(std::borrow::Cow::Borrowed(value.as_ref())),
+            Part::Typed(typed) => typed.encode().map(std::borrow::Cow::Owned),
+        }
+    }
+}
+
+impl PartialEq for Part {
+    fn eq(&self, other: &Part) -> bool {
+        match (self.value(), other.value()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Serialize for Part {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.value()
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Part {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Part, D::Error> {
+        serde_json::Value::deserialize(deserializer).map(|v| Part::Encoded(Arc::new(v)))
+    }
 }
 
 /// Parts staged by a command: each name with its new value; after
 /// [`AppletState::swap_in`], each name with the value it replaced (`None`:
 /// the part was new), ready for [`AppletState::swap_back`].
-pub(crate) type StagedParts = Vec<(Arc<str>, Option<Arc<serde_json::Value>>)>;
+pub(crate) type StagedParts = Vec<(Arc<str>, Option<Part>)>;
 
 /// Why an applet's state could not be encoded or decoded.
 #[derive(Debug, Error)]
@@ -93,7 +147,11 @@ impl AppletState {
     pub fn get_optional<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StateError> {
         match self.parts.get(name) {
             None => Ok(None),
-            Some(value) => {
+            Some(part) => {
+                let value = part.value().map_err(|source| StateError::Encode {
+                    part: name.to_owned(),
+                    source,
+                })?;
                 T::deserialize(value.as_ref())
                     .map(Some)
                     .map_err(|source| StateError::Decode {
@@ -149,9 +207,9 @@ impl AppletState {
 pub(crate) fn encode_part<T: Serialize + ?Sized>(
     name: &str,
     value: &T,
-) -> Result<Arc<serde_json::Value>, StateError> {
+) -> Result<Part, StateError> {
     serde_json::to_value(value)
-        .map(Arc::new)
+        .map(|v| Part::Encoded(Arc::new(v)))
         .map_err(|source| StateError::Encode {
             part: name.to_owned(),
             source,
@@ -268,6 +326,42 @@ pub trait Store: Send {
 
     /// Makes `image` the committed image.
     fn commit(&mut self, image: &CardImage) -> Result<(), StoreError>;
+
+    /// Makes `image` the committed image, where `changes` says which parts
+    /// differ from the image the runtime committed before. A store that
+    /// keeps a copy of that image may update only those; the default
+    /// commits the whole image (a file is rewritten whole anyway).
+    fn commit_changes(
+        &mut self,
+        image: &CardImage,
+        changes: Changes<'_>,
+    ) -> Result<(), StoreError> {
+        let _ = changes;
+        self.commit(image)
+    }
+}
+
+/// The parts one commit changes: the parts of one applet, by name.
+#[derive(Clone, Copy)]
+pub struct Changes<'a> {
+    key: &'a str,
+    staged: &'a StagedParts,
+}
+
+impl<'a> Changes<'a> {
+    pub(crate) fn new(key: &'a str, staged: &'a StagedParts) -> Changes<'a> {
+        Changes { key, staged }
+    }
+
+    /// The AID key of the applet whose parts changed.
+    pub fn applet(&self) -> &'a str {
+        self.key
+    }
+
+    /// The names of the parts that changed.
+    pub fn parts(&self) -> impl Iterator<Item = &'a str> + 'a {
+        self.staged.iter().map(|(name, _)| name.as_ref())
+    }
 }
 
 /// An in-memory store for tests and embedding. Clones share the same
@@ -328,6 +422,39 @@ impl Store for MemoryStore {
         inner.commits += 1;
         Ok(())
     }
+
+    /// Copies only the changed parts into the image it holds (which is the
+    /// runtime's previous image: one card commits through a store at a
+    /// time), so a commit costs the parts it changes, not the image.
+    fn commit_changes(
+        &mut self,
+        image: &CardImage,
+        changes: Changes<'_>,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        if inner.fail_writes {
+            return Err(StoreError::Injected);
+        }
+        let key = changes.applet();
+        match (&mut inner.image, image.applet(key)) {
+            (Some(held), Some(new)) => {
+                let held = held.applet_mut(key);
+                for name in changes.parts() {
+                    match new.parts.get_key_value(name) {
+                        Some((name, part)) => {
+                            held.parts.insert(Arc::clone(name), part.clone());
+                        }
+                        None => {
+                            held.parts.remove(name);
+                        }
+                    }
+                }
+            }
+            (held, _) => *held = Some(image.clone()),
+        }
+        inner.commits += 1;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -380,6 +507,27 @@ mod tests {
         state.swap_back(&mut staged);
         assert_eq!(state, before);
         assert_eq!(state.part_names().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_typed_part_reads_and_writes_as_its_encoding() {
+        let encoded = AppletState::new()
+            .with("counter", &Counter { value: 7 })
+            .unwrap();
+        let mut typed = AppletState::new();
+        typed.parts.insert(
+            Arc::from("counter"),
+            Part::Typed(Arc::new(Counter { value: 7 })),
+        );
+        assert_eq!(typed, encoded);
+        assert_eq!(
+            serde_json::to_string(&typed).unwrap(),
+            serde_json::to_string(&encoded).unwrap()
+        );
+        assert_eq!(
+            typed.get::<Counter>("counter").unwrap(),
+            Counter { value: 7 }
+        );
     }
 
     #[test]

@@ -377,6 +377,8 @@ fn a_failed_store_write_answers_6581_and_keeps_the_old_state() {
     store.fail_writes(false);
     assert_eq!(send(&mut card, &[0x00, ins::INCREMENT, 0, 0]).1, 0x9000);
     assert_eq!(counters(&mut card), (2, 2));
+    // The store, which takes only the changed parts, holds the same image.
+    assert_eq!(store.image().as_ref(), Some(card.image()));
 }
 
 #[test]
