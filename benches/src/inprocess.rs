@@ -1,6 +1,8 @@
 //! Per-command cost in-process (`Card::transmit`, in-memory store),
-//! against one pcscd round trip of the trivial card measured by the pcscd
-//! harness in the same run; and allocations per command.
+//! against the time the same APDUs take through pcscd to the trivial card
+//! (measured by the pcscd harness in the same run, in its pinned pass:
+//! the shortest round trips, so the strictest baseline); and allocations
+//! per command.
 
 use std::time::Duration;
 
@@ -9,8 +11,12 @@ use vscard_emulator::{Card, CardImage};
 use crate::allocations::AllocationReport;
 use crate::apdu::{self, Operation};
 use crate::measure::{self, Sample, human, ratio};
+use crate::pcscd::RoundTrips;
 use crate::report::{Goal, Row, Section};
 use crate::{BenchError, fixture};
+
+/// The name of the OpenSC-style login row (several operations).
+pub const LOGIN: &str = "OpenSC-style login: SELECT, GET DATA x5, VERIFY, RSA sign";
 
 /// The commands measured one by one, whether each is a crypto command.
 pub fn commands() -> Vec<(Operation, bool)> {
@@ -54,48 +60,57 @@ pub fn time_ops(
     })
 }
 
-/// The in-process table. `round_trip` is the median pcscd round trip of
-/// the trivial card (harness 1), when that harness ran.
+/// The in-process table. `round_trips` holds the trivial card's times
+/// through pcscd (harness 1), when that harness ran.
 pub fn run(
     image: &CardImage,
     budget: Duration,
-    round_trip: Option<Duration>,
+    round_trips: Option<&RoundTrips>,
     allocations: Option<&AllocationReport>,
 ) -> Result<Section, BenchError> {
     let mut section = Section::new(
         "2. In-process, per command (`Card::transmit`)",
-        "vscard in-process / one pcscd round trip (medians)",
+        "vscard in-process / the same APDUs through pcscd (medians)",
     );
-    let baseline = match round_trip {
-        Some(rt) => format!("trivial card, one round trip through pcscd: {}", human(rt)),
-        None => "pcscd harness not run".to_owned(),
-    };
-    let rt = round_trip.map_or(0.0, |rt| rt.as_secs_f64());
     let mut card = ready_card(image)?;
-    for (op, crypto) in commands() {
-        let sample = time_ops(&mut card, std::slice::from_ref(&op), budget)?;
-        let goal = if crypto {
+    let mut operations: Vec<(String, Vec<Operation>, bool)> = commands()
+        .into_iter()
+        .map(|(op, crypto)| (op.name.to_owned(), vec![op], crypto))
+        .collect();
+    operations.push((LOGIN.to_owned(), apdu::login(), true));
+    for (name, ops, crypto) in &operations {
+        let sample = time_ops(&mut card, ops, budget)?;
+        let goal = if *crypto {
             Goal::None
         } else {
             Goal::AtMost(0.01)
         };
+        let through_pcscd = round_trips.and_then(|r| r.by_operation.get(name));
+        let (baseline, seconds) = match through_pcscd {
+            Some((median, apdus)) => {
+                let trips = if *apdus == 1 {
+                    "one round trip".to_owned()
+                } else {
+                    format!("{apdus} round trips")
+                };
+                (
+                    format!(
+                        "trivial card, same APDUs through pcscd ({trips}): {}",
+                        human(*median)
+                    ),
+                    median.as_secs_f64(),
+                )
+            }
+            None => ("pcscd harness not run".to_owned(), 0.0),
+        };
         section.rows.push(Row::new(
-            op.name,
+            name.clone(),
             format!("{} (p99 {})", human(sample.median), human(sample.p99)),
-            baseline.clone(),
-            ratio(sample.median.as_secs_f64(), rt),
+            baseline,
+            ratio(sample.median.as_secs_f64(), seconds),
             goal,
         ));
     }
-    let login = apdu::login();
-    let sample = time_ops(&mut card, &login, budget)?;
-    section.rows.push(Row::new(
-        "OpenSC-style login: SELECT, GET DATA x5, VERIFY, RSA sign",
-        format!("{} (p99 {})", human(sample.median), human(sample.p99)),
-        baseline,
-        ratio(sample.median.as_secs_f64(), rt),
-        Goal::None,
-    ));
     match allocations {
         Some(report) => allocation_rows(&mut section, report),
         None => section.notes.push(

@@ -98,8 +98,7 @@ fn run(options: &Options) -> Result<Vec<Section>, BenchError> {
     let mut round_trip = None;
     if options.pcscd {
         step("1. through pcscd");
-        let private = pcscd::start()?;
-        let (section, rt) = pcscd::run(&private, &image, budget)?;
+        let (section, rt) = pcscd::run(&image, budget)?;
         sections.push(section);
         round_trip = Some(rt);
     }
@@ -107,7 +106,7 @@ fn run(options: &Options) -> Result<Vec<Section>, BenchError> {
     sections.push(inprocess::run(
         &image,
         budget,
-        round_trip,
+        round_trip.as_ref(),
         allocations.as_ref(),
     )?);
     step("3. crypto");

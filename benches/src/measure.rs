@@ -74,6 +74,33 @@ pub fn run_split<E>(
     Ok(Sample::from_latencies(latencies))
 }
 
+/// Runs `a` and `b` in turn for about `budget` (each at least `min_count`
+/// times), switching which goes first every round, and records each
+/// call's latency: both see the same moments of a drifting machine.
+pub fn run_pair<E>(
+    budget: Duration,
+    min_count: u64,
+    mut a: impl FnMut() -> Result<(), E>,
+    mut b: impl FnMut() -> Result<(), E>,
+) -> Result<(Sample, Sample), E> {
+    let timed = |op: &mut dyn FnMut() -> Result<(), E>| {
+        let started = Instant::now();
+        op().map(|()| started.elapsed())
+    };
+    let (mut la, mut lb) = (Vec::with_capacity(1024), Vec::with_capacity(1024));
+    let started = Instant::now();
+    while started.elapsed() < budget || (la.len() as u64) < min_count {
+        if la.len() % 2 == 0 {
+            la.push(timed(&mut a)?);
+            lb.push(timed(&mut b)?);
+        } else {
+            lb.push(timed(&mut b)?);
+            la.push(timed(&mut a)?);
+        }
+    }
+    Ok((Sample::from_latencies(la), Sample::from_latencies(lb)))
+}
+
 /// `a / b`, 0 when `b` is 0.
 pub fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { a / b } else { 0.0 }

@@ -6,30 +6,33 @@
 //! For each operation the APDUs sent to the PIV card (chain parts and GET
 //! RESPONSEs included) are recorded once and replayed to the trivial card,
 //! so both sides make the same number of round trips. The two are
-//! measured in alternating halves so drift hits both alike.
+//! measured in turn, operation by operation, so drift hits both alike.
+//!
+//! Two passes. In the first (the rows with goals) the client, pcscd and
+//! both cards share one CPU ([`Pinned`]): every wake-up is then a switch
+//! on that CPU, and what differs between the two cards is the work on
+//! their path. In the second nothing is pinned, as on a user's machine:
+//! on a small virtual machine each wake-up of a thread on the other,
+//! idle, CPU costs a hypervisor round trip that varies from run to run,
+//! which dominates the round trip and makes it noisy; those rows have no
+//! goal and say how large that effect is.
 //!
 //! Must run inside the private namespaces: the harness binary calls
 //! `rerun_process_in_namespace` first.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+use nix::unistd::Pid;
 use vscard_emulator::CardImage;
 use vscard_vpcd::testing::{PcscdOptions, PrivatePcscd, TrivialCard};
-use vscard_vpcd::{Bridge, BridgeConfig, VPCD_PORT};
+use vscard_vpcd::{Bridge, BridgeConfig, BridgeHandle, VPCD_PORT};
 
 use crate::apdu::{self, Operation, PcscTransport};
 use crate::measure::{self, Sample, human, rate, ratio};
 use crate::report::{Goal, Row, Section};
 use crate::{BenchError, fixture, inprocess};
-
-fn merge(a: &Sample, b: &Sample) -> Sample {
-    Sample {
-        count: a.count + b.count,
-        elapsed: a.elapsed + b.elapsed,
-        median: (a.median + b.median) / 2,
-        p99: a.p99.max(b.p99),
-    }
-}
 
 fn describe(sample: &Sample) -> String {
     format!(
@@ -38,6 +41,53 @@ fn describe(sample: &Sample) -> String {
         human(sample.median),
         human(sample.p99)
     )
+}
+
+/// The calling thread bound to one CPU; threads and processes it starts
+/// meanwhile inherit the binding (and keep it). Dropping it gives the
+/// thread its previous CPUs back.
+pub struct Pinned {
+    previous: CpuSet,
+    cpu: usize,
+}
+
+impl Pinned {
+    /// Binds the calling thread to the first CPU it may run on.
+    pub fn to_one_cpu() -> Result<Pinned, BenchError> {
+        let this_thread = Pid::from_raw(0);
+        let affinity = |e: nix::Error| BenchError::Io {
+            what: "CPU affinity".to_owned(),
+            source: std::io::Error::from(e),
+        };
+        let previous = sched_getaffinity(this_thread).map_err(affinity)?;
+        let cpu = (0..CpuSet::count())
+            .find(|&cpu| previous.is_set(cpu).unwrap_or(false))
+            .ok_or_else(|| BenchError::Bridge("no CPU in this thread's affinity".to_owned()))?;
+        let mut one = CpuSet::new();
+        one.set(cpu).map_err(affinity)?;
+        sched_setaffinity(this_thread, &one).map_err(affinity)?;
+        Ok(Pinned { previous, cpu })
+    }
+
+    /// The CPU.
+    pub fn cpu(&self) -> usize {
+        self.cpu
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        let _ = sched_setaffinity(Pid::from_raw(0), &self.previous);
+    }
+}
+
+/// What the in-process table divides by: the trivial card's median time
+/// through pcscd for the same APDUs as each operation (from the pinned
+/// pass, the shorter and so the stricter), by operation name.
+#[derive(Clone, Debug, Default)]
+pub struct RoundTrips {
+    /// Operation name -> (median, APDUs).
+    pub by_operation: BTreeMap<String, (Duration, usize)>,
 }
 
 /// Starts the private pcscd the harness uses: two vpcd slots in server
@@ -55,8 +105,8 @@ pub fn options() -> PcscdOptions {
 }
 
 /// One comparison: `ops` on the card behind `ours`, the same APDUs
-/// replayed to the trivial card. Returns the row and the trivial card's
-/// median when the operation is a single APDU.
+/// replayed to the trivial card, in turn. Returns the row, the trivial
+/// card's median and the number of APDUs.
 fn compare(
     ours: &mut PcscTransport<'_>,
     trivial: &mut PcscTransport<'_>,
@@ -64,26 +114,22 @@ fn compare(
     ops: &[Operation],
     goal: Goal,
     budget: Duration,
-) -> Result<(Row, Option<Duration>), BenchError> {
+) -> Result<(Row, Duration, usize), BenchError> {
     let mut script = Vec::new();
     for op in ops {
         apdu::perform(ours, op, Some(&mut script))?;
     }
-    let half = budget / 2;
-    let mut ours_run = || {
-        measure::run(half, 5, || {
+    let (ours_sample, trivial_sample) = measure::run_pair(
+        budget,
+        5,
+        || {
             for op in ops {
                 apdu::perform(ours, op, None)?;
             }
             Ok::<_, BenchError>(())
-        })
-    };
-    // Alternating halves, so drift hits both alike.
-    let a = ours_run()?;
-    let t_a = measure::run(half, 5, || apdu::replay(trivial, &script))?;
-    let b = ours_run()?;
-    let t_b = measure::run(half, 5, || apdu::replay(trivial, &script))?;
-    let (ours_sample, trivial_sample) = (merge(&a, &b), merge(&t_a, &t_b));
+        },
+        || apdu::replay(trivial, &script),
+    )?;
     let apdus = match script.len() {
         1 => "1 APDU".to_owned(),
         n => format!("{n} APDUs"),
@@ -95,100 +141,162 @@ fn compare(
         ratio(ours_sample.per_second(), trivial_sample.per_second()),
         goal,
     );
-    Ok((row, (script.len() == 1).then_some(trivial_sample.median)))
+    Ok((row, trivial_sample.median, script.len()))
 }
 
-/// The pcscd table, and the trivial card's shortest median single-APDU
-/// round trip (the baseline of the in-process table: the shortest is the
-/// strictest). `pcscd` was started with [`options`].
-pub fn run(
-    pcscd: &PrivatePcscd,
-    image: &CardImage,
-    budget: Duration,
-) -> Result<(Section, Duration), BenchError> {
+/// The issued card and the trivial card in a fresh private pcscd.
+struct Readers {
+    pcscd: PrivatePcscd,
+    bridge: Option<BridgeHandle>,
+    _trivial: TrivialCard,
+}
+
+impl Readers {
+    fn start(image: &CardImage) -> Result<Readers, BenchError> {
+        let pcscd = start()?;
+        let bridge = Bridge::start(vec![fixture::card_from(image)?], bridge_config(&pcscd))
+            .map_err(|e| BenchError::Bridge(e.to_string()))?;
+        let trivial = TrivialCard::connect(VPCD_PORT + 1)?;
+        for slot in 0..2 {
+            pcscd.wait_for_card(slot, Duration::from_secs(5))?;
+        }
+        Ok(Readers {
+            pcscd,
+            bridge: Some(bridge),
+            _trivial: trivial,
+        })
+    }
+}
+
+fn bridge_config(pcscd: &PrivatePcscd) -> BridgeConfig {
+    BridgeConfig {
+        mode: pcscd.bridge_mode(),
+        ..BridgeConfig::default()
+    }
+}
+
+/// The pcscd table, and the trivial card's times for the in-process
+/// table. Starts (and stops) its own private pcscd for each pass.
+pub fn run(image: &CardImage, budget: Duration) -> Result<(Section, RoundTrips), BenchError> {
     let mut section = Section::new(
         "1. Through pcscd (vpcd bridge, `pcsc` crate)",
         "vscard / trivial card (operations per second)",
     );
-    let config = BridgeConfig {
-        mode: pcscd.bridge_mode(),
-        ..BridgeConfig::default()
-    };
-    let bridge = Bridge::start(vec![fixture::card_from(image)?], config.clone())
-        .map_err(|e| BenchError::Bridge(e.to_string()))?;
-    let _trivial_card = TrivialCard::connect(VPCD_PORT + 1)?;
-    for slot in 0..2 {
-        pcscd.wait_for_card(slot, Duration::from_secs(5))?;
-    }
-    let trivial_handle = pcscd.connect(1)?;
-    let mut trivial = PcscTransport::new(&trivial_handle);
-    let mut round_trips = Vec::new();
+    let mut round_trips = RoundTrips::default();
+    let pinned = Pinned::to_one_cpu()?;
+    let cpu = pinned.cpu();
     {
-        let ours_handle = pcscd.connect(0)?;
+        let mut readers = Readers::start(image)?;
+        pinned_pass(&mut readers, budget, &mut section, &mut round_trips)?;
+        // pcscd and the cards stop here, still on the one CPU.
+    }
+    drop(pinned);
+    let readers = Readers::start(image)?;
+    unpinned_pass(&readers, budget, &mut section)?;
+    section.notes.push(format!(
+        "One private pcscd (own namespaces), vpcd in server mode, slot 0 the vscard bridge with \
+         the issued card (then with the echo fixture card), slot 1 the trivial card; shared-mode \
+         connections, T=1. The two cards are measured in turn, operation by operation. Rows \
+         with goals: client, pcscd and both cards bound to CPU {cpu}. Rows marked unpinned: a \
+         second pcscd and bridge, nothing bound."
+    ));
+    Ok((section, round_trips))
+}
+
+fn pinned_pass(
+    readers: &mut Readers,
+    budget: Duration,
+    section: &mut Section,
+    round_trips: &mut RoundTrips,
+) -> Result<(), BenchError> {
+    let trivial_handle = readers.pcscd.connect(1)?;
+    let mut trivial = PcscTransport::new(&trivial_handle);
+    {
+        let ours_handle = readers.pcscd.connect(0)?;
         let mut ours = PcscTransport::new(&ours_handle);
         apdu::perform(
             &mut ours,
             &apdu::verify("VERIFY", apdu::DEMO_PIN, 0x9000),
             None,
         )?;
-        for (op, crypto) in inprocess::commands() {
-            let goal = if crypto {
+        let login = apdu::login();
+        let mut operations: Vec<(String, Vec<Operation>, bool)> = inprocess::commands()
+            .into_iter()
+            .map(|(op, crypto)| (op.name.to_owned(), vec![op], crypto))
+            .collect();
+        operations.push((inprocess::LOGIN.to_owned(), login, true));
+        for (name, ops, crypto) in &operations {
+            let goal = if *crypto {
                 Goal::None
             } else {
                 Goal::AtLeast(0.95)
             };
-            let (row, rt) = compare(
-                &mut ours,
-                &mut trivial,
-                op.name,
-                std::slice::from_ref(&op),
-                goal,
-                budget,
-            )?;
+            let (row, median, apdus) = compare(&mut ours, &mut trivial, name, ops, goal, budget)?;
             section.rows.push(row);
-            round_trips.extend(rt);
+            round_trips
+                .by_operation
+                .insert(name.clone(), (median, apdus));
         }
-        let (row, _) = compare(
-            &mut ours,
-            &mut trivial,
-            "OpenSC-style login: SELECT, GET DATA x5, VERIFY, RSA sign",
-            &apdu::login(),
-            Goal::None,
-            budget,
-        )?;
-        section.rows.push(row);
     }
     // The bridge alone: the same bridge serving the echo fixture applet
     // (the runtime, no PIV) in the same slot.
-    bridge.shutdown();
-    pcscd.wait_for_no_card(0, Duration::from_secs(5))?;
-    let echo_card = vscard_vpcd::fixture::echo_card()?;
-    let _echo_bridge =
-        Bridge::start(vec![echo_card], config).map_err(|e| BenchError::Bridge(e.to_string()))?;
-    pcscd.wait_for_card(0, Duration::from_secs(5))?;
-    let echo_handle = pcscd.connect(0)?;
+    if let Some(bridge) = readers.bridge.take() {
+        bridge.shutdown();
+    }
+    readers.pcscd.wait_for_no_card(0, Duration::from_secs(5))?;
+    let echo_bridge = Bridge::start(
+        vec![vscard_vpcd::fixture::echo_card()?],
+        bridge_config(&readers.pcscd),
+    )
+    .map_err(|e| BenchError::Bridge(e.to_string()))?;
+    readers.bridge = Some(echo_bridge);
+    readers.pcscd.wait_for_card(0, Duration::from_secs(5))?;
+    let echo_handle = readers.pcscd.connect(0)?;
     let mut echo = PcscTransport::new(&echo_handle);
-    let echo_op = Operation {
-        name: "bridge + echo fixture applet (no PIV)",
-        apdus: vec![vec![0x00, 0x01, 0x00, 0x00, 0x01, 0xAB, 0x00]],
-        expect: 0x9000,
-    };
-    let (row, rt) = compare(
+    let (row, _, _) = compare(
         &mut echo,
         &mut trivial,
-        echo_op.name,
-        std::slice::from_ref(&echo_op),
+        ECHO_NAME,
+        &[echo_operation()],
         Goal::None,
         budget,
     )?;
     section.rows.push(row);
-    round_trips.extend(rt);
-    section.notes.push(
-        "One private pcscd (own namespaces), vpcd in server mode, slot 0 the vscard bridge \
-         with the issued card (then with the echo fixture card), slot 1 the trivial card; \
-         shared-mode connections, T=1."
-            .to_owned(),
-    );
-    let round_trip = round_trips.into_iter().min().unwrap_or_default();
-    Ok((section, round_trip))
+    Ok(())
+}
+
+const ECHO_NAME: &str = "bridge + echo fixture applet (no PIV)";
+
+fn echo_operation() -> Operation {
+    Operation {
+        name: ECHO_NAME,
+        apdus: vec![vec![0x00, 0x01, 0x00, 0x00, 0x01, 0xAB, 0x00]],
+        expect: 0x9000,
+    }
+}
+
+/// The non-crypto commands again, with nothing pinned (no goal).
+fn unpinned_pass(
+    readers: &Readers,
+    budget: Duration,
+    section: &mut Section,
+) -> Result<(), BenchError> {
+    let trivial_handle = readers.pcscd.connect(1)?;
+    let mut trivial = PcscTransport::new(&trivial_handle);
+    let ours_handle = readers.pcscd.connect(0)?;
+    let mut ours = PcscTransport::new(&ours_handle);
+    apdu::perform(
+        &mut ours,
+        &apdu::verify("VERIFY", apdu::DEMO_PIN, 0x9000),
+        None,
+    )?;
+    for (op, crypto) in inprocess::commands() {
+        if crypto {
+            continue;
+        }
+        let name = format!("unpinned: {}", op.name);
+        let (row, _, _) = compare(&mut ours, &mut trivial, &name, &[op], Goal::None, budget)?;
+        section.rows.push(row);
+    }
+    Ok(())
 }

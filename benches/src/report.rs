@@ -37,6 +37,8 @@ impl Goal {
 
     fn verdict(self, ratio: f64) -> &'static str {
         match self {
+            // No baseline in this run (ratio 0, shown as n/a): no verdict.
+            Goal::AtLeast(_) | Goal::AtMost(_) if ratio == 0.0 => "not measured",
             Goal::AtLeast(x) if ratio >= x => "met",
             Goal::AtMost(x) if ratio <= x => "met",
             Goal::None => "",
@@ -211,5 +213,7 @@ mod tests {
     fn verdicts() {
         assert_eq!(Goal::AtLeast(0.95).verdict(0.97), "met");
         assert_eq!(Goal::AtMost(1.2).verdict(1.5), "**not met**");
+        // A ratio without a baseline (0, printed n/a) meets nothing.
+        assert_eq!(Goal::AtMost(0.01).verdict(0.0), "not measured");
     }
 }
