@@ -1,18 +1,21 @@
 //! The cost of one committed PIN try: a wrong VERIFY on a card whose
-//! image lives in a [`FileStore`] (temporary file, fsync, rename, fsync of
-//! the folder), against a bare write + fsync + rename of the same number
-//! of bytes in the same folder, in the same run.
+//! image lives in a [`FileStore`] (the try is a journal slot written in
+//! place and `fdatasync`ed; every [`JOURNAL_SLOTS`]th commit rewrites the
+//! image: temporary file, fsync, rename, fsync of the folder), against a
+//! bare write + fsync + rename of the image's size in the same folder, in
+//! the same run.
 //!
 //! Between two timed wrong VERIFYs an untimed right one resets the
-//! counter, so the card never blocks. Medians are compared: fsync has a
-//! long tail on a shared disk.
+//! counter, so the card never blocks. Medians are compared (fsync has a
+//! long tail on a shared disk), and means too: they include the image
+//! rewrites.
 
 use std::fs::{self, File};
 use std::io::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use vscard_emulator::{CardImage, FileStore};
+use vscard_emulator::{CardImage, FileStore, JOURNAL_SLOTS};
 
 use crate::apdu::{self, DEMO_PIN};
 use crate::measure::{self, Sample, human, ratio};
@@ -67,26 +70,12 @@ pub fn bare_write(
     })
 }
 
-/// Rewrites `size` bytes in place at the start of a preallocated file in
-/// `dir` and `fdatasync`s it: what a commit to one of two alternating
-/// image slots would cost (proposed in BENCHMARKS.md; no folder entry
-/// changes, so no folder fsync is needed).
-pub fn slot_write(dir: &Path, size: u64, budget: Duration) -> Result<Sample, BenchError> {
-    use std::io::{Seek, SeekFrom};
-    let bytes = vec![b'y'; usize::try_from(size).unwrap_or(usize::MAX)];
-    let path = dir.join("slots.bin");
-    let mut file = File::create(&path).map_err(io_error("slot file"))?;
-    file.write_all(&bytes)
-        .and_then(|()| file.write_all(&bytes))
-        .and_then(|()| file.sync_all())
-        .map_err(io_error("slot file"))?;
-    let mut slot = 0u64;
+/// Times `FileStore::write` of the image (what a commit costs when it
+/// rewrites the image) in `dir`.
+pub fn image_write(image: &CardImage, dir: &Path, budget: Duration) -> Result<Sample, BenchError> {
+    let path = dir.join("rewritten.json");
     measure::run(budget, 20, || {
-        slot ^= 1;
-        file.seek(SeekFrom::Start(slot * size))
-            .and_then(|_| file.write_all(&bytes))
-            .and_then(|()| file.sync_data())
-            .map_err(io_error("slot write"))
+        FileStore::write(&path, image).map_err(BenchError::from)
     })
 }
 
@@ -105,31 +94,34 @@ pub fn run(image: &CardImage, budget: Duration) -> Result<Section, BenchError> {
     let bare_b = bare_write(dir.path(), size, false, budget / 2)?;
     let dir_b = bare_write(dir.path(), size, true, budget / 2)?;
     let median = |a: &Sample, b: &Sample| (a.median + b.median) / 2;
+    let mean = |a: &Sample, b: &Sample| (a.elapsed + b.elapsed) / (a.count + b.count).max(1) as u32;
     let ours = median(&try_a, &try_b);
     let bare = median(&bare_a, &bare_b);
     let bare_dir = median(&dir_a, &dir_b);
-    let what =
-        format!("wrong VERIFY, `FileStore` (image {size} bytes, fsync + rename + folder fsync)");
+    let what = format!(
+        "wrong VERIFY, `FileStore`: a journal slot + fdatasync (image {size} bytes rewritten every {JOURNAL_SLOTS} commits)"
+    );
     section.rows.push(Row::new(
-        what.clone(),
+        format!("{what}, median"),
         human(ours),
         format!("write + fsync + rename of {size} bytes: {}", human(bare)),
         ratio(ours.as_secs_f64(), bare.as_secs_f64()),
         Goal::AtMost(1.2),
     ));
+    let (ours_mean, bare_mean) = (mean(&try_a, &try_b), mean(&bare_a, &bare_b));
     section.rows.push(Row::new(
-        what,
-        human(ours),
-        format!("write + fsync + rename + folder fsync: {}", human(bare_dir)),
-        ratio(ours.as_secs_f64(), bare_dir.as_secs_f64()),
-        Goal::None,
+        format!("{what}, mean (image rewrites included)"),
+        human(ours_mean),
+        format!("write + fsync + rename, mean: {}", human(bare_mean)),
+        ratio(ours_mean.as_secs_f64(), bare_mean.as_secs_f64()),
+        Goal::AtMost(1.2),
     ));
-    let slots = slot_write(dir.path(), size, budget / 2)?;
+    let rewrite = image_write(image, dir.path(), budget / 2)?;
     section.rows.push(Row::new(
-        "proposal: rewrite one of two preallocated image slots in place + fdatasync (no rename)",
-        human(slots.median),
-        format!("write + fsync + rename: {}", human(bare)),
-        ratio(slots.median.as_secs_f64(), bare.as_secs_f64()),
+        "an image rewrite (`FileStore::write`: encoding, temporary file, fsync, rename, folder fsync)",
+        human(rewrite.median),
+        format!("write + fsync + rename + folder fsync: {}", human(bare_dir)),
+        ratio(rewrite.median.as_secs_f64(), bare_dir.as_secs_f64()),
         Goal::None,
     ));
     // The CPU part of a commit: the same card on tmpfs, where fsync is free.
@@ -141,7 +133,7 @@ pub fn run(image: &CardImage, budget: Duration) -> Result<Section, BenchError> {
             .map_err(io_error("temporary folder on /dev/shm"))?;
         let (cpu, _) = pin_try(image, cpu_dir.path(), budget / 2)?;
         section.rows.push(Row::new(
-            "wrong VERIFY, `FileStore` on tmpfs (encoding + syscalls, fsync free)",
+            "wrong VERIFY, `FileStore` on tmpfs (encoding + syscalls, flushes free)",
             human(cpu.median),
             format!("write + fsync + rename on disk: {}", human(bare)),
             ratio(cpu.median.as_secs_f64(), bare.as_secs_f64()),

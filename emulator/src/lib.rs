@@ -63,7 +63,7 @@ pub use atr::{Atr, AtrBuilder, AtrError, CompactTlv, compact_tag};
 pub use card::{Card, CardBuilder, CardError, Exchange, PowerState, TranscriptEvent};
 pub use channel::MAX_CHANNELS;
 pub use environment::{CardRng, Clock, CutPoint, FaultPlan, ManualClock, SystemClock};
-pub use file_store::{FileStore, IMAGE_FORMAT, IMAGE_VERSION};
+pub use file_store::{FileStore, IMAGE_FORMAT, IMAGE_VERSION, JOURNAL_SLOT_SIZE, JOURNAL_SLOTS};
 pub use pin::{OwnerPin, PIN_MAX_LEN, PinCheck, PinError, hex_secret};
 pub use status::Status;
 pub use store::{AppletState, CardImage, Changes, MemoryStore, StateError, Store, StoreError};

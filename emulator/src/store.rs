@@ -172,6 +172,17 @@ impl AppletState {
         self.parts.is_empty()
     }
 
+    /// Part `name`, if present.
+    pub(crate) fn part(&self, name: &str) -> Option<&Part> {
+        self.parts.get(name)
+    }
+
+    /// Sets part `name`.
+    pub(crate) fn insert_part(&mut self, name: &str, part: Part) {
+        let name = self.part_name(name).unwrap_or_else(|| Arc::from(name));
+        self.parts.insert(name, part);
+    }
+
     /// The shared name of part `name`, if present (so that staging an
     /// existing part allocates no new name).
     pub(crate) fn part_name(&self, name: &str) -> Option<Arc<str>> {

@@ -73,15 +73,16 @@ impl NewCardFile {
     }
 
     /// Writes the image: `applet` as the card's only application. An image
-    /// that was there is replaced whole, never merged (its old state must
-    /// not leak into the new card).
+    /// that was there is replaced whole, never merged, and its journal
+    /// removed (its old state must not leak into the new card); the same
+    /// card gives the same bytes (seeded cards are reproducible).
     pub fn write(mut self, applet: &PivApplet) -> Result<PathBuf, CardFileError> {
         let mut image = CardImage::new();
         image.set_applet(
             &piv_key(),
             applet.save().map_err(|source| self.state(source))?,
         );
-        self.store.commit(&image)?;
+        self.store.replace(&image)?;
         Ok(self.store.path().to_owned())
     }
 
