@@ -96,13 +96,16 @@ impl Era {
         Ok(Era(bytes))
     }
 
-    /// For images written by tools: the same contents, the same era.
-    /// (A store's own image writes draw random eras: a card can come back
-    /// to an earlier state, and its journal must not mistake one era for
-    /// the other.)
-    fn of_contents(image: &CardImage) -> Result<Era, StoreError> {
+    /// For new cards written by tools: derived from the contents and the
+    /// era of the image replaced, if any (so a fresh path gives the same
+    /// bytes every time, and an era never comes back at one path). A
+    /// store's own image writes draw random eras.
+    fn of_contents(image: &CardImage, previous: Option<Era>) -> Result<Era, StoreError> {
         let mut hasher = Sha256::new();
         hasher.update(b"vscard image era\n");
+        if let Some(previous) = previous {
+            hasher.update(previous.0);
+        }
         hasher.update(serde_json::to_vec(image)?);
         let mut era = [0u8; 16];
         era.copy_from_slice(&hasher.finalize()[..16]);
@@ -190,43 +193,39 @@ impl FileStore {
     /// Reads and checks the image at `path`, with its journal applied,
     /// without taking the lock (for inspection while another process
     /// serves the card: the image is only ever replaced whole, and a slot
-    /// being written reads as the end of the journal). `None` when there
-    /// is no file.
+    /// being written reads as the end of the journal). A read that meets
+    /// the server rewriting the image between reading it and its journal
+    /// is done again. `None` when there is no file.
     pub fn read(path: &Path) -> Result<Option<CardImage>, StoreError> {
-        Ok(read_all(path)?.map(|loaded| loaded.image))
-    }
-
-    /// Writes `image` to `path` atomically, without a lock; used by tools
-    /// that create a card image no one serves yet. The same image gives
-    /// the same bytes (its era is derived from its contents: seeded test
-    /// cards are reproducible), and a journal left beside it from an
-    /// earlier card is removed first, so none of its records can apply.
-    pub fn write(path: &Path, image: &CardImage) -> Result<(), StoreError> {
-        let era = Era::of_contents(image)?;
-        let bytes = encode_image(image, era)?;
-        let journal = FileStore::journal_path(path);
-        match fs::remove_file(&journal) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(StoreError::Io {
-                    path: journal,
-                    source,
-                });
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match read_all(path) {
+                Err(StoreError::Damaged { .. }) if attempts < 3 => continue,
+                result => return Ok(result?.map(|loaded| loaded.image)),
             }
         }
-        // The folder fsync after the rename makes the removal durable too.
-        write_atomically(path, &bytes)
     }
 
-    /// Replaces the card whole with `image`, as [`FileStore::write`] does
-    /// (the same bytes for the same image; the journal removed) but under
-    /// this store's lock: for a new card written over an old one.
+    /// Writes `image` to `path` atomically as a new card; used by tools
+    /// that create a card image. Refused with [`StoreError::Locked`] while
+    /// the card is served. On a fresh path the same image gives the same
+    /// bytes (seeded test cards are reproducible); over an existing card
+    /// the era also depends on the old one, so no record of the old
+    /// card's journal can apply to the new image, and that journal is
+    /// removed once the new image is in place.
+    pub fn write(path: &Path, image: &CardImage) -> Result<(), StoreError> {
+        let _store = FileStore::open(path)?;
+        write_new_card(path, image).map(|_| ())
+    }
+
+    /// Replaces the card whole with `image`, as [`FileStore::write`] does,
+    /// under this store's lock: for a new card written over an old one.
     pub fn replace(&mut self, image: &CardImage) -> Result<(), StoreError> {
         self.era = None;
         self.journal = None;
-        FileStore::write(&self.path, image)?;
-        self.era = Some(Era::of_contents(image)?);
+        let era = write_new_card(&self.path, image)?;
+        self.era = Some(era);
         self.next_slot = 0;
         Ok(())
     }
@@ -272,9 +271,11 @@ impl FileStore {
             .and_then(|_| journal.write_all(&slot))
             .and_then(|()| journal.sync_data());
         if let Err(e) = written {
-            // Reopened next time; the slot is written again (a torn or
-            // unsynced slot ends the journal, so rewriting it is safe).
+            // The slot may still reach the disk although the commit is
+            // reported as failed: the next commit rewrites the image with a
+            // new era instead, which makes this slot void.
             self.journal = None;
+            self.era = None;
             return Err(io(e));
         }
         self.next_slot += 1;
@@ -315,6 +316,27 @@ impl Store for FileStore {
             self.write_image(image)
         }
     }
+}
+
+/// Writes `image` at `path` as a new card (the caller holds the lock):
+/// the image first, durably, then the old journal is removed (its slots
+/// are of other eras already; removing it wipes the old card's records).
+fn write_new_card(path: &Path, image: &CardImage) -> Result<Era, StoreError> {
+    let previous = fs::read(path)
+        .ok()
+        .and_then(|bytes| decode_image(path, &bytes).ok())
+        .and_then(|(_, era)| era);
+    let era = Era::of_contents(image, previous)?;
+    write_atomically(path, &encode_image(image, era)?)?;
+    let journal = FileStore::journal_path(path);
+    match fs::remove_file(&journal) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(target: "vscard::store", journal = %journal.display(), error = %e, "cannot remove the old card's journal (its records no longer apply)");
+        }
+    }
+    Ok(era)
 }
 
 /// The image at `path` and what its journal adds.
@@ -377,6 +399,8 @@ fn encode_slot(
     slot.extend_from_slice(&payload);
     let digest = Sha256::digest(slot.as_slice());
     slot.extend_from_slice(&digest);
+    // The whole page: nothing of an older, longer record stays behind.
+    slot.resize(JOURNAL_SLOT_SIZE, 0);
     Ok(Some(slot))
 }
 
@@ -816,30 +840,59 @@ mod tests {
         FileStore::write(&path, &with_counter(7)).unwrap();
         assert!(!FileStore::journal_path(&path).exists());
         assert_eq!(reopened(&path), with_counter(7));
-        // The same image written again gives the same bytes.
-        let written = fs::read(&path).unwrap();
-        FileStore::write(&path, &with_counter(7)).unwrap();
-        assert_eq!(fs::read(&path).unwrap(), written);
+        // On a fresh path the same image gives the same bytes.
+        let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+        FileStore::write(&a, &with_counter(7)).unwrap();
+        FileStore::write(&b, &with_counter(7)).unwrap();
+        assert_eq!(fs::read(&a).unwrap(), fs::read(&b).unwrap());
+        // A served card is not written over.
+        let _served = FileStore::open(&a).unwrap();
+        assert!(matches!(
+            FileStore::write(&a, &sample()),
+            Err(StoreError::Locked { .. })
+        ));
     }
 
     #[test]
     fn a_replaced_card_keeps_nothing_of_the_old_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("card.json");
+        let journal = FileStore::journal_path(&path);
         let mut store = FileStore::open(&path).unwrap();
         store.replace(&sample()).unwrap();
         commit_counter(&mut store, 42);
+        let used = fs::read(&journal).unwrap();
+        // The same card issued again over the used one.
         store.replace(&sample()).unwrap();
-        assert!(!FileStore::journal_path(&path).exists());
-        // Same image, same era as before the journalled commit: had the
-        // journal stayed, its record would apply again.
-        commit_counter(&mut store, 50);
-        drop(store);
-        assert_eq!(reopened(&path), with_counter(50));
-        let mut store = FileStore::open(&path).unwrap();
-        store.replace(&sample()).unwrap();
+        assert!(!journal.exists());
         drop(store);
         assert_eq!(reopened(&path), sample());
+        // Had the old journal survived (a crash before its removal), its
+        // record still could not apply: the new image has another era.
+        fs::write(&journal, &used).unwrap();
+        assert_eq!(reopened(&path), sample());
+    }
+
+    #[test]
+    fn a_change_too_large_for_a_slot_rewrites_the_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("card.json");
+        let mut store = FileStore::open(&path).unwrap();
+        store.commit(&sample()).unwrap();
+        let before = fs::read(&path).unwrap();
+        let mut image = sample();
+        let big = "x".repeat(JOURNAL_SLOT_SIZE);
+        image
+            .applet_mut("A000000001")
+            .insert_part("counter", Part::Encoded(Arc::new(big.into())));
+        let staged: crate::store::StagedParts = vec![(Arc::from("counter"), None)];
+        store
+            .commit_changes(&image, Changes::new("A000000001", &staged))
+            .unwrap();
+        assert_ne!(fs::read(&path).unwrap(), before);
+        assert!(!FileStore::journal_path(&path).exists());
+        drop(store);
+        assert_eq!(reopened(&path), image);
     }
 
     #[test]
