@@ -26,9 +26,10 @@ impl PivApplet {
         self.require_management(ctx)?;
         let key = PrivateKey::generate(algorithm, ctx.rng()).map_err(|_| Status::IncorrectData)?;
         let policy = pin_policy.unwrap_or(slot.default_pin_policy());
-        let stored =
-            StoredKey::new(key, policy, Origin::Generated).map_err(|_| Status::UnknownError)?;
-        let template = stored.key().public_key().to_template();
+        let public = key.public_key();
+        let template = public.to_template();
+        let stored = StoredKey::with_public(key, &public, policy, Origin::Generated)
+            .map_err(|_| Status::UnknownError)?;
         self.state.keys.insert(slot, stored);
         self.state.stage_keys(ctx)?;
         Ok(Response::ok(template))

@@ -205,6 +205,27 @@ impl PrivateKey {
         Ok(Zeroizing::new(document.as_bytes().to_vec()))
     }
 
+    /// PKCS#8 DER, the persisted form, with the public key already known:
+    /// for an EC key this saves the scalar multiplication that would
+    /// recompute it (as costly as a signature). `public` must be this
+    /// key's public key (the callers derive it from the key once).
+    pub(crate) fn to_pkcs8_with(&self, public: &PublicKey) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        use p256::elliptic_curve::sec1::ToSec1Point as _;
+        match (self, public) {
+            (PrivateKey::P256(key), PublicKey::P256(public)) => ec_pkcs8(
+                &<p256::NistP256 as pkcs8::AssociatedOid>::OID,
+                &Zeroizing::new(key.to_bytes()),
+                public.to_sec1_point(false).as_bytes(),
+            ),
+            (PrivateKey::P384(key), PublicKey::P384(public)) => ec_pkcs8(
+                &<p384::NistP384 as pkcs8::AssociatedOid>::OID,
+                &Zeroizing::new(key.to_bytes()),
+                public.to_sec1_point(false).as_bytes(),
+            ),
+            _ => self.to_pkcs8(),
+        }
+    }
+
     /// Decodes the persisted form.
     pub(crate) fn from_pkcs8(algorithm: Algorithm, der: &[u8]) -> Result<PrivateKey, KeyError> {
         let key = match algorithm {
@@ -349,6 +370,34 @@ impl PrivateKey {
         };
         Ok(Zeroizing::new(shared))
     }
+}
+
+/// An EC private key as PKCS#8 (RFC 5208) around SEC1's `ECPrivateKey`
+/// (RFC 5915, version 1, curve named in the algorithm identifier, public
+/// point included): the encoding `SecretKey::to_pkcs8_der` produces.
+fn ec_pkcs8(
+    curve: &pkcs8::ObjectIdentifier,
+    private: &[u8],
+    public: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    use der::Encode as _;
+    let ec_private_key = Zeroizing::new(
+        sec1::EcPrivateKey {
+            private_key: private,
+            parameters: None,
+            public_key: Some(public),
+        }
+        .to_der()
+        .map_err(invalid)?,
+    );
+    let info = pkcs8::PrivateKeyInfoRef::new(
+        pkcs8::AlgorithmIdentifierRef {
+            oid: p256::elliptic_curve::ALGORITHM_OID,
+            parameters: Some(curve.into()),
+        },
+        der::asn1::OctetStringRef::new(&ec_private_key).map_err(invalid)?,
+    );
+    Ok(Zeroizing::new(info.to_der().map_err(invalid)?))
 }
 
 impl PublicKey {
@@ -532,4 +581,25 @@ fn left_pad(bytes: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
     let mut out = Zeroizing::new(vec![0u8; len.saturating_sub(value.len())]);
     out.extend_from_slice(value);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use vscard_emulator::CardRng;
+
+    #[test]
+    fn pkcs8_with_a_known_public_key_is_the_usual_encoding() {
+        let mut rng = CardRng::from_u64(7);
+        for algorithm in [Algorithm::EccP256, Algorithm::EccP384] {
+            for _ in 0..3 {
+                let key = PrivateKey::generate(algorithm, &mut rng).unwrap();
+                let with = key.to_pkcs8_with(&key.public_key()).unwrap();
+                assert_eq!(*with, *key.to_pkcs8().unwrap(), "{algorithm:?}");
+                let back = PrivateKey::from_pkcs8(algorithm, &with).unwrap();
+                assert_eq!(back.public_key(), key.public_key());
+            }
+        }
+    }
 }

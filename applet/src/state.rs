@@ -128,8 +128,21 @@ impl PivState {
         key: impl Into<PrivateKey>,
         pin_policy: PinPolicy,
     ) -> Result<PublicKey, KeyError> {
-        let stored = StoredKey::new(key.into(), pin_policy, Origin::Imported)?;
-        let public = stored.key().public_key();
+        let key = key.into();
+        let public = key.public_key();
+        self.install_key_with_public(slot, key, public, pin_policy)
+    }
+
+    /// Installs `key`, whose public key `public` the caller derived from
+    /// it already (issuance certifies it), with an explicit PIN policy.
+    pub(crate) fn install_key_with_public(
+        &mut self,
+        slot: Slot,
+        key: PrivateKey,
+        public: PublicKey,
+        pin_policy: PinPolicy,
+    ) -> Result<PublicKey, KeyError> {
+        let stored = StoredKey::with_public(key, &public, pin_policy, Origin::Imported)?;
         self.keys.insert(slot, stored);
         Ok(public)
     }

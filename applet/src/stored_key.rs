@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 use vscard_emulator::hex_secret;
 use zeroize::Zeroizing;
 
-use crate::keys::{BackendKey, KeyError, PrivateKey};
+use crate::keys::{BackendKey, KeyError, PrivateKey, PublicKey};
 use crate::reference::{Algorithm, PinPolicy};
 
 /// How a key came to be in its slot (GET METADATA tag `03`).
@@ -67,8 +67,21 @@ impl Drop for StoredKeyRepr {
 impl StoredKey {
     /// A key with its policy and origin.
     pub fn new(key: PrivateKey, pin_policy: PinPolicy, origin: Origin) -> Result<Self, KeyError> {
+        let public = key.public_key();
+        StoredKey::with_public(key, &public, pin_policy, origin)
+    }
+
+    /// As [`StoredKey::new`], with the key's public key already derived
+    /// (the persisted form includes it; deriving it again would cost a
+    /// scalar multiplication per EC key).
+    pub(crate) fn with_public(
+        key: PrivateKey,
+        public: &PublicKey,
+        pin_policy: PinPolicy,
+        origin: Origin,
+    ) -> Result<Self, KeyError> {
         key.validate()?;
-        let pkcs8 = key.to_pkcs8()?;
+        let pkcs8 = key.to_pkcs8_with(public)?;
         Ok(StoredKey {
             key,
             backend: BackendKey::default(),

@@ -138,7 +138,13 @@ pub fn issue_applet<R: CryptoRng + ?Sized>(
     for slot in &issued {
         let target = piv_slot(slot.slot)?;
         applet
-            .install_key(target, slot.key.private_key.clone())
+            .state_mut()
+            .install_key_with_public(
+                target,
+                slot.key.private_key.clone(),
+                slot.key.public.clone(),
+                target.default_pin_policy(),
+            )
             .map_err(|e| invalid(e.to_string()))?;
         let der = slot
             .certificate
@@ -347,7 +353,13 @@ pub fn renew_applet<R: CryptoRng + ?Sized>(
                 KeyAlgorithm::of_public_key(previous.tbs_certificate().subject_public_key_info())?;
             let key = generate_key(algorithm, rng)?;
             applet
-                .install_key(target, key.private_key.clone())
+                .state_mut()
+                .install_key_with_public(
+                    target,
+                    key.private_key.clone(),
+                    key.public.clone(),
+                    target.default_pin_policy(),
+                )
                 .map_err(|e| invalid(e.to_string()))?;
             key.public_key
         } else {

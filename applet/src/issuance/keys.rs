@@ -16,6 +16,7 @@ use spki::SubjectPublicKeyInfoOwned;
 use zeroize::Zeroizing;
 
 use super::error::IssuanceError;
+use crate::keys::PublicKey;
 
 /// RSA encryption (PKCS #1), the algorithm of an RSA public key.
 const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
@@ -194,15 +195,7 @@ impl PrivateKey {
 
     /// The matching public key as a `SubjectPublicKeyInfo`.
     pub fn public_key_info(&self) -> Result<SubjectPublicKeyInfoOwned, IssuanceError> {
-        let encoded = match self {
-            PrivateKey::Rsa(key) => SubjectPublicKeyInfoOwned::from_key(&key.to_public_key()),
-            PrivateKey::P256(key) => SubjectPublicKeyInfoOwned::from_key(&key.public_key()),
-            PrivateKey::P384(key) => SubjectPublicKeyInfoOwned::from_key(&key.public_key()),
-        };
-        encoded.map_err(|error| IssuanceError::KeyEncoding {
-            algorithm: self.key_algorithm(),
-            reason: error.to_string(),
-        })
+        public_key_info_of(&self.public_key())
     }
 
     /// The key as PKCS #8 DER, in memory that is wiped on drop.
@@ -225,6 +218,23 @@ impl PrivateKey {
     }
 }
 
+/// `public` as a `SubjectPublicKeyInfo`.
+pub fn public_key_info_of(public: &PublicKey) -> Result<SubjectPublicKeyInfoOwned, IssuanceError> {
+    let encoded = match public {
+        PublicKey::Rsa(key) => SubjectPublicKeyInfoOwned::from_key(key),
+        PublicKey::P256(key) => SubjectPublicKeyInfoOwned::from_key(key),
+        PublicKey::P384(key) => SubjectPublicKeyInfoOwned::from_key(key),
+    };
+    encoded.map_err(|error| IssuanceError::KeyEncoding {
+        algorithm: match public {
+            PublicKey::Rsa(_) => KeyAlgorithm::Rsa2048,
+            PublicKey::P256(_) => KeyAlgorithm::P256,
+            PublicKey::P384(_) => KeyAlgorithm::P384,
+        },
+        reason: error.to_string(),
+    })
+}
+
 /// A freshly generated key pair.
 #[derive(Clone, Debug)]
 pub struct GeneratedKey {
@@ -232,6 +242,9 @@ pub struct GeneratedKey {
     pub private_key: PrivateKey,
     /// The public key, ready to be certified.
     pub public_key: SubjectPublicKeyInfoOwned,
+    /// The same public key, ready to be installed with the private key
+    /// (derived once: for an EC key that is a scalar multiplication).
+    pub public: PublicKey,
 }
 
 /// Generates a key pair of `algorithm` from `rng`.
@@ -248,10 +261,12 @@ pub fn generate_key<R: CryptoRng + ?Sized>(
             reason: error.to_string(),
         }
     })?;
-    let public_key = private_key.public_key_info()?;
+    let public = private_key.public_key();
+    let public_key = public_key_info_of(&public)?;
     Ok(GeneratedKey {
         private_key,
         public_key,
+        public,
     })
 }
 
