@@ -20,13 +20,33 @@ pub const PIN_MAX_LEN: usize = 16;
 /// one part of its applet's persistent state; a stored form that breaks
 /// the invariants of [`OwnerPin::new`] (too long, a try limit outside
 /// 1..=15, more tries left than the limit) is refused when it is loaded.
-#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, Deserialize, Zeroize, ZeroizeOnDrop)]
 #[serde(try_from = "StoredPin")]
 pub struct OwnerPin {
-    #[serde(with = "hex_secret")]
-    value: Vec<u8>,
+    // Inline, not on the heap: a try copies the record into the commit,
+    // and a copy without an allocation is what keeps a try cheap.
+    value: [u8; PIN_MAX_LEN],
+    len: u8,
     try_limit: u8,
     tries_left: u8,
+}
+
+/// The stored form: `{"value": "<hex>", "try_limit": n, "tries_left": n}`.
+impl Serialize for OwnerPin {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        struct Hex<'a>(&'a [u8]);
+        impl Serialize for Hex<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                hex_secret::serialize(self.0, serializer)
+            }
+        }
+        let mut record = serializer.serialize_struct("OwnerPin", 3)?;
+        record.serialize_field("value", &Hex(self.value()))?;
+        record.serialize_field("try_limit", &self.try_limit)?;
+        record.serialize_field("tries_left", &self.tries_left)?;
+        record.end()
+    }
 }
 
 /// The stored form of an [`OwnerPin`], checked before it becomes one.
@@ -89,11 +109,27 @@ impl OwnerPin {
         if try_limit == 0 || try_limit > 15 {
             return Err(PinError::TryLimit(try_limit));
         }
-        Ok(OwnerPin {
-            value: value.to_vec(),
+        let mut pin = OwnerPin {
+            value: [0; PIN_MAX_LEN],
+            len: 0,
             try_limit,
             tries_left: try_limit,
-        })
+        };
+        pin.set_value(value)?;
+        Ok(pin)
+    }
+
+    fn set_value(&mut self, value: &[u8]) -> Result<(), PinError> {
+        let Some(slot) = self.value.get_mut(..value.len()) else {
+            return Err(PinError::TooLong(value.len()));
+        };
+        slot.copy_from_slice(value);
+        self.len = value.len() as u8;
+        Ok(())
+    }
+
+    fn value(&self) -> &[u8] {
+        self.value.get(..usize::from(self.len)).unwrap_or_default()
     }
 
     /// Tries left before the PIN blocks.
@@ -141,13 +177,13 @@ impl OwnerPin {
     fn matches(&self, candidate: &[u8]) -> bool {
         let mut stored = Zeroizing::new([0u8; PIN_MAX_LEN]);
         let mut given = Zeroizing::new([0u8; PIN_MAX_LEN]);
-        for (slot, byte) in stored.iter_mut().zip(&self.value) {
+        for (slot, byte) in stored.iter_mut().zip(self.value()) {
             *slot = *byte;
         }
         for (slot, byte) in given.iter_mut().zip(candidate) {
             *slot = *byte;
         }
-        let same_len = (self.value.len() as u64).ct_eq(&(candidate.len() as u64));
+        let same_len = u64::from(self.len).ct_eq(&(candidate.len() as u64));
         bool::from(stored[..].ct_eq(&given[..]) & same_len)
     }
 
@@ -158,7 +194,7 @@ impl OwnerPin {
             return Err(PinError::TooLong(value.len()));
         }
         self.value.zeroize();
-        self.value = value.to_vec();
+        self.set_value(value)?;
         self.tries_left = self.try_limit;
         Ok(())
     }

@@ -195,10 +195,18 @@ impl AppletState {
     pub(crate) fn swap_in(&mut self, staged: &mut StagedParts) {
         for (name, value) in staged.iter_mut() {
             let new = value.take();
-            *value = match new {
-                Some(new) => self.parts.insert(Arc::clone(name), new),
-                None => self.parts.remove(name),
-            };
+            *value = self.exchange(name, new);
+        }
+    }
+
+    /// Sets part `name` to `new` (removes it for `None`) and returns what
+    /// was there. An existing part keeps its name: no reference count of
+    /// the name changes (each is an atomic operation on the commit path).
+    fn exchange(&mut self, name: &Arc<str>, new: Option<Part>) -> Option<Part> {
+        match (self.parts.get_mut(name.as_ref()), new) {
+            (Some(slot), Some(new)) => Some(std::mem::replace(slot, new)),
+            (None, Some(new)) => self.parts.insert(Arc::clone(name), new),
+            (_, None) => self.parts.remove(name.as_ref()),
         }
     }
 
@@ -207,10 +215,7 @@ impl AppletState {
     pub(crate) fn swap_back(&mut self, staged: &mut StagedParts) {
         for (name, value) in staged.iter_mut().rev() {
             let old = value.take();
-            *value = match old {
-                Some(old) => self.parts.insert(Arc::clone(name), old),
-                None => self.parts.remove(name),
-            };
+            *value = self.exchange(name, old);
         }
     }
 }
@@ -451,11 +456,12 @@ impl Store for MemoryStore {
             (Some(held), Some(new)) => {
                 let held = held.applet_mut(key);
                 for name in changes.parts() {
-                    match new.parts.get_key_value(name) {
-                        Some((name, part)) => {
+                    match (held.parts.get_mut(name), new.parts.get_key_value(name)) {
+                        (Some(slot), Some((_, part))) => *slot = part.clone(),
+                        (None, Some((name, part))) => {
                             held.parts.insert(Arc::clone(name), part.clone());
                         }
-                        None => {
+                        (_, None) => {
                             held.parts.remove(name);
                         }
                     }
