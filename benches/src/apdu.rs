@@ -112,12 +112,34 @@ fn matches(expect: u16, sw: u16) -> bool {
     }
 }
 
-/// Performs `op`; with `record`, pushes every APDU sent (chain parts and
-/// GET RESPONSEs) for [`replay`].
+/// The APDUs of an operation as sent (chain parts and GET RESPONSEs) and
+/// the card's answers, for [`replay`] to a card that answers the same.
+#[derive(Clone, Debug, Default)]
+pub struct Script {
+    /// The APDUs.
+    pub commands: Vec<Vec<u8>>,
+    /// The answers, one per APDU.
+    pub responses: Vec<Vec<u8>>,
+}
+
+impl Script {
+    /// The number of APDUs.
+    pub fn len(&self) -> usize {
+        self.commands.len()
+    }
+
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+}
+
+/// Performs `op`; with `record`, adds every APDU sent (chain parts and
+/// GET RESPONSEs) and its answer, for [`replay`].
 pub fn perform(
     transport: &mut impl Transport,
     op: &Operation,
-    mut record: Option<&mut Vec<Vec<u8>>>,
+    mut record: Option<&mut Script>,
 ) -> Result<Outcome, BenchError> {
     let unexpected = |sw| BenchError::Status {
         command: op.name.to_owned(),
@@ -130,7 +152,8 @@ pub fn perform(
         let response = transport.transmit(apdu)?;
         round_trips += 1;
         if let Some(record) = record.as_deref_mut() {
-            record.push(apdu.clone());
+            record.commands.push(apdu.clone());
+            record.responses.push(response.clone());
         }
         let (len, sw) = split(&response, op.name)?;
         if index + 1 < op.apdus.len() && sw != 0x9000 {
@@ -145,7 +168,8 @@ pub fn perform(
         let response = transport.transmit(&get_response)?;
         round_trips += 1;
         if let Some(record) = record.as_deref_mut() {
-            record.push(get_response);
+            record.commands.push(get_response);
+            record.responses.push(response.clone());
         }
         let (len, next) = split(&response, op.name)?;
         data.extend_from_slice(response.get(..len).unwrap_or_default());
@@ -161,10 +185,10 @@ pub fn perform(
     })
 }
 
-/// Sends recorded APDUs, ignoring the answers (the trivial card answers
-/// `9000` to all of them).
-pub fn replay(transport: &mut impl Transport, apdus: &[Vec<u8>]) -> Result<(), BenchError> {
-    for apdu in apdus {
+/// Sends a script's APDUs, ignoring the answers (the trivial card answers
+/// with the script's recorded answers).
+pub fn replay(transport: &mut impl Transport, script: &Script) -> Result<(), BenchError> {
+    for apdu in &script.commands {
         transport.transmit(apdu)?;
     }
     Ok(())

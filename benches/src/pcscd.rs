@@ -4,8 +4,9 @@
 //! client library), in the same run.
 //!
 //! For each operation the APDUs sent to the PIV card (chain parts and GET
-//! RESPONSEs included) are recorded once and replayed to the trivial card,
-//! so both sides make the same number of round trips. The two are
+//! RESPONSEs included) and its answers are recorded once; the APDUs are
+//! replayed to the trivial card, which answers with the recorded bytes, so
+//! both sides make the same round trips with the same bytes. The two are
 //! measured in turn, operation by operation, so drift hits both alike.
 //!
 //! Two passes. In the first (the rows with goals) the client, pcscd and
@@ -109,16 +110,18 @@ pub fn options() -> PcscdOptions {
 /// card's median and the number of APDUs.
 fn compare(
     ours: &mut PcscTransport<'_>,
-    trivial: &mut PcscTransport<'_>,
+    (trivial, trivial_card): (&mut PcscTransport<'_>, &TrivialCard),
     name: &str,
     ops: &[Operation],
     goal: Goal,
     budget: Duration,
 ) -> Result<(Row, Duration, usize), BenchError> {
-    let mut script = Vec::new();
+    let mut script = apdu::Script::default();
     for op in ops {
         apdu::perform(ours, op, Some(&mut script))?;
     }
+    // The same bytes back: the two cards differ only in their work.
+    trivial_card.answer_with(&script.responses);
     let (ours_sample, trivial_sample) = measure::run_pair(
         budget,
         5,
@@ -148,7 +151,7 @@ fn compare(
 struct Readers {
     pcscd: PrivatePcscd,
     bridge: Option<BridgeHandle>,
-    _trivial: TrivialCard,
+    trivial: TrivialCard,
 }
 
 impl Readers {
@@ -163,7 +166,7 @@ impl Readers {
         Ok(Readers {
             pcscd,
             bridge: Some(bridge),
-            _trivial: trivial,
+            trivial,
         })
     }
 }
@@ -231,7 +234,14 @@ fn pinned_pass(
             } else {
                 Goal::AtLeast(0.95)
             };
-            let (row, median, apdus) = compare(&mut ours, &mut trivial, name, ops, goal, budget)?;
+            let (row, median, apdus) = compare(
+                &mut ours,
+                (&mut trivial, &readers.trivial),
+                name,
+                ops,
+                goal,
+                budget,
+            )?;
             section.rows.push(row);
             round_trips
                 .by_operation
@@ -255,7 +265,7 @@ fn pinned_pass(
     let mut echo = PcscTransport::new(&echo_handle);
     let (row, _, _) = compare(
         &mut echo,
-        &mut trivial,
+        (&mut trivial, &readers.trivial),
         ECHO_NAME,
         &[echo_operation()],
         Goal::None,
@@ -295,7 +305,14 @@ fn unpinned_pass(
             continue;
         }
         let name = format!("unpinned: {}", op.name);
-        let (row, _, _) = compare(&mut ours, &mut trivial, &name, &[op], Goal::None, budget)?;
+        let (row, _, _) = compare(
+            &mut ours,
+            (&mut trivial, &readers.trivial),
+            &name,
+            &[op],
+            Goal::None,
+            budget,
+        )?;
         section.rows.push(row);
     }
     Ok(())

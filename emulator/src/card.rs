@@ -266,9 +266,10 @@ impl Card {
         if !self.is_powered() {
             return Err(CardError::NotPowered);
         }
-        let started = Instant::now();
         let describe =
             self.record || tracing::enabled!(target: "vscard::apdu", tracing::Level::DEBUG);
+        // The clock is read only when the duration goes somewhere.
+        let started = describe.then(Instant::now);
         let (response, channel, name) = self.exchange(command, describe);
         if self.env.torn {
             self.env.torn = false;
@@ -283,7 +284,7 @@ impl Card {
                 command: name,
                 status: response.status,
                 response_len: response.data.len(),
-                duration: started.elapsed(),
+                duration: started.map(|t| t.elapsed()).unwrap_or_default(),
             };
             tracing::debug!(
                 target: "vscard::apdu",
