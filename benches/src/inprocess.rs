@@ -35,6 +35,17 @@ pub fn commands() -> Vec<(Operation, bool)> {
     ]
 }
 
+/// Every row of tables 1 and 2: each command alone, then the login; by
+/// name, with whether it is crypto.
+pub fn operations() -> Vec<(String, Vec<Operation>, bool)> {
+    let mut operations: Vec<(String, Vec<Operation>, bool)> = commands()
+        .into_iter()
+        .map(|(op, crypto)| (op.name.to_owned(), vec![op], crypto))
+        .collect();
+    operations.push((LOGIN.to_owned(), apdu::login(), true));
+    operations
+}
+
 /// A card ready for every command: PIN verified (for 9A).
 pub fn ready_card(image: &CardImage) -> Result<Card, BenchError> {
     let mut card = fixture::card_from(image)?;
@@ -73,12 +84,7 @@ pub fn run(
         "vscard in-process / the same APDUs through pcscd (medians)",
     );
     let mut card = ready_card(image)?;
-    let mut operations: Vec<(String, Vec<Operation>, bool)> = commands()
-        .into_iter()
-        .map(|(op, crypto)| (op.name.to_owned(), vec![op], crypto))
-        .collect();
-    operations.push((LOGIN.to_owned(), apdu::login(), true));
-    for (name, ops, crypto) in &operations {
+    for (name, ops, crypto) in &operations() {
         let sample = time_ops(&mut card, ops, budget)?;
         let goal = if *crypto {
             Goal::None

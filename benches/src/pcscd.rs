@@ -171,6 +171,17 @@ impl Readers {
     }
 }
 
+/// The vscard card (slot 0), its PIN verified (signing in 9A needs it).
+fn connect_verified(pcscd: &PrivatePcscd) -> Result<vscard_vpcd::testing::pcsc::Card, BenchError> {
+    let card = pcscd.connect(0)?;
+    apdu::perform(
+        &mut PcscTransport::new(&card),
+        &apdu::verify("VERIFY", apdu::DEMO_PIN, 0x9000),
+        None,
+    )?;
+    Ok(card)
+}
+
 fn bridge_config(pcscd: &PrivatePcscd) -> BridgeConfig {
     BridgeConfig {
         mode: pcscd.bridge_mode(),
@@ -215,20 +226,9 @@ fn pinned_pass(
     let trivial_handle = readers.pcscd.connect(1)?;
     let mut trivial = PcscTransport::new(&trivial_handle);
     {
-        let ours_handle = readers.pcscd.connect(0)?;
+        let ours_handle = connect_verified(&readers.pcscd)?;
         let mut ours = PcscTransport::new(&ours_handle);
-        apdu::perform(
-            &mut ours,
-            &apdu::verify("VERIFY", apdu::DEMO_PIN, 0x9000),
-            None,
-        )?;
-        let login = apdu::login();
-        let mut operations: Vec<(String, Vec<Operation>, bool)> = inprocess::commands()
-            .into_iter()
-            .map(|(op, crypto)| (op.name.to_owned(), vec![op], crypto))
-            .collect();
-        operations.push((inprocess::LOGIN.to_owned(), login, true));
-        for (name, ops, crypto) in &operations {
+        for (name, ops, crypto) in &inprocess::operations() {
             let goal = if *crypto {
                 Goal::None
             } else {
@@ -293,13 +293,8 @@ fn unpinned_pass(
 ) -> Result<(), BenchError> {
     let trivial_handle = readers.pcscd.connect(1)?;
     let mut trivial = PcscTransport::new(&trivial_handle);
-    let ours_handle = readers.pcscd.connect(0)?;
+    let ours_handle = connect_verified(&readers.pcscd)?;
     let mut ours = PcscTransport::new(&ours_handle);
-    apdu::perform(
-        &mut ours,
-        &apdu::verify("VERIFY", apdu::DEMO_PIN, 0x9000),
-        None,
-    )?;
     for (op, crypto) in inprocess::commands() {
         if crypto {
             continue;
