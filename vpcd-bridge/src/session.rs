@@ -310,17 +310,18 @@ impl CardLink {
                 Ok((stream, peer))
             }
             Endpoint::Listen(addr) => {
-                let bound = match listener.take() {
+                // Borrowed, not taken, while accepting: when a removal
+                // cancels this future the listener stays bound, and vpcd
+                // never finds the port closed in between.
+                let bound = match listener {
                     Some(bound) => bound,
                     None => {
                         let bound = TcpListener::bind(addr).await?;
                         tracing::info!(target: TARGET, card = self.index, %addr, "waiting for vpcd to connect");
-                        bound
+                        listener.insert(bound)
                     }
                 };
-                let accepted = bound.accept().await;
-                *listener = Some(bound);
-                accepted
+                bound.accept().await
             }
         }
     }
