@@ -341,8 +341,10 @@ fn write_new_card(path: &Path, image: &CardImage) -> Result<Era, StoreError> {
 
 /// The image at `path` and what its journal adds.
 fn read_all(path: &Path) -> Result<Option<Loaded>, StoreError> {
+    // The image and the journal hold the card's secrets: their bytes are
+    // wiped once decoded.
     let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
+        Ok(bytes) => Zeroizing::new(bytes),
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(source) => {
             return Err(StoreError::Io {
@@ -435,7 +437,7 @@ fn replay_journal(path: &Path, era: Era, image: &mut CardImage) -> Result<usize,
         problem,
     };
     let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
+        Ok(bytes) => Zeroizing::new(bytes),
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
         Err(source) => {
             return Err(StoreError::Io {
@@ -531,7 +533,7 @@ fn checksum(image: &CardImage, era: Option<&str>) -> Result<String, StoreError> 
     Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
 }
 
-fn encode_image(image: &CardImage, era: Era) -> Result<Vec<u8>, StoreError> {
+fn encode_image(image: &CardImage, era: Era) -> Result<Zeroizing<Vec<u8>>, StoreError> {
     let era = era.to_hex();
     let file = ImageFileOut {
         format: IMAGE_FORMAT,
@@ -540,7 +542,7 @@ fn encode_image(image: &CardImage, era: Era) -> Result<Vec<u8>, StoreError> {
         era,
         applets: image,
     };
-    let mut bytes = serde_json::to_vec_pretty(&file)?;
+    let mut bytes = Zeroizing::new(serde_json::to_vec_pretty(&file)?);
     bytes.push(b'\n');
     Ok(bytes)
 }
@@ -939,7 +941,7 @@ mod tests {
 
     #[test]
     fn damaged_images_are_refused_with_the_problem_named() {
-        let good = encode_image(&sample(), Era([7; 16])).unwrap();
+        let good = encode_image(&sample(), Era([7; 16])).unwrap().to_vec();
 
         let err = damaged_with(&good[..good.len() / 2]);
         assert!(err.to_string().contains("truncated"), "{err}");
