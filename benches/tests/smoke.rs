@@ -27,18 +27,28 @@ fn in_process_rows_cover_every_command_and_the_login() {
         heap_per_card: vec![(1, 1024.0)],
     };
     let mut round_trips = pcscd::RoundTrips::default();
-    for (op, _) in inprocess::commands() {
+    for (op, crypto) in inprocess::commands() {
         round_trips
             .by_operation
             .insert(op.name.to_owned(), (Duration::from_micros(20), 1));
+        if !crypto {
+            round_trips
+                .unpinned
+                .insert(op.name.to_owned(), (Duration::from_micros(60), 1));
+        }
     }
     round_trips.by_operation.insert(
         inprocess::LOGIN.to_owned(),
         (Duration::from_micros(300), 16),
     );
     let section = inprocess::run(image(), TINY, Some(&round_trips), Some(&report)).unwrap();
-    // Each command, the login, one allocation row.
-    assert_eq!(section.rows.len(), inprocess::commands().len() + 2);
+    let non_crypto = inprocess::commands().iter().filter(|(_, c)| !c).count();
+    // Each command, the non-crypto ones again against the unpinned round
+    // trip, the login, one allocation row.
+    assert_eq!(
+        section.rows.len(),
+        inprocess::commands().len() + non_crypto + 2
+    );
     assert!(section.rows.iter().all(|row| row.ratio > 0.0));
 }
 
@@ -97,10 +107,12 @@ fn pcscd_rows_against_the_trivial_card() {
         round_trips.by_operation.len(),
         inprocess::commands().len() + 1
     );
+    assert_eq!(round_trips.unpinned.len(), non_crypto);
     assert!(
         round_trips
             .by_operation
             .values()
+            .chain(round_trips.unpinned.values())
             .all(|(t, n)| !t.is_zero() && *n > 0)
     );
 }
