@@ -63,7 +63,10 @@ impl Pinned {
         let previous = sched_getaffinity(this_thread).map_err(affinity)?;
         let cpu = (0..CpuSet::count())
             .find(|&cpu| previous.is_set(cpu).unwrap_or(false))
-            .ok_or_else(|| BenchError::Bridge("no CPU in this thread's affinity".to_owned()))?;
+            .ok_or_else(|| BenchError::Io {
+                what: "CPU affinity".to_owned(),
+                source: std::io::Error::other("no CPU in this thread's affinity"),
+            })?;
         let mut one = CpuSet::new();
         one.set(cpu).map_err(affinity)?;
         sched_setaffinity(this_thread, &one).map_err(affinity)?;

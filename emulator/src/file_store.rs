@@ -259,11 +259,9 @@ impl FileStore {
             path: journal_path.clone(),
             source,
         };
-        if self.journal.is_none() {
-            self.journal = Some(open_journal(&journal_path)?);
-        }
-        let Some(journal) = self.journal.as_mut() else {
-            return Ok(false);
+        let journal = match &mut self.journal {
+            Some(journal) => journal,
+            None => self.journal.insert(open_journal(&journal_path)?),
         };
         let offset = (self.next_slot * JOURNAL_SLOT_SIZE) as u64;
         let written = journal
