@@ -195,7 +195,7 @@ impl PrivateKey {
     }
 
     /// PKCS#8 DER, the persisted form.
-    pub(crate) fn to_pkcs8(&self) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    pub fn to_pkcs8(&self) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         let document = match self {
             PrivateKey::Rsa(key) => key.to_pkcs8_der(),
             PrivateKey::P256(key) => key.to_pkcs8_der(),
@@ -227,7 +227,7 @@ impl PrivateKey {
     }
 
     /// Decodes the persisted form.
-    pub(crate) fn from_pkcs8(algorithm: Algorithm, der: &[u8]) -> Result<PrivateKey, KeyError> {
+    pub fn from_pkcs8(algorithm: Algorithm, der: &[u8]) -> Result<PrivateKey, KeyError> {
         let key = match algorithm {
             Algorithm::Rsa2048 => RsaPrivateKey::from_pkcs8_der(der)
                 .map(PrivateKey::from)

@@ -61,8 +61,6 @@ mod stored_key;
 pub mod tlv;
 mod yubico;
 
-pub mod issuance;
-
 pub use applet::{APPLICATION_LABEL, PIV_AID, PivApplet};
 pub use atr::{PIV_AID_SHORT, piv_atr};
 pub use config::{ConfigError, DEFAULT_PIN, DEFAULT_PUK, PivConfig};

@@ -135,7 +135,7 @@ impl PivState {
 
     /// Installs `key`, whose public key `public` the caller derived from
     /// it already (issuance certifies it), with an explicit PIN policy.
-    pub(crate) fn install_key_with_public(
+    pub fn install_key_with_public(
         &mut self,
         slot: Slot,
         key: PrivateKey,

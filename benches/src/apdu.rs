@@ -8,7 +8,7 @@
 //! trivial responder card as the baseline.
 
 use vscard_emulator::Card;
-use vscard_vpcd::testing::pcsc;
+use vscard_testkit::pcsc;
 
 use crate::BenchError;
 
@@ -66,7 +66,7 @@ impl Transport for PcscTransport<'_> {
             .transmit(apdu, &mut self.buffer)
             .map(<[u8]>::to_vec)
             .map_err(|source| {
-                BenchError::Harness(vscard_vpcd::testing::HarnessError::Pcsc {
+                BenchError::Harness(vscard_testkit::HarnessError::Pcsc {
                     what: "SCardTransmit".to_owned(),
                     source,
                 })

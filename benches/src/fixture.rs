@@ -4,11 +4,11 @@
 
 use std::time::SystemTime;
 
-use vscard_applet::issuance::{
-    CardProfile, CertificateValidity, Pki, SecretString, SlotAlgorithms, issue_applet,
-};
 use vscard_applet::{PivApplet, piv_atr};
 use vscard_emulator::{Applet, AppletState, Card, CardImage, CardRng, MemoryStore, Store};
+use vscard_issuance::{
+    CardProfile, CertificateValidity, Pki, SecretString, SlotAlgorithms, issue_applet,
+};
 
 use crate::BenchError;
 

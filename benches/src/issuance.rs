@@ -5,8 +5,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vscard_applet::issuance::SlotAlgorithms;
 use vscard_emulator::CardImage;
+use vscard_issuance::SlotAlgorithms;
 
 use crate::measure::{self, Sample, human, ratio};
 use crate::report::{Goal, Row, Section};

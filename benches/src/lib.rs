@@ -66,7 +66,7 @@ pub enum BenchError {
     Openssl(String),
     /// The private pcscd harness failed.
     #[error("pcscd harness: {0}")]
-    Harness(#[from] vscard_vpcd::testing::HarnessError),
+    Harness(#[from] vscard_testkit::HarnessError),
     /// The bridge could not start.
     #[error("bridge: {0}")]
     Bridge(String),

@@ -133,7 +133,7 @@ fn main() -> ExitCode {
         }
     };
     if options.pcscd
-        && let Err(e) = vscard_vpcd::testing::rerun_process_in_namespace()
+        && let Err(e) = vscard_testkit::rerun_process_in_namespace()
     {
         eprintln!("vscard-bench: skipping the pcscd harness: {e}");
         options.pcscd = false;

@@ -27,7 +27,7 @@ use std::time::Duration;
 use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::unistd::Pid;
 use vscard_emulator::CardImage;
-use vscard_vpcd::testing::{PcscdOptions, PrivatePcscd, TrivialCard};
+use vscard_testkit::{PcscdOptions, PrivatePcscd, TrivialCard};
 use vscard_vpcd::{Bridge, BridgeConfig, BridgeHandle, VPCD_PORT};
 
 use crate::apdu::{self, Operation, PcscTransport};
@@ -179,7 +179,7 @@ impl Readers {
 }
 
 /// The vscard card (slot 0), its PIN verified (signing in 9A needs it).
-fn connect_verified(pcscd: &PrivatePcscd) -> Result<vscard_vpcd::testing::pcsc::Card, BenchError> {
+fn connect_verified(pcscd: &PrivatePcscd) -> Result<vscard_testkit::pcsc::Card, BenchError> {
     let card = pcscd.connect(0)?;
     apdu::perform(
         &mut PcscTransport::new(&card),
@@ -262,7 +262,7 @@ fn pinned_pass(
     }
     readers.pcscd.wait_for_no_card(0, Duration::from_secs(5))?;
     let echo_bridge = Bridge::start(
-        vec![vscard_vpcd::fixture::echo_card()?],
+        vec![vscard_testkit::echo::echo_card()?],
         bridge_config(&readers.pcscd),
     )
     .map_err(|e| BenchError::Bridge(e.to_string()))?;

@@ -10,7 +10,7 @@ use vscard_benches::{
     allocations, crypto, fixture, inprocess, issuance, pcscd, persistence, scale,
 };
 use vscard_emulator::CardImage;
-use vscard_vpcd::testing::PrivatePcscd;
+use vscard_testkit::PrivatePcscd;
 
 const TINY: Duration = Duration::from_millis(5);
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use vscard_conformance::cards::golden_card;
 use vscard_conformance::transcript::to_text;
-use vscard_vpcd::testing::{PcscdOptions, PrivatePcscd, rerun_process_in_namespace};
+use vscard_testkit::{PcscdOptions, PrivatePcscd, rerun_process_in_namespace};
 use vscard_vpcd::{Bridge, BridgeConfig};
 
 const COMMANDS: &[&[&str]] = &[

@@ -5,11 +5,11 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use vscard_applet::issuance::{
-    CardProfile, CertificateValidity, IssuanceError, Pki, RoleProfile, SecretString, issue_applet,
-};
 use vscard_applet::{PivApplet, piv_atr};
 use vscard_emulator::{Applet, AppletState, Card, CardError, CardRng};
+use vscard_issuance::{
+    CardProfile, CertificateValidity, IssuanceError, Pki, RoleProfile, SecretString, issue_applet,
+};
 
 use crate::facts::CardFacts;
 

@@ -7,13 +7,13 @@
 
 use std::time::{Duration, SystemTime};
 
-use vscard_applet::issuance::{CertificateValidity, Pki, renew_applet, summarize};
 use vscard_applet::{PIV_AID, PivApplet};
 use vscard_conformance::cards::{card_with, facts_for, issue, journey_profile};
 use vscard_conformance::facts::verify_pin;
 use vscard_conformance::scenarios::journey;
 use vscard_conformance::{InProcess, Scenario, Session, run_all, run_one};
 use vscard_emulator::Applet;
+use vscard_issuance::{CertificateValidity, Pki, renew_applet, summarize};
 
 const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use vscard_conformance::cards::{card_with, facts_for, journey_profile, journey_state};
 use vscard_conformance::report::{TransportReport, markdown};
 use vscard_conformance::{Pcsc, run_all, scenarios};
-use vscard_vpcd::testing::private_pcscd;
+use vscard_testkit::private_pcscd;
 use vscard_vpcd::{Bridge, BridgeConfig};
 
 #[test]

@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use vscard_vpcd::fixture::echo_card;
-use vscard_vpcd::testing::{
+use vscard_testkit::echo::echo_card;
+use vscard_testkit::{
     PcscdOptions, PrivatePcscd, TrivialCard, pcsc, rerun_process_in_namespace, transmit,
 };
 use vscard_vpcd::{Bridge, BridgeConfig, VPCD_PORT};

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use vscard_emulator::Card;
-use vscard_vpcd::fixture::echo_card;
+use vscard_testkit::echo::echo_card;
 use vscard_vpcd::{Backoff, Bridge, BridgeConfig, BridgeHandle, Mode};
 
 const WAIT: Duration = Duration::from_secs(5);

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use vscard_vpcd::fixture::echo_card;
-use vscard_vpcd::testing::{
+use vscard_testkit::echo::echo_card;
+use vscard_testkit::{
     PcscdOptions, PrivatePcscd, TrivialCard, private_pcscd, transmit, wait_until_listening,
 };
 use vscard_vpcd::{Bridge, BridgeConfig, BridgeHandle, Mode};
@@ -178,7 +178,7 @@ fn throughput_against_a_trivial_card() {
     let ours = pcscd.connect(0).unwrap();
     let trivial = pcscd.connect(1).unwrap();
     let count = 3000;
-    let rate = |card: &pcsc::Card, apdu: &[u8], answer: &[u8]| {
+    let rate = |card: &vscard_testkit::pcsc::Card, apdu: &[u8], answer: &[u8]| {
         let started = Instant::now();
         for _ in 0..count {
             assert_eq!(transmit(card, apdu).unwrap(), answer);

@@ -84,7 +84,7 @@ fn run(args: &Args) -> Result<bool, String> {
     if args.transports.contains(&Kind::PrivatePcscd) {
         // Re-runs this whole program inside private namespaces (never
         // returns outside them).
-        vscard_vpcd::testing::rerun_process_in_namespace().map_err(|e| e.to_string())?;
+        vscard_testkit::rerun_process_in_namespace().map_err(|e| e.to_string())?;
     }
     let mut reports = Vec::new();
     for kind in &args.transports {
@@ -116,7 +116,7 @@ fn run_transport(kind: Kind, args: &Args) -> Result<TransportReport, String> {
             )
         }
         Kind::PrivatePcscd => {
-            let pcscd = vscard_vpcd::testing::PrivatePcscd::start_here(Default::default())
+            let pcscd = vscard_testkit::PrivatePcscd::start_here(Default::default())
                 .map_err(|e| e.to_string())?;
             let card = card_with(journey_state()?).map_err(|e| e.to_string())?;
             let config = vscard_vpcd::BridgeConfig {

@@ -21,10 +21,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
-use vscard_applet::issuance::{CardProfile, CertificateValidity, Pki, SecretString, issue_applet};
 use vscard_applet::{PivApplet, piv_atr};
 use vscard_emulator::{Applet, AppletState, Card};
-use vscard_vpcd::testing::{PcscdOptions, PrivatePcscd};
+use vscard_issuance::{CardProfile, CertificateValidity, Pki, SecretString, issue_applet};
+use vscard_testkit::{PcscdOptions, PrivatePcscd};
 use vscard_vpcd::{Bridge, BridgeConfig, BridgeHandle};
 
 /// The demo profile's secrets and identity (`CardProfile::demo`).
@@ -174,7 +174,7 @@ pub struct Served {
 /// Serves the issued card to a private pcscd; `None`: the test ran in its
 /// own namespaces already (or was skipped), return at once.
 pub fn serve() -> Option<Served> {
-    serve_named(vscard_vpcd::testing::DEFAULT_READER_NAME)
+    serve_named(vscard_testkit::DEFAULT_READER_NAME)
 }
 
 /// As [`serve`], with the vpcd reader named `reader_name`.

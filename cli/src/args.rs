@@ -1,0 +1,165 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A virtual PIV smartcard for pcscd and every PC/SC client.
+#[derive(Debug, Parser)]
+#[command(name = "vscard", version)]
+pub struct Cli {
+    /// The state directory: the test PKIs and the demo card (default:
+    /// $VSCARD_HOME, else $XDG_DATA_HOME/vscard, else
+    /// ~/.local/share/vscard).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Put cards into pcscd's virtual readers (vsmartcard vpcd) until
+    /// SIGINT or SIGTERM.
+    Serve(ServeArgs),
+    /// Insert, remove or show the cards of a running `vscard serve`.
+    Ctl(CtlArgs),
+    /// Issue a card image: keys and certificates from the environment's
+    /// test PKI (flags override the profile, or the demo profile).
+    Issue(IssueArgs),
+    /// Show a card image: holder, roles, certificates, PIN tries (never a
+    /// secret).
+    Inspect(InspectArgs),
+    /// Write the Root and Sub CA certificates of an environment's test PKI
+    /// (root.pem, sub.pem) for relying parties.
+    ExportCa(ExportCaArgs),
+    /// Renew a card's certificates for two more years from now, keeping
+    /// its PIN state.
+    Renew(RenewArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Card images to serve, one reader slot each; none: the default
+    /// demo card (cards/demo.json in the state directory, issued on first
+    /// use).
+    #[arg(value_name = "CARD.json")]
+    pub cards: Vec<PathBuf>,
+    /// Connect to vpcd at HOST:PORT (card i to PORT + i).
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:35963",
+        conflicts_with = "listen"
+    )]
+    pub vpcd: String,
+    /// Reverse mode: wait for vpcd to connect to ADDR:PORT, or to PORT on
+    /// 127.0.0.1 (card i on PORT + i).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Print one line per APDU (command name and status word; never PINs
+    /// or keys).
+    #[arg(long)]
+    pub trace: bool,
+    /// Serve a control socket at PATH (`vscard ctl PATH ...`).
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// The control socket of a running `vscard serve --control PATH`.
+    pub path: PathBuf,
+    /// What to do.
+    pub action: Action,
+    /// Which card (default: all).
+    #[arg(long)]
+    pub card: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Action {
+    /// Pull the card out of the reader.
+    Remove,
+    /// Put the card back.
+    Insert,
+    /// Show each card's state.
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// Where to write the card image.
+    #[arg(long, value_name = "CARD.json")]
+    pub out: PathBuf,
+    /// A card profile in TOML (JSON when the name ends in .json); default:
+    /// the demo profile (Sample Specimen, 000123456789, PIN 123456, unlock
+    /// code 654321).
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// The holder's name.
+    #[arg(long, value_name = "N")]
+    pub name: Option<String>,
+    /// The 12-digit unique user ID.
+    #[arg(long, value_name = "12DIGITS")]
+    pub uuid: Option<String>,
+    /// The PIN (6 to 8 digits by default).
+    #[arg(long, value_name = "P")]
+    pub pin: Option<String>,
+    /// The unlock code, the PIV PUK (6 to 8 digits).
+    #[arg(long, value_name = "C")]
+    pub unlock_code: Option<String>,
+    /// A role profile, CODE:NAME:BUSINESS_FUNCTIONS:ODS, e.g.
+    /// "R8000:Clinical Practitioner Access Role:B0264:RX1"; repeat for
+    /// several (they replace the profile's roles).
+    #[arg(long, value_name = "ROLE")]
+    pub role: Vec<String>,
+    /// The environment: sandbox, integration or a custom name.
+    #[arg(long, value_name = "ENV")]
+    pub environment: Option<String>,
+    /// A seed that makes the keys (and serials) reproducible; whoever
+    /// knows it can recreate the private keys.
+    #[arg(long, value_name = "S")]
+    pub seed: Option<String>,
+    /// Start of the certificates' validity, RFC 3339 (default: now).
+    #[arg(long, value_name = "T")]
+    pub not_before: Option<String>,
+    /// End of the certificates' validity, RFC 3339 (default: the profile's
+    /// validity, 2 years, after the start).
+    #[arg(long, value_name = "T")]
+    pub not_after: Option<String>,
+    /// Replace an existing card image (a card being served is never
+    /// replaced).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The card image.
+    #[arg(value_name = "CARD.json")]
+    pub card: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportCaArgs {
+    /// The environment (created on first use).
+    #[arg(long, value_name = "ENV", default_value = "sandbox")]
+    pub environment: String,
+    /// The folder to write root.pem and sub.pem into.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    /// The card image.
+    #[arg(value_name = "CARD.json")]
+    pub card: PathBuf,
+    /// Generate new keys (same algorithms) as well.
+    #[arg(long)]
+    pub new_keys: bool,
+}

@@ -1,0 +1,127 @@
+//! `vscard issue`, `inspect`, `export-ca` and `renew`.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use vscard_emulator::CardRng;
+use vscard_issuance::cards::{CardFileError, issue_card_file, read_applet, renew_card_file};
+use vscard_issuance::{
+    CertificateValidity, Environment, Pki, SecretString, default_state_dir, summarize,
+};
+
+use crate::args::{ExportCaArgs, InspectArgs, IssueArgs, RenewArgs};
+use crate::issue_request::{IssueRequest, terminal_progress};
+
+/// Years a renewal adds, from now (NHS smartcard certificates are renewed
+/// every two years).
+const RENEWAL_YEARS: u32 = 2;
+
+/// `--state-dir`, else the environment's default.
+pub fn state_dir(flag: Option<PathBuf>) -> Result<PathBuf, CardFileError> {
+    match flag {
+        Some(path) => Ok(path),
+        None => Ok(default_state_dir()?),
+    }
+}
+
+fn system_rng() -> Result<CardRng, CardFileError> {
+    CardRng::from_os().map_err(|e| CardFileError::Rng(e.to_string()))
+}
+
+pub fn issue(args: IssueArgs, state_dir: &Path) -> Result<(), CardFileError> {
+    let request = IssueRequest {
+        profile: args.profile,
+        name: args.name,
+        uuid: args.uuid,
+        pin: args.pin.map(SecretString::new),
+        unlock_code: args.unlock_code.map(SecretString::new),
+        roles: args.role,
+        environment: args.environment,
+        seed: args.seed.map(SecretString::new),
+        not_before: args.not_before,
+        not_after: args.not_after,
+    };
+    let profile = request.profile()?;
+    let validity = request.validity(&profile, SystemTime::now())?;
+    let summary = issue_card_file(
+        &args.out,
+        &profile,
+        validity,
+        state_dir,
+        args.force,
+        terminal_progress(),
+    )?;
+    print_out(&format!(
+        "issued {}: {}, user {}, environment {}\n",
+        args.out.display(),
+        summary.holder,
+        summary.uuid,
+        summary.environment
+    ))
+}
+
+pub fn inspect(args: InspectArgs) -> Result<(), CardFileError> {
+    let applet = read_applet(&args.card)?;
+    let summary = summarize(applet.state())?;
+    let mut text = if args.json {
+        serde_json::to_string_pretty(&summary).map_err(|e| CardFileError::Io {
+            path: args.card.clone(),
+            source: e.into(),
+        })?
+    } else {
+        summary.to_string()
+    };
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    print_out(&text)
+}
+
+pub fn export_ca(args: ExportCaArgs, state_dir: &Path) -> Result<(), CardFileError> {
+    let environment = Environment::parse(&args.environment)?;
+    let pki = Pki::open_or_create(state_dir, &environment, &mut system_rng()?)?;
+    let paths = pki.export(&args.out)?;
+    print_out(
+        &paths
+            .iter()
+            .map(|path| format!("{}\n", path.display()))
+            .collect::<String>(),
+    )
+}
+
+pub fn renew(args: RenewArgs, state_dir: &Path) -> Result<(), CardFileError> {
+    let validity = CertificateValidity::years_from(SystemTime::now(), RENEWAL_YEARS)?;
+    let summary = renew_card_file(
+        &args.card,
+        state_dir,
+        validity,
+        args.new_keys,
+        &mut system_rng()?,
+    )?;
+    let until = summary
+        .slots
+        .iter()
+        .filter_map(|slot| slot.certificate.as_ref())
+        .map(|certificate| certificate.not_after.as_str())
+        .max()
+        .unwrap_or("-");
+    let keys = if args.new_keys { " and keys" } else { "" };
+    print_out(&format!(
+        "renewed the certificates{keys} of {}: valid until {until}; PIN tries left {}\n",
+        args.card.display(),
+        summary.pin.tries_left
+    ))
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+fn print_out(text: &str) -> Result<(), CardFileError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(CardFileError::Io {
+            path: PathBuf::from("<stdout>"),
+            source: error,
+        }),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,119 @@
+//! `vscard issue`'s request: a card profile (a file, or the demo profile)
+//! with the command line's overrides, and its key-generation progress.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use vscard_issuance::cards::{CardFileError, read_profile};
+use vscard_issuance::{
+    CardProfile, CertificateValidity, Environment, KeyAlgorithm, RoleProfile, SecretString, Slot,
+};
+
+/// What `vscard issue` was asked for: a profile, and flags that override
+/// its fields. `None` (or no roles) keeps the profile's value.
+#[derive(Clone, Debug, Default)]
+pub struct IssueRequest {
+    /// A profile in TOML, or JSON when the name ends in `.json`; none: the
+    /// demo profile ([`CardProfile::demo`]).
+    pub profile: Option<PathBuf>,
+    /// The holder's name.
+    pub name: Option<String>,
+    /// The 12-digit user ID.
+    pub uuid: Option<String>,
+    /// The PIN.
+    pub pin: Option<SecretString>,
+    /// The unlock code (PUK).
+    pub unlock_code: Option<SecretString>,
+    /// Role profiles as `CODE:NAME:B1,B2:ODS`; any replaces the profile's.
+    pub roles: Vec<String>,
+    /// The environment.
+    pub environment: Option<String>,
+    /// A seed for reproducible keys.
+    pub seed: Option<SecretString>,
+    /// Start of the certificates' validity, RFC 3339 (default: now).
+    pub not_before: Option<String>,
+    /// End of the certificates' validity, RFC 3339 (default: the profile's
+    /// years after the start).
+    pub not_after: Option<String>,
+}
+
+impl IssueRequest {
+    /// The profile with the overrides applied, validated: errors name the
+    /// field and the rule.
+    pub fn profile(&self) -> Result<CardProfile, CardFileError> {
+        let mut profile = match &self.profile {
+            Some(path) => read_profile(path)?,
+            None => CardProfile::demo(),
+        };
+        if let Some(name) = &self.name {
+            profile.name.clone_from(name);
+        }
+        if let Some(uuid) = &self.uuid {
+            profile.uuid.clone_from(uuid);
+        }
+        if let Some(pin) = &self.pin {
+            profile.pin = pin.clone();
+        }
+        if let Some(code) = &self.unlock_code {
+            profile.unlock_code = code.clone();
+        }
+        if !self.roles.is_empty() {
+            profile.roles = self
+                .roles
+                .iter()
+                .map(|role| RoleProfile::parse_flag(role))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(environment) = &self.environment {
+            profile.environment = Environment::parse(environment)?;
+        }
+        if let Some(seed) = &self.seed {
+            profile.seed = Some(seed.clone());
+        }
+        profile.validate()?;
+        Ok(profile)
+    }
+
+    /// The certificates' validity: `--not-before` (default `now`) to
+    /// `--not-after` (default the profile's years later).
+    pub fn validity(
+        &self,
+        profile: &CardProfile,
+        now: SystemTime,
+    ) -> Result<CertificateValidity, CardFileError> {
+        let not_before = match &self.not_before {
+            Some(text) => parse_time("--not-before", text)?,
+            None => now,
+        };
+        Ok(match &self.not_after {
+            Some(text) => CertificateValidity::new(not_before, parse_time("--not-after", text)?)?,
+            None => CertificateValidity::for_profile(profile, not_before)?,
+        })
+    }
+}
+
+/// An RFC 3339 time (`2024-01-01T00:00:00Z`, offsets and fractions
+/// allowed).
+pub fn parse_time(option: &'static str, text: &str) -> Result<SystemTime, CardFileError> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map(SystemTime::from)
+        .map_err(|error| CardFileError::BadValue {
+            option,
+            reason: format!("{error} in {text:?}; expected RFC 3339, e.g. 2024-01-01T00:00:00Z"),
+        })
+}
+
+/// A key-generation progress reporter for [`issue_card_file`]: one line
+/// per key on stderr when stderr is a terminal (RSA keys take seconds),
+/// silent otherwise.
+pub fn terminal_progress() -> impl FnMut(Slot, KeyAlgorithm) {
+    let show = std::io::stderr().is_terminal();
+    move |slot, algorithm| {
+        if show {
+            eprintln!("generating the {algorithm} key for slot {slot}...");
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! `vscard`: issue, inspect and renew virtual PIV cards, serve them to
+//! pcscd, and control them.
+
+#![forbid(unsafe_code)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use vscard_issuance::cards::{CardFileError, EXIT_BAD_INPUT, EXIT_FAILURE};
+use vscard_vpcd::Mode;
+use vscard_vpcd::control::{self, ControlCommand};
+
+mod args;
+mod card_commands;
+mod issue_request;
+mod serve;
+mod source;
+
+use serve::{ServeOptions, serve};
+use source::PivCardSource;
+
+use args::{Action, Cli, Command, CtlArgs, ServeArgs};
+
+fn main() -> ExitCode {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(&error),
+    };
+    let state_dir = cli.state_dir;
+    let result = match cli.command {
+        Command::Serve(args) => run_serve(args, state_dir),
+        Command::Ctl(args) => run_ctl(args),
+        Command::Issue(args) => with_state_dir(state_dir, |dir| card_commands::issue(args, dir)),
+        Command::Inspect(args) => card_commands::inspect(args).map_err(anyhow::Error::from),
+        Command::ExportCa(args) => {
+            with_state_dir(state_dir, |dir| card_commands::export_ca(args, dir))
+        }
+        Command::Renew(args) => with_state_dir(state_dir, |dir| card_commands::renew(args, dir)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("vscard: {}", one_line(&error));
+            ExitCode::from(exit_code(&error))
+        }
+    }
+}
+
+/// The error and its causes on one line, joined by ": ", each cause left
+/// out when the message before it already says it (typed errors embed
+/// their source in their own message).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Help and version go to stdout with success; a bad command line is one
+/// line on stderr and exit code 2.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = error.print();
+        return if error.use_stderr() {
+            ExitCode::from(EXIT_BAD_INPUT)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    // clap's message up to its usage lines, on one line.
+    let rendered = error.render().to_string();
+    let message = rendered
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:"))
+        .flat_map(str::split_whitespace)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    eprintln!("vscard: {message} (see vscard --help)");
+    ExitCode::from(EXIT_BAD_INPUT)
+}
+
+/// 2 for bad input (found anywhere in the error's chain), else 1.
+fn exit_code(error: &anyhow::Error) -> u8 {
+    error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<CardFileError>())
+        .map_or(EXIT_FAILURE, CardFileError::exit_code)
+}
+
+fn with_state_dir(
+    flag: Option<PathBuf>,
+    run: impl FnOnce(&std::path::Path) -> Result<(), CardFileError>,
+) -> anyhow::Result<()> {
+    let dir = card_commands::state_dir(flag)?;
+    Ok(run(&dir)?)
+}
+
+fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let mode = match &args.listen {
+        Some(listen) => Mode::Reverse {
+            listen: parse_listen(listen)?,
+        },
+        None => parse_vpcd(&args.vpcd)?,
+    };
+    let source = PivCardSource { state_dir };
+    let options = ServeOptions {
+        paths: args.cards,
+        mode,
+        trace: args.trace,
+        control: args.control,
+    };
+    serve(options, &source)
+}
+
+fn run_ctl(args: CtlArgs) -> anyhow::Result<()> {
+    let command = match args.action {
+        Action::Remove => ControlCommand::Remove(args.card),
+        Action::Insert => ControlCommand::Insert(args.card),
+        Action::Status => ControlCommand::Status,
+    };
+    let answer = control::request(&args.path, command)
+        .map_err(|e| anyhow::anyhow!("cannot reach {}: {e}", args.path.display()))?;
+    print!("{answer}");
+    anyhow::ensure!(!answer.contains("error:"), "the command failed");
+    Ok(())
+}
+
+/// A bad `--vpcd` or `--listen` value (exit code 2).
+fn bad_address(option: &'static str, reason: String) -> CardFileError {
+    CardFileError::BadValue { option, reason }
+}
+
+/// `HOST:PORT` (the host may be a name; `[v6]:port` for IPv6).
+fn parse_vpcd(text: &str) -> Result<Mode, CardFileError> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| bad_address("--vpcd", format!("wants HOST:PORT, got {text:?}")))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| bad_address("--vpcd", format!("bad port in {text:?}")))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad_address("--vpcd", format!("no host in {text:?}")));
+    }
+    Ok(Mode::Client {
+        host: host.to_owned(),
+        port,
+    })
+}
+
+/// `ADDR:PORT`, or `PORT` alone for loopback (never all interfaces unless
+/// asked).
+fn parse_listen(text: &str) -> Result<SocketAddr, CardFileError> {
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    text.parse()
+        .map_err(|_| bad_address("--listen", format!("wants ADDR:PORT or PORT, got {text:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vscard_vpcd::VPCD_PORT;
+
+    #[test]
+    fn addresses_parse() {
+        assert_eq!(
+            parse_vpcd("127.0.0.1:35963").unwrap(),
+            Mode::Client {
+                host: "127.0.0.1".into(),
+                port: VPCD_PORT
+            }
+        );
+        assert_eq!(
+            parse_vpcd("[::1]:1").unwrap(),
+            Mode::Client {
+                host: "::1".into(),
+                port: 1
+            }
+        );
+        assert!(parse_vpcd("nohost").is_err());
+        assert_eq!(parse_listen("4000").unwrap().to_string(), "127.0.0.1:4000");
+        assert_eq!(
+            parse_listen("0.0.0.0:4000").unwrap().to_string(),
+            "0.0.0.0:4000"
+        );
+        assert!(parse_listen("x:1").is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! `vscard serve`: cards from a [`CardSource`] on the bridge until SIGINT
+//! or SIGTERM.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use anyhow::Context as _;
+use tokio::signal::unix::{SignalKind, signal};
+use vscard_emulator::Exchange;
+
+use crate::source::CardSource;
+use vscard_vpcd::control::ControlServer;
+use vscard_vpcd::{Backoff, Bridge, BridgeConfig, Location, Mode, Observer, trace_line};
+
+/// What `vscard serve` was asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct ServeOptions {
+    /// The `CARD.json` arguments.
+    pub paths: Vec<PathBuf>,
+    /// Client or reverse mode.
+    pub mode: Mode,
+    /// Print one line per APDU.
+    pub trace: bool,
+    /// Where to serve the control socket.
+    pub control: Option<PathBuf>,
+}
+
+/// Runs `vscard serve` until SIGINT or SIGTERM; returns `Ok` after a clean
+/// stop (every connection closed, every card powered off).
+pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<()> {
+    let served = source.open(&options.paths)?;
+    anyhow::ensure!(!served.is_empty(), "no card to serve");
+    let observer = Arc::new(Printer {
+        cards: served
+            .iter()
+            .map(|s| CardNote {
+                name: s.name.clone(),
+                hint: s.hint.clone(),
+                shown: false,
+            })
+            .collect::<Vec<_>>()
+            .into(),
+        several: served.len() > 1,
+    });
+    let mut cards = Vec::new();
+    for card in served {
+        for notice in &card.notices {
+            println!("{notice}");
+        }
+        cards.push(card.card);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    // Handlers first, so a signal arriving while cards start is not lost.
+    let (mut terminate, mut interrupt) = {
+        let _context = runtime.enter();
+        (
+            signal(SignalKind::terminate()).context("cannot catch SIGTERM")?,
+            signal(SignalKind::interrupt()).context("cannot catch SIGINT")?,
+        )
+    };
+    let config = BridgeConfig {
+        mode: options.mode.clone(),
+        trace: options.trace,
+        backoff: Backoff::default(),
+        observer: Some(observer as Arc<dyn Observer>),
+    };
+    match &config.mode {
+        Mode::Client { host, port } => {
+            println!("connecting to vpcd at {host}:{port} (pcscd with the vsmartcard vpcd driver)")
+        }
+        Mode::Reverse { listen } => println!("waiting for vpcd to connect to {listen}"),
+    }
+    // The card threads own their runtimes; they are started and joined
+    // outside this one.
+    let bridge = Arc::new(Bridge::start(cards, config)?);
+    let control = match &options.control {
+        Some(path) => {
+            let _context = runtime.enter();
+            let server = ControlServer::bind(path, Arc::clone(&bridge))
+                .with_context(|| format!("cannot serve the control socket {}", path.display()))?;
+            println!(
+                "control socket: {} (vscard ctl {} status)",
+                path.display(),
+                path.display()
+            );
+            Some(server)
+        }
+        None => None,
+    };
+    runtime.block_on(async {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    });
+    drop(control);
+    drop(runtime);
+    drop(bridge.stop());
+    println!("stopped");
+    Ok(())
+}
+
+/// What the printer remembers about a card.
+struct CardNote {
+    name: String,
+    hint: Option<String>,
+    shown: bool,
+}
+
+/// Prints connections and (with `--trace`) exchanges to stdout.
+struct Printer {
+    cards: Mutex<Vec<CardNote>>,
+    several: bool,
+}
+
+impl Printer {
+    fn prefix(&self, card: usize) -> String {
+        if self.several {
+            format!("[card {card}] ")
+        } else {
+            String::new()
+        }
+    }
+}
+
+impl Observer for Printer {
+    fn serving(&self, card: usize, location: &Location) {
+        let mut cards = self.cards.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = std::io::stdout().lock();
+        if let Some(note) = cards.get_mut(card) {
+            if note.shown {
+                let _ = writeln!(out, "{} is back in {location}", note.name);
+            } else {
+                note.shown = true;
+                let _ = writeln!(out, "{} is in {location}", note.name);
+                if let Some(hint) = &note.hint {
+                    let _ = writeln!(out, "try: {hint}");
+                }
+            }
+        }
+    }
+
+    fn disconnected(&self, card: usize, reason: &str) {
+        let cards = self.cards.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(note) = cards.get(card) {
+            // Card threads call this: a closed stdout (`| head`) must not
+            // panic them, so write errors are ignored.
+            let _ = writeln!(std::io::stdout(), "{} left the reader: {reason}", note.name);
+        }
+    }
+
+    fn exchange(&self, card: usize, exchange: &Exchange) {
+        let line = format!("{}{}", self.prefix(card), trace_line(exchange));
+        let _ = writeln!(std::io::stdout(), "{line}");
+    }
+}

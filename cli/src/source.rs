@@ -1,0 +1,129 @@
+//! Where `vscard serve` gets its cards: the [`CardSource`] hook.
+//!
+//! The bridge is generic over any [`Card`]; what a card *is* (the PIV
+//! applet, its image file, the default demo card issued on first use) is
+//! decided by a [`CardSource`]. The product source is [`PivCardSource`].
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use vscard_emulator::Card;
+use vscard_issuance::{CardProfile, CertificateValidity, default_state_dir};
+
+use vscard_issuance::cards::{CardFileError, issue_card_file, open_card};
+
+use crate::issue_request::terminal_progress;
+
+/// A card ready to serve, with what to tell the person who started it.
+#[derive(Debug)]
+pub struct ServedCard {
+    /// The card.
+    pub card: Card,
+    /// A short name for messages ("demo card 000123456789").
+    pub name: String,
+    /// Lines printed when serving starts (for example "issued the default
+    /// demo card: PIN 123456, unlock code 654321").
+    pub notices: Vec<String>,
+    /// A command to try once the card is in the reader, printed after its
+    /// location (for example `pkcs11-tool -L`).
+    pub hint: Option<String>,
+}
+
+/// Builds the cards `vscard serve` serves.
+pub trait CardSource {
+    /// Opens the cards named by the `CARD.json` arguments, in order; with
+    /// no argument, the default card.
+    fn open(&self, paths: &[PathBuf]) -> anyhow::Result<Vec<ServedCard>>;
+}
+
+/// The product's cards: PIV card images, and the default demo card.
+///
+/// Each image is served through the emulator's `FileStore`, so its state
+/// (PIN counters above all) persists across restarts and crashes, and its
+/// lock refuses a second server of the same image.
+#[derive(Clone, Debug, Default)]
+pub struct PivCardSource {
+    /// The state directory (the demo card, the test PKI); `None`:
+    /// `$VSCARD_HOME`, else the XDG data directory.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The demo card's image, under the state directory.
+pub const DEMO_CARD_FILE: &str = "cards/demo.json";
+
+/// What `vscard serve` suggests trying once a PIV card is in the reader.
+pub const PIV_HINT: &str = "pkcs11-tool -L   or   yubico-piv-tool -r 'Virtual PCD' -a status";
+
+impl PivCardSource {
+    /// The state directory in use.
+    pub fn state_dir(&self) -> Result<PathBuf, CardFileError> {
+        match &self.state_dir {
+            Some(path) => Ok(path.clone()),
+            None => Ok(default_state_dir()?),
+        }
+    }
+
+    /// The demo card, issued into `<state dir>/cards/demo.json` on first
+    /// use (PIN 123456, unlock code 654321, user 000123456789).
+    fn demo_card(&self) -> Result<ServedCard, CardFileError> {
+        let state_dir = self.state_dir()?;
+        let path = state_dir.join(DEMO_CARD_FILE);
+        let mut notices = Vec::new();
+        if !path.try_exists().unwrap_or(true) {
+            let profile = CardProfile::demo();
+            let validity = CertificateValidity::for_profile(&profile, SystemTime::now())?;
+            match issue_card_file(
+                &path,
+                &profile,
+                validity,
+                &state_dir,
+                false,
+                terminal_progress(),
+            ) {
+                Ok(_) => notices.push(format!(
+                    "issued the default demo card {}: {}, user {}, PIN {}, unlock code {}",
+                    path.display(),
+                    profile.name,
+                    profile.uuid,
+                    profile.pin.expose(),
+                    profile.unlock_code.expose(),
+                )),
+                // Another `vscard serve` issued it first: serve theirs.
+                Err(CardFileError::Exists { .. }) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        let mut card = serve_file(&path, notices)?;
+        card.name = format!("demo {}", card.name);
+        Ok(card)
+    }
+}
+
+impl CardSource for PivCardSource {
+    fn open(&self, paths: &[PathBuf]) -> anyhow::Result<Vec<ServedCard>> {
+        if paths.is_empty() {
+            return Ok(vec![self.demo_card()?]);
+        }
+        paths
+            .iter()
+            .map(|path| Ok(serve_file(path, Vec::new())?))
+            .collect()
+    }
+}
+
+/// The card image at `path`, locked and ready to serve.
+fn serve_file(path: &Path, notices: Vec<String>) -> Result<ServedCard, CardFileError> {
+    let (card, summary) = open_card(path)?;
+    let name = match summary {
+        Some(summary) if !summary.uuid.is_empty() => {
+            format!("card {} ({})", summary.uuid, summary.holder)
+        }
+        _ => format!("card {}", path.display()),
+    };
+    Ok(ServedCard {
+        card,
+        name,
+        notices,
+        hint: Some(PIV_HINT.to_owned()),
+    })
+}

@@ -1,0 +1,110 @@
+//! The `vscard` binary: serve into a private pcscd, trace, control socket,
+//! clean stop on SIGTERM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{Serve, issue, p256_profile};
+use vscard_testkit::{private_pcscd, transmit};
+
+const VSCARD: &str = env!("CARGO_BIN_EXE_vscard");
+const SECOND: Duration = Duration::from_secs(1);
+
+fn ctl(path: &std::path::Path, action: &str) -> String {
+    let out = Command::new(VSCARD)
+        .args(["ctl"])
+        .arg(path)
+        .arg(action)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "vscard ctl {action}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn serve_traces_obeys_ctl_and_stops_cleanly_on_sigterm() {
+    let Some(pcscd) = private_pcscd() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let control = dir.path().join("control.sock");
+    let card_file = dir.path().join("card.json");
+    let profile = p256_profile(dir.path());
+    issue(
+        dir.path(),
+        &card_file,
+        "cli",
+        &["--profile", profile.to_str().unwrap()],
+    );
+    let started = Instant::now();
+    let mut serve = Serve::start(
+        dir.path(),
+        &[
+            card_file.to_str().unwrap(),
+            "--trace",
+            "--control",
+            control.to_str().unwrap(),
+            "--vpcd",
+            "127.0.0.1:35963",
+        ],
+    );
+    pcscd.wait_for_card(0, SECOND).unwrap();
+    println!(
+        "card in the reader {:?} after starting vscard",
+        started.elapsed()
+    );
+    serve.expect_line("is in Virtual PCD 00 00");
+
+    let card = pcscd.connect(0).unwrap();
+    // VERIFY status query: three tries left, and the trace names it.
+    assert_eq!(
+        transmit(&card, &[0x00, 0x20, 0x00, 0x80]).unwrap(),
+        [0x63, 0xC3]
+    );
+    serve.expect_line("VERIFY PIN (status) -> 63C3 (3 tries left)");
+    assert_eq!(
+        transmit(&card, &[0x00, 0x7F, 0x00, 0x00]).unwrap(),
+        [0x6D, 0x00]
+    );
+    serve.expect_line("-> 6D00");
+    drop(card);
+
+    assert!(ctl(&control, "remove").contains("card 0: removed"));
+    pcscd.wait_for_no_card(0, SECOND).unwrap();
+    serve.expect_line("left the reader: card removed");
+    assert!(ctl(&control, "status").contains("card 0: removed"));
+    ctl(&control, "insert");
+    pcscd.wait_for_card(0, SECOND).unwrap();
+    serve.expect_line("is back in Virtual PCD 00 00");
+    assert!(ctl(&control, "status").contains("card 0: inserted"));
+
+    serve.terminate();
+    serve.expect_line("stopped");
+    assert!(!control.exists(), "the control socket was not removed");
+    pcscd.wait_for_no_card(0, SECOND).unwrap();
+}
+
+#[test]
+fn ctl_without_a_server_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(VSCARD)
+        .args(["ctl"])
+        .arg(dir.path().join("none.sock"))
+        .arg("status")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
+}
+
+#[test]
+fn serve_refuses_bad_addresses() {
+    let out = Command::new(VSCARD)
+        .args(["serve", "--vpcd", "localhost"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HOST:PORT"));
+}

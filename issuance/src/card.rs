@@ -1,0 +1,532 @@
+//! From a profile to a personalised PIV application, and back.
+//!
+//! [`issue_applet`] turns a [`CardProfile`] into a [`PivApplet`] the way a
+//! Registration Authority prints a card: PIN and unlock code, one key per
+//! slot certified by the environment's Sub CA, and the identity objects:
+//!
+//! - CHUID (`5FC102`): the filler FASC-N (agency code 9999, so middleware
+//!   prefers the GUID) and a GUID whose first 8 bytes make it unique per
+//!   issuance and whose last 8 bytes are `00 00` and the 12-digit user ID in
+//!   BCD. OpenSC's PKCS#11 token serial (`pkcs11-tool -L`) is the *last* 16
+//!   hex digits of the GUID (framework-pkcs15.c keeps the tail of a long
+//!   serial), so it reads `0000` + the user ID. Expiry = the certificates'
+//!   end of validity.
+//! - Printed Information (`5FC109`, PIN-protected): holder name, first role,
+//!   card expiry, the user ID as card serial, issuer `vscard <env>`, and the
+//!   first role's ODS code as organisation.
+//! - Role profiles ([`ROLES_OBJECT`], `5FFF20`, PIN-protected): one `A0`
+//!   template per role, in profile order, each `80` role code, `81` role
+//!   name, `82` business function codes (comma-separated), `83` ODS code
+//!   (all UTF-8). A card with several roles lists them all, so software can
+//!   let the holder choose one.
+//!
+//! [`summarize`] reads these back for `vscard inspect`, and
+//! [`renew_applet`] re-certifies the slots (two more years) in place,
+//! keeping the PIN and unlock-code counters.
+
+use std::time::SystemTime;
+
+use der::{Decode, Encode};
+use rand_core::CryptoRng;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use x509_cert::Certificate;
+
+use super::card_certificate::{certify, issue_card};
+use super::error::IssuanceError;
+use super::keys::{KeyAlgorithm, Slot, generate_key};
+use super::pki_store::Pki;
+use super::profile::{CardProfile, Environment, RoleProfile};
+use super::summary::CertificateSummary;
+use super::validity::CertificateValidity;
+use vscard_applet::objects::{self, DataObjectTag, PrintedInformation};
+use vscard_applet::tlv::{Reader, Writer};
+use vscard_applet::{PinRules, PivApplet, PivConfig, PivState};
+
+/// The role profiles object (vscard-specific, in the range Yubico and
+/// others use for vendor objects; PIN-protected like Printed Information).
+pub const ROLES_OBJECT: DataObjectTag = DataObjectTag::ROLE_PROFILES;
+
+/// A card's identity and state as `vscard inspect` shows it: never a
+/// secret.
+#[derive(Clone, Debug, Serialize)]
+pub struct CardSummary {
+    /// The holder's name (Printed Information).
+    pub holder: String,
+    /// The 12-digit user ID (CHUID GUID).
+    pub uuid: String,
+    /// The role profiles.
+    pub roles: Vec<RoleProfile>,
+    /// The environment whose PKI issued the certificates.
+    pub environment: String,
+    /// Each key slot.
+    pub slots: Vec<SlotSummary>,
+    /// The PIN's counter.
+    pub pin: CounterSummary,
+    /// The unlock code's (PUK's) counter.
+    pub unlock_code: CounterSummary,
+}
+
+/// One key slot.
+#[derive(Clone, Debug, Serialize)]
+pub struct SlotSummary {
+    /// `9A`, `9C`, `9D`, `9E`.
+    pub slot: String,
+    /// The key's algorithm, if a key is present.
+    pub algorithm: Option<KeyAlgorithm>,
+    /// The certificate, if present.
+    pub certificate: Option<CertificateSummary>,
+}
+
+/// A try counter.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct CounterSummary {
+    /// Tries left.
+    pub tries_left: u8,
+    /// True when no tries are left.
+    pub blocked: bool,
+}
+
+fn invalid(message: impl Into<String>) -> IssuanceError {
+    IssuanceError::Card(message.into())
+}
+
+fn piv_slot(slot: Slot) -> Result<vscard_applet::Slot, IssuanceError> {
+    vscard_applet::Slot::new(slot.key_reference())
+        .ok_or_else(|| invalid(format!("{slot} is not a PIV key slot")))
+}
+
+/// The PIV personalisation for `profile`: PIN, unlock code (PUK), PIN
+/// rules from the profile's policy, and the last 9 digits of the user ID as
+/// the serial GET SERIAL reports.
+pub fn piv_config(profile: &CardProfile) -> Result<PivConfig, IssuanceError> {
+    let policy = &profile.pin_policy;
+    let rules = PinRules {
+        min_length: policy.min_length,
+        max_length: policy.max_length,
+        digits_only: true,
+        pin_tries: policy.pin_tries,
+        puk_tries: policy.puk_tries,
+    };
+    let serial = profile
+        .uuid
+        .get(3..)
+        .and_then(|digits| digits.parse::<u32>().ok())
+        .ok_or_else(|| invalid("uuid: not 12 digits"))?;
+    Ok(PivConfig::default()
+        .with_pin(profile.pin.expose().as_bytes())
+        .with_puk(profile.unlock_code.expose().as_bytes())
+        .with_rules(rules)
+        .with_serial(serial))
+}
+
+/// Issues a whole card: keys for 9A, 9C, 9D and 9E (the profile's
+/// algorithms) certified by `pki`'s Sub CA for `validity`, and the identity
+/// objects. `progress` is called before each key generation.
+pub fn issue_applet<R: CryptoRng + ?Sized>(
+    pki: &Pki,
+    profile: &CardProfile,
+    validity: CertificateValidity,
+    rng: &mut R,
+    progress: impl FnMut(Slot, KeyAlgorithm),
+) -> Result<PivApplet, IssuanceError> {
+    profile.validate()?;
+    let mut applet = PivApplet::new(piv_config(profile)?).map_err(|e| invalid(e.to_string()))?;
+    let issued = issue_card(pki.sub(), profile, validity, rng, progress)?;
+    let mut guid_seed = Sha256::new();
+    guid_seed.update(profile.environment.name().as_bytes());
+    for slot in &issued {
+        let target = piv_slot(slot.slot)?;
+        applet
+            .state_mut()
+            .install_key_with_public(
+                target,
+                slot.key.private_key.clone(),
+                slot.key.public.clone(),
+                target.default_pin_policy(),
+            )
+            .map_err(|e| invalid(e.to_string()))?;
+        let der = slot
+            .certificate
+            .to_der()
+            .map_err(|e| invalid(e.to_string()))?;
+        guid_seed.update(&der);
+        applet.put_certificate(target, &der);
+    }
+    let guid = guid(&profile.uuid, &guid_seed.finalize())?;
+    write_identity(&mut applet, profile, &guid, validity.not_after())?;
+    Ok(applet)
+}
+
+/// The CHUID GUID: 8 bytes of `unique`, then `00 00` and the user ID in BCD.
+fn guid(uuid: &str, unique: &[u8]) -> Result<[u8; 16], IssuanceError> {
+    let digits: Vec<u8> = uuid.bytes().map(|b| b.wrapping_sub(b'0')).collect();
+    if digits.len() != 12 || digits.iter().any(|d| *d > 9) {
+        return Err(invalid("uuid: must be exactly 12 digits"));
+    }
+    let mut guid = [0u8; 16];
+    for (byte, u) in guid[..8].iter_mut().zip(unique) {
+        *byte = *u;
+    }
+    for (byte, pair) in guid[10..].iter_mut().zip(digits.chunks(2)) {
+        *byte = pair.iter().fold(0, |acc, d| (acc << 4) | d);
+    }
+    Ok(guid)
+}
+
+/// The user ID carried by a CHUID GUID, if it has vscard's layout.
+fn uuid_of_guid(guid: &[u8]) -> Option<String> {
+    let bcd = guid.get(10..16)?;
+    let digits: String = bcd
+        .iter()
+        .flat_map(|b| [b >> 4, b & 0x0F])
+        .map(|d| char::from_digit(u32::from(d), 10))
+        .collect::<Option<String>>()?;
+    (guid.get(8..10) == Some(&[0, 0][..])).then_some(digits)
+}
+
+fn civil(time: SystemTime) -> Result<der::DateTime, IssuanceError> {
+    der::DateTime::from_system_time(time).map_err(|e| invalid(e.to_string()))
+}
+
+/// The CHUID expiry date, `YYYYMMDD` (SP 800-73-4 Part 1 Table 9).
+fn chuid_date(time: SystemTime) -> Result<[u8; 8], IssuanceError> {
+    let date = civil(time)?;
+    format!("{:04}{:02}{:02}", date.year(), date.month(), date.day())
+        .as_bytes()
+        .try_into()
+        .map_err(|_| invalid("card expiry year out of range"))
+}
+
+/// The Printed Information expiry date, `YYYYMMMDD` (e.g. `2028JAN01`).
+fn printed_date(time: SystemTime) -> Result<String, IssuanceError> {
+    const MONTHS: [&str; 12] = [
+        "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+    ];
+    let date = civil(time)?;
+    let month = MONTHS
+        .get(usize::from(date.month()).saturating_sub(1))
+        .ok_or_else(|| invalid("card expiry month out of range"))?;
+    Ok(format!("{:04}{month}{:02}", date.year(), date.day()))
+}
+
+/// The value of the first object `tag` in `object`.
+fn field(object: Option<&[u8]>, tag: u32) -> Option<&[u8]> {
+    let items = Reader::new(object?).read_all().ok()?;
+    items.into_iter().find(|t| t.tag == tag).map(|t| t.value)
+}
+
+fn write_identity(
+    applet: &mut PivApplet,
+    profile: &CardProfile,
+    guid: &[u8; 16],
+    expiry: SystemTime,
+) -> Result<(), IssuanceError> {
+    applet.put_object(
+        DataObjectTag::CHUID,
+        objects::chuid(guid, &chuid_date(expiry)?),
+    );
+    let primary = profile.primary_role();
+    let printed = PrintedInformation {
+        name: truncate(&profile.name, 125),
+        employee_affiliation: truncate(primary.map_or("", |r| r.name.as_str()), 20),
+        expiration_date: printed_date(expiry)?,
+        agency_card_serial: profile.uuid.clone(),
+        issuer: truncate(&format!("vscard {}", profile.environment.name()), 15),
+        organization_line1: primary.map(|r| r.ods_code.clone()),
+        organization_line2: None,
+    };
+    applet.put_object(DataObjectTag::PRINTED_INFORMATION, printed.encode());
+    applet.put_object(ROLES_OBJECT, encode_roles(&profile.roles));
+    Ok(())
+}
+
+fn truncate(text: &str, max_bytes: usize) -> String {
+    let mut end = text.len().min(max_bytes);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// The role profiles object's value (see the module doc).
+pub fn encode_roles(roles: &[RoleProfile]) -> Vec<u8> {
+    let mut writer = Writer::new();
+    for role in roles {
+        writer.nest(0xA0, |w| {
+            w.put(0x80, role.code.as_bytes())
+                .put(0x81, role.name.as_bytes())
+                .put(0x82, role.business_functions.join(",").as_bytes())
+                .put(0x83, role.ods_code.as_bytes());
+        });
+    }
+    writer.finish()
+}
+
+/// Decodes the role profiles object's value.
+pub fn decode_roles(value: &[u8]) -> Result<Vec<RoleProfile>, IssuanceError> {
+    let damaged = |e: vscard_applet::tlv::TlvError| invalid(format!("role profiles object: {e}"));
+    let text = |bytes: &[u8]| {
+        String::from_utf8(bytes.to_vec()).map_err(|_| invalid("role profiles object: not UTF-8"))
+    };
+    let mut roles = Vec::new();
+    let mut outer = Reader::new(value);
+    while !outer.is_empty() {
+        let template = outer.expect(0xA0).map_err(damaged)?;
+        let mut inner = Reader::new(template);
+        let code = text(inner.expect(0x80).map_err(damaged)?)?;
+        let name = text(inner.expect(0x81).map_err(damaged)?)?;
+        let functions = text(inner.expect(0x82).map_err(damaged)?)?;
+        let ods_code = text(inner.expect(0x83).map_err(damaged)?)?;
+        inner.expect_empty().map_err(damaged)?;
+        roles.push(RoleProfile {
+            code,
+            name,
+            business_functions: functions
+                .split(',')
+                .filter(|f| !f.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            ods_code,
+        });
+    }
+    Ok(roles)
+}
+
+/// The certificate in `slot`, if the card holds one.
+pub fn certificate(state: &PivState, slot: Slot) -> Result<Option<Certificate>, IssuanceError> {
+    let tag = DataObjectTag::new(piv_slot(slot)?.certificate_tag())
+        .ok_or_else(|| invalid(format!("{slot}: no certificate object")))?;
+    let Some(container) = state.object(tag) else {
+        return Ok(None);
+    };
+    let der = objects::certificate_der(container)
+        .ok_or_else(|| invalid(format!("{slot}: certificate object without a certificate")))?;
+    Certificate::from_der(der)
+        .map(Some)
+        .map_err(|e| invalid(format!("{slot}: certificate is not DER: {e}")))
+}
+
+/// The environment of a card: the `OU` of its 9A certificate's subject.
+pub fn environment_of(state: &PivState) -> Result<Environment, IssuanceError> {
+    let cert = certificate(state, Slot::PivAuthentication)?
+        .ok_or_else(|| invalid("the card has no 9A certificate"))?;
+    let ou = attribute(&cert, "2.5.4.11").ok_or_else(|| invalid("the 9A certificate has no OU"))?;
+    Environment::parse(&ou).map_err(IssuanceError::from)
+}
+
+/// The first value of an attribute of a certificate's subject.
+fn attribute(certificate: &Certificate, oid: &str) -> Option<String> {
+    let atv = certificate
+        .tbs_certificate()
+        .subject()
+        .iter()
+        .find(|atv| atv.oid.to_string() == oid)?;
+    atv.value
+        .decode_as::<der::asn1::Utf8StringRef<'_>>()
+        .map(|s| s.to_string())
+        .or_else(|_| {
+            atv.value
+                .decode_as::<der::asn1::PrintableStringRef<'_>>()
+                .map(|s| s.to_string())
+        })
+        .ok()
+}
+
+/// Re-certifies every slot that has a certificate for `validity`, with the
+/// same subject; with `new_keys`, each slot first gets a new key of the
+/// same algorithm. PIN and unlock-code counters are untouched.
+pub fn renew_applet<R: CryptoRng + ?Sized>(
+    applet: &mut PivApplet,
+    pki: &Pki,
+    validity: CertificateValidity,
+    new_keys: bool,
+    rng: &mut R,
+) -> Result<(), IssuanceError> {
+    for slot in Slot::ALL {
+        let Some(previous) = certificate(applet.state(), slot)? else {
+            continue;
+        };
+        let target = piv_slot(slot)?;
+        let public_key = if new_keys {
+            let algorithm =
+                KeyAlgorithm::of_public_key(previous.tbs_certificate().subject_public_key_info())?;
+            let key = generate_key(algorithm, rng)?;
+            applet
+                .state_mut()
+                .install_key_with_public(
+                    target,
+                    key.private_key.clone(),
+                    key.public.clone(),
+                    target.default_pin_policy(),
+                )
+                .map_err(|e| invalid(e.to_string()))?;
+            key.public_key
+        } else {
+            previous.tbs_certificate().subject_public_key_info().clone()
+        };
+        let subject = previous.tbs_certificate().subject().clone();
+        let renewed = certify(pki.sub(), &public_key, subject, slot, validity, rng)?;
+        let der = renewed.to_der().map_err(|e| invalid(e.to_string()))?;
+        applet.put_certificate(target, &der);
+    }
+    refresh_expiry(applet, validity.not_after())
+}
+
+/// Moves the CHUID and Printed Information expiry to `expiry`.
+fn refresh_expiry(applet: &mut PivApplet, expiry: SystemTime) -> Result<(), IssuanceError> {
+    let state = applet.state();
+    let guid = field(state.object(DataObjectTag::CHUID), 0x34)
+        .and_then(|g| <[u8; 16]>::try_from(g).ok())
+        .ok_or_else(|| invalid("the card has no CHUID GUID"))?;
+    let printed = state
+        .object(DataObjectTag::PRINTED_INFORMATION)
+        .map(|value| replace_field(value, 0x04, printed_date(expiry)?.as_bytes()))
+        .transpose()?;
+    applet.put_object(
+        DataObjectTag::CHUID,
+        objects::chuid(&guid, &chuid_date(expiry)?),
+    );
+    if let Some(printed) = printed {
+        applet.put_object(DataObjectTag::PRINTED_INFORMATION, printed);
+    }
+    Ok(())
+}
+
+/// `object` with the value of `tag` replaced, every other field kept in
+/// its place.
+fn replace_field(object: &[u8], tag: u32, value: &[u8]) -> Result<Vec<u8>, IssuanceError> {
+    let items = Reader::new(object)
+        .read_all()
+        .map_err(|e| invalid(format!("Printed Information: {e}")))?;
+    let mut writer = Writer::new();
+    for item in items {
+        writer.put(item.tag, if item.tag == tag { value } else { item.value });
+    }
+    Ok(writer.finish())
+}
+
+/// What `vscard inspect` shows.
+pub fn summarize(state: &PivState) -> Result<CardSummary, IssuanceError> {
+    let holder = field(state.object(DataObjectTag::PRINTED_INFORMATION), 0x01)
+        .map(|name| String::from_utf8_lossy(name).into_owned())
+        .unwrap_or_default();
+    let uuid = field(state.object(DataObjectTag::CHUID), 0x34)
+        .and_then(uuid_of_guid)
+        .unwrap_or_default();
+    let roles = match state.object(ROLES_OBJECT) {
+        Some(value) => decode_roles(value)?,
+        None => Vec::new(),
+    };
+    let environment = environment_of(state)
+        .map(|e| e.name().to_owned())
+        .unwrap_or_default();
+    let mut slots = Vec::new();
+    for slot in Slot::ALL {
+        let key = state.public_key(piv_slot(slot)?);
+        slots.push(SlotSummary {
+            slot: format!("{:02X}", slot.key_reference()),
+            algorithm: key.and_then(|k| KeyAlgorithm::from_piv_algorithm_id(k.algorithm().byte())),
+            certificate: certificate(state, slot)?
+                .as_ref()
+                .map(CertificateSummary::of),
+        });
+    }
+    let counter = |tries_left: u8| CounterSummary {
+        tries_left,
+        blocked: tries_left == 0,
+    };
+    Ok(CardSummary {
+        holder,
+        uuid,
+        roles,
+        environment,
+        slots,
+        pin: counter(state.pin_tries_left()),
+        unlock_code: counter(state.puk_tries_left()),
+    })
+}
+
+impl std::fmt::Display for CardSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "holder:       {}", self.holder)?;
+        writeln!(f, "user ID:      {}", self.uuid)?;
+        writeln!(f, "environment:  {}", self.environment)?;
+        for role in &self.roles {
+            writeln!(
+                f,
+                "role:         {} {} at {} ({})",
+                role.code,
+                role.name,
+                role.ods_code,
+                role.business_functions.join(", ")
+            )?;
+        }
+        let state = |c: &CounterSummary| {
+            if c.blocked {
+                "BLOCKED".to_owned()
+            } else {
+                format!("{} tries left", c.tries_left)
+            }
+        };
+        writeln!(f, "PIN:          {}", state(&self.pin))?;
+        writeln!(f, "unlock code:  {}", state(&self.unlock_code))?;
+        for slot in &self.slots {
+            let algorithm = slot
+                .algorithm
+                .map_or_else(|| "empty".to_owned(), |a| a.to_string());
+            match &slot.certificate {
+                Some(c) => writeln!(
+                    f,
+                    "slot {}:      {algorithm}, {} (issuer {}), valid {} to {}",
+                    slot.slot, c.subject, c.issuer, c.not_before, c.not_after
+                )?,
+                None => writeln!(f, "slot {}:      {algorithm}, no certificate", slot.slot)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guid_carries_the_uuid_in_bcd() {
+        let value = guid("000123456789", &[0xAA; 32]).unwrap();
+        assert_eq!(hex::encode_upper(&value[8..]), "0000000123456789");
+        assert_eq!(&value[..8], &[0xAA; 8]);
+        assert_eq!(uuid_of_guid(&value).as_deref(), Some("000123456789"));
+        assert!(guid("12345678901", &[0; 32]).is_err());
+        assert!(guid("12345678901a", &[0; 32]).is_err());
+    }
+
+    #[test]
+    fn roles_round_trip() {
+        let roles = vec![
+            RoleProfile {
+                code: "R8000".into(),
+                name: "Clinical Practitioner Access Role".into(),
+                business_functions: vec!["B0264".into(), "B0360".into()],
+                ods_code: "RX1".into(),
+            },
+            RoleProfile {
+                code: "R8001".into(),
+                name: "Nurse Access Role".into(),
+                business_functions: vec![],
+                ods_code: "K81003001".into(),
+            },
+        ];
+        let encoded = encode_roles(&roles);
+        assert_eq!(encoded[0], 0xA0);
+        assert_eq!(decode_roles(&encoded).unwrap(), roles);
+        assert!(decode_roles(&[0xA0, 0x02, 0x80, 0x05]).is_err());
+    }
+
+    #[test]
+    fn truncation_respects_characters() {
+        assert_eq!(truncate("Zoë Ångström", 3), "Zo");
+        assert_eq!(truncate("abc", 20), "abc");
+    }
+}

@@ -1,0 +1,159 @@
+//! Card image files holding a PIV application: read, create, renew, and
+//! open for serving.
+//!
+//! Every file goes through the emulator's `FileStore`: images are replaced
+//! whole (temporary file, fsync, rename), and whoever changes one (issue,
+//! renew, serve) holds its `<image>.lock` first, so a card that is being
+//! served is never replaced or renewed under the server's feet. Reading
+//! (`inspect`) takes no lock.
+
+use std::path::{Path, PathBuf};
+
+use crate::{
+    CardSummary, CertificateValidity, Pki, environment_of, pki_store::pki_directory, renew_applet,
+    summarize,
+};
+use vscard_applet::{PIV_AID, PivApplet, piv_atr};
+use vscard_emulator::rand_core::CryptoRng;
+use vscard_emulator::{Applet, Card, CardImage, FileStore, Store};
+
+use super::error::{CardFileError, io_error};
+
+/// The key of the PIV application's state in a card image.
+fn piv_key() -> String {
+    PIV_AID.to_hex()
+}
+
+/// The PIV application of the card image at `path`, read without taking
+/// the lock (the image is only ever replaced whole).
+pub fn read_applet(path: &Path) -> Result<PivApplet, CardFileError> {
+    let image = FileStore::read(path)?.ok_or_else(|| CardFileError::Missing {
+        path: path.to_owned(),
+    })?;
+    applet_from_image(path, &image)
+}
+
+fn applet_from_image(path: &Path, image: &CardImage) -> Result<PivApplet, CardFileError> {
+    let state = image
+        .applet(&piv_key())
+        .ok_or_else(|| CardFileError::NotPiv {
+            path: path.to_owned(),
+        })?;
+    let mut applet = PivApplet::with_defaults();
+    applet.load(state).map_err(|source| CardFileError::State {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(applet)
+}
+
+/// A card image about to be written: its lock is held, and it either does
+/// not exist or may be replaced.
+#[derive(Debug)]
+pub struct NewCardFile {
+    store: FileStore,
+}
+
+impl NewCardFile {
+    /// Claims `path` for a new card: creates its folder, takes its lock
+    /// (refused while the card is served) and, unless `force`, refuses an
+    /// existing image. Call it before the slow key generation.
+    pub fn claim(path: &Path, force: bool) -> Result<NewCardFile, CardFileError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(io_error(parent))?;
+        }
+        let store = FileStore::open(path)?;
+        let exists = path.try_exists().map_err(io_error(path))?;
+        if exists && !force {
+            return Err(CardFileError::Exists {
+                path: path.to_owned(),
+            });
+        }
+        Ok(NewCardFile { store })
+    }
+
+    /// Writes the image: `applet` as the card's only application. An image
+    /// that was there is replaced whole, never merged, and its journal
+    /// removed (its old state must not leak into the new card); the same
+    /// card gives the same bytes (seeded cards are reproducible).
+    pub fn write(mut self, applet: &PivApplet) -> Result<PathBuf, CardFileError> {
+        let mut image = CardImage::new();
+        image.set_applet(
+            &piv_key(),
+            applet.save().map_err(|source| self.state(source))?,
+        );
+        self.store.replace(&image)?;
+        Ok(self.store.path().to_owned())
+    }
+
+    fn state(&self, source: vscard_emulator::StateError) -> CardFileError {
+        CardFileError::State {
+            path: self.store.path().to_owned(),
+            source,
+        }
+    }
+}
+
+/// Renews the certificates of the card at `path` for `validity` (with
+/// `new_keys`, new keys too) from its environment's PKI under `state_dir`,
+/// keeping the PIN and unlock-code counters; returns the new summary.
+pub fn renew_card_file<R: CryptoRng + ?Sized>(
+    path: &Path,
+    state_dir: &Path,
+    validity: CertificateValidity,
+    new_keys: bool,
+    rng: &mut R,
+) -> Result<CardSummary, CardFileError> {
+    let mut store = lock_existing(path)?;
+    let mut image = store.load()?.ok_or_else(|| CardFileError::Missing {
+        path: path.to_owned(),
+    })?;
+    let mut applet = applet_from_image(path, &image)?;
+    let environment = environment_of(applet.state())?;
+    if !pki_directory(state_dir, &environment).exists() {
+        return Err(CardFileError::NoPki {
+            environment: environment.name().to_owned(),
+            state_dir: state_dir.to_owned(),
+        });
+    }
+    let pki = Pki::open(state_dir, &environment)?;
+    renew_applet(&mut applet, &pki, validity, new_keys, rng)?;
+    let state = applet.save().map_err(|source| CardFileError::State {
+        path: path.to_owned(),
+        source,
+    })?;
+    image.set_applet(&piv_key(), state);
+    store.commit(&image)?;
+    Ok(summarize(applet.state())?)
+}
+
+/// The card at `path`, ready to serve, with its summary when it has one
+/// (any PIV image is served, issued by vscard or not): its lock held for
+/// the card's lifetime, so a second server of the same image is refused.
+/// A missing file is an error: serving never creates a card.
+pub fn open_card(path: &Path) -> Result<(Card, Option<CardSummary>), CardFileError> {
+    let store = lock_existing(path)?;
+    let image = FileStore::read(path)?.ok_or_else(|| CardFileError::Missing {
+        path: path.to_owned(),
+    })?;
+    // Load once here for a clear error and the summary; the card loads the
+    // same image again from the store it now owns.
+    let summary = summarize(applet_from_image(path, &image)?.state()).ok();
+    let card = Card::builder()
+        .atr(piv_atr())
+        .store(store)
+        .install_default(PivApplet::with_defaults())
+        .build()?;
+    Ok((card, summary))
+}
+
+/// The store of an image that must exist, its lock taken. Checked first
+/// so that a mistyped path leaves no lock file behind.
+fn lock_existing(path: &Path) -> Result<FileStore, CardFileError> {
+    if !path.try_exists().map_err(io_error(path))? {
+        return Err(CardFileError::Missing {
+            path: path.to_owned(),
+        });
+    }
+    Ok(FileStore::open(path)?)
+}

@@ -1,0 +1,52 @@
+//! Issuing a card profile into a new card image file.
+
+use std::path::Path;
+
+use crate::{
+    CardProfile, CardSummary, CertificateValidity, KeyAlgorithm, Pki, Slot, issue_applet, summarize,
+};
+use vscard_emulator::CardRng;
+
+use super::error::CardFileError;
+use super::image::NewCardFile;
+
+/// Reads a profile file: JSON when its name ends in `.json`, else TOML.
+pub fn read_profile(path: &Path) -> Result<CardProfile, CardFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CardFileError::ProfileFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    let is_json = path
+        .extension()
+        .is_some_and(|extension| extension.eq_ignore_ascii_case("json"));
+    let profile = if is_json {
+        CardProfile::from_json(&text)
+    } else {
+        CardProfile::from_toml(&text)
+    };
+    Ok(profile?)
+}
+
+/// Issues `profile` into a new card image at `out` (replacing one only
+/// with `force`), with certificates from the environment's PKI under
+/// `state_dir` (created on first use). `progress` is called before each
+/// key is generated. A profile seed makes keys and serials reproducible;
+/// the PKI, when it has to be created, always draws from the system.
+pub fn issue_card_file(
+    out: &Path,
+    profile: &CardProfile,
+    validity: CertificateValidity,
+    state_dir: &Path,
+    force: bool,
+    progress: impl FnMut(Slot, KeyAlgorithm),
+) -> Result<CardSummary, CardFileError> {
+    let file = NewCardFile::claim(out, force)?;
+    let mut system = CardRng::from_os().map_err(|e| CardFileError::Rng(e.to_string()))?;
+    let pki = Pki::open_or_create(state_dir, &profile.environment, &mut system)?;
+    let applet = match profile.seeded_rng() {
+        Some(mut seeded) => issue_applet(&pki, profile, validity, &mut seeded, progress)?,
+        None => issue_applet(&pki, profile, validity, &mut system, progress)?,
+    };
+    file.write(&applet)?;
+    Ok(summarize(applet.state())?)
+}

@@ -1,0 +1,23 @@
+//! PIV card image files: what `vscard issue`, `inspect`, `renew` and
+//! `serve` do with them.
+//!
+//! - [`issue_card_file`]: a profile issued from the environment's test PKI
+//!   into a new image ([`read_profile`] reads a profile file).
+//! - [`read_applet`]: the PIV application of an image, for `inspect`
+//!   (no lock).
+//! - [`renew_card_file`]: new certificates (and optionally keys), PIN
+//!   counters kept.
+//! - [`open_card`]: a [`vscard_emulator::Card`] on the image's
+//!   `FileStore`, for `serve`.
+//!
+//! Every failure is a [`CardFileError`], whose
+//! [`exit_code`](CardFileError::exit_code) tells bad input (2) from other
+//! failures (1).
+
+mod error;
+mod image;
+mod issue;
+
+pub use error::{CardFileError, EXIT_BAD_INPUT, EXIT_FAILURE};
+pub use image::{NewCardFile, open_card, read_applet, renew_card_file};
+pub use issue::{issue_card_file, read_profile};

@@ -1,0 +1,80 @@
+//! The issuer side of vscard: from a card profile to keys and certificates
+//! of a per-environment test PKI, and the card image files built from them.
+//!
+//! The card side ([`vscard_applet`]) knows nothing of profiles, files or
+//! certificate builders; this crate personalises its [`PivApplet`](vscard_applet::PivApplet)
+//! with the applet's own [`Slot`], [`Algorithm`](vscard_applet::Algorithm)
+//! and PIN rules.
+//!
+//! A Registration Authority records a healthcare worker's [`CardProfile`]
+//! (name, 12-digit user ID, PIN, unlock code, role profiles, environment);
+//! the environment's [`Pki`] (a Root CA and a Sub CA, created on first use)
+//! certifies one key per PIV slot with [`issue_card_certificate`].
+//!
+//! Everything here is pure (time and randomness are parameters) except
+//! [`pki_store`], which owns the PKI files, reads the clock when it creates
+//! a PKI and reads the environment variables of [`default_state_dir`].
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::SystemTime;
+//! use vscard_issuance::{
+//!     CardProfile, CertificateValidity, Pki, Slot, default_state_dir, generate_key,
+//!     issue_card_certificate,
+//! };
+//!
+//! let profile = CardProfile::demo();
+//! let mut rng = vscard_emulator::CardRng::from_os()?;
+//! let pki = Pki::open_or_create(&default_state_dir()?, &profile.environment, &mut rng)?;
+//! let slot = Slot::CardAuthentication;
+//! let key = generate_key(profile.slots.algorithm(slot), &mut rng)?;
+//! let validity = CertificateValidity::for_profile(&profile, SystemTime::now())?;
+//! let certificate =
+//!     issue_card_certificate(pki.sub(), &key.public_key, &profile, slot, validity, &mut rng)?;
+//! # let _ = certificate;
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod authority;
+mod card;
+mod card_certificate;
+pub mod cards;
+mod chain;
+mod error;
+mod extensions;
+mod keys;
+mod names;
+pub mod pki_store;
+mod profile;
+mod secret;
+mod summary;
+mod validation;
+mod validity;
+
+pub use authority::{
+    Authorities, CertificateAuthority, ROOT_CA_YEARS, SERIAL_BYTES, SUB_CA_YEARS,
+    create_authorities, create_root_ca, create_sub_ca, random_serial,
+};
+pub use card::{
+    CardSummary, CounterSummary, ROLES_OBJECT, SlotSummary, certificate, decode_roles,
+    encode_roles, environment_of, issue_applet, piv_config, renew_applet, summarize,
+};
+pub use card_certificate::{IssuedSlot, issue_card, issue_card_certificate, renew_certificate};
+pub use chain::{ChainError, ECDSA_WITH_SHA256, verify_chain, verify_issued_by, verify_valid_at};
+pub use error::{IssuanceError, ProfileError, ProfileFormat, ProfileRule};
+pub use extensions::{
+    CLIENT_AUTH, DOCUMENT_SIGNING, EMAIL_PROTECTION, PIV_CARD_AUTH, SMARTCARD_LOGON,
+    card_extended_key_usage, card_key_usage,
+};
+pub use keys::{GeneratedKey, IssuanceKey, KeyAlgorithm, PrivateKey, Slot, generate_key};
+pub use names::{card_subject, root_ca_name, sub_ca_name};
+pub use pki_store::{Pki, PkiError, default_state_dir, state_dir_from};
+pub use profile::{CardProfile, Environment, PinPolicy, RoleProfile, SlotAlgorithms};
+pub use secret::SecretString;
+pub use summary::CertificateSummary;
+pub use validation::{UNLOCK_CODE_DIGITS, UUID_DIGITS};
+pub use validity::{CertificateValidity, add_years};

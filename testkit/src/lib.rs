@@ -1,0 +1,17 @@
+//! What every vscard test shares (`publish = false`).
+//!
+//! - [`pcscd`]: a private pcscd with the vpcd driver in its own Linux
+//!   namespaces, the [`TrivialCard`] baseline, and PC/SC helpers; re-exported
+//!   at the crate root.
+//! - [`echo`]: a tiny echo / counter / slow applet for the bridge's tests.
+//!
+//! Nothing here is a product path: the `vscard` binary and the card crates
+//! never depend on this crate.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod echo;
+pub mod pcscd;
+
+pub use pcscd::*;
