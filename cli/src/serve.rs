@@ -2,16 +2,18 @@
 //! or SIGTERM.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 use vscard_emulator::Exchange;
 
-use crate::source::CardSource;
+use crate::source::{CardSource, ServedCard};
 use vscard_vpcd::control::ControlServer;
-use vscard_vpcd::{Backoff, Bridge, BridgeConfig, Location, Mode, Observer, trace_line};
+use vscard_vpcd::{
+    Backoff, Bridge, BridgeConfig, BridgeHandle, Location, Mode, Observer, trace_line,
+};
 
 /// What `vscard serve` was asked to do.
 #[derive(Clone, Debug, Default)]
@@ -31,18 +33,7 @@ pub struct ServeOptions {
 pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<()> {
     let served = source.open(&options.paths)?;
     anyhow::ensure!(!served.is_empty(), "no card to serve");
-    let observer = Arc::new(Printer {
-        cards: served
-            .iter()
-            .map(|s| CardNote {
-                name: s.name.clone(),
-                hint: s.hint.clone(),
-                shown: false,
-            })
-            .collect::<Vec<_>>()
-            .into(),
-        several: served.len() > 1,
-    });
+    let observer = Arc::new(Printer::for_cards(&served));
     let mut cards = Vec::new();
     for card in served {
         for notice in &card.notices {
@@ -68,26 +59,14 @@ pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<(
         backoff: Backoff::default(),
         observer: Some(observer as Arc<dyn Observer>),
     };
-    match &config.mode {
-        Mode::Client { host, port } => {
-            println!("connecting to vpcd at {host}:{port} (pcscd with the vsmartcard vpcd driver)")
-        }
-        Mode::Reverse { listen } => println!("waiting for vpcd to connect to {listen}"),
-    }
+    announce(&config.mode);
     // The card threads own their runtimes; they are started and joined
     // outside this one.
     let bridge = Arc::new(Bridge::start(cards, config)?);
     let control = match &options.control {
         Some(path) => {
             let _context = runtime.enter();
-            let server = ControlServer::bind(path, Arc::clone(&bridge))
-                .with_context(|| format!("cannot serve the control socket {}", path.display()))?;
-            println!(
-                "control socket: {} (vscard ctl {} status)",
-                path.display(),
-                path.display()
-            );
-            Some(server)
+            Some(control_socket(path, &bridge)?)
         }
         None => None,
     };
@@ -104,6 +83,28 @@ pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<(
     Ok(())
 }
 
+/// Says where the cards are going.
+fn announce(mode: &Mode) {
+    match mode {
+        Mode::Client { host, port } => {
+            println!("connecting to vpcd at {host}:{port} (pcscd with the vsmartcard vpcd driver)")
+        }
+        Mode::Reverse { listen } => println!("waiting for vpcd to connect to {listen}"),
+    }
+}
+
+/// Binds the control socket at `path` (inside the tokio runtime) and says so.
+fn control_socket(path: &Path, bridge: &Arc<BridgeHandle>) -> anyhow::Result<ControlServer> {
+    let server = ControlServer::bind(path, Arc::clone(bridge))
+        .with_context(|| format!("cannot serve the control socket {}", path.display()))?;
+    println!(
+        "control socket: {} (vscard ctl {} status)",
+        path.display(),
+        path.display()
+    );
+    Ok(server)
+}
+
 /// What the printer remembers about a card.
 struct CardNote {
     name: String,
@@ -118,6 +119,22 @@ struct Printer {
 }
 
 impl Printer {
+    /// A printer for these cards, none shown yet.
+    fn for_cards(served: &[ServedCard]) -> Printer {
+        Printer {
+            cards: served
+                .iter()
+                .map(|s| CardNote {
+                    name: s.name.clone(),
+                    hint: s.hint.clone(),
+                    shown: false,
+                })
+                .collect::<Vec<_>>()
+                .into(),
+            several: served.len() > 1,
+        }
+    }
+
     fn prefix(&self, card: usize) -> String {
         if self.several {
             format!("[card {card}] ")
