@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use vscard_issuance::SecretString;
 
 /// A virtual PIV smartcard for pcscd and every PC/SC client.
 #[derive(Debug, Parser)]
@@ -26,7 +27,7 @@ pub enum Command {
     Ctl(CtlArgs),
     /// Issue a card image: keys and certificates from the environment's
     /// test PKI (flags override the profile, or the demo profile).
-    Issue(IssueArgs),
+    Issue(Box<IssueArgs>),
     /// Show a card image: holder, roles, certificates, PIN tries (never a
     /// secret).
     Inspect(InspectArgs),
@@ -103,12 +104,21 @@ pub struct IssueArgs {
     /// The 12-digit unique user ID.
     #[arg(long, value_name = "12DIGITS")]
     pub uuid: Option<String>,
-    /// The PIN (6 to 8 digits by default).
-    #[arg(long, value_name = "P")]
-    pub pin: Option<String>,
-    /// The unlock code, the PIV PUK (6 to 8 digits).
-    #[arg(long, value_name = "C")]
-    pub unlock_code: Option<String>,
+    /// The PIN (6 to 8 digits by default). Other local users can read a
+    /// command line (/proc/PID/cmdline): prefer --pin-file.
+    #[arg(long, value_name = "P", value_parser = secret, conflicts_with = "pin_file")]
+    pub pin: Option<SecretString>,
+    /// Read the PIN from the first line of FILE (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    pub pin_file: Option<PathBuf>,
+    /// The unlock code, the PIV PUK (6 to 8 digits). Visible to other local
+    /// users on the command line: prefer --unlock-code-file.
+    #[arg(long, value_name = "C", value_parser = secret, conflicts_with = "unlock_code_file")]
+    pub unlock_code: Option<SecretString>,
+    /// Read the unlock code from the first line of FILE (`-`: standard
+    /// input).
+    #[arg(long, value_name = "FILE")]
+    pub unlock_code_file: Option<PathBuf>,
     /// A role profile, CODE:NAME:BUSINESS_FUNCTIONS:ODS, e.g.
     /// "R8000:Clinical Practitioner Access Role:B0264:RX1"; repeat for
     /// several (they replace the profile's roles).
@@ -118,9 +128,13 @@ pub struct IssueArgs {
     #[arg(long, value_name = "ENV")]
     pub environment: Option<String>,
     /// A seed that makes the keys (and serials) reproducible; whoever
-    /// knows it can recreate the private keys.
-    #[arg(long, value_name = "S")]
-    pub seed: Option<String>,
+    /// knows it can recreate the private keys. Visible to other local users
+    /// on the command line: prefer --seed-file.
+    #[arg(long, value_name = "S", value_parser = secret, conflicts_with = "seed_file")]
+    pub seed: Option<SecretString>,
+    /// Read the seed from the first line of FILE (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    pub seed_file: Option<PathBuf>,
     /// Start of the certificates' validity, RFC 3339 (default: now).
     #[arg(long, value_name = "T")]
     pub not_before: Option<String>,
@@ -162,4 +176,10 @@ pub struct RenewArgs {
     /// Generate new keys (same algorithms) as well.
     #[arg(long)]
     pub new_keys: bool,
+}
+
+/// A secret flag's value, held in a zeroizing, redacting type from the
+/// start (so `Debug` of the arguments never shows it).
+fn secret(text: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::new(text))
 }

@@ -6,12 +6,10 @@ use std::time::SystemTime;
 
 use vscard_emulator::CardRng;
 use vscard_issuance::cards::{CardFileError, issue_card_file, read_applet, renew_card_file};
-use vscard_issuance::{
-    CertificateValidity, Environment, Pki, SecretString, default_state_dir, summarize,
-};
+use vscard_issuance::{CertificateValidity, Environment, Pki, default_state_dir, summarize};
 
 use crate::args::{ExportCaArgs, InspectArgs, IssueArgs, RenewArgs};
-use crate::issue_request::{IssueRequest, terminal_progress};
+use crate::issue_request::{IssueRequest, SecretFiles, terminal_progress};
 
 /// Years a renewal adds, from now (NHS smartcard certificates are renewed
 /// every two years).
@@ -30,15 +28,24 @@ fn system_rng() -> Result<CardRng, CardFileError> {
 }
 
 pub fn issue(args: IssueArgs, state_dir: &Path) -> Result<(), CardFileError> {
+    let mut secrets = SecretFiles::for_options(&[
+        ("--pin-file", args.pin_file.as_deref()),
+        ("--unlock-code-file", args.unlock_code_file.as_deref()),
+        ("--seed-file", args.seed_file.as_deref()),
+    ])?;
     let request = IssueRequest {
         profile: args.profile,
         name: args.name,
         uuid: args.uuid,
-        pin: args.pin.map(SecretString::new),
-        unlock_code: args.unlock_code.map(SecretString::new),
+        pin: secrets.flag_or_file("--pin-file", args.pin, args.pin_file.as_deref())?,
+        unlock_code: secrets.flag_or_file(
+            "--unlock-code-file",
+            args.unlock_code,
+            args.unlock_code_file.as_deref(),
+        )?,
         roles: args.role,
         environment: args.environment,
-        seed: args.seed.map(SecretString::new),
+        seed: secrets.flag_or_file("--seed-file", args.seed, args.seed_file.as_deref())?,
         not_before: args.not_before,
         not_after: args.not_after,
     };

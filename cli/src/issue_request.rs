@@ -1,8 +1,8 @@
 //! `vscard issue`'s request: a card profile (a file, or the demo profile)
 //! with the command line's overrides, and its key-generation progress.
 
-use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Read as _};
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use time::OffsetDateTime;
@@ -11,6 +11,7 @@ use vscard_issuance::cards::{CardFileError, read_profile};
 use vscard_issuance::{
     CardProfile, CertificateValidity, Environment, KeyAlgorithm, RoleProfile, SecretString, Slot,
 };
+use zeroize::Zeroizing;
 
 /// What `vscard issue` was asked for: a profile, and flags that override
 /// its fields. `None` (or no roles) keeps the profile's value.
@@ -115,5 +116,79 @@ pub fn terminal_progress() -> impl FnMut(Slot, KeyAlgorithm) {
         if show {
             eprintln!("generating the {algorithm} key for slot {slot}...");
         }
+    }
+}
+
+/// Reads secrets given as files (`--pin-file`, ...), standard input at
+/// most once.
+#[derive(Debug, Default)]
+pub struct SecretFiles {
+    stdin_taken: Option<&'static str>,
+}
+
+impl SecretFiles {
+    /// Checked before anything is read: standard input (`-`) can serve
+    /// one of these options only.
+    pub fn for_options(
+        options: &[(&'static str, Option<&Path>)],
+    ) -> Result<SecretFiles, CardFileError> {
+        let mut stdin = options
+            .iter()
+            .filter(|(_, path)| *path == Some(Path::new("-")))
+            .map(|(option, _)| *option);
+        match (stdin.next(), stdin.next()) {
+            (Some(first), Some(second)) => Err(CardFileError::BadValue {
+                option: second,
+                reason: format!("standard input is already read by {first}"),
+            }),
+            _ => Ok(SecretFiles::default()),
+        }
+    }
+
+    /// The secret of a plain flag, else of its file option, else none.
+    pub fn flag_or_file(
+        &mut self,
+        option: &'static str,
+        flag: Option<SecretString>,
+        file: Option<&Path>,
+    ) -> Result<Option<SecretString>, CardFileError> {
+        match (flag, file) {
+            (Some(secret), _) => Ok(Some(secret)),
+            (None, Some(path)) => self.read(option, path).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The first line of `path` (`-`: standard input), without its line
+    /// ending. The buffers holding it are wiped.
+    fn read(&mut self, option: &'static str, path: &Path) -> Result<SecretString, CardFileError> {
+        let mut text = Zeroizing::new(String::new());
+        if path == Path::new("-") {
+            if let Some(first) = self.stdin_taken.replace(option) {
+                return Err(CardFileError::BadValue {
+                    option,
+                    reason: format!("standard input is already read by {first}"),
+                });
+            }
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|error| CardFileError::BadValue {
+                    option,
+                    reason: format!("cannot read standard input: {error}"),
+                })?;
+        } else {
+            *text = std::fs::read_to_string(path).map_err(|error| CardFileError::BadValue {
+                option,
+                reason: format!("cannot read {}: {error}", path.display()),
+            })?;
+        }
+        let line = text.lines().next().unwrap_or_default();
+        if line.is_empty() {
+            return Err(CardFileError::BadValue {
+                option,
+                reason: format!("{} is empty", path.display()),
+            });
+        }
+        Ok(SecretString::new(line))
     }
 }

@@ -38,7 +38,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => run_serve(args, state_dir),
         Command::Ctl(args) => run_ctl(args),
-        Command::Issue(args) => with_state_dir(state_dir, |dir| card_commands::issue(args, dir)),
+        Command::Issue(args) => with_state_dir(state_dir, |dir| card_commands::issue(*args, dir)),
         Command::Inspect(args) => card_commands::inspect(args).map_err(anyhow::Error::from),
         Command::ExportCa(args) => {
             with_state_dir(state_dir, |dir| card_commands::export_ca(args, dir))

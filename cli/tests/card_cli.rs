@@ -536,3 +536,100 @@ fn a_json_profile_is_read_by_its_extension() {
         .arg(&wrong));
     assert_bad_input(&output, &["profile", "TOML"]);
 }
+
+/// VERIFY `pin` in-process on the image; the status word.
+fn verify_sw(card: &Path, pin: &[u8]) -> [u8; 2] {
+    let mut card = Card::builder()
+        .atr(piv_atr())
+        .store(FileStore::open(card).unwrap())
+        .install_default(PivApplet::with_defaults())
+        .build()
+        .unwrap();
+    card.power_on();
+    card.transmit(&SELECT_PIV).unwrap();
+    let mut verify = vec![0x00, 0x20, 0x00, 0x80, 0x08];
+    verify.extend_from_slice(pin);
+    verify.resize(13, 0xFF);
+    let answer = card.transmit(&verify).unwrap();
+    [answer[answer.len() - 2], answer[answer.len() - 1]]
+}
+
+#[test]
+fn secrets_come_from_files_and_stdin_never_the_command_line() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let card = dir.path().join("card.json");
+    let profile = p256_profile(dir.path());
+    let pin_file = dir.path().join("pin");
+    std::fs::write(&pin_file, "246810\n").unwrap();
+    let mut child = vscard(&state)
+        .args(["issue", "--out"])
+        .arg(&card)
+        .arg("--profile")
+        .arg(&profile)
+        .arg("--pin-file")
+        .arg(&pin_file)
+        .args(["--unlock-code-file", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"97531135\r\n").unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    // The profile's PIN (123456) was replaced by the file's.
+    assert_eq!(verify_sw(&card, b"123456"), [0x63, 0xC2]);
+    assert_eq!(verify_sw(&card, b"246810"), [0x90, 0x00]);
+    // RESET RETRY COUNTER with the unlock code read from stdin (CRLF cut).
+    let mut card_on_file = Card::builder()
+        .atr(piv_atr())
+        .store(FileStore::open(&card).unwrap())
+        .install_default(PivApplet::with_defaults())
+        .build()
+        .unwrap();
+    card_on_file.power_on();
+    card_on_file.transmit(&SELECT_PIV).unwrap();
+    let mut reset = vec![0x00, 0x2C, 0x00, 0x80, 0x10];
+    reset.extend_from_slice(b"97531135");
+    reset.extend_from_slice(b"111111\xFF\xFF");
+    assert_eq!(card_on_file.transmit(&reset).unwrap(), [0x90, 0x00]);
+    drop(card_on_file);
+
+    // Standard input serves one option only; a plain flag and its file
+    // option together are bad usage; an empty file is bad input.
+    let output = run(vscard(&state)
+        .args(["issue", "--force", "--out"])
+        .arg(&card)
+        .args(["--unlock-code-file", "-", "--seed-file", "-"])
+        .stdin(std::process::Stdio::null()));
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("standard input"));
+    let output = run(vscard(&state)
+        .args(["issue", "--force", "--out"])
+        .arg(&card)
+        .args(["--pin", "135790", "--pin-file"])
+        .arg(&pin_file));
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "").unwrap();
+    let output = run(vscard(&state)
+        .args(["issue", "--force", "--out"])
+        .arg(&card)
+        .arg("--seed-file")
+        .arg(&empty));
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is empty"));
+}
+
+#[test]
+fn help_warns_that_plain_secret_flags_are_visible() {
+    let help = run_ok(Command::new(support::VSCARD).args(["issue", "--help"]));
+    for flag in ["--pin-file", "--unlock-code-file", "--seed-file"] {
+        assert!(help.contains(flag), "{help}");
+    }
+    assert!(help.contains("/proc/PID/cmdline"), "{help}");
+}
