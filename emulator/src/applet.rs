@@ -95,6 +95,14 @@ pub trait Applet: Send {
         command: &CommandApdu<'_>,
     ) -> Result<Response, Status>;
 
+    /// The shortest right-truncated name a SELECT by DF name may use to
+    /// select this applet (ISO 7816-4 11.1.1 leaves the rule to the card;
+    /// the default is the RID, [`Aid::MIN_LEN`] bytes, so that `SELECT A0`
+    /// selects nothing). The full AID always matches.
+    fn min_select_len(&self) -> usize {
+        Aid::MIN_LEN
+    }
+
     /// True when the applet may be selected on several channels at once.
     fn multi_selectable(&self) -> bool {
         false
