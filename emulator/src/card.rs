@@ -14,13 +14,21 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+use crate::apdu::SHORT_NE_MAX;
 use crate::applet::Context;
 use crate::channel::{ChannelTable, MAX_CHANNELS};
 use crate::environment::{CardRng, Clock, CutPoint, FaultPlan, SystemClock};
 use crate::store::{
     AppletState, CardImage, Changes, MemoryStore, StagedParts, StateError, Store, StoreError,
 };
-use crate::{Aid, Applet, Atr, Response, ResponseApdu, Status};
+use crate::{Aid, Applet, Atr, Class, CommandApdu, Response, ResponseApdu, Status};
+
+/// CLA `00`: the basic channel, no chaining, no secure messaging
+/// (evaluated at compile time: the panic cannot happen at run time).
+const BASIC_CLASS: Class = match Class::parse(0x00) {
+    Ok(class) => class,
+    Err(_) => panic!("00 is a class byte"),
+};
 
 /// Why a card could not be built or could not answer.
 #[derive(Debug, Error)]
@@ -165,6 +173,7 @@ pub struct Card {
     pub(crate) env: Env,
     power: PowerState,
     pub(crate) max_command_data: usize,
+    catch_panics: bool,
     record: bool,
     last: Option<Exchange>,
     transcript: Option<Vec<TranscriptEvent>>,
@@ -181,6 +190,7 @@ pub struct CardBuilder {
     applets: Vec<Box<dyn Applet>>,
     default_applet: Option<Aid>,
     record: bool,
+    catch_panics: bool,
 }
 
 impl Card {
@@ -198,6 +208,7 @@ impl Card {
             applets: Vec::new(),
             default_applet: None,
             record: false,
+            catch_panics: true,
         }
     }
 
@@ -263,6 +274,23 @@ impl Card {
     /// status word). Malformed commands get a status word, never an error:
     /// errors are only for a card without power.
     pub fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, CardError> {
+        self.transmit_bytes(command)
+            .map(|response| response.to_bytes())
+    }
+
+    /// [`Card::transmit`] for a typed command: the same exchange (traces
+    /// and transcripts see the command's encoding), typed both ways.
+    pub fn transmit_apdu(&mut self, command: &CommandApdu<'_>) -> Result<ResponseApdu, CardError> {
+        self.transmit_bytes(&command.to_bytes())
+    }
+
+    /// SELECT by DF name (`00 A4 04 00 Lc aid 00`) on the basic channel.
+    pub fn select(&mut self, aid: &Aid) -> Result<ResponseApdu, CardError> {
+        let command = CommandApdu::new(BASIC_CLASS, 0xA4, 0x04, 0x00, aid.as_bytes(), SHORT_NE_MAX);
+        self.transmit_apdu(&command)
+    }
+
+    fn transmit_bytes(&mut self, command: &[u8]) -> Result<ResponseApdu, CardError> {
         if !self.is_powered() {
             return Err(CardError::NotPowered);
         }
@@ -286,28 +314,31 @@ impl Card {
                 response_len: response.data.len(),
                 duration: started.map(|t| t.elapsed()).unwrap_or_default(),
             };
-            tracing::debug!(
-                target: "vscard::apdu",
-                direction = "out",
-                channel = exchange.channel,
-                command = %exchange.command,
-                sw = %exchange.status,
-                response_len = exchange.response_len,
-                micros = exchange.duration.as_micros() as u64,
-                "exchange"
-            );
-            if self.record {
-                self.last = Some(exchange);
-            }
+            self.trace(exchange);
         }
-        let response = response.to_bytes();
         if self.transcript.is_some() {
             self.note(TranscriptEvent::Exchange {
                 command: command.to_vec(),
-                response: response.clone(),
+                response: response.to_bytes(),
             });
         }
         Ok(response)
+    }
+
+    fn trace(&mut self, exchange: Exchange) {
+        tracing::debug!(
+            target: "vscard::apdu",
+            direction = "out",
+            channel = exchange.channel,
+            command = %exchange.command,
+            sw = %exchange.status,
+            response_len = exchange.response_len,
+            micros = exchange.duration.as_micros() as u64,
+            "exchange"
+        );
+        if self.record {
+            self.last = Some(exchange);
+        }
     }
 
     /// Records every power event and exchange byte for byte, for golden
@@ -387,9 +418,14 @@ impl Card {
         // A panic inside an applet (its own bug, or a dependency's on
         // input it did not expect) must not take the card down: the
         // command answers 6F00 and the applet is reloaded from the
-        // committed image, as after a failed command.
+        // committed image, as after a failed command. Tests may turn the
+        // catcher off ([`CardBuilder::catch_panics`]) to see the panic.
         let applet = slot.applet.as_mut();
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| f(applet, &mut ctx)));
+        let outcome = if self.catch_panics {
+            std::panic::catch_unwind(AssertUnwindSafe(|| f(applet, &mut ctx)))
+        } else {
+            Ok(f(applet, &mut ctx))
+        };
         let panicked = outcome.is_err();
         let mut result = outcome.unwrap_or_else(|_| {
             tracing::error!(target: "vscard::apdu", aid = %slot.aid, "the applet panicked; answering 6F00");
@@ -400,12 +436,56 @@ impl Card {
         {
             result = Err(status);
         }
-        let rollback = panicked || ctx.commit_failed || (result.is_err() && !ctx.staged.is_empty());
+        let mut rollback =
+            panicked || ctx.commit_failed || (result.is_err() && !ctx.staged.is_empty());
         drop(ctx);
+        #[cfg(debug_assertions)]
+        if result.is_ok() && !self.env.torn && !self.state_is_committed(index) {
+            result = Err(Status::UnknownError);
+            rollback = true;
+        }
         if rollback && !self.env.torn {
             self.reload(index);
         }
         result
+    }
+
+    /// Debug and test builds only: true when every part the applet at
+    /// `index` would save now equals the committed part, i.e. the command
+    /// staged everything it changed. A forgotten `stage` would otherwise
+    /// show only after a power cut, as state that "comes back"; here the
+    /// command answers `6F00` at once, an error is logged, and the applet
+    /// is reloaded from the committed image (what a power cut would leave).
+    /// Parts that are committed but no longer saved (an older format's)
+    /// are not compared. Release builds skip the check: it encodes the
+    /// whole state on every command.
+    #[cfg(debug_assertions)]
+    fn state_is_committed(&self, index: usize) -> bool {
+        let Some(slot) = self.slots.get(index) else {
+            return true;
+        };
+        let saved = match slot.applet.save() {
+            Ok(saved) => saved,
+            Err(e) => {
+                tracing::error!(target: "vscard::store", aid = %slot.aid, error = %e, "cannot save applet state for the committed-state check");
+                return false;
+            }
+        };
+        let committed = self.env.committed.applet(&slot.key);
+        let stale: Vec<&str> = saved
+            .part_names()
+            .filter(|name| committed.and_then(|c| c.part(name)) != saved.part(name))
+            .collect();
+        if stale.is_empty() {
+            return true;
+        }
+        tracing::error!(
+            target: "vscard::store",
+            aid = %slot.aid,
+            parts = ?stale,
+            "the applet changed persistent state it did not stage; answering 6F00"
+        );
+        false
     }
 
     fn reload(&mut self, index: usize) {
@@ -484,6 +564,25 @@ impl CardBuilder {
         self
     }
 
+    /// Whether a panic inside an applet is caught and answered `6F00` (the
+    /// default, `true`) or propagates to the caller of [`Card::transmit`].
+    /// Tests that assert "every answer ends in a status word" turn it off,
+    /// so that an applet panic fails them instead of hiding behind `6F00`.
+    /// Builds with `panic = "abort"` (phone apps) abort on a panic whatever
+    /// this says: there is nothing to catch.
+    pub fn catch_panics(mut self, on: bool) -> Self {
+        self.catch_panics = on;
+        self
+    }
+
+    /// Starts the card from `image` (a [`Card::image`] snapshot of another
+    /// card, say) in a fresh [`MemoryStore`]: the new card commits to its
+    /// own store and shares nothing with the card the image came from.
+    pub fn image(mut self, image: CardImage) -> Self {
+        self.store = Box::new(MemoryStore::with_image(image));
+        self
+    }
+
     /// Loads the image from the store, hands each applet its state (an
     /// applet new to the image commits its initial state), and returns the
     /// card, powered off.
@@ -498,6 +597,7 @@ impl CardBuilder {
             applets,
             default_applet,
             record,
+            catch_panics,
         } = self;
         let rng = match rng {
             Some(rng) => rng,
@@ -535,6 +635,7 @@ impl CardBuilder {
             },
             power: PowerState::Off,
             max_command_data,
+            catch_panics,
             record,
             last: None,
             transcript: None,

@@ -401,6 +401,13 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// A store holding `image` as its committed image.
+    pub fn with_image(image: CardImage) -> Self {
+        let store = Self::default();
+        store.lock().image = Some(image);
+        store
+    }
+
     /// Makes every later commit fail (until called with `false`), to test
     /// the runtime's rollback.
     pub fn fail_writes(&self, fail: bool) {
