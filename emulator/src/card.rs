@@ -60,7 +60,7 @@ pub enum CardError {
     UnknownDefaultApplet(Aid),
     /// The operating system's random generator failed.
     #[error("cannot seed the card's random generator: {0}")]
-    Rng(String),
+    Rng(#[source] rand::rngs::SysError),
 }
 
 /// The card's power state.
@@ -601,7 +601,7 @@ impl CardBuilder {
         } = self;
         let rng = match rng {
             Some(rng) => rng,
-            None => CardRng::from_os().map_err(|e| CardError::Rng(e.to_string()))?,
+            None => CardRng::from_os().map_err(CardError::Rng)?,
         };
         let mut image = store.load()?.unwrap_or_default();
         let (slots, fresh) = load_applets(applets, &mut image)?;

@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::store::{CardImage, Changes, Part, Store, StoreError};
+use crate::store::{CardImage, Changes, DamageKind, Part, Store, StoreError};
 
 /// The identifier in the `format` field.
 pub const IMAGE_FORMAT: &str = "vscard-card-image";
@@ -430,7 +430,7 @@ fn decode_slot(slot: &[u8]) -> Option<(Era, u64, &[u8])> {
 
 /// Applies the journal's records of `era` to `image`; returns how many.
 fn replay_journal(path: &Path, era: Era, image: &mut CardImage) -> Result<usize, StoreError> {
-    let damaged = |problem: String| StoreError::Damaged {
+    let damaged = |problem: DamageKind| StoreError::Damaged {
         path: path.to_owned(),
         problem,
     };
@@ -445,11 +445,10 @@ fn replay_journal(path: &Path, era: Era, image: &mut CardImage) -> Result<usize,
         }
     };
     if bytes.len() != JOURNAL_SLOTS * JOURNAL_SLOT_SIZE {
-        return Err(damaged(format!(
-            "a journal is {} bytes, this one is {}",
-            JOURNAL_SLOTS * JOURNAL_SLOT_SIZE,
-            bytes.len()
-        )));
+        return Err(damaged(DamageKind::JournalSize {
+            expected: JOURNAL_SLOTS * JOURNAL_SLOT_SIZE,
+            found: bytes.len() as u64,
+        }));
     }
     let mut applied = 0;
     let mut ended = false;
@@ -457,9 +456,8 @@ fn replay_journal(path: &Path, era: Era, image: &mut CardImage) -> Result<usize,
         let record = decode_slot(slot).filter(|(e, _, _)| *e == era);
         match record {
             Some((_, position, payload)) if !ended && position == index as u64 => {
-                let record: JournalRecord = serde_json::from_slice(payload).map_err(|e| {
-                    damaged(format!("record {index} is intact but unreadable: {e}"))
-                })?;
+                let record: JournalRecord = serde_json::from_slice(payload)
+                    .map_err(|source| damaged(DamageKind::UnreadableRecord { index, source }))?;
                 let state = image.applet_mut(&record.applet);
                 for (name, value) in record.parts {
                     state.insert_part(&name, Part::Encoded(Arc::new(value)));
@@ -467,10 +465,10 @@ fn replay_journal(path: &Path, era: Era, image: &mut CardImage) -> Result<usize,
                 applied += 1;
             }
             Some(_) => {
-                return Err(damaged(format!(
-                    "record {index} follows a damaged or missing record {applied}; \
-                     a crash cannot leave such a gap"
-                )));
+                return Err(damaged(DamageKind::JournalGap {
+                    index,
+                    missing: applied,
+                }));
             }
             None => ended = true,
         }
@@ -492,10 +490,10 @@ fn open_journal(path: &Path) -> Result<File, StoreError> {
             } else {
                 Err(StoreError::Damaged {
                     path: path.to_owned(),
-                    problem: format!(
-                        "a journal is {} bytes, this one is {len}",
-                        JOURNAL_SLOTS * JOURNAL_SLOT_SIZE
-                    ),
+                    problem: DamageKind::JournalSize {
+                        expected: JOURNAL_SLOTS * JOURNAL_SLOT_SIZE,
+                        found: len,
+                    },
                 })
             }
         }
@@ -546,26 +544,24 @@ fn encode_image(image: &CardImage, era: Era) -> Result<Zeroizing<Vec<u8>>, Store
 }
 
 fn decode_image(path: &Path, bytes: &[u8]) -> Result<(CardImage, Option<Era>), StoreError> {
-    let damaged = |problem: String| StoreError::Damaged {
+    let damaged = |problem: DamageKind| StoreError::Damaged {
         path: path.to_owned(),
         problem,
     };
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         if e.is_eof() {
-            damaged(format!("truncated ({} bytes)", bytes.len()))
+            damaged(DamageKind::Truncated { len: bytes.len() })
         } else {
-            damaged(format!("not valid JSON: {e}"))
+            damaged(DamageKind::NotJson(e))
         }
     })?;
     if value.get("format").and_then(|f| f.as_str()) != Some(IMAGE_FORMAT) {
-        return Err(damaged(format!(
-            "not a vscard card image (no \"format\": \"{IMAGE_FORMAT}\")"
-        )));
+        return Err(damaged(DamageKind::NotAnImage));
     }
     let version = value
         .get("version")
         .and_then(|v| v.as_u64())
-        .ok_or_else(|| damaged("missing or invalid \"version\"".into()))?;
+        .ok_or_else(|| damaged(DamageKind::BadVersion))?;
     if version > u64::from(IMAGE_VERSION) {
         return Err(StoreError::FutureVersion {
             path: path.to_owned(),
@@ -574,16 +570,16 @@ fn decode_image(path: &Path, bytes: &[u8]) -> Result<(CardImage, Option<Era>), S
         });
     }
     if version == 0 {
-        return Err(damaged("version 0 does not exist".into()));
+        return Err(damaged(DamageKind::VersionZero));
     }
     let file: ImageFileIn =
-        serde_json::from_value(value).map_err(|e| damaged(format!("unexpected structure: {e}")))?;
+        serde_json::from_value(value).map_err(|e| damaged(DamageKind::Structure(e)))?;
     let era = match (version, &file.era) {
         (1, _) => None,
         (_, Some(text)) => {
-            Some(Era::from_hex(text).ok_or_else(|| damaged(format!("invalid \"era\": {text:?}")))?)
+            Some(Era::from_hex(text).ok_or_else(|| damaged(DamageKind::BadEra(text.clone())))?)
         }
-        (_, None) => return Err(damaged("missing \"era\"".into())),
+        (_, None) => return Err(damaged(DamageKind::MissingEra)),
     };
     let era_text = if era.is_some() {
         file.era.as_deref()
@@ -592,9 +588,7 @@ fn decode_image(path: &Path, bytes: &[u8]) -> Result<(CardImage, Option<Era>), S
     };
     let expected = checksum(&file.applets, era_text)?;
     if file.checksum != expected {
-        return Err(damaged(
-            "checksum mismatch (the file was modified or partly written)".into(),
-        ));
+        return Err(damaged(DamageKind::ChecksumMismatch));
     }
     Ok((file.applets, era))
 }
@@ -964,6 +958,32 @@ mod tests {
                 StoreError::FutureVersion {
                     found: 9,
                     supported: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn damage_is_typed_and_keeps_its_source() {
+        use std::error::Error as _;
+        let err = damaged_with(b"\x00\x01garbage");
+        let StoreError::Damaged { problem, .. } = &err else {
+            panic!("{err}");
+        };
+        assert!(matches!(problem, DamageKind::NotJson(_)), "{problem}");
+        assert!(
+            problem
+                .source()
+                .is_some_and(|s| s.is::<serde_json::Error>())
+        );
+        let err = damaged_with(br#"{"format": "vscard-card-image", "version": 0}"#);
+        assert!(
+            matches!(
+                err,
+                StoreError::Damaged {
+                    problem: DamageKind::VersionZero,
                     ..
                 }
             ),

@@ -66,7 +66,9 @@ pub use environment::{CardRng, Clock, CutPoint, FaultPlan, ManualClock, SystemCl
 pub use file_store::{FileStore, IMAGE_FORMAT, IMAGE_VERSION, JOURNAL_SLOT_SIZE, JOURNAL_SLOTS};
 pub use pin::{OwnerPin, PIN_MAX_LEN, PinCheck, PinError, hex_secret};
 pub use status::Status;
-pub use store::{AppletState, CardImage, Changes, MemoryStore, StateError, Store, StoreError};
+pub use store::{
+    AppletState, CardImage, Changes, DamageKind, MemoryStore, StateError, Store, StoreError,
+};
 pub use transient::{ClearOn, Transient};
 
 /// Re-exported so applets use the same RNG traits as the runtime.

@@ -109,9 +109,42 @@ pub enum StateError {
     /// A part the applet needs is missing.
     #[error("state part `{0}` is missing")]
     MissingPart(String),
-    /// The applet found the parts inconsistent.
-    #[error("state is inconsistent: {0}")]
-    Invalid(String),
+    /// A part decodes but holds something the applet cannot accept (a
+    /// newer format, a slot that does not exist).
+    #[error("state part `{part}` is invalid: {problem}")]
+    Invalid {
+        /// The part's name.
+        part: String,
+        /// What the applet found wrong.
+        problem: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl StateError {
+    /// [`StateError::Invalid`] without an underlying error.
+    pub fn invalid(part: &str, problem: impl Into<String>) -> StateError {
+        StateError::Invalid {
+            part: part.to_owned(),
+            problem: problem.into(),
+            source: None,
+        }
+    }
+
+    /// [`StateError::Invalid`] caused by `source`.
+    pub fn invalid_because(
+        part: &str,
+        problem: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> StateError {
+        StateError::Invalid {
+            part: part.to_owned(),
+            problem: problem.into(),
+            source: Some(Box::new(source)),
+        }
+    }
 }
 
 impl AppletState {
@@ -295,13 +328,14 @@ pub enum StoreError {
         /// The error.
         source: std::io::Error,
     },
-    /// The image file exists but cannot be trusted; it is left as it is.
+    /// The image file (or its journal) exists but cannot be trusted; it is
+    /// left as it is.
     #[error("{path}: damaged card image: {problem}; the file was left untouched")]
     Damaged {
         /// The file.
         path: PathBuf,
         /// What is wrong with it.
-        problem: String,
+        problem: DamageKind,
     },
     /// The image was written by a newer vscard.
     #[error(
@@ -329,6 +363,69 @@ pub enum StoreError {
     /// A write failure injected by a test.
     #[error("injected write failure")]
     Injected,
+}
+
+/// What is wrong with a damaged image or journal ([`StoreError::Damaged`]).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DamageKind {
+    /// The file ends in the middle of the JSON document.
+    #[error("truncated ({len} bytes)")]
+    Truncated {
+        /// The file's length.
+        len: usize,
+    },
+    /// The file is not JSON.
+    #[error("not valid JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// JSON, but without the image's `format` field.
+    #[error("not a vscard card image (no \"format\": \"{}\")", crate::IMAGE_FORMAT)]
+    NotAnImage,
+    /// The `version` field is absent or not a number.
+    #[error("missing or invalid \"version\"")]
+    BadVersion,
+    /// Version 0 was never written.
+    #[error("version 0 does not exist")]
+    VersionZero,
+    /// The fields do not have the image's structure.
+    #[error("unexpected structure: {0}")]
+    Structure(#[source] serde_json::Error),
+    /// A version-2 image without its `era`.
+    #[error("missing \"era\"")]
+    MissingEra,
+    /// The `era` is not 32 hex digits.
+    #[error("invalid \"era\": {0:?}")]
+    BadEra(String),
+    /// The checksum does not match the contents.
+    #[error("checksum mismatch (the file was modified or partly written)")]
+    ChecksumMismatch,
+    /// The journal does not have its fixed size.
+    #[error("a journal is {expected} bytes, this one is {found}")]
+    JournalSize {
+        /// The size of every journal.
+        expected: usize,
+        /// This one's size.
+        found: u64,
+    },
+    /// A journal record's digest is right but its payload does not decode.
+    #[error("record {index} is intact but unreadable: {source}")]
+    UnreadableRecord {
+        /// The slot.
+        index: usize,
+        /// The decoder's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An intact record after a damaged or missing one.
+    #[error(
+        "record {index} follows a damaged or missing record {missing}; a crash cannot leave such a gap"
+    )]
+    JournalGap {
+        /// The intact record.
+        index: usize,
+        /// The first record that is not intact.
+        missing: usize,
+    },
 }
 
 /// Where a card's image lives between commands and across restarts.
@@ -579,5 +676,19 @@ mod tests {
             Err(StoreError::Injected)
         ));
         assert_eq!(a.commits(), 1);
+    }
+
+    #[test]
+    fn an_invalid_state_names_its_part_and_keeps_its_source() {
+        use std::error::Error as _;
+        let plain = StateError::invalid("keys", "9Z is not a key slot");
+        assert_eq!(
+            plain.to_string(),
+            "state part `keys` is invalid: 9Z is not a key slot"
+        );
+        assert!(plain.source().is_none());
+        let cause = hex::decode("zz").unwrap_err();
+        let caused = StateError::invalid_because("objects", "object 5FC105 is not hex", cause);
+        assert!(caused.source().is_some_and(|s| s.is::<hex::FromHexError>()));
     }
 }
