@@ -20,8 +20,8 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::card::Env;
 use crate::environment::CardRng;
+use crate::services::Env;
 use crate::store::{AppletState, Part, StagedParts, StateError, encode_part};
 use crate::transient::ClearOn;
 use crate::{Aid, CommandApdu, Status};

@@ -17,10 +17,9 @@ use thiserror::Error;
 use crate::apdu::SHORT_NE_MAX;
 use crate::applet::Context;
 use crate::channel::{ChannelTable, MAX_CHANNELS};
-use crate::environment::{CardRng, Clock, CutPoint, FaultPlan, SystemClock};
-use crate::store::{
-    AppletState, CardImage, Changes, MemoryStore, StagedParts, StateError, Store, StoreError,
-};
+use crate::environment::{CardRng, Clock, FaultPlan, SystemClock};
+use crate::services::Env;
+use crate::store::{AppletState, CardImage, MemoryStore, StateError, Store, StoreError};
 use crate::{Aid, Applet, Atr, Class, CommandApdu, Response, ResponseApdu, Status};
 
 /// CLA `00`: the basic channel, no chaining, no secure messaging
@@ -102,59 +101,6 @@ pub enum TranscriptEvent {
         /// The response (data and status word).
         response: Vec<u8>,
     },
-}
-
-/// The runtime's services shared by all applets of a card.
-pub(crate) struct Env {
-    store: Box<dyn Store>,
-    pub committed: CardImage,
-    pub rng: CardRng,
-    pub clock: Box<dyn Clock>,
-    fault: FaultPlan,
-    writes: u64,
-    pub power_epoch: u64,
-    stamps: u64,
-    /// Set when a planned power cut fired during the current command.
-    pub torn: bool,
-}
-
-impl Env {
-    /// Writes the committed image with `staged` merged into applet `key`'s
-    /// state through the store, honouring the fault plan; on success it is
-    /// the committed image, on failure the committed image is unchanged.
-    /// The merge happens in place and is undone on failure, so a commit
-    /// copies no image.
-    pub fn write_parts(&mut self, key: &str, staged: &mut StagedParts) -> Result<(), Status> {
-        if self.torn {
-            return Err(Status::MemoryFailure);
-        }
-        self.writes += 1;
-        let cut = self.fault.on_write();
-        if cut == Some(CutPoint::BeforeWrite) {
-            self.torn = true;
-            return Err(Status::MemoryFailure);
-        }
-        self.committed.applet_mut(key).swap_in(staged);
-        if let Err(e) = self
-            .store
-            .commit_changes(&self.committed, Changes::new(key, staged))
-        {
-            self.committed.applet_mut(key).swap_back(staged);
-            tracing::error!(target: "vscard::store", error = %e, "commit failed");
-            return Err(Status::MemoryFailure);
-        }
-        if cut == Some(CutPoint::AfterWrite) {
-            self.torn = true;
-            return Err(Status::MemoryFailure);
-        }
-        Ok(())
-    }
-
-    /// A stamp never handed out before on this card.
-    pub fn next_stamp(&mut self) -> u64 {
-        self.stamps += 1;
-        self.stamps
-    }
 }
 
 /// An installed applet and its key in the image.
@@ -386,19 +332,9 @@ impl Card {
         self.env.fault.is_armed()
     }
 
-    /// Persistent writes attempted since the card was built.
-    pub fn persistent_writes(&self) -> u64 {
-        self.env.writes
-    }
-
     /// The committed image (what a power cut would leave).
     pub fn image(&self) -> &CardImage {
         &self.env.committed
-    }
-
-    /// The AIDs of the installed applets, in installation order.
-    pub fn applets(&self) -> impl Iterator<Item = Aid> + '_ {
-        self.slots.iter().map(|slot| slot.aid)
     }
 
     /// Runs `f` on the applet at `index` with a context for `channel`,
@@ -622,17 +558,7 @@ impl CardBuilder {
             slots,
             default_applet,
             channels: ChannelTable::new(channels),
-            env: Env {
-                store,
-                committed: image,
-                rng,
-                clock,
-                fault: FaultPlan::none(),
-                writes: 0,
-                power_epoch: 0,
-                stamps: 0,
-                torn: false,
-            },
+            env: Env::new(store, image, rng, clock),
             power: PowerState::Off,
             max_command_data,
             catch_panics,
@@ -680,13 +606,5 @@ impl std::fmt::Debug for Card {
                 &self.slots.iter().map(|s| s.aid).collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
-    }
-}
-
-/// Shorthand used by the transport code.
-pub(crate) fn status_only(status: Status) -> ResponseApdu {
-    ResponseApdu {
-        data: Vec::new(),
-        status,
     }
 }

@@ -152,7 +152,7 @@ impl FileStore {
     pub fn open(path: impl Into<PathBuf>) -> Result<FileStore, StoreError> {
         let path = path.into();
         let lock_path = sibling(&path, ".lock");
-        let lock = open_private(&lock_path, false).map_err(|source| StoreError::Io {
+        let lock = open_private(&lock_path).map_err(|source| StoreError::Io {
             path: lock_path.clone(),
             source,
         })?;
@@ -605,10 +605,11 @@ fn create_private(path: &Path) -> std::io::Result<File> {
     options.open(path)
 }
 
-/// Opens (or creates) a file with mode 0600 for writing.
-fn open_private(path: &Path, truncate: bool) -> std::io::Result<File> {
+/// Opens (or creates) a file with mode 0600 for writing, keeping what it
+/// holds (the lock file).
+fn open_private(path: &Path) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(truncate);
+    options.write(true).create(true).truncate(false);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;

@@ -50,11 +50,12 @@ mod channel;
 mod environment;
 mod file_store;
 mod pin;
+mod routing;
 mod selection;
+mod services;
 mod status;
 mod store;
 mod transient;
-mod transport;
 
 pub use aid::{Aid, AidLengthError};
 pub use apdu::{Class, CommandApdu, EXTENDED_NE_MAX, ResponseApdu, SHORT_NE_MAX, SecureMessaging};

@@ -301,11 +301,6 @@ impl CardImage {
         self.applets.insert(Arc::from(key), state);
     }
 
-    /// The AID keys present.
-    pub fn applet_keys(&self) -> impl Iterator<Item = &str> {
-        self.applets.keys().map(AsRef::as_ref)
-    }
-
     pub(crate) fn applet_mut(&mut self, key: &str) -> &mut AppletState {
         // The present key is shared, not copied: no allocation per commit.
         let key = self
