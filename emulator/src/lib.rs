@@ -49,6 +49,7 @@ mod card;
 mod channel;
 mod environment;
 mod file_store;
+mod memory_store;
 mod pin;
 mod routing;
 mod selection;
@@ -65,11 +66,10 @@ pub use card::{Card, CardBuilder, CardError, Exchange, PowerState, TranscriptEve
 pub use channel::MAX_CHANNELS;
 pub use environment::{CardRng, Clock, CutPoint, FaultPlan, ManualClock, SystemClock};
 pub use file_store::{FileStore, IMAGE_FORMAT, IMAGE_VERSION, JOURNAL_SLOT_SIZE, JOURNAL_SLOTS};
+pub use memory_store::MemoryStore;
 pub use pin::{OwnerPin, PIN_MAX_LEN, PinCheck, PinError, hex_secret};
 pub use status::Status;
-pub use store::{
-    AppletState, CardImage, Changes, DamageKind, MemoryStore, StateError, Store, StoreError,
-};
+pub use store::{AppletState, CardImage, Changes, DamageKind, StateError, Store, StoreError};
 pub use transient::{ClearOn, Transient};
 
 /// Re-exported so applets use the same RNG traits as the runtime.

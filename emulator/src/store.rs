@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -243,6 +243,20 @@ impl AppletState {
         }
     }
 
+    /// Sets part `name` to `source`'s (removes it when `source` has none),
+    /// sharing the value and, for a part already present, the name.
+    pub(crate) fn copy_part(&mut self, source: &AppletState, name: &str) {
+        match (self.parts.get_mut(name), source.parts.get_key_value(name)) {
+            (Some(slot), Some((_, part))) => *slot = part.clone(),
+            (None, Some((name, part))) => {
+                self.parts.insert(Arc::clone(name), part.clone());
+            }
+            (_, None) => {
+                self.parts.remove(name);
+            }
+        }
+    }
+
     /// Undoes [`AppletState::swap_in`] (in reverse order, so a name staged
     /// twice ends with its first old value).
     pub(crate) fn swap_back(&mut self, staged: &mut StagedParts) {
@@ -472,110 +486,10 @@ impl<'a> Changes<'a> {
     }
 }
 
-/// An in-memory store for tests and embedding. Clones share the same
-/// image, so a test can build a second card on the store of the first, as
-/// if the card had been taken out and put back.
-#[derive(Clone, Debug, Default)]
-pub struct MemoryStore {
-    inner: Arc<Mutex<MemoryStoreInner>>,
-}
-
-#[derive(Debug, Default)]
-struct MemoryStoreInner {
-    image: Option<CardImage>,
-    fail_writes: bool,
-    commits: u64,
-}
-
-impl MemoryStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A store holding `image` as its committed image.
-    pub fn with_image(image: CardImage) -> Self {
-        let store = Self::default();
-        store.lock().image = Some(image);
-        store
-    }
-
-    /// Makes every later commit fail (until called with `false`), to test
-    /// the runtime's rollback.
-    pub fn fail_writes(&self, fail: bool) {
-        self.lock().fail_writes = fail;
-    }
-
-    /// The committed image, if any.
-    pub fn image(&self) -> Option<CardImage> {
-        self.lock().image.clone()
-    }
-
-    /// How many commits succeeded.
-    pub fn commits(&self) -> u64 {
-        self.lock().commits
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryStoreInner> {
-        // A panic while holding the lock cannot leave the image half
-        // written (it is replaced whole), so a poisoned lock is safe to use.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Store for MemoryStore {
-    fn load(&mut self) -> Result<Option<CardImage>, StoreError> {
-        Ok(self.lock().image.clone())
-    }
-
-    fn commit(&mut self, image: &CardImage) -> Result<(), StoreError> {
-        let mut inner = self.lock();
-        if inner.fail_writes {
-            return Err(StoreError::Injected);
-        }
-        inner.image = Some(image.clone());
-        inner.commits += 1;
-        Ok(())
-    }
-
-    /// Copies only the changed parts into the image it holds (which is the
-    /// runtime's previous image: one card commits through a store at a
-    /// time), so a commit costs the parts it changes, not the image.
-    fn commit_changes(
-        &mut self,
-        image: &CardImage,
-        changes: Changes<'_>,
-    ) -> Result<(), StoreError> {
-        let mut inner = self.lock();
-        if inner.fail_writes {
-            return Err(StoreError::Injected);
-        }
-        let key = changes.applet();
-        match (&mut inner.image, image.applet(key)) {
-            (Some(held), Some(new)) => {
-                let held = held.applet_mut(key);
-                for name in changes.parts() {
-                    match (held.parts.get_mut(name), new.parts.get_key_value(name)) {
-                        (Some(slot), Some((_, part))) => *slot = part.clone(),
-                        (None, Some((name, part))) => {
-                            held.parts.insert(Arc::clone(name), part.clone());
-                        }
-                        (_, None) => {
-                            held.parts.remove(name);
-                        }
-                    }
-                }
-            }
-            (held, _) => *held = Some(image.clone()),
-        }
-        inner.commits += 1;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MemoryStore;
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Counter {
@@ -655,22 +569,6 @@ mod tests {
             debug.contains("\"pin\"") && !debug.contains("s3cr3t"),
             "{debug}"
         );
-    }
-
-    #[test]
-    fn memory_store_clones_share_the_image() {
-        let mut a = MemoryStore::new();
-        let mut b = a.clone();
-        let mut image = CardImage::new();
-        image.set_applet("AA", AppletState::new().with("x", &1u8).unwrap());
-        a.commit(&image).unwrap();
-        assert_eq!(b.load().unwrap(), Some(image));
-        a.fail_writes(true);
-        assert!(matches!(
-            b.commit(&CardImage::new()),
-            Err(StoreError::Injected)
-        ));
-        assert_eq!(a.commits(), 1);
     }
 
     #[test]

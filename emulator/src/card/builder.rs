@@ -4,8 +4,9 @@
 use super::{Card, CardError, PowerState, Slot};
 use crate::channel::{ChannelTable, MAX_CHANNELS};
 use crate::environment::{CardRng, Clock, SystemClock};
+use crate::memory_store::MemoryStore;
 use crate::services::Env;
-use crate::store::{CardImage, MemoryStore, Store};
+use crate::store::{CardImage, Store};
 use crate::{Aid, Applet, Atr};
 
 /// Builds a [`Card`].
