@@ -13,7 +13,10 @@
 //! [`Context::commit`]. A command that fails discards what it staged and
 //! the runtime reloads the applet from the committed image, so the applet's
 //! memory always equals what would survive a power cut (Java Card
-//! transaction semantics).
+//! transaction semantics). Debug and test builds check it: after every
+//! successful command, each part [`Applet::save`] gives must equal the
+//! committed one, or the command answers `6F00` and the applet is reloaded
+//! (a change the applet forgot to stage).
 
 use std::sync::Arc;
 use std::time::SystemTime;

@@ -8,7 +8,8 @@
 //! chains, hands out long responses with `61xx` / GET RESPONSE, clears
 //! transient memory on reset and deselection, and commits persistent state
 //! atomically, so that a power cut at any write leaves the old or the new
-//! state and never gives back a PIN try.
+//! state and never gives back a PIN try. A panicking applet answers `6F00`
+//! (unless [`CardBuilder::catch_panics`] is off, as robustness tests want).
 //!
 //! The crate is synchronous and does no I/O except through a [`Store`]
 //! ([`FileStore`] writes files; [`MemoryStore`] does not), so the same card
