@@ -201,24 +201,28 @@ impl PivState {
     pub fn load(&mut self, state: &AppletState) -> Result<(), StateError> {
         let settings: CardSettings = state.get(CONFIG)?;
         if settings.format > STATE_FORMAT {
-            return Err(StateError::Invalid(format!(
-                "PIV state format {} is newer than this build reads ({STATE_FORMAT})",
-                settings.format
-            )));
+            return Err(StateError::invalid(
+                CONFIG,
+                format!(
+                    "PIV state format {} is newer than this build reads ({STATE_FORMAT})",
+                    settings.format
+                ),
+            ));
         }
         let encoded: BTreeMap<String, serde_json::Value> = state.get(KEYS)?;
         let mut keys = BTreeMap::new();
         for (name, value) in &encoded {
             let slot = parse_slot(name)?;
             let key = StoredKey::decode(value, self.keys.get(&slot))
-                .map_err(|e| StateError::Invalid(format!("key {name}: {e}")))?;
+                .map_err(|e| StateError::invalid(KEYS, format!("key {name}: {e}")))?;
             keys.insert(slot, key);
         }
         let encoded: BTreeMap<DataObjectTag, String> = state.get(OBJECTS)?;
         let mut objects = BTreeMap::new();
         for (tag, value) in encoded {
-            let bytes = hex::decode(value)
-                .map_err(|e| StateError::Invalid(format!("object {tag}: {e}")))?;
+            let bytes = hex::decode(value).map_err(|e| {
+                StateError::invalid_because(OBJECTS, format!("object {tag} is not hex"), e)
+            })?;
             objects.insert(tag, bytes);
         }
         *self = PivState {
@@ -341,7 +345,7 @@ fn parse_slot(name: &str) -> Result<Slot, StateError> {
     u8::from_str_radix(name, 16)
         .ok()
         .and_then(Slot::new)
-        .ok_or_else(|| StateError::Invalid(format!("{name} is not a key slot")))
+        .ok_or_else(|| StateError::invalid(KEYS, format!("{name} is not a key slot")))
 }
 
 fn default_objects(serial: u32) -> BTreeMap<DataObjectTag, Vec<u8>> {

@@ -71,10 +71,7 @@ pub fn journey_state() -> Result<&'static AppletState, String> {
 
 /// A fresh card (new memory store) holding `state`, powered off.
 pub fn card_with(state: &AppletState) -> Result<Card, CardError> {
-    card_with_rng(
-        state,
-        CardRng::from_os().map_err(|e| CardError::Rng(e.to_string()))?,
-    )
+    card_with_rng(state, CardRng::from_os().map_err(CardError::Rng)?)
 }
 
 /// As [`card_with`], with a given random generator.

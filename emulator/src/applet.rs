@@ -13,15 +13,18 @@
 //! [`Context::commit`]. A command that fails discards what it staged and
 //! the runtime reloads the applet from the committed image, so the applet's
 //! memory always equals what would survive a power cut (Java Card
-//! transaction semantics).
+//! transaction semantics). Debug and test builds check it: after every
+//! successful command, each part [`Applet::save`] gives must equal the
+//! committed one, or the command answers `6F00` and the applet is reloaded
+//! (a change the applet forgot to stage).
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::card::Env;
 use crate::environment::CardRng;
+use crate::services::Env;
 use crate::store::{AppletState, Part, StagedParts, StateError, encode_part};
 use crate::transient::ClearOn;
 use crate::{Aid, CommandApdu, Status};
@@ -94,6 +97,14 @@ pub trait Applet: Send {
         ctx: &mut Context<'_>,
         command: &CommandApdu<'_>,
     ) -> Result<Response, Status>;
+
+    /// The shortest right-truncated name a SELECT by DF name may use to
+    /// select this applet (ISO 7816-4 11.1.1 leaves the rule to the card;
+    /// the default is the RID, [`Aid::MIN_LEN`] bytes, so that `SELECT A0`
+    /// selects nothing). The full AID always matches.
+    fn min_select_len(&self) -> usize {
+        Aid::MIN_LEN
+    }
 
     /// True when the applet may be selected on several channels at once.
     fn multi_selectable(&self) -> bool {

@@ -8,7 +8,8 @@
 //! chains, hands out long responses with `61xx` / GET RESPONSE, clears
 //! transient memory on reset and deselection, and commits persistent state
 //! atomically, so that a power cut at any write leaves the old or the new
-//! state and never gives back a PIN try.
+//! state and never gives back a PIN try. A panicking applet answers `6F00`
+//! (unless [`CardBuilder::catch_panics`] is off, as robustness tests want).
 //!
 //! The crate is synchronous and does no I/O except through a [`Store`]
 //! ([`FileStore`] writes files; [`MemoryStore`] does not), so the same card
@@ -49,12 +50,14 @@ mod card;
 mod channel;
 mod environment;
 mod file_store;
+mod memory_store;
 mod pin;
+mod routing;
 mod selection;
+mod services;
 mod status;
 mod store;
 mod transient;
-mod transport;
 
 pub use aid::{Aid, AidLengthError};
 pub use apdu::{Class, CommandApdu, EXTENDED_NE_MAX, ResponseApdu, SHORT_NE_MAX, SecureMessaging};
@@ -64,9 +67,10 @@ pub use card::{Card, CardBuilder, CardError, Exchange, PowerState, TranscriptEve
 pub use channel::MAX_CHANNELS;
 pub use environment::{CardRng, Clock, CutPoint, FaultPlan, ManualClock, SystemClock};
 pub use file_store::{FileStore, IMAGE_FORMAT, IMAGE_VERSION, JOURNAL_SLOT_SIZE, JOURNAL_SLOTS};
+pub use memory_store::MemoryStore;
 pub use pin::{OwnerPin, PIN_MAX_LEN, PinCheck, PinError, hex_secret};
 pub use status::Status;
-pub use store::{AppletState, CardImage, Changes, MemoryStore, StateError, Store, StoreError};
+pub use store::{AppletState, CardImage, Changes, DamageKind, StateError, Store, StoreError};
 pub use transient::{ClearOn, Transient};
 
 /// Re-exported so applets use the same RNG traits as the runtime.

@@ -198,16 +198,6 @@ impl OwnerPin {
         self.tries_left = self.try_limit;
         Ok(())
     }
-
-    /// Resets the counter without changing the value. The caller commits.
-    pub fn reset_and_unblock(&mut self) {
-        self.tries_left = self.try_limit;
-    }
-
-    /// Blocks the PIN (no tries left). The caller commits.
-    pub fn block(&mut self) {
-        self.tries_left = 0;
-    }
 }
 
 impl fmt::Debug for OwnerPin {

@@ -2,12 +2,18 @@
 //!
 //! SELECT by DF name (ISO 7816-4 11.1.1, P1 = `04`):
 //! - the data is the AID or a right-truncated prefix of it (see
-//!   [`crate::Aid::matches`]); empty data selects the default applet;
+//!   [`crate::Aid::matches`]) at least [`crate::Applet::min_select_len`]
+//!   bytes long (the RID, 5 bytes, by default); empty data selects the
+//!   default applet;
 //! - P2 `b2 b1` picks the first (`00`), last (`01`), next (`10`) or
-//!   previous (`11`) matching applet in installation order, relative to the
-//!   applet selected on the channel; P2 `b4 b3 = 11` asks for no response
-//!   data, other values are passed to the applet, which answers with its
-//!   FCI or whatever its specification says;
+//!   previous (`11`) matching applet, relative to the applet selected on
+//!   the channel; the occurrences are the applet whose AID equals the data
+//!   (an exact match is always the first occurrence, whatever the
+//!   installation order), then the right-truncated matches in installation
+//!   order;
+//! - P2 `b4 b3 = 11` asks for no response data, other values are passed to
+//!   the applet, which answers with its FCI or whatever its specification
+//!   says;
 //! - no match: `6A82`, and the channel keeps its selection and the applet
 //!   its security state;
 //! - a match that is selected on another channel and is not
@@ -36,21 +42,33 @@ impl Card {
         if name.is_empty() {
             return self.default_applet;
         }
-        let matching = || {
-            self.slots
-                .iter()
-                .enumerate()
-                .filter(|(_, slot)| slot.aid.matches(name))
-                .map(|(i, _)| i)
-        };
-        match (p2 & 0x03, current) {
-            (0x00, _) => matching().next(),
-            (0x01, _) => matching().next_back(),
-            (0x02, Some(current)) => matching().find(|&i| i > current),
-            (0x02, None) => matching().next(),
-            (_, Some(current)) => matching().rev().find(|&i| i < current),
-            (_, None) => matching().next_back(),
+        let order = self.matches_of(name);
+        let position = current.and_then(|c| order.iter().position(|&i| i == c));
+        match (p2 & 0x03, current, position) {
+            (0x00, _, _) => order.first().copied(),
+            (0x01, _, _) => order.last().copied(),
+            (0x02, _, Some(p)) => order.get(p + 1).copied(),
+            // The current applet does not match the name: the next one in
+            // installation order after it.
+            (0x02, Some(c), None) => order.iter().copied().find(|&i| i > c),
+            (0x02, None, _) => order.first().copied(),
+            (_, _, Some(p)) => p.checked_sub(1).and_then(|p| order.get(p)).copied(),
+            (_, Some(c), None) => order.iter().rev().copied().find(|&i| i < c),
+            (_, None, _) => order.last().copied(),
         }
+    }
+
+    /// The applets `name` selects, in occurrence order: the one whose AID
+    /// equals `name` first (an exact match wins over a right-truncated one
+    /// whatever the installation order), then those of which it is a
+    /// right-truncated prefix at least as long as the applet's
+    /// [`crate::Applet::min_select_len`], in installation order.
+    fn matches_of(&self, name: &[u8]) -> Vec<usize> {
+        let exact = self.slots.iter().position(|s| s.aid.as_bytes() == name);
+        let partial = self.slots.iter().enumerate().filter(|&(i, slot)| {
+            Some(i) != exact && slot.aid.matches(name) && name.len() >= slot.applet.min_select_len()
+        });
+        exact.into_iter().chain(partial.map(|(i, _)| i)).collect()
     }
 
     pub(crate) fn select_by_name(&mut self, command: &CommandApdu<'_>) -> Result<Response, Status> {

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -109,9 +109,42 @@ pub enum StateError {
     /// A part the applet needs is missing.
     #[error("state part `{0}` is missing")]
     MissingPart(String),
-    /// The applet found the parts inconsistent.
-    #[error("state is inconsistent: {0}")]
-    Invalid(String),
+    /// A part decodes but holds something the applet cannot accept (a
+    /// newer format, a slot that does not exist).
+    #[error("state part `{part}` is invalid: {problem}")]
+    Invalid {
+        /// The part's name.
+        part: String,
+        /// What the applet found wrong.
+        problem: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl StateError {
+    /// [`StateError::Invalid`] without an underlying error.
+    pub fn invalid(part: &str, problem: impl Into<String>) -> StateError {
+        StateError::Invalid {
+            part: part.to_owned(),
+            problem: problem.into(),
+            source: None,
+        }
+    }
+
+    /// [`StateError::Invalid`] caused by `source`.
+    pub fn invalid_because(
+        part: &str,
+        problem: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> StateError {
+        StateError::Invalid {
+            part: part.to_owned(),
+            problem: problem.into(),
+            source: Some(Box::new(source)),
+        }
+    }
 }
 
 impl AppletState {
@@ -210,6 +243,20 @@ impl AppletState {
         }
     }
 
+    /// Sets part `name` to `source`'s (removes it when `source` has none),
+    /// sharing the value and, for a part already present, the name.
+    pub(crate) fn copy_part(&mut self, source: &AppletState, name: &str) {
+        match (self.parts.get_mut(name), source.parts.get_key_value(name)) {
+            (Some(slot), Some((_, part))) => *slot = part.clone(),
+            (None, Some((name, part))) => {
+                self.parts.insert(Arc::clone(name), part.clone());
+            }
+            (_, None) => {
+                self.parts.remove(name);
+            }
+        }
+    }
+
     /// Undoes [`AppletState::swap_in`] (in reverse order, so a name staged
     /// twice ends with its first old value).
     pub(crate) fn swap_back(&mut self, staged: &mut StagedParts) {
@@ -268,11 +315,6 @@ impl CardImage {
         self.applets.insert(Arc::from(key), state);
     }
 
-    /// The AID keys present.
-    pub fn applet_keys(&self) -> impl Iterator<Item = &str> {
-        self.applets.keys().map(AsRef::as_ref)
-    }
-
     pub(crate) fn applet_mut(&mut self, key: &str) -> &mut AppletState {
         // The present key is shared, not copied: no allocation per commit.
         let key = self
@@ -295,13 +337,14 @@ pub enum StoreError {
         /// The error.
         source: std::io::Error,
     },
-    /// The image file exists but cannot be trusted; it is left as it is.
+    /// The image file (or its journal) exists but cannot be trusted; it is
+    /// left as it is.
     #[error("{path}: damaged card image: {problem}; the file was left untouched")]
     Damaged {
         /// The file.
         path: PathBuf,
         /// What is wrong with it.
-        problem: String,
+        problem: DamageKind,
     },
     /// The image was written by a newer vscard.
     #[error(
@@ -329,6 +372,69 @@ pub enum StoreError {
     /// A write failure injected by a test.
     #[error("injected write failure")]
     Injected,
+}
+
+/// What is wrong with a damaged image or journal ([`StoreError::Damaged`]).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DamageKind {
+    /// The file ends in the middle of the JSON document.
+    #[error("truncated ({len} bytes)")]
+    Truncated {
+        /// The file's length.
+        len: usize,
+    },
+    /// The file is not JSON.
+    #[error("not valid JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// JSON, but without the image's `format` field.
+    #[error("not a vscard card image (no \"format\": \"{}\")", crate::IMAGE_FORMAT)]
+    NotAnImage,
+    /// The `version` field is absent or not a number.
+    #[error("missing or invalid \"version\"")]
+    BadVersion,
+    /// Version 0 was never written.
+    #[error("version 0 does not exist")]
+    VersionZero,
+    /// The fields do not have the image's structure.
+    #[error("unexpected structure: {0}")]
+    Structure(#[source] serde_json::Error),
+    /// A version-2 image without its `era`.
+    #[error("missing \"era\"")]
+    MissingEra,
+    /// The `era` is not 32 hex digits.
+    #[error("invalid \"era\": {0:?}")]
+    BadEra(String),
+    /// The checksum does not match the contents.
+    #[error("checksum mismatch (the file was modified or partly written)")]
+    ChecksumMismatch,
+    /// The journal does not have its fixed size.
+    #[error("a journal is {expected} bytes, this one is {found}")]
+    JournalSize {
+        /// The size of every journal.
+        expected: usize,
+        /// This one's size.
+        found: u64,
+    },
+    /// A journal record's digest is right but its payload does not decode.
+    #[error("record {index} is intact but unreadable: {source}")]
+    UnreadableRecord {
+        /// The slot.
+        index: usize,
+        /// The decoder's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An intact record after a damaged or missing one.
+    #[error(
+        "record {index} follows a damaged or missing record {missing}; a crash cannot leave such a gap"
+    )]
+    JournalGap {
+        /// The intact record.
+        index: usize,
+        /// The first record that is not intact.
+        missing: usize,
+    },
 }
 
 /// Where a card's image lives between commands and across restarts.
@@ -380,103 +486,10 @@ impl<'a> Changes<'a> {
     }
 }
 
-/// An in-memory store for tests and embedding. Clones share the same
-/// image, so a test can build a second card on the store of the first, as
-/// if the card had been taken out and put back.
-#[derive(Clone, Debug, Default)]
-pub struct MemoryStore {
-    inner: Arc<Mutex<MemoryStoreInner>>,
-}
-
-#[derive(Debug, Default)]
-struct MemoryStoreInner {
-    image: Option<CardImage>,
-    fail_writes: bool,
-    commits: u64,
-}
-
-impl MemoryStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Makes every later commit fail (until called with `false`), to test
-    /// the runtime's rollback.
-    pub fn fail_writes(&self, fail: bool) {
-        self.lock().fail_writes = fail;
-    }
-
-    /// The committed image, if any.
-    pub fn image(&self) -> Option<CardImage> {
-        self.lock().image.clone()
-    }
-
-    /// How many commits succeeded.
-    pub fn commits(&self) -> u64 {
-        self.lock().commits
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryStoreInner> {
-        // A panic while holding the lock cannot leave the image half
-        // written (it is replaced whole), so a poisoned lock is safe to use.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl Store for MemoryStore {
-    fn load(&mut self) -> Result<Option<CardImage>, StoreError> {
-        Ok(self.lock().image.clone())
-    }
-
-    fn commit(&mut self, image: &CardImage) -> Result<(), StoreError> {
-        let mut inner = self.lock();
-        if inner.fail_writes {
-            return Err(StoreError::Injected);
-        }
-        inner.image = Some(image.clone());
-        inner.commits += 1;
-        Ok(())
-    }
-
-    /// Copies only the changed parts into the image it holds (which is the
-    /// runtime's previous image: one card commits through a store at a
-    /// time), so a commit costs the parts it changes, not the image.
-    fn commit_changes(
-        &mut self,
-        image: &CardImage,
-        changes: Changes<'_>,
-    ) -> Result<(), StoreError> {
-        let mut inner = self.lock();
-        if inner.fail_writes {
-            return Err(StoreError::Injected);
-        }
-        let key = changes.applet();
-        match (&mut inner.image, image.applet(key)) {
-            (Some(held), Some(new)) => {
-                let held = held.applet_mut(key);
-                for name in changes.parts() {
-                    match (held.parts.get_mut(name), new.parts.get_key_value(name)) {
-                        (Some(slot), Some((_, part))) => *slot = part.clone(),
-                        (None, Some((name, part))) => {
-                            held.parts.insert(Arc::clone(name), part.clone());
-                        }
-                        (_, None) => {
-                            held.parts.remove(name);
-                        }
-                    }
-                }
-            }
-            (held, _) => *held = Some(image.clone()),
-        }
-        inner.commits += 1;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MemoryStore;
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Counter {
@@ -559,18 +572,16 @@ mod tests {
     }
 
     #[test]
-    fn memory_store_clones_share_the_image() {
-        let mut a = MemoryStore::new();
-        let mut b = a.clone();
-        let mut image = CardImage::new();
-        image.set_applet("AA", AppletState::new().with("x", &1u8).unwrap());
-        a.commit(&image).unwrap();
-        assert_eq!(b.load().unwrap(), Some(image));
-        a.fail_writes(true);
-        assert!(matches!(
-            b.commit(&CardImage::new()),
-            Err(StoreError::Injected)
-        ));
-        assert_eq!(a.commits(), 1);
+    fn an_invalid_state_names_its_part_and_keeps_its_source() {
+        use std::error::Error as _;
+        let plain = StateError::invalid("keys", "9Z is not a key slot");
+        assert_eq!(
+            plain.to_string(),
+            "state part `keys` is invalid: 9Z is not a key slot"
+        );
+        assert!(plain.source().is_none());
+        let cause = hex::decode("zz").unwrap_err();
+        let caused = StateError::invalid_because("objects", "object 5FC105 is not hex", cause);
+        assert!(caused.source().is_some_and(|s| s.is::<hex::FromHexError>()));
     }
 }

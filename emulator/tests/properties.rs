@@ -77,6 +77,8 @@ proptest! {
         let mut card = Card::builder()
             .rng(CardRng::from_u64(9))
             .store(store.clone())
+            // A panic must fail the property, not hide behind 6F00.
+            .catch_panics(false)
             .install_default(TestApplet::a())
             .install(TestApplet::b())
             .build()

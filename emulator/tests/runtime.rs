@@ -483,3 +483,154 @@ fn a_panicking_applet_answers_6f00_and_is_rolled_back() {
         (vec![0, 0, 0, 2], 0x9000)
     );
 }
+
+/// Counts on INS 01 (staging the count unless `forget_to_stage`), panics on
+/// INS 66, reads the count on INS 02.
+struct Counting {
+    count: u32,
+    forget_to_stage: bool,
+}
+
+impl Counting {
+    fn card(forget_to_stage: bool, catch_panics: bool) -> Card {
+        let applet = Counting {
+            count: 0,
+            forget_to_stage,
+        };
+        let mut card = Card::builder()
+            .rng(CardRng::from_u64(1))
+            .catch_panics(catch_panics)
+            .install_default(applet)
+            .build()
+            .unwrap();
+        card.power_on();
+        card
+    }
+}
+
+impl vscard_emulator::Applet for Counting {
+    fn aid(&self) -> vscard_emulator::Aid {
+        vscard_emulator::Aid::from_array([0xF0, 0, 0, 0, 0x67])
+    }
+    fn process(
+        &mut self,
+        ctx: &mut vscard_emulator::Context<'_>,
+        c: &vscard_emulator::CommandApdu<'_>,
+    ) -> Result<vscard_emulator::Response, vscard_emulator::Status> {
+        use vscard_emulator::{Response, Status};
+        match c.ins {
+            0x01 => {
+                self.count += 1;
+                if !self.forget_to_stage {
+                    ctx.stage("count", &self.count)?;
+                }
+                Ok(Response::empty())
+            }
+            0x02 => Ok(Response::ok(self.count.to_be_bytes().to_vec())),
+            0x66 => panic!("applet bug on purpose"),
+            _ => Err(Status::InstructionNotSupported),
+        }
+    }
+    fn save(&self) -> Result<vscard_emulator::AppletState, vscard_emulator::StateError> {
+        vscard_emulator::AppletState::new().with("count", &self.count)
+    }
+    fn load(
+        &mut self,
+        state: &vscard_emulator::AppletState,
+    ) -> Result<(), vscard_emulator::StateError> {
+        self.count = state.get("count")?;
+        Ok(())
+    }
+}
+
+#[test]
+fn with_the_catcher_off_an_applet_panic_reaches_the_caller() {
+    let mut caught = Counting::card(false, true);
+    assert_eq!(send(&mut caught, &[0x00, 0x66, 0, 0]), (vec![], 0x6F00));
+
+    let mut strict = Counting::card(false, false);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        strict.transmit(&[0x00, 0x66, 0, 0])
+    }));
+    let payload = outcome.unwrap_err();
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"applet bug on purpose")
+    );
+}
+
+/// Debug and test builds compare the applet's state with the committed
+/// image after every successful command (release builds do not).
+#[cfg(debug_assertions)]
+#[test]
+fn a_forgotten_stage_is_caught_and_rolled_back() {
+    let mut card = Counting::card(true, true);
+    assert_eq!(send(&mut card, &[0x00, 0x01, 0, 0]), (vec![], 0x6F00));
+    // The unstaged change is gone: memory equals what a power cut leaves.
+    assert_eq!(
+        send(&mut card, &[0x00, 0x02, 0, 0, 0]),
+        (vec![0, 0, 0, 0], 0x9000)
+    );
+    // The same applet that stages its change is fine.
+    let mut card = Counting::card(false, true);
+    assert_eq!(send(&mut card, &[0x00, 0x01, 0, 0]), (vec![], 0x9000));
+    assert_eq!(
+        send(&mut card, &[0x00, 0x02, 0, 0, 0]),
+        (vec![0, 0, 0, 1], 0x9000)
+    );
+}
+
+#[test]
+fn typed_commands_and_select_answer_typed_responses() {
+    use vscard_emulator::{Aid, Class, CommandApdu, ResponseApdu, Status};
+    let mut card = card();
+    let class = Class::parse(0x00).unwrap();
+    let echo = CommandApdu::new(class, ins::ECHO, 0, 0, &[0xAB, 0xCD], 256);
+    assert_eq!(
+        card.transmit_apdu(&echo).unwrap(),
+        ResponseApdu {
+            data: vec![0xAB, 0xCD],
+            status: Status::Success,
+        }
+    );
+    // The typed answer is the bytes answer, parsed.
+    let bytes = card.transmit(&echo.to_bytes()).unwrap();
+    assert_eq!(
+        ResponseApdu::parse(&bytes),
+        Some(card.transmit_apdu(&echo).unwrap())
+    );
+    let b = card.select(&Aid::new(&AID_B).unwrap()).unwrap();
+    assert_eq!((&b.data[4..], b.status), (&AID_B[..], Status::Success));
+    let unknown = card
+        .select(&Aid::from_array([0xA0, 0, 0, 0, 0x99]))
+        .unwrap();
+    assert_eq!(unknown.status.to_u16(), 0x6A82);
+    card.power_off();
+    assert!(matches!(
+        card.transmit_apdu(&echo),
+        Err(CardError::NotPowered)
+    ));
+}
+
+#[test]
+fn a_card_built_from_an_image_starts_where_the_other_stood() {
+    let mut first = card();
+    send(&mut first, &[0x00, ins::INCREMENT, 0, 0]);
+    send(&mut first, &[0x00, ins::INCREMENT, 0, 0]);
+    let snapshot = first.image().clone();
+    let mut second = Card::builder()
+        .rng(CardRng::from_u64(5))
+        .image(snapshot.clone())
+        .install_default(TestApplet::a())
+        .install(TestApplet::b())
+        .build()
+        .unwrap();
+    second.power_on();
+    assert_eq!(counters(&mut second), (2, 2));
+    assert_eq!(second.image(), &snapshot);
+    // The two cards share nothing from here on.
+    send(&mut second, &[0x00, ins::INCREMENT, 0, 0]);
+    assert_eq!(counters(&mut second), (3, 3));
+    assert_eq!(counters(&mut first), (2, 2));
+    assert_eq!(first.image(), &snapshot);
+}

@@ -46,6 +46,8 @@ pub struct TestApplet {
     name: &'static str,
     multi: bool,
     pub refuse_select: bool,
+    /// What [`Applet::min_select_len`] answers.
+    pub min_select_len: usize,
     a: Counter,
     b: Counter,
     pin: OwnerPin,
@@ -60,6 +62,7 @@ impl TestApplet {
             name,
             multi,
             refuse_select: false,
+            min_select_len: Aid::MIN_LEN,
             a: Counter(0),
             b: Counter(0),
             pin: OwnerPin::new(b"1234", 3).unwrap(),
@@ -157,6 +160,10 @@ impl Applet for TestApplet {
 
     fn multi_selectable(&self) -> bool {
         self.multi
+    }
+
+    fn min_select_len(&self) -> usize {
+        self.min_select_len
     }
 
     fn describe(&self, command: &CommandApdu<'_>) -> Option<String> {

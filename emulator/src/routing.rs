@@ -2,6 +2,10 @@
 //! by channel, command chaining, GET RESPONSE and 61xx / 6Cxx, before and
 //! after the applet sees a command.
 //!
+//! - The commands the runtime answers itself (GET RESPONSE, MANAGE
+//!   CHANNEL, SELECT by DF name, in an interindustry class) are recognised
+//!   in one place, [`RuntimeCommand::of`]; everything else goes to the
+//!   applet selected on the command's channel (`6A82` when none is).
 //! - Chaining (CLA bit `10`): each link is answered `9000`; the runtime
 //!   keeps the data and hands the applet one command when the last link
 //!   (bit clear) arrives. Every link must repeat CLA, INS, P1 and P2; a
@@ -22,10 +26,9 @@
 
 use zeroize::Zeroizing;
 
-use crate::apdu::SHORT_NE_MAX;
-use crate::card::status_only;
+use crate::apdu::{EXTENDED_NE_MAX, SHORT_NE_MAX};
 use crate::channel::{Chain, Pending};
-use crate::{Card, CommandApdu, ResponseApdu, SecureMessaging, Status};
+use crate::{Card, CommandApdu, Response, ResponseApdu, SecureMessaging, Status};
 
 /// INS of GET RESPONSE.
 const INS_GET_RESPONSE: u8 = 0xC0;
@@ -33,6 +36,45 @@ const INS_GET_RESPONSE: u8 = 0xC0;
 const INS_MANAGE_CHANNEL: u8 = 0x70;
 /// INS of SELECT.
 const INS_SELECT: u8 = 0xA4;
+/// P1 of SELECT by DF name.
+const SELECT_BY_NAME: u8 = 0x04;
+
+/// A command the runtime answers itself instead of an applet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RuntimeCommand {
+    /// GET RESPONSE (ISO 7816-4 11.5.3).
+    GetResponse,
+    /// MANAGE CHANNEL (ISO 7816-4 11.1.2).
+    ManageChannel,
+    /// SELECT by DF name (ISO 7816-4 11.1.1, P1 = `04`); other SELECTs go
+    /// to the applet.
+    SelectByName,
+}
+
+impl RuntimeCommand {
+    /// The runtime command `command` is, if any: only interindustry
+    /// classes carry them (a proprietary class's INS means what its applet
+    /// says).
+    fn of(command: &CommandApdu<'_>) -> Option<RuntimeCommand> {
+        if command.class.is_proprietary() {
+            return None;
+        }
+        match (command.ins, command.p1) {
+            (INS_GET_RESPONSE, _) => Some(RuntimeCommand::GetResponse),
+            (INS_MANAGE_CHANNEL, _) => Some(RuntimeCommand::ManageChannel),
+            (INS_SELECT, SELECT_BY_NAME) => Some(RuntimeCommand::SelectByName),
+            _ => None,
+        }
+    }
+}
+
+/// A response APDU without data.
+pub(crate) fn status_only(status: Status) -> ResponseApdu {
+    ResponseApdu {
+        data: Vec::new(),
+        status,
+    }
+}
 
 /// What a chained link led to.
 enum ChainStep {
@@ -80,7 +122,8 @@ impl Card {
         if command.class.secure_messaging() != SecureMessaging::None {
             return status_only(Status::SecureMessagingNotSupported);
         }
-        if command.ins == INS_GET_RESPONSE && !command.class.is_proprietary() {
+        let runtime_command = RuntimeCommand::of(command);
+        if runtime_command == Some(RuntimeCommand::GetResponse) {
             return get_response(&mut channel.pending, command);
         }
         channel.pending = None;
@@ -101,26 +144,30 @@ impl Card {
                         data: &data,
                         ..*command
                     };
-                    return self.dispatch_and_deliver(&whole);
+                    return self.dispatch_and_deliver(&whole, RuntimeCommand::of(&whole));
                 }
             }
         }
         if command.data.len() > self.max_command_data {
             return status_only(Status::WrongLength);
         }
-        self.dispatch_and_deliver(command)
+        self.dispatch_and_deliver(command, runtime_command)
     }
 
-    fn dispatch_and_deliver(&mut self, command: &CommandApdu<'_>) -> ResponseApdu {
+    fn dispatch_and_deliver(
+        &mut self,
+        command: &CommandApdu<'_>,
+        runtime_command: Option<RuntimeCommand>,
+    ) -> ResponseApdu {
         let channel = command.class.channel();
-        let result = self.dispatch(command);
+        let result = self.dispatch(command, runtime_command);
         let (data, status) = match result {
             Ok(response) => (response.data, response.status),
             Err(status) => (Vec::new(), status),
         };
         let ne = match (command.ne, command.extended) {
             (0, false) => SHORT_NE_MAX,
-            (0, true) => crate::apdu::EXTENDED_NE_MAX,
+            (0, true) => EXTENDED_NE_MAX,
             (ne, _) => ne,
         };
         if data.len() <= ne {
@@ -143,13 +190,18 @@ impl Card {
         }
     }
 
-    fn dispatch(&mut self, command: &CommandApdu<'_>) -> Result<crate::Response, Status> {
-        let interindustry = !command.class.is_proprietary();
-        if interindustry && command.ins == INS_MANAGE_CHANNEL {
-            return self.manage_channel(command);
-        }
-        if interindustry && command.ins == INS_SELECT && command.p1 == 0x04 {
-            return self.select_by_name(command);
+    fn dispatch(
+        &mut self,
+        command: &CommandApdu<'_>,
+        runtime_command: Option<RuntimeCommand>,
+    ) -> Result<Response, Status> {
+        match runtime_command {
+            Some(RuntimeCommand::ManageChannel) => return self.manage_channel(command),
+            Some(RuntimeCommand::SelectByName) => return self.select_by_name(command),
+            // Answered by `route` before chaining, so never seen here; if it
+            // were, there would be nothing pending to hand out.
+            Some(RuntimeCommand::GetResponse) => return Err(Status::ConditionsNotSatisfied),
+            None => {}
         }
         let channel = command.class.channel();
         let Some(index) = self.channels.get(channel).and_then(|c| c.selected) else {
@@ -159,16 +211,15 @@ impl Card {
     }
 
     fn describe(&self, command: &CommandApdu<'_>) -> String {
-        let interindustry = !command.class.is_proprietary();
-        match command.ins {
-            INS_GET_RESPONSE if interindustry => return "GET RESPONSE".into(),
-            INS_MANAGE_CHANNEL if interindustry => {
+        match RuntimeCommand::of(command) {
+            Some(RuntimeCommand::GetResponse) => return "GET RESPONSE".into(),
+            Some(RuntimeCommand::ManageChannel) => {
                 return match command.p1 {
                     0x00 => "MANAGE CHANNEL OPEN".into(),
                     _ => "MANAGE CHANNEL CLOSE".into(),
                 };
             }
-            INS_SELECT if interindustry && command.p1 == 0x04 => {
+            Some(RuntimeCommand::SelectByName) => {
                 let target = self
                     .find_by_name(command.data, 0x00, None)
                     .and_then(|i| self.slots.get(i))
@@ -176,7 +227,7 @@ impl Card {
                     .unwrap_or_else(|| hex::encode_upper(command.data));
                 return format!("SELECT {target}");
             }
-            _ => {}
+            None => {}
         }
         let described = self
             .channels

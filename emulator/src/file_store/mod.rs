@@ -37,17 +37,21 @@
 //! and are never overwritten. An advisory lock on `<image>.lock`, held
 //! while the store lives, keeps two processes from serving one card.
 
-use std::fs::{self, File, OpenOptions};
+mod files;
+mod image;
+mod journal;
+mod lock;
+
+use std::fs::{self, File};
 use std::io::{ErrorKind, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use rand_core::TryRng;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::store::{CardImage, Changes, Part, Store, StoreError};
+use crate::store::{CardImage, Changes, Store, StoreError};
+use files::{sibling, write_atomically};
+use image::{Era, decode_image, encode_image};
+use journal::{encode_slot, open_journal, replay_journal};
 
 /// The identifier in the `format` field.
 pub const IMAGE_FORMAT: &str = "vscard-card-image";
@@ -57,71 +61,6 @@ pub const IMAGE_VERSION: u32 = 2;
 pub const JOURNAL_SLOTS: usize = 32;
 /// Bytes per journal slot (a page: a torn slot never spans another's).
 pub const JOURNAL_SLOT_SIZE: usize = 4096;
-
-const JOURNAL_MAGIC: &[u8; 16] = b"vscard-journal/1";
-/// Magic, era, position, length; then the payload and its digest.
-const SLOT_HEADER: usize = 16 + 16 + 8 + 4;
-const SLOT_DIGEST: usize = 32;
-
-#[derive(Serialize)]
-struct ImageFileOut<'a> {
-    format: &'static str,
-    version: u32,
-    era: String,
-    checksum: String,
-    applets: &'a CardImage,
-}
-
-#[derive(Deserialize)]
-struct ImageFileIn {
-    checksum: String,
-    #[serde(default)]
-    era: Option<String>,
-    applets: CardImage,
-}
-
-/// Identifies one write of an image; journal slots carry it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Era([u8; 16]);
-
-impl Era {
-    fn random(path: &Path) -> Result<Era, StoreError> {
-        let mut bytes = [0u8; 16];
-        rand::rngs::SysRng
-            .try_fill_bytes(&mut bytes)
-            .map_err(|e| StoreError::Io {
-                path: path.to_owned(),
-                source: std::io::Error::other(format!("no randomness for the image era: {e}")),
-            })?;
-        Ok(Era(bytes))
-    }
-
-    /// For new cards written by tools: derived from the contents and the
-    /// era of the image replaced, if any (so a fresh path gives the same
-    /// bytes every time, and an era never comes back at one path). A
-    /// store's own image writes draw random eras.
-    fn of_contents(image: &CardImage, previous: Option<Era>) -> Result<Era, StoreError> {
-        let mut hasher = Sha256::new();
-        hasher.update(b"vscard image era\n");
-        if let Some(previous) = previous {
-            hasher.update(previous.0);
-        }
-        hasher.update(serde_json::to_vec(image)?);
-        let mut era = [0u8; 16];
-        era.copy_from_slice(&hasher.finalize()[..16]);
-        Ok(Era(era))
-    }
-
-    fn to_hex(self) -> String {
-        hex::encode(self.0)
-    }
-
-    fn from_hex(text: &str) -> Option<Era> {
-        let mut bytes = [0u8; 16];
-        hex::decode_to_slice(text, &mut bytes).ok()?;
-        Some(Era(bytes))
-    }
-}
 
 /// A store that keeps the card image in one file, and small commits in a
 /// journal beside it.
@@ -151,26 +90,7 @@ impl FileStore {
     /// card's lock. The image itself is read by [`Store::load`].
     pub fn open(path: impl Into<PathBuf>) -> Result<FileStore, StoreError> {
         let path = path.into();
-        let lock_path = sibling(&path, ".lock");
-        let lock = open_private(&lock_path, false).map_err(|source| StoreError::Io {
-            path: lock_path.clone(),
-            source,
-        })?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked {
-                    path,
-                    lock: lock_path,
-                });
-            }
-            Err(fs::TryLockError::Error(source)) => {
-                return Err(StoreError::Io {
-                    path: lock_path,
-                    source,
-                });
-            }
-        }
+        let lock = lock::lock(&path)?;
         Ok(FileStore {
             path,
             _lock: lock,
@@ -359,313 +279,12 @@ fn read_all(path: &Path) -> Result<Option<Loaded>, StoreError> {
     Ok(Some(Loaded { image, era, slots }))
 }
 
-/// The changed parts as one journal slot, `None` when they do not fit.
-fn encode_slot(
-    image: &CardImage,
-    changes: Changes<'_>,
-    era: Era,
-    index: usize,
-) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
-    let key = changes.applet();
-    let Some(state) = image.applet(key) else {
-        return Ok(None);
-    };
-    let mut parts = serde_json::Map::new();
-    for name in changes.parts() {
-        match state.part(name) {
-            Some(part) => {
-                parts.insert(name.to_owned(), serde_json::to_value(part)?);
-            }
-            // A removed part cannot be said in a slot.
-            None => return Ok(None),
-        }
-    }
-    // Both buffers hold part values (PIN records): wiped when dropped.
-    let payload = Zeroizing::new(serde_json::to_vec(&JournalRecord {
-        applet: key.to_owned(),
-        parts,
-    })?);
-    let Ok(length) = u32::try_from(payload.len()) else {
-        return Ok(None);
-    };
-    if SLOT_HEADER + payload.len() + SLOT_DIGEST > JOURNAL_SLOT_SIZE {
-        return Ok(None);
-    }
-    let mut slot = Zeroizing::new(Vec::with_capacity(JOURNAL_SLOT_SIZE));
-    slot.extend_from_slice(JOURNAL_MAGIC);
-    slot.extend_from_slice(&era.0);
-    slot.extend_from_slice(&(index as u64).to_le_bytes());
-    slot.extend_from_slice(&length.to_le_bytes());
-    slot.extend_from_slice(&payload);
-    let digest = Sha256::digest(slot.as_slice());
-    slot.extend_from_slice(&digest);
-    // The whole page: nothing of an older, longer record stays behind.
-    slot.resize(JOURNAL_SLOT_SIZE, 0);
-    Ok(Some(slot))
-}
-
-/// One small commit: parts of one applet.
-#[derive(Serialize, Deserialize)]
-struct JournalRecord {
-    applet: String,
-    parts: serde_json::Map<String, serde_json::Value>,
-}
-
-/// What a slot holds, if it is an intact record.
-fn decode_slot(slot: &[u8]) -> Option<(Era, u64, &[u8])> {
-    let magic = slot.get(..16)?;
-    if magic != JOURNAL_MAGIC {
-        return None;
-    }
-    let era: [u8; 16] = slot.get(16..32)?.try_into().ok()?;
-    let index = u64::from_le_bytes(slot.get(32..40)?.try_into().ok()?);
-    let length = u32::from_le_bytes(slot.get(40..44)?.try_into().ok()?) as usize;
-    let end = SLOT_HEADER.checked_add(length)?;
-    let digest = slot.get(end..end.checked_add(SLOT_DIGEST)?)?;
-    if Sha256::digest(slot.get(..end)?).as_slice() != digest {
-        return None;
-    }
-    Some((Era(era), index, slot.get(SLOT_HEADER..end)?))
-}
-
-/// Applies the journal's records of `era` to `image`; returns how many.
-fn replay_journal(path: &Path, era: Era, image: &mut CardImage) -> Result<usize, StoreError> {
-    let damaged = |problem: String| StoreError::Damaged {
-        path: path.to_owned(),
-        problem,
-    };
-    let bytes = match fs::read(path) {
-        Ok(bytes) => Zeroizing::new(bytes),
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
-        Err(source) => {
-            return Err(StoreError::Io {
-                path: path.to_owned(),
-                source,
-            });
-        }
-    };
-    if bytes.len() != JOURNAL_SLOTS * JOURNAL_SLOT_SIZE {
-        return Err(damaged(format!(
-            "a journal is {} bytes, this one is {}",
-            JOURNAL_SLOTS * JOURNAL_SLOT_SIZE,
-            bytes.len()
-        )));
-    }
-    let mut applied = 0;
-    let mut ended = false;
-    for (index, slot) in bytes.chunks_exact(JOURNAL_SLOT_SIZE).enumerate() {
-        let record = decode_slot(slot).filter(|(e, _, _)| *e == era);
-        match record {
-            Some((_, position, payload)) if !ended && position == index as u64 => {
-                let record: JournalRecord = serde_json::from_slice(payload).map_err(|e| {
-                    damaged(format!("record {index} is intact but unreadable: {e}"))
-                })?;
-                let state = image.applet_mut(&record.applet);
-                for (name, value) in record.parts {
-                    state.insert_part(&name, Part::Encoded(Arc::new(value)));
-                }
-                applied += 1;
-            }
-            Some(_) => {
-                return Err(damaged(format!(
-                    "record {index} follows a damaged or missing record {applied}; \
-                     a crash cannot leave such a gap"
-                )));
-            }
-            None => ended = true,
-        }
-    }
-    Ok(applied)
-}
-
-/// Opens the journal for writing, creating it (all slots empty) if absent.
-fn open_journal(path: &Path) -> Result<File, StoreError> {
-    let io = |source| StoreError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    match OpenOptions::new().write(true).open(path) {
-        Ok(file) => {
-            let len = file.metadata().map_err(io)?.len();
-            if len == (JOURNAL_SLOTS * JOURNAL_SLOT_SIZE) as u64 {
-                Ok(file)
-            } else {
-                Err(StoreError::Damaged {
-                    path: path.to_owned(),
-                    problem: format!(
-                        "a journal is {} bytes, this one is {len}",
-                        JOURNAL_SLOTS * JOURNAL_SLOT_SIZE
-                    ),
-                })
-            }
-        }
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            // Written whole (real zeros, so later slot writes allocate no
-            // blocks and `fdatasync` has no metadata to flush), then
-            // renamed into place.
-            write_atomically(path, &vec![0u8; JOURNAL_SLOTS * JOURNAL_SLOT_SIZE])?;
-            OpenOptions::new().write(true).open(path).map_err(io)
-        }
-        Err(e) => Err(io(e)),
-    }
-}
-
-/// `<image><suffix>` in the image's folder.
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(suffix);
-    path.with_file_name(name)
-}
-
-/// Version 1: over the applets; version 2: over the era and the applets.
-fn checksum(image: &CardImage, era: Option<&str>) -> Result<String, StoreError> {
-    let mut hasher = Sha256::new();
-    if let Some(era) = era {
-        hasher.update(era.as_bytes());
-        hasher.update(b"\n");
-    }
-    hasher.update(serde_json::to_vec(image)?);
-    Ok(format!("sha256:{}", hex::encode(hasher.finalize())))
-}
-
-fn encode_image(image: &CardImage, era: Era) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-    let era = era.to_hex();
-    let file = ImageFileOut {
-        format: IMAGE_FORMAT,
-        version: IMAGE_VERSION,
-        checksum: checksum(image, Some(&era))?,
-        era,
-        applets: image,
-    };
-    let mut bytes = Zeroizing::new(serde_json::to_vec_pretty(&file)?);
-    bytes.push(b'\n');
-    Ok(bytes)
-}
-
-fn decode_image(path: &Path, bytes: &[u8]) -> Result<(CardImage, Option<Era>), StoreError> {
-    let damaged = |problem: String| StoreError::Damaged {
-        path: path.to_owned(),
-        problem,
-    };
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        if e.is_eof() {
-            damaged(format!("truncated ({} bytes)", bytes.len()))
-        } else {
-            damaged(format!("not valid JSON: {e}"))
-        }
-    })?;
-    if value.get("format").and_then(|f| f.as_str()) != Some(IMAGE_FORMAT) {
-        return Err(damaged(format!(
-            "not a vscard card image (no \"format\": \"{IMAGE_FORMAT}\")"
-        )));
-    }
-    let version = value
-        .get("version")
-        .and_then(|v| v.as_u64())
-        .ok_or_else(|| damaged("missing or invalid \"version\"".into()))?;
-    if version > u64::from(IMAGE_VERSION) {
-        return Err(StoreError::FutureVersion {
-            path: path.to_owned(),
-            found: version,
-            supported: IMAGE_VERSION,
-        });
-    }
-    if version == 0 {
-        return Err(damaged("version 0 does not exist".into()));
-    }
-    let file: ImageFileIn =
-        serde_json::from_value(value).map_err(|e| damaged(format!("unexpected structure: {e}")))?;
-    let era = match (version, &file.era) {
-        (1, _) => None,
-        (_, Some(text)) => {
-            Some(Era::from_hex(text).ok_or_else(|| damaged(format!("invalid \"era\": {text:?}")))?)
-        }
-        (_, None) => return Err(damaged("missing \"era\"".into())),
-    };
-    let era_text = if era.is_some() {
-        file.era.as_deref()
-    } else {
-        None
-    };
-    let expected = checksum(&file.applets, era_text)?;
-    if file.checksum != expected {
-        return Err(damaged(
-            "checksum mismatch (the file was modified or partly written)".into(),
-        ));
-    }
-    Ok((file.applets, era))
-}
-
-/// Creates a new file with mode 0600; fails if anything is in the way.
-fn create_private(path: &Path) -> std::io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
-}
-
-/// Opens (or creates) a file with mode 0600 for writing.
-fn open_private(path: &Path, truncate: bool) -> std::io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(truncate);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| StoreError::Io { path, source }
-    };
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(path.file_name().unwrap_or_default());
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    // A leftover temporary file (a crash mid-write) or a link planted in its
-    // place is removed, so the new one is created here with mode 0600.
-    match fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(source) => return Err(StoreError::Io { path: tmp, source }),
-    }
-    let mut file = create_private(&tmp).map_err(io(&tmp))?;
-    file.write_all(bytes).map_err(io(&tmp))?;
-    file.sync_all().map_err(io(&tmp))?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(io(path))?;
-    sync_parent(path).map_err(io(path))?;
-    Ok(())
-}
-
-fn sync_parent(path: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        File::open(parent)?.sync_all()?;
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::AppletState;
+    use crate::store::{AppletState, DamageKind, Part};
+    use image::checksum;
+    use std::sync::Arc;
 
     fn sample() -> CardImage {
         let mut image = CardImage::new();
@@ -964,6 +583,32 @@ mod tests {
                 StoreError::FutureVersion {
                     found: 9,
                     supported: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn damage_is_typed_and_keeps_its_source() {
+        use std::error::Error as _;
+        let err = damaged_with(b"\x00\x01garbage");
+        let StoreError::Damaged { problem, .. } = &err else {
+            panic!("{err}");
+        };
+        assert!(matches!(problem, DamageKind::NotJson(_)), "{problem}");
+        assert!(
+            problem
+                .source()
+                .is_some_and(|s| s.is::<serde_json::Error>())
+        );
+        let err = damaged_with(br#"{"format": "vscard-card-image", "version": 0}"#);
+        assert!(
+            matches!(
+                err,
+                StoreError::Damaged {
+                    problem: DamageKind::VersionZero,
                     ..
                 }
             ),

@@ -1,7 +1,7 @@
 //! [`Card`]: one smartcard as a value.
 //!
 //! A card has an ATR, a power state, installed applets, a channel table,
-//! transient memory and a committed image behind a [`Store`]. There is no
+//! transient memory and a committed image behind a [`crate::Store`]. There is no
 //! global state: cards are `Send` and any number run side by side.
 //!
 //! Power: a new card is off. [`Card::power_on`], [`Card::reset`] and
@@ -14,13 +14,24 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+mod builder;
+
+pub use builder::CardBuilder;
+
+use crate::apdu::SHORT_NE_MAX;
 use crate::applet::Context;
-use crate::channel::{ChannelTable, MAX_CHANNELS};
-use crate::environment::{CardRng, Clock, CutPoint, FaultPlan, SystemClock};
-use crate::store::{
-    AppletState, CardImage, Changes, MemoryStore, StagedParts, StateError, Store, StoreError,
+use crate::channel::ChannelTable;
+use crate::environment::FaultPlan;
+use crate::services::Env;
+use crate::store::{AppletState, CardImage, StateError, StoreError};
+use crate::{Aid, Applet, Atr, Class, CommandApdu, Response, ResponseApdu, Status};
+
+/// CLA `00`: the basic channel, no chaining, no secure messaging
+/// (evaluated at compile time: the panic cannot happen at run time).
+const BASIC_CLASS: Class = match Class::parse(0x00) {
+    Ok(class) => class,
+    Err(_) => panic!("00 is a class byte"),
 };
-use crate::{Aid, Applet, Atr, Response, ResponseApdu, Status};
 
 /// Why a card could not be built or could not answer.
 #[derive(Debug, Error)]
@@ -52,7 +63,7 @@ pub enum CardError {
     UnknownDefaultApplet(Aid),
     /// The operating system's random generator failed.
     #[error("cannot seed the card's random generator: {0}")]
-    Rng(String),
+    Rng(#[source] rand::rngs::SysError),
 }
 
 /// The card's power state.
@@ -96,59 +107,6 @@ pub enum TranscriptEvent {
     },
 }
 
-/// The runtime's services shared by all applets of a card.
-pub(crate) struct Env {
-    store: Box<dyn Store>,
-    pub committed: CardImage,
-    pub rng: CardRng,
-    pub clock: Box<dyn Clock>,
-    fault: FaultPlan,
-    writes: u64,
-    pub power_epoch: u64,
-    stamps: u64,
-    /// Set when a planned power cut fired during the current command.
-    pub torn: bool,
-}
-
-impl Env {
-    /// Writes the committed image with `staged` merged into applet `key`'s
-    /// state through the store, honouring the fault plan; on success it is
-    /// the committed image, on failure the committed image is unchanged.
-    /// The merge happens in place and is undone on failure, so a commit
-    /// copies no image.
-    pub fn write_parts(&mut self, key: &str, staged: &mut StagedParts) -> Result<(), Status> {
-        if self.torn {
-            return Err(Status::MemoryFailure);
-        }
-        self.writes += 1;
-        let cut = self.fault.on_write();
-        if cut == Some(CutPoint::BeforeWrite) {
-            self.torn = true;
-            return Err(Status::MemoryFailure);
-        }
-        self.committed.applet_mut(key).swap_in(staged);
-        if let Err(e) = self
-            .store
-            .commit_changes(&self.committed, Changes::new(key, staged))
-        {
-            self.committed.applet_mut(key).swap_back(staged);
-            tracing::error!(target: "vscard::store", error = %e, "commit failed");
-            return Err(Status::MemoryFailure);
-        }
-        if cut == Some(CutPoint::AfterWrite) {
-            self.torn = true;
-            return Err(Status::MemoryFailure);
-        }
-        Ok(())
-    }
-
-    /// A stamp never handed out before on this card.
-    pub fn next_stamp(&mut self) -> u64 {
-        self.stamps += 1;
-        self.stamps
-    }
-}
-
 /// An installed applet and its key in the image.
 pub(crate) struct Slot {
     pub applet: Box<dyn Applet>,
@@ -165,42 +123,13 @@ pub struct Card {
     pub(crate) env: Env,
     power: PowerState,
     pub(crate) max_command_data: usize,
+    catch_panics: bool,
     record: bool,
     last: Option<Exchange>,
     transcript: Option<Vec<TranscriptEvent>>,
 }
 
-/// Builds a [`Card`].
-pub struct CardBuilder {
-    atr: Atr,
-    store: Box<dyn Store>,
-    rng: Option<CardRng>,
-    clock: Box<dyn Clock>,
-    channels: u8,
-    max_command_data: usize,
-    applets: Vec<Box<dyn Applet>>,
-    default_applet: Option<Aid>,
-    record: bool,
-}
-
 impl Card {
-    /// A builder with the defaults: default ATR (T=1), an in-memory store,
-    /// the OS random generator, the system clock, 20 logical channels, and
-    /// commands of up to 65535 data bytes.
-    pub fn builder() -> CardBuilder {
-        CardBuilder {
-            atr: Atr::default(),
-            store: Box::new(MemoryStore::new()),
-            rng: None,
-            clock: Box::new(SystemClock),
-            channels: MAX_CHANNELS,
-            max_command_data: 65535,
-            applets: Vec::new(),
-            default_applet: None,
-            record: false,
-        }
-    }
-
     /// The ATR.
     pub fn atr(&self) -> &[u8] {
         self.atr.as_bytes()
@@ -263,6 +192,23 @@ impl Card {
     /// status word). Malformed commands get a status word, never an error:
     /// errors are only for a card without power.
     pub fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, CardError> {
+        self.transmit_bytes(command)
+            .map(|response| response.to_bytes())
+    }
+
+    /// [`Card::transmit`] for a typed command: the same exchange (traces
+    /// and transcripts see the command's encoding), typed both ways.
+    pub fn transmit_apdu(&mut self, command: &CommandApdu<'_>) -> Result<ResponseApdu, CardError> {
+        self.transmit_bytes(&command.to_bytes())
+    }
+
+    /// SELECT by DF name (`00 A4 04 00 Lc aid 00`) on the basic channel.
+    pub fn select(&mut self, aid: &Aid) -> Result<ResponseApdu, CardError> {
+        let command = CommandApdu::new(BASIC_CLASS, 0xA4, 0x04, 0x00, aid.as_bytes(), SHORT_NE_MAX);
+        self.transmit_apdu(&command)
+    }
+
+    fn transmit_bytes(&mut self, command: &[u8]) -> Result<ResponseApdu, CardError> {
         if !self.is_powered() {
             return Err(CardError::NotPowered);
         }
@@ -286,28 +232,31 @@ impl Card {
                 response_len: response.data.len(),
                 duration: started.map(|t| t.elapsed()).unwrap_or_default(),
             };
-            tracing::debug!(
-                target: "vscard::apdu",
-                direction = "out",
-                channel = exchange.channel,
-                command = %exchange.command,
-                sw = %exchange.status,
-                response_len = exchange.response_len,
-                micros = exchange.duration.as_micros() as u64,
-                "exchange"
-            );
-            if self.record {
-                self.last = Some(exchange);
-            }
+            self.trace(exchange);
         }
-        let response = response.to_bytes();
         if self.transcript.is_some() {
             self.note(TranscriptEvent::Exchange {
                 command: command.to_vec(),
-                response: response.clone(),
+                response: response.to_bytes(),
             });
         }
         Ok(response)
+    }
+
+    fn trace(&mut self, exchange: Exchange) {
+        tracing::debug!(
+            target: "vscard::apdu",
+            direction = "out",
+            channel = exchange.channel,
+            command = %exchange.command,
+            sw = %exchange.status,
+            response_len = exchange.response_len,
+            micros = exchange.duration.as_micros() as u64,
+            "exchange"
+        );
+        if self.record {
+            self.last = Some(exchange);
+        }
     }
 
     /// Records every power event and exchange byte for byte, for golden
@@ -355,19 +304,9 @@ impl Card {
         self.env.fault.is_armed()
     }
 
-    /// Persistent writes attempted since the card was built.
-    pub fn persistent_writes(&self) -> u64 {
-        self.env.writes
-    }
-
     /// The committed image (what a power cut would leave).
     pub fn image(&self) -> &CardImage {
         &self.env.committed
-    }
-
-    /// The AIDs of the installed applets, in installation order.
-    pub fn applets(&self) -> impl Iterator<Item = Aid> + '_ {
-        self.slots.iter().map(|slot| slot.aid)
     }
 
     /// Runs `f` on the applet at `index` with a context for `channel`,
@@ -387,9 +326,14 @@ impl Card {
         // A panic inside an applet (its own bug, or a dependency's on
         // input it did not expect) must not take the card down: the
         // command answers 6F00 and the applet is reloaded from the
-        // committed image, as after a failed command.
+        // committed image, as after a failed command. Tests may turn the
+        // catcher off ([`CardBuilder::catch_panics`]) to see the panic.
         let applet = slot.applet.as_mut();
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| f(applet, &mut ctx)));
+        let outcome = if self.catch_panics {
+            std::panic::catch_unwind(AssertUnwindSafe(|| f(applet, &mut ctx)))
+        } else {
+            Ok(f(applet, &mut ctx))
+        };
         let panicked = outcome.is_err();
         let mut result = outcome.unwrap_or_else(|_| {
             tracing::error!(target: "vscard::apdu", aid = %slot.aid, "the applet panicked; answering 6F00");
@@ -400,12 +344,56 @@ impl Card {
         {
             result = Err(status);
         }
-        let rollback = panicked || ctx.commit_failed || (result.is_err() && !ctx.staged.is_empty());
+        let mut rollback =
+            panicked || ctx.commit_failed || (result.is_err() && !ctx.staged.is_empty());
         drop(ctx);
+        #[cfg(debug_assertions)]
+        if result.is_ok() && !self.env.torn && !self.state_is_committed(index) {
+            result = Err(Status::UnknownError);
+            rollback = true;
+        }
         if rollback && !self.env.torn {
             self.reload(index);
         }
         result
+    }
+
+    /// Debug and test builds only: true when every part the applet at
+    /// `index` would save now equals the committed part, i.e. the command
+    /// staged everything it changed. A forgotten `stage` would otherwise
+    /// show only after a power cut, as state that "comes back"; here the
+    /// command answers `6F00` at once, an error is logged, and the applet
+    /// is reloaded from the committed image (what a power cut would leave).
+    /// Parts that are committed but no longer saved (an older format's)
+    /// are not compared. Release builds skip the check: it encodes the
+    /// whole state on every command.
+    #[cfg(debug_assertions)]
+    fn state_is_committed(&self, index: usize) -> bool {
+        let Some(slot) = self.slots.get(index) else {
+            return true;
+        };
+        let saved = match slot.applet.save() {
+            Ok(saved) => saved,
+            Err(e) => {
+                tracing::error!(target: "vscard::store", aid = %slot.aid, error = %e, "cannot save applet state for the committed-state check");
+                return false;
+            }
+        };
+        let committed = self.env.committed.applet(&slot.key);
+        let stale: Vec<&str> = saved
+            .part_names()
+            .filter(|name| committed.and_then(|c| c.part(name)) != saved.part(name))
+            .collect();
+        if stale.is_empty() {
+            return true;
+        }
+        tracing::error!(
+            target: "vscard::store",
+            aid = %slot.aid,
+            parts = ?stale,
+            "the applet changed persistent state it did not stage; answering 6F00"
+        );
+        false
     }
 
     fn reload(&mut self, index: usize) {
@@ -426,149 +414,6 @@ impl Card {
     }
 }
 
-impl CardBuilder {
-    /// The ATR.
-    pub fn atr(mut self, atr: Atr) -> Self {
-        self.atr = atr;
-        self
-    }
-
-    /// The store (default: a fresh [`MemoryStore`]).
-    pub fn store(mut self, store: impl Store + 'static) -> Self {
-        self.store = Box::new(store);
-        self
-    }
-
-    /// The random generator (default: keyed from the OS).
-    pub fn rng(mut self, rng: CardRng) -> Self {
-        self.rng = Some(rng);
-        self
-    }
-
-    /// The clock (default: the system clock).
-    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Box::new(clock);
-        self
-    }
-
-    /// How many logical channels, the basic one included (1..=20).
-    pub fn logical_channels(mut self, count: u8) -> Self {
-        self.channels = count.clamp(1, MAX_CHANNELS);
-        self
-    }
-
-    /// The largest command data field accepted, after chaining or in one
-    /// extended APDU (at least 4096).
-    pub fn max_command_data(mut self, bytes: usize) -> Self {
-        self.max_command_data = bytes.max(4096);
-        self
-    }
-
-    /// Installs an applet.
-    pub fn install(mut self, applet: impl Applet + 'static) -> Self {
-        self.applets.push(Box::new(applet));
-        self
-    }
-
-    /// Installs an applet and makes it the default applet, selected
-    /// implicitly on the basic channel after power-on and reset.
-    pub fn install_default(mut self, applet: impl Applet + 'static) -> Self {
-        self.default_applet = Some(applet.aid());
-        self.applets.push(Box::new(applet));
-        self
-    }
-
-    /// Keeps a decoded record of each exchange (see [`Card::last_exchange`]).
-    pub fn record_exchanges(mut self, on: bool) -> Self {
-        self.record = on;
-        self
-    }
-
-    /// Loads the image from the store, hands each applet its state (an
-    /// applet new to the image commits its initial state), and returns the
-    /// card, powered off.
-    pub fn build(self) -> Result<Card, CardError> {
-        let CardBuilder {
-            atr,
-            mut store,
-            rng,
-            clock,
-            channels,
-            max_command_data,
-            applets,
-            default_applet,
-            record,
-        } = self;
-        let rng = match rng {
-            Some(rng) => rng,
-            None => CardRng::from_os().map_err(|e| CardError::Rng(e.to_string()))?,
-        };
-        let mut image = store.load()?.unwrap_or_default();
-        let (slots, fresh) = load_applets(applets, &mut image)?;
-        if fresh {
-            store.commit(&image)?;
-        }
-        let default_applet = match default_applet {
-            None => None,
-            Some(aid) => Some(
-                slots
-                    .iter()
-                    .position(|s| s.aid == aid)
-                    .ok_or(CardError::UnknownDefaultApplet(aid))?,
-            ),
-        };
-        Ok(Card {
-            atr,
-            slots,
-            default_applet,
-            channels: ChannelTable::new(channels),
-            env: Env {
-                store,
-                committed: image,
-                rng,
-                clock,
-                fault: FaultPlan::none(),
-                writes: 0,
-                power_epoch: 0,
-                stamps: 0,
-                torn: false,
-            },
-            power: PowerState::Off,
-            max_command_data,
-            record,
-            last: None,
-            transcript: None,
-        })
-    }
-}
-
-/// Hands each applet its state from `image`; an applet new to the image
-/// adds its initial state (the second value says whether any did).
-fn load_applets(
-    applets: Vec<Box<dyn Applet>>,
-    image: &mut CardImage,
-) -> Result<(Vec<Slot>, bool), CardError> {
-    let mut slots: Vec<Slot> = Vec::with_capacity(applets.len());
-    let mut fresh = false;
-    for mut applet in applets {
-        let aid = applet.aid();
-        if slots.iter().any(|s| s.aid == aid) {
-            return Err(CardError::DuplicateAid(aid));
-        }
-        let key = aid.to_hex();
-        let state_error = |source| CardError::State { aid, source };
-        match image.applet(&key) {
-            Some(state) => applet.load(state).map_err(state_error)?,
-            None => {
-                image.set_applet(&key, applet.save().map_err(state_error)?);
-                fresh = true;
-            }
-        }
-        slots.push(Slot { applet, aid, key });
-    }
-    Ok((slots, fresh))
-}
-
 impl std::fmt::Debug for Card {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Card")
@@ -579,13 +424,5 @@ impl std::fmt::Debug for Card {
                 &self.slots.iter().map(|s| s.aid).collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
-    }
-}
-
-/// Shorthand used by the transport code.
-pub(crate) fn status_only(status: Status) -> ResponseApdu {
-    ResponseApdu {
-        data: Vec::new(),
-        status,
     }
 }
