@@ -251,6 +251,23 @@ pub fn short_apdu(header: [u8; 4], data: &[u8], le: bool) -> Vec<u8> {
     apdu
 }
 
+/// The short APDUs that carry `header` and `data` (ISO 7816-4 5.3.3): one
+/// APDU when the data fit in 255 bytes, else a chain of 255-byte pieces
+/// with the chaining bit set on all but the last; the last ends with
+/// `Le = 00`. Never empty.
+pub fn chain(header: [u8; 4], data: &[u8]) -> Vec<Vec<u8>> {
+    let mut pieces: Vec<&[u8]> = data.chunks(MAX_SHORT_DATA).collect();
+    let last = pieces.pop().unwrap_or_default();
+    let mut chained = header;
+    chained[0] |= CHAINING;
+    let mut apdus: Vec<Vec<u8>> = pieces
+        .into_iter()
+        .map(|piece| short_apdu(chained, piece, false))
+        .collect();
+    apdus.push(short_apdu(header, last, true));
+    apdus
+}
+
 /// A host-side client over a [`Transport`].
 pub struct Client<T> {
     transport: T,
@@ -320,23 +337,21 @@ impl<T: Transport> Client<T> {
 
     /// Sends `header` and `data` as short APDUs with `Le = 00`, as a
     /// command chain when the data are longer than 255 bytes (as
-    /// yubico-piv-tool and OpenSC do), and follows `61xx`. A chain piece
-    /// answered with anything but `9000` ends the chain with that answer.
+    /// yubico-piv-tool and OpenSC do, see [`chain`]), and follows `61xx`.
+    /// A chain piece answered with anything but `9000` ends the chain with
+    /// that answer.
     pub fn command(&mut self, header: [u8; 4], data: &[u8]) -> Result<Reply, ClientError> {
-        let mut pieces = data.chunks(MAX_SHORT_DATA).peekable();
-        while let Some(piece) = pieces.next() {
-            if pieces.peek().is_none() {
-                return self.send(&short_apdu(header, piece, true));
-            }
-            let mut chained = header;
-            chained[0] |= CHAINING;
-            let reply = self.transmit(&short_apdu(chained, piece, false))?;
+        let apdus = chain(header, data);
+        let Some((last, pieces)) = apdus.split_last() else {
+            return Err(ClientError::Malformed("empty command chain".into()));
+        };
+        for piece in pieces {
+            let reply = self.transmit(piece)?;
             if reply.status != Status::Success {
                 return Ok(reply);
             }
         }
-        // No data: one APDU of header and Le.
-        self.send(&short_apdu(header, &[], true))
+        self.send(last)
     }
 
     /// [`Client::send`] and require `status`; returns the data.
