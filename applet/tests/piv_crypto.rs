@@ -16,7 +16,7 @@ use vscard_applet::{Algorithm, PivApplet, PivConfig, PublicKey, Slot};
 
 fn rsa_public(c: &mut Client, slot: Slot) -> RsaPublicKey {
     let meta = c.metadata(slot.byte());
-    assert_eq!(meta.sw, SW_OK);
+    assert_eq!(meta.sw(), SW_OK);
     let public = find(&meta.data, 0x04);
     let (tag, n) = read_tlv(public);
     assert_eq!(tag, 0x81);
@@ -31,16 +31,13 @@ fn rsa_public(c: &mut Client, slot: Slot) -> RsaPublicKey {
 
 /// The value of `tag` in a flat TLV list.
 fn find(data: &[u8], tag: u32) -> &[u8] {
-    let mut rest = data;
-    while !rest.is_empty() {
-        let (t, value) = read_tlv(rest);
-        let header = value.as_ptr() as usize - rest.as_ptr() as usize;
-        if t == tag {
-            return value;
-        }
-        rest = &rest[header + value.len()..];
-    }
-    panic!("tag {tag:X} not found");
+    vscard_applet::tlv::Reader::new(data)
+        .read_all()
+        .unwrap()
+        .into_iter()
+        .find(|object| object.tag == tag)
+        .unwrap_or_else(|| panic!("tag {tag:X} not found"))
+        .value
 }
 
 fn pkcs1v15_block(digest: &[u8]) -> Vec<u8> {
@@ -212,7 +209,7 @@ fn ecdh_agrees_with_the_host() {
     let point = host.public_key().to_sec1_bytes();
     let inner = [tlv(0x82, &[]), tlv(0x85, &point)].concat();
     let answer = c.send(0x87, 0x11, 0x9D, &tlv(0x7C, &inner));
-    assert_eq!(answer.sw, SW_OK);
+    assert_eq!(answer.sw(), SW_OK);
     let shared = unwrap_template(&answer.data);
     let expected = p256::ecdh::diffie_hellman(
         host.to_nonzero_scalar(),
@@ -223,7 +220,7 @@ fn ecdh_agrees_with_the_host() {
     let mut bad = point.to_vec();
     bad[64] ^= 1;
     let inner = [tlv(0x82, &[]), tlv(0x85, &bad)].concat();
-    assert_eq!(c.send(0x87, 0x11, 0x9D, &tlv(0x7C, &inner)).sw, 0x6A80);
+    assert_eq!(c.send(0x87, 0x11, 0x9D, &tlv(0x7C, &inner)).sw(), 0x6A80);
 }
 
 #[test]
@@ -238,10 +235,10 @@ fn management_key_mutual_authentication() {
     );
     // Step 2 without step 1.
     let inner = [tlv(0x80, &[0; 8]), tlv(0x81, &[0; 8])].concat();
-    assert_eq!(c.send(0x87, 0x03, 0x9B, &tlv(0x7C, &inner)).sw, 0x6985);
+    assert_eq!(c.send(0x87, 0x03, 0x9B, &tlv(0x7C, &inner)).sw(), 0x6985);
     // The wrong algorithm for the key.
     assert_eq!(
-        c.send(0x87, 0x08, 0x9B, &[0x7C, 0x02, 0x80, 0x00]).sw,
+        c.send(0x87, 0x08, 0x9B, &[0x7C, 0x02, 0x80, 0x00]).sw(),
         0x6A86
     );
     assert_eq!(c.authenticate_management_key(Algorithm::Tdes, &MGMT), SW_OK);
@@ -259,15 +256,18 @@ fn aes_management_keys_via_set_management_key() {
         let key: Vec<u8> = (0..len as u8).collect();
         let mut data = vec![algorithm.byte(), 0x9B, len as u8];
         data.extend_from_slice(&key);
-        assert_eq!(c.send(0xFF, 0xFF, 0xFF, &data).sw, 0x6982);
+        assert_eq!(c.send(0xFF, 0xFF, 0xFF, &data).sw(), 0x6982);
         c.authenticate_default();
         assert_eq!(
-            c.send(0xFF, 0xFF, 0xFE, &data).sw,
+            c.send(0xFF, 0xFF, 0xFE, &data).sw(),
             0x6A86,
             "no touch on a virtual card"
         );
-        assert_eq!(c.send(0xFF, 0xFF, 0xFF, &data[..data.len() - 1]).sw, 0x6A80);
-        assert_eq!(c.send(0xFF, 0xFF, 0xFF, &data).sw, SW_OK);
+        assert_eq!(
+            c.send(0xFF, 0xFF, 0xFF, &data[..data.len() - 1]).sw(),
+            0x6A80
+        );
+        assert_eq!(c.send(0xFF, 0xFF, 0xFF, &data).sw(), SW_OK);
         let meta = c.metadata(0x9B);
         assert_eq!(
             meta.data,
@@ -284,7 +284,7 @@ fn aes_management_keys_via_set_management_key() {
                 0x00
             ]
         );
-        c.card.reset();
+        c.card().reset();
         assert_eq!(
             c.authenticate_management_key(Algorithm::Tdes, &MGMT),
             0x6A86
@@ -298,14 +298,14 @@ fn management_key_external_authentication_and_challenges() {
     let mut c = Client::new(default_card());
     // OpenSC's GET CHALLENGE: P1 00, P2 9B.
     let first = c.send(0x87, 0x00, 0x9B, &[0x7C, 0x02, 0x81, 0x00]);
-    assert_eq!(first.sw, SW_OK);
+    assert_eq!(first.sw(), SW_OK);
     assert_eq!(first.data[..4], [0x7C, 0x0A, 0x81, 0x08]);
     let second = c.send(0x87, 0x03, 0x9B, &[0x7C, 0x02, 0x81, 0x00]);
     assert_ne!(first.data, second.data, "fresh random each time");
     let wrong = tlv(0x7C, &tlv(0x82, &[0; 8]));
-    assert_eq!(c.send(0x87, 0x03, 0x9B, &wrong).sw, 0x6982);
+    assert_eq!(c.send(0x87, 0x03, 0x9B, &wrong).sw(), 0x6982);
     assert_eq!(
-        c.send(0x87, 0x03, 0x9B, &wrong).sw,
+        c.send(0x87, 0x03, 0x9B, &wrong).sw(),
         0x6985,
         "the challenge is used once"
     );
@@ -313,7 +313,7 @@ fn management_key_external_authentication_and_challenges() {
     let response = encrypt(Algorithm::Tdes, &MGMT, &challenge);
     assert_eq!(
         c.send(0x87, 0x03, 0x9B, &tlv(0x7C, &tlv(0x82, &response)))
-            .sw,
+            .sw(),
         SW_OK
     );
     assert_eq!(c.put_data(&[0x5F, 0xFF, 0x10], b"roles"), SW_OK);
@@ -323,12 +323,12 @@ fn management_key_external_authentication_and_challenges() {
 fn generate_p256_and_sign_with_it() {
     let mut c = Client::new(default_card());
     assert_eq!(
-        c.generate(Slot::AUTHENTICATION, Algorithm::EccP256).sw,
+        c.generate(Slot::AUTHENTICATION, Algorithm::EccP256).sw(),
         0x6982
     );
     c.authenticate_default();
     let answer = c.generate(Slot::AUTHENTICATION, Algorithm::EccP256);
-    assert_eq!(answer.sw, SW_OK);
+    assert_eq!(answer.sw(), SW_OK);
     let (tag, inner) = read_tlv(&answer.data);
     assert_eq!(tag, 0x7F49);
     let (tag, point) = read_tlv(inner);
@@ -347,12 +347,14 @@ fn generate_p256_and_sign_with_it() {
     );
     // Unsupported algorithms and malformed templates.
     assert_eq!(
-        c.send(0x47, 0x00, 0x9A, &tlv(0xAC, &tlv(0x80, &[0x05]))).sw,
+        c.send(0x47, 0x00, 0x9A, &tlv(0xAC, &tlv(0x80, &[0x05])))
+            .sw(),
         0x6A80
     );
-    assert_eq!(c.send(0x47, 0x00, 0x9A, &tlv(0xAC, &[])).sw, 0x6A80);
+    assert_eq!(c.send(0x47, 0x00, 0x9A, &tlv(0xAC, &[])).sw(), 0x6A80);
     assert_eq!(
-        c.send(0x47, 0x00, 0x9B, &tlv(0xAC, &tlv(0x80, &[0x11]))).sw,
+        c.send(0x47, 0x00, 0x9B, &tlv(0xAC, &tlv(0x80, &[0x11])))
+            .sw(),
         0x6A86
     );
 }
@@ -362,7 +364,7 @@ fn generate_rsa_2048_once() {
     let mut c = Client::new(card_with(PivApplet::with_defaults()));
     c.authenticate_default();
     let answer = c.generate(Slot::SIGNATURE, Algorithm::Rsa2048);
-    assert_eq!(answer.sw, SW_OK);
+    assert_eq!(answer.sw(), SW_OK);
     let (tag, inner) = read_tlv(&answer.data);
     assert_eq!(tag, 0x7F49);
     let (tag, n) = read_tlv(inner);
@@ -392,9 +394,9 @@ fn import_keys_with_yubico_import() {
     let mut c = Client::new(card_with(PivApplet::with_defaults()));
     let scalar = [0x11u8; 32];
     let data = [tlv(0x06, &scalar), tlv(0xAA, &[0x01])].concat();
-    assert_eq!(c.send(0xFE, 0x11, 0x9A, &data).sw, 0x6982);
+    assert_eq!(c.send(0xFE, 0x11, 0x9A, &data).sw(), 0x6982);
     c.authenticate_default();
-    assert_eq!(c.send(0xFE, 0x11, 0x9A, &data).sw, SW_OK);
+    assert_eq!(c.send(0xFE, 0x11, 0x9A, &data).sw(), SW_OK);
     let meta = c.metadata(0x9A);
     assert_eq!(
         meta.data[..10],
@@ -428,7 +430,7 @@ fn import_keys_with_yubico_import() {
         tlv(0x05, &be(&key.crt_coefficient().unwrap())),
     ]
     .concat();
-    assert_eq!(c.send(0xFE, 0x07, 0x9E, &data).sw, SW_OK);
+    assert_eq!(c.send(0xFE, 0x07, 0x9E, &data).sw(), SW_OK);
     assert_eq!(
         rsa_public(&mut c, Slot::CARD_AUTHENTICATION),
         key.to_public_key()
@@ -442,7 +444,7 @@ fn import_keys_with_yubico_import() {
         tlv(0x05, &[1]),
     ]
     .concat();
-    assert_eq!(c.send(0xFE, 0x07, 0x9E, &bad).sw, 0x6A80);
+    assert_eq!(c.send(0xFE, 0x07, 0x9E, &bad).sw(), 0x6A80);
 }
 
 #[test]
@@ -528,7 +530,10 @@ fn p384_keys_sign_agree_generate_and_import() {
     p384::ecdsa::VerifyingKey::from(&public)
         .verify_prehash(&digest, &p384::ecdsa::Signature::from_der(&der).unwrap())
         .unwrap();
-    assert_eq!(c.send(0xFE, 0x14, 0x82, &tlv(0x06, &[0x44; 48])).sw, SW_OK);
+    assert_eq!(
+        c.send(0xFE, 0x14, 0x82, &tlv(0x06, &[0x44; 48])).sw(),
+        SW_OK
+    );
     assert_eq!(c.metadata(0x82).data[2], 0x14);
 }
 
@@ -556,18 +561,18 @@ fn import_refuses_primes_that_cannot_make_a_key() {
         (vec![0x81u8; 64], vec![0x83u8; 64]),
     ] {
         assert_eq!(
-            c.send(0xFE, 0x07, 0x9A, &crt(&p, &q)).sw,
+            c.send(0xFE, 0x07, 0x9A, &crt(&p, &q)).sw(),
             0x6A80,
             "{p:02X?}"
         );
     }
     big[127] = 0xC2; // even
     assert_eq!(
-        c.send(0xFE, 0x07, 0x9A, &crt(&big, &[0xC3u8; 128])).sw,
+        c.send(0xFE, 0x07, 0x9A, &crt(&big, &[0xC3u8; 128])).sw(),
         0x6A80
     );
     // The card still works.
-    assert_eq!(c.send(0xFD, 0x00, 0x00, &[]).sw, SW_OK);
+    assert_eq!(c.send(0xFD, 0x00, 0x00, &[]).sw(), SW_OK);
 }
 
 #[test]
@@ -578,7 +583,7 @@ fn a_refused_9c_request_does_not_spend_the_verify() {
     // An ECDH point where a signature is asked of the signature key:
     // refused after the PIN check, so the VERIFY is still unspent.
     let template = tlv(0x7C, &[tlv(0x82, &[]), tlv(0x85, &[0x04; 65])].concat());
-    let refused = c.send(0x87, 0x11, 0x9C, &template).sw;
+    let refused = c.send(0x87, 0x11, 0x9C, &template).sw();
     assert_ne!(refused, SW_OK);
     assert_ne!(refused, 0x6982);
     let der = c
@@ -597,6 +602,6 @@ fn a_challenge_request_keeps_an_open_management_session() {
     c.authenticate_default();
     // OpenSC's GET CHALLENGE: 00 87 00 9B 7C 02 81 00.
     let challenge = c.send(0x87, 0x00, 0x9B, &[0x7C, 0x02, 0x81, 0x00]);
-    assert_eq!(challenge.sw, SW_OK);
+    assert_eq!(challenge.sw(), SW_OK);
     assert_eq!(c.put_data(&[0x5F, 0xC1, 0x0D], &[0x01, 0x02]), SW_OK);
 }

@@ -10,6 +10,7 @@ mod common;
 use common::*;
 use vscard_applet::objects::{FILLER_FASC_N, chuid};
 use vscard_applet::{DataObjectTag, PivApplet, PivConfig, PrintedInformation, Slot, piv_atr};
+use vscard_emulator::Status;
 
 fn h(text: &str) -> Vec<u8> {
     hex::decode(text.replace(' ', "")).unwrap()
@@ -47,7 +48,9 @@ fn unknown_aid_leaves_piv_alone() {
     let mut c = Client::new(default_card());
     assert_eq!(c.verify(PIN), SW_OK);
     assert_eq!(
-        c.card.transmit(&h("00 A4 04 00 05 A000000001 00")).unwrap(),
+        c.card()
+            .transmit(&h("00 A4 04 00 05 A000000001 00"))
+            .unwrap(),
         [0x6A, 0x82]
     );
     assert_eq!(c.verify_status(), SW_OK, "still selected, still verified");
@@ -56,10 +59,10 @@ fn unknown_aid_leaves_piv_alone() {
 #[test]
 fn piv_is_the_default_applet_and_the_atr_names_it() {
     let mut c = Client::new(default_card());
-    assert_eq!(c.card.atr(), piv_atr().as_bytes());
-    assert_eq!(&c.card.atr()[6..8], [0x80, 0xF9]);
+    assert_eq!(c.card().atr(), piv_atr().as_bytes());
+    assert_eq!(&c.card().atr()[6..8], [0x80, 0xF9]);
     // No SELECT needed after power-on.
-    assert_eq!(c.get_data(&[0x7E]).sw, SW_OK);
+    assert_eq!(c.get_data(&[0x7E]).sw(), SW_OK);
 }
 
 #[test]
@@ -86,20 +89,11 @@ fn get_data_wraps_objects() {
     ));
     assert_eq!(
         c.get_data(&[0x5F, 0xC1, 0x02]),
-        Answer {
-            data: expected,
-            sw: SW_OK
-        }
+        Answer::new(expected, Status::Success)
     );
 
     let discovery = h("7E 12 4F 0B A0000003080000100001 00 5F2F 02 4000");
-    assert_eq!(
-        c.get_data(&[0x7E]),
-        Answer {
-            data: discovery,
-            sw: SW_OK
-        }
-    );
+    assert_eq!(c.get_data(&[0x7E]), Answer::new(discovery, Status::Success));
 
     let cert = h("53 0C 70 05 3003020107 71 01 00 FE 00");
     assert_eq!(c.get_data(&[0x5F, 0xC1, 0x0A]).data, cert);
@@ -109,24 +103,24 @@ fn get_data_wraps_objects() {
     );
     let ccc = c.get_data(&[0x5F, 0xC1, 0x07]);
     assert_eq!(
-        (ccc.sw, &ccc.data[..4]),
+        (ccc.sw(), &ccc.data[..4]),
         (SW_OK, &[0x53, 0x33, 0xF0, 0x15][..])
     );
 
     // Missing objects, and retired slots left empty.
-    assert_eq!(c.get_data(&[0x5F, 0xC1, 0x05]).sw, 0x6A82);
-    assert_eq!(c.get_data(&[0x5F, 0xC1, 0x0D]).sw, 0x6A82);
+    assert_eq!(c.get_data(&[0x5F, 0xC1, 0x05]).sw(), 0x6A82);
+    assert_eq!(c.get_data(&[0x5F, 0xC1, 0x0D]).sw(), 0x6A82);
     // Printed Information is PIN-protected; its presence does not leak.
-    assert_eq!(c.get_data(&[0x5F, 0xC1, 0x09]).sw, 0x6982);
+    assert_eq!(c.get_data(&[0x5F, 0xC1, 0x09]).sw(), 0x6982);
     assert_eq!(c.verify(PIN), SW_OK);
     let answer = c.get_data(&[0x5F, 0xC1, 0x09]);
-    assert_eq!(answer.sw, SW_OK);
+    assert_eq!(answer.sw(), SW_OK);
     assert_eq!(answer.data, tlv(0x53, &printed.encode()));
     assert_eq!(&answer.data[2..15], b"\x01\x0BSMITH, JANE");
     // Malformed requests.
-    assert_eq!(c.send(0xCB, 0x3F, 0xFF, &h("5C 02 5FC1")).sw, 0x6A80);
-    assert_eq!(c.send(0xCB, 0x3F, 0xFF, &h("5D 03 5FC102")).sw, 0x6A80);
-    assert_eq!(c.send(0xCB, 0x00, 0x00, &h("5C 03 5FC102")).sw, 0x6A86);
+    assert_eq!(c.send(0xCB, 0x3F, 0xFF, &h("5C 02 5FC1")).sw(), 0x6A80);
+    assert_eq!(c.send(0xCB, 0x3F, 0xFF, &h("5D 03 5FC102")).sw(), 0x6A80);
+    assert_eq!(c.send(0xCB, 0x00, 0x00, &h("5C 03 5FC102")).sw(), 0x6A86);
 }
 
 #[test]
@@ -152,9 +146,9 @@ fn put_data_round_trips_large_objects_through_chaining() {
         tlv(0x53, b"R8000 B0264 Y12345")
     );
     assert_eq!(c.put_data(&[0x5F, 0xFF, 0x10], &[]), SW_OK);
-    assert_eq!(c.get_data(&[0x5F, 0xFF, 0x10]).sw, 0x6A82);
+    assert_eq!(c.get_data(&[0x5F, 0xFF, 0x10]).sw(), 0x6A82);
     // Discovery is written in its own tag.
-    assert_eq!(c.send(0xDB, 0x3F, 0xFF, &h("7E 03 5F2F00")).sw, SW_OK);
+    assert_eq!(c.send(0xDB, 0x3F, 0xFF, &h("7E 03 5F2F00")).sw(), SW_OK);
     assert_eq!(c.get_data(&[0x7E]).data, h("7E 03 5F2F00"));
     // Too large.
     let huge = vec![0u8; vscard_applet::MAX_OBJECT_LEN + 1];
@@ -170,7 +164,7 @@ fn general_authenticate_encodings() {
     block.resize(256, 0x5A);
     let inner = [tlv(0x82, &[]), tlv(0x81, &block)].concat();
     let answer = c.send(0x87, 0x07, 0x9A, &tlv(0x7C, &inner));
-    assert_eq!(answer.sw, SW_OK);
+    assert_eq!(answer.sw(), SW_OK);
     assert_eq!(
         answer.data[..8],
         [0x7C, 0x82, 0x01, 0x04, 0x82, 0x82, 0x01, 0x00]
@@ -196,12 +190,21 @@ fn general_authenticate_encodings() {
         (answer.data.len() - 2, answer.data.len() - 4)
     );
     // Malformed templates and references.
-    assert_eq!(c.send(0x87, 0x11, 0x9C, &h("7C 02 82 00")).sw, 0x6A80);
-    assert_eq!(c.send(0x87, 0x11, 0x9C, &h("7D 02 82 00")).sw, 0x6A80);
-    assert_eq!(c.send(0x87, 0x11, 0x9C, &h("7C 04 82 00 82 00")).sw, 0x6A80);
-    assert_eq!(c.send(0x87, 0x11, 0x80, &h("7C 04 82 00 81 00")).sw, 0x6A86);
-    assert_eq!(c.send(0x87, 0x06, 0x9A, &h("7C 04 82 00 81 00")).sw, 0x6A86);
-    assert_eq!(c.send(0x87, 0x03, 0x9A, &h("7C 02 80 00")).sw, 0x6A86);
+    assert_eq!(c.send(0x87, 0x11, 0x9C, &h("7C 02 82 00")).sw(), 0x6A80);
+    assert_eq!(c.send(0x87, 0x11, 0x9C, &h("7D 02 82 00")).sw(), 0x6A80);
+    assert_eq!(
+        c.send(0x87, 0x11, 0x9C, &h("7C 04 82 00 82 00")).sw(),
+        0x6A80
+    );
+    assert_eq!(
+        c.send(0x87, 0x11, 0x80, &h("7C 04 82 00 81 00")).sw(),
+        0x6A86
+    );
+    assert_eq!(
+        c.send(0x87, 0x06, 0x9A, &h("7C 04 82 00 81 00")).sw(),
+        0x6A86
+    );
+    assert_eq!(c.send(0x87, 0x03, 0x9A, &h("7C 02 80 00")).sw(), 0x6A86);
 }
 
 #[test]
@@ -210,17 +213,11 @@ fn yubico_extensions() {
     let mut c = Client::new(card_with(keyed_applet(config)));
     assert_eq!(
         c.send(0xFD, 0x00, 0x00, &[]),
-        Answer {
-            data: vec![5, 7, 1],
-            sw: SW_OK
-        }
+        Answer::new(vec![5, 7, 1], Status::Success)
     );
     assert_eq!(
         c.send(0xF8, 0x00, 0x00, &[]),
-        Answer {
-            data: h("0001E240"),
-            sw: SW_OK
-        }
+        Answer::new(h("0001E240"), Status::Success)
     );
     assert_eq!(c.metadata(0x80).data, h("01 01 FF 05 01 01 06 02 03 03"));
     assert_eq!(c.metadata(0x81).data, h("01 01 FF 05 01 01 06 02 03 03"));
@@ -234,12 +231,12 @@ fn yubico_extensions() {
         rsa[..14],
         h("01 01 07 02 02 02 01 03 01 02 04 82 01 09")[..]
     );
-    assert_eq!(c.metadata(0x82).sw, 0x6A82);
-    assert_eq!(c.metadata(0x42).sw, 0x6A86);
+    assert_eq!(c.metadata(0x82).sw(), 0x6A82);
+    assert_eq!(c.metadata(0x42).sw(), 0x6A86);
     assert_eq!(c.verify(b"999999"), 0x63C2);
     assert_eq!(c.change_pin(PIN, b"222222"), SW_OK);
     assert_eq!(c.metadata(0x80).data, h("01 01 FF 05 01 00 06 02 03 03"));
-    assert_eq!(c.send(0x99, 0x00, 0x00, &[]).sw, 0x6D00);
+    assert_eq!(c.send(0x99, 0x00, 0x00, &[]).sw(), 0x6D00);
 }
 
 #[test]

@@ -59,7 +59,7 @@ fn golden_card() -> Card {
     let mut c = Client::new(card_with(applet));
     // One wrong PIN: the counter is part of the image.
     assert_eq!(c.verify(b"000000"), 0x63C4);
-    c.card
+    c.into_card()
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn the_golden_image_loads_and_works() {
     let mut c = Client::new(card_from(image).unwrap());
     assert_eq!(c.counters(), (4, 4));
     assert_eq!(c.send(0xF8, 0, 0, &[]).data, 12_345_678u32.to_be_bytes());
-    assert_eq!(c.get_data(&[0x5F, 0xC1, 0x09]).sw, 0x6982);
+    assert_eq!(c.get_data(&[0x5F, 0xC1, 0x09]).sw(), 0x6982);
     assert_eq!(c.verify(GOLDEN_PIN), SW_OK);
     assert_eq!(
         c.get_data(&[0x5F, 0xC1, 0x09]).data[2..16],

@@ -20,11 +20,11 @@ fn verify_paths() {
     let mut c = client();
     // Case 1 and case 2 status queries before any VERIFY: 63C3.
     assert_eq!(
-        c.card.transmit(&[0x00, 0x20, 0x00, 0x80]).unwrap(),
+        c.card().transmit(&[0x00, 0x20, 0x00, 0x80]).unwrap(),
         [0x63, 0xC3]
     );
     assert_eq!(
-        c.card.transmit(&[0x00, 0x20, 0x00, 0x80, 0x00]).unwrap(),
+        c.card().transmit(&[0x00, 0x20, 0x00, 0x80, 0x00]).unwrap(),
         [0x63, 0xC3]
     );
     assert_eq!(c.verify(b"000000"), 0x63C2);
@@ -37,16 +37,16 @@ fn verify_paths() {
     assert_eq!(c.verify_status(), 0x63C2);
     assert_eq!(c.verify(PIN), SW_OK);
     // Log out: P1 FF.
-    assert_eq!(c.send(0x20, 0xFF, 0x80, &[]).sw, SW_OK);
+    assert_eq!(c.send(0x20, 0xFF, 0x80, &[]).sw(), SW_OK);
     assert_eq!(c.verify_status(), 0x63C3);
     // Malformed: Lc not 8 (nothing counted), wrong P1, wrong reference.
-    assert_eq!(c.send(0x20, 0x00, 0x80, b"123456").sw, 0x6A80);
-    assert_eq!(c.send(0x20, 0x01, 0x80, &pad(PIN)).sw, 0x6A86);
-    assert_eq!(c.send(0x20, 0x00, 0x81, &pad(PUK)).sw, 0x6A88);
-    assert_eq!(c.send(0x20, 0x00, 0x9B, &pad(PIN)).sw, 0x6A88);
+    assert_eq!(c.send(0x20, 0x00, 0x80, b"123456").sw(), 0x6A80);
+    assert_eq!(c.send(0x20, 0x01, 0x80, &pad(PIN)).sw(), 0x6A86);
+    assert_eq!(c.send(0x20, 0x00, 0x81, &pad(PUK)).sw(), 0x6A88);
+    assert_eq!(c.send(0x20, 0x00, 0x9B, &pad(PIN)).sw(), 0x6A88);
     assert_eq!(c.counters(), (3, 3));
     // A badly padded candidate is just a wrong PIN.
-    assert_eq!(c.send(0x20, 0x00, 0x80, b"123456\xFF0").sw, 0x63C2);
+    assert_eq!(c.send(0x20, 0x00, 0x80, b"123456\xFF0").sw(), 0x63C2);
 }
 
 #[test]
@@ -85,7 +85,7 @@ fn blocked_puk_means_no_more_unblocking() {
     assert_eq!(c.verify(PIN), 0x6983);
     assert_eq!(c.counters(), (0, 0));
     // Only RESET helps now, and it needs both blocked.
-    assert_eq!(c.send(0xFB, 0x00, 0x00, &[]).sw, SW_OK);
+    assert_eq!(c.send(0xFB, 0x00, 0x00, &[]).sw(), SW_OK);
     assert_eq!(c.counters(), (3, 3));
     assert_eq!(c.verify(PIN), SW_OK);
 }
@@ -93,11 +93,11 @@ fn blocked_puk_means_no_more_unblocking() {
 #[test]
 fn reset_needs_both_blocked() {
     let mut c = client();
-    assert_eq!(c.send(0xFB, 0x00, 0x00, &[]).sw, 0x6985);
+    assert_eq!(c.send(0xFB, 0x00, 0x00, &[]).sw(), 0x6985);
     for _ in 0..3 {
         c.verify(b"000000");
     }
-    assert_eq!(c.send(0xFB, 0x00, 0x00, &[]).sw, 0x6985);
+    assert_eq!(c.send(0xFB, 0x00, 0x00, &[]).sw(), 0x6985);
 }
 
 #[test]
@@ -119,10 +119,10 @@ fn change_reference_data_paths() {
     assert_eq!(c.counters(), (3, 3));
     assert_eq!(c.unblock(b"876543", b"111111"), SW_OK);
     // Structure: Lc 16, P1 00, reference 80/81.
-    assert_eq!(c.send(0x24, 0x00, 0x80, &pad(PIN)).sw, 0x6A80);
-    assert_eq!(c.send(0x24, 0x01, 0x80, &[0xFF; 16]).sw, 0x6A86);
-    assert_eq!(c.send(0x24, 0x00, 0x9B, &[0xFF; 16]).sw, 0x6A88);
-    assert_eq!(c.send(0x2C, 0x00, 0x81, &[0xFF; 16]).sw, 0x6A88);
+    assert_eq!(c.send(0x24, 0x00, 0x80, &pad(PIN)).sw(), 0x6A80);
+    assert_eq!(c.send(0x24, 0x01, 0x80, &[0xFF; 16]).sw(), 0x6A86);
+    assert_eq!(c.send(0x24, 0x00, 0x9B, &[0xFF; 16]).sw(), 0x6A88);
+    assert_eq!(c.send(0x2C, 0x00, 0x81, &[0xFF; 16]).sw(), 0x6A88);
 }
 
 #[test]
@@ -154,10 +154,10 @@ fn pin_rules_are_per_card() {
 fn security_status_dies_with_reset_and_reselection() {
     let mut c = Client::new(default_card());
     assert_eq!(c.verify(PIN), SW_OK);
-    c.card.reset();
+    c.card().reset();
     assert_eq!(c.verify_status(), 0x63C3);
     assert_eq!(c.verify(PIN), SW_OK);
-    assert_eq!(c.select().sw, SW_OK);
+    assert_eq!(c.select().sw(), SW_OK);
     assert_eq!(c.verify_status(), 0x63C3);
     assert_eq!(
         c.sign(
@@ -301,11 +301,11 @@ fn run(c: &mut Client, m: &Model, op: &Op) -> Result<u16, CardError> {
             c.try_send(0x2C, 0, 0x80, &data)
         }
         Op::Reset => {
-            c.card.reset();
+            c.card().reset();
             return Ok(SW_OK);
         }
     }
-    .map(|a| a.sw)
+    .map(|a| a.sw())
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -336,12 +336,12 @@ proptest! {
         for (op, cut) in ops {
             let (steps, sw) = writes(&m, &op);
             if let Some((k, point)) = cut {
-                c.card.set_fault_plan(FaultPlan::cut_at_write(k, point));
+                c.card().set_fault_plan(FaultPlan::cut_at_write(k, point));
             }
             let before = m.clone();
             let result = run(&mut c, &m, &op);
-            let fired = cut.is_some() && !c.card.fault_pending();
-            c.card.set_fault_plan(FaultPlan::none());
+            let fired = cut.is_some() && !c.card().fault_pending();
+            c.card().set_fault_plan(FaultPlan::none());
             match (result, cut) {
                 (Err(CardError::PowerLost), Some((k, point))) => {
                     prop_assert!(fired);
@@ -353,7 +353,7 @@ proptest! {
                     };
                     state.verified = false;
                     m = state;
-                    c.card.power_on();
+                    c.card().power_on();
                 }
                 (Ok(got), _) => {
                     prop_assert!(!fired, "a cut fired but the command answered");
@@ -382,13 +382,13 @@ proptest! {
 fn set_pin_retries_needs_both_and_restores_defaults() {
     let config = PivConfig::default().with_pin(b"777777");
     let mut c = Client::new(card_with(PivApplet::new(config).unwrap()));
-    assert_eq!(c.send(0xFA, 5, 4, &[]).sw, 0x6982);
+    assert_eq!(c.send(0xFA, 5, 4, &[]).sw(), 0x6982);
     c.authenticate_default();
-    assert_eq!(c.send(0xFA, 5, 4, &[]).sw, 0x6982, "the PIN too");
+    assert_eq!(c.send(0xFA, 5, 4, &[]).sw(), 0x6982, "the PIN too");
     assert_eq!(c.verify(b"777777"), SW_OK);
-    assert_eq!(c.send(0xFA, 0, 4, &[]).sw, 0x6A86);
-    assert_eq!(c.send(0xFA, 5, 16, &[]).sw, 0x6A86);
-    assert_eq!(c.send(0xFA, 5, 4, &[]).sw, SW_OK);
+    assert_eq!(c.send(0xFA, 0, 4, &[]).sw(), 0x6A86);
+    assert_eq!(c.send(0xFA, 5, 16, &[]).sw(), 0x6A86);
+    assert_eq!(c.send(0xFA, 5, 4, &[]).sw(), SW_OK);
     assert_eq!(c.counters(), (5, 4));
     assert_eq!(
         c.metadata(0x80).data,

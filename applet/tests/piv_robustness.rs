@@ -87,7 +87,7 @@ proptest! {
                 continue;
             }
             let answer = c.send(ins, p1, p2, &data);
-            prop_assert!(answer.sw != 0x6F00, "no unknown error for {ins:02X} {p1:02X} {p2:02X} {data:02X?}");
+            prop_assert!(answer.sw() != 0x6F00, "no unknown error for {ins:02X} {p1:02X} {p2:02X} {data:02X?}");
         }
         let sw = c.verify_status();
         prop_assert!(sw == SW_OK || sw >> 4 == 0x63C || sw == 0x6983);

@@ -28,10 +28,10 @@ fn tear(
     for point in POINTS {
         for k in 1.. {
             let mut c = setup();
-            c.card.set_fault_plan(FaultPlan::cut_at_write(k, point));
+            c.card().set_fault_plan(FaultPlan::cut_at_write(k, point));
             let result = command(&mut c);
-            if c.card.fault_pending() {
-                c.card.set_fault_plan(FaultPlan::none());
+            if c.card().fault_pending() {
+                c.card().set_fault_plan(FaultPlan::none());
                 assert!(result.is_ok(), "no cut, an answer");
                 writes = k - 1;
                 break;
@@ -40,7 +40,7 @@ fn tear(
                 matches!(result, Err(CardError::PowerLost)),
                 "k={k} {point:?}"
             );
-            c.card.power_on();
+            c.card().power_on();
             check(&mut c, k, point);
         }
     }
@@ -186,7 +186,7 @@ fn generate_replaces_the_key_atomically() {
         },
         |c, _, point| {
             let meta = c.metadata(0x9A);
-            assert_eq!(meta.sw, SW_OK);
+            assert_eq!(meta.sw(), SW_OK);
             assert_eq!(c.verify(PIN), SW_OK);
             let digest = [0x42; 32];
             match (point, meta.data[2]) {

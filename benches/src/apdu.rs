@@ -7,15 +7,11 @@
 //! APDUs it actually sent so that the same exchanges can be replayed to a
 //! trivial responder card as the baseline.
 
-use vscard_emulator::Card;
-use vscard_testkit::pcsc;
+use vscard_testkit::client::{Client, ClientError, TransportError, chain, short_apdu};
+use vscard_testkit::piv::{pad, select_apdu, tag_list};
+use vscard_testkit::{Reply, Transport};
 
 use crate::BenchError;
-
-/// The PIV AID (SP 800-73-4 Part 1 2.2).
-pub const PIV_AID: [u8; 11] = [
-    0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00,
-];
 
 /// The demo card's PIN (`CardProfile::demo`).
 pub const DEMO_PIN: &[u8] = b"123456";
@@ -30,49 +26,6 @@ pub const CERT_9A: [u8; 3] = [0x5F, 0xC1, 0x05];
 pub const CERT_9C: [u8; 3] = [0x5F, 0xC1, 0x0A];
 /// X.509 certificate for Card Authentication (9E).
 pub const CERT_9E: [u8; 3] = [0x5F, 0xC1, 0x01];
-
-/// Anything that exchanges one APDU.
-pub trait Transport {
-    /// Sends `apdu`, returns the response (data and status word).
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, BenchError>;
-}
-
-impl Transport for Card {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, BenchError> {
-        Card::transmit(self, apdu).map_err(BenchError::from)
-    }
-}
-
-/// A card reached through pcscd with the `pcsc` crate, with a reusable
-/// receive buffer.
-pub struct PcscTransport<'a> {
-    card: &'a pcsc::Card,
-    buffer: Vec<u8>,
-}
-
-impl<'a> PcscTransport<'a> {
-    /// Wraps a connected card.
-    pub fn new(card: &'a pcsc::Card) -> PcscTransport<'a> {
-        PcscTransport {
-            card,
-            buffer: vec![0; pcsc::MAX_BUFFER_SIZE_EXTENDED],
-        }
-    }
-}
-
-impl Transport for PcscTransport<'_> {
-    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, BenchError> {
-        self.card
-            .transmit(apdu, &mut self.buffer)
-            .map(<[u8]>::to_vec)
-            .map_err(|source| {
-                BenchError::Harness(vscard_testkit::HarnessError::Pcsc {
-                    what: "SCardTransmit".to_owned(),
-                    source,
-                })
-            })
-    }
-}
 
 /// What a middleware sends for one logical command.
 #[derive(Clone, Debug)]
@@ -95,13 +48,6 @@ pub struct Outcome {
     pub sw: u16,
     /// How many APDUs were exchanged.
     pub round_trips: usize,
-}
-
-fn split(response: &[u8], command: &str) -> Result<(usize, u16), BenchError> {
-    match response {
-        [.., sw1, sw2] => Ok((response.len() - 2, u16::from_be_bytes([*sw1, *sw2]))),
-        _ => Err(BenchError::ShortResponse(command.to_owned())),
-    }
 }
 
 fn matches(expect: u16, sw: u16) -> bool {
@@ -134,54 +80,79 @@ impl Script {
     }
 }
 
-/// Performs `op`; with `record`, adds every APDU sent (chain parts and
-/// GET RESPONSEs) and its answer, for [`replay`].
+/// A transport that adds every exchange to a [`Script`].
+struct Recorder<'a, T> {
+    inner: &'a mut T,
+    script: Option<&'a mut Script>,
+}
+
+impl<T: Transport> Transport for Recorder<'_, T> {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let response = self.inner.transmit(apdu)?;
+        if let Some(script) = self.script.as_deref_mut() {
+            script.commands.push(apdu.to_vec());
+            script.responses.push(response.clone());
+        }
+        Ok(response)
+    }
+}
+
+fn client_error(op: &Operation, error: ClientError) -> BenchError {
+    match error {
+        ClientError::Transport(TransportError::Card(error)) => BenchError::Card(error),
+        ClientError::NoStatusWord(_) => BenchError::ShortResponse(op.name.to_owned()),
+        other => BenchError::Client {
+            command: op.name.to_owned(),
+            source: other,
+        },
+    }
+}
+
+/// Performs `op` with the testkit's client (chain pieces must answer
+/// `9000`, the last APDU's `61xx` is followed with GET RESPONSE); with
+/// `record`, adds every APDU sent (chain parts and GET RESPONSEs) and its
+/// answer, for [`replay`].
 pub fn perform(
     transport: &mut impl Transport,
     op: &Operation,
-    mut record: Option<&mut Script>,
+    record: Option<&mut Script>,
 ) -> Result<Outcome, BenchError> {
     let unexpected = |sw| BenchError::Status {
         command: op.name.to_owned(),
         sw,
     };
+    let mut client = Client::new(Recorder {
+        inner: transport,
+        script: record,
+    });
+    let Some((last, pieces)) = op.apdus.split_last() else {
+        return Err(BenchError::ShortResponse(op.name.to_owned()));
+    };
     let mut data = Vec::new();
-    let mut round_trips = 0;
-    let mut last = None;
-    for (index, apdu) in op.apdus.iter().enumerate() {
-        let response = transport.transmit(apdu)?;
-        round_trips += 1;
-        if let Some(record) = record.as_deref_mut() {
-            record.commands.push(apdu.clone());
-            record.responses.push(response.clone());
+    for apdu in pieces {
+        let reply = client.transmit(apdu).map_err(|e| client_error(op, e))?;
+        if reply.sw() != 0x9000 {
+            return Err(unexpected(reply.sw()));
         }
-        let (len, sw) = split(&response, op.name)?;
-        if index + 1 < op.apdus.len() && sw != 0x9000 {
-            return Err(unexpected(sw));
-        }
-        data.extend_from_slice(response.get(..len).unwrap_or_default());
-        last = Some(sw);
+        data.extend_from_slice(&reply.data);
     }
-    let mut sw = last.ok_or_else(|| BenchError::ShortResponse(op.name.to_owned()))?;
-    while sw >> 8 == 0x61 {
-        let get_response = vec![0x00, 0xC0, 0x00, 0x00, sw as u8];
-        let response = transport.transmit(&get_response)?;
-        round_trips += 1;
-        if let Some(record) = record.as_deref_mut() {
-            record.commands.push(get_response);
-            record.responses.push(response.clone());
-        }
-        let (len, next) = split(&response, op.name)?;
-        data.extend_from_slice(response.get(..len).unwrap_or_default());
-        sw = next;
-    }
+    let Reply {
+        data: last_data,
+        status,
+    } = client.send(last).map_err(|e| client_error(op, e))?;
+    data.extend_from_slice(&last_data);
+    let sw = status.to_u16();
     if !matches(op.expect, sw) {
         return Err(unexpected(sw));
     }
     Ok(Outcome {
         data,
         sw,
-        round_trips,
+        round_trips: client.round_trips(),
     })
 }
 
@@ -196,12 +167,9 @@ pub fn replay(transport: &mut impl Transport, script: &Script) -> Result<(), Ben
 
 /// SELECT the PIV application by its full AID.
 pub fn select() -> Operation {
-    let mut apdu = vec![0x00, 0xA4, 0x04, 0x00, PIV_AID.len() as u8];
-    apdu.extend_from_slice(&PIV_AID);
-    apdu.push(0x00);
     Operation {
         name: "SELECT PIV",
-        apdus: vec![apdu],
+        apdus: vec![select_apdu(vscard_applet::PIV_AID.as_bytes())],
         expect: 0x9000,
     }
 }
@@ -211,22 +179,16 @@ pub fn select() -> Operation {
 pub fn get_data(name: &'static str, tag: [u8; 3]) -> Operation {
     Operation {
         name,
-        apdus: vec![vec![
-            0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, tag[0], tag[1], tag[2], 0x00,
-        ]],
+        apdus: vec![short_apdu([0x00, 0xCB, 0x3F, 0xFF], &tag_list(&tag), true)],
         expect: 0x9000,
     }
 }
 
 /// VERIFY the PIN (padded with FF to 8 bytes).
 pub fn verify(name: &'static str, pin: &[u8], expect: u16) -> Operation {
-    let mut apdu = vec![0x00, 0x20, 0x00, 0x80, 0x08];
-    let mut padded = pin.to_vec();
-    padded.resize(8, 0xFF);
-    apdu.extend_from_slice(&padded);
     Operation {
         name,
-        apdus: vec![apdu],
+        apdus: vec![short_apdu([0x00, 0x20, 0x00, 0x80], &pad(pin), false)],
         expect,
     }
 }
@@ -236,12 +198,9 @@ pub fn verify(name: &'static str, pin: &[u8], expect: u16) -> Operation {
 pub fn sign_p256() -> Operation {
     let mut body = vec![0x7C, 0x24, 0x82, 0x00, 0x81, 0x20];
     body.extend_from_slice(&[0x5A; 32]);
-    let mut apdu = vec![0x00, 0x87, 0x11, 0x9E, body.len() as u8];
-    apdu.extend_from_slice(&body);
-    apdu.push(0x00);
     Operation {
         name: "GENERAL AUTHENTICATE 9E P-256",
-        apdus: vec![apdu],
+        apdus: chain([0x00, 0x87, 0x11, 0x9E], &body),
         expect: 0x9000,
     }
 }
@@ -268,15 +227,9 @@ pub fn sign_rsa() -> Operation {
     let block = pkcs1_block();
     let mut body = vec![0x7C, 0x82, 0x01, 0x06, 0x82, 0x00, 0x81, 0x82, 0x01, 0x00];
     body.extend_from_slice(&block);
-    let (first, rest) = body.split_at(255);
-    let mut chained = vec![0x10, 0x87, 0x07, 0x9A, 0xFF];
-    chained.extend_from_slice(first);
-    let mut last = vec![0x00, 0x87, 0x07, 0x9A, rest.len() as u8];
-    last.extend_from_slice(rest);
-    last.push(0x00);
     Operation {
         name: "GENERAL AUTHENTICATE 9A RSA-2048",
-        apdus: vec![chained, last],
+        apdus: chain([0x00, 0x87, 0x07, 0x9A], &body),
         expect: 0x9000,
     }
 }

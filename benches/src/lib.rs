@@ -38,6 +38,17 @@ pub enum BenchError {
         /// The status word.
         sw: u16,
     },
+    /// A card could not be reached (PC/SC, or the in-process card).
+    #[error("transport: {0}")]
+    Transport(#[from] vscard_testkit::TransportError),
+    /// The host-side client could not complete a command.
+    #[error("{command}: {source}")]
+    Client {
+        /// The command.
+        command: String,
+        /// What went wrong.
+        source: vscard_testkit::ClientError,
+    },
     /// A response too short to hold a status word.
     #[error("{0}: response without a status word")]
     ShortResponse(String),

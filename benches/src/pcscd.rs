@@ -27,10 +27,10 @@ use std::time::Duration;
 use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::unistd::Pid;
 use vscard_emulator::CardImage;
-use vscard_testkit::{PcscdOptions, PrivatePcscd, TrivialCard};
+use vscard_testkit::{PcscCard, PcscdOptions, PrivatePcscd, TrivialCard, pcsc};
 use vscard_vpcd::{Bridge, BridgeConfig, BridgeHandle, VPCD_PORT};
 
-use crate::apdu::{self, Operation, PcscTransport};
+use crate::apdu::{self, Operation};
 use crate::measure::{self, Sample, human, rate, ratio};
 use crate::report::{Goal, Row, Section};
 use crate::{BenchError, fixture, inprocess};
@@ -116,8 +116,8 @@ pub fn options() -> PcscdOptions {
 /// replayed to the trivial card, in turn. Returns the row, the trivial
 /// card's median and the number of APDUs.
 fn compare(
-    ours: &mut PcscTransport<'_>,
-    (trivial, trivial_card): (&mut PcscTransport<'_>, &TrivialCard),
+    ours: &mut PcscCard<&pcsc::Card>,
+    (trivial, trivial_card): (&mut PcscCard<&pcsc::Card>, &TrivialCard),
     name: &str,
     ops: &[Operation],
     goal: Goal,
@@ -182,7 +182,7 @@ impl Readers {
 fn connect_verified(pcscd: &PrivatePcscd) -> Result<vscard_testkit::pcsc::Card, BenchError> {
     let card = pcscd.connect(0)?;
     apdu::perform(
-        &mut PcscTransport::new(&card),
+        &mut PcscCard::new(&card),
         &apdu::verify("VERIFY", apdu::DEMO_PIN, 0x9000),
         None,
     )?;
@@ -231,10 +231,10 @@ fn pinned_pass(
     round_trips: &mut RoundTrips,
 ) -> Result<(), BenchError> {
     let trivial_handle = readers.pcscd.connect(1)?;
-    let mut trivial = PcscTransport::new(&trivial_handle);
+    let mut trivial = PcscCard::new(&trivial_handle);
     {
         let ours_handle = connect_verified(&readers.pcscd)?;
-        let mut ours = PcscTransport::new(&ours_handle);
+        let mut ours = PcscCard::new(&ours_handle);
         for (name, ops, crypto) in &inprocess::operations() {
             let goal = if *crypto {
                 Goal::None
@@ -269,7 +269,7 @@ fn pinned_pass(
     readers.bridge = Some(echo_bridge);
     readers.pcscd.wait_for_card(0, Duration::from_secs(5))?;
     let echo_handle = readers.pcscd.connect(0)?;
-    let mut echo = PcscTransport::new(&echo_handle);
+    let mut echo = PcscCard::new(&echo_handle);
     let (row, _, _) = compare(
         &mut echo,
         (&mut trivial, &readers.trivial),
@@ -300,9 +300,9 @@ fn unpinned_pass(
     round_trips: &mut RoundTrips,
 ) -> Result<(), BenchError> {
     let trivial_handle = readers.pcscd.connect(1)?;
-    let mut trivial = PcscTransport::new(&trivial_handle);
+    let mut trivial = PcscCard::new(&trivial_handle);
     let ours_handle = connect_verified(&readers.pcscd)?;
-    let mut ours = PcscTransport::new(&ours_handle);
+    let mut ours = PcscCard::new(&ours_handle);
     for (op, crypto) in inprocess::commands() {
         if crypto {
             continue;

@@ -1,5 +1,8 @@
 //! What scenarios may assume about the card under test.
 
+use vscard_testkit::client::short_apdu;
+use vscard_testkit::piv::tag_list;
+
 /// The card's secrets and shape, as issued. The defaults are those of
 /// vscard's demo card; for a physical card pass its own values.
 #[derive(Clone, Debug)]
@@ -36,24 +39,17 @@ pub const DEFAULT_MANAGEMENT_KEY: [u8; 24] = [
     1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8,
 ];
 
-/// The PIV AID (SP 800-73-4 Part 1 2.2).
-pub const PIV_AID: [u8; 11] = [
-    0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00,
-];
-
-/// SELECT by DF name with Le = 00.
-pub fn select(aid: &[u8]) -> Vec<u8> {
-    let mut apdu = vec![0x00, 0xA4, 0x04, 0x00, aid.len() as u8];
-    apdu.extend_from_slice(aid);
-    apdu.push(0x00);
-    apdu
+/// The PIV AID (SP 800-73-4 Part 1 2.2), as the applet declares it.
+pub fn piv_aid() -> &'static [u8] {
+    vscard_applet::PIV_AID.as_bytes()
 }
+
+/// SELECT by DF name with Le = 00 (the testkit's).
+pub use vscard_testkit::piv::select_apdu as select;
 
 /// VERIFY PIN (key reference 80) with the PIN padded with FF to 8 bytes.
 pub fn verify_pin(pin: &[u8]) -> Vec<u8> {
-    let mut apdu = vec![0x00, 0x20, 0x00, 0x80, 0x08];
-    apdu.extend_from_slice(&pad_pin(pin));
-    apdu
+    short_apdu([0x00, 0x20, 0x00, 0x80], &pad_pin(pin), false)
 }
 
 /// A PIN padded with FF to 8 bytes (SP 800-73-4 Part 2 2.4.3).
@@ -67,9 +63,7 @@ pub fn pad_pin(pin: &[u8]) -> [u8; 8] {
 
 /// GET DATA for a 3-byte PIV object tag (`5F C1 xx`), short Le = 00.
 pub fn get_data(tag: [u8; 3]) -> Vec<u8> {
-    vec![
-        0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, tag[0], tag[1], tag[2], 0x00,
-    ]
+    short_apdu([0x00, 0xCB, 0x3F, 0xFF], &tag_list(&tag), true)
 }
 
 /// GET DATA for a 3-byte PIV object tag with extended Le = 0000.

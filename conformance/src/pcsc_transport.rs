@@ -3,24 +3,21 @@
 
 use std::ffi::CString;
 
-use pcsc::{Context, Disposition, Protocols, Scope, ShareMode};
+use vscard_testkit::PcscCard;
+use vscard_testkit::pcsc::{self, Context, Disposition, Protocols, Scope, ShareMode};
 
 use crate::transport::{Transport, TransportError};
 
-/// A connection to the card in one PC/SC reader.
+/// A connection to the card in one PC/SC reader: the testkit's PC/SC
+/// transport, with the reader found by name and reset by reconnecting.
 pub struct Pcsc {
     _context: Context,
-    card: pcsc::Card,
+    card: PcscCard<pcsc::Card>,
     reader: String,
 }
 
 fn pcsc_error(error: pcsc::Error) -> TransportError {
-    match error {
-        pcsc::Error::InvalidParameter | pcsc::Error::InsufficientBuffer => {
-            TransportError::Refused(error.to_string())
-        }
-        other => TransportError::NoAnswer(other.to_string()),
-    }
+    TransportError::from(error)
 }
 
 impl Pcsc {
@@ -38,7 +35,7 @@ impl Pcsc {
             .map_err(pcsc_error)?;
         Ok(Pcsc {
             _context: context,
-            card,
+            card: PcscCard::new(card),
             reader: name.to_string_lossy().into_owned(),
         })
     }
@@ -55,6 +52,7 @@ impl Pcsc {
 
     fn reconnect(&mut self, disposition: Disposition) -> Result<(), TransportError> {
         self.card
+            .card_mut()
             .reconnect(ShareMode::Shared, Protocols::ANY, disposition)
             .map_err(pcsc_error)
     }
@@ -66,9 +64,7 @@ impl Transport for Pcsc {
     }
 
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let mut buffer = vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
-        let response = self.card.transmit(apdu, &mut buffer).map_err(pcsc_error)?;
-        Ok(response.to_vec())
+        self.card.transmit(apdu)
     }
 
     fn reset(&mut self) -> Result<(), TransportError> {

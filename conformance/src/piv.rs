@@ -1,6 +1,7 @@
 //! A host-side PIV client over a [`Session`]: what middleware does, in a
 //! few functions, written from SP 800-73-4 Part 2 and independent of the
-//! card's own code, so a scenario checks the card and not itself.
+//! card's command handling, so a scenario checks the card and not itself
+//! (only the BER-TLV codec is the applet's, `vscard_applet::tlv`).
 
 use cipher::{Array, BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use der::Decode;
@@ -10,7 +11,7 @@ use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 
 use crate::facts::{get_data, verify_pin};
-use crate::session::{Failure, Session, ensure, expect_sw, fail};
+use crate::session::{Failure, Session, ensure, fail};
 
 /// Key references (SP 800-73-4 Part 1 table 4).
 pub mod slot {
@@ -53,54 +54,19 @@ pub fn certificate_tag(key: u8) -> Option<[u8; 3]> {
     }
 }
 
-/// A BER-TLV length field.
-pub fn ber_length(len: usize) -> Vec<u8> {
-    match len {
-        0..=0x7F => vec![len as u8],
-        0x80..=0xFF => vec![0x81, len as u8],
-        _ => vec![0x82, (len >> 8) as u8, len as u8],
-    }
-}
-
-/// `tag || length || value` for a one-byte tag.
+/// `tag || length || value` for a one-byte tag (the applet's BER-TLV
+/// writer: the codec is the one thing scenarios share with the card, and
+/// its own tests pin it to ISO 7816-4 5.2).
 pub fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    out.extend(ber_length(value.len()));
-    out.extend_from_slice(value);
-    out
+    vscard_applet::tlv::encode(u32::from(tag), value)
 }
 
 /// Splits `data` into BER-TLV objects (ISO 7816-4 5.2): (tag, value). Tags
-/// of more than one byte (`5F2F`, `7F49`) come as one number.
-pub fn parse_tlvs(mut data: &[u8]) -> Option<Vec<(u32, &[u8])>> {
-    let mut out = Vec::new();
-    while let [first, rest @ ..] = data {
-        let mut tag = u32::from(*first);
-        let mut rest = rest;
-        if first & 0x1F == 0x1F {
-            loop {
-                let (byte, tail) = rest.split_first()?;
-                tag = (tag << 8) | u32::from(*byte);
-                rest = tail;
-                if byte & 0x80 == 0 {
-                    break;
-                }
-            }
-        }
-        let (len, rest) = match rest {
-            [n, rest @ ..] if *n < 0x80 => (usize::from(*n), rest),
-            [0x81, n, rest @ ..] => (usize::from(*n), rest),
-            [0x82, hi, lo, rest @ ..] => (usize::from(u16::from_be_bytes([*hi, *lo])), rest),
-            _ => return None,
-        };
-        if rest.len() < len {
-            return None;
-        }
-        let (value, tail) = rest.split_at(len);
-        out.push((tag, value));
-        data = tail;
-    }
-    Some(out)
+/// of more than one byte (`5F2F`, `7F49`) come as one number; `None` when
+/// `data` is not well-formed.
+pub fn parse_tlvs(data: &[u8]) -> Option<Vec<(u32, &[u8])>> {
+    let objects = vscard_applet::tlv::Reader::new(data).read_all().ok()?;
+    Some(objects.into_iter().map(|o| (o.tag, o.value)).collect())
 }
 
 /// The value of the first object with `tag` in `data`.
@@ -113,7 +79,7 @@ pub fn find(data: &[u8], tag: u32) -> Option<&[u8]> {
 
 /// SELECT PIV.
 pub fn select_piv(session: &mut Session<'_>) -> Result<Vec<u8>, Failure> {
-    session.collect_ok("SELECT PIV", &crate::facts::select(&crate::facts::PIV_AID))
+    session.collect_ok("SELECT PIV", &crate::facts::select(crate::facts::piv_aid()))
 }
 
 /// VERIFY with the card's PIN.
@@ -129,8 +95,8 @@ pub fn get_object(
     tag: [u8; 3],
 ) -> Result<Result<Vec<u8>, u16>, Failure> {
     let reply = session.collect("GET DATA", &get_data(tag))?;
-    if reply.sw != 0x9000 {
-        return Ok(Err(reply.sw));
+    if reply.sw() != 0x9000 {
+        return Ok(Err(reply.sw()));
     }
     let value = find(&reply.data, 0x53).ok_or_else(|| {
         fail(
@@ -152,30 +118,6 @@ pub fn certificate(session: &mut Session<'_>, key: u8) -> Result<Certificate, Fa
         .map_err(|e| fail("certificate", format!("not a DER certificate: {e}")))
 }
 
-/// Sends `data` with command chaining in pieces of at most 255 bytes and
-/// collects the answer (following 61xx).
-pub fn send_chained(
-    session: &mut Session<'_>,
-    step: &str,
-    header: [u8; 4],
-    data: &[u8],
-) -> Result<crate::session::Reply, Failure> {
-    let mut chunks = data.chunks(255).peekable();
-    while let Some(chunk) = chunks.next() {
-        let last = chunks.peek().is_none();
-        let cla = if last { header[0] } else { header[0] | 0x10 };
-        let mut apdu = vec![cla, header[1], header[2], header[3], chunk.len() as u8];
-        apdu.extend_from_slice(chunk);
-        if last {
-            apdu.push(0x00);
-            return session.collect(step, &apdu);
-        }
-        let reply = session.send(step, &apdu)?;
-        expect_sw(step, &reply, 0x9000)?;
-    }
-    Err(fail(step, "nothing to send"))
-}
-
 /// GENERAL AUTHENTICATE: `7C { 82 00, 81 challenge }` -> the `82` response.
 pub fn general_authenticate(
     session: &mut Session<'_>,
@@ -186,14 +128,9 @@ pub fn general_authenticate(
     let mut template = vec![0x82, 0x00];
     template.extend(tlv(0x81, challenge));
     let data = tlv(0x7C, &template);
-    let reply = send_chained(
-        session,
-        "GENERAL AUTHENTICATE",
-        [0x00, 0x87, algorithm, key],
-        &data,
-    )?;
-    if reply.sw != 0x9000 {
-        return Ok(Err(reply.sw));
+    let reply = session.chained("GENERAL AUTHENTICATE", [0x00, 0x87, algorithm, key], &data)?;
+    if reply.sw() != 0x9000 {
+        return Ok(Err(reply.sw()));
     }
     let inner =
         find(&reply.data, 0x7C).ok_or_else(|| fail("GENERAL AUTHENTICATE", "no 7C template"))?;
@@ -341,8 +278,8 @@ pub fn authenticate_management_key(session: &mut Session<'_>) -> Result<Result<(
     let header = [0x00, 0x87, algorithm, slot::MANAGEMENT];
     let ask = [header.as_slice(), &[0x04, 0x7C, 0x02, 0x80, 0x00, 0x00]].concat();
     let reply = session.collect("GENERAL AUTHENTICATE witness", &ask)?;
-    if reply.sw != 0x9000 {
-        return Ok(Err(reply.sw));
+    if reply.sw() != 0x9000 {
+        return Ok(Err(reply.sw()));
     }
     let witness = find(&reply.data, 0x7C)
         .and_then(|t| find(t, 0x80))
@@ -362,8 +299,8 @@ pub fn authenticate_management_key(session: &mut Session<'_>) -> Result<Result<(
     apdu.extend_from_slice(&data);
     apdu.push(0x00);
     let reply = session.collect("GENERAL AUTHENTICATE response", &apdu)?;
-    if reply.sw != 0x9000 {
-        return Ok(Err(reply.sw));
+    if reply.sw() != 0x9000 {
+        return Ok(Err(reply.sw()));
     }
     let response = find(&reply.data, 0x7C)
         .and_then(|t| find(t, 0x82))

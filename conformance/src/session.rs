@@ -3,29 +3,11 @@
 
 use std::fmt;
 
+pub use vscard_testkit::Reply;
+use vscard_testkit::client::{Client, ClientError, chain};
+
 use crate::facts::CardFacts;
 use crate::transport::{Transport, TransportError};
-
-/// A response APDU split into data and status word.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Reply {
-    /// The response data.
-    pub data: Vec<u8>,
-    /// SW1 SW2.
-    pub sw: u16,
-}
-
-impl Reply {
-    /// SW1 alone.
-    pub fn sw1(&self) -> u8 {
-        (self.sw >> 8) as u8
-    }
-
-    /// SW2 alone.
-    pub fn sw2(&self) -> u8 {
-        self.sw as u8
-    }
-}
 
 /// Why a scenario failed: the step and what was wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,56 +45,73 @@ pub fn ensure(
     }
 }
 
-/// One scenario's connection to the card.
+/// The transport of a session: every exchange goes into the transcript.
+struct Recorder<'a> {
+    inner: &'a mut dyn Transport,
+    transcript: Vec<String>,
+}
+
+impl Transport for Recorder<'_> {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.transcript
+            .push(format!(">> {}", hex::encode_upper(apdu)));
+        let response = self.inner.transmit(apdu)?;
+        self.transcript
+            .push(format!("<< {}", hex::encode_upper(&response)));
+        Ok(response)
+    }
+
+    fn reset(&mut self) -> Result<(), TransportError> {
+        self.transcript.push("-- reset".into());
+        self.inner.reset()
+    }
+
+    fn power_cycle(&mut self) -> Result<(), TransportError> {
+        self.transcript.push("-- power cycle".into());
+        self.inner.power_cycle()
+    }
+}
+
+/// One scenario's connection to the card: the testkit's client over the
+/// transport, with the transcript kept for the report.
 pub struct Session<'a> {
-    transport: &'a mut dyn Transport,
+    client: Client<Recorder<'a>>,
     /// What the scenario may assume about the card.
     pub facts: &'a CardFacts,
-    transcript: Vec<String>,
 }
 
 impl<'a> Session<'a> {
     /// A session over `transport`.
     pub fn new(transport: &'a mut dyn Transport, facts: &'a CardFacts) -> Self {
         Session {
-            transport,
+            client: Client::new(Recorder {
+                inner: transport,
+                transcript: Vec::new(),
+            }),
             facts,
-            transcript: Vec::new(),
         }
     }
 
     /// The exchanges so far, as `>> C-APDU` / `<< R-APDU` hex lines (PIN
     /// data included: scenarios only use test PINs).
     pub fn transcript(&self) -> &[String] {
-        &self.transcript
+        &self.client.transport_ref().transcript
     }
 
     /// The transport's name.
     pub fn transport_name(&self) -> String {
-        self.transport.name()
+        self.client.transport_ref().name()
     }
 
     /// Sends one APDU as is.
     pub fn send(&mut self, step: &str, apdu: &[u8]) -> Result<Reply, Failure> {
-        self.transcript
-            .push(format!(">> {}", hex::encode_upper(apdu)));
-        let mut bytes = self
-            .transport
+        self.client
             .transmit(apdu)
-            .map_err(|e| transport_failure(step, e))?;
-        self.transcript
-            .push(format!("<< {}", hex::encode_upper(&bytes)));
-        if bytes.len() < 2 {
-            return Err(fail(
-                step,
-                format!("response of {} bytes has no status word", bytes.len()),
-            ));
-        }
-        let sw = bytes.split_off(bytes.len() - 2);
-        Ok(Reply {
-            data: bytes,
-            sw: u16::from_be_bytes([sw[0], sw[1]]),
-        })
+            .map_err(|e| client_failure(step, e))
     }
 
     /// Sends one APDU and requires status word `sw`; returns the data.
@@ -122,34 +121,23 @@ impl<'a> Session<'a> {
         Ok(reply.data)
     }
 
-    /// Sends one APDU and follows `61xx` with GET RESPONSE (and `6Cxx` with
-    /// the corrected Le) until the final status word; returns all data.
+    /// Sends one APDU and follows `61xx` with GET RESPONSE (and a first
+    /// `6Cxx` with the corrected Le, ISO 7816-4 5.3.4) until the final
+    /// status word; returns all data.
     pub fn collect(&mut self, step: &str, apdu: &[u8]) -> Result<Reply, Failure> {
         let mut reply = self.send(step, apdu)?;
-        let mut data = std::mem::take(&mut reply.data);
-        let mut rounds = 0;
-        loop {
-            match reply.sw1() {
-                0x61 => {
-                    let get_response = [0x00, 0xC0, 0x00, 0x00, reply.sw2()];
-                    reply = self.send(step, &get_response)?;
-                }
-                0x6C if rounds == 0 => {
-                    let mut again = apdu.to_vec();
-                    if let Some(le) = again.last_mut() {
-                        *le = reply.sw2();
-                    }
-                    reply = self.send(step, &again)?;
-                }
-                _ => break,
+        if reply.sw1() == 0x6C {
+            let mut again = apdu.to_vec();
+            if let Some(le) = again.last_mut() {
+                *le = reply.sw2();
             }
-            data.append(&mut reply.data);
-            rounds += 1;
-            if rounds > 300 {
-                return Err(fail(step, "more than 300 GET RESPONSE rounds"));
-            }
+            let mut corrected = self.send(step, &again)?;
+            reply.data.append(&mut corrected.data);
+            reply.status = corrected.status;
         }
-        Ok(Reply { data, sw: reply.sw })
+        self.client
+            .follow(reply)
+            .map_err(|e| client_failure(step, e))
     }
 
     /// [`Session::collect`] and require `9000`.
@@ -159,34 +147,45 @@ impl<'a> Session<'a> {
         Ok(reply.data)
     }
 
+    /// Sends `data` after `header` as a command chain when longer than
+    /// 255 bytes (the testkit's [`chain`]): every piece but the last must
+    /// answer `9000`; the last is collected (following `61xx`).
+    pub fn chained(&mut self, step: &str, header: [u8; 4], data: &[u8]) -> Result<Reply, Failure> {
+        let apdus = chain(header, data);
+        let Some((last, pieces)) = apdus.split_last() else {
+            return Err(fail(step, "nothing to send"));
+        };
+        for piece in pieces {
+            let reply = self.send(step, piece)?;
+            expect_sw(step, &reply, 0x9000)?;
+        }
+        self.collect(step, last)
+    }
+
     /// Warm reset.
     pub fn reset(&mut self, step: &str) -> Result<(), Failure> {
-        self.transcript.push("-- reset".into());
-        self.transport
-            .reset()
-            .map_err(|e| transport_failure(step, e))
+        self.client.reset().map_err(|e| client_failure(step, e))
     }
 
     /// Power cycle, when the transport can.
     pub fn power_cycle(&mut self, step: &str) -> Result<(), Failure> {
-        self.transcript.push("-- power cycle".into());
-        self.transport
+        self.client
             .power_cycle()
-            .map_err(|e| transport_failure(step, e))
+            .map_err(|e| client_failure(step, e))
     }
 }
 
 /// Requires status word `sw`.
 pub fn expect_sw(step: &str, reply: &Reply, sw: u16) -> Result<(), Failure> {
-    ensure(reply.sw == sw, step, || {
+    ensure(reply.sw() == sw, step, || {
         format!(
             "expected SW {sw:04X}, got {:04X} ({} data bytes)",
-            reply.sw,
+            reply.sw(),
             reply.data.len()
         )
     })
 }
 
-fn transport_failure(step: &str, error: TransportError) -> Failure {
+fn client_failure(step: &str, error: ClientError) -> Failure {
     fail(step, error.to_string())
 }

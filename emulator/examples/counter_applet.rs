@@ -13,6 +13,7 @@ use vscard_emulator::{
     Aid, Applet, AppletState, Card, ClearOn, CommandApdu, Context, OwnerPin, PinCheck, Response,
     StateError, Status, Transient,
 };
+use vscard_testkit::Client;
 
 const AID: Aid = Aid::from_array([0xF0, 0x56, 0x53, 0x43, 0x41, 0x52, 0x44]);
 
@@ -120,15 +121,11 @@ impl Applet for CounterApplet {
     }
 }
 
-/// Sends one APDU and splits off the status word.
+/// Sends one APDU with the test kit's host-side client: the status word
+/// split off and typed.
 fn send(card: &mut Card, apdu: &[u8]) -> Result<(Vec<u8>, Status), Box<dyn std::error::Error>> {
-    let mut response = card.transmit(apdu)?;
-    let split = response.len().checked_sub(2).ok_or("no status word")?;
-    let sw = response.split_off(split);
-    Ok((
-        response,
-        Status::from_u16(u16::from_be_bytes([sw[0], sw[1]])),
-    ))
+    let reply = Client::new(card).send(apdu)?;
+    Ok((reply.data, reply.status))
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -4,6 +4,9 @@
 //!   namespaces, the [`TrivialCard`] baseline, and PC/SC helpers; re-exported
 //!   at the crate root.
 //! - [`echo`]: a tiny echo / counter / slow applet for the bridge's tests.
+//! - [`client`]: the one host-side APDU client ([`Transport`], [`Client`]:
+//!   status words, GET RESPONSE, command chaining), with the PIV commands
+//!   of [`piv`] on it.
 //!
 //! Nothing here is a product path: the `vscard` binary and the card crates
 //! never depend on this crate.
@@ -11,7 +14,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod client;
 pub mod echo;
 pub mod pcscd;
+pub mod piv;
+
+pub use client::{Client, ClientError, PcscCard, Reply, Transport, TransportError};
 
 pub use pcscd::*;

@@ -3,7 +3,7 @@
 //! length, GET RESPONSE and 6Cxx, command chaining, SELECT rules, logical
 //! channels, and what reset and power loss clear.
 
-use crate::facts::{PIV_AID, get_data, get_data_extended, pad_pin, select, tag, verify_pin};
+use crate::facts::{get_data, get_data_extended, pad_pin, piv_aid, select, tag, verify_pin};
 use crate::scenario::{Group, Outcome, Scenario};
 use crate::session::{Failure, Reply, Session, ensure, expect_sw, fail};
 
@@ -80,7 +80,7 @@ pub const SCENARIOS: &[Scenario] = &[
 ];
 
 fn select_piv(session: &mut Session<'_>) -> Result<Vec<u8>, Failure> {
-    session.collect_ok("SELECT PIV", &select(&PIV_AID))
+    session.collect_ok("SELECT PIV", &select(piv_aid()))
 }
 
 fn verify(session: &mut Session<'_>) -> Result<(), Failure> {
@@ -91,12 +91,12 @@ fn verify(session: &mut Session<'_>) -> Result<(), Failure> {
 fn expect_not_verified(session: &mut Session<'_>, step: &str) -> Result<(), Failure> {
     let reply = session.send(step, &PIN_STATUS)?;
     ensure(
-        reply.sw & 0xFFF0 == 0x63C0 && reply.sw != 0x63C0,
+        reply.sw() & 0xFFF0 == 0x63C0 && reply.sw() != 0x63C0,
         step,
         || {
             format!(
                 "expected 63Cx (not verified, tries left), got {:04X}",
-                reply.sw
+                reply.sw()
             )
         },
     )
@@ -115,9 +115,9 @@ fn case_2(session: &mut Session<'_>) -> Result<Outcome, Failure> {
         &[0x00, 0x20, 0x00, 0x80, 0x00],
     )?;
     ensure(
-        reply.sw & 0xFFF0 == 0x63C0 || reply.sw == 0x9000,
+        reply.sw() & 0xFFF0 == 0x63C0 || reply.sw() == 0x9000,
         "case 2",
-        || format!("expected 63Cx or 9000, got {:04X}", reply.sw),
+        || format!("expected 63Cx or 9000, got {:04X}", reply.sw()),
     )?;
     Ok(Outcome::Passed)
 }
@@ -146,10 +146,10 @@ fn read_certificate_short(session: &mut Session<'_>) -> Result<Vec<u8>, Failure>
 fn extended_length(session: &mut Session<'_>) -> Result<Outcome, Failure> {
     select_piv(session)?;
     let reply = session.send("GET DATA extended", &get_data_extended(tag::CERT_9A))?;
-    if matches!(reply.sw, 0x6700 | 0x6D00 | 0x6E00) {
+    if matches!(reply.sw(), 0x6700 | 0x6D00 | 0x6E00) {
         return Ok(Outcome::Unsupported(format!(
             "extended APDU answered {:04X}",
-            reply.sw
+            reply.sw()
         )));
     }
     expect_sw("GET DATA extended", &reply, 0x9000)?;
@@ -188,7 +188,7 @@ fn get_response(session: &mut Session<'_>) -> Result<Outcome, Failure> {
             format!(
                 "expected 256 bytes and 61xx, got {} bytes and {:04X}",
                 first.data.len(),
-                first.sw
+                first.sw()
             )
         },
     )?;
@@ -224,7 +224,7 @@ fn wrong_le(session: &mut Session<'_>) -> Result<Outcome, Failure> {
     // Take 16-byte pieces until 1 to 254 bytes are left, so that Le + 1 is
     // still a one-byte Le (an object may split evenly into 256-byte pieces).
     for _ in 0..512 {
-        match reply.sw {
+        match reply.sw() {
             0x6101..=0x61FE => break,
             sw if sw >> 8 == 0x61 => {
                 reply = session.send("GET RESPONSE 16 bytes", &[0x00, 0xC0, 0x00, 0x00, 0x10])?;
@@ -232,10 +232,10 @@ fn wrong_le(session: &mut Session<'_>) -> Result<Outcome, Failure> {
             sw => return Err(fail("drain", format!("expected 61xx, got {sw:04X}"))),
         }
     }
-    if !(0x6101..=0x61FE).contains(&reply.sw) {
+    if !(0x6101..=0x61FE).contains(&reply.sw()) {
         return Err(fail(
             "drain",
-            format!("expected 61xx with 0 < xx < FF, got {:04X}", reply.sw),
+            format!("expected 61xx with 0 < xx < FF, got {:04X}", reply.sw()),
         ));
     }
     let left = reply.sw2();
@@ -243,7 +243,7 @@ fn wrong_le(session: &mut Session<'_>) -> Result<Outcome, Failure> {
         "GET RESPONSE, Le too large",
         &[0x00, 0xC0, 0x00, 0x00, left + 1],
     )?;
-    if too_many.sw == 0x9000 && too_many.data.len() == usize::from(left) {
+    if too_many.sw() == 0x9000 && too_many.data.len() == usize::from(left) {
         return Ok(Outcome::Unsupported(
             "the card returns what is left instead of 6Cxx".into(),
         ));
@@ -269,10 +269,10 @@ fn chaining(session: &mut Session<'_>) -> Result<Outcome, Failure> {
     let mut first = vec![0x10, 0x20, 0x00, 0x80, 0x04];
     first.extend_from_slice(head);
     let reply = session.send("VERIFY, first link", &first)?;
-    if reply.sw == 0x6884 || reply.sw == 0x6E00 {
+    if reply.sw() == 0x6884 || reply.sw() == 0x6E00 {
         return Ok(Outcome::Unsupported(format!(
             "chaining answered {:04X}",
-            reply.sw
+            reply.sw()
         )));
     }
     expect_sw("VERIFY, first link", &reply, 0x9000)?;
@@ -290,10 +290,10 @@ fn interrupted_chain(session: &mut Session<'_>) -> Result<Outcome, Failure> {
     first.extend_from_slice(&pin[..4]);
     session.expect("VERIFY, first link", &first, 0x9000)?;
     let reply = session.send("another command", &get_data(tag::CHUID))?;
-    if reply.sw != 0x6883 {
+    if reply.sw() != 0x6883 {
         return Ok(Outcome::Unsupported(format!(
             "a different command in a chain answered {:04X}",
-            reply.sw
+            reply.sw()
         )));
     }
     // The chain is gone; the card answers normally again.
@@ -341,7 +341,7 @@ fn select_full(session: &mut Session<'_>) -> Result<Outcome, Failure> {
 
 fn select_truncated(session: &mut Session<'_>) -> Result<Outcome, Failure> {
     let full = select_piv(session)?;
-    let truncated = session.collect_ok("SELECT A0 00 00 03 08", &select(&PIV_AID[..5]))?;
+    let truncated = session.collect_ok("SELECT A0 00 00 03 08", &select(&piv_aid()[..5]))?;
     ensure(full == truncated, "SELECT truncated", || {
         "the truncated SELECT answered differently from the full one".into()
     })?;
@@ -364,10 +364,10 @@ fn select_unknown(session: &mut Session<'_>) -> Result<Outcome, Failure> {
 fn logical_channels(session: &mut Session<'_>) -> Result<Outcome, Failure> {
     select_piv(session)?;
     let reply = session.send("MANAGE CHANNEL open", &[0x00, 0x70, 0x00, 0x00, 0x01])?;
-    if matches!(reply.sw, 0x6881 | 0x6A81 | 0x6D00 | 0x6E00) {
+    if matches!(reply.sw(), 0x6881 | 0x6A81 | 0x6D00 | 0x6E00) {
         return Ok(Outcome::Unsupported(format!(
             "MANAGE CHANNEL answered {:04X}",
-            reply.sw
+            reply.sw()
         )));
     }
     expect_sw("MANAGE CHANNEL open", &reply, 0x9000)?;

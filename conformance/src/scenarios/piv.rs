@@ -295,7 +295,7 @@ fn printed_information(session: &mut Session<'_>) -> Result<Outcome, Failure> {
 
 fn tries_left(session: &mut Session<'_>, step: &str) -> Result<u8, Failure> {
     let reply = session.send(step, &PIN_STATUS)?;
-    match reply.sw {
+    match reply.sw() {
         sw if sw & 0xFFF0 == 0x63C0 => Ok((sw & 0x0F) as u8),
         sw => Err(fail(step, format!("expected 63Cx, got {sw:04X}"))),
     }
@@ -335,8 +335,8 @@ fn verify_malformed(session: &mut Session<'_>) -> Result<Outcome, Failure> {
     let mut apdu = vec![0x00, 0x20, 0x00, 0x80, 0x07];
     apdu.extend_from_slice(&pad_pin(&session.facts.pin)[..7]);
     let reply = session.send("7-byte PIN", &apdu)?;
-    ensure(matches!(reply.sw, 0x6A80 | 0x6700), "7-byte PIN", || {
-        format!("expected 6A80, got {:04X}", reply.sw)
+    ensure(matches!(reply.sw(), 0x6A80 | 0x6700), "7-byte PIN", || {
+        format!("expected 6A80, got {:04X}", reply.sw())
     })?;
     let after = tries_left(session, "status")?;
     ensure(after == start, "no try spent", || {
@@ -456,8 +456,9 @@ impl crate::transport::Transport for SessionTransport<'_, '_> {
             .0
             .send("nested", apdu)
             .map_err(|f| crate::transport::TransportError::NoAnswer(f.to_string()))?;
+        let sw = reply.sw();
         let mut bytes = reply.data;
-        bytes.extend_from_slice(&reply.sw.to_be_bytes());
+        bytes.extend_from_slice(&sw.to_be_bytes());
         Ok(bytes)
     }
     fn reset(&mut self) -> Result<(), crate::transport::TransportError> {
@@ -487,7 +488,7 @@ fn admin_needs_management_key(session: &mut Session<'_>) -> Result<Outcome, Fail
 fn yubico_extensions(session: &mut Session<'_>) -> Result<Outcome, Failure> {
     piv::select_piv(session)?;
     let version = session.send("GET VERSION", &[0x00, 0xFD, 0x00, 0x00, 0x00])?;
-    if version.sw == 0x6D00 {
+    if version.sw() == 0x6D00 {
         return Ok(Outcome::Unsupported("not a Yubico-compatible card".into()));
     }
     expect_sw("GET VERSION", &version, 0x9000)?;
@@ -557,12 +558,7 @@ fn put_data(session: &mut Session<'_>) -> Result<Outcome, Failure> {
         .map_err(|sw| fail("management key", format!("{sw:04X}")))?;
     let value: Vec<u8> = (0..600u32).map(|i| i as u8).collect();
     let data = [piv::tlv(0x5C, &[0x5F, 0xC1, 0x0D]), piv::tlv(0x53, &value)].concat();
-    let reply = piv::send_chained(
-        session,
-        "PUT DATA (chained)",
-        [0x00, 0xDB, 0x3F, 0xFF],
-        &data,
-    )?;
+    let reply = session.chained("PUT DATA (chained)", [0x00, 0xDB, 0x3F, 0xFF], &data)?;
     expect_sw("PUT DATA", &reply, 0x9000)?;
     let read = piv::get_object(session, [0x5F, 0xC1, 0x0D])?
         .map_err(|sw| fail("GET DATA", format!("{sw:04X}")))?;

@@ -7,6 +7,7 @@ use vscard_emulator::{
     Aid, Applet, AppletState, Card, CardError, ClearOn, CommandApdu, Context, OwnerPin, PinCheck,
     Response, StateError, Status, Transient,
 };
+use vscard_testkit::{Client, ClientError, TransportError};
 
 /// AID prefix shared by the test applets (partial-selection tests).
 pub const PREFIX: [u8; 5] = [0xF0, 0x00, 0x00, 0x00, 0x01];
@@ -190,17 +191,22 @@ impl Applet for TestApplet {
     }
 }
 
-/// Sends `apdu`, returns (data, SW).
+/// Sends `apdu` as is (no GET RESPONSE: the runtime tests check `61xx`
+/// themselves), returns (data, SW).
 pub fn send(card: &mut Card, apdu: &[u8]) -> (Vec<u8>, u16) {
     try_send(card, apdu).unwrap()
 }
 
+/// [`send`], with the card's error (not powered, power lost) as an error.
 pub fn try_send(card: &mut Card, apdu: &[u8]) -> Result<(Vec<u8>, u16), CardError> {
-    let mut response = card.transmit(apdu)?;
-    assert!(response.len() >= 2, "response without status word");
-    let sw2 = response.pop().unwrap();
-    let sw1 = response.pop().unwrap();
-    Ok((response, u16::from_be_bytes([sw1, sw2])))
+    match Client::new(card).transmit(apdu) {
+        Ok(reply) => {
+            let sw = reply.sw();
+            Ok((reply.data, sw))
+        }
+        Err(ClientError::Transport(TransportError::Card(error))) => Err(error),
+        Err(other) => panic!("{}: {other}", hex::encode_upper(apdu)),
+    }
 }
 
 /// Reads the two counters.
