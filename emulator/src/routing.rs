@@ -311,3 +311,26 @@ fn link_chain(
     let data = chain.take().map(|c| c.data).unwrap_or_default();
     Ok(ChainStep::Complete(data))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn of(cla: u8, ins: u8, p1: u8) -> Option<RuntimeCommand> {
+        let bytes = [cla, ins, p1, 0x00];
+        RuntimeCommand::of(&CommandApdu::parse(&bytes).unwrap())
+    }
+
+    #[test]
+    fn the_runtime_commands_are_recognised_in_interindustry_classes_only() {
+        assert_eq!(of(0x00, 0xC0, 0x00), Some(RuntimeCommand::GetResponse));
+        assert_eq!(of(0x01, 0x70, 0x80), Some(RuntimeCommand::ManageChannel));
+        assert_eq!(of(0x43, 0xA4, 0x04), Some(RuntimeCommand::SelectByName));
+        // SELECT by file identifier or path is the applet's.
+        assert_eq!(of(0x00, 0xA4, 0x00), None);
+        // A proprietary class's INS means what its applet says.
+        assert_eq!(of(0x80, 0xC0, 0x00), None);
+        assert_eq!(of(0x80, 0xA4, 0x04), None);
+        assert_eq!(of(0x00, 0xCB, 0x3F), None);
+    }
+}
