@@ -343,15 +343,22 @@ fn exported_cas_verify_the_card_certificates_with_openssl() {
     assert!(!output.status.success());
 }
 
-/// A wrong VERIFY made in-process on the image (the card commits the try).
-fn wrong_pin_try(card: &Path) -> Vec<u8> {
+/// The PIV card of the image at `path`, powered on (the card commits to
+/// the image as a served one does).
+fn open_image(path: &Path) -> Card {
     let mut card = Card::builder()
         .atr(piv_atr())
-        .store(FileStore::open(card).unwrap())
+        .store(FileStore::open(path).unwrap())
         .install_default(PivApplet::with_defaults())
         .build()
         .unwrap();
     card.power_on();
+    card
+}
+
+/// A wrong VERIFY made in-process on the image (the card commits the try).
+fn wrong_pin_try(card: &Path) -> Vec<u8> {
+    let mut card = open_image(card);
     let select = card.transmit(&SELECT_PIV).unwrap();
     assert_eq!(select[select.len() - 2..], [0x90, 0x00]);
     let mut verify = vec![0x00, 0x20, 0x00, 0x80, 0x08];
@@ -539,13 +546,7 @@ fn a_json_profile_is_read_by_its_extension() {
 
 /// VERIFY `pin` in-process on the image; the status word.
 fn verify_sw(card: &Path, pin: &[u8]) -> [u8; 2] {
-    let mut card = Card::builder()
-        .atr(piv_atr())
-        .store(FileStore::open(card).unwrap())
-        .install_default(PivApplet::with_defaults())
-        .build()
-        .unwrap();
-    card.power_on();
+    let mut card = open_image(card);
     card.transmit(&SELECT_PIV).unwrap();
     let mut verify = vec![0x00, 0x20, 0x00, 0x80, 0x08];
     verify.extend_from_slice(pin);
@@ -585,13 +586,7 @@ fn secrets_come_from_files_and_stdin_never_the_command_line() {
     assert_eq!(verify_sw(&card, b"123456"), [0x63, 0xC2]);
     assert_eq!(verify_sw(&card, b"246810"), [0x90, 0x00]);
     // RESET RETRY COUNTER with the unlock code read from stdin (CRLF cut).
-    let mut card_on_file = Card::builder()
-        .atr(piv_atr())
-        .store(FileStore::open(&card).unwrap())
-        .install_default(PivApplet::with_defaults())
-        .build()
-        .unwrap();
-    card_on_file.power_on();
+    let mut card_on_file = open_image(&card);
     card_on_file.transmit(&SELECT_PIV).unwrap();
     let mut reset = vec![0x00, 0x2C, 0x00, 0x80, 0x10];
     reset.extend_from_slice(b"97531135");
