@@ -52,7 +52,7 @@ pub fn apply(algorithm: u8, key: &[u8], block: &[u8], encrypt: bool) -> Option<V
 }
 
 /// The single object `outer { inner value }` of `data` -> `value`.
-fn nested<'a>(data: &'a [u8], outer: u32, inner: u32) -> Result<&'a [u8], ClientError> {
+fn nested(data: &[u8], outer: u32, inner: u32) -> Result<&[u8], ClientError> {
     let malformed = |error: tlv::TlvError| {
         ClientError::Malformed(format!("no {outer:X} {{ {inner:X} }}: {error}"))
     };
