@@ -112,7 +112,7 @@ impl Client {
     }
 
     pub fn verify(&mut self, pin: &[u8]) -> u16 {
-        self.inner.verify_pin(pin).unwrap().sw()
+        self.send(0x20, 0x00, 0x80, &pad(pin)).sw()
     }
 
     pub fn verify_status(&mut self) -> u16 {
