@@ -3,7 +3,6 @@
 //! card's command handling, so a scenario checks the card and not itself
 //! (only the BER-TLV codec is the applet's, `vscard_applet::tlv`).
 
-use cipher::{Array, BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use der::Decode;
 use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
 use rsa::traits::PublicKeyParts as _;
@@ -214,103 +213,22 @@ pub fn sign_and_verify(
     Ok(Ok(()))
 }
 
-/// A block cipher for the management key, by algorithm identifier.
-enum Cipher {
-    Tdes(Box<des::TdesEde3>),
-    Aes128(Box<aes::Aes128>),
-    Aes192(Box<aes::Aes192>),
-    Aes256(Box<aes::Aes256>),
-}
-
-impl Cipher {
-    fn new(algorithm: u8, key: &[u8]) -> Option<Cipher> {
-        Some(match algorithm {
-            alg::TDES => Cipher::Tdes(Box::new(des::TdesEde3::new_from_slice(key).ok()?)),
-            alg::AES_128 => Cipher::Aes128(Box::new(aes::Aes128::new_from_slice(key).ok()?)),
-            alg::AES_192 => Cipher::Aes192(Box::new(aes::Aes192::new_from_slice(key).ok()?)),
-            alg::AES_256 => Cipher::Aes256(Box::new(aes::Aes256::new_from_slice(key).ok()?)),
-            _ => return None,
-        })
-    }
-
-    fn block_len(&self) -> usize {
-        match self {
-            Cipher::Tdes(_) => 8,
-            _ => 16,
-        }
-    }
-
-    fn apply(&self, block: &[u8], encrypt: bool) -> Vec<u8> {
-        macro_rules! run {
-            ($c:expr, $n:literal) => {{
-                let mut b: Array<u8, _> = Array::default();
-                let n = block.len().min($n);
-                b[..n].copy_from_slice(&block[..n]);
-                if encrypt {
-                    $c.encrypt_block(&mut b)
-                } else {
-                    $c.decrypt_block(&mut b)
-                }
-                b.to_vec()
-            }};
-        }
-        match self {
-            Cipher::Tdes(c) => run!(c, 8),
-            Cipher::Aes128(c) => run!(c, 16),
-            Cipher::Aes192(c) => run!(c, 16),
-            Cipher::Aes256(c) => run!(c, 16),
-        }
-    }
-}
-
 /// Mutual authentication with the management key (SP 800-73-4 Part 2
-/// Appendix A.2): ask for a witness, decrypt it, send it back with a host
-/// challenge, and check the card's encryption of that challenge.
+/// Appendix A.2), the testkit's, with a random host challenge.
 pub fn authenticate_management_key(session: &mut Session<'_>) -> Result<Result<(), u16>, Failure> {
     let algorithm = session.facts.management_algorithm;
-    let cipher = Cipher::new(algorithm, &session.facts.management_key).ok_or_else(|| {
+    let key = session.facts.management_key.clone();
+    let n = vscard_testkit::management::block_len(algorithm).ok_or_else(|| {
         fail(
             "management key",
             "unusable key or algorithm in the card facts",
         )
     })?;
-    let n = cipher.block_len();
-    let header = [0x00, 0x87, algorithm, slot::MANAGEMENT];
-    let ask = [header.as_slice(), &[0x04, 0x7C, 0x02, 0x80, 0x00, 0x00]].concat();
-    let reply = session.collect("GENERAL AUTHENTICATE witness", &ask)?;
-    if reply.sw() != 0x9000 {
-        return Ok(Err(reply.sw()));
-    }
-    let witness = find(&reply.data, 0x7C)
-        .and_then(|t| find(t, 0x80))
-        .ok_or_else(|| fail("witness", "no 7C { 80 } in the answer"))?;
-    ensure(witness.len() == n, "witness", || {
-        format!("{} bytes, expected {n}", witness.len())
-    })?;
-    let decrypted = cipher.apply(witness, false);
     let mut challenge = vec![0u8; n];
     let mut rng =
         vscard_emulator::CardRng::from_os().map_err(|e| fail("host challenge", e.to_string()))?;
     rand_core::Rng::fill_bytes(&mut rng, &mut challenge);
-    let template = [tlv(0x80, &decrypted), tlv(0x81, &challenge)].concat();
-    let data = tlv(0x7C, &template);
-    let mut apdu = header.to_vec();
-    apdu.push(data.len() as u8);
-    apdu.extend_from_slice(&data);
-    apdu.push(0x00);
-    let reply = session.collect("GENERAL AUTHENTICATE response", &apdu)?;
-    if reply.sw() != 0x9000 {
-        return Ok(Err(reply.sw()));
-    }
-    let response = find(&reply.data, 0x7C)
-        .and_then(|t| find(t, 0x82))
-        .ok_or_else(|| fail("card response", "no 7C { 82 } in the answer"))?;
-    ensure(
-        response == cipher.apply(&challenge, true).as_slice(),
-        "card response",
-        || "the card's encryption of the host challenge is wrong".into(),
-    )?;
-    Ok(Ok(()))
+    session.authenticate_management_key(algorithm, &key, &challenge)
 }
 
 #[cfg(test)]

@@ -162,6 +162,24 @@ impl<'a> Session<'a> {
         self.collect(step, last)
     }
 
+    /// Management-key mutual authentication through the testkit's client
+    /// (`Err(sw)` when the card refuses a step).
+    pub fn authenticate_management_key(
+        &mut self,
+        algorithm: u8,
+        key: &[u8],
+        challenge: &[u8],
+    ) -> Result<Result<(), u16>, Failure> {
+        let step = "GENERAL AUTHENTICATE management key";
+        match self
+            .client
+            .authenticate_management_key(algorithm, key, challenge)
+        {
+            Ok(result) => Ok(result.map_err(|status| status.to_u16())),
+            Err(error) => Err(client_failure(step, error)),
+        }
+    }
+
     /// Warm reset.
     pub fn reset(&mut self, step: &str) -> Result<(), Failure> {
         self.client.reset().map_err(|e| client_failure(step, e))

@@ -16,6 +16,7 @@ use vscard_issuance::{
     self, CardProfile, CertificateValidity, Pki, RoleProfile, SecretString, Slot, SlotAlgorithms,
     decode_roles, issue_applet, renew_applet, summarize, verify_chain,
 };
+use vscard_testkit::Client;
 use x509_cert::Certificate;
 
 const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -74,34 +75,21 @@ fn card_from(state: &vscard_emulator::AppletState) -> Card {
     card
 }
 
+/// Sends `apdu` with the testkit's client (following `61xx`).
 fn send(card: &mut Card, apdu: &[u8]) -> (Vec<u8>, u16) {
-    let mut out = Vec::new();
-    let mut response = card.transmit(apdu).unwrap();
-    loop {
-        let sw = u16::from_be_bytes([response[response.len() - 2], response[response.len() - 1]]);
-        out.extend_from_slice(&response[..response.len() - 2]);
-        if sw >> 8 != 0x61 {
-            return (out, sw);
-        }
-        response = card.transmit(&[0x00, 0xC0, 0x00, 0x00, sw as u8]).unwrap();
-    }
+    let reply = Client::new(card).send(apdu).unwrap();
+    let sw = reply.sw();
+    (reply.data, sw)
 }
 
 fn get_data(card: &mut Card, tag: [u8; 3]) -> (Vec<u8>, u16) {
-    send(
-        card,
-        &[
-            0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, tag[0], tag[1], tag[2], 0x00,
-        ],
-    )
+    let reply = Client::new(card).get_data(&tag).unwrap();
+    let sw = reply.sw();
+    (reply.data, sw)
 }
 
 fn verify(card: &mut Card, pin: &str) -> u16 {
-    let mut apdu = vec![0x00, 0x20, 0x00, 0x80, 0x08];
-    let mut padded = pin.as_bytes().to_vec();
-    padded.resize(8, 0xFF);
-    apdu.extend_from_slice(&padded);
-    send(card, &apdu).1
+    Client::new(card).verify_pin(pin.as_bytes()).unwrap().sw()
 }
 
 /// The value of the first `tag` in simple one-byte-tag BER-TLV `data`.

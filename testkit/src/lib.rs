@@ -6,7 +6,8 @@
 //! - [`echo`]: a tiny echo / counter / slow applet for the bridge's tests.
 //! - [`client`]: the one host-side APDU client ([`Transport`], [`Client`]:
 //!   status words, GET RESPONSE, command chaining), with the PIV commands
-//!   of [`piv`] on it.
+//!   of [`piv`] and the management-key authentication of [`management`]
+//!   on it.
 //!
 //! Nothing here is a product path: the `vscard` binary and the card crates
 //! never depend on this crate.
@@ -16,6 +17,7 @@
 
 pub mod client;
 pub mod echo;
+pub mod management;
 pub mod pcscd;
 pub mod piv;
 

@@ -54,9 +54,10 @@ impl<T: Transport> Client<T> {
         self.send(&select_apdu(aid))
     }
 
-    /// VERIFY the PIN (`00 20 00 80`), padded with `FF`.
+    /// VERIFY the PIN (`00 20 00 80`), padded with `FF`: a case 3
+    /// command, no Le (SP 800-73-4 Part 2 3.2.1).
     pub fn verify_pin(&mut self, pin: &[u8]) -> Result<Reply, ClientError> {
-        self.command([0x00, 0x20, 0x00, 0x80], &pad(pin))
+        self.send(&short_apdu([0x00, 0x20, 0x00, 0x80], &pad(pin), false))
     }
 
     /// GET DATA of the object `tag` (`00 CB 3F FF 5C tag`), the answer as

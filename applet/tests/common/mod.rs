@@ -3,7 +3,6 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use cipher::{Array, BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use rsa::pkcs8::DecodePrivateKey;
 use vscard_applet::tlv::Reader;
 use vscard_applet::{Algorithm, PivApplet, PivConfig, Slot, piv_atr};
@@ -113,7 +112,7 @@ impl Client {
     }
 
     pub fn verify(&mut self, pin: &[u8]) -> u16 {
-        self.inner.verify_pin(pin).unwrap().sw()
+        self.send(0x20, 0x00, 0x80, &pad(pin)).sw()
     }
 
     pub fn verify_status(&mut self) -> u16 {
@@ -146,29 +145,19 @@ impl Client {
         self.inner.put_data(tag, value).unwrap().sw()
     }
 
-    /// Management key mutual authentication, as yubico-piv-tool does it.
+    /// Management key mutual authentication, as yubico-piv-tool does it
+    /// (the testkit's, with a fixed host challenge); the final status word.
     pub fn authenticate_management_key(&mut self, algorithm: Algorithm, key: &[u8]) -> u16 {
-        let alg = algorithm.byte();
-        let step1 = self.send(0x87, alg, 0x9B, &[0x7C, 0x02, 0x80, 0x00]);
-        if step1.sw() != SW_OK {
-            return step1.sw();
-        }
         let block = algorithm.block_len();
-        assert_eq!(step1.data[..4], [0x7C, block as u8 + 2, 0x80, block as u8]);
-        let witness = decrypt(algorithm, key, &step1.data[4..]);
         let challenge: Vec<u8> = (0..block as u8).map(|i| i.wrapping_mul(37)).collect();
-        let inner = [tlv(0x80, &witness), tlv(0x81, &challenge)].concat();
-        let step2 = self.send(0x87, alg, 0x9B, &tlv(0x7C, &inner));
-        if step2.sw() != SW_OK {
-            return step2.sw();
+        match self
+            .inner
+            .authenticate_management_key(algorithm.byte(), key, &challenge)
+            .unwrap()
+        {
+            Ok(()) => SW_OK,
+            Err(status) => status.to_u16(),
         }
-        assert_eq!(step2.data[..4], [0x7C, block as u8 + 2, 0x82, block as u8]);
-        assert_eq!(
-            step2.data[4..],
-            encrypt(algorithm, key, &challenge)[..],
-            "card proved the key"
-        );
-        step2.sw()
     }
 
     pub fn authenticate_default(&mut self) {
@@ -231,32 +220,7 @@ pub fn read_tlv(data: &[u8]) -> (u32, &[u8]) {
     (object.tag, object.value)
 }
 
+/// One management-key block encrypted with `key` (the testkit's ciphers).
 pub fn encrypt(algorithm: Algorithm, key: &[u8], block: &[u8]) -> Vec<u8> {
-    fn run<C: BlockCipherEncrypt + KeyInit>(key: &[u8], block: &[u8]) -> Vec<u8> {
-        let mut b = Array::try_from(block).unwrap();
-        C::new_from_slice(key).unwrap().encrypt_block(&mut b);
-        b.to_vec()
-    }
-    match algorithm {
-        Algorithm::Tdes => run::<des::TdesEde3>(key, block),
-        Algorithm::Aes128 => run::<aes::Aes128>(key, block),
-        Algorithm::Aes192 => run::<aes::Aes192>(key, block),
-        Algorithm::Aes256 => run::<aes::Aes256>(key, block),
-        other => panic!("{other:?}"),
-    }
-}
-
-pub fn decrypt(algorithm: Algorithm, key: &[u8], block: &[u8]) -> Vec<u8> {
-    fn run<C: BlockCipherDecrypt + KeyInit>(key: &[u8], block: &[u8]) -> Vec<u8> {
-        let mut b = Array::try_from(block).unwrap();
-        C::new_from_slice(key).unwrap().decrypt_block(&mut b);
-        b.to_vec()
-    }
-    match algorithm {
-        Algorithm::Tdes => run::<des::TdesEde3>(key, block),
-        Algorithm::Aes128 => run::<aes::Aes128>(key, block),
-        Algorithm::Aes192 => run::<aes::Aes192>(key, block),
-        Algorithm::Aes256 => run::<aes::Aes256>(key, block),
-        other => panic!("{other:?}"),
-    }
+    vscard_testkit::management::apply(algorithm.byte(), key, block, true).unwrap()
 }
