@@ -7,8 +7,9 @@
 //! error is the status word the card answers. Handlers then only decide
 //! what depends on state (PINs, keys, security status).
 //!
-//! Status words for structural errors: unknown instruction `6D00`; wrong
-//! P1/P2 `6A86`; unknown PIN reference `6A88`; malformed data `6A80`.
+//! Status words for structural errors: a proprietary class `6E00`; unknown
+//! instruction `6D00`; wrong P1/P2 `6A86`; unknown PIN reference `6A88`;
+//! malformed data `6A80`.
 
 use vscard_emulator::{CommandApdu, Status};
 
@@ -287,6 +288,16 @@ impl<'a> TryFrom<&CommandApdu<'a>> for Command<'a> {
     type Error = Status;
 
     fn try_from(apdu: &CommandApdu<'a>) -> Result<Self, Status> {
+        // Every PIV command, the Yubico extensions included, is sent with an
+        // interindustry class (SP 800-73-4 Part 2 3: CLA `00`, or `10` while
+        // chaining; yubico-piv-tool and ykman send `00 F7`..`00 FF`). The
+        // runtime has already taken the chaining bit off, answered secure
+        // messaging with `6882` and routed by logical channel (ISO 7816-4
+        // 5.4.1), so what is left to refuse is a proprietary class (`b8 = 1`):
+        // `6E00` before the instruction is looked at, so no PIN try is spent.
+        if apdu.class.is_proprietary() {
+            return Err(Status::ClassNotSupported);
+        }
         let (p1, p2, data) = (apdu.p1, apdu.p2, apdu.data);
         match apdu.ins {
             0x20 => parse_verify(p1, p2, data),

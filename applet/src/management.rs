@@ -39,13 +39,34 @@ pub enum ManagementKeyError {
     },
 }
 
-/// A management key: algorithm and secret value.
+/// A management key: algorithm and secret value. A stored key is checked
+/// on load as [`ManagementKey::new`] checks a new one (symmetric algorithm,
+/// matching length), so a damaged image is a load error, not a key that
+/// later fails every authentication.
 #[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[serde(try_from = "StoredManagementKey")]
 pub struct ManagementKey {
     #[zeroize(skip)]
     algorithm: Algorithm,
     #[serde(with = "hex_secret")]
     value: Vec<u8>,
+}
+
+/// The stored form of a [`ManagementKey`], before it is checked.
+#[derive(Deserialize, Zeroize, ZeroizeOnDrop)]
+struct StoredManagementKey {
+    #[zeroize(skip)]
+    algorithm: Algorithm,
+    #[serde(with = "hex_secret")]
+    value: Vec<u8>,
+}
+
+impl TryFrom<StoredManagementKey> for ManagementKey {
+    type Error = ManagementKeyError;
+
+    fn try_from(stored: StoredManagementKey) -> Result<Self, ManagementKeyError> {
+        ManagementKey::new(stored.algorithm, &stored.value)
+    }
 }
 
 impl ManagementKey {
@@ -154,5 +175,25 @@ mod tests {
         assert!(key.is_default());
         assert!(key.encrypt_block(&[0; 16]).is_none());
         assert!(!format!("{key:?}").contains("01"));
+    }
+
+    #[test]
+    fn a_damaged_stored_key_does_not_load() {
+        let stored = serde_json::to_value(ManagementKey::default_tdes()).unwrap();
+        let back: ManagementKey = serde_json::from_value(stored.clone()).unwrap();
+        assert!(back.is_default());
+        // Wrong length for 3DES.
+        let mut short = stored.clone();
+        short["value"] = serde_json::Value::String("0102".into());
+        let error = serde_json::from_value::<ManagementKey>(short).unwrap_err();
+        assert!(error.to_string().contains("is 24 bytes, got 2"), "{error}");
+        // An asymmetric algorithm.
+        let mut rsa = stored;
+        rsa["algorithm"] = serde_json::to_value(Algorithm::Rsa2048).unwrap();
+        let error = serde_json::from_value::<ManagementKey>(rsa).unwrap_err();
+        assert!(
+            error.to_string().contains("not a management key algorithm"),
+            "{error}"
+        );
     }
 }
