@@ -60,12 +60,36 @@ pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreErr
         Err(source) => return Err(StoreError::Io { path: tmp, source }),
     }
     let mut file = create_private(&tmp).map_err(io(&tmp))?;
+    // From here on the temporary file holds the whole card (PIN, keys):
+    // every failure before the rename succeeds removes it.
+    let guard = TempGuard(Some(&tmp));
     file.write_all(bytes).map_err(io(&tmp))?;
     file.sync_all().map_err(io(&tmp))?;
     drop(file);
     fs::rename(&tmp, path).map_err(io(path))?;
+    guard.disarm();
     sync_parent(path).map_err(io(path))?;
     Ok(())
+}
+
+/// Removes the temporary file when dropped, unless disarmed once it has
+/// been renamed into place.
+struct TempGuard<'a>(Option<&'a Path>);
+
+impl TempGuard<'_> {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.0
+            && let Err(e) = fs::remove_file(tmp)
+        {
+            tracing::warn!(target: "vscard::store", tmp = %tmp.display(), error = %e, "cannot remove the temporary card file after a failed write");
+        }
+    }
 }
 
 pub(super) fn sync_parent(path: &Path) -> std::io::Result<()> {
