@@ -33,7 +33,7 @@ use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 
 use super::card_certificate::{certify, issue_card};
-use super::error::IssuanceError;
+use super::error::{CardError, IssuanceError};
 use super::keys::{KeyAlgorithm, Slot, generate_key};
 use super::pki_store::Pki;
 use super::profile::{CardProfile, Environment, RoleProfile};
@@ -87,13 +87,9 @@ pub struct CounterSummary {
     pub blocked: bool,
 }
 
-fn invalid(message: impl Into<String>) -> IssuanceError {
-    IssuanceError::Card(message.into())
-}
-
 fn piv_slot(slot: Slot) -> Result<vscard_applet::Slot, IssuanceError> {
     vscard_applet::Slot::new(slot.key_reference())
-        .ok_or_else(|| invalid(format!("{slot} is not a PIV key slot")))
+        .ok_or(IssuanceError::Card(CardError::NotAKeySlot { slot }))
 }
 
 /// The PIV personalisation for `profile`: PIN, unlock code (PUK), PIN
@@ -112,7 +108,7 @@ pub fn piv_config(profile: &CardProfile) -> Result<PivConfig, IssuanceError> {
         .uuid
         .get(3..)
         .and_then(|digits| digits.parse::<u32>().ok())
-        .ok_or_else(|| invalid("uuid: not 12 digits"))?;
+        .ok_or(CardError::UserId)?;
     Ok(PivConfig::default()
         .with_pin(profile.pin.expose().as_bytes())
         .with_puk(profile.unlock_code.expose().as_bytes())
@@ -131,7 +127,7 @@ pub fn issue_applet<R: CryptoRng + ?Sized>(
     progress: impl FnMut(Slot, KeyAlgorithm),
 ) -> Result<PivApplet, IssuanceError> {
     profile.validate()?;
-    let mut applet = PivApplet::new(piv_config(profile)?).map_err(|e| invalid(e.to_string()))?;
+    let mut applet = PivApplet::new(piv_config(profile)?).map_err(CardError::Config)?;
     let issued = issue_card(pki.sub(), profile, validity, rng, progress)?;
     let mut guid_seed = Sha256::new();
     guid_seed.update(profile.environment.name().as_bytes());
@@ -145,11 +141,17 @@ pub fn issue_applet<R: CryptoRng + ?Sized>(
                 slot.key.public.clone(),
                 target.default_pin_policy(),
             )
-            .map_err(|e| invalid(e.to_string()))?;
+            .map_err(|source| CardError::KeyInstall {
+                slot: slot.slot,
+                source,
+            })?;
         let der = slot
             .certificate
             .to_der()
-            .map_err(|e| invalid(e.to_string()))?;
+            .map_err(|source| CardError::CertificateEncoding {
+                slot: slot.slot,
+                source,
+            })?;
         guid_seed.update(&der);
         applet.put_certificate(target, &der);
     }
@@ -162,7 +164,7 @@ pub fn issue_applet<R: CryptoRng + ?Sized>(
 fn guid(uuid: &str, unique: &[u8]) -> Result<[u8; 16], IssuanceError> {
     let digits: Vec<u8> = uuid.bytes().map(|b| b.wrapping_sub(b'0')).collect();
     if digits.len() != 12 || digits.iter().any(|d| *d > 9) {
-        return Err(invalid("uuid: must be exactly 12 digits"));
+        return Err(CardError::UserId.into());
     }
     let mut guid = [0u8; 16];
     for (byte, u) in guid[..8].iter_mut().zip(unique) {
@@ -186,7 +188,7 @@ fn uuid_of_guid(guid: &[u8]) -> Option<String> {
 }
 
 fn civil(time: SystemTime) -> Result<der::DateTime, IssuanceError> {
-    der::DateTime::from_system_time(time).map_err(|e| invalid(e.to_string()))
+    der::DateTime::from_system_time(time).map_err(|e| CardError::ExpiryOutOfRange(e).into())
 }
 
 /// The CHUID expiry date, `YYYYMMDD` (SP 800-73-4 Part 1 Table 9).
@@ -195,7 +197,7 @@ fn chuid_date(time: SystemTime) -> Result<[u8; 8], IssuanceError> {
     format!("{:04}{:02}{:02}", date.year(), date.month(), date.day())
         .as_bytes()
         .try_into()
-        .map_err(|_| invalid("card expiry year out of range"))
+        .map_err(|_| CardError::ExpiryYear.into())
 }
 
 /// The Printed Information expiry date, `YYYYMMMDD` (e.g. `2028JAN01`).
@@ -206,7 +208,7 @@ fn printed_date(time: SystemTime) -> Result<String, IssuanceError> {
     let date = civil(time)?;
     let month = MONTHS
         .get(usize::from(date.month()).saturating_sub(1))
-        .ok_or_else(|| invalid("card expiry month out of range"))?;
+        .ok_or(CardError::ExpiryMonth)?;
     Ok(format!("{:04}{month}{:02}", date.year(), date.day()))
 }
 
@@ -265,10 +267,9 @@ pub fn encode_roles(roles: &[RoleProfile]) -> Vec<u8> {
 
 /// Decodes the role profiles object's value.
 pub fn decode_roles(value: &[u8]) -> Result<Vec<RoleProfile>, IssuanceError> {
-    let damaged = |e: vscard_applet::tlv::TlvError| invalid(format!("role profiles object: {e}"));
-    let text = |bytes: &[u8]| {
-        String::from_utf8(bytes.to_vec()).map_err(|_| invalid("role profiles object: not UTF-8"))
-    };
+    let damaged = CardError::RolesObject;
+    let text =
+        |bytes: &[u8]| String::from_utf8(bytes.to_vec()).map_err(|_| CardError::RolesNotUtf8);
     let mut roles = Vec::new();
     let mut outer = Reader::new(value);
     while !outer.is_empty() {
@@ -296,22 +297,21 @@ pub fn decode_roles(value: &[u8]) -> Result<Vec<RoleProfile>, IssuanceError> {
 /// The certificate in `slot`, if the card holds one.
 pub fn certificate(state: &PivState, slot: Slot) -> Result<Option<Certificate>, IssuanceError> {
     let tag = DataObjectTag::new(piv_slot(slot)?.certificate_tag())
-        .ok_or_else(|| invalid(format!("{slot}: no certificate object")))?;
+        .ok_or(CardError::NotAKeySlot { slot })?;
     let Some(container) = state.object(tag) else {
         return Ok(None);
     };
-    let der = objects::certificate_der(container)
-        .ok_or_else(|| invalid(format!("{slot}: certificate object without a certificate")))?;
+    let der = objects::certificate_der(container).ok_or(CardError::CertificateMissing { slot })?;
     Certificate::from_der(der)
         .map(Some)
-        .map_err(|e| invalid(format!("{slot}: certificate is not DER: {e}")))
+        .map_err(|source| CardError::CertificateNotDer { slot, source }.into())
 }
 
 /// The environment of a card: the `OU` of its 9A certificate's subject.
 pub fn environment_of(state: &PivState) -> Result<Environment, IssuanceError> {
     let cert = certificate(state, Slot::PivAuthentication)?
-        .ok_or_else(|| invalid("the card has no 9A certificate"))?;
-    let ou = attribute(&cert, "2.5.4.11").ok_or_else(|| invalid("the 9A certificate has no OU"))?;
+        .ok_or(CardError::NoAuthenticationCertificate)?;
+    let ou = attribute(&cert, "2.5.4.11").ok_or(CardError::NoOrganizationalUnit)?;
     Environment::parse(&ou).map_err(IssuanceError::from)
 }
 
@@ -360,14 +360,16 @@ pub fn renew_applet<R: CryptoRng + ?Sized>(
                     key.public.clone(),
                     target.default_pin_policy(),
                 )
-                .map_err(|e| invalid(e.to_string()))?;
+                .map_err(|source| CardError::KeyInstall { slot, source })?;
             key.public_key
         } else {
             previous.tbs_certificate().subject_public_key_info().clone()
         };
         let subject = previous.tbs_certificate().subject().clone();
         let renewed = certify(pki.sub(), &public_key, subject, slot, validity, rng)?;
-        let der = renewed.to_der().map_err(|e| invalid(e.to_string()))?;
+        let der = renewed
+            .to_der()
+            .map_err(|source| CardError::CertificateEncoding { slot, source })?;
         applet.put_certificate(target, &der);
     }
     refresh_expiry(applet, validity.not_after())
@@ -378,7 +380,7 @@ fn refresh_expiry(applet: &mut PivApplet, expiry: SystemTime) -> Result<(), Issu
     let state = applet.state();
     let guid = field(state.object(DataObjectTag::CHUID), 0x34)
         .and_then(|g| <[u8; 16]>::try_from(g).ok())
-        .ok_or_else(|| invalid("the card has no CHUID GUID"))?;
+        .ok_or(CardError::NoGuid)?;
     let printed = state
         .object(DataObjectTag::PRINTED_INFORMATION)
         .map(|value| replace_field(value, 0x04, printed_date(expiry)?.as_bytes()))
@@ -398,7 +400,7 @@ fn refresh_expiry(applet: &mut PivApplet, expiry: SystemTime) -> Result<(), Issu
 fn replace_field(object: &[u8], tag: u32, value: &[u8]) -> Result<Vec<u8>, IssuanceError> {
     let items = Reader::new(object)
         .read_all()
-        .map_err(|e| invalid(format!("Printed Information: {e}")))?;
+        .map_err(CardError::PrintedInformation)?;
     let mut writer = Writer::new();
     for item in items {
         writer.put(item.tag, if item.tag == tag { value } else { item.value });

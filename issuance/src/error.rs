@@ -149,6 +149,87 @@ pub enum ProfileRule {
     },
 }
 
+/// A card whose PIV state does not have the shape issuance gives it, or a
+/// personalisation step the applet refused.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CardError {
+    /// A slot without a PIV key reference or certificate object (issuance
+    /// only names the four key slots, so this means a programming error).
+    #[error("{slot} is not a PIV key slot")]
+    NotAKeySlot {
+        /// Slot named.
+        slot: Slot,
+    },
+    /// The profile's user ID is not the 12 digits the serial and the CHUID
+    /// GUID are made from.
+    #[error("uuid: must be exactly 12 digits")]
+    UserId,
+    /// The applet refused the PIV configuration made from the profile.
+    #[error("{0}")]
+    Config(#[source] vscard_applet::ConfigError),
+    /// The applet refused a key for a slot.
+    #[error("slot {slot}: {source}")]
+    KeyInstall {
+        /// Slot being personalised.
+        slot: Slot,
+        /// What the applet reported.
+        #[source]
+        source: vscard_applet::KeyError,
+    },
+    /// A certificate did not encode to DER.
+    #[error("slot {slot}: certificate does not encode: {source}")]
+    CertificateEncoding {
+        /// Slot being personalised.
+        slot: Slot,
+        /// What the encoder reported.
+        #[source]
+        source: der::Error,
+    },
+    /// A slot's certificate object holds no certificate.
+    #[error("{slot}: certificate object without a certificate")]
+    CertificateMissing {
+        /// Slot read.
+        slot: Slot,
+    },
+    /// A slot's certificate is not DER.
+    #[error("{slot}: certificate is not DER: {source}")]
+    CertificateNotDer {
+        /// Slot read.
+        slot: Slot,
+        /// What the decoder reported.
+        #[source]
+        source: der::Error,
+    },
+    /// The card has no 9A certificate to tell its environment.
+    #[error("the card has no 9A certificate")]
+    NoAuthenticationCertificate,
+    /// The 9A certificate's subject has no `OU`.
+    #[error("the 9A certificate has no OU")]
+    NoOrganizationalUnit,
+    /// The card has no CHUID with a GUID.
+    #[error("the card has no CHUID GUID")]
+    NoGuid,
+    /// The card expiry cannot be written as a civil date.
+    #[error("card expiry out of range: {0}")]
+    ExpiryOutOfRange(#[source] der::Error),
+    /// The expiry year does not fit the CHUID's `YYYYMMDD`.
+    #[error("card expiry year out of range")]
+    ExpiryYear,
+    /// The expiry month is not 1 to 12.
+    #[error("card expiry month out of range")]
+    ExpiryMonth,
+    /// The role profiles object is not the TLV issuance writes.
+    #[error("role profiles object: {0}")]
+    RolesObject(#[source] vscard_applet::tlv::TlvError),
+    /// A role profiles field is not UTF-8.
+    #[error("role profiles object: not UTF-8")]
+    RolesNotUtf8,
+    /// The Printed Information object is not TLV.
+    #[error("Printed Information: {0}")]
+    PrintedInformation(#[source] vscard_applet::tlv::TlvError),
+}
+
 /// Failures while generating keys or building certificates.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -159,7 +240,7 @@ pub enum IssuanceError {
     /// A card image whose PIV state does not have the shape issuance gives
     /// it, or that the applet refused.
     #[error("card: {0}")]
-    Card(String),
+    Card(#[from] CardError),
     /// The key generator failed.
     #[error("{algorithm} key generation failed: {reason}")]
     KeyGeneration {

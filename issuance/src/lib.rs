@@ -65,7 +65,7 @@ pub use card::{
 };
 pub use card_certificate::{IssuedSlot, issue_card, issue_card_certificate, renew_certificate};
 pub use chain::{ChainError, ECDSA_WITH_SHA256, verify_chain, verify_issued_by, verify_valid_at};
-pub use error::{IssuanceError, ProfileError, ProfileFormat, ProfileRule};
+pub use error::{CardError, IssuanceError, ProfileError, ProfileFormat, ProfileRule};
 pub use extensions::{
     CLIENT_AUTH, DOCUMENT_SIGNING, EMAIL_PROTECTION, PIV_CARD_AUTH, SMARTCARD_LOGON,
     card_extended_key_usage, card_key_usage,
