@@ -8,7 +8,8 @@ use std::time::SystemTime;
 use vscard_applet::{PivApplet, piv_atr};
 use vscard_emulator::{Applet, AppletState, Card, CardError, CardRng};
 use vscard_issuance::{
-    CardProfile, CertificateValidity, IssuanceError, Pki, RoleProfile, SecretString, issue_applet,
+    CardProfile, CertificateValidity, IssuanceError, Pki, PkiError, RoleProfile, SecretString,
+    issue_applet,
 };
 
 use crate::facts::CardFacts;
@@ -38,20 +39,33 @@ pub fn facts_for(profile: &CardProfile) -> CardFacts {
     }
 }
 
+/// Why a test card could not be issued.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// The system's random generator failed.
+    #[error("no system randomness: {0}")]
+    Rng(#[source] rand::rngs::SysError),
+    /// The environment's PKI could not be opened or created.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// Issuing the card failed.
+    #[error(transparent)]
+    Issuance(#[from] IssuanceError),
+}
+
 /// Issues `profile` with the PKI in `state_dir`, valid from `not_before`.
 pub fn issue(
     profile: &CardProfile,
     state_dir: &Path,
     not_before: SystemTime,
-) -> Result<PivApplet, IssuanceError> {
+) -> Result<PivApplet, IssueError> {
     let mut rng = match profile.seeded_rng() {
         Some(rng) => rng,
-        None => CardRng::from_os().map_err(|e| IssuanceError::Card(e.to_string()))?,
+        None => CardRng::from_os().map_err(IssueError::Rng)?,
     };
-    let pki = Pki::open_or_create(state_dir, &profile.environment, &mut rng)
-        .map_err(|e| IssuanceError::Card(e.to_string()))?;
+    let pki = Pki::open_or_create(state_dir, &profile.environment, &mut rng)?;
     let validity = CertificateValidity::for_profile(profile, not_before)?;
-    issue_applet(&pki, profile, validity, &mut rng, |_, _| {})
+    Ok(issue_applet(&pki, profile, validity, &mut rng, |_, _| {})?)
 }
 
 /// The journey card's applet state, issued once per process (RSA keys take
