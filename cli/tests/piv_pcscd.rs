@@ -1,5 +1,5 @@
 //! `vscard serve` with PIV cards through a private pcscd (see
-//! `vscard_vpcd::testing`), checked with the real middleware: OpenSC
+//! `vscard_testkit::pcscd`), checked with the real middleware: OpenSC
 //! (`opensc-tool`, `pkcs15-tool`, `pkcs11-tool`), `openssl` and
 //! `yubico-piv-tool`. The PIN counter survives a restart and a kill -9 of
 //! `serve`, and a restart of pcscd under it.

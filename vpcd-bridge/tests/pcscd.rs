@@ -1,5 +1,5 @@
 //! The bridge through a real pcscd with the vsmartcard vpcd driver, each
-//! test in its own private namespaces (see `vscard_vpcd::testing`).
+//! test in its own private namespaces (see `vscard_testkit::pcscd`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 

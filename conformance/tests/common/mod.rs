@@ -5,7 +5,7 @@
 //! Each test calls [`serve`] first. Outside the private namespaces that
 //! issues the card (once per test binary, cached on disk beside the target
 //! directory, keyed by the test binary itself) and re-runs the test inside
-//! them (see `vscard_vpcd::testing`); inside, it loads the issued image into
+//! them (see `vscard_testkit::pcscd`); inside, it loads the issued image into
 //! a fresh card, starts the bridge and waits until pcscd sees the card.
 //! Every tool started from the test then talks to that pcscd only (the
 //! namespace's `/run/pcscd`), with `HOME` in a fresh directory so no user
