@@ -11,15 +11,21 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// A library never prints: what reaches a terminal is the caller's choice
+// (issue 11); events go to `tracing` and the `Observer`.
+#![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
 
 mod bridge;
 pub mod codec;
+mod config;
 pub mod control;
+mod error;
 mod net;
 mod session;
+mod status;
 
-pub use bridge::{
-    ACKNOWLEDGE, Backoff, Bridge, BridgeConfig, BridgeError, BridgeHandle, CardStatus, Link,
-    Location, Mode, Observer, VPCD_PORT, trace_line,
-};
+pub use bridge::{ACKNOWLEDGE, Bridge, BridgeHandle, trace_line};
 pub use codec::VpcdRequest;
+pub use config::{Backoff, BridgeConfig, Mode, Observer, VPCD_PORT};
+pub use error::BridgeError;
+pub use status::{CardStatus, Link, Location};

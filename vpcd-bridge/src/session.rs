@@ -25,11 +25,11 @@ use tokio::sync::watch;
 use vscard_emulator::{Card, CardError};
 use zeroize::Zeroizing;
 
-use crate::bridge::{
-    BridgeConfig, BridgeError, Desired, Link, Location, Mode, StatusCell, VPCD_PORT,
-};
 use crate::codec::{DecodeError, FrameDecoder, VpcdRequest, encode_frame};
+use crate::config::{BridgeConfig, Mode, VPCD_PORT};
+use crate::error::BridgeError;
 use crate::net;
+use crate::status::{Desired, Link, Location, StatusCell};
 
 /// Log target of the bridge.
 const TARGET: &str = "vscard::vpcd";
@@ -60,6 +60,25 @@ fn unwanted(desired: &watch::Receiver<Desired>) -> Option<End> {
         Desired::Removed => Some(End::Removed),
         Desired::Shutdown => Some(End::Shutdown),
     }
+}
+
+/// The bridge is stopping: the card's loop ends.
+struct Stopping;
+
+/// Waits `delay` (or less, when the card is told something new) and
+/// doubles it up to `max`; `Err` when the handle is gone.
+async fn back_off(
+    desired: &mut watch::Receiver<Desired>,
+    delay: &mut std::time::Duration,
+    max: std::time::Duration,
+) -> Result<(), watch::error::RecvError> {
+    tokio::select! {
+        biased;
+        changed = desired.changed() => changed?,
+        () = tokio::time::sleep(*delay) => {}
+    }
+    *delay = (*delay * 2).min(max);
+    Ok(())
 }
 
 /// Where one card meets vpcd.
@@ -195,10 +214,6 @@ impl CardLink {
             match wanted {
                 Desired::Shutdown => return,
                 Desired::Removed => {
-                    self.status.update(|s| {
-                        s.inserted = false;
-                        s.link = Link::Removed;
-                    });
                     if self.stay_removed(desired, &mut listener).await.is_err() {
                         return;
                     }
@@ -221,12 +236,12 @@ impl CardLink {
                 Ok(opened) => opened,
                 Err(e) => {
                     tracing::debug!(target: TARGET, card = self.index, error = %e, ?delay, "vpcd not reachable yet");
-                    tokio::select! {
-                        biased;
-                        changed = desired.changed() => if changed.is_err() { return },
-                        () = tokio::time::sleep(delay) => {}
+                    if back_off(desired, &mut delay, self.config.backoff.max)
+                        .await
+                        .is_err()
+                    {
+                        return;
                     }
-                    delay = (delay * 2).min(self.config.backoff.max);
                     continue;
                 }
             };
@@ -237,32 +252,40 @@ impl CardLink {
             // the card spin).
             if self.status.get().sessions > sessions {
                 delay = self.config.backoff.initial;
-            } else if matches!(end, End::PeerClosed | End::Io(_)) {
-                tokio::select! {
-                    biased;
-                    changed = desired.changed() => if changed.is_err() { return },
-                    () = tokio::time::sleep(delay) => {}
-                }
-                delay = (delay * 2).min(self.config.backoff.max);
+            } else if matches!(end, End::PeerClosed | End::Io(_))
+                && back_off(desired, &mut delay, self.config.backoff.max)
+                    .await
+                    .is_err()
+            {
+                return;
             }
             card.power_off();
             self.status.update(|s| s.powered = false);
-            let reason = match &end {
-                End::Removed => "card removed".to_owned(),
-                End::Shutdown => return,
-                End::PeerClosed => "vpcd closed the connection".to_owned(),
-                End::Truncated(e) => format!("vpcd closed the connection mid-frame: {e}"),
-                End::Io(e) => format!("connection error: {e}"),
-                End::PowerLost => "the card lost power during a command".to_owned(),
-            };
-            tracing::info!(target: TARGET, card = self.index, %peer, "{reason}");
-            if let Some(observer) = &self.config.observer {
-                observer.disconnected(self.index, &reason);
+            if self.report(&end, peer).is_err() {
+                return;
             }
         }
     }
 
-    /// Waits, removed, for the next command. In reverse mode the listener
+    /// Tells the log and the observer why a connection ended; `Err` for a
+    /// shutdown (nothing to report: the bridge is stopping).
+    fn report(&self, end: &End, peer: SocketAddr) -> Result<(), Stopping> {
+        let reason = match end {
+            End::Removed => "card removed".to_owned(),
+            End::Shutdown => return Err(Stopping),
+            End::PeerClosed => "vpcd closed the connection".to_owned(),
+            End::Truncated(e) => format!("vpcd closed the connection mid-frame: {e}"),
+            End::Io(e) => format!("connection error: {e}"),
+            End::PowerLost => "the card lost power during a command".to_owned(),
+        };
+        tracing::info!(target: TARGET, card = self.index, %peer, "{reason}");
+        if let Some(observer) = &self.config.observer {
+            observer.disconnected(self.index, &reason);
+        }
+        Ok(())
+    }
+
+    /// Marks the card removed and waits for the next command. In reverse mode the listener
     /// stays open and every connection vpcd makes is closed at once: vpcd
     /// reads end-of-stream for its GET ATR and reports an empty reader,
     /// without ever waiting on a connection nobody serves.
@@ -276,6 +299,10 @@ impl CardLink {
         desired: &mut watch::Receiver<Desired>,
         listener: &mut Option<TcpListener>,
     ) -> Result<(), watch::error::RecvError> {
+        self.status.update(|s| {
+            s.inserted = false;
+            s.link = Link::Removed;
+        });
         if let (Endpoint::Listen(addr), None) = (&self.endpoint, &listener) {
             *listener = TcpListener::bind(addr).await.ok();
         }
