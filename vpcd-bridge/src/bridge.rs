@@ -52,6 +52,9 @@ impl Bridge {
                 card.record_exchanges(true);
             }
             let endpoint = session::Endpoint::for_card(&config.mode, index)?;
+            endpoint
+                .precheck(config.peer)
+                .map_err(|source| BridgeError::Peer { index, source })?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use vscard_emulator::Exchange;
 
+use crate::peer::{PeerError, PeerPolicy};
 use crate::status::Location;
 
 /// vpcd's default port (`0x8C7B`, reader slot 0); slot `i` listens on
@@ -79,6 +80,13 @@ pub trait Observer: Send + Sync {
     fn exchange(&self, card: usize, exchange: &Exchange) {
         let _ = (card, exchange);
     }
+
+    /// The peer check refused what listens on the card's port
+    /// ([`BridgeConfig::peer`]): the connection was closed before the card
+    /// answered anything, and the card's thread has stopped.
+    fn refused(&self, card: usize, error: &PeerError) {
+        let _ = (card, error);
+    }
 }
 
 /// The bridge's settings.
@@ -90,6 +98,9 @@ pub struct BridgeConfig {
     pub trace: bool,
     /// Retry pacing.
     pub backoff: Backoff,
+    /// Whom a card accepts as vpcd in client mode (default: root's pcscd,
+    /// checked at each connection).
+    pub peer: PeerPolicy,
     /// Who hears about connections and exchanges.
     pub observer: Option<Arc<dyn Observer>>,
 }
@@ -100,6 +111,7 @@ impl fmt::Debug for BridgeConfig {
             .field("mode", &self.mode)
             .field("trace", &self.trace)
             .field("backoff", &self.backoff)
+            .field("peer", &self.peer)
             .field("observer", &self.observer.is_some())
             .finish()
     }

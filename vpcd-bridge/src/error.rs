@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::peer::PeerError;
 use crate::status::CardStatus;
 
 /// Errors of the bridge's API.
@@ -43,5 +44,14 @@ pub enum BridgeError {
         index: usize,
         /// The port it would need.
         port: u32,
+    },
+    /// The peer check refuses the configured vpcd address before any
+    /// connection (an address that is not loopback).
+    #[error("card {index}: {source}")]
+    Peer {
+        /// The card.
+        index: usize,
+        /// Why.
+        source: PeerError,
     },
 }

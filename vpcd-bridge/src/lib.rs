@@ -8,6 +8,7 @@
 //!   reconnecting with capped backoff; insert, remove and status at run
 //!   time.
 //! - [`control`]: the Unix control socket behind `vscard ctl`.
+//! - [`peer`]: who listens on vpcd's port (root's pcscd, or refused).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -21,6 +22,7 @@ mod config;
 pub mod control;
 mod error;
 mod net;
+pub mod peer;
 mod session;
 mod status;
 
@@ -28,4 +30,5 @@ pub use bridge::{ACKNOWLEDGE, Bridge, BridgeHandle, trace_line};
 pub use codec::VpcdRequest;
 pub use config::{Backoff, BridgeConfig, Mode, Observer, VPCD_PORT};
 pub use error::BridgeError;
+pub use peer::{PeerError, PeerPolicy};
 pub use status::{CardStatus, Link, Location};

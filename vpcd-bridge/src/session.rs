@@ -29,6 +29,7 @@ use crate::codec::{DecodeError, FrameDecoder, VpcdRequest, encode_frame};
 use crate::config::{BridgeConfig, Mode, VPCD_PORT};
 use crate::error::BridgeError;
 use crate::net;
+use crate::peer::{self, PeerError, PeerPolicy};
 use crate::status::{Desired, Link, Location, StatusCell};
 
 /// Log target of the bridge.
@@ -62,7 +63,7 @@ fn unwanted(desired: &watch::Receiver<Desired>) -> Option<End> {
     }
 }
 
-/// The bridge is stopping: the card's loop ends.
+/// The card's loop ends: the bridge is stopping, or the peer was refused.
 struct Stopping;
 
 /// Waits `delay` (or less, when the card is told something new) and
@@ -128,6 +129,28 @@ impl Endpoint {
             Endpoint::Listen(_) => None,
         }
     }
+
+    /// Refuses, before any connection, what the peer check cannot look at
+    /// (a vpcd address that is not loopback).
+    pub(crate) fn precheck(&self, policy: PeerPolicy) -> Result<(), PeerError> {
+        match (self, policy) {
+            (Endpoint::Connect { host, port }, PeerPolicy::Pcscd) => peer::check_host(host, *port),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks who took the connection to `peer`, in client mode under
+    /// [`PeerPolicy::Pcscd`] (in reverse mode the card only listens).
+    fn check_peer(&self, policy: PeerPolicy, peer: SocketAddr) -> Result<(), PeerError> {
+        match (self, policy) {
+            (Endpoint::Connect { .. }, PeerPolicy::Pcscd) => {
+                let accepted = peer::check(peer)?;
+                tracing::debug!(target: TARGET, %peer, ?accepted, "vpcd's port belongs to root's pcscd");
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Everything a card's thread needs but the card and its control channel.
@@ -148,6 +171,8 @@ enum End {
     Truncated(DecodeError),
     Io(io::Error),
     PowerLost,
+    /// The peer check refused the listener: the card stops.
+    Refused(PeerError),
 }
 
 /// What to send back for one request.
@@ -267,8 +292,8 @@ impl CardLink {
         }
     }
 
-    /// Tells the log and the observer why a connection ended; `Err` for a
-    /// shutdown (nothing to report: the bridge is stopping).
+    /// Tells the log and the observer why a connection ended; `Err` when
+    /// the card stops: a shutdown (nothing to report) or a refused peer.
     fn report(&self, end: &End, peer: SocketAddr) -> Result<(), Stopping> {
         let reason = match end {
             End::Removed => "card removed".to_owned(),
@@ -277,6 +302,13 @@ impl CardLink {
             End::Truncated(e) => format!("vpcd closed the connection mid-frame: {e}"),
             End::Io(e) => format!("connection error: {e}"),
             End::PowerLost => "the card lost power during a command".to_owned(),
+            End::Refused(error) => {
+                tracing::warn!(target: TARGET, card = self.index, %peer, %error, "vpcd refused: not root's pcscd");
+                if let Some(observer) = &self.config.observer {
+                    observer.refused(self.index, error);
+                }
+                return Err(Stopping);
+            }
         };
         tracing::info!(target: TARGET, card = self.index, %peer, "{reason}");
         if let Some(observer) = &self.config.observer {
@@ -365,6 +397,11 @@ impl CardLink {
         peer: SocketAddr,
         card: &mut Card,
     ) -> End {
+        // Before anything is read or sent (vpcd speaks first, so nothing
+        // has been answered): a refused peer only sees the connection close.
+        if let Err(error) = self.endpoint.check_peer(self.config.peer, peer) {
+            return End::Refused(error);
+        }
         let stream = match blocking(stream) {
             Ok(stream) => stream,
             Err(e) => return End::Io(e),

@@ -1,9 +1,11 @@
 //! The bridge against a fake vpcd in the test: malformed frames, power
-//! handling, reconnects, removal, reverse mode, and card isolation.
+//! handling, reconnects, removal, reverse mode, card isolation, and the
+//! peer check refusing a vpcd that is not root's pcscd.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -11,11 +13,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use vscard_emulator::Card;
 use vscard_testkit::echo::echo_card;
-use vscard_vpcd::{Backoff, Bridge, BridgeConfig, BridgeHandle, Mode};
+use vscard_vpcd::{
+    Backoff, Bridge, BridgeConfig, BridgeError, BridgeHandle, Link, Mode, Observer, PeerError,
+    PeerPolicy,
+};
 
 const WAIT: Duration = Duration::from_secs(5);
 const ECHO_AB: [u8; 7] = [0x00, 0x01, 0x00, 0x00, 0x01, 0xAB, 0x00];
 const INCREMENT: [u8; 5] = [0x00, 0x02, 0x00, 0x00, 0x00];
+const READ_COUNTER: [u8; 5] = [0x00, 0x03, 0x00, 0x00, 0x00];
 
 /// One connection as vpcd would drive it.
 struct FakeVpcd {
@@ -80,6 +86,8 @@ fn config(mode: Mode) -> BridgeConfig {
         mode,
         trace: true,
         backoff: Backoff::default(),
+        // The fake vpcd is this test process, not root's pcscd.
+        peer: PeerPolicy::Any,
         observer: None,
     }
 }
@@ -313,4 +321,99 @@ async fn reverse_mode_listens_and_removal_closes_each_connection() {
     let mut vpcd = connect().await;
     vpcd.power_on().await;
     assert_eq!(vpcd.transmit(&ECHO_AB).await, [0xAB, 0x90, 0x00]);
+}
+
+/// Records the peer check's refusals.
+#[derive(Default)]
+struct Refusals(Mutex<Vec<(usize, String, Option<u32>)>>);
+
+impl Observer for Refusals {
+    fn refused(&self, card: usize, error: &PeerError) {
+        let pid = match error {
+            PeerError::NotPcscd { process, .. } => Some(process.pid),
+            _ => None,
+        };
+        self.0.lock().unwrap().push((card, error.to_string(), pid));
+    }
+}
+
+#[tokio::test]
+async fn the_default_peer_check_refuses_a_fake_vpcd_before_answering_anything() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let refusals = Arc::new(Refusals::default());
+    let config = BridgeConfig {
+        mode: client(port),
+        observer: Some(Arc::clone(&refusals) as Arc<dyn Observer>),
+        ..BridgeConfig::default()
+    };
+    assert_eq!(config.peer, PeerPolicy::Pcscd, "the check is on by default");
+    let bridge = Bridge::start(vec![echo_card().unwrap()], config).unwrap();
+    let mut vpcd = accept(&listener).await;
+    // Power on, GET ATR and a command that would change the card.
+    vpcd.send(&[0x01]).await;
+    vpcd.send(&[0x04]).await;
+    vpcd.send(&INCREMENT).await;
+    let mut answer = Vec::new();
+    let read = timeout(WAIT, vpcd.stream.read_to_end(&mut answer))
+        .await
+        .expect("the card kept the connection open");
+    assert!(answer.is_empty(), "the card answered {answer:02X?}");
+    // A close with our frames unread may arrive as a reset.
+    if let Err(e) = read {
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+    }
+    bridge
+        .wait_for(0, WAIT, |s| s.link == Link::Stopped)
+        .unwrap();
+    // No second try: the card stopped.
+    assert!(
+        timeout(Duration::from_millis(300), listener.accept())
+            .await
+            .is_err()
+    );
+    let refused = refusals.0.lock().unwrap().clone();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let (card, message, pid) = &refused[0];
+    assert_eq!(*card, 0);
+    assert_eq!(*pid, Some(std::process::id()), "{message}");
+    assert!(
+        message.starts_with(&format!("port {port} is held by "))
+            && message.ends_with("not by root's pcscd"),
+        "{message}"
+    );
+    // The card's state did not change.
+    let mut cards = bridge.shutdown();
+    cards[0].power_on();
+    assert_eq!(
+        cards[0].transmit(&READ_COUNTER).unwrap(),
+        [0, 0, 0, 0, 0x90, 0x00]
+    );
+}
+
+#[test]
+fn the_peer_check_refuses_a_remote_vpcd_address_at_start() {
+    let remote = Mode::Client {
+        host: "192.0.2.7".into(),
+        port: 35963,
+    };
+    let config = BridgeConfig {
+        mode: remote.clone(),
+        ..BridgeConfig::default()
+    };
+    match Bridge::start(vec![echo_card().unwrap()], config) {
+        Err(BridgeError::Peer {
+            index: 0,
+            source: PeerError::Remote { addr },
+        }) => assert_eq!(addr, "192.0.2.7:35963"),
+        other => panic!("{other:?}"),
+    }
+    // With the check off, the bridge starts (and retries in the background).
+    let config = BridgeConfig {
+        mode: remote,
+        peer: PeerPolicy::Any,
+        backoff: Backoff::default(),
+        ..BridgeConfig::default()
+    };
+    assert!(Bridge::start(vec![echo_card().unwrap()], config).is_ok());
 }

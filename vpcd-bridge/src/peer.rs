@@ -1,0 +1,525 @@
+//! Who listens on vpcd's port: the peer check (issue 12).
+//!
+//! vpcd has no authentication: whatever listens on the port the card
+//! connects to is its reader, and a reader can block the PIN and the PUK.
+//! So, in client mode, before a card answers anything on a new connection,
+//! [`check`] finds who holds the listening socket on the peer's port and
+//! accepts only root's pcscd:
+//!
+//! 1. `/proc/net/tcp` and `/proc/net/tcp6` (this network namespace) give
+//!    the LISTEN sockets on the port whose address covers the peer's (the
+//!    address itself, the wildcard, a v4-mapped address), each with its
+//!    owner's uid and its inode.
+//! 2. `/proc/*/fd` links `socket:[INODE]` give the processes holding it;
+//!    each must be named `pcscd` (`/proc/PID/comm`) and run as root
+//!    (`/proc/PID/status`, `Uid:`).
+//! 3. An unprivileged user cannot read the fd table of root's processes.
+//!    A socket owned by uid 0 whose holder is not visible is accepted when
+//!    a root process named `pcscd` runs (only root can own that socket);
+//!    any other socket nobody visible holds is refused.
+//!
+//! What it does not do: it cannot look at another machine (a non-loopback
+//! peer is refused, unless the check is off), it trusts root entirely, and
+//! it proves nothing about the bytes on the wire (no encryption, no
+//! authentication of the messages).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+/// Whom a card accepts as its reader.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PeerPolicy {
+    /// Only root's pcscd, checked through `/proc` at each connection (the
+    /// default). Client mode with a loopback address only.
+    #[default]
+    Pcscd,
+    /// Whatever listens (no check): for set-ups the check cannot see, such
+    /// as vpcd on another machine or pcscd in another namespace.
+    Any,
+}
+
+/// The process pcscd should be (`/proc/PID/comm`).
+const PCSCD: &str = "pcscd";
+
+/// A process holding a socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Process {
+    /// Its pid (in this pid namespace).
+    pub pid: u32,
+    /// Its name, `/proc/PID/comm`.
+    pub name: String,
+    /// Its real uid.
+    pub uid: u32,
+}
+
+impl fmt::Display for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (pid {}, uid {})", self.name, self.pid, self.uid)
+    }
+}
+
+impl Process {
+    fn is_root_pcscd(&self) -> bool {
+        self.name == PCSCD && self.uid == 0
+    }
+}
+
+/// Why a peer was refused.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum PeerError {
+    /// The peer is not on this machine: `/proc` cannot tell who it is.
+    #[error(
+        "vpcd at {addr} is not a loopback address: the peer check cannot see who listens there"
+    )]
+    Remote {
+        /// The address (as given, or as connected).
+        addr: String,
+    },
+    /// No LISTEN socket covers the port.
+    #[error("port {port}: no process found listening")]
+    NoListener {
+        /// vpcd's port.
+        port: u16,
+    },
+    /// The socket is held by another process than root's pcscd.
+    #[error("port {port} is held by {process}, not by root's pcscd")]
+    NotPcscd {
+        /// vpcd's port.
+        port: u16,
+        /// The process found.
+        process: Process,
+    },
+    /// Nobody visible holds the socket, and it is not one root's pcscd
+    /// could own.
+    #[error("port {port}: no process found holding the listening socket (owned by uid {uid})")]
+    NoProcess {
+        /// vpcd's port.
+        port: u16,
+        /// The socket's owner, from `/proc/net/tcp`.
+        uid: u32,
+    },
+    /// `/proc` could not be read (not Linux, or no `/proc` mounted).
+    #[error("cannot read {path}: {source}")]
+    Proc {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// Who the check accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    /// The pcscd processes seen holding the socket.
+    Seen(Vec<Process>),
+    /// A socket of uid 0 whose holder this user cannot see, with root's
+    /// pcscd running.
+    RootSocket,
+}
+
+/// Checks that `peer` (the vpcd end of a connection just made) is a socket
+/// held by root's pcscd on this machine.
+pub fn check(peer: SocketAddr) -> Result<Accepted, PeerError> {
+    ProcFs::new("/proc").check(peer)
+}
+
+/// Refuses, before any connection, a host the check cannot look at: an
+/// address that is not loopback. A host name is resolved later and the
+/// connected address checked by [`check`].
+pub fn check_host(host: &str, port: u16) -> Result<(), PeerError> {
+    match host.parse::<IpAddr>() {
+        Ok(ip) if !ip.is_loopback() => Err(PeerError::Remote {
+            addr: SocketAddr::new(ip, port).to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// One LISTEN socket of `/proc/net/tcp*`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Listener {
+    pub addr: SocketAddr,
+    pub uid: u32,
+    pub inode: u64,
+}
+
+/// The socket state LISTEN in `/proc/net/tcp` (`TCP_LISTEN`).
+const LISTEN: &str = "0A";
+
+/// The LISTEN sockets of a `/proc/net/tcp` (IPv4) or `/proc/net/tcp6`
+/// table. Lines that do not parse (the header) are skipped.
+pub(crate) fn parse_listeners(table: &str) -> Vec<Listener> {
+    table.lines().filter_map(parse_line).collect()
+}
+
+/// One table line: `sl local_address rem_address st tx:rx tr:when
+/// retrnsmt uid timeout inode ...` (the kernel's `tcp4_seq_show`).
+fn parse_line(line: &str) -> Option<Listener> {
+    let mut fields = line.split_whitespace();
+    let _slot = fields.next()?;
+    let local = fields.next()?;
+    let _remote = fields.next()?;
+    if fields.next()? != LISTEN {
+        return None;
+    }
+    let _queues = fields.next()?;
+    let _timer = fields.next()?;
+    let _retransmits = fields.next()?;
+    let uid = fields.next()?.parse().ok()?;
+    let _timeout = fields.next()?;
+    let inode = fields.next()?.parse().ok()?;
+    Some(Listener {
+        addr: parse_address(local)?,
+        uid,
+        inode,
+    })
+}
+
+/// `0100007F:8C7B` or 32 hex digits and a port. The address is printed
+/// as 32-bit words in host byte order (`%08X` of the raw `__be32`), the
+/// port as a number.
+fn parse_address(text: &str) -> Option<SocketAddr> {
+    let (address, port) = text.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let word = |hex: &str| u32::from_str_radix(hex, 16).ok().map(u32::to_ne_bytes);
+    let ip = match address.len() {
+        8 => IpAddr::V4(Ipv4Addr::from(word(address)?)),
+        32 => {
+            let mut bytes = [0u8; 16];
+            for (chunk, out) in bytes.chunks_exact_mut(4).enumerate() {
+                let hex = address.get(chunk * 8..chunk * 8 + 8)?;
+                out.copy_from_slice(&word(hex)?);
+            }
+            IpAddr::V6(Ipv6Addr::from(bytes))
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// True when a socket listening on `listen` takes connections to `peer`
+/// (same port, and the same address, the wildcard, or, for an IPv6 socket,
+/// the v4-mapped address or the dual-stack wildcard). Generous on purpose:
+/// every socket that might have taken the connection is checked.
+fn covers(listen: SocketAddr, peer: SocketAddr) -> bool {
+    if listen.port() != peer.port() {
+        return false;
+    }
+    match (listen.ip(), peer.ip()) {
+        (IpAddr::V4(listen), IpAddr::V4(peer)) => listen.is_unspecified() || listen == peer,
+        (IpAddr::V6(listen), IpAddr::V6(peer)) => listen.is_unspecified() || listen == peer,
+        (IpAddr::V6(listen), IpAddr::V4(peer)) => {
+            listen.is_unspecified() || listen.to_ipv4_mapped() == Some(peer)
+        }
+        (IpAddr::V4(_), IpAddr::V6(_)) => false,
+    }
+}
+
+/// A `/proc` tree (the real one, or a copy in a test).
+pub(crate) struct ProcFs {
+    root: PathBuf,
+}
+
+impl ProcFs {
+    pub(crate) fn new(root: impl Into<PathBuf>) -> ProcFs {
+        ProcFs { root: root.into() }
+    }
+
+    pub(crate) fn check(&self, peer: SocketAddr) -> Result<Accepted, PeerError> {
+        if !peer.ip().is_loopback() {
+            return Err(PeerError::Remote {
+                addr: peer.to_string(),
+            });
+        }
+        let port = peer.port();
+        let listeners: Vec<Listener> = self
+            .listeners()?
+            .into_iter()
+            .filter(|l| covers(l.addr, peer))
+            .collect();
+        if listeners.is_empty() {
+            return Err(PeerError::NoListener { port });
+        }
+        let holders = self.holders(listeners.iter().map(|l| l.inode).collect());
+        let mut seen = Vec::new();
+        for listener in &listeners {
+            match holders.get(&listener.inode) {
+                Some(processes) => {
+                    if let Some(process) = processes.iter().find(|p| !p.is_root_pcscd()) {
+                        return Err(PeerError::NotPcscd {
+                            port,
+                            process: process.clone(),
+                        });
+                    }
+                    seen.extend(processes.iter().cloned());
+                }
+                // Only root's processes are hidden from the fd scan of an
+                // unprivileged user (and non-dumpable ones, whose sockets
+                // are their own uid's): uid 0 plus a running root pcscd is
+                // the most that can be known.
+                None if listener.uid == 0 && self.root_pcscd_runs() => {}
+                None => {
+                    return Err(PeerError::NoProcess {
+                        port,
+                        uid: listener.uid,
+                    });
+                }
+            }
+        }
+        Ok(if seen.is_empty() {
+            Accepted::RootSocket
+        } else {
+            Accepted::Seen(seen)
+        })
+    }
+
+    /// Every LISTEN socket, IPv4 and IPv6 (no `tcp6` table: no IPv6).
+    fn listeners(&self) -> Result<Vec<Listener>, PeerError> {
+        let mut all = Vec::new();
+        for (name, required) in [("tcp", true), ("tcp6", false)] {
+            let path = self.root.join("net").join(name);
+            match fs::read_to_string(&path) {
+                Ok(table) => all.extend(parse_listeners(&table)),
+                Err(e) if !required && e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(PeerError::Proc { path, source }),
+            }
+        }
+        Ok(all)
+    }
+
+    /// The pids under the tree (entries that are numbers).
+    fn pids(&self) -> Vec<u32> {
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+            .collect()
+    }
+
+    /// The visible processes holding each of `inodes`. Processes that end
+    /// meanwhile, and fd tables this user may not read, are skipped.
+    fn holders(&self, inodes: Vec<u64>) -> HashMap<u64, Vec<Process>> {
+        let wanted: HashMap<String, u64> = inodes
+            .into_iter()
+            .map(|inode| (format!("socket:[{inode}]"), inode))
+            .collect();
+        let mut found: HashMap<u64, Vec<Process>> = HashMap::new();
+        for pid in self.pids() {
+            let Ok(fds) = fs::read_dir(self.root.join(pid.to_string()).join("fd")) else {
+                continue;
+            };
+            let mut held: Vec<u64> = fds
+                .filter_map(Result::ok)
+                .filter_map(|fd| fs::read_link(fd.path()).ok())
+                .filter_map(|target| wanted.get(target.to_str()?).copied())
+                .collect();
+            held.sort_unstable();
+            held.dedup();
+            if held.is_empty() {
+                continue;
+            }
+            let process = self.process(pid);
+            for inode in held {
+                found.entry(inode).or_default().push(process.clone());
+            }
+        }
+        found
+    }
+
+    /// A process's name and real uid (`?` and `u32::MAX` when it ended:
+    /// then it cannot be pcscd either).
+    fn process(&self, pid: u32) -> Process {
+        let dir = self.root.join(pid.to_string());
+        let name = read_trimmed(&dir.join("comm")).unwrap_or_else(|| "?".to_owned());
+        let uid = read_trimmed(&dir.join("status"))
+            .as_deref()
+            .and_then(real_uid)
+            .unwrap_or(u32::MAX);
+        Process { pid, name, uid }
+    }
+
+    /// True when a process named pcscd runs as root (its `comm` and
+    /// `status` are readable by everyone, unlike its fd table).
+    fn root_pcscd_runs(&self) -> bool {
+        self.pids()
+            .into_iter()
+            .any(|pid| self.process(pid).is_root_pcscd())
+    }
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    fs::read_to_string(path)
+        .ok()
+        .map(|text| text.trim_end_matches('\n').to_owned())
+}
+
+/// The real uid of a `/proc/PID/status` (`Uid:\treal\teffective\t...`).
+fn real_uid(status: &str) -> Option<u32> {
+    let line = status.lines().find_map(|line| line.strip_prefix("Uid:"))?;
+    line.split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A `/proc/net/tcp` of an x86-64 host (little-endian words): pcscd's
+    /// vpcd on 127.0.0.1:35963 (0x8C7B), sshd on 0.0.0.0:22, and a
+    /// connection (state 01) on 35963 that is not a listener.
+    const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:8C7B 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 41234 1 0000000000000000 100 0 0 10 0
+   1: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1001 1 0000000000000000 100 0 0 10 0
+   2: 0100007F:9C40 0100007F:8C7B 01 00000000:00000000 00:00000000 00000000  1000        0 5555 1 0000000000000000 20 4 30 10 -1
+";
+
+    /// A `/proc/net/tcp6`: a user's listener on [::1]:35964 and the
+    /// wildcard [::]:8080.
+    const TCP6: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000001000000:8C7C 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 777 1 0000000000000000 100 0 0 10 0
+   1: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 888 1 0000000000000000 100 0 0 10 0
+";
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn listeners_of_an_ipv4_table_skip_the_header_and_connections() {
+        assert_eq!(
+            parse_listeners(TCP),
+            [
+                Listener {
+                    addr: addr("127.0.0.1:35963"),
+                    uid: 0,
+                    inode: 41234
+                },
+                Listener {
+                    addr: addr("0.0.0.0:22"),
+                    uid: 0,
+                    inode: 1001
+                },
+            ]
+        );
+    }
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn listeners_of_an_ipv6_table() {
+        assert_eq!(
+            parse_listeners(TCP6),
+            [
+                Listener {
+                    addr: addr("[::1]:35964"),
+                    uid: 1000,
+                    inode: 777
+                },
+                Listener {
+                    addr: addr("[::]:8080"),
+                    uid: 0,
+                    inode: 888
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_lines_are_skipped_not_fatal() {
+        for line in [
+            "",
+            "   0: 0100007F 00000000:0000 0A",
+            "   0: 0100007F:8C7B 00000000:0000 0A 00000000:00000000 00:00000000 00000000 root 0 1",
+            "   0: 0100007F:XYZW 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 1",
+            "   0: 01007F:8C7B 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 1",
+        ] {
+            assert_eq!(parse_listeners(line), [], "{line:?}");
+        }
+    }
+
+    #[test]
+    fn which_listeners_take_a_connection() {
+        let peer = addr("127.0.0.1:35963");
+        assert!(covers(addr("127.0.0.1:35963"), peer));
+        assert!(covers(addr("0.0.0.0:35963"), peer));
+        assert!(covers(addr("[::]:35963"), peer));
+        assert!(covers(addr("[::ffff:127.0.0.1]:35963"), peer));
+        assert!(!covers(addr("127.0.0.1:35964"), peer), "another port");
+        assert!(!covers(addr("127.0.0.2:35963"), peer));
+        assert!(!covers(addr("[::1]:35963"), peer));
+        assert!(covers(addr("[::1]:35963"), addr("[::1]:35963")));
+        assert!(!covers(addr("0.0.0.0:35963"), addr("[::1]:35963")));
+    }
+
+    #[test]
+    fn uid_from_status() {
+        let status = "Name:\tpcscd\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n";
+        assert_eq!(real_uid(status), Some(0));
+        assert_eq!(real_uid("Uid:\t1000\t0\t0\t0\n"), Some(1000));
+        assert_eq!(real_uid("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn remote_hosts_are_refused_before_connecting() {
+        assert!(check_host("127.0.0.1", 35963).is_ok());
+        assert!(check_host("::1", 35963).is_ok());
+        assert!(
+            check_host("localhost", 35963).is_ok(),
+            "names: checked once connected"
+        );
+        let refused = check_host("192.0.2.7", 35963).unwrap_err();
+        assert!(matches!(&refused, PeerError::Remote { addr } if addr == "192.0.2.7:35963"));
+        assert_eq!(
+            refused.to_string(),
+            "vpcd at 192.0.2.7:35963 is not a loopback address: the peer check cannot see who listens there"
+        );
+        assert!(matches!(
+            check(addr("192.0.2.7:35963")),
+            Err(PeerError::Remote { .. })
+        ));
+    }
+
+    /// This test process listening: found through the real `/proc`, by
+    /// pid, and refused because it is not pcscd.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_listener_of_this_process_is_found_and_refused() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = listener.local_addr().unwrap();
+        match check(peer) {
+            Err(PeerError::NotPcscd { port, process }) => {
+                assert_eq!(port, peer.port());
+                assert_eq!(process.pid, std::process::id());
+                assert_ne!(process.name, PCSCD);
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(listener);
+        assert!(matches!(
+            check(peer),
+            Err(PeerError::NoListener { port }) if port == peer.port()
+        ));
+    }
+
+    #[test]
+    fn no_proc_is_an_error_naming_the_file() {
+        let proc = ProcFs::new("/nonexistent-proc-for-vscard-test");
+        match proc.check(addr("127.0.0.1:35963")) {
+            Err(PeerError::Proc { path, .. }) => {
+                assert_eq!(path, Path::new("/nonexistent-proc-for-vscard-test/net/tcp"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
