@@ -522,4 +522,117 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    /// A `/proc` tree in a temporary folder: `net/tcp` with one listener
+    /// on 127.0.0.1:35963 (inode 41234) owned by `socket_uid`, and the
+    /// given processes (pid, comm, uid, holds the socket or not; `None`:
+    /// its fd table is unreadable, as root's are to a user).
+    struct FakeProc(PathBuf);
+
+    impl FakeProc {
+        fn new(
+            name: &str,
+            socket_uid: u32,
+            processes: &[(u32, &str, u32, Option<bool>)],
+        ) -> FakeProc {
+            let root =
+                std::env::temp_dir().join(format!("vscard-peer-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&root);
+            fs::create_dir_all(root.join("net")).unwrap();
+            let line = format!(
+                "   0: 0100007F:8C7B 00000000:0000 0A 00000000:00000000 00:00000000 00000000 {socket_uid} 0 41234 1 0 100 0 0 10 0\n"
+            );
+            fs::write(
+                root.join("net/tcp"),
+                format!("  sl  local_address ...\n{line}"),
+            )
+            .unwrap();
+            for &(pid, comm, uid, holds) in processes {
+                let dir = root.join(pid.to_string());
+                fs::create_dir_all(&dir).unwrap();
+                fs::write(dir.join("comm"), format!("{comm}\n")).unwrap();
+                fs::write(
+                    dir.join("status"),
+                    format!("Name:\t{comm}\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n"),
+                )
+                .unwrap();
+                if let Some(holds) = holds {
+                    fs::create_dir_all(dir.join("fd")).unwrap();
+                    let target = if holds { "socket:[41234]" } else { "/dev/null" };
+                    std::os::unix::fs::symlink(target, dir.join("fd/3")).unwrap();
+                }
+            }
+            FakeProc(root)
+        }
+
+        fn check(&self) -> Result<Accepted, PeerError> {
+            ProcFs::new(&self.0).check(addr("127.0.0.1:35963"))
+        }
+    }
+
+    impl Drop for FakeProc {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    #[cfg(all(unix, target_endian = "little"))]
+    fn owners_in_a_fake_proc_tree() {
+        let pcscd = Process {
+            pid: 100,
+            name: PCSCD.to_owned(),
+            uid: 0,
+        };
+        // Root's pcscd seen holding the socket.
+        let tree = FakeProc::new(
+            "seen",
+            0,
+            &[
+                (100, "pcscd", 0, Some(true)),
+                (7, "bash", 1000, Some(false)),
+            ],
+        );
+        assert_eq!(tree.check().unwrap(), Accepted::Seen(vec![pcscd]));
+        // A user's process holding it, even named pcscd.
+        let tree = FakeProc::new("user", 1000, &[(200, "pcscd", 1000, Some(true))]);
+        match tree.check() {
+            Err(PeerError::NotPcscd {
+                port: 35963,
+                process,
+            }) => {
+                assert_eq!(process.to_string(), "pcscd (pid 200, uid 1000)");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A second holder that is not pcscd spoils it.
+        let tree = FakeProc::new(
+            "shared",
+            0,
+            &[(100, "pcscd", 0, Some(true)), (300, "nc", 0, Some(true))],
+        );
+        assert!(
+            matches!(tree.check(), Err(PeerError::NotPcscd { process, .. }) if process.pid == 300)
+        );
+        // Root's fd tables hidden (an unprivileged caller): a root socket
+        // with root's pcscd running is accepted ...
+        let tree = FakeProc::new("hidden", 0, &[(100, "pcscd", 0, None)]);
+        assert_eq!(tree.check().unwrap(), Accepted::RootSocket);
+        // ... but not without root's pcscd ...
+        let tree = FakeProc::new("nopcscd", 0, &[(100, "pcscd", 1000, None)]);
+        assert!(matches!(
+            tree.check(),
+            Err(PeerError::NoProcess {
+                port: 35963,
+                uid: 0
+            })
+        ));
+        // ... and never a hidden socket of another uid.
+        let tree = FakeProc::new("hiddenuser", 1000, &[(100, "pcscd", 0, None)]);
+        let refused = tree.check().unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "port 35963: no process found holding the listening socket (owned by uid 1000)"
+        );
+    }
 }

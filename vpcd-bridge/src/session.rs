@@ -303,7 +303,9 @@ impl CardLink {
             End::Io(e) => format!("connection error: {e}"),
             End::PowerLost => "the card lost power during a command".to_owned(),
             End::Refused(error) => {
-                tracing::warn!(target: TARGET, card = self.index, %peer, %error, "vpcd refused: not root's pcscd");
+                // Info, not a warning: the observer gets the typed error
+                // and decides what to show (the CLI stops with it).
+                tracing::info!(target: TARGET, card = self.index, %peer, %error, "vpcd refused: not root's pcscd");
                 if let Some(observer) = &self.config.observer {
                     observer.refused(self.index, error);
                 }
