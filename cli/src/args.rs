@@ -54,8 +54,20 @@ pub struct ServeArgs {
         conflicts_with = "listen"
     )]
     pub vpcd: String,
+    /// Who may be the reader at --vpcd: `pcscd` (only root's pcscd on this
+    /// machine, checked through /proc at each connection; vpcd itself has
+    /// no authentication) or `any` (no check: vpcd on another machine or in
+    /// another namespace).
+    #[arg(
+        long,
+        value_name = "PEER",
+        value_enum,
+        default_value_t = VpcdPeer::Pcscd,
+        conflicts_with = "listen"
+    )]
+    pub vpcd_peer: VpcdPeer,
     /// Reverse mode: wait for vpcd to connect to ADDR:PORT, or to PORT on
-    /// 127.0.0.1 (card i on PORT + i).
+    /// 127.0.0.1 only (card i on PORT + i).
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<String>,
     /// Print one line per APDU (command name and status word; never PINs
@@ -65,6 +77,15 @@ pub struct ServeArgs {
     /// Serve a control socket at PATH (`vscard ctl PATH ...`).
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
+}
+
+/// `--vpcd-peer`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VpcdPeer {
+    /// Only root's pcscd on this machine.
+    Pcscd,
+    /// Whatever listens (no check).
+    Any,
 }
 
 #[derive(Debug, Args)]

@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use vscard_issuance::cards::{CardFileError, EXIT_BAD_INPUT, EXIT_FAILURE};
-use vscard_vpcd::Mode;
 use vscard_vpcd::control::{self, ControlCommand};
+use vscard_vpcd::{Mode, PeerPolicy};
 
 mod args;
 mod card_commands;
@@ -22,7 +22,7 @@ mod source;
 use serve::{ServeOptions, serve};
 use source::PivCardSource;
 
-use args::{Action, Cli, Command, CtlArgs, ServeArgs};
+use args::{Action, Cli, Command, CtlArgs, ServeArgs, VpcdPeer};
 
 fn main() -> ExitCode {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
@@ -129,6 +129,10 @@ fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> 
     let options = ServeOptions {
         paths: args.cards,
         mode,
+        peer: match args.vpcd_peer {
+            VpcdPeer::Pcscd => PeerPolicy::Pcscd,
+            VpcdPeer::Any => PeerPolicy::Any,
+        },
         trace: args.trace,
         control: args.control,
     };

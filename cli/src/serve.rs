@@ -12,8 +12,13 @@ use vscard_emulator::Exchange;
 use crate::source::{CardSource, ServedCard};
 use vscard_vpcd::control::ControlServer;
 use vscard_vpcd::{
-    Backoff, Bridge, BridgeConfig, BridgeHandle, Location, Mode, Observer, trace_line,
+    Backoff, Bridge, BridgeConfig, BridgeError, BridgeHandle, Location, Mode, Observer, PeerError,
+    PeerPolicy, trace_line,
 };
+
+/// Added to a peer check's refusal: why it refuses, and the way out.
+const PEER_HINT: &str = "vpcd has no authentication, so vscard serves only root's pcscd; \
+                         --vpcd-peer any turns this check off";
 
 /// What `vscard serve` was asked to do.
 #[derive(Clone, Debug, Default)]
@@ -22,6 +27,8 @@ pub struct ServeOptions {
     pub paths: Vec<PathBuf>,
     /// Client or reverse mode.
     pub mode: Mode,
+    /// Whom the cards accept as vpcd (client mode).
+    pub peer: PeerPolicy,
     /// Print one line per APDU.
     pub trace: bool,
     /// Where to serve the control socket.
@@ -33,7 +40,8 @@ pub struct ServeOptions {
 pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<()> {
     let served = source.open(&options.paths)?;
     anyhow::ensure!(!served.is_empty(), "no card to serve");
-    let observer = Arc::new(Printer::for_cards(&served));
+    let (refused_tx, mut refused) = tokio::sync::mpsc::unbounded_channel();
+    let observer = Arc::new(Printer::for_cards(&served, refused_tx));
     let mut cards = Vec::new();
     for card in served {
         for notice in &card.notices {
@@ -57,12 +65,19 @@ pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<(
         mode: options.mode.clone(),
         trace: options.trace,
         backoff: Backoff::default(),
+        peer: options.peer,
         observer: Some(observer as Arc<dyn Observer>),
     };
     announce(&config.mode);
     // The card threads own their runtimes; they are started and joined
     // outside this one.
-    let bridge = Arc::new(Bridge::start(cards, config)?);
+    let bridge = match Bridge::start(cards, config) {
+        Ok(bridge) => Arc::new(bridge),
+        Err(error @ BridgeError::Peer { .. }) => {
+            anyhow::bail!("refusing to connect: {error} ({PEER_HINT})")
+        }
+        Err(error) => return Err(error.into()),
+    };
     let control = match &options.control {
         Some(path) => {
             let _context = runtime.enter();
@@ -70,15 +85,21 @@ pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<(
         }
         None => None,
     };
-    runtime.block_on(async {
+    // A refused peer stops the whole server: serving the other cards
+    // while one port is taken over would hide the attack.
+    let refusal = runtime.block_on(async {
         tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
+            _ = terminate.recv() => None,
+            _ = interrupt.recv() => None,
+            refusal = refused.recv() => refusal,
         }
     });
     drop(control);
     drop(runtime);
     drop(bridge.stop());
+    if let Some(refusal) = refusal {
+        anyhow::bail!("refusing vpcd: {refusal} ({PEER_HINT})");
+    }
     println!("stopped");
     Ok(())
 }
@@ -89,7 +110,12 @@ fn announce(mode: &Mode) {
         Mode::Client { host, port } => {
             println!("connecting to vpcd at {host}:{port} (pcscd with the vsmartcard vpcd driver)")
         }
-        Mode::Reverse { listen } => println!("waiting for vpcd to connect to {listen}"),
+        Mode::Reverse { listen } if listen.ip().is_loopback() => println!(
+            "waiting for vpcd to connect to {listen} (loopback only: give --listen ADDR:PORT for another interface)"
+        ),
+        Mode::Reverse { listen } => println!(
+            "waiting for vpcd to connect to {listen} (not loopback: whoever reaches it can be the reader, and vpcd has no authentication)"
+        ),
     }
 }
 
@@ -112,15 +138,20 @@ struct CardNote {
     shown: bool,
 }
 
-/// Prints connections and (with `--trace`) exchanges to stdout.
+/// Prints connections and (with `--trace`) exchanges to stdout; passes
+/// the peer check's refusals on to [`serve`], which stops.
 struct Printer {
     cards: Mutex<Vec<CardNote>>,
     several: bool,
+    refused: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl Printer {
     /// A printer for these cards, none shown yet.
-    fn for_cards(served: &[ServedCard]) -> Printer {
+    fn for_cards(
+        served: &[ServedCard],
+        refused: tokio::sync::mpsc::UnboundedSender<String>,
+    ) -> Printer {
         Printer {
             cards: served
                 .iter()
@@ -132,6 +163,7 @@ impl Printer {
                 .collect::<Vec<_>>()
                 .into(),
             several: served.len() > 1,
+            refused,
         }
     }
 
@@ -168,6 +200,16 @@ impl Observer for Printer {
             // panic them, so write errors are ignored.
             let _ = writeln!(std::io::stdout(), "{} left the reader: {reason}", note.name);
         }
+    }
+
+    fn refused(&self, card: usize, error: &PeerError) {
+        let message = if self.several {
+            format!("card {card}: {error}")
+        } else {
+            error.to_string()
+        };
+        // Gone only when serve is already stopping.
+        let _ = self.refused.send(message);
     }
 
     fn exchange(&self, card: usize, exchange: &Exchange) {
