@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
-use vscard_emulator::Exchange;
+use vscard_emulator::{Card, Exchange};
 
 use crate::source::{CardSource, ServedCard};
 use vscard_vpcd::control::ControlServer;
@@ -71,13 +71,7 @@ pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<(
     announce(&config.mode);
     // The card threads own their runtimes; they are started and joined
     // outside this one.
-    let bridge = match Bridge::start(cards, config) {
-        Ok(bridge) => Arc::new(bridge),
-        Err(error @ BridgeError::Peer { .. }) => {
-            anyhow::bail!("refusing to connect: {error} ({PEER_HINT})")
-        }
-        Err(error) => return Err(error.into()),
-    };
+    let bridge = start_bridge(cards, config)?;
     let control = match &options.control {
         Some(path) => {
             let _context = runtime.enter();
@@ -102,6 +96,18 @@ pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<(
     }
     println!("stopped");
     Ok(())
+}
+
+/// Starts the cards; a peer check's refusal of the address says why and
+/// how to turn the check off.
+fn start_bridge(cards: Vec<Card>, config: BridgeConfig) -> anyhow::Result<Arc<BridgeHandle>> {
+    match Bridge::start(cards, config) {
+        Ok(bridge) => Ok(Arc::new(bridge)),
+        Err(error @ BridgeError::Peer { .. }) => {
+            anyhow::bail!("refusing to connect: {error} ({PEER_HINT})")
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Says where the cards are going.
