@@ -65,7 +65,13 @@ pub fn issue(
     };
     let pki = Pki::open_or_create(state_dir, &profile.environment, &mut rng)?;
     let validity = CertificateValidity::for_profile(profile, not_before)?;
-    Ok(issue_applet(&pki, profile, validity, &mut rng, |_, _| {})?)
+    Ok(issue_applet(
+        pki.sub(),
+        profile,
+        validity,
+        &mut rng,
+        |_, _| {},
+    )?)
 }
 
 /// The journey card's applet state, issued once per process (RSA keys take
