@@ -108,7 +108,8 @@ fn run_transport(kind: Kind, args: &Args) -> Result<TransportReport, String> {
     let journey_facts = facts_for(&journey_profile());
     let (name, results) = match kind {
         Kind::InProcess => {
-            let card = card_with(journey_state()?).map_err(|e| e.to_string())?;
+            let card = card_with(journey_state().map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
             let mut transport = InProcess::new(card);
             (
                 "in-process".to_owned(),
@@ -118,7 +119,8 @@ fn run_transport(kind: Kind, args: &Args) -> Result<TransportReport, String> {
         Kind::PrivatePcscd => {
             let pcscd = vscard_testkit::PrivatePcscd::start_here(Default::default())
                 .map_err(|e| e.to_string())?;
-            let card = card_with(journey_state()?).map_err(|e| e.to_string())?;
+            let card = card_with(journey_state().map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
             let config = vscard_vpcd::BridgeConfig {
                 mode: pcscd.bridge_mode(),
                 ..Default::default()
