@@ -103,6 +103,7 @@ pub fn piv_config(profile: &CardProfile) -> Result<PivConfig, IssuanceError> {
         .with_pin(profile.pin.expose().as_bytes())
         .with_puk(profile.unlock_code.expose().as_bytes())
         .with_rules(profile.pin_policy)
+        .with_capacity(profile.capacity)
         .with_serial(serial))
 }
 
@@ -148,6 +149,12 @@ pub fn issue_applet<R: CryptoRng + ?Sized>(
     }
     let guid = guid(&profile.uuid, &guid_seed.finalize())?;
     write_identity(&mut applet, profile, &guid, validity.not_after())?;
+    // Personalisation bypasses PUT DATA's capacity check: a card that
+    // starts over its capacity would refuse every later PUT DATA.
+    let (used, capacity) = (applet.state().used_bytes(), applet.state().capacity());
+    if used > capacity {
+        return Err(CardError::OverCapacity { used, capacity }.into());
+    }
     Ok(applet)
 }
 

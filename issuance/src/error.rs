@@ -213,6 +213,14 @@ pub enum CardError {
     /// The card has no CHUID with a GUID.
     #[error("the card has no CHUID GUID")]
     NoGuid,
+    /// What issuance writes does not fit the profile's card capacity.
+    #[error("capacity: the issued card needs {used} bytes but holds {capacity}")]
+    OverCapacity {
+        /// Bytes the issued objects and keys take.
+        used: usize,
+        /// The card's capacity in bytes.
+        capacity: usize,
+    },
     /// The card expiry cannot be written as a civil date.
     #[error("card expiry out of range: {0}")]
     ExpiryOutOfRange(#[source] der::Error),

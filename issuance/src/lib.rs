@@ -86,5 +86,5 @@ pub use pki_store::{Pki, PkiError, default_state_dir, state_dir_from};
 pub use profile::{CardProfile, Environment, RoleProfile, SlotAlgorithms};
 pub use secret::SecretString;
 pub use summary::CertificateSummary;
-pub use validation::{UNLOCK_CODE_DIGITS, UUID_DIGITS};
+pub use validation::{CAPACITY_LIMITS, UNLOCK_CODE_DIGITS, UUID_DIGITS};
 pub use validity::{CertificateValidity, add_years};

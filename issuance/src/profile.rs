@@ -45,6 +45,15 @@ pub struct CardProfile {
     /// format: a profile's PIN and unlock code are always digits.
     #[serde(default, with = "applet_format::pin_policy")]
     pub pin_policy: PinRules,
+    /// Bytes of card storage for data objects and keys (default 262144,
+    /// 256 KiB, about a real PIV card's; 16384 to 16777216). Past it PUT
+    /// DATA, key generation and key import answer `6A84`. Not written by
+    /// [`CardProfile::to_toml`] when it is the default.
+    #[serde(
+        default = "default_capacity",
+        skip_serializing_if = "is_default_capacity"
+    )]
+    pub capacity: u32,
     /// A seed that makes key generation (and the certificate serials)
     /// reproducible. Anyone holding it can recreate the private keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -222,6 +231,14 @@ fn default_validity_years() -> u32 {
     2
 }
 
+fn default_capacity() -> u32 {
+    vscard_applet::DEFAULT_CAPACITY
+}
+
+fn is_default_capacity(capacity: &u32) -> bool {
+    *capacity == vscard_applet::DEFAULT_CAPACITY
+}
+
 impl CardProfile {
     /// The demo card: "Sample Specimen", user 000123456789, PIN 123456,
     /// unlock code 654321, one clinical role at RX1, sandbox.
@@ -241,6 +258,7 @@ impl CardProfile {
             slots: SlotAlgorithms::default(),
             certificate_validity_years: default_validity_years(),
             pin_policy: PinRules::default(),
+            capacity: default_capacity(),
             seed: None,
         }
     }

@@ -23,6 +23,10 @@ pub const VALIDITY_YEARS: (u32, u32) = (1, 20);
 /// Bounds of the PIN length any policy may set (PIV reference data is 8
 /// bytes; fewer than 4 digits is no PIN).
 pub const PIN_LENGTH_LIMITS: (u8, u8) = (4, 8);
+/// Bounds of the card storage in bytes: room for what issuance writes
+/// (four keys and certificates, the identity objects) up to far more than
+/// a real card has.
+pub const CAPACITY_LIMITS: (u32, u32) = (16 * 1024, 16 * 1024 * 1024);
 /// Bounds of a retry counter: the `63Cx` status word carries 4 bits.
 pub const TRIES_LIMITS: (u8, u8) = (1, 15);
 
@@ -58,6 +62,7 @@ impl CardProfile {
             self.certificate_validity_years,
             VALIDITY_YEARS,
         )?;
+        check_range("capacity", self.capacity, CAPACITY_LIMITS)?;
         if let Some(seed) = &self.seed {
             check_seed(seed)?;
         }

@@ -396,3 +396,24 @@ fn roles_from_command_line_flags() {
     assert_eq!(environment, Environment::Integration);
     assert!("Not Valid".parse::<Environment>().is_err());
 }
+
+#[test]
+fn capacity_defaults_to_256_kib_and_is_bounded() {
+    let profile = CardProfile::from_toml(MINIMAL).unwrap();
+    assert_eq!(profile.capacity, 256 * 1024);
+    assert_eq!(profile.capacity, vscard_applet::DEFAULT_CAPACITY);
+    assert!(!profile.to_toml().unwrap().contains("capacity"));
+    let set = format!("capacity = 65536\n{MINIMAL}");
+    let profile = CardProfile::from_toml(&set).unwrap();
+    assert_eq!(profile.capacity, 65536);
+    let again = CardProfile::from_toml(&profile.to_toml().unwrap()).unwrap();
+    assert_eq!(again.capacity, 65536);
+    assert_eq!(
+        toml_error(&format!("capacity = 1024\n{MINIMAL}")),
+        "capacity: must be between 16384 and 16777216, got 1024"
+    );
+    assert_contains(
+        &toml_error(&format!("capacity = -1\n{MINIMAL}")),
+        "capacity: ",
+    );
+}

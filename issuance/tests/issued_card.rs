@@ -363,3 +363,32 @@ fn profile_errors_name_the_field_and_never_quote_a_secret() {
     assert!(err.contains("pin"), "{err}");
     assert!(!err.contains("987123"), "{err}");
 }
+
+#[test]
+fn the_profile_capacity_is_the_card_capacity() {
+    let state = tempfile::tempdir().unwrap();
+    let mut profile = two_role_profile(SlotAlgorithms::ALL_P256);
+    profile.capacity = 16 * 1024;
+    let mut rng = profile.seeded_rng().unwrap();
+    let pki = Pki::open_or_create(state.path(), &profile.environment, &mut rng).unwrap();
+    let validity = CertificateValidity::for_profile(&profile, SystemTime::now()).unwrap();
+    let applet = issue_applet(pki.sub(), &profile, validity, &mut rng, |_, _| {}).unwrap();
+    assert_eq!(applet.state().capacity(), 16 * 1024);
+    let used = applet.state().used_bytes();
+    assert!(used < 16 * 1024, "the issued card takes {used} bytes");
+    let card = card_from(&applet.save().unwrap());
+    let mut client = Client::new(card);
+    client.select_piv().unwrap();
+    let key = vscard_applet::DEFAULT_MANAGEMENT_KEY;
+    client
+        .authenticate_management_key(0x03, &key, &[0x5A; 8])
+        .unwrap()
+        .unwrap();
+    let tag = [0x5F, 0xC1, 0x0D];
+    // What is left, and one byte more (ISO 7816-4 5.1.3: 6A84).
+    let left = 16 * 1024 - used;
+    let reply = client.put_data(&tag, &vec![0x11; left + 1]).unwrap();
+    assert_eq!(reply.sw(), 0x6A84);
+    let reply = client.put_data(&tag, &vec![0x11; left]).unwrap();
+    assert_eq!(reply.sw(), 0x9000);
+}
