@@ -8,6 +8,7 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
+use crate::capacity::DEFAULT_CAPACITY;
 use crate::management::{ManagementKey, ManagementKeyError};
 use crate::pin::{PinRuleError, PinRules};
 
@@ -52,11 +53,14 @@ pub struct PivConfig {
     pub serial: u32,
     /// The version GET VERSION reports.
     pub version: [u8; 3],
+    /// Bytes of storage for data objects and keys (see
+    /// [`crate::capacity`]); past it the card answers `6A84`.
+    pub capacity: u32,
 }
 
 impl Default for PivConfig {
     /// PIN `123456`, PUK `12345678`, the default 3DES management key, the
-    /// default rules, serial 1, version 5.7.1.
+    /// default rules, serial 1, version 5.7.1, 256 KiB of storage.
     fn default() -> Self {
         PivConfig {
             pin: Zeroizing::new(DEFAULT_PIN.to_vec()),
@@ -65,6 +69,7 @@ impl Default for PivConfig {
             rules: PinRules::default(),
             serial: 1,
             version: DEFAULT_VERSION,
+            capacity: DEFAULT_CAPACITY,
         }
     }
 }
@@ -100,6 +105,12 @@ impl PivConfig {
         self
     }
 
+    /// Sets the storage capacity in bytes.
+    pub fn with_capacity(mut self, capacity: u32) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
     /// Sets the reported version.
     pub fn with_version(mut self, version: [u8; 3]) -> Self {
         self.version = version;
@@ -116,6 +127,7 @@ impl fmt::Debug for PivConfig {
             .field("rules", &self.rules)
             .field("serial", &self.serial)
             .field("version", &self.version)
+            .field("capacity", &self.capacity)
             .finish()
     }
 }

@@ -3,7 +3,9 @@
 //! Contract: GET DATA checks the access rule before looking the object
 //! up, so a PIN-protected object's presence does not leak (`6982` before
 //! `6A82`); answers are wrapped in `53` (Discovery in `7E`). PUT DATA needs
-//! the management key and commits the whole object table atomically.
+//! the management key, answers `6A84` when the card's storage would
+//! overflow ([`crate::capacity`]) and commits the whole object table
+//! atomically.
 
 use vscard_emulator::{Context, Response, Status};
 
@@ -38,7 +40,9 @@ impl PivApplet {
         value: &[u8],
     ) -> Result<Response, Status> {
         self.require_management(ctx)?;
-        if value.len() > MAX_OBJECT_LEN {
+        // ISO 7816-4 5.1.3 `6A84`: not enough memory, checked before the
+        // table changes, so a refused object leaves the card as it was.
+        if value.len() > MAX_OBJECT_LEN || !self.state.object_fits(tag, value.len()) {
             return Err(Status::NotEnoughMemory);
         }
         self.state.put_object(tag, value.to_vec());

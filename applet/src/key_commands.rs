@@ -1,9 +1,11 @@
 //! GENERATE ASYMMETRIC KEY PAIR (SP 800-73-4 Part 2 3.3.2) and the Yubico
 //! IMPORT ASYMMETRIC KEY (`FE`).
 //!
-//! Contract: both need the management key (`6982`); the new key replaces
-//! the slot's key in one atomic commit of the key table; the answer
-//! carries only the public key.
+//! Contract: both need the management key (`6982`); both answer `6A84`
+//! before changing anything when the key would overflow the card's
+//! storage ([`crate::capacity`]); the new key replaces the slot's key in
+//! one atomic commit of the key table; the answer carries only the public
+//! key.
 
 use vscard_emulator::{Context, Response, Status};
 
@@ -24,6 +26,10 @@ impl PivApplet {
         pin_policy: Option<PinPolicy>,
     ) -> Result<Response, Status> {
         self.require_management(ctx)?;
+        // Checked before generating: an RSA key takes a second to make.
+        if !self.state.key_fits(slot, algorithm) {
+            return Err(Status::NotEnoughMemory);
+        }
         let key = PrivateKey::generate(algorithm, ctx.rng()).map_err(|_| Status::IncorrectData)?;
         let policy = pin_policy.unwrap_or(slot.default_pin_policy());
         let public = key.public_key();
@@ -53,6 +59,11 @@ impl PivApplet {
             ImportMaterial::Ec(scalar) => PrivateKey::from_ec_scalar(algorithm, scalar),
         }
         .map_err(|_| Status::IncorrectData)?;
+        // After parsing (malformed material is `6A80` whatever the space),
+        // before the key table changes.
+        if !self.state.key_fits(slot, key.algorithm()) {
+            return Err(Status::NotEnoughMemory);
+        }
         let policy = pin_policy.unwrap_or(slot.default_pin_policy());
         let stored =
             StoredKey::new(key, policy, Origin::Imported).map_err(|_| Status::IncorrectData)?;

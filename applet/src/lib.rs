@@ -45,6 +45,7 @@
 mod applet;
 mod atr;
 mod authenticate;
+pub mod capacity;
 pub mod command;
 pub mod config;
 mod data_commands;
@@ -63,6 +64,7 @@ mod yubico;
 
 pub use applet::{APPLICATION_LABEL, PIV_AID, PivApplet};
 pub use atr::{PIV_AID_SHORT, piv_atr};
+pub use capacity::DEFAULT_CAPACITY;
 pub use config::{ConfigError, DEFAULT_PIN, DEFAULT_PUK, PivConfig};
 pub use data_commands::MAX_OBJECT_LEN;
 pub use keys::{KeyError, PrivateKey, PublicKey};

@@ -8,7 +8,7 @@
 //!
 //! | part | content |
 //! |---|---|
-//! | `config` | format version, serial, version, PIN rules |
+//! | `config` | format version, serial, version, PIN rules, capacity (if not the default) |
 //! | `pin`, `puk` | [`OwnerPin`]: padded value (hex), try limit, tries left |
 //! | `management` | management key algorithm and value (hex) |
 //! | `keys` | slot (`"9A"`) -> algorithm, PIN policy, origin, PKCS#8 (hex) |
@@ -64,6 +64,14 @@ pub struct CardSettings {
     pub version: [u8; 3],
     /// PIN and PUK rules.
     pub rules: PinRules,
+    /// Storage for objects and keys in bytes ([`crate::capacity`]). Absent
+    /// in images written before it existed, and not written when it is the
+    /// default: those images keep loading, byte for byte unchanged.
+    #[serde(
+        default = "crate::capacity::default_capacity",
+        skip_serializing_if = "crate::capacity::is_default_capacity"
+    )]
+    pub capacity: u32,
 }
 
 /// Everything the PIV application keeps across power cuts.
@@ -91,6 +99,7 @@ impl PivState {
             serial: config.serial,
             version: config.version,
             rules,
+            capacity: config.capacity,
         };
         Ok(PivState {
             settings,

@@ -41,7 +41,7 @@ impl Issuer {
             .ok_or_else(|| issuance("the profile has no seed"))?;
         let validity =
             CertificateValidity::for_profile(&profile, SystemTime::now()).map_err(issuance)?;
-        issue_applet(&self.pki, &profile, validity, &mut rng, |_, _| {}).map_err(issuance)
+        issue_applet(self.pki.sub(), &profile, validity, &mut rng, |_, _| {}).map_err(issuance)
     }
 }
 

@@ -7,9 +7,10 @@ use std::time::SystemTime;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use vscard_applet::{Algorithm, Slot};
 use vscard_issuance::cards::{CardFileError, read_profile};
 use vscard_issuance::{
-    CardProfile, CertificateValidity, Environment, KeyAlgorithm, RoleProfile, SecretString, Slot,
+    CardProfile, CertificateValidity, Environment, RoleProfile, SecretString, algorithm_name,
 };
 use zeroize::Zeroizing;
 
@@ -110,11 +111,14 @@ pub fn parse_time(option: &'static str, text: &str) -> Result<SystemTime, CardFi
 /// A key-generation progress reporter for [`issue_card_file`]: one line
 /// per key on stderr when stderr is a terminal (RSA keys take seconds),
 /// silent otherwise.
-pub fn terminal_progress() -> impl FnMut(Slot, KeyAlgorithm) {
+pub fn terminal_progress() -> impl FnMut(Slot, Algorithm) {
     let show = std::io::stderr().is_terminal();
     move |slot, algorithm| {
         if show {
-            eprintln!("generating the {algorithm} key for slot {slot}...");
+            eprintln!(
+                "generating the {} key for slot {slot}...",
+                algorithm_name(algorithm)
+            );
         }
     }
 }

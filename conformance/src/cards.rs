@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use vscard_applet::{PivApplet, piv_atr};
-use vscard_emulator::{Applet, AppletState, Card, CardError, CardRng};
+use vscard_emulator::{Applet, AppletState, Card, CardError, CardRng, StateError};
 use vscard_issuance::{
     CardProfile, CertificateValidity, IssuanceError, Pki, PkiError, RoleProfile, SecretString,
     issue_applet,
@@ -53,6 +53,25 @@ pub enum IssueError {
     Issuance(#[from] IssuanceError),
 }
 
+/// Why one of the suite's own test cards (journey, golden) could not be
+/// made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TestCardError {
+    /// No temporary directory for the card's PKI.
+    #[error("no temporary state directory: {0}")]
+    StateDir(#[source] std::io::Error),
+    /// Issuing the card failed.
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+    /// The issued applet's state did not save.
+    #[error("the issued card's state does not save: {0}")]
+    Save(#[source] StateError),
+    /// The card could not be built around the state.
+    #[error(transparent)]
+    Card(#[from] CardError),
+}
+
 /// Issues `profile` with the PKI in `state_dir`, valid from `not_before`.
 pub fn issue(
     profile: &CardProfile,
@@ -65,22 +84,30 @@ pub fn issue(
     };
     let pki = Pki::open_or_create(state_dir, &profile.environment, &mut rng)?;
     let validity = CertificateValidity::for_profile(profile, not_before)?;
-    Ok(issue_applet(&pki, profile, validity, &mut rng, |_, _| {})?)
+    Ok(issue_applet(
+        pki.sub(),
+        profile,
+        validity,
+        &mut rng,
+        |_, _| {},
+    )?)
 }
 
 /// The journey card's applet state, issued once per process (RSA keys take
-/// a while) in a temporary state directory.
-pub fn journey_state() -> Result<&'static AppletState, String> {
-    static STATE: OnceLock<Result<AppletState, String>> = OnceLock::new();
+/// a while) in a temporary state directory; a failure is kept too, so
+/// every caller sees the same one.
+pub fn journey_state() -> Result<&'static AppletState, &'static TestCardError> {
+    static STATE: OnceLock<Result<AppletState, TestCardError>> = OnceLock::new();
     STATE
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-            let applet = issue(&journey_profile(), dir.path(), SystemTime::now())
-                .map_err(|e| e.to_string())?;
-            applet.save().map_err(|e| e.to_string())
-        })
+        .get_or_init(|| issued_state(SystemTime::now()))
         .as_ref()
-        .map_err(Clone::clone)
+}
+
+/// The journey card issued from `not_before` in a temporary PKI, saved.
+fn issued_state(not_before: SystemTime) -> Result<AppletState, TestCardError> {
+    let dir = tempfile::tempdir().map_err(TestCardError::StateDir)?;
+    let applet = issue(&journey_profile(), dir.path(), not_before)?;
+    applet.save().map_err(TestCardError::Save)
 }
 
 /// A fresh card (new memory store) holding `state`, powered off.
@@ -108,14 +135,11 @@ const GOLDEN_EPOCH: u64 = 1_767_225_600;
 /// The journey card as issued on 2026-01-01 00:00:00 UTC: byte for byte the
 /// same on every run (seeded keys and serials, deterministic signatures),
 /// for golden transcripts.
-pub fn golden_state() -> Result<AppletState, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let not_before = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(GOLDEN_EPOCH);
-    let applet = issue(&journey_profile(), dir.path(), not_before).map_err(|e| e.to_string())?;
-    applet.save().map_err(|e| e.to_string())
+pub fn golden_state() -> Result<AppletState, TestCardError> {
+    issued_state(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(GOLDEN_EPOCH))
 }
 
 /// The golden card with its fixed random generator.
-pub fn golden_card() -> Result<Card, String> {
-    card_with_rng(&golden_state()?, CardRng::from_u64(0x601D)).map_err(|e| e.to_string())
+pub fn golden_card() -> Result<Card, TestCardError> {
+    Ok(card_with_rng(&golden_state()?, CardRng::from_u64(0x601D))?)
 }

@@ -70,7 +70,7 @@ fn issue_use_lock_unlock_and_renew() {
     let pki = Pki::open(state_dir.path(), &profile.environment).unwrap();
     let validity = CertificateValidity::years_from(SystemTime::now() + YEAR, 2).unwrap();
     let mut rng = vscard_emulator::CardRng::from_u64(3);
-    renew_applet(&mut applet, &pki, validity, false, &mut rng).unwrap();
+    renew_applet(&mut applet, pki.sub(), validity, false, &mut rng).unwrap();
     assert_eq!(summarize(applet.state()).unwrap().pin.tries_left, 2);
 
     let mut renewed = InProcess::new(card_with(&applet.save().unwrap()).unwrap());

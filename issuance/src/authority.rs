@@ -18,9 +18,8 @@ use x509_cert::Certificate;
 use x509_cert::builder::{Builder, CertificateBuilder};
 use x509_cert::serial_number::SerialNumber;
 
-use super::error::IssuanceError;
+use super::error::{IssuanceError, KeyEncodingError};
 use super::extensions::{CertificateKind, IssuanceProfile};
-use super::keys::KeyAlgorithm;
 use super::names;
 use super::profile::Environment;
 use super::validity::CertificateValidity;
@@ -170,10 +169,10 @@ pub fn random_serial<R: CryptoRng + ?Sized>(rng: &mut R) -> Result<SerialNumber,
 }
 
 fn public_key_info(signing_key: &SigningKey) -> Result<SubjectPublicKeyInfoOwned, IssuanceError> {
-    SubjectPublicKeyInfoOwned::from_key(signing_key.verifying_key()).map_err(|error| {
+    SubjectPublicKeyInfoOwned::from_key(signing_key.verifying_key()).map_err(|source| {
         IssuanceError::KeyEncoding {
-            algorithm: KeyAlgorithm::P256,
-            reason: error.to_string(),
+            algorithm: vscard_applet::Algorithm::EccP256,
+            source: KeyEncodingError::PublicKey(source),
         }
     })
 }

@@ -32,16 +32,17 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use x509_cert::Certificate;
 
+use super::applet_format;
+use super::authority::CertificateAuthority;
 use super::card_certificate::{certify, issue_card};
 use super::error::{CardError, IssuanceError};
-use super::keys::{KeyAlgorithm, Slot, generate_key};
-use super::pki_store::Pki;
+use super::keys::{CARD_SLOTS, algorithm_of_public_key, generate_key};
 use super::profile::{CardProfile, Environment, RoleProfile};
 use super::summary::CertificateSummary;
 use super::validity::CertificateValidity;
 use vscard_applet::objects::{self, DataObjectTag, PrintedInformation};
 use vscard_applet::tlv::{Reader, Writer};
-use vscard_applet::{PinRules, PivApplet, PivConfig, PivState};
+use vscard_applet::{Algorithm, PivApplet, PivConfig, PivState, Slot};
 
 /// The role profiles object (vscard-specific, in the range Yubico and
 /// others use for vendor objects; PIN-protected like Printed Information).
@@ -72,8 +73,10 @@ pub struct CardSummary {
 pub struct SlotSummary {
     /// `9A`, `9C`, `9D`, `9E`.
     pub slot: String,
-    /// The key's algorithm, if a key is present.
-    pub algorithm: Option<KeyAlgorithm>,
+    /// The key's algorithm, if a key is present (`rsa2048`, `p256`,
+    /// `p384` in JSON).
+    #[serde(serialize_with = "applet_format::optional_slot_algorithm")]
+    pub algorithm: Option<Algorithm>,
     /// The certificate, if present.
     pub certificate: Option<CertificateSummary>,
 }
@@ -87,23 +90,10 @@ pub struct CounterSummary {
     pub blocked: bool,
 }
 
-fn piv_slot(slot: Slot) -> Result<vscard_applet::Slot, IssuanceError> {
-    vscard_applet::Slot::new(slot.key_reference())
-        .ok_or(IssuanceError::Card(CardError::NotAKeySlot { slot }))
-}
-
 /// The PIV personalisation for `profile`: PIN, unlock code (PUK), PIN
 /// rules from the profile's policy, and the last 9 digits of the user ID as
 /// the serial GET SERIAL reports.
 pub fn piv_config(profile: &CardProfile) -> Result<PivConfig, IssuanceError> {
-    let policy = &profile.pin_policy;
-    let rules = PinRules {
-        min_length: policy.min_length,
-        max_length: policy.max_length,
-        digits_only: true,
-        pin_tries: policy.pin_tries,
-        puk_tries: policy.puk_tries,
-    };
     let serial = profile
         .uuid
         .get(3..)
@@ -112,27 +102,29 @@ pub fn piv_config(profile: &CardProfile) -> Result<PivConfig, IssuanceError> {
     Ok(PivConfig::default()
         .with_pin(profile.pin.expose().as_bytes())
         .with_puk(profile.unlock_code.expose().as_bytes())
-        .with_rules(rules)
+        .with_rules(profile.pin_policy)
+        .with_capacity(profile.capacity)
         .with_serial(serial))
 }
 
 /// Issues a whole card: keys for 9A, 9C, 9D and 9E (the profile's
-/// algorithms) certified by `pki`'s Sub CA for `validity`, and the identity
-/// objects. `progress` is called before each key generation.
+/// algorithms) certified by `sub_ca` (the environment's Sub CA) for
+/// `validity`, and the identity objects. `progress` is called before each
+/// key generation.
 pub fn issue_applet<R: CryptoRng + ?Sized>(
-    pki: &Pki,
+    sub_ca: &CertificateAuthority,
     profile: &CardProfile,
     validity: CertificateValidity,
     rng: &mut R,
-    progress: impl FnMut(Slot, KeyAlgorithm),
+    progress: impl FnMut(Slot, Algorithm),
 ) -> Result<PivApplet, IssuanceError> {
     profile.validate()?;
     let mut applet = PivApplet::new(piv_config(profile)?).map_err(CardError::Config)?;
-    let issued = issue_card(pki.sub(), profile, validity, rng, progress)?;
+    let issued = issue_card(sub_ca, profile, validity, rng, progress)?;
     let mut guid_seed = Sha256::new();
     guid_seed.update(profile.environment.name().as_bytes());
     for slot in &issued {
-        let target = piv_slot(slot.slot)?;
+        let target = slot.slot;
         applet
             .state_mut()
             .install_key_with_public(
@@ -157,6 +149,12 @@ pub fn issue_applet<R: CryptoRng + ?Sized>(
     }
     let guid = guid(&profile.uuid, &guid_seed.finalize())?;
     write_identity(&mut applet, profile, &guid, validity.not_after())?;
+    // Personalisation bypasses PUT DATA's capacity check: a card that
+    // starts over its capacity would refuse every later PUT DATA.
+    let (used, capacity) = (applet.state().used_bytes(), applet.state().capacity());
+    if used > capacity {
+        return Err(CardError::OverCapacity { used, capacity }.into());
+    }
     Ok(applet)
 }
 
@@ -296,8 +294,7 @@ pub fn decode_roles(value: &[u8]) -> Result<Vec<RoleProfile>, IssuanceError> {
 
 /// The certificate in `slot`, if the card holds one.
 pub fn certificate(state: &PivState, slot: Slot) -> Result<Option<Certificate>, IssuanceError> {
-    let tag = DataObjectTag::new(piv_slot(slot)?.certificate_tag())
-        .ok_or(CardError::NotAKeySlot { slot })?;
+    let tag = DataObjectTag::new(slot.certificate_tag()).ok_or(CardError::NotAKeySlot { slot })?;
     let Some(container) = state.object(tag) else {
         return Ok(None);
     };
@@ -309,8 +306,8 @@ pub fn certificate(state: &PivState, slot: Slot) -> Result<Option<Certificate>, 
 
 /// The environment of a card: the `OU` of its 9A certificate's subject.
 pub fn environment_of(state: &PivState) -> Result<Environment, IssuanceError> {
-    let cert = certificate(state, Slot::PivAuthentication)?
-        .ok_or(CardError::NoAuthenticationCertificate)?;
+    let cert =
+        certificate(state, Slot::AUTHENTICATION)?.ok_or(CardError::NoAuthenticationCertificate)?;
     let ou = attribute(&cert, "2.5.4.11").ok_or(CardError::NoOrganizationalUnit)?;
     Environment::parse(&ou).map_err(IssuanceError::from)
 }
@@ -334,31 +331,30 @@ fn attribute(certificate: &Certificate, oid: &str) -> Option<String> {
 }
 
 /// Re-certifies every slot that has a certificate for `validity`, with the
-/// same subject; with `new_keys`, each slot first gets a new key of the
-/// same algorithm. PIN and unlock-code counters are untouched.
+/// same subject, by `sub_ca` (the environment's Sub CA); with `new_keys`,
+/// each slot first gets a new key of the same algorithm. PIN and unlock-code counters are untouched.
 pub fn renew_applet<R: CryptoRng + ?Sized>(
     applet: &mut PivApplet,
-    pki: &Pki,
+    sub_ca: &CertificateAuthority,
     validity: CertificateValidity,
     new_keys: bool,
     rng: &mut R,
 ) -> Result<(), IssuanceError> {
-    for slot in Slot::ALL {
+    for slot in CARD_SLOTS {
         let Some(previous) = certificate(applet.state(), slot)? else {
             continue;
         };
-        let target = piv_slot(slot)?;
         let public_key = if new_keys {
             let algorithm =
-                KeyAlgorithm::of_public_key(previous.tbs_certificate().subject_public_key_info())?;
+                algorithm_of_public_key(previous.tbs_certificate().subject_public_key_info())?;
             let key = generate_key(algorithm, rng)?;
             applet
                 .state_mut()
                 .install_key_with_public(
-                    target,
+                    slot,
                     key.private_key.clone(),
                     key.public.clone(),
-                    target.default_pin_policy(),
+                    slot.default_pin_policy(),
                 )
                 .map_err(|source| CardError::KeyInstall { slot, source })?;
             key.public_key
@@ -366,11 +362,11 @@ pub fn renew_applet<R: CryptoRng + ?Sized>(
             previous.tbs_certificate().subject_public_key_info().clone()
         };
         let subject = previous.tbs_certificate().subject().clone();
-        let renewed = certify(pki.sub(), &public_key, subject, slot, validity, rng)?;
+        let renewed = certify(sub_ca, &public_key, subject, slot, validity, rng)?;
         let der = renewed
             .to_der()
             .map_err(|source| CardError::CertificateEncoding { slot, source })?;
-        applet.put_certificate(target, &der);
+        applet.put_certificate(slot, &der);
     }
     refresh_expiry(applet, validity.not_after())
 }
@@ -424,11 +420,11 @@ pub fn summarize(state: &PivState) -> Result<CardSummary, IssuanceError> {
         .map(|e| e.name().to_owned())
         .unwrap_or_default();
     let mut slots = Vec::new();
-    for slot in Slot::ALL {
-        let key = state.public_key(piv_slot(slot)?);
+    for slot in CARD_SLOTS {
+        let key = state.public_key(slot);
         slots.push(SlotSummary {
-            slot: format!("{:02X}", slot.key_reference()),
-            algorithm: key.and_then(|k| KeyAlgorithm::from_piv_algorithm_id(k.algorithm().byte())),
+            slot: slot.to_string(),
+            algorithm: key.map(|k| k.algorithm()),
             certificate: certificate(state, slot)?
                 .as_ref()
                 .map(CertificateSummary::of),
@@ -476,7 +472,7 @@ impl std::fmt::Display for CardSummary {
         for slot in &self.slots {
             let algorithm = slot
                 .algorithm
-                .map_or_else(|| "empty".to_owned(), |a| a.to_string());
+                .map_or("empty", applet_format::algorithm_name);
             match &slot.certificate {
                 Some(c) => writeln!(
                     f,

@@ -11,12 +11,13 @@ use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::Certificate;
 
 use super::authority::{CertificateAuthority, random_serial};
-use super::error::IssuanceError;
+use super::error::{CardError, IssuanceError};
 use super::extensions::{CertificateKind, IssuanceProfile};
-use super::keys::{GeneratedKey, KeyAlgorithm, Slot, generate_key};
+use super::keys::{CARD_SLOTS, GeneratedKey, algorithm_of_public_key, generate_key};
 use super::names;
 use super::profile::CardProfile;
 use super::validity::CertificateValidity;
+use vscard_applet::{Algorithm, Slot};
 
 /// Issues the certificate of `slot` for `subject_public_key` (an RSA-2048,
 /// P-256 or P-384 key of the algorithm the profile gives that slot).
@@ -32,8 +33,11 @@ pub fn issue_card_certificate<R: CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<Certificate, IssuanceError> {
     profile.validate()?;
-    let found = KeyAlgorithm::of_public_key(subject_public_key)?;
-    let expected = profile.slots.algorithm(slot);
+    let found = algorithm_of_public_key(subject_public_key)?;
+    let expected = profile
+        .slots
+        .algorithm(slot)
+        .ok_or(CardError::NotAKeySlot { slot })?;
     if found != expected {
         return Err(IssuanceError::KeyAlgorithmMismatch {
             slot,
@@ -55,7 +59,7 @@ pub(crate) fn certify<R: CryptoRng + ?Sized>(
     validity: CertificateValidity,
     rng: &mut R,
 ) -> Result<Certificate, IssuanceError> {
-    let algorithm = KeyAlgorithm::of_public_key(subject_public_key)?;
+    let algorithm = algorithm_of_public_key(subject_public_key)?;
     let issuance = IssuanceProfile {
         kind: CertificateKind::Card(slot, algorithm),
         subject,
@@ -91,12 +95,15 @@ pub fn issue_card<R: CryptoRng + ?Sized>(
     profile: &CardProfile,
     validity: CertificateValidity,
     rng: &mut R,
-    mut before_key: impl FnMut(Slot, KeyAlgorithm),
+    mut before_key: impl FnMut(Slot, Algorithm),
 ) -> Result<Vec<IssuedSlot>, IssuanceError> {
     profile.validate()?;
-    let mut issued = Vec::with_capacity(Slot::ALL.len());
-    for slot in Slot::ALL {
-        let algorithm = profile.slots.algorithm(slot);
+    let mut issued = Vec::with_capacity(CARD_SLOTS.len());
+    for slot in CARD_SLOTS {
+        let algorithm = profile
+            .slots
+            .algorithm(slot)
+            .ok_or(CardError::NotAKeySlot { slot })?;
         before_key(slot, algorithm);
         let key = generate_key(algorithm, rng)?;
         let certificate =

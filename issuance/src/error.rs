@@ -6,7 +6,10 @@ use std::fmt;
 
 use thiserror::Error;
 
-use super::keys::{KeyAlgorithm, Slot};
+use der::asn1::ObjectIdentifier;
+use vscard_applet::{Algorithm, Slot};
+
+use super::applet_format::algorithm_name;
 
 /// The text format a profile was read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,6 +213,14 @@ pub enum CardError {
     /// The card has no CHUID with a GUID.
     #[error("the card has no CHUID GUID")]
     NoGuid,
+    /// What issuance writes does not fit the profile's card capacity.
+    #[error("capacity: the issued card needs {used} bytes but holds {capacity}")]
+    OverCapacity {
+        /// Bytes the issued objects and keys take.
+        used: usize,
+        /// The card's capacity in bytes.
+        capacity: usize,
+    },
     /// The card expiry cannot be written as a civil date.
     #[error("card expiry out of range: {0}")]
     ExpiryOutOfRange(#[source] der::Error),
@@ -242,45 +253,51 @@ pub enum IssuanceError {
     #[error("card: {0}")]
     Card(#[from] CardError),
     /// The key generator failed.
-    #[error("{algorithm} key generation failed: {reason}")]
+    #[error("{} key generation failed: {source}", algorithm_name(*.algorithm))]
     KeyGeneration {
         /// Algorithm being generated.
-        algorithm: KeyAlgorithm,
+        algorithm: Algorithm,
         /// What the generator reported.
-        reason: String,
+        #[source]
+        source: vscard_applet::KeyError,
     },
     /// A key could not be encoded or decoded.
-    #[error("{algorithm} key encoding failed: {reason}")]
+    #[error("{} key encoding failed: {source}", algorithm_name(*.algorithm))]
     KeyEncoding {
         /// Algorithm of the key.
-        algorithm: KeyAlgorithm,
+        algorithm: Algorithm,
         /// What the encoder reported.
-        reason: String,
+        #[source]
+        source: KeyEncodingError,
     },
     /// A subject public key of an algorithm the test PKI does not certify.
     #[error("unsupported subject public key: {0}")]
-    UnsupportedPublicKey(String),
+    UnsupportedPublicKey(#[from] UnsupportedKey),
     /// The public key does not have the algorithm the profile gives its slot.
-    #[error("slot {slot}: the profile asks for {expected} but the public key is {found}")]
+    #[error(
+        "slot {slot}: the profile asks for {} but the public key is {}",
+        algorithm_name(*.expected),
+        algorithm_name(*.found)
+    )]
     KeyAlgorithmMismatch {
         /// Slot being certified.
         slot: Slot,
         /// Algorithm from the profile.
-        expected: KeyAlgorithm,
+        expected: Algorithm,
         /// Algorithm of the key presented.
-        found: KeyAlgorithm,
+        found: Algorithm,
     },
     /// A validity window that ends before it starts.
     #[error("validity: not_after ({not_after}) must be later than not_before ({not_before})")]
     EmptyValidity {
         /// Start of the window.
-        not_before: String,
+        not_before: der::DateTime,
         /// End of the window.
-        not_after: String,
+        not_after: der::DateTime,
     },
     /// A time that X.509 cannot carry (before 1970 or after 9999).
     #[error("time out of range for a certificate: {0}")]
-    TimeOutOfRange(der::Error),
+    TimeOutOfRange(#[source] der::Error),
     /// DER encoding or decoding failed.
     #[error("DER encoding failed: {0}")]
     Der(#[from] der::Error),
@@ -290,4 +307,49 @@ pub enum IssuanceError {
     /// A CA private key that does not belong to its certificate.
     #[error("the {0} private key does not match its certificate")]
     KeyDoesNotMatchCertificate(&'static str),
+}
+
+/// Why a key did not encode or decode.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum KeyEncodingError {
+    /// The public key did not encode as a `SubjectPublicKeyInfo`.
+    #[error(transparent)]
+    PublicKey(#[from] spki::Error),
+    /// A CA key did not encode as PKCS #8.
+    #[error(transparent)]
+    PrivateKey(#[from] pkcs8::Error),
+    /// The applet refused to encode or decode a slot key's PKCS #8.
+    #[error(transparent)]
+    Card(#[from] vscard_applet::KeyError),
+}
+
+/// A subject public key the card cannot hold.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum UnsupportedKey {
+    /// An RSA key whose `RSAPublicKey` does not decode.
+    #[error("RSA key does not decode: {0}")]
+    Rsa(#[source] spki::Error),
+    /// An RSA key of a size the card does not hold.
+    #[error("RSA-{bits} (only RSA-2048 is supported)")]
+    RsaSize {
+        /// Modulus size in bits.
+        bits: usize,
+    },
+    /// A key algorithm that is neither RSA nor elliptic-curve.
+    #[error("algorithm {oid}")]
+    Algorithm {
+        /// The key's algorithm identifier.
+        oid: ObjectIdentifier,
+    },
+    /// An elliptic curve other than P-256 and P-384.
+    #[error("elliptic curve {oid}")]
+    Curve {
+        /// The curve's identifier.
+        oid: ObjectIdentifier,
+    },
+    /// An elliptic-curve key whose parameters name no curve.
+    #[error("elliptic-curve key without a named curve")]
+    NoNamedCurve,
 }

@@ -23,7 +23,7 @@ use x509_cert::ext::pkix::{
 use x509_cert::ext::{Extension, ToExtension};
 use x509_cert::name::Name;
 
-use super::keys::{KeyAlgorithm, Slot};
+use vscard_applet::{Algorithm, Slot};
 
 /// `id-kp-clientAuth` (RFC 5280 4.2.1.12).
 pub const CLIENT_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
@@ -45,34 +45,35 @@ pub enum CertificateKind {
     /// An intermediate CA that issues end-entity certificates only.
     SubCa,
     /// A card holder's certificate for one slot and key algorithm.
-    Card(Slot, KeyAlgorithm),
+    Card(Slot, Algorithm),
 }
 
 /// Key usage bits for a card slot. RSA keys in 9A also get
 /// keyEncipherment (TLS RSA key exchange and Windows logon expect it); the
-/// 9D key encrypts with RSA and agrees keys with EC.
-pub fn card_key_usage(slot: Slot, algorithm: KeyAlgorithm) -> KeyUsage {
-    let usages = match (slot, algorithm.is_elliptic_curve()) {
-        (Slot::PivAuthentication, false) => {
-            KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment
-        }
-        (Slot::PivAuthentication, true) | (Slot::CardAuthentication, _) => {
+/// 9D key encrypts with RSA and agrees keys with EC, and so do the retired
+/// key-management keys (82-95, SP 800-73-4 Part 1 3.3.3) it becomes.
+pub fn card_key_usage(slot: Slot, algorithm: Algorithm) -> KeyUsage {
+    let is_elliptic_curve = !matches!(algorithm, Algorithm::Rsa2048);
+    let usages = match (slot, is_elliptic_curve) {
+        (Slot::AUTHENTICATION, false) => KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment,
+        (Slot::AUTHENTICATION, true) | (Slot::CARD_AUTHENTICATION, _) => {
             KeyUsages::DigitalSignature.into()
         }
-        (Slot::DigitalSignature, _) => KeyUsages::DigitalSignature | KeyUsages::NonRepudiation,
-        (Slot::KeyManagement, false) => KeyUsages::KeyEncipherment.into(),
-        (Slot::KeyManagement, true) => KeyUsages::KeyAgreement.into(),
+        (Slot::SIGNATURE, _) => KeyUsages::DigitalSignature | KeyUsages::NonRepudiation,
+        (_, false) => KeyUsages::KeyEncipherment.into(),
+        (_, true) => KeyUsages::KeyAgreement.into(),
     };
     KeyUsage(usages)
 }
 
-/// Extended key usages for a card slot.
+/// Extended key usages for a card slot (retired key-management keys as
+/// 9D).
 pub fn card_extended_key_usage(slot: Slot) -> ExtendedKeyUsage {
     ExtendedKeyUsage(match slot {
-        Slot::PivAuthentication => vec![CLIENT_AUTH, SMARTCARD_LOGON],
-        Slot::DigitalSignature => vec![EMAIL_PROTECTION, DOCUMENT_SIGNING],
-        Slot::KeyManagement => vec![EMAIL_PROTECTION],
-        Slot::CardAuthentication => vec![CLIENT_AUTH, PIV_CARD_AUTH],
+        Slot::AUTHENTICATION => vec![CLIENT_AUTH, SMARTCARD_LOGON],
+        Slot::SIGNATURE => vec![EMAIL_PROTECTION, DOCUMENT_SIGNING],
+        Slot::CARD_AUTHENTICATION => vec![CLIENT_AUTH, PIV_CARD_AUTH],
+        _ => vec![EMAIL_PROTECTION],
     })
 }
 

@@ -3,7 +3,7 @@
 //!
 //! The card side ([`vscard_applet`]) knows nothing of profiles, files or
 //! certificate builders; this crate personalises its [`PivApplet`](vscard_applet::PivApplet)
-//! with the applet's own [`Slot`], [`Algorithm`](vscard_applet::Algorithm)
+//! with the applet's own [`Slot`](vscard_applet::Slot), [`Algorithm`](vscard_applet::Algorithm)
 //! and PIN rules.
 //!
 //! A Registration Authority records a healthcare worker's [`CardProfile`]
@@ -19,15 +19,17 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::SystemTime;
 //! use vscard_issuance::{
-//!     CardProfile, CertificateValidity, Pki, Slot, default_state_dir, generate_key,
+//!     CardProfile, CertificateValidity, Pki, default_state_dir, generate_key,
 //!     issue_card_certificate,
 //! };
+//! use vscard_applet::{Algorithm, Slot};
 //!
 //! let profile = CardProfile::demo();
 //! let mut rng = vscard_emulator::CardRng::from_os()?;
 //! let pki = Pki::open_or_create(&default_state_dir()?, &profile.environment, &mut rng)?;
-//! let slot = Slot::CardAuthentication;
-//! let key = generate_key(profile.slots.algorithm(slot), &mut rng)?;
+//! let slot = Slot::CARD_AUTHENTICATION;
+//! let algorithm = profile.slots.algorithm(slot).unwrap_or(Algorithm::EccP256);
+//! let key = generate_key(algorithm, &mut rng)?;
 //! let validity = CertificateValidity::for_profile(&profile, SystemTime::now())?;
 //! let certificate =
 //!     issue_card_certificate(pki.sub(), &key.public_key, &profile, slot, validity, &mut rng)?;
@@ -39,6 +41,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod applet_format;
 mod authority;
 mod card;
 mod card_certificate;
@@ -55,6 +58,7 @@ mod summary;
 mod validation;
 mod validity;
 
+pub use applet_format::algorithm_name;
 pub use authority::{
     Authorities, CertificateAuthority, ROOT_CA_YEARS, SERIAL_BYTES, SUB_CA_YEARS,
     create_authorities, create_root_ca, create_sub_ca, random_serial,
@@ -65,16 +69,22 @@ pub use card::{
 };
 pub use card_certificate::{IssuedSlot, issue_card, issue_card_certificate, renew_certificate};
 pub use chain::{ChainError, ECDSA_WITH_SHA256, verify_chain, verify_issued_by, verify_valid_at};
-pub use error::{CardError, IssuanceError, ProfileError, ProfileFormat, ProfileRule};
+pub use error::{
+    CardError, IssuanceError, KeyEncodingError, ProfileError, ProfileFormat, ProfileRule,
+    UnsupportedKey,
+};
 pub use extensions::{
     CLIENT_AUTH, DOCUMENT_SIGNING, EMAIL_PROTECTION, PIV_CARD_AUTH, SMARTCARD_LOGON,
     card_extended_key_usage, card_key_usage,
 };
-pub use keys::{GeneratedKey, IssuanceKey, KeyAlgorithm, PrivateKey, Slot, generate_key};
+pub use keys::{
+    CARD_SLOTS, GeneratedKey, algorithm_of_public_key, generate_key, private_key_from_pkcs8,
+    private_key_to_pkcs8, public_key_info, public_key_info_of,
+};
 pub use names::{card_subject, root_ca_name, sub_ca_name};
 pub use pki_store::{Pki, PkiError, default_state_dir, state_dir_from};
-pub use profile::{CardProfile, Environment, PinPolicy, RoleProfile, SlotAlgorithms};
+pub use profile::{CardProfile, Environment, RoleProfile, SlotAlgorithms};
 pub use secret::SecretString;
 pub use summary::CertificateSummary;
-pub use validation::{UNLOCK_CODE_DIGITS, UUID_DIGITS};
+pub use validation::{CAPACITY_LIMITS, UNLOCK_CODE_DIGITS, UUID_DIGITS};
 pub use validity::{CertificateValidity, add_years};

@@ -32,8 +32,7 @@ use thiserror::Error;
 use x509_cert::Certificate;
 
 use super::authority::{Authorities, CertificateAuthority, create_authorities};
-use super::error::IssuanceError;
-use super::keys::KeyAlgorithm;
+use super::error::{IssuanceError, KeyEncodingError};
 use super::profile::Environment;
 
 /// File name of the Root CA key.
@@ -242,10 +241,10 @@ fn certificate_pem(certificate: &Certificate) -> Result<String, PkiError> {
 }
 
 fn key_pem(key: &SigningKey) -> Result<zeroize::Zeroizing<String>, PkiError> {
-    key.to_pkcs8_pem(LineEnding::LF).map_err(|error| {
+    key.to_pkcs8_pem(LineEnding::LF).map_err(|source| {
         PkiError::Issuance(IssuanceError::KeyEncoding {
-            algorithm: KeyAlgorithm::P256,
-            reason: error.to_string(),
+            algorithm: vscard_applet::Algorithm::EccP256,
+            source: KeyEncodingError::PrivateKey(source),
         })
     })
 }

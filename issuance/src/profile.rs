@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use vscard_emulator::CardRng;
 
+use super::applet_format;
 use super::error::{ProfileError, ProfileFormat, ProfileRule};
-use super::keys::{KeyAlgorithm, Slot};
 use super::secret::SecretString;
+use vscard_applet::{Algorithm, PinRules, Slot};
 
 /// Everything needed to issue one card.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -22,7 +23,7 @@ pub struct CardProfile {
     pub name: String,
     /// The 12-digit unique user ID printed on the card (e.g. `000123456789`).
     pub uuid: String,
-    /// The PIN (digits; length bounded by [`PinPolicy`], 6 to 8 by default).
+    /// The PIN (digits; length bounded by `pin_policy`, 6 to 8 by default).
     pub pin: SecretString,
     /// The unlock code the RA sends to the holder: the PIV PUK (6 to 8 digits).
     pub unlock_code: SecretString,
@@ -38,9 +39,21 @@ pub struct CardProfile {
     /// certificates are renewed every two years).
     #[serde(default = "default_validity_years")]
     pub certificate_validity_years: u32,
-    /// PIN and unlock-code policy.
-    #[serde(default)]
-    pub pin_policy: PinPolicy,
+    /// PIN and unlock-code policy, written in profiles as the table
+    /// `min_length`, `max_length` (defaults 6 and 8; 4 to 8), `pin_tries`
+    /// and `puk_tries` (defaults 3; 1 to 15). `digits_only` is not in the
+    /// format: a profile's PIN and unlock code are always digits.
+    #[serde(default, with = "applet_format::pin_policy")]
+    pub pin_policy: PinRules,
+    /// Bytes of card storage for data objects and keys (default 262144,
+    /// 256 KiB, about a real PIV card's; 16384 to 16777216). Past it PUT
+    /// DATA, key generation and key import answer `6A84`. Not written by
+    /// [`CardProfile::to_toml`] when it is the default.
+    #[serde(
+        default = "default_capacity",
+        skip_serializing_if = "is_default_capacity"
+    )]
+    pub capacity: u32,
     /// A seed that makes key generation (and the certificate serials)
     /// reproducible. Anyone holding it can recreate the private keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -168,35 +181,37 @@ impl std::fmt::Display for Environment {
 #[serde(deny_unknown_fields, default)]
 pub struct SlotAlgorithms {
     /// 9A, PIV Authentication (default RSA-2048).
-    #[serde(rename = "9a")]
-    pub piv_authentication: KeyAlgorithm,
+    #[serde(rename = "9a", with = "applet_format::slot_algorithm")]
+    pub piv_authentication: Algorithm,
     /// 9C, Digital Signature (default P-256).
-    #[serde(rename = "9c")]
-    pub digital_signature: KeyAlgorithm,
+    #[serde(rename = "9c", with = "applet_format::slot_algorithm")]
+    pub digital_signature: Algorithm,
     /// 9D, Key Management (default RSA-2048).
-    #[serde(rename = "9d")]
-    pub key_management: KeyAlgorithm,
+    #[serde(rename = "9d", with = "applet_format::slot_algorithm")]
+    pub key_management: Algorithm,
     /// 9E, Card Authentication (default P-256).
-    #[serde(rename = "9e")]
-    pub card_authentication: KeyAlgorithm,
+    #[serde(rename = "9e", with = "applet_format::slot_algorithm")]
+    pub card_authentication: Algorithm,
 }
 
 impl SlotAlgorithms {
     /// Every slot with P-256: fast to generate, handy in tests.
     pub const ALL_P256: SlotAlgorithms = SlotAlgorithms {
-        piv_authentication: KeyAlgorithm::P256,
-        digital_signature: KeyAlgorithm::P256,
-        key_management: KeyAlgorithm::P256,
-        card_authentication: KeyAlgorithm::P256,
+        piv_authentication: Algorithm::EccP256,
+        digital_signature: Algorithm::EccP256,
+        key_management: Algorithm::EccP256,
+        card_authentication: Algorithm::EccP256,
     };
 
-    /// The algorithm of `slot`.
-    pub const fn algorithm(&self, slot: Slot) -> KeyAlgorithm {
+    /// The algorithm of `slot`; `None` for the retired key-management
+    /// slots, which issuance leaves empty.
+    pub const fn algorithm(&self, slot: Slot) -> Option<Algorithm> {
         match slot {
-            Slot::PivAuthentication => self.piv_authentication,
-            Slot::DigitalSignature => self.digital_signature,
-            Slot::KeyManagement => self.key_management,
-            Slot::CardAuthentication => self.card_authentication,
+            Slot::AUTHENTICATION => Some(self.piv_authentication),
+            Slot::SIGNATURE => Some(self.digital_signature),
+            Slot::KEY_MANAGEMENT => Some(self.key_management),
+            Slot::CARD_AUTHENTICATION => Some(self.card_authentication),
+            _ => None,
         }
     }
 }
@@ -204,41 +219,24 @@ impl SlotAlgorithms {
 impl Default for SlotAlgorithms {
     fn default() -> SlotAlgorithms {
         SlotAlgorithms {
-            piv_authentication: KeyAlgorithm::Rsa2048,
-            digital_signature: KeyAlgorithm::P256,
-            key_management: KeyAlgorithm::Rsa2048,
-            card_authentication: KeyAlgorithm::P256,
-        }
-    }
-}
-
-/// PIN length bounds and retry limits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PinPolicy {
-    /// Fewest PIN digits (default 6; at least 4).
-    pub min_length: u8,
-    /// Most PIN digits (default 8; at most 8, the PIV reference data size).
-    pub max_length: u8,
-    /// Wrong PINs before the PIN blocks (default 3; 1 to 15).
-    pub pin_tries: u8,
-    /// Wrong unlock codes before the unlock code blocks (default 3; 1 to 15).
-    pub puk_tries: u8,
-}
-
-impl Default for PinPolicy {
-    fn default() -> PinPolicy {
-        PinPolicy {
-            min_length: 6,
-            max_length: 8,
-            pin_tries: 3,
-            puk_tries: 3,
+            piv_authentication: Algorithm::Rsa2048,
+            digital_signature: Algorithm::EccP256,
+            key_management: Algorithm::Rsa2048,
+            card_authentication: Algorithm::EccP256,
         }
     }
 }
 
 fn default_validity_years() -> u32 {
     2
+}
+
+fn default_capacity() -> u32 {
+    vscard_applet::DEFAULT_CAPACITY
+}
+
+fn is_default_capacity(capacity: &u32) -> bool {
+    *capacity == vscard_applet::DEFAULT_CAPACITY
 }
 
 impl CardProfile {
@@ -259,7 +257,8 @@ impl CardProfile {
             environment: Environment::Sandbox,
             slots: SlotAlgorithms::default(),
             certificate_validity_years: default_validity_years(),
-            pin_policy: PinPolicy::default(),
+            pin_policy: PinRules::default(),
+            capacity: default_capacity(),
             seed: None,
         }
     }

@@ -4,7 +4,10 @@
 use serde::Serialize;
 use x509_cert::Certificate;
 
-use super::keys::KeyAlgorithm;
+use vscard_applet::Algorithm;
+
+use super::applet_format;
+use super::keys::algorithm_of_public_key;
 
 /// What a person wants to see of a certificate. Times are RFC 3339 UTC.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -19,8 +22,10 @@ pub struct CertificateSummary {
     pub not_before: String,
     /// End of validity.
     pub not_after: String,
-    /// The subject key's algorithm, when it is one a card holds.
-    pub key_algorithm: Option<KeyAlgorithm>,
+    /// The subject key's algorithm, when it is one a card holds
+    /// (`rsa2048`, `p256`, `p384` in JSON).
+    #[serde(serialize_with = "applet_format::optional_slot_algorithm")]
+    pub key_algorithm: Option<Algorithm>,
 }
 
 impl CertificateSummary {
@@ -40,7 +45,7 @@ impl CertificateSummary {
             serial,
             not_before: tbs.validity().not_before.to_string(),
             not_after: tbs.validity().not_after.to_string(),
-            key_algorithm: KeyAlgorithm::of_public_key(spki).ok(),
+            key_algorithm: algorithm_of_public_key(spki).ok(),
         }
     }
 }

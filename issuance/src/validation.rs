@@ -4,8 +4,9 @@
 //! are described by their length only.
 
 use super::error::{ProfileError, ProfileRule};
-use super::profile::{CardProfile, Environment, PinPolicy, RoleProfile};
+use super::profile::{CardProfile, Environment, RoleProfile};
 use super::secret::SecretString;
+use vscard_applet::PinRules;
 
 /// Digits in the NHS unique user ID.
 pub const UUID_DIGITS: usize = 12;
@@ -22,6 +23,10 @@ pub const VALIDITY_YEARS: (u32, u32) = (1, 20);
 /// Bounds of the PIN length any policy may set (PIV reference data is 8
 /// bytes; fewer than 4 digits is no PIN).
 pub const PIN_LENGTH_LIMITS: (u8, u8) = (4, 8);
+/// Bounds of the card storage in bytes: room for what issuance writes
+/// (four keys and certificates, the identity objects) up to far more than
+/// a real card has.
+pub const CAPACITY_LIMITS: (u32, u32) = (16 * 1024, 16 * 1024 * 1024);
 /// Bounds of a retry counter: the `63Cx` status word carries 4 bits.
 pub const TRIES_LIMITS: (u8, u8) = (1, 15);
 
@@ -30,7 +35,7 @@ impl CardProfile {
     pub fn validate(&self) -> Result<(), ProfileError> {
         check_text("name", &self.name, MAX_NAME_CHARS)?;
         check_exact_digits("uuid", &self.uuid, UUID_DIGITS)?;
-        self.pin_policy.check()?;
+        check_pin_policy(&self.pin_policy)?;
         let (min, max) = (
             usize::from(self.pin_policy.min_length),
             usize::from(self.pin_policy.max_length),
@@ -57,6 +62,7 @@ impl CardProfile {
             self.certificate_validity_years,
             VALIDITY_YEARS,
         )?;
+        check_range("capacity", self.capacity, CAPACITY_LIMITS)?;
         if let Some(seed) = &self.seed {
             check_seed(seed)?;
         }
@@ -126,24 +132,24 @@ impl Environment {
     }
 }
 
-impl PinPolicy {
-    /// Checks the bounds: 4 <= min_length <= max_length <= 8, tries 1 to 15.
-    pub fn check(&self) -> Result<(), ProfileError> {
-        let (lowest, highest) = PIN_LENGTH_LIMITS;
-        check_range(
-            "pin_policy.min_length",
-            u32::from(self.min_length),
-            (u32::from(lowest), u32::from(highest)),
-        )?;
-        check_range(
-            "pin_policy.max_length",
-            u32::from(self.max_length),
-            (u32::from(self.min_length), u32::from(highest)),
-        )?;
-        let tries = (u32::from(TRIES_LIMITS.0), u32::from(TRIES_LIMITS.1));
-        check_range("pin_policy.pin_tries", u32::from(self.pin_tries), tries)?;
-        check_range("pin_policy.puk_tries", u32::from(self.puk_tries), tries)
-    }
+/// Checks a profile's PIN policy: 4 <= min_length <= max_length <= 8,
+/// tries 1 to 15 (the applet's own [`PinRules::check`] allows shorter
+/// PINs than a profile may ask for).
+fn check_pin_policy(rules: &PinRules) -> Result<(), ProfileError> {
+    let (lowest, highest) = PIN_LENGTH_LIMITS;
+    check_range(
+        "pin_policy.min_length",
+        u32::from(rules.min_length),
+        (u32::from(lowest), u32::from(highest)),
+    )?;
+    check_range(
+        "pin_policy.max_length",
+        u32::from(rules.max_length),
+        (u32::from(rules.min_length), u32::from(highest)),
+    )?;
+    let tries = (u32::from(TRIES_LIMITS.0), u32::from(TRIES_LIMITS.1));
+    check_range("pin_policy.pin_tries", u32::from(rules.pin_tries), tries)?;
+    check_range("pin_policy.puk_tries", u32::from(rules.puk_tries), tries)
 }
 
 fn check_text(field: &str, value: &str, max: usize) -> Result<(), ProfileError> {

@@ -42,8 +42,8 @@ impl CertificateValidity {
     fn from_date_times(not_before: DateTime, not_after: DateTime) -> Result<Self, IssuanceError> {
         if not_after <= not_before {
             return Err(IssuanceError::EmptyValidity {
-                not_before: not_before.to_string(),
-                not_after: not_after.to_string(),
+                not_before,
+                not_after,
             });
         }
         Ok(CertificateValidity {

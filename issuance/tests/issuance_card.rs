@@ -7,11 +7,12 @@
 use std::time::{Duration, SystemTime};
 
 use der::{DateTime, Decode, Encode};
+use vscard_applet::{Algorithm, Slot};
 use vscard_emulator::CardRng;
 use vscard_issuance::{
-    CardProfile, CertificateSummary, CertificateValidity, ChainError, Environment, KeyAlgorithm,
-    Pki, SecretString, Slot, SlotAlgorithms, issue_card, renew_certificate, verify_chain,
-    verify_issued_by, verify_valid_at,
+    CARD_SLOTS, CardProfile, CertificateSummary, CertificateValidity, ChainError, Environment, Pki,
+    SecretString, SlotAlgorithms, issue_card, renew_certificate, verify_chain, verify_issued_by,
+    verify_valid_at,
 };
 use x509_cert::Certificate;
 
@@ -47,7 +48,7 @@ fn a_whole_card_is_issued_slot_by_slot() {
     let pki = pki(&state, 1);
     let profile = CardProfile {
         slots: SlotAlgorithms {
-            digital_signature: KeyAlgorithm::P384,
+            digital_signature: Algorithm::EccP384,
             ..SlotAlgorithms::ALL_P256
         },
         ..CardProfile::demo()
@@ -65,14 +66,14 @@ fn a_whole_card_is_issued_slot_by_slot() {
     assert_eq!(
         progress,
         [
-            (Slot::PivAuthentication, KeyAlgorithm::P256),
-            (Slot::DigitalSignature, KeyAlgorithm::P384),
-            (Slot::KeyManagement, KeyAlgorithm::P256),
-            (Slot::CardAuthentication, KeyAlgorithm::P256),
+            (Slot::AUTHENTICATION, Algorithm::EccP256),
+            (Slot::SIGNATURE, Algorithm::EccP384),
+            (Slot::KEY_MANAGEMENT, Algorithm::EccP256),
+            (Slot::CARD_AUTHENTICATION, Algorithm::EccP256),
         ]
     );
     let slots: Vec<Slot> = issued.iter().map(|slot| slot.slot).collect();
-    assert_eq!(slots, Slot::ALL);
+    assert_eq!(slots, CARD_SLOTS);
     for slot in &issued {
         verify_chain(
             &slot.certificate,
@@ -118,15 +119,8 @@ fn renewal_keeps_the_key_and_extends_the_window() {
     let issued = issue_card(pki.sub(), &profile, first, &mut rng, |_, _| {}).unwrap();
     let old = &issued[1].certificate;
     let second = CertificateValidity::for_profile(&profile, at(2028, 11, 1)).unwrap();
-    let renewed = renew_certificate(
-        pki.sub(),
-        old,
-        &profile,
-        Slot::DigitalSignature,
-        second,
-        &mut rng,
-    )
-    .unwrap();
+    let renewed =
+        renew_certificate(pki.sub(), old, &profile, Slot::SIGNATURE, second, &mut rng).unwrap();
     let (old_tbs, new_tbs) = (old.tbs_certificate(), renewed.tbs_certificate());
     assert_eq!(
         old_tbs.subject_public_key_info(),
@@ -276,7 +270,7 @@ fn summary_shows_names_serial_and_window() {
     assert_eq!(summary.serial.len(), 32);
     assert_eq!(summary.not_before, "2026-11-23T09:00:00Z");
     assert_eq!(summary.not_after, "2028-11-23T09:00:00Z");
-    assert_eq!(summary.key_algorithm, Some(KeyAlgorithm::P256));
+    assert_eq!(summary.key_algorithm, Some(Algorithm::EccP256));
     let json = serde_json::to_value(&summary).unwrap();
     assert_eq!(json["key_algorithm"], "p256");
 }

@@ -15,11 +15,13 @@ use der::asn1::ObjectIdentifier;
 use der::{DateTime, Decode, DecodePem, Encode};
 use p256::ecdsa::signature::Verifier;
 use spki::DecodePublicKey;
+use vscard_applet::{Algorithm, Slot};
 use vscard_emulator::CardRng;
 use vscard_issuance::{
-    CardProfile, CertificateValidity, Environment, GeneratedKey, IssuanceError, IssuanceKey,
-    KeyAlgorithm, Pki, PkiError, PrivateKey, SecretString, Slot, SlotAlgorithms, generate_key,
-    issue_card_certificate, pki_store, state_dir_from,
+    CARD_SLOTS, CardProfile, CertificateValidity, Environment, GeneratedKey, IssuanceError, Pki,
+    PkiError, SecretString, SlotAlgorithms, algorithm_of_public_key, generate_key,
+    issue_card_certificate, pki_store, private_key_from_pkcs8, private_key_to_pkcs8,
+    public_key_info, state_dir_from,
 };
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{
@@ -35,7 +37,7 @@ const OU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.11");
 /// The one RSA-2048 key of this file, generated once from a fixed seed.
 fn rsa_key() -> &'static GeneratedKey {
     static KEY: OnceLock<GeneratedKey> = OnceLock::new();
-    KEY.get_or_init(|| generate_key(KeyAlgorithm::Rsa2048, &mut CardRng::from_u64(2048)).unwrap())
+    KEY.get_or_init(|| generate_key(Algorithm::Rsa2048, &mut CardRng::from_u64(2048)).unwrap())
 }
 
 /// A fixed moment: 2026-11-23 09:00:00 UTC.
@@ -299,8 +301,8 @@ fn card_certificates_chain_to_sub_and_root_for_every_slot() {
     let pki = new_pki(state.path(), 1);
     let profile = p256_profile();
     let mut rng = CardRng::from_u64(5);
-    for slot in Slot::ALL {
-        let key = generate_key(KeyAlgorithm::P256, &mut rng).unwrap();
+    for slot in CARD_SLOTS {
+        let key = generate_key(Algorithm::EccP256, &mut rng).unwrap();
         let validity = CertificateValidity::for_profile(&profile, SystemTime::now()).unwrap();
         let card = issue_card_certificate(
             pki.sub(),
@@ -332,30 +334,30 @@ fn key_usages_fit_each_slot() {
     let pki = new_pki(state.path(), 1);
     let profile = p256_profile();
     let mut rng = CardRng::from_u64(6);
-    let key = generate_key(KeyAlgorithm::P256, &mut rng).unwrap();
+    let key = generate_key(Algorithm::EccP256, &mut rng).unwrap();
     let issue = |slot: Slot, rng: &mut CardRng| {
         let validity = CertificateValidity::for_profile(&profile, issue_time()).unwrap();
         issue_card_certificate(pki.sub(), &key.public_key, &profile, slot, validity, rng).unwrap()
     };
-    let authentication = issue(Slot::PivAuthentication, &mut rng);
+    let authentication = issue(Slot::AUTHENTICATION, &mut rng);
     let usage = key_usage(&authentication);
     assert!(usage.digital_signature() && !usage.key_cert_sign() && !usage.non_repudiation());
     assert_eq!(
         extended_key_usage(&authentication),
         ["1.3.6.1.5.5.7.3.2", "1.3.6.1.4.1.311.20.2.2"]
     );
-    let signature = issue(Slot::DigitalSignature, &mut rng);
+    let signature = issue(Slot::SIGNATURE, &mut rng);
     let usage = key_usage(&signature);
     assert!(usage.digital_signature() && usage.non_repudiation());
     assert_eq!(
         extended_key_usage(&signature),
         ["1.3.6.1.5.5.7.3.4", "1.3.6.1.5.5.7.3.36"]
     );
-    let management = issue(Slot::KeyManagement, &mut rng);
+    let management = issue(Slot::KEY_MANAGEMENT, &mut rng);
     let usage = key_usage(&management);
     assert!(usage.key_agreement() && !usage.digital_signature());
     assert_eq!(extended_key_usage(&management), ["1.3.6.1.5.5.7.3.4"]);
-    let card_auth = issue(Slot::CardAuthentication, &mut rng);
+    let card_auth = issue(Slot::CARD_AUTHENTICATION, &mut rng);
     assert!(key_usage(&card_auth).digital_signature());
     assert_eq!(
         extended_key_usage(&card_auth),
@@ -375,7 +377,7 @@ fn serials_are_random_positive_sixteen_bytes() {
     let pki = new_pki(state.path(), 1);
     let profile = p256_profile();
     let mut rng = CardRng::from_u64(8);
-    let key = generate_key(KeyAlgorithm::P256, &mut rng).unwrap();
+    let key = generate_key(Algorithm::EccP256, &mut rng).unwrap();
     let mut serials = Vec::new();
     for _ in 0..8 {
         let validity = CertificateValidity::for_profile(&profile, issue_time()).unwrap();
@@ -383,7 +385,7 @@ fn serials_are_random_positive_sixteen_bytes() {
             pki.sub(),
             &key.public_key,
             &profile,
-            Slot::CardAuthentication,
+            Slot::CARD_AUTHENTICATION,
             validity,
             &mut rng,
         )
@@ -404,13 +406,13 @@ fn validity_is_two_years_by_default() {
     let pki = new_pki(state.path(), 1);
     let profile = p256_profile();
     let mut rng = CardRng::from_u64(9);
-    let key = generate_key(KeyAlgorithm::P256, &mut rng).unwrap();
+    let key = generate_key(Algorithm::EccP256, &mut rng).unwrap();
     let validity = CertificateValidity::for_profile(&profile, issue_time()).unwrap();
     let card = issue_card_certificate(
         pki.sub(),
         &key.public_key,
         &profile,
-        Slot::DigitalSignature,
+        Slot::SIGNATURE,
         validity,
         &mut rng,
     )
@@ -428,7 +430,7 @@ fn validity_is_two_years_by_default() {
         pki.sub(),
         &key.public_key,
         &longer,
-        Slot::DigitalSignature,
+        Slot::SIGNATURE,
         validity,
         &mut rng,
     )
@@ -445,7 +447,7 @@ fn expired_and_not_yet_valid_windows() {
     let pki = new_pki(state.path(), 1);
     let profile = p256_profile();
     let mut rng = CardRng::from_u64(10);
-    let key = generate_key(KeyAlgorithm::P256, &mut rng).unwrap();
+    let key = generate_key(Algorithm::EccP256, &mut rng).unwrap();
     let date = |year| DateTime::new(year, 1, 1, 0, 0, 0).unwrap();
     let cases = [(2020, 2022), (2045, 2055)];
     for (start, end) in cases {
@@ -456,7 +458,7 @@ fn expired_and_not_yet_valid_windows() {
             pki.sub(),
             &key.public_key,
             &profile,
-            Slot::PivAuthentication,
+            Slot::AUTHENTICATION,
             validity,
             &mut rng,
         )
@@ -475,10 +477,10 @@ fn rsa_key_in_slot_9a() {
     let pki = new_pki(state.path(), 1);
     let profile = CardProfile::demo();
     let key = rsa_key();
-    assert_eq!(key.private_key.key_algorithm(), KeyAlgorithm::Rsa2048);
+    assert_eq!(key.private_key.algorithm(), Algorithm::Rsa2048);
     assert_eq!(
-        KeyAlgorithm::of_public_key(&key.public_key).unwrap(),
-        KeyAlgorithm::Rsa2048
+        algorithm_of_public_key(&key.public_key).unwrap(),
+        Algorithm::Rsa2048
     );
     let mut rng = CardRng::from_u64(11);
     let validity = CertificateValidity::for_profile(&profile, SystemTime::now()).unwrap();
@@ -486,7 +488,7 @@ fn rsa_key_in_slot_9a() {
         pki.sub(),
         &key.public_key,
         &profile,
-        Slot::PivAuthentication,
+        Slot::AUTHENTICATION,
         validity,
         &mut rng,
     )
@@ -498,7 +500,7 @@ fn rsa_key_in_slot_9a() {
         pki.sub(),
         &key.public_key,
         &profile,
-        Slot::KeyManagement,
+        Slot::KEY_MANAGEMENT,
         validity,
         &mut rng,
     )
@@ -506,9 +508,9 @@ fn rsa_key_in_slot_9a() {
     let usage = key_usage(&management);
     assert!(usage.key_encipherment() && !usage.key_agreement());
     // The private key survives a PKCS #8 round trip.
-    let der = key.private_key.to_pkcs8_der().unwrap();
-    let again = PrivateKey::from_pkcs8_der(KeyAlgorithm::Rsa2048, &der).unwrap();
-    assert_eq!(again.public_key_info().unwrap(), key.public_key);
+    let der = private_key_to_pkcs8(&key.private_key).unwrap();
+    let again = private_key_from_pkcs8(Algorithm::Rsa2048, &der).unwrap();
+    assert_eq!(public_key_info(&again).unwrap(), key.public_key);
 }
 
 #[test]
@@ -517,13 +519,13 @@ fn the_key_must_have_the_slot_algorithm() {
     let pki = new_pki(state.path(), 1);
     let profile = CardProfile::demo(); // 9A is RSA-2048
     let mut rng = CardRng::from_u64(12);
-    let key = generate_key(KeyAlgorithm::P256, &mut rng).unwrap();
+    let key = generate_key(Algorithm::EccP256, &mut rng).unwrap();
     let validity = CertificateValidity::for_profile(&profile, issue_time()).unwrap();
     let error = issue_card_certificate(
         pki.sub(),
         &key.public_key,
         &profile,
-        Slot::PivAuthentication,
+        Slot::AUTHENTICATION,
         validity,
         &mut rng,
     )
@@ -538,7 +540,7 @@ fn the_key_must_have_the_slot_algorithm() {
         pki.sub(),
         &key.public_key,
         &bad,
-        Slot::PivAuthentication,
+        Slot::AUTHENTICATION,
         validity,
         &mut rng,
     )
@@ -556,23 +558,23 @@ fn p384_keys_are_certified() {
     let pki = new_pki(state.path(), 1);
     let profile = CardProfile {
         slots: SlotAlgorithms {
-            digital_signature: KeyAlgorithm::P384,
+            digital_signature: Algorithm::EccP384,
             ..SlotAlgorithms::ALL_P256
         },
         ..CardProfile::demo()
     };
     let mut rng = CardRng::from_u64(13);
-    let key = generate_key(KeyAlgorithm::P384, &mut rng).unwrap();
+    let key = generate_key(Algorithm::EccP384, &mut rng).unwrap();
     assert_eq!(
-        KeyAlgorithm::of_public_key(&key.public_key).unwrap(),
-        KeyAlgorithm::P384
+        algorithm_of_public_key(&key.public_key).unwrap(),
+        Algorithm::EccP384
     );
     let validity = CertificateValidity::for_profile(&profile, SystemTime::now()).unwrap();
     let card = issue_card_certificate(
         pki.sub(),
         &key.public_key,
         &profile,
-        Slot::DigitalSignature,
+        Slot::SIGNATURE,
         validity,
         &mut rng,
     )
@@ -582,19 +584,19 @@ fn p384_keys_are_certified() {
 
 #[test]
 fn seeded_key_generation_is_reproducible() {
-    for algorithm in [KeyAlgorithm::P256, KeyAlgorithm::P384] {
+    for algorithm in [Algorithm::EccP256, Algorithm::EccP384] {
         let first = generate_key(algorithm, &mut CardRng::from_u64(42)).unwrap();
         let second = generate_key(algorithm, &mut CardRng::from_u64(42)).unwrap();
         let third = generate_key(algorithm, &mut CardRng::from_u64(43)).unwrap();
         assert_eq!(first.public_key, second.public_key);
         assert_eq!(
-            *first.private_key.to_pkcs8_der().unwrap(),
-            *second.private_key.to_pkcs8_der().unwrap()
+            *private_key_to_pkcs8(&first.private_key).unwrap(),
+            *private_key_to_pkcs8(&second.private_key).unwrap()
         );
         assert_ne!(first.public_key, third.public_key);
     }
     // The second (and last) RSA generation of this file.
-    let again = generate_key(KeyAlgorithm::Rsa2048, &mut CardRng::from_u64(2048)).unwrap();
+    let again = generate_key(Algorithm::Rsa2048, &mut CardRng::from_u64(2048)).unwrap();
     assert_eq!(again.public_key, rsa_key().public_key);
 }
 
@@ -608,10 +610,10 @@ fn seeded_issuance_is_reproducible() {
     };
     let issue_all = || {
         let mut rng = profile.seeded_rng().unwrap();
-        Slot::ALL
+        CARD_SLOTS
             .iter()
             .map(|&slot| {
-                let key = generate_key(profile.slots.algorithm(slot), &mut rng).unwrap();
+                let key = generate_key(profile.slots.algorithm(slot).unwrap(), &mut rng).unwrap();
                 let validity = CertificateValidity::for_profile(&profile, issue_time()).unwrap();
                 let card = issue_card_certificate(
                     pki.sub(),
@@ -623,7 +625,7 @@ fn seeded_issuance_is_reproducible() {
                 )
                 .unwrap();
                 (
-                    key.private_key.to_pkcs8_der().unwrap().to_vec(),
+                    private_key_to_pkcs8(&key.private_key).unwrap().to_vec(),
                     card.to_der().unwrap(),
                 )
             })
@@ -655,7 +657,7 @@ fn a_seeded_pki_is_reproducible_too() {
 
 #[test]
 fn secrets_are_redacted_in_debug() {
-    let key = generate_key(KeyAlgorithm::P256, &mut CardRng::from_u64(1)).unwrap();
+    let key = generate_key(Algorithm::EccP256, &mut CardRng::from_u64(1)).unwrap();
     assert_eq!(
         format!("{:?}", key.private_key),
         "PrivateKey(EccP256, <redacted>)"

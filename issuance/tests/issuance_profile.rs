@@ -4,9 +4,9 @@
 // Tests fail loudly: unwrap in helpers is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use vscard_applet::{Algorithm, PinRules, Slot};
 use vscard_issuance::{
-    CardProfile, Environment, KeyAlgorithm, PinPolicy, ProfileError, ProfileRule, SecretString,
-    Slot, SlotAlgorithms,
+    CardProfile, Environment, ProfileError, ProfileRule, SecretString, SlotAlgorithms,
 };
 
 const MINIMAL: &str = include_str!("data/issuance/minimal.toml");
@@ -49,20 +49,23 @@ fn minimal_toml_takes_the_defaults() {
     assert_eq!(profile.unlock_code.expose(), "654321");
     assert_eq!(profile.environment, Environment::Sandbox);
     assert_eq!(profile.certificate_validity_years, 2);
-    assert_eq!(profile.pin_policy, PinPolicy::default());
+    assert_eq!(profile.pin_policy, PinRules::default());
     assert_eq!(profile.pin_policy.pin_tries, 3);
     assert_eq!(profile.pin_policy.puk_tries, 3);
     assert!(profile.seed.is_none());
     let slots = profile.slots;
     assert_eq!(
-        slots.algorithm(Slot::PivAuthentication),
-        KeyAlgorithm::Rsa2048
+        slots.algorithm(Slot::AUTHENTICATION),
+        Some(Algorithm::Rsa2048)
     );
-    assert_eq!(slots.algorithm(Slot::DigitalSignature), KeyAlgorithm::P256);
-    assert_eq!(slots.algorithm(Slot::KeyManagement), KeyAlgorithm::Rsa2048);
+    assert_eq!(slots.algorithm(Slot::SIGNATURE), Some(Algorithm::EccP256));
     assert_eq!(
-        slots.algorithm(Slot::CardAuthentication),
-        KeyAlgorithm::P256
+        slots.algorithm(Slot::KEY_MANAGEMENT),
+        Some(Algorithm::Rsa2048)
+    );
+    assert_eq!(
+        slots.algorithm(Slot::CARD_AUTHENTICATION),
+        Some(Algorithm::EccP256)
     );
 }
 
@@ -83,17 +86,18 @@ fn assert_full_profile(profile: &CardProfile) {
     assert_eq!(
         profile.slots,
         SlotAlgorithms {
-            piv_authentication: KeyAlgorithm::P256,
-            digital_signature: KeyAlgorithm::P384,
-            key_management: KeyAlgorithm::Rsa2048,
-            card_authentication: KeyAlgorithm::P256,
+            piv_authentication: Algorithm::EccP256,
+            digital_signature: Algorithm::EccP384,
+            key_management: Algorithm::Rsa2048,
+            card_authentication: Algorithm::EccP256,
         }
     );
     assert_eq!(
         profile.pin_policy,
-        PinPolicy {
+        PinRules {
             min_length: 8,
             max_length: 8,
+            digits_only: true,
             pin_tries: 5,
             puk_tries: 10
         }
@@ -391,4 +395,25 @@ fn roles_from_command_line_flags() {
     let environment: Environment = "integration".parse().unwrap();
     assert_eq!(environment, Environment::Integration);
     assert!("Not Valid".parse::<Environment>().is_err());
+}
+
+#[test]
+fn capacity_defaults_to_256_kib_and_is_bounded() {
+    let profile = CardProfile::from_toml(MINIMAL).unwrap();
+    assert_eq!(profile.capacity, 256 * 1024);
+    assert_eq!(profile.capacity, vscard_applet::DEFAULT_CAPACITY);
+    assert!(!profile.to_toml().unwrap().contains("capacity"));
+    let set = format!("capacity = 65536\n{MINIMAL}");
+    let profile = CardProfile::from_toml(&set).unwrap();
+    assert_eq!(profile.capacity, 65536);
+    let again = CardProfile::from_toml(&profile.to_toml().unwrap()).unwrap();
+    assert_eq!(again.capacity, 65536);
+    assert_eq!(
+        toml_error(&format!("capacity = 1024\n{MINIMAL}")),
+        "capacity: must be between 16384 and 16777216, got 1024"
+    );
+    assert_contains(
+        &toml_error(&format!("capacity = -1\n{MINIMAL}")),
+        "capacity: ",
+    );
 }

@@ -10,10 +10,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use der::Decode;
-use vscard_applet::{PivApplet, piv_atr};
+use vscard_applet::{PivApplet, Slot, piv_atr};
 use vscard_emulator::{Applet, Card, CardRng};
 use vscard_issuance::{
-    self, CardProfile, CertificateValidity, Pki, RoleProfile, SecretString, Slot, SlotAlgorithms,
+    self, CardProfile, CertificateValidity, Pki, RoleProfile, SecretString, SlotAlgorithms,
     decode_roles, issue_applet, renew_applet, summarize, verify_chain,
 };
 use vscard_testkit::Client;
@@ -51,7 +51,7 @@ fn issued() -> &'static Issued {
         let mut rng = profile.seeded_rng().unwrap();
         let pki = Pki::open_or_create(state.path(), &profile.environment, &mut rng).unwrap();
         let validity = CertificateValidity::for_profile(&profile, SystemTime::now()).unwrap();
-        let applet = issue_applet(&pki, &profile, validity, &mut rng, |_, _| {}).unwrap();
+        let applet = issue_applet(pki.sub(), &profile, validity, &mut rng, |_, _| {}).unwrap();
         Issued {
             applet_state: applet.save().unwrap(),
             _state: state,
@@ -229,7 +229,7 @@ fn renewal_extends_the_certificates_and_keeps_the_counters() {
     applet.load(&state).unwrap();
     let renewal = CertificateValidity::years_from(SystemTime::now() + YEAR, 2).unwrap();
     let mut rng = CardRng::from_u64(11);
-    renew_applet(&mut applet, &issued.pki, renewal, false, &mut rng).unwrap();
+    renew_applet(&mut applet, issued.pki.sub(), renewal, false, &mut rng).unwrap();
     let summary = summarize(applet.state()).unwrap();
     assert_eq!(summary.pin.tries_left, 2, "the wrong try survives renewal");
     assert_eq!(summary.roles.len(), 2);
@@ -284,12 +284,12 @@ fn renewal_with_new_keys_replaces_them() {
     let mut rng = profile.seeded_rng().unwrap();
     let pki = Pki::open_or_create(state.path(), &profile.environment, &mut rng).unwrap();
     let validity = CertificateValidity::for_profile(&profile, SystemTime::now()).unwrap();
-    let mut applet = issue_applet(&pki, &profile, validity, &mut rng, |_, _| {}).unwrap();
-    let old = vscard_issuance::certificate(applet.state(), Slot::DigitalSignature)
+    let mut applet = issue_applet(pki.sub(), &profile, validity, &mut rng, |_, _| {}).unwrap();
+    let old = vscard_issuance::certificate(applet.state(), Slot::SIGNATURE)
         .unwrap()
         .unwrap();
-    renew_applet(&mut applet, &pki, validity, true, &mut rng).unwrap();
-    let new = vscard_issuance::certificate(applet.state(), Slot::DigitalSignature)
+    renew_applet(&mut applet, pki.sub(), validity, true, &mut rng).unwrap();
+    let new = vscard_issuance::certificate(applet.state(), Slot::SIGNATURE)
         .unwrap()
         .unwrap();
     assert_ne!(
@@ -318,7 +318,7 @@ fn seeded_issuance_is_reproducible() {
         let not_before = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let validity = CertificateValidity::years_from(not_before, 2).unwrap();
         let mut rng = profile.seeded_rng().unwrap();
-        let applet = issue_applet(&pki, &profile, validity, &mut rng, |_, _| {}).unwrap();
+        let applet = issue_applet(pki.sub(), &profile, validity, &mut rng, |_, _| {}).unwrap();
         serde_json::to_string(&applet.save().unwrap()).unwrap()
     };
     assert_eq!(issue(), issue());
@@ -362,4 +362,33 @@ fn profile_errors_name_the_field_and_never_quote_a_secret() {
     let err = CardProfile::from_toml(&toml).unwrap_err().to_string();
     assert!(err.contains("pin"), "{err}");
     assert!(!err.contains("987123"), "{err}");
+}
+
+#[test]
+fn the_profile_capacity_is_the_card_capacity() {
+    let state = tempfile::tempdir().unwrap();
+    let mut profile = two_role_profile(SlotAlgorithms::ALL_P256);
+    profile.capacity = 16 * 1024;
+    let mut rng = profile.seeded_rng().unwrap();
+    let pki = Pki::open_or_create(state.path(), &profile.environment, &mut rng).unwrap();
+    let validity = CertificateValidity::for_profile(&profile, SystemTime::now()).unwrap();
+    let applet = issue_applet(pki.sub(), &profile, validity, &mut rng, |_, _| {}).unwrap();
+    assert_eq!(applet.state().capacity(), 16 * 1024);
+    let used = applet.state().used_bytes();
+    assert!(used < 16 * 1024, "the issued card takes {used} bytes");
+    let card = card_from(&applet.save().unwrap());
+    let mut client = Client::new(card);
+    client.select_piv().unwrap();
+    let key = vscard_applet::DEFAULT_MANAGEMENT_KEY;
+    client
+        .authenticate_management_key(0x03, &key, &[0x5A; 8])
+        .unwrap()
+        .unwrap();
+    let tag = [0x5F, 0xC1, 0x0D];
+    // What is left, and one byte more (ISO 7816-4 5.1.3: 6A84).
+    let left = 16 * 1024 - used;
+    let reply = client.put_data(&tag, &vec![0x11; left + 1]).unwrap();
+    assert_eq!(reply.sw(), 0x6A84);
+    let reply = client.put_data(&tag, &vec![0x11; left]).unwrap();
+    assert_eq!(reply.sw(), 0x9000);
 }

@@ -18,9 +18,45 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use vscard_conformance::cards::{card_with, facts_for, journey_profile, journey_state};
+use vscard_conformance::TransportError;
+use vscard_conformance::cards::{
+    TestCardError, card_with, facts_for, journey_profile, journey_state,
+};
 use vscard_conformance::report::{TransportReport, json, markdown, summary};
 use vscard_conformance::{CardFacts, InProcess, Pcsc, Transport, run_all, scenarios};
+
+/// Why a run stopped before it could report (exit code 2); a failing
+/// scenario is a result, not one of these.
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    /// The journey card could not be made.
+    #[error("the journey card: {0}")]
+    JourneyCard(#[source] &'static TestCardError),
+    /// The journey card did not build around its state.
+    #[error("the journey card: {0}")]
+    Card(#[from] vscard_emulator::CardError),
+    /// The private namespaces or pcscd could not be set up.
+    #[error("private pcscd: {0}")]
+    Harness(#[from] vscard_testkit::HarnessError),
+    /// The vpcd bridge did not start.
+    #[error("vpcd bridge: {0}")]
+    Bridge(#[from] vscard_vpcd::BridgeError),
+    /// The PC/SC reader could not be used.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// `--management-key` is not hex.
+    #[error("--management-key: {0}")]
+    ManagementKey(#[source] hex::FromHexError),
+    /// A report file could not be written.
+    #[error("{}: {source}", .path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What the file system reported.
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Kind {
@@ -73,18 +109,18 @@ fn main() -> ExitCode {
     match run(&args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
-        Err(message) => {
-            eprintln!("vscard-conformance: {message}");
+        Err(error) => {
+            eprintln!("vscard-conformance: {error}");
             ExitCode::from(2)
         }
     }
 }
 
-fn run(args: &Args) -> Result<bool, String> {
+fn run(args: &Args) -> Result<bool, RunError> {
     if args.transports.contains(&Kind::PrivatePcscd) {
         // Re-runs this whole program inside private namespaces (never
         // returns outside them).
-        vscard_testkit::rerun_process_in_namespace().map_err(|e| e.to_string())?;
+        vscard_testkit::rerun_process_in_namespace()?;
     }
     let mut reports = Vec::new();
     for kind in &args.transports {
@@ -93,22 +129,26 @@ fn run(args: &Args) -> Result<bool, String> {
     let table = markdown(&reports);
     println!("{table}");
     if let Some(path) = &args.markdown {
-        std::fs::write(path, report_document(&table))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(path, report_document(&table)).map_err(|source| RunError::Write {
+            path: path.clone(),
+            source,
+        })?;
     }
     if let Some(path) = &args.json {
-        std::fs::write(path, json(&reports) + "\n")
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(path, json(&reports) + "\n").map_err(|source| RunError::Write {
+            path: path.clone(),
+            source,
+        })?;
     }
     Ok(reports.iter().all(|r| summary(&r.results).1 == 0))
 }
 
-fn run_transport(kind: Kind, args: &Args) -> Result<TransportReport, String> {
+fn run_transport(kind: Kind, args: &Args) -> Result<TransportReport, RunError> {
     let scenarios = scenarios::all();
     let journey_facts = facts_for(&journey_profile());
     let (name, results) = match kind {
         Kind::InProcess => {
-            let card = card_with(journey_state()?).map_err(|e| e.to_string())?;
+            let card = card_with(journey_state().map_err(RunError::JourneyCard)?)?;
             let mut transport = InProcess::new(card);
             (
                 "in-process".to_owned(),
@@ -116,19 +156,15 @@ fn run_transport(kind: Kind, args: &Args) -> Result<TransportReport, String> {
             )
         }
         Kind::PrivatePcscd => {
-            let pcscd = vscard_testkit::PrivatePcscd::start_here(Default::default())
-                .map_err(|e| e.to_string())?;
-            let card = card_with(journey_state()?).map_err(|e| e.to_string())?;
+            let pcscd = vscard_testkit::PrivatePcscd::start_here(Default::default())?;
+            let card = card_with(journey_state().map_err(RunError::JourneyCard)?)?;
             let config = vscard_vpcd::BridgeConfig {
                 mode: pcscd.bridge_mode(),
                 ..Default::default()
             };
-            let _bridge =
-                vscard_vpcd::Bridge::start(vec![card], config).map_err(|e| e.to_string())?;
-            pcscd
-                .wait_for_card(0, Duration::from_secs(5))
-                .map_err(|e| e.to_string())?;
-            let mut transport = Pcsc::connect(&pcscd.reader(0)).map_err(|e| e.to_string())?;
+            let _bridge = vscard_vpcd::Bridge::start(vec![card], config)?;
+            pcscd.wait_for_card(0, Duration::from_secs(5))?;
+            let mut transport = Pcsc::connect(&pcscd.reader(0))?;
             let results = run_all(&scenarios, &mut transport, &journey_facts, args.destructive);
             ("pcscd + vpcd".to_owned(), results)
         }
@@ -137,12 +173,12 @@ fn run_transport(kind: Kind, args: &Args) -> Result<TransportReport, String> {
                 pin: args.pin.as_bytes().to_vec(),
                 puk: args.puk.as_bytes().to_vec(),
                 management_key: hex::decode(&args.management_key)
-                    .map_err(|e| format!("--management-key: {e}"))?,
+                    .map_err(RunError::ManagementKey)?,
                 management_algorithm: args.management_algorithm,
                 uuid: None,
                 ..CardFacts::default()
             };
-            let mut transport = Pcsc::connect(&args.reader).map_err(|e| e.to_string())?;
+            let mut transport = Pcsc::connect(&args.reader)?;
             let name = transport.name();
             (
                 name,

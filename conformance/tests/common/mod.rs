@@ -110,7 +110,7 @@ fn issue_into(dir: &Path) -> IssuedCard {
     let staging = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let pki = Pki::open_or_create(staging.path(), &profile.environment, &mut rng).unwrap();
     let validity = CertificateValidity::for_profile(&profile, SystemTime::now()).unwrap();
-    let applet = issue_applet(&pki, &profile, validity, &mut rng, |_, _| {}).unwrap();
+    let applet = issue_applet(pki.sub(), &profile, validity, &mut rng, |_, _| {}).unwrap();
     let state = applet.save().unwrap();
     let out = staging.path().join("card");
     pki.export(&out).unwrap();

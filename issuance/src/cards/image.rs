@@ -117,7 +117,7 @@ pub fn renew_card_file<R: CryptoRng + ?Sized>(
         });
     }
     let pki = Pki::open(state_dir, &environment)?;
-    renew_applet(&mut applet, &pki, validity, new_keys, rng)?;
+    renew_applet(&mut applet, pki.sub(), validity, new_keys, rng)?;
     let state = applet.save().map_err(|source| CardFileError::State {
         path: path.to_owned(),
         source,

@@ -2,9 +2,8 @@
 
 use std::path::Path;
 
-use crate::{
-    CardProfile, CardSummary, CertificateValidity, KeyAlgorithm, Pki, Slot, issue_applet, summarize,
-};
+use crate::{CardProfile, CardSummary, CertificateValidity, Pki, issue_applet, summarize};
+use vscard_applet::{Algorithm, Slot};
 use vscard_emulator::CardRng;
 
 use super::error::CardFileError;
@@ -38,14 +37,14 @@ pub fn issue_card_file(
     validity: CertificateValidity,
     state_dir: &Path,
     force: bool,
-    progress: impl FnMut(Slot, KeyAlgorithm),
+    progress: impl FnMut(Slot, Algorithm),
 ) -> Result<CardSummary, CardFileError> {
     let file = NewCardFile::claim(out, force)?;
     let mut system = CardRng::from_os().map_err(|e| CardFileError::Rng(e.to_string()))?;
     let pki = Pki::open_or_create(state_dir, &profile.environment, &mut system)?;
     let applet = match profile.seeded_rng() {
-        Some(mut seeded) => issue_applet(&pki, profile, validity, &mut seeded, progress)?,
-        None => issue_applet(&pki, profile, validity, &mut system, progress)?,
+        Some(mut seeded) => issue_applet(pki.sub(), profile, validity, &mut seeded, progress)?,
+        None => issue_applet(pki.sub(), profile, validity, &mut system, progress)?,
     };
     file.write(&applet)?;
     Ok(summarize(applet.state())?)
