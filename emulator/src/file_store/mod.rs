@@ -668,6 +668,30 @@ mod tests {
     }
 
     #[test]
+    fn reserving_two_commits_rewrites_the_image_only_when_fewer_slots_are_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("card.json");
+        let mut store = FileStore::open(&path).unwrap();
+        store.commit(&sample()).unwrap();
+        for value in 0..(JOURNAL_SLOTS - 2) as u32 {
+            commit_counter(&mut store, value);
+        }
+        let image = fs::read(&path).unwrap();
+        // Two slots left: room for a try and its reset, nothing rewritten.
+        store.reserve(&with_counter(29), 2).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), image);
+        commit_counter(&mut store, 1000);
+        // One slot left: the image is rewritten before the try, not after.
+        store.reserve(&with_counter(1000), 2).unwrap();
+        assert_ne!(fs::read(&path).unwrap(), image);
+        assert_eq!(store.next_slot, 0);
+        commit_counter(&mut store, 1001);
+        commit_counter(&mut store, 1002);
+        drop(store);
+        assert_eq!(reopened(&path), with_counter(1002));
+    }
+
+    #[test]
     fn a_change_too_large_for_a_slot_rewrites_the_image() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("card.json");
