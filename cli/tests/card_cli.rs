@@ -628,3 +628,20 @@ fn help_warns_that_plain_secret_flags_are_visible() {
     }
     assert!(help.contains("/proc/PID/cmdline"), "{help}");
 }
+
+#[test]
+fn issue_refuses_a_planted_lock_link_and_creates_nothing() {
+    let (dir, state, _card) = fresh_copy();
+    let card = dir.path().join("planted.json");
+    let elsewhere = dir.path().join("elsewhere");
+    std::os::unix::fs::symlink(&elsewhere, dir.path().join("planted.json.lock")).unwrap();
+    let output = run(vscard(&state).args(["issue", "--out"]).arg(&card));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("planted.json.lock") && stderr.contains("symbolic link"),
+        "{stderr}"
+    );
+    assert!(!elsewhere.exists());
+    assert!(!card.exists());
+}

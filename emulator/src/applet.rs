@@ -211,6 +211,15 @@ impl<'a> Context<'a> {
         result.inspect_err(|_| self.commit_failed = true)
     }
 
+    /// Makes sure `commits` small commits can follow without a write that
+    /// could fail where they would not (see [`crate::Store::reserve`]):
+    /// what a PIN check asks before it counts a try, so that the reset
+    /// after a correct PIN is never the commit that fails. `6581` when the
+    /// store cannot promise it; nothing was committed then.
+    pub fn reserve_commits(&mut self, commits: usize) -> Result<(), Status> {
+        self.env.reserve(commits)
+    }
+
     /// Stages part `name` and commits at once: the pattern for a try
     /// counter that must be durable before the comparison it guards. The
     /// value is kept as it is (a copy) and encoded only when the store

@@ -66,11 +66,14 @@ pub use atr::{Atr, AtrBuilder, AtrError, CompactTlv, compact_tag};
 pub use card::{Card, CardBuilder, CardError, Exchange, PowerState, TranscriptEvent};
 pub use channel::MAX_CHANNELS;
 pub use environment::{CardRng, Clock, CutPoint, FaultPlan, ManualClock, SystemClock};
+pub use file_store::files;
 pub use file_store::{FileStore, IMAGE_FORMAT, IMAGE_VERSION, JOURNAL_SLOT_SIZE, JOURNAL_SLOTS};
 pub use memory_store::MemoryStore;
 pub use pin::{OwnerPin, PIN_MAX_LEN, PinCheck, PinError, hex_secret};
 pub use status::Status;
-pub use store::{AppletState, CardImage, Changes, DamageKind, StateError, Store, StoreError};
+pub use store::{
+    AppletState, CardImage, Changes, DamageKind, StateError, Store, StoreError, UnsafeFile,
+};
 pub use transient::{ClearOn, Transient};
 
 /// Re-exported so applets use the same RNG traits as the runtime.

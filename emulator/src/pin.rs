@@ -159,6 +159,10 @@ impl OwnerPin {
         if self.tries_left == 0 {
             return Ok(PinCheck::Blocked);
         }
+        // The try and the reset after a correct PIN: both must be
+        // committable before the try is counted, or a full disk could
+        // take the try and refuse the reset (a correct PIN costing a try).
+        ctx.reserve_commits(2)?;
         self.tries_left -= 1;
         ctx.commit_part(part, self)?;
         if self.matches(candidate) {

@@ -71,6 +71,21 @@ impl Env {
         Ok(())
     }
 
+    /// Asks the store for room for `commits` small commits before any is
+    /// made (see [`Store::reserve`]); `6581` when it cannot promise it.
+    /// Nothing of the committed image changes.
+    pub fn reserve(&mut self, commits: usize) -> Result<(), Status> {
+        if self.torn {
+            return Err(Status::MemoryFailure);
+        }
+        self.store
+            .reserve(&self.committed, commits)
+            .map_err(|e| {
+                tracing::error!(target: "vscard::store", error = %e, "cannot make room for the next commits");
+                Status::MemoryFailure
+            })
+    }
+
     /// A stamp never handed out before on this card.
     pub fn next_stamp(&mut self) -> u64 {
         self.stamps += 1;

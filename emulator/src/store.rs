@@ -366,12 +366,60 @@ pub enum StoreError {
         /// The lock file.
         lock: PathBuf,
     },
+    /// A card file (image, journal, lock, temporary file) is not a private
+    /// regular file of this user: a planted link, a second name, another
+    /// owner. Nothing was written to it.
+    #[error("{path}: refused: {problem}; nothing was written")]
+    Unsafe {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: UnsafeFile,
+    },
+    /// The image file was replaced (or removed) while the card was served
+    /// from it: the store's copy and journal no longer apply to what is at
+    /// the path, so it stops committing instead of writing over either.
+    #[error(
+        "{path}: the card image was replaced or removed while the card was served; this card is no longer served and nothing was written (serve the new file afresh)"
+    )]
+    Replaced {
+        /// The image file.
+        path: PathBuf,
+    },
     /// The image could not be encoded.
     #[error("cannot encode the card image: {0}")]
     Encode(#[from] serde_json::Error),
     /// A write failure injected by a test.
     #[error("injected write failure")]
     Injected,
+}
+
+/// Why a card file was refused ([`StoreError::Unsafe`]).
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnsafeFile {
+    /// A symbolic link where a card file must be (card files are opened
+    /// with `O_NOFOLLOW`; only the image path the user gives is resolved).
+    #[error("a symbolic link (card files are never opened through one)")]
+    Symlink,
+    /// A folder, FIFO, device or socket instead of a regular file.
+    #[error("not a regular file")]
+    NotRegular,
+    /// The file belongs to another user.
+    #[error("owned by uid {owner}, not by this user (uid {user})")]
+    Owner {
+        /// The file's owner.
+        owner: u32,
+        /// The effective user id of this process.
+        user: u32,
+    },
+    /// The file has more than one name (a hard link): another name would
+    /// get its own lock and journal.
+    #[error("{0} names (hard links); a card file must have exactly one")]
+    Links(u64),
+    /// The path has no file name (`/`, `..`).
+    #[error("not a file name")]
+    NoFileName,
 }
 
 /// What is wrong with a damaged image or journal ([`StoreError::Damaged`]).
@@ -460,6 +508,17 @@ pub trait Store: Send {
     ) -> Result<(), StoreError> {
         let _ = changes;
         self.commit(image)
+    }
+
+    /// Makes sure the next `commits` small commits (a few parts each) need
+    /// no write that could fail where they would not. Called before a PIN
+    /// try is counted, so that the reset after a correct PIN can be
+    /// committed too: a try counted whose reset then fails is a try lost.
+    /// `image` is the committed image. The default does nothing (a store
+    /// whose commits all need the same).
+    fn reserve(&mut self, image: &CardImage, commits: usize) -> Result<(), StoreError> {
+        let _ = (image, commits);
+        Ok(())
     }
 }
 

@@ -312,23 +312,13 @@ fn read_text(path: &Path) -> Result<String, PkiError> {
     })
 }
 
-/// Writes `bytes` to `path` through a temporary file, fsync and rename.
+/// Writes `bytes` to `path` atomically with `mode`, through the card
+/// store's helper (unique temporary name, `O_EXCL | O_NOFOLLOW`, fsync,
+/// rename, folder fsync, the temporary file removed on every error).
 fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
-    // Unique per process and thread, so concurrent exports never share a
-    // temporary file.
-    let thread = format!("{:?}", std::thread::current().id());
-    let thread: String = thread.chars().filter(char::is_ascii_digit).collect();
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(format!(".{}-{thread}.tmp", std::process::id()));
-    let temporary = PathBuf::from(temporary);
-    let _ignored = fs::remove_file(&temporary);
-    write_new_file(&temporary, bytes, mode)?;
-    fs::rename(&temporary, path).map_err(|source| {
-        let _ignored = fs::remove_file(&temporary);
-        PkiError::Io {
-            path: path.to_owned(),
-            source,
-        }
+    vscard_emulator::files::write_atomically(path, bytes, mode).map_err(|error| PkiError::Io {
+        path: error.path,
+        source: error.source,
     })
 }
 

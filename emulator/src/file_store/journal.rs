@@ -2,8 +2,7 @@
 //! slots, each one small commit of this era's image, written in place and
 //! replayed in order on load.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::ErrorKind;
+use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -11,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::files::write_atomically;
+use super::files::{Access, open_card_file, read_private, rename_into_place, sync_parent};
 use super::image::Era;
 use super::{JOURNAL_SLOT_SIZE, JOURNAL_SLOTS};
 use crate::store::{CardImage, Changes, DamageKind, Part, StoreError};
@@ -100,15 +99,8 @@ pub(super) fn replay_journal(
         path: path.to_owned(),
         problem,
     };
-    let bytes = match fs::read(path) {
-        Ok(bytes) => Zeroizing::new(bytes),
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
-        Err(source) => {
-            return Err(StoreError::Io {
-                path: path.to_owned(),
-                source,
-            });
-        }
+    let Some((_, bytes)) = read_private(path)? else {
+        return Ok(0);
     };
     if bytes.len() != JOURNAL_SLOTS * JOURNAL_SLOT_SIZE {
         return Err(damaged(DamageKind::JournalSize {
@@ -148,28 +140,26 @@ pub(super) fn open_journal(path: &Path) -> Result<File, StoreError> {
         path: path.to_owned(),
         source,
     };
-    match OpenOptions::new().write(true).open(path) {
-        Ok(file) => {
-            let len = file.metadata().map_err(io)?.len();
-            if len == (JOURNAL_SLOTS * JOURNAL_SLOT_SIZE) as u64 {
-                Ok(file)
-            } else {
-                Err(StoreError::Damaged {
-                    path: path.to_owned(),
-                    problem: DamageKind::JournalSize {
-                        expected: JOURNAL_SLOTS * JOURNAL_SLOT_SIZE,
-                        found: len,
-                    },
-                })
-            }
-        }
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            // Written whole (real zeros, so later slot writes allocate no
-            // blocks and `fdatasync` has no metadata to flush), then
-            // renamed into place.
-            write_atomically(path, &vec![0u8; JOURNAL_SLOTS * JOURNAL_SLOT_SIZE])?;
-            OpenOptions::new().write(true).open(path).map_err(io)
-        }
-        Err(e) => Err(io(e)),
+    let Some(file) = open_card_file(path, Access::Write)? else {
+        // Written whole (real zeros, so later slot writes allocate no
+        // blocks and `fdatasync` has no metadata to flush), then renamed
+        // into place; the file written is the one kept open, so nothing
+        // planted at the name meanwhile is ever written to.
+        let zeros = vec![0u8; JOURNAL_SLOTS * JOURNAL_SLOT_SIZE];
+        let (file, _) = rename_into_place(path, &zeros, 0o600)?;
+        sync_parent(path).map_err(io)?;
+        return Ok(file);
+    };
+    let len = file.metadata().map_err(io)?.len();
+    if len == (JOURNAL_SLOTS * JOURNAL_SLOT_SIZE) as u64 {
+        Ok(file)
+    } else {
+        Err(StoreError::Damaged {
+            path: path.to_owned(),
+            problem: DamageKind::JournalSize {
+                expected: JOURNAL_SLOTS * JOURNAL_SLOT_SIZE,
+                found: len,
+            },
+        })
     }
 }

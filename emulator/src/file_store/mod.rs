@@ -36,8 +36,23 @@
 //! can make) are refused with an error naming the file and the problem,
 //! and are never overwritten. An advisory lock on `<image>.lock`, held
 //! while the store lives, keeps two processes from serving one card.
+//!
+//! Names and files (see [`files`]): the path the user gives is resolved
+//! once with `canonicalize` (a link the user made on purpose is followed
+//! there); the lock, journal and temporary files are named after the
+//! canonical path, so every name of one card shares one lock and one
+//! journal. Every card file is then opened with `O_NOFOLLOW` and must be
+//! a regular file of the effective user with one name; a planted link, a
+//! hard link or another owner's file is refused and nothing is written.
+//! The store remembers which file (device, inode, held open) it loaded or
+//! last wrote and checks the path at every commit: an image replaced
+//! while served ([`StoreError::Replaced`]) stops the card's commits.
+//! Before a PIN try, [`Store::reserve`] leaves two free journal slots
+//! (rewriting the image first when fewer are left), so that the try and
+//! the reset after a correct PIN are both in-place writes, and a full
+//! disk fails the try before it is counted, never the reset after it.
 
-mod files;
+pub mod files;
 mod image;
 mod journal;
 mod lock;
@@ -46,10 +61,8 @@ use std::fs::{self, File};
 use std::io::{ErrorKind, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use zeroize::Zeroizing;
-
-use crate::store::{CardImage, Changes, Store, StoreError};
-use files::{sibling, write_atomically};
+use crate::store::{CardImage, Changes, Store, StoreError, UnsafeFile};
+use files::{FileId, read_private, rename_into_place, sibling, sync_parent};
 use image::{Era, decode_image, encode_image};
 use journal::{encode_slot, open_journal, replay_journal};
 
@@ -66,6 +79,8 @@ pub const JOURNAL_SLOT_SIZE: usize = 4096;
 /// journal beside it.
 #[derive(Debug)]
 pub struct FileStore {
+    /// The image's canonical path; the lock, journal and temporary files
+    /// are named after it.
     path: PathBuf,
     // Held for the store's lifetime; the OS releases it when the file closes.
     _lock: File,
@@ -76,6 +91,39 @@ pub struct FileStore {
     next_slot: usize,
     /// The journal, opened for writing on the first small commit.
     journal: Option<File>,
+    /// Which file at the path this store serves: checked at every commit.
+    served: Served,
+}
+
+/// The image file a store serves, as it last read or wrote it.
+#[derive(Debug)]
+enum Served {
+    /// No image at the path yet (a new card).
+    Absent,
+    /// This file, held open: while the store lives its inode cannot be
+    /// freed, so no other file can come to the path with the same
+    /// identity.
+    File { id: FileId, _file: File },
+    /// The path was found holding another file (or none): the store
+    /// commits nothing any more.
+    Replaced,
+}
+
+impl Served {
+    fn file(file: File, metadata: &fs::Metadata) -> Served {
+        Served::File {
+            id: FileId::of(metadata),
+            _file: file,
+        }
+    }
+
+    fn opened(file: File, path: &Path) -> Result<Served, StoreError> {
+        let metadata = file.metadata().map_err(|source| StoreError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Served::file(file, &metadata))
+    }
 }
 
 /// An image as read from disk, journal applied.
@@ -83,29 +131,45 @@ struct Loaded {
     image: CardImage,
     era: Option<Era>,
     slots: usize,
+    served: Served,
 }
 
 impl FileStore {
     /// Opens (or prepares to create) the image at `path` and takes the
     /// card's lock. The image itself is read by [`Store::load`].
+    ///
+    /// `path` is resolved once (symbolic links the user made are
+    /// followed); the lock, journal and temporary files are named after
+    /// the result and are never opened through a link, so every name of
+    /// one card shares one lock and one journal. An image that is not a
+    /// regular file of this user with a single name is refused
+    /// ([`StoreError::Unsafe`]).
     pub fn open(path: impl Into<PathBuf>) -> Result<FileStore, StoreError> {
-        let path = path.into();
+        let path = canonical(&path.into())?;
         let lock = lock::lock(&path)?;
+        files::remove_leftovers(&path);
+        let served = match files::open_card_file(&path, files::Access::Read)? {
+            None => Served::Absent,
+            Some(file) => Served::opened(file, &path)?,
+        };
         Ok(FileStore {
             path,
             _lock: lock,
             era: None,
             next_slot: 0,
             journal: None,
+            served,
         })
     }
 
-    /// The image file's path.
+    /// The image file's path: the canonical one (every symbolic link of
+    /// the path given to [`FileStore::open`] resolved).
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The journal's path for the image at `path`.
+    /// The journal's path for the image at `path` (a canonical path, as
+    /// [`FileStore::path`] gives).
     pub fn journal_path(path: &Path) -> PathBuf {
         sibling(path, ".journal")
     }
@@ -117,10 +181,11 @@ impl FileStore {
     /// the server rewriting the image between reading it and its journal
     /// is done again. `None` when there is no file.
     pub fn read(path: &Path) -> Result<Option<CardImage>, StoreError> {
+        let path = canonical(path)?;
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match read_all(path) {
+            match read_all(&path) {
                 Err(StoreError::Damaged { .. }) if attempts < 3 => continue,
                 result => return Ok(result?.map(|loaded| loaded.image)),
             }
@@ -135,19 +200,56 @@ impl FileStore {
     /// card's journal can apply to the new image, and that journal is
     /// removed once the new image is in place.
     pub fn write(path: &Path, image: &CardImage) -> Result<(), StoreError> {
-        let _store = FileStore::open(path)?;
-        write_new_card(path, image).map(|_| ())
+        let store = FileStore::open(path)?;
+        write_new_card(&store.path, image).map(|_| ())
     }
 
     /// Replaces the card whole with `image`, as [`FileStore::write`] does,
     /// under this store's lock: for a new card written over an old one.
+    /// The only write that does not check that the file at the path is
+    /// still the one served: it replaces whatever is there on purpose.
     pub fn replace(&mut self, image: &CardImage) -> Result<(), StoreError> {
         self.era = None;
         self.journal = None;
-        let era = write_new_card(&self.path, image)?;
+        let (era, served) = write_new_card(&self.path, image)?;
+        self.served = served;
         self.era = Some(era);
         self.next_slot = 0;
         Ok(())
+    }
+
+    /// Refuses to commit when the image at the path is no longer the file
+    /// this store loaded or wrote (`mv other.json card.json` while it is
+    /// served): its journal would not apply to what is there, and writing
+    /// the served state over it would undo whatever put it there. Once
+    /// seen, every later commit is refused too.
+    fn check_served(&mut self) -> Result<(), StoreError> {
+        let now = match fs::symlink_metadata(&self.path) {
+            Ok(metadata) => Some(FileId::of(&metadata)),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: self.path.clone(),
+                    source,
+                });
+            }
+        };
+        let same = match (&self.served, now) {
+            (Served::Absent, None) => true,
+            (Served::File { id, .. }, Some(now)) => *id == now,
+            _ => false,
+        };
+        if same {
+            return Ok(());
+        }
+        self.served = Served::Replaced;
+        self.era = None;
+        self.journal = None;
+        let err = StoreError::Replaced {
+            path: self.path.clone(),
+        };
+        tracing::error!(target: "vscard::store", error = %err, "card image replaced while served");
+        Err(err)
     }
 
     fn write_image(&mut self, image: &CardImage) -> Result<(), StoreError> {
@@ -156,10 +258,27 @@ impl FileStore {
         // Forgotten first: if the write fails half-way, the era on disk is
         // unknown and the next commit writes the image again.
         self.era = None;
-        write_atomically(&self.path, &bytes)?;
+        let (file, metadata) = rename_into_place(&self.path, &bytes, 0o600)?;
+        // The new file is at the path from the rename on, whatever follows.
+        self.served = Served::file(file, &metadata);
+        sync_parent(&self.path).map_err(|source| StoreError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
         self.era = Some(era);
         self.next_slot = 0;
         Ok(())
+    }
+
+    /// The journal, opened (or created) on first use.
+    fn journal(&mut self) -> Result<&mut File, StoreError> {
+        if self.journal.is_none() {
+            self.journal = Some(open_journal(&FileStore::journal_path(&self.path))?);
+        }
+        self.journal.as_mut().ok_or_else(|| StoreError::Io {
+            path: FileStore::journal_path(&self.path),
+            source: ErrorKind::NotFound.into(),
+        })
     }
 
     /// Writes one journal slot; `false` when the commit must be an image
@@ -174,27 +293,22 @@ impl FileStore {
         let Some(slot) = encode_slot(image, changes, era, self.next_slot)? else {
             return Ok(false);
         };
-        let journal_path = FileStore::journal_path(&self.path);
-        let io = |source| StoreError::Io {
-            path: journal_path.clone(),
-            source,
-        };
-        let journal = match &mut self.journal {
-            Some(journal) => journal,
-            None => self.journal.insert(open_journal(&journal_path)?),
-        };
         let offset = (self.next_slot * JOURNAL_SLOT_SIZE) as u64;
+        let journal = self.journal()?;
         let written = journal
             .seek(SeekFrom::Start(offset))
             .and_then(|_| journal.write_all(&slot))
             .and_then(|()| journal.sync_data());
-        if let Err(e) = written {
+        if let Err(source) = written {
             // The slot may still reach the disk although the commit is
             // reported as failed: the next commit rewrites the image with a
             // new era instead, which makes this slot void.
             self.journal = None;
             self.era = None;
-            return Err(io(e));
+            return Err(StoreError::Io {
+                path: FileStore::journal_path(&self.path),
+                source,
+            });
         }
         self.next_slot += 1;
         Ok(true)
@@ -206,17 +320,20 @@ impl Store for FileStore {
         match read_all(&self.path)? {
             None => {
                 self.era = None;
+                self.served = Served::Absent;
                 Ok(None)
             }
             Some(loaded) => {
                 self.era = loaded.era;
                 self.next_slot = loaded.slots;
+                self.served = loaded.served;
                 Ok(Some(loaded.image))
             }
         }
     }
 
     fn commit(&mut self, image: &CardImage) -> Result<(), StoreError> {
+        self.check_served()?;
         self.write_image(image)
     }
 
@@ -228,42 +345,53 @@ impl Store for FileStore {
         image: &CardImage,
         changes: Changes<'_>,
     ) -> Result<(), StoreError> {
+        self.check_served()?;
         if self.write_slot(image, changes)? {
             Ok(())
         } else {
             self.write_image(image)
         }
     }
-}
 
-/// Writes `image` at `path` as a new card (the caller holds the lock):
-/// the image first, durably, then the old journal is removed (its slots
-/// are of other eras already; removing it wipes the old card's records).
-fn write_new_card(path: &Path, image: &CardImage) -> Result<Era, StoreError> {
-    let previous = fs::read(path)
-        .ok()
-        .and_then(|bytes| decode_image(path, &bytes).ok())
-        .and_then(|(_, era)| era);
-    let era = Era::of_contents(image, previous)?;
-    write_atomically(path, &encode_image(image, era)?)?;
-    let journal = FileStore::journal_path(path);
-    match fs::remove_file(&journal) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => {
-            tracing::warn!(target: "vscard::store", journal = %journal.display(), error = %e, "cannot remove the old card's journal (its records no longer apply)");
+    /// Leaves `commits` free journal slots, the journal open: when fewer
+    /// are left (or there is no era yet) the image is rewritten now, with
+    /// a new era. Before a PIN try this is what keeps a correct PIN from
+    /// costing a try on a full disk or a folder gone read-only: the try
+    /// and the reset after it are then both in-place writes into the
+    /// journal's preallocated slots, and the one write that needs new
+    /// room (the image) happens before any try is counted.
+    fn reserve(&mut self, image: &CardImage, commits: usize) -> Result<(), StoreError> {
+        self.check_served()?;
+        let room = self.era.is_some() && self.next_slot.saturating_add(commits) <= JOURNAL_SLOTS;
+        if !room {
+            self.write_image(image)?;
         }
+        self.journal().map(|_| ())
     }
-    Ok(era)
 }
 
-/// The image at `path` and what its journal adds.
-fn read_all(path: &Path) -> Result<Option<Loaded>, StoreError> {
-    // The image and the journal hold the card's secrets: their bytes are
-    // wiped once decoded.
-    let bytes = match fs::read(path) {
-        Ok(bytes) => Zeroizing::new(bytes),
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+/// The image's canonical path: `path` with every symbolic link resolved;
+/// for an image not written yet, its folder's canonical path and its name.
+fn canonical(path: &Path) -> Result<PathBuf, StoreError> {
+    let no_name = || StoreError::Unsafe {
+        path: path.to_owned(),
+        problem: UnsafeFile::NoFileName,
+    };
+    let resolved = match fs::canonicalize(path) {
+        Ok(resolved) => resolved,
+        // A new card (or a link to nothing, refused when it is opened).
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            let name = path.file_name().ok_or_else(no_name)?;
+            let folder = match path.parent() {
+                Some(folder) if !folder.as_os_str().is_empty() => folder,
+                _ => Path::new("."),
+            };
+            let folder = fs::canonicalize(folder).map_err(|source| StoreError::Io {
+                path: folder.to_owned(),
+                source,
+            })?;
+            folder.join(name)
+        }
         Err(source) => {
             return Err(StoreError::Io {
                 path: path.to_owned(),
@@ -271,12 +399,59 @@ fn read_all(path: &Path) -> Result<Option<Loaded>, StoreError> {
             });
         }
     };
+    if resolved.file_name().is_none() {
+        return Err(no_name());
+    }
+    Ok(resolved)
+}
+
+/// Writes `image` at `path` as a new card (the caller holds the lock):
+/// the image first, durably, then the old journal is removed (its slots
+/// are of other eras already; removing it wipes the old card's records).
+fn write_new_card(path: &Path, image: &CardImage) -> Result<(Era, Served), StoreError> {
+    let previous = read_private(path)
+        .ok()
+        .flatten()
+        .and_then(|(_, bytes)| decode_image(path, &bytes).ok())
+        .and_then(|(_, era)| era);
+    let era = Era::of_contents(image, previous)?;
+    let (file, metadata) = rename_into_place(path, &encode_image(image, era)?, 0o600)?;
+    let served = Served::file(file, &metadata);
+    sync_parent(path).map_err(|source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let journal = FileStore::journal_path(path);
+    // Unlinking removes a name, never what a planted link points to.
+    match fs::remove_file(&journal) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(target: "vscard::store", journal = %journal.display(), error = %e, "cannot remove the old card's journal (its records no longer apply)");
+        }
+    }
+    Ok((era, served))
+}
+
+/// The image at `path` and what its journal adds.
+fn read_all(path: &Path) -> Result<Option<Loaded>, StoreError> {
+    // The image and the journal hold the card's secrets: their bytes are
+    // wiped once decoded.
+    let Some((file, bytes)) = read_private(path)? else {
+        return Ok(None);
+    };
+    let served = Served::opened(file, path)?;
     let (mut image, era) = decode_image(path, &bytes)?;
     let slots = match era {
         Some(era) => replay_journal(&FileStore::journal_path(path), era, &mut image)?,
         None => 0,
     };
-    Ok(Some(Loaded { image, era, slots }))
+    Ok(Some(Loaded {
+        image,
+        era,
+        slots,
+        served,
+    }))
 }
 
 #[cfg(test)]
@@ -490,6 +665,30 @@ mod tests {
         // record still could not apply: the new image has another era.
         fs::write(&journal, &used).unwrap();
         assert_eq!(reopened(&path), sample());
+    }
+
+    #[test]
+    fn reserving_two_commits_rewrites_the_image_only_when_fewer_slots_are_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("card.json");
+        let mut store = FileStore::open(&path).unwrap();
+        store.commit(&sample()).unwrap();
+        for value in 0..(JOURNAL_SLOTS - 2) as u32 {
+            commit_counter(&mut store, value);
+        }
+        let image = fs::read(&path).unwrap();
+        // Two slots left: room for a try and its reset, nothing rewritten.
+        store.reserve(&with_counter(29), 2).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), image);
+        commit_counter(&mut store, 1000);
+        // One slot left: the image is rewritten before the try, not after.
+        store.reserve(&with_counter(1000), 2).unwrap();
+        assert_ne!(fs::read(&path).unwrap(), image);
+        assert_eq!(store.next_slot, 0);
+        commit_counter(&mut store, 1001);
+        commit_counter(&mut store, 1002);
+        drop(store);
+        assert_eq!(reopened(&path), with_counter(1002));
     }
 
     #[test]
