@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// Serve a control socket at PATH (`vscard ctl PATH ...`).
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
+    /// Exit with code 1 when a card has not reached vpcd within SECONDS
+    /// (default: keep retrying; pcscd may start later).
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    pub vpcd_timeout: Option<std::time::Duration>,
 }
 
 /// `--vpcd-peer`.
@@ -197,6 +201,15 @@ pub struct RenewArgs {
     /// Generate new keys (same algorithms) as well.
     #[arg(long)]
     pub new_keys: bool,
+}
+
+/// A number of seconds (fractions allowed), finite and not negative.
+pub fn seconds(text: &str) -> Result<std::time::Duration, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("wants a number of seconds, got {text:?}"))?;
+    std::time::Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("wants a number of seconds, got {text:?}"))
 }
 
 /// A secret flag's value, held in a zeroizing, redacting type from the

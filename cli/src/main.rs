@@ -135,6 +135,7 @@ fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> 
         },
         trace: args.trace,
         control: args.control,
+        vpcd_timeout: args.vpcd_timeout,
     };
     serve(options, &source)
 }
