@@ -81,6 +81,10 @@ pub struct ServeArgs {
     /// (default: keep retrying; pcscd may start later).
     #[arg(long, value_name = "SECONDS", value_parser = seconds)]
     pub vpcd_timeout: Option<std::time::Duration>,
+    /// Write PATH once every card is in a reader pcscd reports present
+    /// (for scripts without the control socket); removed when serve exits.
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
 }
 
 /// `--vpcd-peer`.
@@ -101,6 +105,13 @@ pub struct CtlArgs {
     /// Which card (default: all).
     #[arg(long)]
     pub card: Option<usize>,
+    /// How long to wait: for the control socket to appear (every action;
+    /// `serve` may still be starting) and, with `wait`, for the cards.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds, default_value = "5")]
+    pub timeout: std::time::Duration,
+    /// `status`: print JSON (one array of cards) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -111,6 +122,9 @@ pub enum Action {
     Insert,
     /// Show each card's state.
     Status,
+    /// Wait until every card (or --card N) is in a reader pcscd reports
+    /// present; exit 1 naming the card that is not, at --timeout.
+    Wait,
 }
 
 #[derive(Debug, Args)]

@@ -36,6 +36,8 @@ pub struct ServeOptions {
     pub control: Option<PathBuf>,
     /// Give up (exit 1) when a card has not reached vpcd by then.
     pub vpcd_timeout: Option<Duration>,
+    /// Written once every card is present; removed on exit.
+    pub ready_file: Option<PathBuf>,
 }
 
 /// How long `serve` waits for vpcd before saying what is missing (the
@@ -105,6 +107,7 @@ pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<(
     let outcome = runtime.block_on(async {
         let started = Instant::now();
         let mut hinted = false;
+        let mut ready = false;
         let mut tick = tokio::time::interval(WATCH_EVERY);
         loop {
             tokio::select! {
@@ -114,6 +117,18 @@ pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<(
                     return refusal.map_or(Outcome::Signal, Outcome::Refused);
                 }
                 _ = tick.tick() => {}
+            }
+            if !ready
+                && let Some(path) = &options.ready_file
+                && all_present(&bridge)
+            {
+                ready = true;
+                // A failure to write is said, not fatal: the cards are
+                // served all the same, and `vscard ctl wait` still works.
+                match write_ready_file(path, &bridge) {
+                    Ok(()) => println!("ready: {}", path.display()),
+                    Err(e) => eprintln!("vscard: cannot write {}: {e}", path.display()),
+                }
             }
             let missing = never_reached(&bridge);
             if missing.is_empty() {
@@ -134,6 +149,11 @@ pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<(
     drop(control);
     drop(runtime);
     drop(bridge.stop());
+    // The cards are gone from their readers: a script must not read a
+    // ready file that is no longer true.
+    if let Some(path) = &options.ready_file {
+        let _ = std::fs::remove_file(path);
+    }
     match outcome {
         Outcome::Signal => {}
         Outcome::Refused(refusal) => {
@@ -178,6 +198,31 @@ fn never_reached(bridge: &BridgeHandle) -> Vec<usize> {
                 .is_ok_and(|s| s.inserted && s.sessions == 0 && !s.is_serving())
         })
         .collect()
+}
+
+/// True when every card is in a reader pcscd reports present.
+fn all_present(bridge: &BridgeHandle) -> bool {
+    (0..bridge.card_count()).all(|index| bridge.status(index).is_ok_and(|s| s.is_present()))
+}
+
+/// Writes the ready file (one status line per card) atomically: to a
+/// temporary name beside it, then renamed over it, so that a script that
+/// polls for the file never reads it half written.
+fn write_ready_file(path: &Path, bridge: &BridgeHandle) -> std::io::Result<()> {
+    let mut text = String::new();
+    for index in 0..bridge.card_count() {
+        if let Ok(status) = bridge.status(index) {
+            text.push_str(&format!("card {index}: {status}\n"));
+        }
+    }
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".{}.tmp", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    let written = std::fs::write(&temporary, text).and_then(|()| std::fs::rename(&temporary, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
 }
 
 /// What is missing when vpcd does not come, and how to start it.
