@@ -77,6 +77,14 @@ pub struct ServeArgs {
     /// Serve a control socket at PATH (`vscard ctl PATH ...`).
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
+    /// Exit with code 1 when a card has not reached vpcd within SECONDS
+    /// (default: keep retrying; pcscd may start later).
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    pub vpcd_timeout: Option<std::time::Duration>,
+    /// Write PATH once every card is in a reader pcscd reports present
+    /// (for scripts without the control socket); removed when serve exits.
+    #[arg(long, value_name = "PATH")]
+    pub ready_file: Option<PathBuf>,
 }
 
 /// `--vpcd-peer`.
@@ -97,6 +105,13 @@ pub struct CtlArgs {
     /// Which card (default: all).
     #[arg(long)]
     pub card: Option<usize>,
+    /// How long to wait: for the control socket to appear (every action;
+    /// `serve` may still be starting) and, with `wait`, for the cards.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds, default_value = "5")]
+    pub timeout: std::time::Duration,
+    /// `status`: print JSON (one array of cards) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -107,6 +122,9 @@ pub enum Action {
     Insert,
     /// Show each card's state.
     Status,
+    /// Wait until every card (or --card N) is in a reader pcscd reports
+    /// present; exit 1 naming the card that is not, at --timeout.
+    Wait,
 }
 
 #[derive(Debug, Args)]
@@ -197,6 +215,15 @@ pub struct RenewArgs {
     /// Generate new keys (same algorithms) as well.
     #[arg(long)]
     pub new_keys: bool,
+}
+
+/// A number of seconds (fractions allowed), finite and not negative.
+pub fn seconds(text: &str) -> Result<std::time::Duration, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("wants a number of seconds, got {text:?}"))?;
+    std::time::Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("wants a number of seconds, got {text:?}"))
 }
 
 /// A secret flag's value, held in a zeroizing, redacting type from the

@@ -6,6 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -135,21 +136,90 @@ fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> 
         },
         trace: args.trace,
         control: args.control,
+        vpcd_timeout: args.vpcd_timeout,
+        ready_file: args.ready_file,
     };
     serve(options, &source)
 }
 
 fn run_ctl(args: CtlArgs) -> anyhow::Result<()> {
+    let deadline = Instant::now() + args.timeout;
     let command = match args.action {
         Action::Remove => ControlCommand::Remove(args.card),
         Action::Insert => ControlCommand::Insert(args.card),
-        Action::Status => ControlCommand::Status,
+        Action::Status if args.json => ControlCommand::StatusJson(args.card),
+        Action::Status => ControlCommand::Status(args.card),
+        Action::Wait => return ctl_wait(&args, deadline),
     };
-    let answer = control::request(&args.path, command)
-        .map_err(|e| anyhow::anyhow!("cannot reach {}: {e}", args.path.display()))?;
+    let answer = ctl_request(&args, command, deadline)?;
     print!("{answer}");
     anyhow::ensure!(!answer.contains("error:"), "the command failed");
     Ok(())
+}
+
+/// How often `ctl` tries the socket again, and looks at the cards again
+/// during `wait` (the bridge's own backoff is capped at 250 ms).
+const CTL_POLL: Duration = Duration::from_millis(50);
+
+/// Sends `command`, waiting until `deadline` for the socket to take it:
+/// `serve --control PATH & vscard ctl PATH remove` starts ctl before serve
+/// has bound the socket (or while a stale one from a dead serve is still
+/// there).
+fn ctl_request(
+    args: &CtlArgs,
+    command: ControlCommand,
+    deadline: Instant,
+) -> anyhow::Result<String> {
+    loop {
+        match control::request(&args.path, command) {
+            Ok(answer) => return Ok(answer),
+            Err(e)
+                if Instant::now() < deadline
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                    ) =>
+            {
+                std::thread::sleep(CTL_POLL);
+            }
+            Err(e) => anyhow::bail!(
+                "cannot reach {} (is `vscard serve --control {}` running?): {e}",
+                args.path.display(),
+                args.path.display()
+            ),
+        }
+    }
+}
+
+/// `vscard ctl PATH wait`: polls the cards' JSON status until each asked
+/// for is present, or names the first that is not at the deadline.
+fn ctl_wait(args: &CtlArgs, deadline: Instant) -> anyhow::Result<()> {
+    loop {
+        let answer = ctl_request(args, ControlCommand::StatusJson(args.card), deadline)?;
+        if answer.starts_with("error:") {
+            anyhow::bail!("{}", answer.trim_end());
+        }
+        let cards: Vec<serde_json::Value> = serde_json::from_str(&answer)
+            .map_err(|e| anyhow::anyhow!("bad answer from {}: {e}", args.path.display()))?;
+        let absent = cards
+            .iter()
+            .find(|card| card["present"] != serde_json::Value::Bool(true));
+        let Some(absent) = absent else {
+            for card in &cards {
+                println!("card {} is present", card["card"]);
+            }
+            return Ok(());
+        };
+        if Instant::now() >= deadline {
+            anyhow::bail!(
+                "card {} is not in a reader pcscd reports present after {} s (link: {})",
+                absent["card"],
+                args.timeout.as_secs_f64(),
+                absent["link"].as_str().unwrap_or("unknown")
+            );
+        }
+        std::thread::sleep(CTL_POLL);
+    }
 }
 
 /// A bad `--vpcd` or `--listen` value (exit code 2).

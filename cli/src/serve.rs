@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
@@ -33,6 +34,28 @@ pub struct ServeOptions {
     pub trace: bool,
     /// Where to serve the control socket.
     pub control: Option<PathBuf>,
+    /// Give up (exit 1) when a card has not reached vpcd by then.
+    pub vpcd_timeout: Option<Duration>,
+    /// Written once every card is present; removed on exit.
+    pub ready_file: Option<PathBuf>,
+}
+
+/// How long `serve` waits for vpcd before saying what is missing (the
+/// issue asks for the hint within 2 s; vpcd answers a live connect at
+/// once, so 1.5 s without one means nothing listens).
+const MISSING_HINT_AFTER: Duration = Duration::from_millis(1500);
+
+/// How often `serve` looks at the cards' links while it runs.
+const WATCH_EVERY: Duration = Duration::from_millis(100);
+
+/// How the wait in [`serve`] ended.
+enum Outcome {
+    /// SIGINT or SIGTERM.
+    Signal,
+    /// The peer check refused a vpcd.
+    Refused(String),
+    /// `--vpcd-timeout` passed with these cards never having reached vpcd.
+    NoVpcd(Vec<usize>),
 }
 
 /// Runs `vscard serve` until SIGINT or SIGTERM; returns `Ok` after a clean
@@ -81,18 +104,73 @@ pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<(
     };
     // A refused peer stops the whole server: serving the other cards
     // while one port is taken over would hide the attack.
-    let refusal = runtime.block_on(async {
-        tokio::select! {
-            _ = terminate.recv() => None,
-            _ = interrupt.recv() => None,
-            refusal = refused.recv() => refusal,
+    let outcome = runtime.block_on(async {
+        let started = Instant::now();
+        let mut hinted = false;
+        let mut ready = false;
+        let mut tick = tokio::time::interval(WATCH_EVERY);
+        loop {
+            tokio::select! {
+                _ = terminate.recv() => return Outcome::Signal,
+                _ = interrupt.recv() => return Outcome::Signal,
+                refusal = refused.recv() => {
+                    return refusal.map_or(Outcome::Signal, Outcome::Refused);
+                }
+                _ = tick.tick() => {}
+            }
+            if !ready
+                && let Some(path) = &options.ready_file
+                && all_present(&bridge)
+            {
+                ready = true;
+                // A failure to write is said, not fatal: the cards are
+                // served all the same, and `vscard ctl wait` still works.
+                match write_ready_file(path, &bridge) {
+                    Ok(()) => println!("ready: {}", path.display()),
+                    Err(e) => eprintln!("vscard: cannot write {}: {e}", path.display()),
+                }
+            }
+            let missing = never_reached(&bridge);
+            if missing.is_empty() {
+                continue;
+            }
+            let waited = started.elapsed();
+            if let Some(limit) = options.vpcd_timeout
+                && waited >= limit
+            {
+                return Outcome::NoVpcd(missing);
+            }
+            if !hinted && waited >= MISSING_HINT_AFTER {
+                hinted = true;
+                eprintln!("vscard: {}", missing_hint(&options.mode));
+            }
         }
     });
     drop(control);
     drop(runtime);
     drop(bridge.stop());
-    if let Some(refusal) = refusal {
-        anyhow::bail!("refusing vpcd: {refusal} ({PEER_HINT})");
+    // The cards are gone from their readers: a script must not read a
+    // ready file that is no longer true.
+    if let Some(path) = &options.ready_file {
+        let _ = std::fs::remove_file(path);
+    }
+    match outcome {
+        Outcome::Signal => {}
+        Outcome::Refused(refusal) => {
+            anyhow::bail!("refusing vpcd: {refusal} ({PEER_HINT})")
+        }
+        Outcome::NoVpcd(cards) => {
+            let limit = options.vpcd_timeout.unwrap_or_default().as_secs_f64();
+            let cards = cards
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            anyhow::bail!(
+                "no vpcd after {limit} s (--vpcd-timeout) for card {cards}: {}",
+                missing_hint(&options.mode)
+            )
+        }
     }
     println!("stopped");
     Ok(())
@@ -107,6 +185,58 @@ fn start_bridge(cards: Vec<Card>, config: BridgeConfig) -> anyhow::Result<Arc<Br
             anyhow::bail!("refusing to connect: {error} ({PEER_HINT})")
         }
         Err(error) => Err(error.into()),
+    }
+}
+
+/// The cards that are inserted but have never been served by vpcd (a
+/// card pulled out with `vscard ctl` is not waited for).
+fn never_reached(bridge: &BridgeHandle) -> Vec<usize> {
+    (0..bridge.card_count())
+        .filter(|&index| {
+            bridge
+                .status(index)
+                .is_ok_and(|s| s.inserted && s.sessions == 0 && !s.is_serving())
+        })
+        .collect()
+}
+
+/// True when every card is in a reader pcscd reports present.
+fn all_present(bridge: &BridgeHandle) -> bool {
+    (0..bridge.card_count()).all(|index| bridge.status(index).is_ok_and(|s| s.is_present()))
+}
+
+/// Writes the ready file (one status line per card) atomically: to a
+/// temporary name beside it, then renamed over it, so that a script that
+/// polls for the file never reads it half written.
+fn write_ready_file(path: &Path, bridge: &BridgeHandle) -> std::io::Result<()> {
+    let mut text = String::new();
+    for index in 0..bridge.card_count() {
+        if let Ok(status) = bridge.status(index) {
+            text.push_str(&format!("card {index}: {status}\n"));
+        }
+    }
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".{}.tmp", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    let written = std::fs::write(&temporary, text).and_then(|()| std::fs::rename(&temporary, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
+}
+
+/// What is missing when vpcd does not come, and how to start it.
+fn missing_hint(mode: &Mode) -> String {
+    match mode {
+        Mode::Client { host, port } => format!(
+            "nothing answers as vpcd at {host}:{port}: is pcscd running with the vsmartcard \
+             vpcd driver? Start it with `sudo systemctl start pcscd` (or `sudo pcscd -f`); \
+             still retrying"
+        ),
+        Mode::Reverse { listen } => format!(
+            "vpcd has not connected to {listen}: is pcscd running with a vpcd reader \
+             configured for this address? still waiting"
+        ),
     }
 }
 

@@ -2,8 +2,9 @@
 //! serve`, from another process (`vscard ctl PATH remove`).
 //!
 //! Protocol: the client connects to the Unix socket, sends one line
-//! (`status`, `insert [CARD]`, `remove [CARD]`; without CARD, every card),
-//! and reads the answer until the server closes: one line per card, or a
+//! (`status [CARD]`, `status-json [CARD]`, `insert [CARD]`, `remove
+//! [CARD]`; without CARD, every card), and reads the answer until the
+//! server closes: one line per card (`status-json`: one JSON array), or a
 //! line starting with `error:`.
 
 use std::fmt;
@@ -27,8 +28,11 @@ const MAX_LINE: u64 = 256;
 /// One control command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ControlCommand {
-    /// Report every card's state.
-    Status,
+    /// Report a card's state (all when `None`).
+    Status(Option<usize>),
+    /// As [`ControlCommand::Status`], as one JSON array of
+    /// [`CardStatus::to_json`](crate::CardStatus::to_json) objects.
+    StatusJson(Option<usize>),
     /// Insert a card (all when `None`).
     Insert(Option<usize>),
     /// Remove a card (all when `None`).
@@ -37,7 +41,9 @@ pub enum ControlCommand {
 
 /// A line that is not a control command.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
-#[error("unknown control command {0:?} (expected status, insert [CARD] or remove [CARD])")]
+#[error(
+    "unknown control command {0:?} (expected status [CARD], status-json [CARD], insert [CARD] or remove [CARD])"
+)]
 pub struct BadCommand(pub String);
 
 impl FromStr for ControlCommand {
@@ -55,7 +61,8 @@ impl FromStr for ControlCommand {
             return Err(bad());
         }
         match (verb, card) {
-            ("status", None) => Ok(ControlCommand::Status),
+            ("status", card) => Ok(ControlCommand::Status(card)),
+            ("status-json", card) => Ok(ControlCommand::StatusJson(card)),
             ("insert", card) => Ok(ControlCommand::Insert(card)),
             ("remove", card) => Ok(ControlCommand::Remove(card)),
             _ => Err(bad()),
@@ -66,7 +73,8 @@ impl FromStr for ControlCommand {
 impl fmt::Display for ControlCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (verb, card) = match self {
-            ControlCommand::Status => ("status", None),
+            ControlCommand::Status(card) => ("status", *card),
+            ControlCommand::StatusJson(card) => ("status-json", *card),
             ControlCommand::Insert(card) => ("insert", *card),
             ControlCommand::Remove(card) => ("remove", *card),
         };
@@ -187,7 +195,8 @@ async fn serve_client(stream: UnixStream, bridge: Arc<BridgeHandle>) -> io::Resu
 /// Carries out a command and describes the cards it touched.
 pub fn execute(bridge: &BridgeHandle, command: ControlCommand) -> String {
     let (card, action): (Option<usize>, fn(&BridgeHandle, usize) -> _) = match command {
-        ControlCommand::Status => (None, |_, _| Ok(())),
+        ControlCommand::StatusJson(card) => return status_json(bridge, card),
+        ControlCommand::Status(card) => (card, |_, _| Ok(())),
         ControlCommand::Insert(card) => (card, BridgeHandle::insert),
         ControlCommand::Remove(card) => (card, BridgeHandle::remove),
     };
@@ -206,6 +215,23 @@ pub fn execute(bridge: &BridgeHandle, command: ControlCommand) -> String {
     answer
 }
 
+/// Every card's (or one card's) state as a JSON array on one line; a card
+/// that does not exist is an `error:` line instead.
+fn status_json(bridge: &BridgeHandle, card: Option<usize>) -> String {
+    let indices: Vec<usize> = match card {
+        Some(card) => vec![card],
+        None => (0..bridge.card_count()).collect(),
+    };
+    let mut cards = Vec::new();
+    for index in indices {
+        match bridge.status(index) {
+            Ok(status) => cards.push(status.to_json(index)),
+            Err(e) => return format!("error: {e}\n"),
+        }
+    }
+    format!("{}\n", serde_json::Value::Array(cards))
+}
+
 /// Sends one command to a control socket and returns the answer.
 pub fn request(path: &Path, command: ControlCommand) -> io::Result<String> {
     let mut stream = std::os::unix::net::UnixStream::connect(path)?;
@@ -221,11 +247,20 @@ mod tests {
 
     #[test]
     fn commands_parse_and_print() {
-        for line in ["status", "insert", "insert 1", "remove", "remove 0"] {
+        for line in [
+            "status",
+            "status 1",
+            "status-json",
+            "status-json 0",
+            "insert",
+            "insert 1",
+            "remove",
+            "remove 0",
+        ] {
             let command: ControlCommand = line.parse().unwrap();
             assert_eq!(command.to_string(), line);
         }
-        assert!("status 1".parse::<ControlCommand>().is_err());
+        assert!("status 1 2".parse::<ControlCommand>().is_err());
         assert!("remove x".parse::<ControlCommand>().is_err());
         assert!("".parse::<ControlCommand>().is_err());
         assert!("eject".parse::<ControlCommand>().is_err());

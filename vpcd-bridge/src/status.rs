@@ -76,6 +76,47 @@ impl CardStatus {
     pub fn is_serving(&self) -> bool {
         matches!(self.link, Link::Serving(_))
     }
+
+    /// True when the card is in a reader pcscd reports present: inserted,
+    /// and vpcd has spoken on the live connection. vpcd speaks first to
+    /// poll for the card (its presence check asks for the ATR) and pcscd
+    /// reports the reader's card present once that ATR came back, so this
+    /// is the bridge-side view of PC/SC's `SCARD_STATE_PRESENT`, for
+    /// callers that cannot reach pcscd themselves (another namespace,
+    /// another machine).
+    pub fn is_present(&self) -> bool {
+        self.inserted && self.is_serving()
+    }
+
+    /// The card's state as a JSON object, for `vscard ctl PATH status
+    /// --json`: `card`, `inserted`, `link` (`removed`, `waiting`,
+    /// `connected`, `serving` or `stopped`), `present`
+    /// ([`CardStatus::is_present`]), `reader` and `peer` (null when not
+    /// known), `powered`, `sessions`, `apdus`.
+    pub fn to_json(&self, card: usize) -> serde_json::Value {
+        let (link, peer, reader) = match &self.link {
+            Link::Removed => ("removed", None, None),
+            Link::Waiting => ("waiting", None, None),
+            Link::Connected { peer } => ("connected", Some(peer.to_string()), None),
+            Link::Serving(location) => (
+                "serving",
+                Some(location.peer.to_string()),
+                location.reader.clone(),
+            ),
+            Link::Stopped => ("stopped", None, None),
+        };
+        serde_json::json!({
+            "card": card,
+            "inserted": self.inserted,
+            "link": link,
+            "present": self.is_present(),
+            "reader": reader,
+            "peer": peer,
+            "powered": self.powered,
+            "sessions": self.sessions,
+            "apdus": self.apdus,
+        })
+    }
 }
 
 impl fmt::Display for CardStatus {
