@@ -69,6 +69,13 @@ impl PivApplet {
         }
     }
 
+    /// The applet stored in `state` (a card image's PIV part), built from
+    /// it directly rather than from defaults that the image then replaces;
+    /// the error names the part that cannot be loaded.
+    pub fn from_saved(state: &AppletState) -> Result<PivApplet, StateError> {
+        PivState::from_saved(state).map(PivApplet::from_state)
+    }
+
     /// The persistent state.
     pub fn state(&self) -> &PivState {
         &self.state

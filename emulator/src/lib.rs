@@ -70,7 +70,7 @@ pub use file_store::{FileStore, IMAGE_FORMAT, IMAGE_VERSION, JOURNAL_SLOT_SIZE, 
 pub use memory_store::MemoryStore;
 pub use pin::{OwnerPin, PIN_MAX_LEN, PinCheck, PinError, hex_secret};
 pub use status::Status;
-pub use store::{AppletState, CardImage, Changes, DamageKind, StateError, Store, StoreError};
+pub use store::{AppletState, CardImage, Changes, DamageKind, Part, StateError, Store, StoreError};
 pub use transient::{ClearOn, Transient};
 
 /// Re-exported so applets use the same RNG traits as the runtime.

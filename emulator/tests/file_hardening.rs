@@ -6,13 +6,15 @@
 
 use std::fs;
 
-use vscard_emulator::{AppletState, CardImage, FileStore, Store};
+use vscard_emulator::{AppletState, CardImage, FileStore, Part, Store};
 
 fn sample(counter: u32) -> CardImage {
     let mut image = CardImage::new();
     image.set_applet(
         "A000000001",
-        AppletState::new().with("counter", &counter).unwrap(),
+        AppletState::new()
+            .with(Part::new("counter"), &counter)
+            .unwrap(),
     );
     image
 }
