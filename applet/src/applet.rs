@@ -166,9 +166,9 @@ impl PivApplet {
                 reference,
                 old,
                 new,
-            } => self.change_reference_data(ctx, reference, old, new),
+            } => self.change_reference_data(ctx, reference, old.expose(), new.expose()),
             Command::ResetRetryCounter { puk, new_pin } => {
-                self.reset_retry_counter(ctx, puk, new_pin)
+                self.reset_retry_counter(ctx, puk.expose(), new_pin.expose())
             }
             Command::GetData(tag) => self.get_data(ctx, tag),
             Command::PutData { tag, value } => self.put_data(ctx, tag, value),
@@ -188,7 +188,7 @@ impl PivApplet {
             )),
             Command::GetMetadata(key) => self.get_metadata(ctx, key),
             Command::SetManagementKey { algorithm, key } => {
-                self.set_management_key(ctx, algorithm, key)
+                self.set_management_key(ctx, algorithm, key.expose())
             }
             Command::Reset => self.reset(ctx),
             Command::SetPinRetries {

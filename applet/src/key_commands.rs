@@ -49,8 +49,14 @@ impl PivApplet {
         let key = match material {
             ImportMaterial::Rsa {
                 parts: [p, q, dp, dq, qinv],
-            } => PrivateKey::from_rsa_crt(p, q, dp, dq, qinv),
-            ImportMaterial::Ec(scalar) => PrivateKey::from_ec_scalar(algorithm, scalar),
+            } => PrivateKey::from_rsa_crt(
+                p.expose(),
+                q.expose(),
+                dp.expose(),
+                dq.expose(),
+                qinv.expose(),
+            ),
+            ImportMaterial::Ec(scalar) => PrivateKey::from_ec_scalar(algorithm, scalar.expose()),
         }
         .map_err(|_| Status::IncorrectData)?;
         let policy = pin_policy.unwrap_or(slot.default_pin_policy());

@@ -56,6 +56,7 @@ pub mod objects;
 pub mod pin;
 mod pin_commands;
 pub mod reference;
+pub mod secret;
 pub mod security;
 pub mod state;
 mod stored_key;
