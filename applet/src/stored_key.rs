@@ -137,7 +137,10 @@ impl StoredKey {
             ),
         };
         if key.algorithm() != repr.algorithm {
-            return Err(KeyError::Invalid("algorithm does not match the key".into()));
+            return Err(KeyError::AlgorithmMismatch {
+                stored: repr.algorithm,
+                found: key.algorithm(),
+            });
         }
         Ok(StoredKey {
             key,
