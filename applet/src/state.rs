@@ -424,3 +424,69 @@ fn default_objects(serial: u32) -> BTreeMap<DataObjectTag, Vec<u8>> {
         (DataObjectTag::KEY_HISTORY, objects::key_history()),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn saved_with_key() -> AppletState {
+        let mut state = PivState::new(&PivConfig::default()).unwrap();
+        let scalar = [0x11u8; 32];
+        let key = p256::SecretKey::from_slice(&scalar).unwrap();
+        state.install_key(Slot::SIGNATURE, key).unwrap();
+        state.save().unwrap()
+    }
+
+    #[test]
+    fn a_saved_state_loads_back() {
+        let saved = saved_with_key();
+        let loaded = PivState::from_saved(&saved).unwrap();
+        assert_eq!(loaded.save().unwrap(), saved);
+    }
+
+    #[test]
+    fn a_damaged_key_names_its_part_slot_and_cause() {
+        use std::error::Error as _;
+        let mut saved = saved_with_key();
+        // The part as JSON: an empty SEQUENCE where the PKCS#8 key was.
+        let raw = Part::<serde_json::Value>::new(KEYS.name());
+        let mut keys = saved.get(raw).unwrap();
+        keys["9C"]["pkcs8"] = serde_json::Value::from("3000");
+        saved.put(raw, &keys).unwrap();
+        let error = PivState::from_saved(&saved).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "state part `keys` is invalid: key 9C is damaged"
+        );
+        let problem = error
+            .source()
+            .and_then(|s| s.downcast_ref::<StateProblem>());
+        assert!(
+            matches!(
+                problem,
+                Some(StateProblem::Key {
+                    slot: Slot::SIGNATURE,
+                    source: KeyError::Decode {
+                        algorithm: crate::reference::Algorithm::EccP256,
+                        ..
+                    },
+                })
+            ),
+            "{problem:?}"
+        );
+    }
+
+    #[test]
+    fn a_key_under_a_name_that_is_no_slot_is_refused() {
+        let mut saved = saved_with_key();
+        let mut keys = saved.get(KEYS).unwrap();
+        let repr = keys.remove("9C").unwrap();
+        keys.insert("9Z".to_owned(), repr);
+        saved.put(KEYS, &keys).unwrap();
+        let error = PivState::from_saved(&saved).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "state part `keys` is invalid: 9Z is not a key slot"
+        );
+    }
+}
