@@ -171,7 +171,7 @@ impl PivApplet {
                 self.reset_retry_counter(ctx, puk.expose(), new_pin.expose())
             }
             Command::GetData(tag) => self.get_data(ctx, tag),
-            Command::PutData { tag, value } => self.put_data(ctx, tag, value),
+            Command::PutData { tag, value } => self.put_data(ctx, tag, value.get()),
             Command::GeneralAuthenticate {
                 algorithm,
                 key,

@@ -221,7 +221,7 @@ impl PivApplet {
                 Zeroizing::new(stored.ecdsa_sign(digest.expose())?)
             }
             (AuthRequest::KeyAgreement(point), Algorithm::EccP256 | Algorithm::EccP384) => {
-                stored.key().ecdh(point)?
+                stored.key().ecdh(point.get())?
             }
             _ => return Err(Status::IncorrectData),
         };

@@ -16,7 +16,7 @@ use vscard_emulator::{CommandApdu, Status};
 use crate::objects::DataObjectTag;
 use crate::pin::PADDED_LEN;
 use crate::reference::{Algorithm, KeyRef, PinPolicy, PinRef, Slot, TOUCH_NEVER};
-pub use crate::secret::Secret;
+pub use crate::secret::{Bytes, Secret};
 use crate::tlv::{self, Reader};
 
 /// One command of the PIV application. `Debug` never shows PINs, PUKs,
@@ -48,7 +48,7 @@ pub enum Command<'a> {
         /// The object.
         tag: DataObjectTag,
         /// Its new value.
-        value: &'a [u8],
+        value: Bytes<'a>,
     },
     /// GENERAL AUTHENTICATE (3.2.4).
     GeneralAuthenticate {
@@ -145,7 +145,7 @@ pub enum AuthRequest<'a> {
     /// (a digest or a ciphertext: redacted, it may be a secret's wrapping).
     Sign(Secret<'a>),
     /// `82` empty and `85` point: ECDH with a slot key.
-    KeyAgreement(&'a [u8]),
+    KeyAgreement(Bytes<'a>),
 }
 
 /// Key material of IMPORT KEY.
@@ -278,7 +278,7 @@ fn parse_put_data(data: &[u8]) -> Result<Command<'_>, Status> {
         reader.expect_empty()?;
         return Ok(Command::PutData {
             tag: DataObjectTag::DISCOVERY,
-            value: first.value,
+            value: Bytes::new(first.value),
         });
     }
     if first.tag != 0x5C {
@@ -287,7 +287,10 @@ fn parse_put_data(data: &[u8]) -> Result<Command<'_>, Status> {
     let tag = DataObjectTag::from_bytes(first.value).ok_or(Status::IncorrectData)?;
     let value = reader.expect(0x53)?;
     reader.expect_empty()?;
-    Ok(Command::PutData { tag, value })
+    Ok(Command::PutData {
+        tag,
+        value: Bytes::new(value),
+    })
 }
 
 /// The data objects of a dynamic authentication template, each at most
@@ -345,7 +348,9 @@ fn parse_general_authenticate<'a>(p1: u8, p2: u8, data: &'a [u8]) -> Result<Comm
             AuthRequest::ExternalResponse(Secret::new(r))
         }
         (None, Some(c), r, None) if empty(r) && !c.is_empty() => AuthRequest::Sign(Secret::new(c)),
-        (None, None, r, Some(e)) if empty(r) && !e.is_empty() => AuthRequest::KeyAgreement(e),
+        (None, None, r, Some(e)) if empty(r) && !e.is_empty() => {
+            AuthRequest::KeyAgreement(Bytes::new(e))
+        }
         _ => return Err(Status::IncorrectData),
     };
     let symmetric_request = matches!(

@@ -6,6 +6,10 @@
 //! borrows the command's data field, which the runtime owns and clears:
 //! the applet makes no copy of it to zeroize.
 //!
+//! [`Bytes`] does the same for public data that is long or personal (a
+//! certificate, printed information), which a trace needs only the length
+//! of.
+//!
 //! [`Command`]: crate::command::Command
 
 use std::fmt;
@@ -42,6 +46,39 @@ impl fmt::Debug for Secret<'_> {
     }
 }
 
+/// Public bytes of a command that can be long or personal (a data
+/// object's value, a host's EC point); `Debug` prints `<N bytes>`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Bytes<'a>(&'a [u8]);
+
+impl<'a> Bytes<'a> {
+    /// Wraps `bytes`.
+    pub const fn new(bytes: &'a [u8]) -> Bytes<'a> {
+        Bytes(bytes)
+    }
+
+    /// The bytes.
+    pub const fn get(self) -> &'a [u8] {
+        self.0
+    }
+
+    /// The length.
+    pub const fn len(self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are no bytes.
+    pub const fn is_empty(self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Bytes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} bytes>", self.0.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +88,6 @@ mod tests {
         let secret = Secret::new(b"123456");
         assert_eq!(format!("{secret:?}"), "<6 bytes redacted>");
         assert_eq!(secret.expose(), b"123456");
+        assert_eq!(format!("{:?}", Bytes::new(b"abc")), "<3 bytes>");
     }
 }
