@@ -69,6 +69,13 @@ impl PivApplet {
         }
     }
 
+    /// The applet stored in `state` (a card image's PIV part), built from
+    /// it directly rather than from defaults that the image then replaces;
+    /// the error names the part that cannot be loaded.
+    pub fn from_saved(state: &AppletState) -> Result<PivApplet, StateError> {
+        PivState::from_saved(state).map(PivApplet::from_state)
+    }
+
     /// The persistent state.
     pub fn state(&self) -> &PivState {
         &self.state
@@ -159,12 +166,12 @@ impl PivApplet {
                 reference,
                 old,
                 new,
-            } => self.change_reference_data(ctx, reference, old, new),
+            } => self.change_reference_data(ctx, reference, old.expose(), new.expose()),
             Command::ResetRetryCounter { puk, new_pin } => {
-                self.reset_retry_counter(ctx, puk, new_pin)
+                self.reset_retry_counter(ctx, puk.expose(), new_pin.expose())
             }
             Command::GetData(tag) => self.get_data(ctx, tag),
-            Command::PutData { tag, value } => self.put_data(ctx, tag, value),
+            Command::PutData { tag, value } => self.put_data(ctx, tag, value.get()),
             Command::GeneralAuthenticate {
                 algorithm,
                 key,
@@ -181,7 +188,7 @@ impl PivApplet {
             )),
             Command::GetMetadata(key) => self.get_metadata(ctx, key),
             Command::SetManagementKey { algorithm, key } => {
-                self.set_management_key(ctx, algorithm, key)
+                self.set_management_key(ctx, algorithm, key.expose())
             }
             Command::Reset => self.reset(ctx),
             Command::SetPinRetries {

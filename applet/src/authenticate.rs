@@ -95,10 +95,10 @@ impl PivApplet {
                 Ok(template(0x80, &encrypted))
             }
             AuthRequest::MutualResponse { witness, challenge } => {
-                self.mutual_response(ctx, algorithm, witness, challenge)
+                self.mutual_response(ctx, algorithm, witness.expose(), challenge.expose())
             }
             AuthRequest::ExternalResponse(response) => {
-                self.external_response(ctx, algorithm, response)
+                self.external_response(ctx, algorithm, response.expose())
             }
             AuthRequest::Sign(_) | AuthRequest::KeyAgreement(_) => Err(Status::IncorrectData),
         }
@@ -214,12 +214,14 @@ impl PivApplet {
             .get(&slot)
             .ok_or(Status::ReferenceNotFound)?;
         let output = match (request, algorithm) {
-            (AuthRequest::Sign(block), Algorithm::Rsa2048) => stored.rsa_raw(block, ctx.rng())?,
+            (AuthRequest::Sign(block), Algorithm::Rsa2048) => {
+                stored.rsa_raw(block.expose(), ctx.rng())?
+            }
             (AuthRequest::Sign(digest), Algorithm::EccP256 | Algorithm::EccP384) => {
-                Zeroizing::new(stored.ecdsa_sign(digest)?)
+                Zeroizing::new(stored.ecdsa_sign(digest.expose())?)
             }
             (AuthRequest::KeyAgreement(point), Algorithm::EccP256 | Algorithm::EccP384) => {
-                stored.key().ecdh(point)?
+                stored.key().ecdh(point.get())?
             }
             _ => return Err(Status::IncorrectData),
         };

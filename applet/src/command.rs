@@ -16,11 +16,12 @@ use vscard_emulator::{CommandApdu, Status};
 use crate::objects::DataObjectTag;
 use crate::pin::PADDED_LEN;
 use crate::reference::{Algorithm, KeyRef, PinPolicy, PinRef, Slot, TOUCH_NEVER};
+pub use crate::secret::{Bytes, Secret};
 use crate::tlv::{self, Reader};
 
 /// One command of the PIV application. `Debug` never shows PINs, PUKs,
-/// keys or authentication data, only their lengths.
-#[derive(Clone, PartialEq, Eq)]
+/// keys or authentication data, only their lengths: they are [`Secret`]s.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command<'a> {
     /// VERIFY (SP 800-73-4 Part 2 3.2.1).
     Verify(Verify<'a>),
@@ -29,16 +30,16 @@ pub enum Command<'a> {
         /// PIN or PUK.
         reference: PinRef,
         /// The current value, padded.
-        old: &'a [u8],
+        old: Secret<'a>,
         /// The new value, padded.
-        new: &'a [u8],
+        new: Secret<'a>,
     },
     /// RESET RETRY COUNTER (3.2.3): PUK and new PIN, padded.
     ResetRetryCounter {
         /// The PUK, padded.
-        puk: &'a [u8],
+        puk: Secret<'a>,
         /// The new PIN, padded.
-        new_pin: &'a [u8],
+        new_pin: Secret<'a>,
     },
     /// GET DATA (3.1.2).
     GetData(DataObjectTag),
@@ -47,7 +48,7 @@ pub enum Command<'a> {
         /// The object.
         tag: DataObjectTag,
         /// Its new value.
-        value: &'a [u8],
+        value: Bytes<'a>,
     },
     /// GENERAL AUTHENTICATE (3.2.4).
     GeneralAuthenticate {
@@ -78,7 +79,7 @@ pub enum Command<'a> {
         /// The new key's algorithm.
         algorithm: Algorithm,
         /// The new key.
-        key: &'a [u8],
+        key: Secret<'a>,
     },
     /// Yubico RESET (`FB`).
     Reset,
@@ -103,10 +104,10 @@ pub enum Command<'a> {
 }
 
 /// What a VERIFY asks.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verify<'a> {
     /// Compare padded PIN data.
-    Check(&'a [u8]),
+    Check(Secret<'a>),
     /// No data: report whether the PIN is verified (`9000`) or how many
     /// tries are left (`63Cx`).
     Status,
@@ -124,164 +125,39 @@ pub enum AuthKey {
 }
 
 /// The request inside a dynamic authentication template (`7C`).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AuthRequest<'a> {
     /// `80` empty: mutual authentication step 1, send an encrypted witness.
     WitnessRequest,
     /// `80` witness and `81` challenge: mutual authentication step 2.
     MutualResponse {
         /// The decrypted witness.
-        witness: &'a [u8],
+        witness: Secret<'a>,
         /// The host's challenge for the card.
-        challenge: &'a [u8],
+        challenge: Secret<'a>,
     },
     /// `81` empty: send a challenge (external authentication step 1, or
     /// simply random bytes).
     ChallengeRequest,
     /// `82` response: external authentication step 2.
-    ExternalResponse(&'a [u8]),
-    /// `82` empty and `81` data: sign (or RSA-decrypt) with a slot key.
-    Sign(&'a [u8]),
+    ExternalResponse(Secret<'a>),
+    /// `82` empty and `81` data: sign (or RSA-decrypt) with a slot key
+    /// (a digest or a ciphertext: redacted, it may be a secret's wrapping).
+    Sign(Secret<'a>),
     /// `82` empty and `85` point: ECDH with a slot key.
-    KeyAgreement(&'a [u8]),
+    KeyAgreement(Bytes<'a>),
 }
 
 /// Key material of IMPORT KEY.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImportMaterial<'a> {
     /// RSA CRT components: `01` p, `02` q, `03` dP, `04` dQ, `05` qInv.
     Rsa {
         /// The five components, in tag order.
-        parts: [&'a [u8]; 5],
+        parts: [Secret<'a>; 5],
     },
     /// `06`: the P-256 or P-384 private scalar.
-    Ec(&'a [u8]),
-}
-
-/// `<n bytes>`: how a secret shows in `Debug`.
-struct Redacted(usize);
-
-impl std::fmt::Debug for Redacted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "<{} bytes redacted>", self.0)
-    }
-}
-
-impl std::fmt::Debug for Verify<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Verify::Check(pin) => f.debug_tuple("Check").field(&Redacted(pin.len())).finish(),
-            Verify::Status => f.write_str("Status"),
-            Verify::LogOut => f.write_str("LogOut"),
-        }
-    }
-}
-
-impl std::fmt::Debug for AuthRequest<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AuthRequest::WitnessRequest => f.write_str("WitnessRequest"),
-            AuthRequest::MutualResponse { witness, challenge } => f
-                .debug_struct("MutualResponse")
-                .field("witness", &Redacted(witness.len()))
-                .field("challenge", &Redacted(challenge.len()))
-                .finish(),
-            AuthRequest::ChallengeRequest => f.write_str("ChallengeRequest"),
-            AuthRequest::ExternalResponse(r) => f
-                .debug_tuple("ExternalResponse")
-                .field(&Redacted(r.len()))
-                .finish(),
-            AuthRequest::Sign(d) => f.debug_tuple("Sign").field(&Redacted(d.len())).finish(),
-            AuthRequest::KeyAgreement(p) => f.debug_tuple("KeyAgreement").field(&p.len()).finish(),
-        }
-    }
-}
-
-impl std::fmt::Debug for ImportMaterial<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ImportMaterial::Rsa { .. } => f.write_str("Rsa(<redacted>)"),
-            ImportMaterial::Ec(_) => f.write_str("Ec(<redacted>)"),
-        }
-    }
-}
-
-impl std::fmt::Debug for Command<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Command::Verify(v) => f.debug_tuple("Verify").field(v).finish(),
-            Command::ChangeReferenceData {
-                reference,
-                old,
-                new,
-            } => f
-                .debug_struct("ChangeReferenceData")
-                .field("reference", reference)
-                .field("old", &Redacted(old.len()))
-                .field("new", &Redacted(new.len()))
-                .finish(),
-            Command::ResetRetryCounter { puk, new_pin } => f
-                .debug_struct("ResetRetryCounter")
-                .field("puk", &Redacted(puk.len()))
-                .field("new_pin", &Redacted(new_pin.len()))
-                .finish(),
-            Command::GetData(tag) => f.debug_tuple("GetData").field(tag).finish(),
-            Command::PutData { tag, value } => f
-                .debug_struct("PutData")
-                .field("tag", tag)
-                .field("len", &value.len())
-                .finish(),
-            Command::GeneralAuthenticate {
-                algorithm,
-                key,
-                request,
-            } => f
-                .debug_struct("GeneralAuthenticate")
-                .field("algorithm", algorithm)
-                .field("key", key)
-                .field("request", request)
-                .finish(),
-            Command::GenerateAsymmetricKeyPair {
-                slot,
-                algorithm,
-                pin_policy,
-            } => f
-                .debug_struct("GenerateAsymmetricKeyPair")
-                .field("slot", slot)
-                .field("algorithm", algorithm)
-                .field("pin_policy", pin_policy)
-                .finish(),
-            Command::GetVersion => f.write_str("GetVersion"),
-            Command::GetSerial => f.write_str("GetSerial"),
-            Command::GetMetadata(key) => f.debug_tuple("GetMetadata").field(key).finish(),
-            Command::SetManagementKey { algorithm, key } => f
-                .debug_struct("SetManagementKey")
-                .field("algorithm", algorithm)
-                .field("key", &Redacted(key.len()))
-                .finish(),
-            Command::Reset => f.write_str("Reset"),
-            Command::SetPinRetries {
-                pin_tries,
-                puk_tries,
-            } => f
-                .debug_struct("SetPinRetries")
-                .field("pin_tries", pin_tries)
-                .field("puk_tries", puk_tries)
-                .finish(),
-            Command::ImportKey {
-                slot,
-                algorithm,
-                material,
-                pin_policy,
-            } => f
-                .debug_struct("ImportKey")
-                .field("slot", slot)
-                .field("algorithm", algorithm)
-                .field("material", material)
-                .field("pin_policy", pin_policy)
-                .finish(),
-        }
-    }
+    Ec(Secret<'a>),
 }
 
 impl<'a> TryFrom<&CommandApdu<'a>> for Command<'a> {
@@ -334,18 +210,19 @@ fn expect_3fff(p1: u8, p2: u8) -> Result<(), Status> {
     }
 }
 
-fn padded(data: &[u8]) -> Result<&[u8], Status> {
+fn padded(data: &[u8]) -> Result<Secret<'_>, Status> {
     match data.len() {
-        PADDED_LEN => Ok(data),
+        PADDED_LEN => Ok(Secret::new(data)),
         _ => Err(Status::IncorrectData),
     }
 }
 
-fn padded_pair(data: &[u8]) -> Result<(&[u8], &[u8]), Status> {
+fn padded_pair(data: &[u8]) -> Result<(Secret<'_>, Secret<'_>), Status> {
     if data.len() != 2 * PADDED_LEN {
         return Err(Status::IncorrectData);
     }
-    Ok(data.split_at(PADDED_LEN))
+    let (first, second) = data.split_at(PADDED_LEN);
+    Ok((Secret::new(first), Secret::new(second)))
 }
 
 fn parse_verify<'a>(p1: u8, p2: u8, data: &'a [u8]) -> Result<Command<'a>, Status> {
@@ -401,7 +278,7 @@ fn parse_put_data(data: &[u8]) -> Result<Command<'_>, Status> {
         reader.expect_empty()?;
         return Ok(Command::PutData {
             tag: DataObjectTag::DISCOVERY,
-            value: first.value,
+            value: Bytes::new(first.value),
         });
     }
     if first.tag != 0x5C {
@@ -410,7 +287,10 @@ fn parse_put_data(data: &[u8]) -> Result<Command<'_>, Status> {
     let tag = DataObjectTag::from_bytes(first.value).ok_or(Status::IncorrectData)?;
     let value = reader.expect(0x53)?;
     reader.expect_empty()?;
-    Ok(Command::PutData { tag, value })
+    Ok(Command::PutData {
+        tag,
+        value: Bytes::new(value),
+    })
 }
 
 /// The data objects of a dynamic authentication template, each at most
@@ -459,14 +339,18 @@ fn parse_general_authenticate<'a>(p1: u8, p2: u8, data: &'a [u8]) -> Result<Comm
         (w, None, None, None) if empty(w) => AuthRequest::WitnessRequest,
         (Some(w), Some(c), None, None) if !w.is_empty() && !c.is_empty() => {
             AuthRequest::MutualResponse {
-                witness: w,
-                challenge: c,
+                witness: Secret::new(w),
+                challenge: Secret::new(c),
             }
         }
         (None, c, None, None) if empty(c) => AuthRequest::ChallengeRequest,
-        (None, None, Some(r), None) if !r.is_empty() => AuthRequest::ExternalResponse(r),
-        (None, Some(c), r, None) if empty(r) && !c.is_empty() => AuthRequest::Sign(c),
-        (None, None, r, Some(e)) if empty(r) && !e.is_empty() => AuthRequest::KeyAgreement(e),
+        (None, None, Some(r), None) if !r.is_empty() => {
+            AuthRequest::ExternalResponse(Secret::new(r))
+        }
+        (None, Some(c), r, None) if empty(r) && !c.is_empty() => AuthRequest::Sign(Secret::new(c)),
+        (None, None, r, Some(e)) if empty(r) && !e.is_empty() => {
+            AuthRequest::KeyAgreement(Bytes::new(e))
+        }
         _ => return Err(Status::IncorrectData),
     };
     let symmetric_request = matches!(
@@ -545,7 +429,10 @@ fn parse_set_management_key(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'_>, 
     if key.len() != algorithm.key_len() {
         return Err(Status::IncorrectData);
     }
-    Ok(Command::SetManagementKey { algorithm, key })
+    Ok(Command::SetManagementKey {
+        algorithm,
+        key: Secret::new(key),
+    })
 }
 
 fn parse_import(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'_>, Status> {
@@ -570,11 +457,11 @@ fn parse_import(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'_>, Status> {
     let material = match (algorithm, parts) {
         (Algorithm::Rsa2048, [Some(p), Some(q), Some(dp), Some(dq), Some(qinv), None]) => {
             ImportMaterial::Rsa {
-                parts: [p, q, dp, dq, qinv],
+                parts: [p, q, dp, dq, qinv].map(Secret::new),
             }
         }
         (Algorithm::EccP256 | Algorithm::EccP384, [None, None, None, None, None, Some(scalar)]) => {
-            ImportMaterial::Ec(scalar)
+            ImportMaterial::Ec(Secret::new(scalar))
         }
         _ => return Err(Status::IncorrectData),
     };

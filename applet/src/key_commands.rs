@@ -30,12 +30,22 @@ impl PivApplet {
         if !self.state.key_fits(slot, algorithm) {
             return Err(Status::NotEnoughMemory);
         }
-        let key = PrivateKey::generate(algorithm, ctx.rng()).map_err(|_| Status::IncorrectData)?;
+        // Logged before it becomes a bare 6A80: on a card, a failed
+        // generation is otherwise invisible. The error names the algorithm
+        // and the cause, never key material.
+        let key = PrivateKey::generate(algorithm, ctx.rng()).map_err(|error| {
+            tracing::error!(target: "vscard::piv", %slot, ?algorithm, %error, "key generation failed");
+            Status::IncorrectData
+        })?;
         let policy = pin_policy.unwrap_or(slot.default_pin_policy());
         let public = key.public_key();
         let template = public.to_template();
-        let stored = StoredKey::with_public(key, &public, policy, Origin::Generated)
-            .map_err(|_| Status::UnknownError)?;
+        let stored = StoredKey::with_public(key, &public, policy, Origin::Generated).map_err(
+            |error| {
+                tracing::error!(target: "vscard::piv", %slot, %error, "cannot store a generated key");
+                Status::UnknownError
+            },
+        )?;
         self.state.keys.insert(slot, stored);
         self.state.stage_keys(ctx)?;
         Ok(Response::ok(template))
@@ -55,10 +65,21 @@ impl PivApplet {
         let key = match material {
             ImportMaterial::Rsa {
                 parts: [p, q, dp, dq, qinv],
-            } => PrivateKey::from_rsa_crt(p, q, dp, dq, qinv),
-            ImportMaterial::Ec(scalar) => PrivateKey::from_ec_scalar(algorithm, scalar),
+            } => PrivateKey::from_rsa_crt(
+                p.expose(),
+                q.expose(),
+                dp.expose(),
+                dq.expose(),
+                qinv.expose(),
+            ),
+            ImportMaterial::Ec(scalar) => PrivateKey::from_ec_scalar(algorithm, scalar.expose()),
         }
-        .map_err(|_| Status::IncorrectData)?;
+        .map_err(|error| {
+            // The host's material is refused: say why (the error carries no
+            // key bytes), then answer 6A80.
+            tracing::warn!(target: "vscard::piv", %slot, %error, "imported key refused");
+            Status::IncorrectData
+        })?;
         // After parsing (malformed material is `6A80` whatever the space),
         // before the key table changes.
         if !self.state.key_fits(slot, key.algorithm()) {

@@ -25,8 +25,9 @@ use zeroize::Zeroizing;
 use crate::reference::Algorithm;
 use crate::tlv::Writer;
 
-/// Why a key cannot be installed or decoded.
+/// Why a key cannot be generated, installed or decoded.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum KeyError {
     /// The algorithm is not an asymmetric algorithm this card supports.
     #[error("algorithm {0:?} is not an asymmetric algorithm of this card")]
@@ -34,9 +35,51 @@ pub enum KeyError {
     /// An RSA key whose modulus is not 2048 bits.
     #[error("an RSA key must have a 2048-bit modulus, got {0} bits")]
     RsaSize(usize),
-    /// The key material does not form a valid key.
-    #[error("invalid key material: {0}")]
-    Invalid(String),
+    /// RSA key generation failed (the random generator, or no prime found).
+    #[error("RSA key generation failed")]
+    Generate(#[source] rsa::Error),
+    /// IMPORT KEY primes that cannot make a 2048-bit key.
+    #[error("p and q must be two different odd 1024-bit primes")]
+    RsaPrimes,
+    /// p and q do not make an RSA key with exponent 65537.
+    #[error("p and q do not make an RSA key")]
+    RsaFromPrimes(#[source] rsa::Error),
+    /// The imported CRT values (dP, dQ, qInv) are not those of p and q.
+    #[error("CRT values do not match p and q")]
+    RsaCrtMismatch,
+    /// An EC private scalar that is zero, too large or of the wrong length.
+    #[error("invalid {algorithm:?} private scalar")]
+    EcScalar {
+        /// The curve.
+        algorithm: Algorithm,
+        /// The curve crate's error.
+        #[source]
+        source: p256::elliptic_curve::Error,
+    },
+    /// The key could not be encoded as PKCS#8.
+    #[error("cannot encode the key as PKCS#8")]
+    Encode(#[source] pkcs8::Error),
+    /// A PKCS#8 structure could not be built around an EC key.
+    #[error("cannot encode the EC key as PKCS#8")]
+    EncodeDer(#[source] der::Error),
+    /// A stored PKCS#8 key does not decode as a key of its algorithm.
+    #[error("the stored {algorithm:?} key does not decode")]
+    Decode {
+        /// The algorithm the key is stored as.
+        algorithm: Algorithm,
+        /// The decoder's error.
+        #[source]
+        source: pkcs8::Error,
+    },
+    /// A stored key whose material is of another algorithm than the one
+    /// stored beside it.
+    #[error("the key is stored as {stored:?} but is a {found:?} key")]
+    AlgorithmMismatch {
+        /// The algorithm stored beside the key.
+        stored: Algorithm,
+        /// The key's own algorithm.
+        found: Algorithm,
+    },
 }
 
 /// A private key held in a slot.
@@ -85,10 +128,6 @@ impl From<p384::SecretKey> for PrivateKey {
     }
 }
 
-fn invalid(error: impl fmt::Display) -> KeyError {
-    KeyError::Invalid(error.to_string())
-}
-
 impl PrivateKey {
     /// The key's algorithm.
     pub fn algorithm(&self) -> Algorithm {
@@ -117,7 +156,7 @@ impl PrivateKey {
         match algorithm {
             Algorithm::Rsa2048 => RsaPrivateKey::new(rng, 2048)
                 .map(PrivateKey::from)
-                .map_err(invalid),
+                .map_err(KeyError::Generate),
             Algorithm::EccP256 => Ok(PrivateKey::P256(p256::SecretKey::generate_from_rng(rng))),
             Algorithm::EccP384 => Ok(PrivateKey::P384(p384::SecretKey::generate_from_rng(rng))),
             other => Err(KeyError::Algorithm(other)),
@@ -154,16 +193,14 @@ impl PrivateKey {
                 && prime.last().is_some_and(|b| b & 1 == 1)
         };
         if !plausible(p) || !plausible(q) || trim(p) == trim(q) {
-            return Err(KeyError::Invalid(
-                "p and q must be two different odd 1024-bit primes".into(),
-            ));
+            return Err(KeyError::RsaPrimes);
         }
         let key = RsaPrivateKey::from_p_q(
             BoxedUint::from_be_slice_vartime(p),
             BoxedUint::from_be_slice_vartime(q),
             BoxedUint::from(65537u32),
         )
-        .map_err(invalid)?;
+        .map_err(KeyError::RsaFromPrimes)?;
         let matches = |given: &[u8], computed: Option<BoxedUint>| {
             computed.is_some_and(|c| trim(&c.to_be_bytes()) == trim(given))
         };
@@ -171,7 +208,7 @@ impl PrivateKey {
             && matches(dq, key.dq().cloned())
             && matches(qinv, key.crt_coefficient());
         if !consistent {
-            return Err(KeyError::Invalid("CRT values do not match p and q".into()));
+            return Err(KeyError::RsaCrtMismatch);
         }
         let key = PrivateKey::from(key);
         key.validate()?;
@@ -186,10 +223,10 @@ impl PrivateKey {
         match algorithm {
             Algorithm::EccP256 => p256::SecretKey::from_slice(scalar)
                 .map(PrivateKey::P256)
-                .map_err(invalid),
+                .map_err(|source| KeyError::EcScalar { algorithm, source }),
             Algorithm::EccP384 => p384::SecretKey::from_slice(scalar)
                 .map(PrivateKey::P384)
-                .map_err(invalid),
+                .map_err(|source| KeyError::EcScalar { algorithm, source }),
             other => Err(KeyError::Algorithm(other)),
         }
     }
@@ -201,7 +238,7 @@ impl PrivateKey {
             PrivateKey::P256(key) => key.to_pkcs8_der(),
             PrivateKey::P384(key) => key.to_pkcs8_der(),
         }
-        .map_err(invalid)?;
+        .map_err(KeyError::Encode)?;
         Ok(Zeroizing::new(document.as_bytes().to_vec()))
     }
 
@@ -228,16 +265,17 @@ impl PrivateKey {
 
     /// Decodes the persisted form.
     pub fn from_pkcs8(algorithm: Algorithm, der: &[u8]) -> Result<PrivateKey, KeyError> {
+        let decode = |source| KeyError::Decode { algorithm, source };
         let key = match algorithm {
             Algorithm::Rsa2048 => RsaPrivateKey::from_pkcs8_der(der)
                 .map(PrivateKey::from)
-                .map_err(invalid)?,
+                .map_err(decode)?,
             Algorithm::EccP256 => p256::SecretKey::from_pkcs8_der(der)
                 .map(PrivateKey::P256)
-                .map_err(invalid)?,
+                .map_err(decode)?,
             Algorithm::EccP384 => p384::SecretKey::from_pkcs8_der(der)
                 .map(PrivateKey::P384)
-                .map_err(invalid)?,
+                .map_err(decode)?,
             other => return Err(KeyError::Algorithm(other)),
         };
         key.validate()?;
@@ -388,16 +426,16 @@ fn ec_pkcs8(
             public_key: Some(public),
         }
         .to_der()
-        .map_err(invalid)?,
+        .map_err(KeyError::EncodeDer)?,
     );
     let info = pkcs8::PrivateKeyInfoRef::new(
         pkcs8::AlgorithmIdentifierRef {
             oid: p256::elliptic_curve::ALGORITHM_OID,
             parameters: Some(curve.into()),
         },
-        der::asn1::OctetStringRef::new(&ec_private_key).map_err(invalid)?,
+        der::asn1::OctetStringRef::new(&ec_private_key).map_err(KeyError::EncodeDer)?,
     );
-    Ok(Zeroizing::new(info.to_der().map_err(invalid)?))
+    Ok(Zeroizing::new(info.to_der().map_err(KeyError::EncodeDer)?))
 }
 
 impl PublicKey {
@@ -465,116 +503,8 @@ impl BackendKey {
     }
 }
 
-/// The `openssl` feature's private-key operations.
-///
-/// OpenSSL frees the private components of an `RSA` / `EC_KEY` with
-/// `BN_clear_free` when the last clone of the stored key goes; the byte
-/// buffers on our side are zeroizing and our own scalar `BIGNUM` is
-/// cleared before it is dropped.
 #[cfg(feature = "openssl")]
-mod openssl_backend {
-    use openssl::bn::{BigNum, BigNumContext};
-    use openssl::ec::{EcGroup, EcKey, EcPoint};
-    use openssl::ecdsa::EcdsaSig;
-    use openssl::nid::Nid;
-    use openssl::pkey::Private;
-    use openssl::rsa::{Padding, Rsa};
-    use rsa::traits::{PrivateKeyParts as _, PublicKeyParts as _};
-    use rsa::{BoxedUint, RsaPrivateKey};
-    use vscard_emulator::Status;
-    use zeroize::Zeroizing;
-
-    use super::PrivateKey;
-
-    /// A slot key as an OpenSSL object.
-    pub(super) enum Native {
-        Rsa(Rsa<Private>),
-        Ec(EcKey<Private>),
-    }
-
-    fn failed(error: openssl::error::ErrorStack) -> Status {
-        tracing::error!(target: "vscard::piv", %error, "OpenSSL private-key operation failed");
-        Status::UnknownError
-    }
-
-    fn big(value: &BoxedUint) -> Result<BigNum, Status> {
-        let bytes = Zeroizing::new(value.to_be_bytes().to_vec());
-        BigNum::from_slice(&bytes).map_err(failed)
-    }
-
-    impl Native {
-        pub(super) fn from_key(key: &PrivateKey) -> Result<Native, Status> {
-            match key {
-                PrivateKey::Rsa(key) => rsa(key).map(Native::Rsa),
-                PrivateKey::P256(key) => ec(
-                    Nid::X9_62_PRIME256V1,
-                    &Zeroizing::new(key.to_bytes().to_vec()),
-                )
-                .map(Native::Ec),
-                PrivateKey::P384(key) => {
-                    ec(Nid::SECP384R1, &Zeroizing::new(key.to_bytes().to_vec())).map(Native::Ec)
-                }
-            }
-        }
-    }
-
-    fn rsa(key: &RsaPrivateKey) -> Result<Rsa<Private>, Status> {
-        let [p, q] = key.primes() else {
-            return Err(Status::IncorrectData);
-        };
-        let (Some(dp), Some(dq), Some(qinv)) = (key.dp(), key.dq(), key.crt_coefficient()) else {
-            return Err(Status::IncorrectData);
-        };
-        Rsa::from_private_components(
-            big(key.n().as_ref())?,
-            big(key.e())?,
-            big(key.d())?,
-            big(p)?,
-            big(q)?,
-            big(dp)?,
-            big(dq)?,
-            big(&qinv)?,
-        )
-        .map_err(failed)
-    }
-
-    fn ec(curve: Nid, scalar: &[u8]) -> Result<EcKey<Private>, Status> {
-        let group = EcGroup::from_curve_name(curve).map_err(failed)?;
-        let mut private = BigNum::from_slice(scalar).map_err(failed)?;
-        let key = (|| {
-            let mut context = BigNumContext::new()?;
-            let mut public = EcPoint::new(&group)?;
-            public.mul_generator2(&group, &private, &mut context)?;
-            EcKey::from_private_components(&group, &private, &public)
-        })();
-        private.clear();
-        key.map_err(failed)
-    }
-
-    /// RSA_private_decrypt without padding: the raw CRT operation, blinded
-    /// and checked against the public exponent by OpenSSL.
-    pub(super) fn rsa_raw(native: &Native, block: &[u8]) -> Result<Zeroizing<Vec<u8>>, Status> {
-        let Native::Rsa(rsa) = native else {
-            return Err(Status::IncorrectData);
-        };
-        let mut out = Zeroizing::new(vec![0u8; rsa.size() as usize]);
-        let written = rsa
-            .private_decrypt(block, &mut out, Padding::NONE)
-            .map_err(failed)?;
-        out.truncate(written);
-        Ok(out)
-    }
-
-    /// ECDSA_do_sign over a digest already cut to the field size.
-    pub(super) fn ecdsa_sign(native: &Native, digest: &[u8]) -> Result<Vec<u8>, Status> {
-        let Native::Ec(key) = native else {
-            return Err(Status::IncorrectData);
-        };
-        EcdsaSig::sign(digest, key)
-            .and_then(|signature| signature.to_der())
-            .map_err(failed)
-    }
-}
+mod openssl_backend;
 
 fn left_pad(bytes: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
     let value = trim(bytes);

@@ -31,7 +31,8 @@
 //! the applet's state as the card's first image. A card built on a store
 //! that already holds an image loads that image instead (so
 //! `PivApplet::with_defaults()` is the right applet to serve an existing
-//! image file). Issuance tools build a card this way and write
+//! image file); outside a card, `PivApplet::from_saved` reads one.
+//! Issuance tools build a card this way and write
 //! `card.image()` with `vscard_emulator::FileStore::write`.
 //!
 //! Module map: [`tlv`] (BER-TLV cursor), [`reference`] (key references and
@@ -56,6 +57,7 @@ pub mod objects;
 pub mod pin;
 mod pin_commands;
 pub mod reference;
+pub mod secret;
 pub mod security;
 pub mod state;
 mod stored_key;

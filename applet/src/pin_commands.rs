@@ -47,7 +47,10 @@ impl PivApplet {
                 }
             }
             Verify::Check(candidate) => {
-                let check = self.state.pin.check(ctx, PivState::PIN_PART, candidate);
+                let check = self
+                    .state
+                    .pin
+                    .check(ctx, PivState::PIN_PART, candidate.expose());
                 let security = self.security.get_mut(ctx);
                 match check? {
                     PinCheck::Verified => {

@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use vscard_emulator::{AppletState, Context, OwnerPin, StateError, Status};
+use vscard_emulator::{AppletState, Context, OwnerPin, Part, StateError, Status};
 
 use crate::config::{ConfigError, PivConfig};
 use crate::keys::{KeyError, PrivateKey, PublicKey};
@@ -29,18 +29,70 @@ use crate::management::ManagementKey;
 use crate::objects::{self, DataObjectTag};
 use crate::pin::{self, PinRules};
 use crate::reference::{PinPolicy, Slot};
-use crate::stored_key::{Origin, StoredKey};
+use crate::stored_key::{Origin, StoredKey, StoredKeyRepr};
 
 /// The state format this build writes and the newest it reads.
 pub const STATE_FORMAT: u32 = 1;
 
-const CONFIG: &str = "config";
-const PIN: &str = "pin";
-const PUK: &str = "puk";
-const MANAGEMENT: &str = "management";
-const KEYS: &str = "keys";
-const OBJECTS: &str = "objects";
-const DEFAULTS: &str = "defaults";
+// Each part's name with the type stored under it (the table above).
+const CONFIG: Part<CardSettings> = Part::new("config");
+const PIN: Part<OwnerPin> = Part::new("pin");
+const PUK: Part<OwnerPin> = Part::new("puk");
+const MANAGEMENT: Part<ManagementKey> = Part::new("management");
+const KEYS: Part<KeysPart> = Part::new("keys");
+const OBJECTS: Part<ObjectsPart> = Part::new("objects");
+const DEFAULTS: Part<DefaultFlags> = Part::new("defaults");
+
+/// The stored form of the slot keys: slot in hex (`"9A"`) -> key. Kept
+/// undecoded so that [`PivState::load`] can reuse keys whose material did
+/// not change.
+type KeysPart = BTreeMap<String, StoredKeyRepr>;
+
+/// The stored form of the data objects: tag -> value in hex.
+type ObjectsPart = BTreeMap<DataObjectTag, String>;
+
+/// What is wrong in a part that decodes but cannot be accepted
+/// ([`StateError::Invalid`]'s source).
+#[derive(Debug, thiserror::Error)]
+pub enum StateProblem {
+    /// The image was written in a newer state format.
+    #[error("PIV state format {found} is newer than this build reads ({STATE_FORMAT})")]
+    FutureFormat {
+        /// The format found.
+        found: u32,
+    },
+    /// A key is stored under a name that is not a key slot.
+    #[error("{name} is not a key slot")]
+    NotASlot {
+        /// The name found.
+        name: String,
+    },
+    /// A slot's key does not decode as a key of its algorithm.
+    #[error("key {slot} is damaged")]
+    Key {
+        /// The slot.
+        slot: Slot,
+        /// Why the key was refused.
+        #[source]
+        source: KeyError,
+    },
+    /// A data object's value is not hex.
+    #[error("object {tag} is not hex")]
+    ObjectNotHex {
+        /// The object's tag.
+        tag: DataObjectTag,
+        /// The decoder's error.
+        #[source]
+        source: hex::FromHexError,
+    },
+}
+
+impl StateProblem {
+    /// This problem as the [`StateError`] of `part`.
+    fn of<T: ?Sized>(self, part: Part<T>) -> StateError {
+        StateError::invalid_because(part.name(), self.to_string(), self)
+    }
+}
 
 /// Whether the PIN and PUK still hold the well-known default values (GET
 /// METADATA tag `05`). Kept beside the counters because [`OwnerPin`] never
@@ -205,36 +257,46 @@ impl PivState {
             .with(DEFAULTS, &self.defaults)
     }
 
+    /// The state stored in `state` (a card image's PIV part), decoded
+    /// and checked part by part; the error names the part at fault.
+    pub fn from_saved(state: &AppletState) -> Result<PivState, StateError> {
+        PivState::decode(state, &BTreeMap::new())
+    }
+
     /// Replaces this state with a persisted one, reusing already decoded
-    /// keys whose material did not change.
+    /// keys whose material did not change. On error `self` is unchanged.
     pub fn load(&mut self, state: &AppletState) -> Result<(), StateError> {
-        let settings: CardSettings = state.get(CONFIG)?;
+        *self = PivState::decode(state, &self.keys)?;
+        Ok(())
+    }
+
+    /// Decodes `state`, reusing keys of `previous` whose material is
+    /// unchanged.
+    fn decode(
+        state: &AppletState,
+        previous: &BTreeMap<Slot, StoredKey>,
+    ) -> Result<PivState, StateError> {
+        let settings = state.get(CONFIG)?;
         if settings.format > STATE_FORMAT {
-            return Err(StateError::invalid(
-                CONFIG,
-                format!(
-                    "PIV state format {} is newer than this build reads ({STATE_FORMAT})",
-                    settings.format
-                ),
-            ));
+            return Err(StateProblem::FutureFormat {
+                found: settings.format,
+            }
+            .of(CONFIG));
         }
-        let encoded: BTreeMap<String, serde_json::Value> = state.get(KEYS)?;
         let mut keys = BTreeMap::new();
-        for (name, value) in &encoded {
+        for (name, repr) in &state.get(KEYS)? {
             let slot = parse_slot(name)?;
-            let key = StoredKey::decode(value, self.keys.get(&slot))
-                .map_err(|e| StateError::invalid(KEYS, format!("key {name}: {e}")))?;
+            let key = StoredKey::from_repr(repr, previous.get(&slot))
+                .map_err(|source| StateProblem::Key { slot, source }.of(KEYS))?;
             keys.insert(slot, key);
         }
-        let encoded: BTreeMap<DataObjectTag, String> = state.get(OBJECTS)?;
         let mut objects = BTreeMap::new();
-        for (tag, value) in encoded {
-            let bytes = hex::decode(value).map_err(|e| {
-                StateError::invalid_because(OBJECTS, format!("object {tag} is not hex"), e)
-            })?;
+        for (tag, value) in state.get(OBJECTS)? {
+            let bytes = hex::decode(value)
+                .map_err(|source| StateProblem::ObjectNotHex { tag, source }.of(OBJECTS))?;
             objects.insert(tag, bytes);
         }
-        *self = PivState {
+        Ok(PivState {
             settings,
             pin: state.get(PIN)?,
             puk: state.get(PUK)?,
@@ -242,15 +304,17 @@ impl PivState {
             keys,
             objects,
             defaults: state.get(DEFAULTS)?,
-        };
-        Ok(())
+        })
     }
 
-    fn keys_repr(&self) -> BTreeMap<String, &StoredKey> {
-        self.keys.iter().map(|(s, k)| (s.to_string(), k)).collect()
+    fn keys_repr(&self) -> KeysPart {
+        self.keys
+            .iter()
+            .map(|(s, k)| (s.to_string(), k.to_repr()))
+            .collect()
     }
 
-    fn objects_repr(&self) -> BTreeMap<DataObjectTag, String> {
+    fn objects_repr(&self) -> ObjectsPart {
         self.objects
             .iter()
             .map(|(t, v)| (*t, hex::encode_upper(v)))
@@ -287,10 +351,10 @@ impl PivState {
         ctx.stage(OBJECTS, &self.objects_repr())
     }
 
-    /// The PIN record's part name.
-    pub(crate) const PIN_PART: &'static str = PIN;
-    /// The PUK record's part name.
-    pub(crate) const PUK_PART: &'static str = PUK;
+    /// The PIN record's part.
+    pub(crate) const PIN_PART: Part<OwnerPin> = PIN;
+    /// The PUK record's part.
+    pub(crate) const PUK_PART: Part<OwnerPin> = PUK;
 
     /// Returns the card to its factory state (Yubico RESET): default PIN,
     /// PUK and management key, no keys, only the card's own objects. The
@@ -354,7 +418,12 @@ fn parse_slot(name: &str) -> Result<Slot, StateError> {
     u8::from_str_radix(name, 16)
         .ok()
         .and_then(Slot::new)
-        .ok_or_else(|| StateError::invalid(KEYS, format!("{name} is not a key slot")))
+        .ok_or_else(|| {
+            StateProblem::NotASlot {
+                name: name.to_owned(),
+            }
+            .of(KEYS)
+        })
 }
 
 fn default_objects(serial: u32) -> BTreeMap<DataObjectTag, Vec<u8>> {
@@ -363,4 +432,70 @@ fn default_objects(serial: u32) -> BTreeMap<DataObjectTag, Vec<u8>> {
         (DataObjectTag::DISCOVERY, objects::discovery()),
         (DataObjectTag::KEY_HISTORY, objects::key_history()),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn saved_with_key() -> AppletState {
+        let mut state = PivState::new(&PivConfig::default()).unwrap();
+        let scalar = [0x11u8; 32];
+        let key = p256::SecretKey::from_slice(&scalar).unwrap();
+        state.install_key(Slot::SIGNATURE, key).unwrap();
+        state.save().unwrap()
+    }
+
+    #[test]
+    fn a_saved_state_loads_back() {
+        let saved = saved_with_key();
+        let loaded = PivState::from_saved(&saved).unwrap();
+        assert_eq!(loaded.save().unwrap(), saved);
+    }
+
+    #[test]
+    fn a_damaged_key_names_its_part_slot_and_cause() {
+        use std::error::Error as _;
+        let mut saved = saved_with_key();
+        // The part as JSON: an empty SEQUENCE where the PKCS#8 key was.
+        let raw = Part::<serde_json::Value>::new(KEYS.name());
+        let mut keys = saved.get(raw).unwrap();
+        keys["9C"]["pkcs8"] = serde_json::Value::from("3000");
+        saved.put(raw, &keys).unwrap();
+        let error = PivState::from_saved(&saved).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "state part `keys` is invalid: key 9C is damaged"
+        );
+        let problem = error
+            .source()
+            .and_then(|s| s.downcast_ref::<StateProblem>());
+        assert!(
+            matches!(
+                problem,
+                Some(StateProblem::Key {
+                    slot: Slot::SIGNATURE,
+                    source: KeyError::Decode {
+                        algorithm: crate::reference::Algorithm::EccP256,
+                        ..
+                    },
+                })
+            ),
+            "{problem:?}"
+        );
+    }
+
+    #[test]
+    fn a_key_under_a_name_that_is_no_slot_is_refused() {
+        let mut saved = saved_with_key();
+        let mut keys = saved.get(KEYS).unwrap();
+        let repr = keys.remove("9C").unwrap();
+        keys.insert("9Z".to_owned(), repr);
+        saved.put(KEYS, &keys).unwrap();
+        let error = PivState::from_saved(&saved).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "state part `keys` is invalid: 9Z is not a key slot"
+        );
+    }
 }

@@ -49,8 +49,10 @@ pub struct StoredKey {
     pub origin: Origin,
 }
 
+/// The stored form of a [`StoredKey`], before it is decoded (the `keys`
+/// part holds one per slot). The PKCS#8 encoding is zeroized on drop.
 #[derive(Serialize, Deserialize)]
-struct StoredKeyRepr {
+pub(crate) struct StoredKeyRepr {
     algorithm: Algorithm,
     pin_policy: PinPolicy,
     origin: Origin,
@@ -123,7 +125,10 @@ impl StoredKey {
     /// Decodes a persisted key, reusing `previous` when its material is
     /// unchanged (RSA keys are slow to validate, and the runtime reloads
     /// state after every failed command).
-    fn from_repr(repr: &StoredKeyRepr, previous: Option<&StoredKey>) -> Result<Self, KeyError> {
+    pub(crate) fn from_repr(
+        repr: &StoredKeyRepr,
+        previous: Option<&StoredKey>,
+    ) -> Result<Self, KeyError> {
         let (key, backend) = match previous {
             Some(old) if old.same_material(&repr.pkcs8) => (old.key.clone(), old.backend.clone()),
             _ => (
@@ -132,7 +137,10 @@ impl StoredKey {
             ),
         };
         if key.algorithm() != repr.algorithm {
-            return Err(KeyError::Invalid("algorithm does not match the key".into()));
+            return Err(KeyError::AlgorithmMismatch {
+                stored: repr.algorithm,
+                found: key.algorithm(),
+            });
         }
         Ok(StoredKey {
             key,
@@ -155,15 +163,21 @@ impl fmt::Debug for StoredKey {
     }
 }
 
-impl Serialize for StoredKey {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+impl StoredKey {
+    /// The stored form of this key.
+    pub(crate) fn to_repr(&self) -> StoredKeyRepr {
         StoredKeyRepr {
             algorithm: self.algorithm(),
             pin_policy: self.pin_policy,
             origin: self.origin,
             pkcs8: self.pkcs8.to_vec(),
         }
-        .serialize(serializer)
+    }
+}
+
+impl Serialize for StoredKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_repr().serialize(serializer)
     }
 }
 
@@ -171,17 +185,5 @@ impl<'de> Deserialize<'de> for StoredKey {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let repr = StoredKeyRepr::deserialize(deserializer)?;
         StoredKey::from_repr(&repr, None).map_err(serde::de::Error::custom)
-    }
-}
-
-impl StoredKey {
-    /// Decodes a persisted key, reusing `previous` when its material is
-    /// unchanged.
-    pub(crate) fn decode(
-        value: &serde_json::Value,
-        previous: Option<&StoredKey>,
-    ) -> Result<StoredKey, String> {
-        let repr = StoredKeyRepr::deserialize(value).map_err(|e| e.to_string())?;
-        StoredKey::from_repr(&repr, previous).map_err(|e| e.to_string())
     }
 }

@@ -605,3 +605,41 @@ fn a_challenge_request_keeps_an_open_management_session() {
     assert_eq!(challenge.sw(), SW_OK);
     assert_eq!(c.put_data(&[0x5F, 0xC1, 0x0D], &[0x01, 0x02]), SW_OK);
 }
+
+/// Log lines written while a test runs, for asserting what the applet logs.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_refused_import_is_logged_with_its_cause_and_without_the_key() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let mut c = Client::new(card_with(PivApplet::with_defaults()));
+    c.authenticate_default();
+    // A P-256 scalar above the group order: not a private key.
+    let scalar = [0xFFu8; 32];
+    let data = tlv(0x06, &scalar);
+    let sw = tracing::subscriber::with_default(subscriber, || c.send(0xFE, 0x11, 0x9A, &data).sw());
+    assert_eq!(sw, 0x6A80);
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("vscard::piv"), "{log}");
+    assert!(log.contains("imported key refused"), "{log}");
+    assert!(log.contains("invalid EccP256 private scalar"), "{log}");
+    assert!(!log.to_lowercase().contains("ffffffff"), "{log}");
+}

@@ -20,7 +20,9 @@ use vscard_applet::{
     Algorithm, DataObjectTag, ManagementKey, PinRules, PivApplet, PivConfig, PrintedInformation,
     STATE_FORMAT, Slot,
 };
-use vscard_emulator::{Card, CardError, CardImage, FileStore, MemoryStore, Store};
+use vscard_emulator::{
+    Card, CardError, CardImage, FileStore, MemoryStore, Part, StateError, Store,
+};
 
 const GOLDEN_PIN: &[u8] = b"246810";
 const GOLDEN_PUK: &[u8] = b"135791";
@@ -132,9 +134,60 @@ fn a_newer_format_is_refused() {
     let mut image = FileStore::read(&golden_path()).unwrap().unwrap();
     let key = vscard_applet::PIV_AID.to_hex();
     let mut state = image.applet(&key).unwrap().clone();
-    let mut settings: CardSettings = state.get("config").unwrap();
+    let mut settings: CardSettings = state.get(Part::new("config")).unwrap();
     settings.format = STATE_FORMAT + 1;
-    state.put("config", &settings).unwrap();
+    state.put(Part::new("config"), &settings).unwrap();
     image.set_applet(&key, state);
     assert!(matches!(card_from(image), Err(CardError::State { .. })));
+}
+
+/// The golden image with its management key value cut to 8 bytes, too
+/// short for the key's algorithm.
+fn image_with_short_management_key() -> CardImage {
+    let mut image = FileStore::read(&golden_path()).unwrap().unwrap();
+    let key = vscard_applet::PIV_AID.to_hex();
+    let mut state = image.applet(&key).unwrap().clone();
+    let part = Part::<serde_json::Value>::new("management");
+    let mut management = state.get(part).unwrap();
+    management["value"] = serde_json::Value::from("0102030405060708");
+    state.put(part, &management).unwrap();
+    image.set_applet(&key, state);
+    image
+}
+
+#[test]
+fn a_damaged_management_key_fails_the_card_naming_its_part() {
+    let image = image_with_short_management_key();
+    let built = Card::builder()
+        .store(MemoryStore::with_image(image.clone()))
+        .install_default(PivApplet::with_defaults())
+        .build();
+    let Err(CardError::State { aid, source }) = built else {
+        panic!("a card on a damaged image must not build");
+    };
+    assert_eq!(aid, vscard_applet::PIV_AID);
+    assert!(
+        matches!(&source, StateError::Decode { part, .. } if part == "management"),
+        "{source:?}"
+    );
+    assert_eq!(
+        source.to_string(),
+        "state part `management` is damaged: a Aes128 key is 16 bytes, got 8"
+    );
+    // Read outside a card, the image fails the same way.
+    let state = image.applet(&vscard_applet::PIV_AID.to_hex()).unwrap();
+    let Err(direct) = PivApplet::from_saved(state) else {
+        panic!("a damaged image must not load");
+    };
+    assert_eq!(direct.to_string(), source.to_string());
+}
+
+#[test]
+fn the_golden_image_loads_outside_a_card() {
+    let image = FileStore::read(&golden_path()).unwrap().unwrap();
+    let state = image.applet(&vscard_applet::PIV_AID.to_hex()).unwrap();
+    let applet = PivApplet::from_saved(state).unwrap();
+    // The golden personalisation allows four PIN tries.
+    assert_eq!(applet.state().pin_tries_left(), 4);
+    assert_eq!(applet.state().save().unwrap(), *state);
 }

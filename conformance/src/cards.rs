@@ -117,8 +117,7 @@ pub fn card_with(state: &AppletState) -> Result<Card, CardError> {
 
 /// As [`card_with`], with a given random generator.
 pub fn card_with_rng(state: &AppletState, rng: CardRng) -> Result<Card, CardError> {
-    let mut applet = PivApplet::with_defaults();
-    applet.load(state).map_err(|source| CardError::State {
+    let applet = PivApplet::from_saved(state).map_err(|source| CardError::State {
         aid: vscard_applet::PIV_AID,
         source,
     })?;

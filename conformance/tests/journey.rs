@@ -65,8 +65,7 @@ fn issue_use_lock_unlock_and_renew() {
         .applet(&PIV_AID.to_hex())
         .unwrap()
         .clone();
-    let mut applet = PivApplet::with_defaults();
-    applet.load(&image).unwrap();
+    let mut applet = PivApplet::from_saved(&image).unwrap();
     let pki = Pki::open(state_dir.path(), &profile.environment).unwrap();
     let validity = CertificateValidity::years_from(SystemTime::now() + YEAR, 2).unwrap();
     let mut rng = vscard_emulator::CardRng::from_u64(3);

@@ -10,12 +10,16 @@
 
 use serde::{Deserialize, Serialize};
 use vscard_emulator::{
-    Aid, Applet, AppletState, Card, ClearOn, CommandApdu, Context, OwnerPin, PinCheck, Response,
-    StateError, Status, Transient,
+    Aid, Applet, AppletState, Card, ClearOn, CommandApdu, Context, OwnerPin, Part, PinCheck,
+    Response, StateError, Status, Transient,
 };
 use vscard_testkit::Client;
 
 const AID: Aid = Aid::from_array([0xF0, 0x56, 0x53, 0x43, 0x41, 0x52, 0x44]);
+
+/// The persistent parts, each with the type stored under its name.
+const PIN: Part<OwnerPin> = Part::new("pin");
+const VALUE: Part<Value> = Part::new("value");
 
 /// 1. Parse first: the commands this applet understands, built from an
 ///    APDU; anything else is a status word.
@@ -76,7 +80,7 @@ impl Applet for CounterApplet {
         match Command::try_from(apdu)? {
             Command::Verify(pin) => {
                 // The try is committed before the comparison, inside check().
-                match self.pin.check(ctx, "pin", pin)? {
+                match self.pin.check(ctx, PIN, pin)? {
                     PinCheck::Verified => {
                         self.verified.set(ctx, true);
                         Ok(Response::empty())
@@ -91,7 +95,7 @@ impl Applet for CounterApplet {
                 }
                 self.value.0 += 1;
                 // Committed atomically when the command succeeds.
-                ctx.stage("value", &self.value)?;
+                ctx.stage(VALUE, &self.value)?;
                 Ok(Response::empty())
             }
             Command::Read => Ok(Response::ok(self.value.0.to_be_bytes().to_vec())),
@@ -110,13 +114,13 @@ impl Applet for CounterApplet {
 
     fn save(&self) -> Result<AppletState, StateError> {
         AppletState::new()
-            .with("pin", &self.pin)?
-            .with("value", &self.value)
+            .with(PIN, &self.pin)?
+            .with(VALUE, &self.value)
     }
 
     fn load(&mut self, state: &AppletState) -> Result<(), StateError> {
-        self.pin = state.get("pin")?;
-        self.value = state.get("value")?;
+        self.pin = state.get(PIN)?;
+        self.value = state.get(VALUE)?;
         Ok(())
     }
 }

@@ -7,8 +7,8 @@
 //! or a [`Status`]; it never sees 61xx, never splits a response, never
 //! touches a store directly.
 //!
-//! Persistent state is committed as named parts: [`Context::stage`] records
-//! a part, and the staged parts are written in one atomic commit at the end
+//! Persistent state is committed as named, typed parts ([`Part`]):
+//! [`Context::stage`] records a part, and the staged parts are written in one atomic commit at the end
 //! of a command that succeeded, or earlier at an explicit
 //! [`Context::commit`]. A command that fails discards what it staged and
 //! the runtime reloads the applet from the committed image, so the applet's
@@ -25,7 +25,7 @@ use serde::Serialize;
 
 use crate::environment::CardRng;
 use crate::services::Env;
-use crate::store::{AppletState, Part, StagedParts, StateError, encode_part};
+use crate::store::{AppletState, Part, PartValue, StagedParts, StateError, encode_part};
 use crate::transient::ClearOn;
 use crate::{Aid, CommandApdu, Status};
 
@@ -170,10 +170,11 @@ impl<'a> Context<'a> {
         self.env.clock.now()
     }
 
-    /// Records part `name` of this applet's persistent state, to be
+    /// Records `part` of this applet's persistent state, to be
     /// committed at the end of the command (or at the next
     /// [`Context::commit`]). `6F00` if it cannot be encoded.
-    pub fn stage<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) -> Result<(), Status> {
+    pub fn stage<T: Serialize + ?Sized>(&mut self, part: Part<T>, value: &T) -> Result<(), Status> {
+        let name = part.name();
         let encoded = encode_part(name, value).map_err(|e| {
             tracing::error!(target: "vscard::store", error = %e, "cannot stage state");
             Status::UnknownError
@@ -182,7 +183,7 @@ impl<'a> Context<'a> {
         Ok(())
     }
 
-    fn stage_part(&mut self, name: &str, part: Part) {
+    fn stage_part(&mut self, name: &str, part: PartValue) {
         if let Some(slot) = self.staged.iter_mut().find(|(n, _)| n.as_ref() == name) {
             slot.1 = Some(part);
         } else {
@@ -220,7 +221,7 @@ impl<'a> Context<'a> {
         self.env.reserve(commits)
     }
 
-    /// Stages part `name` and commits at once: the pattern for a try
+    /// Stages `part` and commits at once: the pattern for a try
     /// counter that must be durable before the comparison it guards. The
     /// value is kept as it is (a copy) and encoded only when the store
     /// writes it out or the state is read back, so that a try costs no
@@ -228,10 +229,10 @@ impl<'a> Context<'a> {
     /// record does not).
     pub fn commit_part<T: Serialize + Clone + Send + Sync + 'static>(
         &mut self,
-        name: &str,
+        part: Part<T>,
         value: &T,
     ) -> Result<(), Status> {
-        self.stage_part(name, Part::Typed(Arc::new(value.clone())));
+        self.stage_part(part.name(), PartValue::Typed(Arc::new(value.clone())));
         self.commit()
     }
 

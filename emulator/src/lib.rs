@@ -72,7 +72,7 @@ pub use memory_store::MemoryStore;
 pub use pin::{OwnerPin, PIN_MAX_LEN, PinCheck, PinError, hex_secret};
 pub use status::Status;
 pub use store::{
-    AppletState, CardImage, Changes, DamageKind, StateError, Store, StoreError, UnsafeFile,
+    AppletState, CardImage, Changes, DamageKind, Part, StateError, Store, StoreError, UnsafeFile,
 };
 pub use transient::{ClearOn, Transient};
 

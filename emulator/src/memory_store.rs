@@ -101,14 +101,14 @@ impl Store for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::AppletState;
+    use crate::store::{AppletState, Part};
 
     #[test]
     fn memory_store_clones_share_the_image() {
         let mut a = MemoryStore::new();
         let mut b = a.clone();
         let mut image = CardImage::new();
-        image.set_applet("AA", AppletState::new().with("x", &1u8).unwrap());
+        image.set_applet("AA", AppletState::new().with(Part::new("x"), &1u8).unwrap());
         a.commit(&image).unwrap();
         assert_eq!(b.load().unwrap(), Some(image));
         a.fail_writes(true);

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::{Context, Status};
+use crate::{Context, Part, Status};
 
 /// The longest value an [`OwnerPin`] holds.
 pub const PIN_MAX_LEN: usize = 16;
@@ -153,7 +153,7 @@ impl OwnerPin {
     pub fn check(
         &mut self,
         ctx: &mut Context<'_>,
-        part: &str,
+        part: Part<OwnerPin>,
         candidate: &[u8],
     ) -> Result<PinCheck, Status> {
         if self.tries_left == 0 {

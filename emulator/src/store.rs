@@ -8,12 +8,56 @@
 //! the runtime reloads the applets from the image it knows is durable.
 
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+/// The name of a part of an applet's state, carrying the type the part
+/// holds: an applet declares each part once (`const PIN: Part<OwnerPin> =
+/// Part::new("pin")`), and every save, load and stage of it then encodes
+/// and decodes that type, so a part cannot be written as one type and read
+/// as another.
+pub struct Part<T: ?Sized> {
+    name: &'static str,
+    // `fn() -> T`: the part neither owns nor borrows a `T`, so it is
+    // `Copy`, `Send` and `Sync` whatever `T` is.
+    kind: PhantomData<fn() -> T>,
+}
+
+impl<T: ?Sized> Part<T> {
+    /// The part called `name`.
+    pub const fn new(name: &'static str) -> Part<T> {
+        Part {
+            name,
+            kind: PhantomData,
+        }
+    }
+
+    /// The part's name in the card image.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+// Derives would require `T: Clone` / `T: Debug`; a name is copied and
+// printed whatever its type.
+impl<T: ?Sized> Clone for Part<T> {
+    fn clone(&self) -> Part<T> {
+        *self
+    }
+}
+
+impl<T: ?Sized> Copy for Part<T> {}
+
+impl<T: ?Sized> std::fmt::Debug for Part<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Part").field(&self.name).finish()
+    }
+}
 
 /// One applet's persistent state: named parts, each a serde value.
 ///
@@ -25,7 +69,7 @@ use thiserror::Error;
 pub struct AppletState {
     // Shared names and values: cloning a state (the runtime's committed
     // image into a store, one card's image into many) copies pointers.
-    parts: BTreeMap<Arc<str>, Part>,
+    parts: BTreeMap<Arc<str>, PartValue>,
 }
 
 /// A part's value: its encoding, or the applet's own value as committed by
@@ -34,7 +78,7 @@ pub struct AppletState {
 /// instead of building a JSON tree, and the copy is zeroized on drop when
 /// the type is (an [`crate::OwnerPin`] is).
 #[derive(Clone)]
-pub(crate) enum Part {
+pub(crate) enum PartValue {
     Encoded(Arc<serde_json::Value>),
     Typed(Arc<dyn TypedPart>),
 }
@@ -50,17 +94,17 @@ impl<T: Serialize + Send + Sync> TypedPart for T {
     }
 }
 
-impl Part {
+impl PartValue {
     fn value(&self) -> Result<std::borrow::Cow<'_, serde_json::Value>, serde_json::Error> {
         match self {
-            Part::Encoded(value) => Ok(std::borrow::Cow::Borrowed(value.as_ref())),
-            Part::Typed(typed) => typed.encode().map(std::borrow::Cow::Owned),
+            PartValue::Encoded(value) => Ok(std::borrow::Cow::Borrowed(value.as_ref())),
+            PartValue::Typed(typed) => typed.encode().map(std::borrow::Cow::Owned),
         }
     }
 }
 
-impl PartialEq for Part {
-    fn eq(&self, other: &Part) -> bool {
+impl PartialEq for PartValue {
+    fn eq(&self, other: &PartValue) -> bool {
         match (self.value(), other.value()) {
             (Ok(a), Ok(b)) => a == b,
             _ => false,
@@ -68,7 +112,7 @@ impl PartialEq for Part {
     }
 }
 
-impl Serialize for Part {
+impl Serialize for PartValue {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.value()
             .map_err(serde::ser::Error::custom)?
@@ -76,16 +120,16 @@ impl Serialize for Part {
     }
 }
 
-impl<'de> Deserialize<'de> for Part {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Part, D::Error> {
-        serde_json::Value::deserialize(deserializer).map(|v| Part::Encoded(Arc::new(v)))
+impl<'de> Deserialize<'de> for PartValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<PartValue, D::Error> {
+        serde_json::Value::deserialize(deserializer).map(|v| PartValue::Encoded(Arc::new(v)))
     }
 }
 
 /// Parts staged by a command: each name with its new value; after
 /// [`AppletState::swap_in`], each name with the value it replaced (`None`:
 /// the part was new), ready for [`AppletState::swap_back`].
-pub(crate) type StagedParts = Vec<(Arc<str>, Option<Part>)>;
+pub(crate) type StagedParts = Vec<(Arc<str>, Option<PartValue>)>;
 
 /// Why an applet's state could not be encoded or decoded.
 #[derive(Debug, Error)]
@@ -153,35 +197,43 @@ impl AppletState {
         Self::default()
     }
 
-    /// Sets part `name` to the encoding of `value`.
-    pub fn put<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) -> Result<(), StateError> {
-        let encoded = encode_part(name, value)?;
-        self.parts.insert(Arc::from(name), encoded);
+    /// Sets `part` to the encoding of `value`.
+    pub fn put<T: Serialize + ?Sized>(
+        &mut self,
+        part: Part<T>,
+        value: &T,
+    ) -> Result<(), StateError> {
+        let encoded = encode_part(part.name(), value)?;
+        self.parts.insert(Arc::from(part.name()), encoded);
         Ok(())
     }
 
     /// Builder form of [`AppletState::put`].
     pub fn with<T: Serialize + ?Sized>(
         mut self,
-        name: &str,
+        part: Part<T>,
         value: &T,
     ) -> Result<Self, StateError> {
-        self.put(name, value)?;
+        self.put(part, value)?;
         Ok(self)
     }
 
-    /// Decodes part `name`; [`StateError::MissingPart`] when it is absent.
-    pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<T, StateError> {
-        self.get_optional(name)?
-            .ok_or_else(|| StateError::MissingPart(name.to_owned()))
+    /// Decodes `part`; [`StateError::MissingPart`] when it is absent.
+    pub fn get<T: DeserializeOwned>(&self, part: Part<T>) -> Result<T, StateError> {
+        self.get_optional(part)?
+            .ok_or_else(|| StateError::MissingPart(part.name().to_owned()))
     }
 
-    /// Decodes part `name`, `None` when it is absent.
-    pub fn get_optional<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, StateError> {
+    /// Decodes `part`, `None` when it is absent.
+    pub fn get_optional<T: DeserializeOwned>(
+        &self,
+        part: Part<T>,
+    ) -> Result<Option<T>, StateError> {
+        let name = part.name();
         match self.parts.get(name) {
             None => Ok(None),
-            Some(part) => {
-                let value = part.value().map_err(|source| StateError::Encode {
+            Some(value) => {
+                let value = value.value().map_err(|source| StateError::Encode {
                     part: name.to_owned(),
                     source,
                 })?;
@@ -206,12 +258,12 @@ impl AppletState {
     }
 
     /// Part `name`, if present.
-    pub(crate) fn part(&self, name: &str) -> Option<&Part> {
+    pub(crate) fn part(&self, name: &str) -> Option<&PartValue> {
         self.parts.get(name)
     }
 
     /// Sets part `name`.
-    pub(crate) fn insert_part(&mut self, name: &str, part: Part) {
+    pub(crate) fn insert_part(&mut self, name: &str, part: PartValue) {
         let name = self.part_name(name).unwrap_or_else(|| Arc::from(name));
         self.parts.insert(name, part);
     }
@@ -235,7 +287,7 @@ impl AppletState {
     /// Sets part `name` to `new` (removes it for `None`) and returns what
     /// was there. An existing part keeps its name: no reference count of
     /// the name changes (each is an atomic operation on the commit path).
-    fn exchange(&mut self, name: &Arc<str>, new: Option<Part>) -> Option<Part> {
+    fn exchange(&mut self, name: &Arc<str>, new: Option<PartValue>) -> Option<PartValue> {
         match (self.parts.get_mut(name.as_ref()), new) {
             (Some(slot), Some(new)) => Some(std::mem::replace(slot, new)),
             (None, Some(new)) => self.parts.insert(Arc::clone(name), new),
@@ -270,9 +322,9 @@ impl AppletState {
 pub(crate) fn encode_part<T: Serialize + ?Sized>(
     name: &str,
     value: &T,
-) -> Result<Part, StateError> {
+) -> Result<PartValue, StateError> {
     serde_json::to_value(value)
-        .map(|v| Part::Encoded(Arc::new(v)))
+        .map(|v| PartValue::Encoded(Arc::new(v)))
         .map_err(|source| StateError::Encode {
             part: name.to_owned(),
             source,
@@ -558,18 +610,18 @@ mod tests {
     #[test]
     fn parts_round_trip_and_report_problems() {
         let state = AppletState::new()
-            .with("counter", &Counter { value: 7 })
+            .with(Part::new("counter"), &Counter { value: 7 })
             .unwrap();
         assert_eq!(
-            state.get::<Counter>("counter").unwrap(),
+            state.get(Part::<Counter>::new("counter")).unwrap(),
             Counter { value: 7 }
         );
         assert!(matches!(
-            state.get::<Counter>("missing"),
+            state.get(Part::<Counter>::new("missing")),
             Err(StateError::MissingPart(p)) if p == "missing"
         ));
         assert!(matches!(
-            state.get::<String>("counter"),
+            state.get(Part::<String>::new("counter")),
             Err(StateError::Decode { part, .. }) if part == "counter"
         ));
     }
@@ -577,9 +629,9 @@ mod tests {
     #[test]
     fn swapped_in_parts_swap_back_exactly() {
         let before = AppletState::new()
-            .with("a", &1u8)
+            .with(Part::new("a"), &1u8)
             .unwrap()
-            .with("b", &2u8)
+            .with(Part::new("b"), &2u8)
             .unwrap();
         let mut state = before.clone();
         let value = |v: u8| Some(encode_part("x", &v).unwrap());
@@ -590,9 +642,9 @@ mod tests {
             (Arc::from("a"), value(11)),
         ];
         state.swap_in(&mut staged);
-        assert_eq!(state.get::<u8>("a").unwrap(), 11);
-        assert_eq!(state.get::<u8>("c").unwrap(), 30);
-        assert_eq!(state.get::<u8>("b").unwrap(), 2);
+        assert_eq!(state.get(Part::<u8>::new("a")).unwrap(), 11);
+        assert_eq!(state.get(Part::<u8>::new("c")).unwrap(), 30);
+        assert_eq!(state.get(Part::<u8>::new("b")).unwrap(), 2);
         state.swap_back(&mut staged);
         assert_eq!(state, before);
         assert_eq!(state.part_names().collect::<Vec<_>>(), ["a", "b"]);
@@ -601,12 +653,12 @@ mod tests {
     #[test]
     fn a_typed_part_reads_and_writes_as_its_encoding() {
         let encoded = AppletState::new()
-            .with("counter", &Counter { value: 7 })
+            .with(Part::new("counter"), &Counter { value: 7 })
             .unwrap();
         let mut typed = AppletState::new();
         typed.parts.insert(
             Arc::from("counter"),
-            Part::Typed(Arc::new(Counter { value: 7 })),
+            PartValue::Typed(Arc::new(Counter { value: 7 })),
         );
         assert_eq!(typed, encoded);
         assert_eq!(
@@ -614,7 +666,7 @@ mod tests {
             serde_json::to_string(&encoded).unwrap()
         );
         assert_eq!(
-            typed.get::<Counter>("counter").unwrap(),
+            typed.get(Part::<Counter>::new("counter")).unwrap(),
             Counter { value: 7 }
         );
     }
@@ -622,7 +674,10 @@ mod tests {
     #[test]
     fn debug_shows_names_not_values() {
         let mut image = CardImage::new();
-        image.set_applet("AA", AppletState::new().with("pin", "s3cr3t").unwrap());
+        image.set_applet(
+            "AA",
+            AppletState::new().with(Part::new("pin"), "s3cr3t").unwrap(),
+        );
         let debug = format!("{image:?} {:?}", MemoryStore::new());
         assert!(
             debug.contains("\"pin\"") && !debug.contains("s3cr3t"),

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use support::*;
 use vscard_emulator::{
-    AppletState, Card, CardError, CardImage, CardRng, FileStore, OwnerPin, Store, StoreError,
+    AppletState, Card, CardError, CardImage, CardRng, FileStore, OwnerPin, Part, Store, StoreError,
     UnsafeFile, files,
 };
 
@@ -34,7 +34,10 @@ fn file_card(path: &Path) -> Result<Card, CardError> {
 fn tries_on_disk(path: &Path) -> u8 {
     let image = FileStore::read(path).unwrap().unwrap();
     let state = image.applet(&hex::encode_upper(AID_A)).unwrap();
-    state.get::<OwnerPin>("pin").unwrap().tries_left()
+    state
+        .get(Part::<OwnerPin>::new("pin"))
+        .unwrap()
+        .tries_left()
 }
 
 fn refused(err: &StoreError, file: &Path, problem: UnsafeFile) {
@@ -51,7 +54,9 @@ fn sample(counter: u32) -> CardImage {
     let mut image = CardImage::new();
     image.set_applet(
         "A000000001",
-        AppletState::new().with("counter", &counter).unwrap(),
+        AppletState::new()
+            .with(Part::new("counter"), &counter)
+            .unwrap(),
     );
     image
 }

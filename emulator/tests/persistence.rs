@@ -10,7 +10,7 @@ use std::fs;
 
 use support::*;
 use vscard_emulator::{
-    Card, CardError, CardRng, CutPoint, FaultPlan, FileStore, MemoryStore, StoreError,
+    Card, CardError, CardRng, CutPoint, FaultPlan, FileStore, MemoryStore, Part, StoreError,
 };
 
 fn file_card(path: &std::path::Path) -> Result<Card, CardError> {
@@ -87,7 +87,7 @@ fn a_state_that_does_not_fit_the_applet_is_refused() {
     image.set_applet(
         &hex::encode_upper(AID_A),
         vscard_emulator::AppletState::new()
-            .with("a", "not a counter")
+            .with(Part::new("a"), "not a counter")
             .unwrap(),
     );
     FileStore::write(&path, &image).unwrap();

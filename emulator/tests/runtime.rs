@@ -7,7 +7,7 @@
 mod support;
 
 use support::*;
-use vscard_emulator::{Card, CardError, CardRng, MemoryStore, PowerState};
+use vscard_emulator::{Card, CardError, CardRng, MemoryStore, Part, PowerState};
 
 fn card() -> Card {
     card_on(MemoryStore::new())
@@ -451,17 +451,17 @@ fn a_panicking_applet_answers_6f00_and_is_rolled_back() {
             c: &CommandApdu<'_>,
         ) -> Result<Response, Status> {
             self.0 += 1;
-            ctx.stage("n", &self.0)?;
+            ctx.stage(Part::new("n"), &self.0)?;
             if c.ins == 0x66 {
                 panic!("applet bug on purpose");
             }
             Ok(Response::ok(self.0.to_be_bytes().to_vec()))
         }
         fn save(&self) -> Result<AppletState, StateError> {
-            AppletState::new().with("n", &self.0)
+            AppletState::new().with(Part::new("n"), &self.0)
         }
         fn load(&mut self, state: &AppletState) -> Result<(), StateError> {
-            self.0 = state.get("n")?;
+            self.0 = state.get(Part::new("n"))?;
             Ok(())
         }
     }
@@ -522,7 +522,7 @@ impl vscard_emulator::Applet for Counting {
             0x01 => {
                 self.count += 1;
                 if !self.forget_to_stage {
-                    ctx.stage("count", &self.count)?;
+                    ctx.stage(Part::new("count"), &self.count)?;
                 }
                 Ok(Response::empty())
             }
@@ -532,13 +532,13 @@ impl vscard_emulator::Applet for Counting {
         }
     }
     fn save(&self) -> Result<vscard_emulator::AppletState, vscard_emulator::StateError> {
-        vscard_emulator::AppletState::new().with("count", &self.count)
+        vscard_emulator::AppletState::new().with(Part::new("count"), &self.count)
     }
     fn load(
         &mut self,
         state: &vscard_emulator::AppletState,
     ) -> Result<(), vscard_emulator::StateError> {
-        self.count = state.get("count")?;
+        self.count = state.get(Part::new("count"))?;
         Ok(())
     }
 }

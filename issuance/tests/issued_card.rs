@@ -63,8 +63,7 @@ fn issued() -> &'static Issued {
 }
 
 fn card_from(state: &vscard_emulator::AppletState) -> Card {
-    let mut applet = PivApplet::with_defaults();
-    applet.load(state).unwrap();
+    let applet = PivApplet::from_saved(state).unwrap();
     let mut card = Card::builder()
         .atr(piv_atr())
         .rng(CardRng::from_u64(7))
@@ -225,8 +224,7 @@ fn renewal_extends_the_certificates_and_keeps_the_counters() {
         .applet(&vscard_applet::PIV_AID.to_hex())
         .unwrap()
         .clone();
-    let mut applet = PivApplet::with_defaults();
-    applet.load(&state).unwrap();
+    let mut applet = PivApplet::from_saved(&state).unwrap();
     let renewal = CertificateValidity::years_from(SystemTime::now() + YEAR, 2).unwrap();
     let mut rng = CardRng::from_u64(11);
     renew_applet(&mut applet, issued.pki.sub(), renewal, false, &mut rng).unwrap();
@@ -327,8 +325,7 @@ fn seeded_issuance_is_reproducible() {
 #[test]
 fn the_summary_shows_no_secret() {
     let issued = issued();
-    let mut applet = PivApplet::with_defaults();
-    applet.load(&issued.applet_state).unwrap();
+    let applet = PivApplet::from_saved(&issued.applet_state).unwrap();
     let summary = summarize(applet.state()).unwrap();
     assert_eq!(summary.holder, "Sample Specimen");
     assert_eq!(summary.uuid, "000123456789");

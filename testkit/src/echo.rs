@@ -17,7 +17,8 @@
 use std::time::Duration;
 
 use vscard_emulator::{
-    Aid, Applet, AppletState, Card, CardError, CommandApdu, Context, Response, StateError, Status,
+    Aid, Applet, AppletState, Card, CardError, CommandApdu, Context, Part, Response, StateError,
+    Status,
 };
 
 /// The fixture's AID (`F0` proprietary RID, then "vscard", then `01`).
@@ -30,7 +31,7 @@ pub struct EchoApplet {
 }
 
 /// The name of the persistent counter in the card image.
-const COUNTER: &str = "counter";
+const COUNTER: Part<u32> = Part::new("counter");
 
 impl EchoApplet {
     /// A fresh applet (counter 0).

@@ -150,8 +150,7 @@ fn remove_older_cards(dir: &Path) {
 
 /// A fresh card holding the issued image.
 pub fn card(state: &AppletState) -> Card {
-    let mut applet = PivApplet::with_defaults();
-    applet.load(state).unwrap();
+    let applet = PivApplet::from_saved(state).unwrap();
     Card::builder()
         .atr(piv_atr())
         .install_default(applet)

@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use super::files::{Access, open_card_file, read_private, rename_into_place, sync_parent};
 use super::image::Era;
 use super::{JOURNAL_SLOT_SIZE, JOURNAL_SLOTS};
-use crate::store::{CardImage, Changes, DamageKind, Part, StoreError};
+use crate::store::{CardImage, Changes, DamageKind, PartValue, StoreError};
 
 pub(super) const JOURNAL_MAGIC: &[u8; 16] = b"vscard-journal/1";
 /// Magic, era, position, length; then the payload and its digest.
@@ -118,7 +118,7 @@ pub(super) fn replay_journal(
                     .map_err(|source| damaged(DamageKind::UnreadableRecord { index, source }))?;
                 let state = image.applet_mut(&record.applet);
                 for (name, value) in record.parts {
-                    state.insert_part(&name, Part::Encoded(Arc::new(value)));
+                    state.insert_part(&name, PartValue::Encoded(Arc::new(value)));
                 }
                 applied += 1;
             }

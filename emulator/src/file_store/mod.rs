@@ -457,7 +457,7 @@ fn read_all(path: &Path) -> Result<Option<Loaded>, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{AppletState, DamageKind, Part};
+    use crate::store::{AppletState, DamageKind, Part, PartValue};
     use image::checksum;
     use std::sync::Arc;
 
@@ -465,7 +465,9 @@ mod tests {
         let mut image = CardImage::new();
         image.set_applet(
             "A000000001",
-            AppletState::new().with("counter", &41u32).unwrap(),
+            AppletState::new()
+                .with(Part::new("counter"), &41u32)
+                .unwrap(),
         );
         image
     }
@@ -517,7 +519,7 @@ mod tests {
         let mut image = sample();
         image
             .applet_mut("A000000001")
-            .insert_part("counter", Part::Encoded(Arc::new(value.into())));
+            .insert_part("counter", PartValue::Encoded(Arc::new(value.into())));
         image
     }
 
@@ -702,7 +704,7 @@ mod tests {
         let big = "x".repeat(JOURNAL_SLOT_SIZE);
         image
             .applet_mut("A000000001")
-            .insert_part("counter", Part::Encoded(Arc::new(big.into())));
+            .insert_part("counter", PartValue::Encoded(Arc::new(big.into())));
         let staged: crate::store::StagedParts = vec![(Arc::from("counter"), None)];
         store
             .commit_changes(&image, Changes::new("A000000001", &staged))

@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 use vscard_emulator::{
-    Aid, Applet, AppletState, Card, CardError, ClearOn, CommandApdu, Context, OwnerPin, PinCheck,
-    Response, StateError, Status, Transient,
+    Aid, Applet, AppletState, Card, CardError, ClearOn, CommandApdu, Context, OwnerPin, Part,
+    PinCheck, Response, StateError, Status, Transient,
 };
 use vscard_testkit::{Client, ClientError, TransportError};
 
@@ -124,18 +124,18 @@ impl Applet for TestApplet {
             ins::INCREMENT => {
                 self.a.0 += 1;
                 self.b.0 += 1;
-                ctx.stage("a", &self.a)?;
-                ctx.stage("b", &self.b)?;
+                ctx.stage(Part::new("a"), &self.a)?;
+                ctx.stage(Part::new("b"), &self.b)?;
                 Ok(Response::empty())
             }
             ins::INCREMENT_IN_TWO_COMMITS => {
                 self.a.0 += 1;
-                ctx.commit_part("a", &self.a)?;
+                ctx.commit_part(Part::new("a"), &self.a)?;
                 self.b.0 += 1;
-                ctx.commit_part("b", &self.b)?;
+                ctx.commit_part(Part::new("b"), &self.b)?;
                 Ok(Response::empty())
             }
-            ins::VERIFY => match self.pin.check(ctx, "pin", command.data)? {
+            ins::VERIFY => match self.pin.check(ctx, Part::new("pin"), command.data)? {
                 PinCheck::Verified => Ok(Response::empty()),
                 PinCheck::Wrong { tries_left } => Err(Status::retries(tries_left)),
                 PinCheck::Blocked => Err(Status::AuthenticationMethodBlocked),
@@ -151,7 +151,7 @@ impl Applet for TestApplet {
             ])),
             ins::STAGE_THEN_FAIL => {
                 self.a.0 += 100;
-                ctx.stage("a", &self.a)?;
+                ctx.stage(Part::new("a"), &self.a)?;
                 Err(Status::ConditionsNotSatisfied)
             }
             ins::WARN => Ok(Response::with_status(vec![1, 2, 3], Status::EndOfData)),
@@ -178,15 +178,15 @@ impl Applet for TestApplet {
 
     fn save(&self) -> Result<AppletState, StateError> {
         AppletState::new()
-            .with("a", &self.a)?
-            .with("b", &self.b)?
-            .with("pin", &self.pin)
+            .with(Part::new("a"), &self.a)?
+            .with(Part::new("b"), &self.b)?
+            .with(Part::new("pin"), &self.pin)
     }
 
     fn load(&mut self, state: &AppletState) -> Result<(), StateError> {
-        self.a = state.get("a")?;
-        self.b = state.get("b")?;
-        self.pin = state.get("pin")?;
+        self.a = state.get(Part::new("a"))?;
+        self.b = state.get(Part::new("b"))?;
+        self.pin = state.get(Part::new("pin"))?;
         Ok(())
     }
 }

@@ -39,12 +39,10 @@ fn applet_from_image(path: &Path, image: &CardImage) -> Result<PivApplet, CardFi
         .ok_or_else(|| CardFileError::NotPiv {
             path: path.to_owned(),
         })?;
-    let mut applet = PivApplet::with_defaults();
-    applet.load(state).map_err(|source| CardFileError::State {
+    PivApplet::from_saved(state).map_err(|source| CardFileError::State {
         path: path.to_owned(),
         source,
-    })?;
-    Ok(applet)
+    })
 }
 
 /// A card image about to be written: its lock is held, and it either does
