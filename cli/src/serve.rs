@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
-use vscard_emulator::{Card, Exchange};
+use vscard_emulator::{Card, Exchange, files};
 
 use crate::source::{CardSource, ServedCard};
 use vscard_vpcd::control::ControlServer;
@@ -102,50 +102,15 @@ pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<(
         }
         None => None,
     };
-    // A refused peer stops the whole server: serving the other cards
-    // while one port is taken over would hide the attack.
-    let outcome = runtime.block_on(async {
-        let started = Instant::now();
-        let mut hinted = false;
-        let mut ready = false;
-        let mut tick = tokio::time::interval(WATCH_EVERY);
-        loop {
-            tokio::select! {
-                _ = terminate.recv() => return Outcome::Signal,
-                _ = interrupt.recv() => return Outcome::Signal,
-                refusal = refused.recv() => {
-                    return refusal.map_or(Outcome::Signal, Outcome::Refused);
-                }
-                _ = tick.tick() => {}
-            }
-            if !ready
-                && let Some(path) = &options.ready_file
-                && all_present(&bridge)
-            {
-                ready = true;
-                // A failure to write is said, not fatal: the cards are
-                // served all the same, and `vscard ctl wait` still works.
-                match write_ready_file(path, &bridge) {
-                    Ok(()) => println!("ready: {}", path.display()),
-                    Err(e) => eprintln!("vscard: cannot write {}: {e}", path.display()),
-                }
-            }
-            let missing = never_reached(&bridge);
-            if missing.is_empty() {
-                continue;
-            }
-            let waited = started.elapsed();
-            if let Some(limit) = options.vpcd_timeout
-                && waited >= limit
-            {
-                return Outcome::NoVpcd(missing);
-            }
-            if !hinted && waited >= MISSING_HINT_AFTER {
-                hinted = true;
-                eprintln!("vscard: {}", missing_hint(&options.mode));
-            }
-        }
-    });
+    let outcome = runtime.block_on(watch(
+        &options,
+        &bridge,
+        Signals {
+            terminate: &mut terminate,
+            interrupt: &mut interrupt,
+            refused: &mut refused,
+        },
+    ));
     drop(control);
     drop(runtime);
     drop(bridge.stop());
@@ -154,6 +119,68 @@ pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<(
     if let Some(path) = &options.ready_file {
         let _ = std::fs::remove_file(path);
     }
+    stopped(outcome, &options)?;
+    println!("stopped");
+    Ok(())
+}
+
+/// What ends the serving loop's wait.
+struct Signals<'a> {
+    terminate: &'a mut tokio::signal::unix::Signal,
+    interrupt: &'a mut tokio::signal::unix::Signal,
+    refused: &'a mut tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+/// Waits for a signal or a refused peer, meanwhile writing the ready file
+/// once every card is in and saying (then, with `--vpcd-timeout`, giving
+/// up) when vpcd never answers. A refused peer stops the whole server:
+/// serving the other cards while one port is taken over would hide the
+/// attack.
+async fn watch(options: &ServeOptions, bridge: &BridgeHandle, signals: Signals<'_>) -> Outcome {
+    let started = Instant::now();
+    let mut hinted = false;
+    let mut ready = false;
+    let mut tick = tokio::time::interval(WATCH_EVERY);
+    loop {
+        tokio::select! {
+            _ = signals.terminate.recv() => return Outcome::Signal,
+            _ = signals.interrupt.recv() => return Outcome::Signal,
+            refusal = signals.refused.recv() => {
+                return refusal.map_or(Outcome::Signal, Outcome::Refused);
+            }
+            _ = tick.tick() => {}
+        }
+        if !ready
+            && let Some(path) = &options.ready_file
+            && all_present(bridge)
+        {
+            ready = true;
+            // A failure to write is said, not fatal: the cards are
+            // served all the same, and `vscard ctl wait` still works.
+            match write_ready_file(path, bridge) {
+                Ok(()) => println!("ready: {}", path.display()),
+                Err(e) => eprintln!("vscard: cannot write {}: {e}", path.display()),
+            }
+        }
+        let missing = never_reached(bridge);
+        if missing.is_empty() {
+            continue;
+        }
+        let waited = started.elapsed();
+        if let Some(limit) = options.vpcd_timeout
+            && waited >= limit
+        {
+            return Outcome::NoVpcd(missing);
+        }
+        if !hinted && waited >= MISSING_HINT_AFTER {
+            hinted = true;
+            eprintln!("vscard: {}", missing_hint(&options.mode));
+        }
+    }
+}
+
+/// The outcome as `serve` reports it: a signal is a clean stop.
+fn stopped(outcome: Outcome, options: &ServeOptions) -> anyhow::Result<()> {
     match outcome {
         Outcome::Signal => {}
         Outcome::Refused(refusal) => {
@@ -172,7 +199,6 @@ pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<(
             )
         }
     }
-    println!("stopped");
     Ok(())
 }
 
@@ -208,21 +234,15 @@ fn all_present(bridge: &BridgeHandle) -> bool {
 /// Writes the ready file (one status line per card) atomically: to a
 /// temporary name beside it, then renamed over it, so that a script that
 /// polls for the file never reads it half written.
-fn write_ready_file(path: &Path, bridge: &BridgeHandle) -> std::io::Result<()> {
+fn write_ready_file(path: &Path, bridge: &BridgeHandle) -> Result<(), files::WriteError> {
     let mut text = String::new();
     for index in 0..bridge.card_count() {
         if let Ok(status) = bridge.status(index) {
             text.push_str(&format!("card {index}: {status}\n"));
         }
     }
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(format!(".{}.tmp", std::process::id()));
-    let temporary = PathBuf::from(temporary);
-    let written = std::fs::write(&temporary, text).and_then(|()| std::fs::rename(&temporary, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&temporary);
-    }
-    written
+    // World-readable like any status file: it holds no secret.
+    files::write_atomically(path, text.as_bytes(), 0o644)
 }
 
 /// What is missing when vpcd does not come, and how to start it.
