@@ -13,33 +13,38 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use support::{Serve, issue, p256_profile, run, serve_fails, vscard};
+use support::{Serve, p256_card, run, serve_fails, vscard};
 use vscard_testkit::private_pcscd;
 
-/// A state directory and one P-256 card image in a fresh folder.
 fn card() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let card = dir.path().join("card.json");
-    let profile = p256_profile(dir.path());
-    issue(
-        &state,
-        &card,
-        "serve-ready",
-        &["--profile", profile.to_str().unwrap()],
-    );
-    (dir, state, card)
+    p256_card("serve-ready")
 }
 
 /// A loopback address on which nothing listens (bound, then let go).
 fn dead_address() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().to_string()
+}
+
+/// `vscard serve CARD --control SOCKET` towards a vpcd address nobody
+/// listens on.
+fn serve_without_vpcd(state: &Path, card: &Path, socket: &Path) -> Serve {
+    let address = dead_address();
+    Serve::start(
+        state,
+        &[
+            card.to_str().unwrap(),
+            "--vpcd",
+            &address,
+            "--control",
+            socket.to_str().unwrap(),
+        ],
+    )
 }
 
 #[test]
@@ -203,17 +208,7 @@ fn ctl_wait_status_json_and_the_ready_file_through_pcscd() {
 fn ctl_wait_times_out_naming_the_card_when_vpcd_never_comes() {
     let (dir, state, card) = card();
     let socket = dir.path().join("ctl.sock");
-    let address = dead_address();
-    let serve = Serve::start(
-        &state,
-        &[
-            card.to_str().unwrap(),
-            "--vpcd",
-            &address,
-            "--control",
-            socket.to_str().unwrap(),
-        ],
-    );
+    let serve = serve_without_vpcd(&state, &card, &socket);
     let output = run(vscard(&state)
         .arg("ctl")
         .arg(&socket)
@@ -235,17 +230,7 @@ fn ctl_wait_times_out_naming_the_card_when_vpcd_never_comes() {
 fn the_readme_serve_and_ctl_example_works_as_written() {
     let (dir, state, card) = card();
     let socket = dir.path().join("vscard.sock");
-    let address = dead_address();
-    let serve = Serve::start(
-        &state,
-        &[
-            card.to_str().unwrap(),
-            "--vpcd",
-            &address,
-            "--control",
-            socket.to_str().unwrap(),
-        ],
-    );
+    let serve = serve_without_vpcd(&state, &card, &socket);
     let output = run(vscard(&state).arg("ctl").arg(&socket).arg("remove"));
     assert_eq!(output.status.code(), Some(0));
     let stdout = String::from_utf8(output.stdout).unwrap();

@@ -13,26 +13,15 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use support::{Serve, issue, p256_profile, serve_fails};
+use support::{Serve, p256_card, serve_fails};
 
 /// VERIFY of the PIV card PIN with a wrong PIN: it would cost a try.
 const WRONG_PIN: [u8; 13] = [
     0x00, 0x20, 0x00, 0x80, 0x08, b'0', b'0', b'0', b'0', b'0', b'0', 0xFF, 0xFF,
 ];
 
-/// A state directory and one P-256 card image in a fresh folder.
 fn card() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let card = dir.path().join("card.json");
-    let profile = p256_profile(dir.path());
-    issue(
-        &state,
-        &card,
-        "vpcd-peer",
-        &["--profile", profile.to_str().unwrap()],
-    );
-    (dir, state, card)
+    p256_card("vpcd-peer")
 }
 
 /// A vpcd frame: 2-byte big-endian length, then the payload.

@@ -58,6 +58,22 @@ pub fn issue(state_dir: &Path, out: &Path, seed: &str, extra: &[&str]) {
     );
 }
 
+/// A fresh folder holding a state directory and one seeded P-256 card
+/// image: `(folder, state directory, card)`.
+pub fn p256_card(seed: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let card = dir.path().join("card.json");
+    let profile = p256_profile(dir.path());
+    issue(
+        &state,
+        &card,
+        seed,
+        &["--profile", profile.to_str().unwrap()],
+    );
+    (dir, state, card)
+}
+
 /// A profile whose keys are all P-256 (fast), written into `dir`.
 pub fn p256_profile(dir: &Path) -> PathBuf {
     let path = dir.join("p256.toml");
