@@ -12,23 +12,13 @@ use std::path::Path;
 
 use support::*;
 use vscard_emulator::{
-    AppletState, Card, CardError, CardImage, CardRng, FileStore, OwnerPin, Part, Store, StoreError,
-    UnsafeFile, files,
+    AppletState, CardError, CardImage, FileStore, OwnerPin, Part, Store, StoreError, UnsafeFile,
+    files,
 };
 
 const WRONG_PIN: &[u8] = &[0x00, ins::VERIFY, 0, 0, 4, b'0', b'0', b'0', b'0'];
 const RIGHT_PIN: &[u8] = &[0x00, ins::VERIFY, 0, 0, 4, b'1', b'2', b'3', b'4'];
 const INCREMENT: &[u8] = &[0x00, ins::INCREMENT, 0, 0];
-
-fn file_card(path: &Path) -> Result<Card, CardError> {
-    let mut card = Card::builder()
-        .rng(CardRng::from_u64(2))
-        .store(FileStore::open(path)?)
-        .install_default(TestApplet::a())
-        .build()?;
-    card.power_on();
-    Ok(card)
-}
 
 /// The PIN tries left as the files say (read without the lock).
 fn tries_on_disk(path: &Path) -> u8 {

@@ -13,16 +13,6 @@ use vscard_emulator::{
     Card, CardError, CardRng, CutPoint, FaultPlan, FileStore, MemoryStore, Part, StoreError,
 };
 
-fn file_card(path: &std::path::Path) -> Result<Card, CardError> {
-    let mut card = Card::builder()
-        .rng(CardRng::from_u64(2))
-        .store(FileStore::open(path)?)
-        .install_default(TestApplet::a())
-        .build()?;
-    card.power_on();
-    Ok(card)
-}
-
 const WRONG_PIN: &[u8] = &[0x00, ins::VERIFY, 0, 0, 4, b'0', b'0', b'0', b'0'];
 const RIGHT_PIN: &[u8] = &[0x00, ins::VERIFY, 0, 0, 4, b'1', b'2', b'3', b'4'];
 

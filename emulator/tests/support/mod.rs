@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 use vscard_emulator::{
-    Aid, Applet, AppletState, Card, CardError, ClearOn, CommandApdu, Context, OwnerPin, Part,
-    PinCheck, Response, StateError, Status, Transient,
+    Aid, Applet, AppletState, Card, CardError, CardRng, ClearOn, CommandApdu, Context, FileStore,
+    OwnerPin, Part, PinCheck, Response, StateError, Status, Transient,
 };
 use vscard_testkit::{Client, ClientError, TransportError};
 
@@ -189,6 +189,18 @@ impl Applet for TestApplet {
         self.pin = state.get(Part::new("pin"))?;
         Ok(())
     }
+}
+
+/// A powered card with [`TestApplet::a`] as the default applet, on a
+/// [`FileStore`] at `path` (a fixed RNG seed).
+pub fn file_card(path: &std::path::Path) -> Result<Card, CardError> {
+    let mut card = Card::builder()
+        .rng(CardRng::from_u64(2))
+        .store(FileStore::open(path)?)
+        .install_default(TestApplet::a())
+        .build()?;
+    card.power_on();
+    Ok(card)
 }
 
 /// Sends `apdu` as is (no GET RESPONSE: the runtime tests check `61xx`
