@@ -24,7 +24,7 @@ pub fn state_dir(flag: Option<PathBuf>) -> Result<PathBuf, CardFileError> {
 }
 
 fn system_rng() -> Result<CardRng, CardFileError> {
-    CardRng::from_os().map_err(|e| CardFileError::Rng(e.to_string()))
+    CardRng::from_os().map_err(CardFileError::Rng)
 }
 
 pub fn issue(args: IssueArgs, state_dir: &Path) -> Result<(), CardFileError> {

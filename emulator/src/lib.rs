@@ -76,5 +76,7 @@ pub use store::{
 };
 pub use transient::{ClearOn, Transient};
 
+/// The error of [`CardRng::from_os`], re-exported so callers can name it.
+pub use rand::rngs::SysError;
 /// Re-exported so applets use the same RNG traits as the runtime.
 pub use rand_core;

@@ -89,8 +89,8 @@ pub enum CardFileError {
     #[error(transparent)]
     Issuance(#[from] IssuanceError),
     /// The operating system's random generator failed.
-    #[error("cannot seed the random generator: {0}")]
-    Rng(String),
+    #[error("cannot seed the random generator")]
+    Rng(#[source] vscard_emulator::SysError),
     /// A file or folder operation failed.
     #[error("{}: {source}", path.display())]
     Io {

@@ -40,7 +40,7 @@ pub fn issue_card_file(
     progress: impl FnMut(Slot, Algorithm),
 ) -> Result<CardSummary, CardFileError> {
     let file = NewCardFile::claim(out, force)?;
-    let mut system = CardRng::from_os().map_err(|e| CardFileError::Rng(e.to_string()))?;
+    let mut system = CardRng::from_os().map_err(CardFileError::Rng)?;
     let pki = Pki::open_or_create(state_dir, &profile.environment, &mut system)?;
     let applet = match profile.seeded_rng() {
         Some(mut seeded) => issue_applet(pki.sub(), profile, validity, &mut seeded, progress)?,
