@@ -116,10 +116,15 @@ impl<'a> Reader<'a> {
         Ok(length)
     }
 
+    /// Reads the next object's tag and declared value length, leaving the
+    /// value unread: for an object that arrives in pieces (GET RESPONSE).
+    pub fn header(&mut self) -> Result<(u32, usize), TlvError> {
+        Ok((self.tag()?, self.length()?))
+    }
+
     /// Reads the next data object.
     pub fn read(&mut self) -> Result<Tlv<'a>, TlvError> {
-        let tag = self.tag()?;
-        let length = self.length()?;
+        let (tag, length) = self.header()?;
         let value = self.take(length)?;
         Ok(Tlv { tag, value })
     }

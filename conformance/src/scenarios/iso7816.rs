@@ -168,14 +168,13 @@ fn extended_length(session: &mut Session<'_>) -> Result<Outcome, Failure> {
     Ok(Outcome::Passed)
 }
 
-/// The declared length of a BER-TLV object with a one-byte tag, header included.
+/// The declared length of a BER-TLV object, header included, from its
+/// first piece.
 fn tlv_total_length(object: &[u8]) -> Option<usize> {
-    match object.get(1..)? {
-        [n, ..] if *n < 0x80 => Some(2 + usize::from(*n)),
-        [0x81, n, ..] => Some(3 + usize::from(*n)),
-        [0x82, hi, lo, ..] => Some(4 + usize::from(u16::from_be_bytes([*hi, *lo]))),
-        _ => None,
-    }
+    let mut reader = vscard_applet::tlv::Reader::new(object);
+    let (_, length) = reader.header().ok()?;
+    let header = object.len() - reader.remaining().len();
+    header.checked_add(length)
 }
 
 fn get_response(session: &mut Session<'_>) -> Result<Outcome, Failure> {
