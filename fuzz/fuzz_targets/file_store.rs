@@ -127,10 +127,10 @@ fuzz_target!(|bytes: &[u8]| {
     if let Err(e) = fs::write(&path, &image) {
         panic!("{}: {e}", path.display());
     }
-    if let Some(journal) = &journal {
-        if let Err(e) = fs::write(&journal_path, journal) {
-            panic!("{}: {e}", journal_path.display());
-        }
+    if let Some(journal) = &journal
+        && let Err(e) = fs::write(&journal_path, journal)
+    {
+        panic!("{}: {e}", journal_path.display());
     }
 
     let loaded = match FileStore::open(&path) {

@@ -170,10 +170,11 @@ impl Run {
     /// was cut during it.
     fn send(&mut self, command: &[u8]) -> Option<ResponseApdu> {
         let parsed = CommandApdu::parse(command).ok();
-        if let Some(c) = &parsed {
-            if c.ins == 0x47 && c.data.windows(3).any(|w| w == [0x80, 0x01, 0x07]) {
-                return None;
-            }
+        if let Some(c) = &parsed
+            && c.ins == 0x47
+            && c.data.windows(3).any(|w| w == [0x80, 0x01, 0x07])
+        {
+            return None;
         }
         let armed = self.card.fault_pending();
         match self.card.transmit(command) {
@@ -181,10 +182,10 @@ impl Run {
                 let Some(response) = ResponseApdu::parse(&bytes) else {
                     panic!("answer without a status word: {bytes:02X?}");
                 };
-                if let Some(c) = &parsed {
-                    if response.status.to_u16() == 0x9000 {
-                        self.permit(c, Some(&response));
-                    }
+                if let Some(c) = &parsed
+                    && response.status.to_u16() == 0x9000
+                {
+                    self.permit(c, Some(&response));
                 }
                 Some(response)
             }
@@ -219,10 +220,10 @@ impl Run {
             // Step 2 of external (empty answer) or mutual (`7C .. 82 ..`)
             // authentication; step 1 answers with a witness or challenge.
             (0x87, 0x9B) => {
-                if let Some(r) = response {
-                    if r.data.is_empty() || r.data.get(2) == Some(&0x82) {
-                        self.management = true;
-                    }
+                if let Some(r) = response
+                    && (r.data.is_empty() || r.data.get(2) == Some(&0x82))
+                {
+                    self.management = true;
                 }
             }
             _ => {}
