@@ -148,10 +148,11 @@ pub fn pki_init(args: PkiInitArgs, state_dir: &Path) -> Result<(), CardFileError
 /// `vscard pki import`: an existing CA as the Root CA.
 pub fn pki_import(args: PkiImportArgs, state_dir: &Path) -> Result<(), CardFileError> {
     let environment = Environment::parse(&args.environment)?;
-    let cert = std::fs::read_to_string(&args.cert).map_err(io_error(&args.cert))?;
+    let cert = std::fs::read_to_string(&args.cert).map_err(unreadable("--cert", &args.cert))?;
     // The key is a secret: zeroized after use, and only its path is ever
     // shown (the store writes it 0600).
-    let key = Zeroizing::new(std::fs::read_to_string(&args.key).map_err(io_error(&args.key))?);
+    let key =
+        Zeroizing::new(std::fs::read_to_string(&args.key).map_err(unreadable("--key", &args.key))?);
     let pki = Pki::import(
         state_dir,
         &environment,
@@ -161,10 +162,15 @@ pub fn pki_import(args: PkiImportArgs, state_dir: &Path) -> Result<(), CardFileE
     print_pki(&pki)
 }
 
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CardFileError + '_ {
-    move |source| CardFileError::Io {
-        path: path.to_owned(),
-        source,
+/// An input file that cannot be read is bad input (exit 2), as a missing
+/// profile file is.
+fn unreadable<'a>(
+    option: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> CardFileError + 'a {
+    move |error| CardFileError::BadValue {
+        option,
+        reason: format!("{}: {error}", path.display()),
     }
 }
 

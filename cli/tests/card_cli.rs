@@ -770,6 +770,13 @@ fn pki_import_takes_a_committed_ca_and_stores_its_key_private() {
     assert_bad_input(&output, &["root-ca.key.pem"]);
     assert!(!String::from_utf8_lossy(&output.stderr).contains("BEGIN"));
     assert!(!dir.path().join("three/pki/sandbox").exists());
+    // A missing input file is bad input too.
+    let output = run(vscard(&dir.path().join("three"))
+        .args(["pki", "import", "--cert"])
+        .arg(dir.path().join("missing.pem"))
+        .arg("--key")
+        .arg(&key));
+    assert_bad_input(&output, &["--cert", "missing.pem"]);
 }
 
 #[test]
