@@ -184,7 +184,10 @@ impl Pki {
         if directory.exists() {
             return Pki::open(state_dir, environment)?.same_as(&authorities);
         }
-        Pki::create(state_dir, environment, authorities, nonce)?.same_as_self()
+        // A racing process may have created another PKI first: compare
+        // with what was asked for, not with what was opened.
+        let wanted = authorities.clone();
+        Pki::create(state_dir, environment, authorities, nonce)?.same_as(&wanted)
     }
 
     /// Creates the reproducible PKI of `seed` (see [`seeded_pki_rng`]),
@@ -322,11 +325,6 @@ impl Pki {
             existing: self.id()?,
             wanted: wanted.root.pki_id()?,
         })
-    }
-
-    fn same_as_self(self) -> Result<Pki, PkiError> {
-        let authorities = self.authorities.clone();
-        self.same_as(&authorities)
     }
 
     /// The PKI's id ([`crate::pki_id`] of the Root CA key), which the CA
