@@ -37,6 +37,10 @@ pub enum Command {
     /// Renew a card's certificates for two more years from now, keeping
     /// its PIN state.
     Renew(RenewArgs),
+    /// Create or import an environment's test PKI (the same CA on every
+    /// machine).
+    #[command(subcommand)]
+    Pki(PkiCommand),
 }
 
 #[derive(Debug, Args)]
@@ -215,6 +219,60 @@ pub struct RenewArgs {
     /// Generate new keys (same algorithms) as well.
     #[arg(long)]
     pub new_keys: bool,
+    /// Re-sign even when the state directory's PKI is not the one that
+    /// issued the card (moves the card to that CA).
+    #[arg(long)]
+    pub new_ca: bool,
+}
+
+/// `vscard pki`.
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Create the environment's PKI from a seed: the same Root and Sub CA,
+    /// byte for byte, on every machine (idempotent; another seed is
+    /// refused once the PKI exists).
+    Init(PkiInitArgs),
+    /// Take an existing CA certificate and key (e.g. a team's committed
+    /// test CA) as the environment's Root CA; a Sub CA derived from it is
+    /// made under it.
+    Import(PkiImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PkiInitArgs {
+    /// The environment.
+    #[arg(long, value_name = "ENV", default_value = "sandbox")]
+    pub environment: String,
+    /// The seed; whoever knows it can recreate the CA keys. Visible to
+    /// other local users on the command line: prefer --seed-file.
+    #[arg(
+        long,
+        value_name = "S",
+        value_parser = secret,
+        conflicts_with = "seed_file",
+        required_unless_present = "seed_file"
+    )]
+    pub seed: Option<SecretString>,
+    /// Read the seed from the first line of FILE (`-`: standard input).
+    #[arg(long, value_name = "FILE")]
+    pub seed_file: Option<PathBuf>,
+    /// Start of the CAs' validity, RFC 3339 (default: a fixed
+    /// 2026-01-01T00:00:00Z, so that every runner makes the same bytes).
+    #[arg(long, value_name = "T")]
+    pub not_before: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PkiImportArgs {
+    /// The environment.
+    #[arg(long, value_name = "ENV", default_value = "sandbox")]
+    pub environment: String,
+    /// The CA certificate (PEM; self-signed, P-256, ECDSA-with-SHA256).
+    #[arg(long, value_name = "CA.pem")]
+    pub cert: PathBuf,
+    /// The CA's private key (PKCS #8 PEM, unencrypted); stored mode 0600.
+    #[arg(long, value_name = "KEY.pem")]
+    pub key: PathBuf,
 }
 
 /// A number of seconds (fractions allowed), finite and not negative.

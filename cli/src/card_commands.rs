@@ -2,14 +2,18 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+use zeroize::Zeroizing;
 
 use vscard_emulator::CardRng;
 use vscard_issuance::cards::{CardFileError, issue_card_file, read_applet, renew_card_file};
-use vscard_issuance::{CertificateValidity, Environment, Pki, default_state_dir, summarize};
+use vscard_issuance::{
+    CertificateValidity, Environment, Pki, SEEDED_PKI_NOT_BEFORE, default_state_dir, summarize,
+};
 
-use crate::args::{ExportCaArgs, InspectArgs, IssueArgs, RenewArgs};
-use crate::issue_request::{IssueRequest, SecretFiles, terminal_progress};
+use crate::args::{ExportCaArgs, InspectArgs, IssueArgs, PkiImportArgs, PkiInitArgs, RenewArgs};
+use crate::issue_request::{IssueRequest, SecretFiles, parse_time, terminal_progress};
 
 /// Years a renewal adds, from now (NHS smartcard certificates are renewed
 /// every two years).
@@ -104,6 +108,7 @@ pub fn renew(args: RenewArgs, state_dir: &Path) -> Result<(), CardFileError> {
         state_dir,
         validity,
         args.new_keys,
+        args.new_ca,
         &mut system_rng()?,
     )?;
     let until = summary
@@ -119,6 +124,72 @@ pub fn renew(args: RenewArgs, state_dir: &Path) -> Result<(), CardFileError> {
         args.card.display(),
         summary.pin.tries_left
     ))
+}
+
+/// `vscard pki init`: the seeded, reproducible PKI.
+pub fn pki_init(args: PkiInitArgs, state_dir: &Path) -> Result<(), CardFileError> {
+    let environment = Environment::parse(&args.environment)?;
+    let mut secrets = SecretFiles::for_options(&[("--seed-file", args.seed_file.as_deref())])?;
+    let seed = secrets
+        .flag_or_file("--seed-file", args.seed, args.seed_file.as_deref())?
+        .filter(|seed| seed.char_count() > 0)
+        .ok_or(CardFileError::BadValue {
+            option: "--seed",
+            reason: "the seed is empty".to_owned(),
+        })?;
+    let not_before = match &args.not_before {
+        Some(text) => parse_time("--not-before", text)?,
+        None => SystemTime::UNIX_EPOCH + Duration::from_secs(SEEDED_PKI_NOT_BEFORE),
+    };
+    let pki = Pki::init_seeded(state_dir, &environment, &seed, not_before)?;
+    print_pki(&pki)
+}
+
+/// `vscard pki import`: an existing CA as the Root CA.
+pub fn pki_import(args: PkiImportArgs, state_dir: &Path) -> Result<(), CardFileError> {
+    let environment = Environment::parse(&args.environment)?;
+    let cert = std::fs::read_to_string(&args.cert).map_err(unreadable("--cert", &args.cert))?;
+    // The key is a secret: zeroized after use, and only its path is ever
+    // shown (the store writes it 0600).
+    let key =
+        Zeroizing::new(std::fs::read_to_string(&args.key).map_err(unreadable("--key", &args.key))?);
+    let pki = Pki::import(
+        state_dir,
+        &environment,
+        (&args.cert, &cert),
+        (&args.key, &key),
+    )?;
+    print_pki(&pki)
+}
+
+/// An input file that cannot be read is bad input (exit 2), as a missing
+/// profile file is.
+fn unreadable<'a>(
+    option: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> CardFileError + 'a {
+    move |error| CardFileError::BadValue {
+        option,
+        reason: format!("{}: {error}", path.display()),
+    }
+}
+
+fn print_pki(pki: &Pki) -> Result<(), CardFileError> {
+    print_out(&format!(
+        "test PKI {} of environment {} in {}: {}\n",
+        pki.id()?,
+        pki.environment(),
+        pki.directory().display(),
+        summarize_subject(pki)
+    ))
+}
+
+fn summarize_subject(pki: &Pki) -> String {
+    pki.root()
+        .certificate()
+        .tbs_certificate()
+        .subject()
+        .to_string()
 }
 
 /// Writes to stdout; a reader that went away (`| head`) is not an error.

@@ -23,7 +23,7 @@ mod source;
 use serve::{ServeOptions, serve};
 use source::PivCardSource;
 
-use args::{Action, Cli, Command, CtlArgs, ServeArgs, VpcdPeer};
+use args::{Action, Cli, Command, CtlArgs, PkiCommand, ServeArgs, VpcdPeer};
 
 fn main() -> ExitCode {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
@@ -45,6 +45,12 @@ fn main() -> ExitCode {
             with_state_dir(state_dir, |dir| card_commands::export_ca(args, dir))
         }
         Command::Renew(args) => with_state_dir(state_dir, |dir| card_commands::renew(args, dir)),
+        Command::Pki(PkiCommand::Init(args)) => {
+            with_state_dir(state_dir, |dir| card_commands::pki_init(args, dir))
+        }
+        Command::Pki(PkiCommand::Import(args)) => {
+            with_state_dir(state_dir, |dir| card_commands::pki_import(args, dir))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

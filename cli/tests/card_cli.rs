@@ -645,3 +645,165 @@ fn issue_refuses_a_planted_lock_link_and_creates_nothing() {
     assert!(!elsewhere.exists());
     assert!(!card.exists());
 }
+
+// Issue 18 item 5: a reproducible PKI across runners.
+
+const PKI_FILES: [&str; 4] = [
+    "root-ca.key.pem",
+    "root-ca.cert.pem",
+    "sub-ca.key.pem",
+    "sub-ca.cert.pem",
+];
+
+fn pki_files(state: &Path, environment: &str) -> Vec<Vec<u8>> {
+    PKI_FILES
+        .iter()
+        .map(|name| std::fs::read(state.join("pki").join(environment).join(name)).unwrap())
+        .collect()
+}
+
+#[test]
+fn pki_init_makes_the_same_ca_in_two_state_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    let seed_file = dir.path().join("seed");
+    std::fs::write(&seed_file, "ci seed\n").unwrap();
+    let first =
+        run_ok(vscard(&one).args(["pki", "init", "--environment", "ci", "--seed", "ci seed"]));
+    let second = run_ok(
+        vscard(&two)
+            .args(["pki", "init", "--environment", "ci", "--seed-file"])
+            .arg(&seed_file),
+    );
+    assert_eq!(pki_files(&one, "ci"), pki_files(&two, "ci"));
+    assert!(!first.contains("ci seed"), "{first}");
+    assert!(first.contains("CN=vscard TEST Root CA (ci PKI "), "{first}");
+    let id = |out: &str| out.split_whitespace().nth(2).unwrap().to_owned();
+    assert_eq!(id(&first), id(&second));
+    // Again with the same seed: fine; with another: refused, untouched.
+    run_ok(vscard(&one).args(["pki", "init", "--environment", "ci", "--seed", "ci seed"]));
+    let output = run(vscard(&one).args(["pki", "init", "--environment", "ci", "--seed", "other"]));
+    assert_bad_input(&output, &["already has the test PKI", &id(&first)]);
+    assert_eq!(pki_files(&one, "ci"), pki_files(&two, "ci"));
+    // The exported CAs are the same too, and cards issued on either verify
+    // against either.
+    let out = dir.path().join("ca");
+    run_ok(
+        vscard(&two)
+            .args(["export-ca", "--environment", "ci", "--out"])
+            .arg(&out),
+    );
+    assert_eq!(
+        std::fs::read(out.join("root.pem")).unwrap(),
+        pki_files(&one, "ci")[1]
+    );
+    // A seed is required, and --not-before must be RFC 3339.
+    let output = run(vscard(&one).args(["pki", "init"]));
+    assert_eq!(output.status.code(), Some(2));
+    let output = run(vscard(&one).args([
+        "pki",
+        "init",
+        "--environment",
+        "ci2",
+        "--seed",
+        "s",
+        "--not-before",
+        "tomorrow",
+    ]));
+    assert_bad_input(&output, &["--not-before", "RFC 3339"]);
+    assert!(!one.join("pki/ci2").exists());
+}
+
+#[test]
+fn pki_import_takes_a_committed_ca_and_stores_its_key_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let team = dir.path().join("team");
+    run_ok(vscard(&team).args(["pki", "init", "--seed", "team"]));
+    let cert = team.join("pki/sandbox/root-ca.cert.pem");
+    let key = team.join("pki/sandbox/root-ca.key.pem");
+    let key_text = std::fs::read_to_string(&key).unwrap();
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    for state in [&one, &two] {
+        let output = run_ok(
+            vscard(state)
+                .args(["pki", "import", "--environment", "sandbox", "--cert"])
+                .arg(&cert)
+                .arg("--key")
+                .arg(&key),
+        );
+        assert!(!output.contains("PRIVATE"), "{output}");
+    }
+    assert_eq!(pki_files(&one, "sandbox"), pki_files(&two, "sandbox"));
+    assert_eq!(pki_files(&one, "sandbox")[0], key_text.as_bytes());
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let stored = one.join("pki/sandbox/root-ca.key.pem");
+        let mode = std::fs::metadata(stored).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // A card issued after the import chains to the team's CA.
+    let card = dir.path().join("card.json");
+    let profile = p256_profile(dir.path());
+    issue(
+        &one,
+        &card,
+        "imported",
+        &["--profile", profile.to_str().unwrap()],
+    );
+    let summary = inspect_json(&card);
+    let issuer = summary["slots"][0]["certificate"]["issuer"]
+        .as_str()
+        .unwrap();
+    assert!(
+        issuer.starts_with("CN=vscard TEST Sub CA (sandbox PKI "),
+        "{issuer}"
+    );
+    // A key that is not the certificate's: exit 2, the key file named,
+    // its content never shown.
+    let other = dir.path().join("other");
+    run_ok(vscard(&other).args(["pki", "init", "--seed", "other"]));
+    let output = run(vscard(&dir.path().join("three"))
+        .args(["pki", "import", "--cert"])
+        .arg(&cert)
+        .arg("--key")
+        .arg(other.join("pki/sandbox/root-ca.key.pem")));
+    assert_bad_input(&output, &["root-ca.key.pem"]);
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("BEGIN"));
+    assert!(!dir.path().join("three/pki/sandbox").exists());
+    // A missing input file is bad input too.
+    let output = run(vscard(&dir.path().join("three"))
+        .args(["pki", "import", "--cert"])
+        .arg(dir.path().join("missing.pem"))
+        .arg("--key")
+        .arg(&key));
+    assert_bad_input(&output, &["--cert", "missing.pem"]);
+}
+
+#[test]
+fn renew_refuses_another_ca_unless_new_ca() {
+    let (dir, state, card) = support::p256_card("renew-ca");
+    let before = std::fs::read(&card).unwrap();
+    // Another state folder with its own sandbox PKI.
+    let other = dir.path().join("other");
+    let out = run_ok(vscard(&other).args(["pki", "init", "--seed", "elsewhere"]));
+    let id = out.split_whitespace().nth(2).unwrap().to_owned();
+    let output = run(vscard(&other).arg("renew").arg(&card));
+    assert_bad_input(&output, &["--new-ca", "not issued by the Sub CA"]);
+    assert_eq!(
+        std::fs::read(&card).unwrap(),
+        before,
+        "the card was changed"
+    );
+    // Its own PKI renews it.
+    run_ok(vscard(&state).arg("renew").arg(&card));
+    // Told to, the other PKI takes the card over.
+    run_ok(vscard(&other).args(["renew", "--new-ca"]).arg(&card));
+    let issuer = inspect_json(&card)["slots"][0]["certificate"]["issuer"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(issuer.contains(&format!("PKI {id})")), "{issuer} vs {id}");
+    // Now the first PKI is the other CA.
+    let output = run(vscard(&state).arg("renew").arg(&card));
+    assert_bad_input(&output, &["--new-ca"]);
+}

@@ -6,10 +6,11 @@ use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use vscard_applet::{PivApplet, piv_atr};
+use vscard_emulator::rand_core::Rng as _;
 use vscard_emulator::{Applet, AppletState, Card, CardError, CardRng, StateError};
 use vscard_issuance::{
-    CardProfile, CertificateValidity, IssuanceError, Pki, PkiError, RoleProfile, SecretString,
-    issue_applet,
+    CardProfile, CertificateValidity, IssuanceError, Naming, Pki, PkiError, RoleProfile,
+    SecretString, create_authorities_named, issue_applet,
 };
 
 use crate::facts::CardFacts;
@@ -82,7 +83,18 @@ pub fn issue(
         Some(rng) => rng,
         None => CardRng::from_os().map_err(IssueError::Rng)?,
     };
-    let pki = Pki::open_or_create(state_dir, &profile.environment, &mut rng)?;
+    // The pre-issue-18 CA names: the golden transcript records the card's
+    // certificates, whose issuer is the Sub CA's name. The same draws from
+    // `rng` as `Pki::open_or_create` (CAs, then the staging nonce), so the
+    // card keys stay the recorded ones too.
+    let authorities = create_authorities_named(
+        &profile.environment,
+        SystemTime::now(),
+        Naming::Legacy,
+        &mut rng,
+    )?;
+    let nonce = rng.next_u64();
+    let pki = Pki::install(state_dir, &profile.environment, authorities, nonce)?;
     let validity = CertificateValidity::for_profile(profile, not_before)?;
     Ok(issue_applet(
         pki.sub(),

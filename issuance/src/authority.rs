@@ -20,7 +20,7 @@ use x509_cert::serial_number::SerialNumber;
 
 use super::error::{IssuanceError, KeyEncodingError};
 use super::extensions::{CertificateKind, IssuanceProfile};
-use super::names;
+use super::names::{self, CaNaming};
 use super::profile::Environment;
 use super::validity::CertificateValidity;
 
@@ -58,6 +58,12 @@ impl CertificateAuthority {
     /// The CA's certificate.
     pub fn certificate(&self) -> &Certificate {
         &self.certificate
+    }
+
+    /// The id of the PKI this CA's key roots ([`names::pki_id`] of its
+    /// public key; meaningful for a Root CA).
+    pub fn pki_id(&self) -> Result<String, IssuanceError> {
+        names::pki_id(self.certificate.tbs_certificate().subject_public_key_info())
     }
 
     /// The CA's signing key (for the key file; never put it on a card).
@@ -104,14 +110,36 @@ pub struct Authorities {
     pub sub: CertificateAuthority,
 }
 
-/// Creates a Root CA and a Sub CA for `environment`, valid from `now`.
+/// Creates a Root CA and a Sub CA for `environment`, valid from `now`,
+/// named with the new PKI's id ([`CaNaming::Identified`]).
 pub fn create_authorities<R: CryptoRng + ?Sized>(
     environment: &Environment,
     now: SystemTime,
     rng: &mut R,
 ) -> Result<Authorities, IssuanceError> {
-    let root = create_root_ca(environment, now, rng)?;
-    let sub = create_sub_ca(&root, environment, now, rng)?;
+    create_authorities_named(environment, now, Naming::Identified, rng)
+}
+
+/// Which names [`create_authorities_named`] gives the CAs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Naming {
+    /// With the environment and the PKI id (the default).
+    Identified,
+    /// The pre-issue-18 names, without an id (fixtures only).
+    Legacy,
+}
+
+/// As [`create_authorities`], choosing the names: [`Naming::Legacy`] keeps
+/// recorded fixtures (whose bytes contain the old CA names) stable.
+pub fn create_authorities_named<R: CryptoRng + ?Sized>(
+    environment: &Environment,
+    now: SystemTime,
+    naming: Naming,
+    rng: &mut R,
+) -> Result<Authorities, IssuanceError> {
+    let root = create_root_ca(environment, now, naming, rng)?;
+    let validity = CertificateValidity::years_from(now, SUB_CA_YEARS)?;
+    let sub = create_sub_ca(&root, environment, validity, naming, rng)?;
     Ok(Authorities { root, sub })
 }
 
@@ -119,14 +147,18 @@ pub fn create_authorities<R: CryptoRng + ?Sized>(
 pub fn create_root_ca<R: CryptoRng + ?Sized>(
     environment: &Environment,
     now: SystemTime,
+    naming: Naming,
     rng: &mut R,
 ) -> Result<CertificateAuthority, IssuanceError> {
     let signing_key = SigningKey::generate_from_rng(rng);
     let public_key = public_key_info(&signing_key)?;
+    // The id comes from the key, so the key is drawn before the name.
+    let id = names::pki_id(&public_key)?;
+    let name = names::root_ca_name(environment, ca_naming(naming, &id))?;
     let profile = IssuanceProfile {
         kind: CertificateKind::RootCa,
-        subject: names::root_ca_name(environment)?,
-        issuer: names::root_ca_name(environment)?,
+        subject: name.clone(),
+        issuer: name,
     };
     let validity = CertificateValidity::years_from(now, ROOT_CA_YEARS)?;
     // A root signs itself, so its key signs before any authority exists.
@@ -136,20 +168,22 @@ pub fn create_root_ca<R: CryptoRng + ?Sized>(
     CertificateAuthority::from_parts(certificate, signing_key, "Root CA")
 }
 
-/// Creates a Sub CA for `environment`, certified by `root`.
+/// Creates a Sub CA for `environment`, certified by `root` for `validity`;
+/// with [`Naming::Identified`] its name carries the id of `root`'s PKI.
 pub fn create_sub_ca<R: CryptoRng + ?Sized>(
     root: &CertificateAuthority,
     environment: &Environment,
-    now: SystemTime,
+    validity: CertificateValidity,
+    naming: Naming,
     rng: &mut R,
 ) -> Result<CertificateAuthority, IssuanceError> {
     let signing_key = SigningKey::generate_from_rng(rng);
+    let id = root.pki_id()?;
     let profile = IssuanceProfile {
         kind: CertificateKind::SubCa,
-        subject: names::sub_ca_name(environment)?,
+        subject: names::sub_ca_name(environment, ca_naming(naming, &id))?,
         issuer: root.certificate().tbs_certificate().subject().clone(),
     };
-    let validity = CertificateValidity::years_from(now, SUB_CA_YEARS)?;
     let certificate = root.sign(
         profile,
         random_serial(rng)?,
@@ -157,6 +191,13 @@ pub fn create_sub_ca<R: CryptoRng + ?Sized>(
         public_key_info(&signing_key)?,
     )?;
     CertificateAuthority::from_parts(certificate, signing_key, "Sub CA")
+}
+
+fn ca_naming(naming: Naming, id: &str) -> CaNaming<'_> {
+    match naming {
+        Naming::Identified => CaNaming::Identified(id),
+        Naming::Legacy => CaNaming::Legacy,
+    }
 }
 
 /// A random positive serial of exactly [`SERIAL_BYTES`] bytes: the top bit

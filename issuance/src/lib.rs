@@ -60,8 +60,8 @@ mod validity;
 
 pub use applet_format::algorithm_name;
 pub use authority::{
-    Authorities, CertificateAuthority, ROOT_CA_YEARS, SERIAL_BYTES, SUB_CA_YEARS,
-    create_authorities, create_root_ca, create_sub_ca, random_serial,
+    Authorities, CertificateAuthority, Naming, ROOT_CA_YEARS, SERIAL_BYTES, SUB_CA_YEARS,
+    create_authorities, create_authorities_named, create_root_ca, create_sub_ca, random_serial,
 };
 pub use card::{
     CardSummary, CounterSummary, ROLES_OBJECT, SlotSummary, certificate, decode_roles,
@@ -81,8 +81,10 @@ pub use keys::{
     CARD_SLOTS, GeneratedKey, algorithm_of_public_key, generate_key, private_key_from_pkcs8,
     private_key_to_pkcs8, public_key_info, public_key_info_of,
 };
-pub use names::{card_subject, root_ca_name, sub_ca_name};
-pub use pki_store::{Pki, PkiError, default_state_dir, state_dir_from};
+pub use names::{CaNaming, PKI_ID_HEX_DIGITS, card_subject, pki_id, root_ca_name, sub_ca_name};
+pub use pki_store::{
+    Pki, PkiError, SEEDED_PKI_NOT_BEFORE, default_state_dir, seeded_pki_rng, state_dir_from,
+};
 pub use profile::{CardProfile, Environment, RoleProfile, SlotAlgorithms};
 pub use secret::SecretString;
 pub use summary::CertificateSummary;

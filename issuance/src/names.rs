@@ -5,6 +5,8 @@
 
 use der::asn1::{Any, PrintableStringRef, Utf8StringRef};
 use der::{Decode, Encode};
+use sha2::{Digest, Sha256};
+use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
 
@@ -54,18 +56,55 @@ fn build_name(attributes: &[Attribute<'_>]) -> Result<Name, IssuanceError> {
     Ok(Name::from_der(&sequence.to_der()?)?)
 }
 
-/// `CN=vscard TEST Root CA (<env>), OU=<env>, O=vscard test PKI`.
-pub fn root_ca_name(environment: &Environment) -> Result<Name, IssuanceError> {
-    ca_name(environment, "Root")
+/// How the CAs of a new PKI are named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaNaming<'a> {
+    /// `CN=vscard TEST Root CA (<env> PKI <id>)`: the environment and the
+    /// PKI's id (see [`pki_id`]), so that the CAs of two installs (or of
+    /// two seeds) have different names and a relying party, a log or a
+    /// certificate viewer tells them apart. The default for every new PKI.
+    Identified(&'a str),
+    /// `CN=vscard TEST Root CA (<env>)`: the name every PKI had before
+    /// issue 18, kept for fixtures whose recorded bytes contain it (the
+    /// conformance golden transcript).
+    Legacy,
 }
 
-/// `CN=vscard TEST Sub CA (<env>), OU=<env>, O=vscard test PKI`.
-pub fn sub_ca_name(environment: &Environment) -> Result<Name, IssuanceError> {
-    ca_name(environment, "Sub")
+/// `CN=vscard TEST Root CA (<env>[ PKI <id>]), OU=<env>, O=vscard test PKI`.
+pub fn root_ca_name(
+    environment: &Environment,
+    naming: CaNaming<'_>,
+) -> Result<Name, IssuanceError> {
+    ca_name(environment, "Root", naming)
 }
 
-fn ca_name(environment: &Environment, level: &str) -> Result<Name, IssuanceError> {
-    let common_name = format!("vscard TEST {level} CA ({environment})");
+/// `CN=vscard TEST Sub CA (<env>[ PKI <id>]), OU=<env>, O=vscard test PKI`.
+pub fn sub_ca_name(environment: &Environment, naming: CaNaming<'_>) -> Result<Name, IssuanceError> {
+    ca_name(environment, "Sub", naming)
+}
+
+/// Hex digits of the PKI id.
+pub const PKI_ID_HEX_DIGITS: usize = 8;
+
+/// A PKI's id: the first 4 bytes of SHA-256 over the Root CA's
+/// SubjectPublicKeyInfo DER, in lower-case hex. It follows from the Root
+/// key alone, so a seeded or imported PKI has the same id on every
+/// machine, and two random PKIs differ (a 1 in 2^32 collision is harmless:
+/// the id names, it does not authenticate).
+pub fn pki_id(root_public_key: &SubjectPublicKeyInfoOwned) -> Result<String, IssuanceError> {
+    let digest = Sha256::digest(root_public_key.to_der()?);
+    Ok(hex::encode(&digest[..PKI_ID_HEX_DIGITS / 2]))
+}
+
+fn ca_name(
+    environment: &Environment,
+    level: &str,
+    naming: CaNaming<'_>,
+) -> Result<Name, IssuanceError> {
+    let common_name = match naming {
+        CaNaming::Identified(id) => format!("vscard TEST {level} CA ({environment} PKI {id})"),
+        CaNaming::Legacy => format!("vscard TEST {level} CA ({environment})"),
+    };
     build_name(&[
         Attribute::Utf8(ORGANIZATION, CA_ORGANIZATION),
         Attribute::Utf8(ORGANIZATIONAL_UNIT, environment.name()),

@@ -31,9 +31,18 @@ use rand_core::CryptoRng;
 use thiserror::Error;
 use x509_cert::Certificate;
 
-use super::authority::{Authorities, CertificateAuthority, create_authorities};
+use sha2::{Digest, Sha256};
+use vscard_emulator::CardRng;
+use zeroize::Zeroize;
+
+use super::authority::{
+    Authorities, CertificateAuthority, Naming, SUB_CA_YEARS, create_authorities, create_sub_ca,
+};
+use super::chain::verify_issued_by;
 use super::error::{IssuanceError, KeyEncodingError};
 use super::profile::Environment;
+use super::secret::SecretString;
+use super::validity::CertificateValidity;
 
 /// File name of the Root CA key.
 pub const ROOT_KEY_FILE: &str = "root-ca.key.pem";
@@ -67,6 +76,25 @@ pub enum PkiError {
         path: PathBuf,
         /// What is wrong with it.
         reason: String,
+    },
+    /// `pki import` was given a CA it cannot use (nothing was written).
+    #[error("{}: {reason}", path.display())]
+    Import {
+        /// The certificate or key file at fault.
+        path: PathBuf,
+        /// What is wrong with it (never the key's content).
+        reason: String,
+    },
+    /// The environment already has a PKI, and it is not the one asked for;
+    /// it is left untouched.
+    #[error("{}: the environment already has the test PKI {existing}, not {wanted}; it was left untouched: remove it (cards issued under it stop verifying) or use another environment or --state-dir", path.display())]
+    Different {
+        /// The PKI folder.
+        path: PathBuf,
+        /// The id of the PKI there.
+        existing: String,
+        /// The id of the PKI asked for.
+        wanted: String,
     },
     /// Creating the CAs failed.
     #[error("creating the test PKI failed: {0}")]
@@ -136,13 +164,130 @@ impl Pki {
             return Pki::open(state_dir, environment);
         }
         let authorities = create_authorities(environment, SystemTime::now(), rng)?;
+        Pki::create(state_dir, environment, authorities, rng.next_u64())
+    }
+
+    /// Writes `authorities` as the environment's PKI, unless it has one:
+    /// then that one is opened, and it must be the same (Root and Sub CA
+    /// certificates equal), else [`PkiError::Different`]. `nonce` makes the
+    /// staging folder's name unique among racing processes.
+    pub fn install(
+        state_dir: &Path,
+        environment: &Environment,
+        authorities: Authorities,
+        nonce: u64,
+    ) -> Result<Pki, PkiError> {
+        environment
+            .check("environment")
+            .map_err(IssuanceError::from)?;
+        let directory = pki_directory(state_dir, environment);
+        if directory.exists() {
+            return Pki::open(state_dir, environment)?.same_as(&authorities);
+        }
+        // A racing process may have created another PKI first: compare
+        // with what was asked for, not with what was opened.
+        let wanted = authorities.clone();
+        Pki::create(state_dir, environment, authorities, nonce)?.same_as(&wanted)
+    }
+
+    /// Creates the reproducible PKI of `seed` (see [`seeded_pki_rng`]),
+    /// valid from `not_before` (see [`SEEDED_PKI_NOT_BEFORE`]): the same
+    /// keys and certificates, byte for byte, in every state directory on
+    /// every machine. Idempotent: a second run with the same seed and time
+    /// opens it; another seed is refused ([`PkiError::Different`]).
+    pub fn init_seeded(
+        state_dir: &Path,
+        environment: &Environment,
+        seed: &SecretString,
+        not_before: SystemTime,
+    ) -> Result<Pki, PkiError> {
+        let mut rng = seeded_pki_rng(environment, seed);
+        let authorities = create_authorities(environment, not_before, &mut rng)?;
+        Pki::install(state_dir, environment, authorities, staging_nonce())
+    }
+
+    /// Takes an existing CA (PEM certificate, PKCS #8 PEM P-256 key; e.g. a
+    /// team's committed test CA) as the environment's Root CA, and makes a
+    /// Sub CA under it. The Sub CA's key and serial are derived from the
+    /// Root key ([`import_rng`]) and its validity from the Root's, so every
+    /// runner importing the same CA gets the same PKI byte for byte. The
+    /// CA must be self-signed (RFC 5280 6.1: a trust anchor) with
+    /// ECDSA-with-SHA256, a CA with keyCertSign, and match the key. The
+    /// paths only name the inputs in errors; the key text is never logged.
+    pub fn import(
+        state_dir: &Path,
+        environment: &Environment,
+        cert: (&Path, &str),
+        key: (&Path, &str),
+    ) -> Result<Pki, PkiError> {
+        let (cert_path, cert_text) = cert;
+        let (key_path, key_text) = key;
+        let refuse = |path: &Path, reason: String| PkiError::Import {
+            path: path.to_owned(),
+            reason,
+        };
+        let certificate = Certificate::from_pem(cert_text.as_bytes())
+            .map_err(|error| refuse(cert_path, format!("not a PEM X.509 certificate: {error}")))?;
+        // The parser's message names the structure, never key bytes.
+        let signing_key = SigningKey::from_pkcs8_pem(key_text).map_err(|error| {
+            refuse(
+                key_path,
+                format!("not a PKCS #8 PEM P-256 private key (openssl pkcs8 -topk8 -nocrypt converts one): {error}"),
+            )
+        })?;
+        verify_issued_by(&certificate, &certificate).map_err(|error| {
+            refuse(
+                cert_path,
+                format!("not a self-signed P-256 CA certificate: {error}"),
+            )
+        })?;
+        let root = CertificateAuthority::from_parts(certificate, signing_key, "Root CA")
+            .map_err(|error| refuse(key_path, error.to_string()))?;
+        let validity = root.certificate().tbs_certificate().validity();
+        let not_before = validity.not_before.to_system_time();
+        let root_end = validity.not_after.to_system_time();
+        let sub_years = CertificateValidity::years_from(not_before, SUB_CA_YEARS)
+            .map_err(|error| refuse(cert_path, error.to_string()))?;
+        // A Sub CA outliving its Root would not verify after the Root's end
+        // (RFC 5280 6.1.3 (a)(2)): end with the Root when it ends first.
+        let sub_validity = if sub_years.not_after() > root_end {
+            CertificateValidity::new(not_before, root_end)
+                .map_err(|error| refuse(cert_path, error.to_string()))?
+        } else {
+            sub_years
+        };
+        let mut rng = import_rng(environment, &root)?;
+        let sub = create_sub_ca(
+            &root,
+            environment,
+            sub_validity,
+            Naming::Identified,
+            &mut rng,
+        )?;
+        Pki::install(
+            state_dir,
+            environment,
+            Authorities { root, sub },
+            staging_nonce(),
+        )
+    }
+
+    /// Creates the environment's folder from `authorities`; when another
+    /// process created it first, opens theirs.
+    fn create(
+        state_dir: &Path,
+        environment: &Environment,
+        authorities: Authorities,
+        nonce: u64,
+    ) -> Result<Pki, PkiError> {
+        let directory = pki_directory(state_dir, environment);
         let parent = state_dir.join("pki");
         create_private_dir_all(&parent)?;
         let staging = parent.join(format!(
             ".{}.staging-{}-{:016x}",
             environment.name(),
             std::process::id(),
-            rng.next_u64()
+            nonce
         ));
         write_staging(&staging, &authorities)?;
         match fs::rename(&staging, &directory) {
@@ -167,6 +312,25 @@ impl Pki {
                 })
             }
         }
+    }
+
+    fn same_as(self, wanted: &Authorities) -> Result<Pki, PkiError> {
+        let same = self.authorities.root.certificate() == wanted.root.certificate()
+            && self.authorities.sub.certificate() == wanted.sub.certificate();
+        if same {
+            return Ok(self);
+        }
+        Err(PkiError::Different {
+            path: self.directory.clone(),
+            existing: self.id()?,
+            wanted: wanted.root.pki_id()?,
+        })
+    }
+
+    /// The PKI's id ([`crate::pki_id`] of the Root CA key), which the CA
+    /// names of a PKI created since issue 18 carry.
+    pub fn id(&self) -> Result<String, PkiError> {
+        Ok(self.authorities.root.pki_id()?)
     }
 
     /// Opens an existing PKI; never creates one.
@@ -227,6 +391,61 @@ impl Pki {
         sync_dir(out_dir)?;
         Ok([root, sub])
     }
+}
+
+/// The default start of a seeded PKI's validity, 2026-01-01T00:00:00Z: a
+/// fixed epoch (not the clock) so that two runners seeding the same PKI on
+/// different days write the same bytes. The Root CA is then valid until
+/// 2046 and the Sub CA until 2036.
+pub const SEEDED_PKI_NOT_BEFORE: u64 = 1_767_225_600;
+
+/// The generator of a seeded PKI: ChaCha20 keyed with SHA-256 of a domain
+/// label, the environment and the seed. The environment is in the key, so
+/// one seed gives different CAs in sandbox and integration; the label
+/// differs from the card seed's, so a card seeded with the same string
+/// shares no key with the PKI.
+pub fn seeded_pki_rng(environment: &Environment, seed: &SecretString) -> CardRng {
+    let mut hasher = Sha256::new();
+    hasher.update(b"vscard pki seed v1\0");
+    hasher.update(environment.name().as_bytes());
+    hasher.update(b"\0");
+    hasher.update(seed.expose().as_bytes());
+    let mut key: [u8; 32] = hasher.finalize().into();
+    let rng = CardRng::seeded(key);
+    key.zeroize();
+    rng
+}
+
+/// The generator of an imported PKI's Sub CA: ChaCha20 keyed with SHA-256
+/// of a domain label, the environment and the Root key's PKCS #8 DER (a
+/// secret only the Root's holders know, as the Sub key must be).
+fn import_rng(environment: &Environment, root: &CertificateAuthority) -> Result<CardRng, PkiError> {
+    let root_key = root.signing_key().to_pkcs8_der().map_err(|source| {
+        PkiError::Issuance(IssuanceError::KeyEncoding {
+            algorithm: vscard_applet::Algorithm::EccP256,
+            source: KeyEncodingError::PrivateKey(source),
+        })
+    })?;
+    let mut hasher = Sha256::new();
+    hasher.update(b"vscard pki import v1\0");
+    hasher.update(environment.name().as_bytes());
+    hasher.update(b"\0");
+    hasher.update(root_key.as_bytes());
+    let mut key: [u8; 32] = hasher.finalize().into();
+    let rng = CardRng::seeded(key);
+    key.zeroize();
+    Ok(rng)
+}
+
+/// A staging folder suffix for a PKI made from a seeded generator (whose
+/// draws must all go into the PKI): it need not be secret or
+/// reproducible, only unlikely to repeat between two racing processes.
+fn staging_nonce() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::from(elapsed.subsec_nanos()) ^ (elapsed.as_secs() << 30)
+        })
 }
 
 /// `<state_dir>/pki/<environment>`.

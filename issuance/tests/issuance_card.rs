@@ -10,9 +10,9 @@ use der::{DateTime, Decode, Encode};
 use vscard_applet::{Algorithm, Slot};
 use vscard_emulator::CardRng;
 use vscard_issuance::{
-    CARD_SLOTS, CardProfile, CertificateSummary, CertificateValidity, ChainError, Environment, Pki,
-    SecretString, SlotAlgorithms, issue_card, renew_certificate, verify_chain, verify_issued_by,
-    verify_valid_at,
+    CARD_SLOTS, CardProfile, CertificateSummary, CertificateValidity, ChainError, Environment,
+    Naming, Pki, SecretString, SlotAlgorithms, create_authorities_named, issue_card,
+    renew_certificate, verify_chain, verify_issued_by, verify_valid_at,
 };
 use x509_cert::Certificate;
 
@@ -36,6 +36,19 @@ fn pki(state: &tempfile::TempDir, seed: u64) -> Pki {
         &mut CardRng::from_u64(seed),
     )
     .unwrap()
+}
+
+/// A PKI with the pre-issue-18 CA names, the same in every install.
+fn legacy_pki(state: &tempfile::TempDir, seed: u64) -> Pki {
+    let mut rng = CardRng::from_u64(seed);
+    let authorities = create_authorities_named(
+        &Environment::Sandbox,
+        SystemTime::now(),
+        Naming::Legacy,
+        &mut rng,
+    )
+    .unwrap();
+    Pki::install(state.path(), &Environment::Sandbox, authorities, seed).unwrap()
 }
 
 fn soon() -> SystemTime {
@@ -172,7 +185,8 @@ fn expired_and_future_certificates_are_reported() {
 #[test]
 fn a_certificate_from_another_pki_does_not_chain() {
     let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (ours, theirs) = (pki(&one, 1), pki(&two, 2));
+    // Two installs from before issue 18: their CAs have the same names.
+    let (ours, theirs) = (legacy_pki(&one, 1), legacy_pki(&two, 2));
     let profile = p256_profile();
     let validity = CertificateValidity::for_profile(&profile, SystemTime::now()).unwrap();
     let issued = issue_card(
@@ -265,7 +279,7 @@ fn summary_shows_names_serial_and_window() {
     );
     assert_eq!(
         summary.issuer,
-        "CN=vscard TEST Sub CA (sandbox),OU=sandbox,O=vscard test PKI"
+        "CN=vscard TEST Sub CA (sandbox PKI 16dde8a1),OU=sandbox,O=vscard test PKI"
     );
     assert_eq!(summary.serial.len(), 32);
     assert_eq!(summary.not_before, "2026-11-23T09:00:00Z");

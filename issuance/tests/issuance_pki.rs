@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
@@ -18,10 +18,11 @@ use spki::DecodePublicKey;
 use vscard_applet::{Algorithm, Slot};
 use vscard_emulator::CardRng;
 use vscard_issuance::{
-    CARD_SLOTS, CardProfile, CertificateValidity, Environment, GeneratedKey, IssuanceError, Pki,
-    PkiError, SecretString, SlotAlgorithms, algorithm_of_public_key, generate_key,
+    CARD_SLOTS, CardProfile, CertificateSummary, CertificateValidity, Environment, GeneratedKey,
+    IssuanceError, Naming, PKI_ID_HEX_DIGITS, Pki, PkiError, SEEDED_PKI_NOT_BEFORE, SecretString,
+    SlotAlgorithms, algorithm_of_public_key, create_authorities_named, generate_key,
     issue_card_certificate, pki_store, private_key_from_pkcs8, private_key_to_pkcs8,
-    public_key_info, state_dir_from,
+    public_key_info, state_dir_from, verify_issued_by,
 };
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{
@@ -714,4 +715,234 @@ fn concurrent_first_use_agrees_on_one_pki() {
     }
     let entries = std::fs::read_dir(state.path().join("pki")).unwrap().count();
     assert_eq!(entries, 1, "staging folders are cleaned up");
+}
+
+// Issue 18 item 5: a reproducible PKI across runners.
+
+const PKI_FILES: [&str; 4] = [
+    "root-ca.key.pem",
+    "root-ca.cert.pem",
+    "sub-ca.key.pem",
+    "sub-ca.cert.pem",
+];
+
+fn seeded_epoch() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(SEEDED_PKI_NOT_BEFORE)
+}
+
+fn seeded(state_dir: &Path, environment: &Environment, seed: &str) -> Result<Pki, PkiError> {
+    Pki::init_seeded(
+        state_dir,
+        environment,
+        &SecretString::new(seed),
+        seeded_epoch(),
+    )
+}
+
+fn pki_bytes(state_dir: &Path, environment: &str) -> Vec<Vec<u8>> {
+    PKI_FILES
+        .iter()
+        .map(|name| std::fs::read(state_dir.join("pki").join(environment).join(name)).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_seeded_pki_is_byte_identical_across_two_state_folders() {
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = seeded(one.path(), &Environment::Sandbox, "team seed").unwrap();
+    let second = seeded(two.path(), &Environment::Sandbox, "team seed").unwrap();
+    // Keys and certificates, byte for byte (validity from the fixed epoch).
+    assert_eq!(
+        pki_bytes(one.path(), "sandbox"),
+        pki_bytes(two.path(), "sandbox")
+    );
+    let id = first.id().unwrap();
+    assert_eq!(id, second.id().unwrap());
+    assert_eq!(id.len(), PKI_ID_HEX_DIGITS);
+    let root = CertificateSummary::of(first.root().certificate());
+    let sub = CertificateSummary::of(first.sub().certificate());
+    assert_eq!(
+        root.subject,
+        format!("CN=vscard TEST Root CA (sandbox PKI {id}),OU=sandbox,O=vscard test PKI")
+    );
+    assert_eq!(
+        sub.subject,
+        format!("CN=vscard TEST Sub CA (sandbox PKI {id}),OU=sandbox,O=vscard test PKI")
+    );
+    assert_eq!(root.not_before, "2026-01-01T00:00:00Z");
+    assert_eq!(root.not_after, "2046-01-01T00:00:00Z");
+    assert_eq!(sub.not_after, "2036-01-01T00:00:00Z");
+    verify_issued_by(first.sub().certificate(), first.root().certificate()).unwrap();
+    // The keys on disk are private to the owner.
+    for name in PKI_FILES {
+        let path = one.path().join("pki/sandbox").join(name);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+    }
+}
+
+#[test]
+fn seeded_init_is_idempotent_and_refuses_another_seed() {
+    let state = tempfile::tempdir().unwrap();
+    let first = seeded(state.path(), &Environment::Sandbox, "one").unwrap();
+    let before = pki_bytes(state.path(), "sandbox");
+    let again = seeded(state.path(), &Environment::Sandbox, "one").unwrap();
+    assert_eq!(again.id().unwrap(), first.id().unwrap());
+    let other = seeded(
+        tempfile::tempdir().unwrap().path(),
+        &Environment::Sandbox,
+        "two",
+    )
+    .unwrap()
+    .id()
+    .unwrap();
+    let error = seeded(state.path(), &Environment::Sandbox, "two").unwrap_err();
+    match &error {
+        PkiError::Different {
+            existing, wanted, ..
+        } => {
+            assert_eq!(existing, &first.id().unwrap());
+            assert_eq!(wanted, &other);
+        }
+        other => panic!("{other}"),
+    }
+    // A random PKI already there is not the seeded one either.
+    let random = tempfile::tempdir().unwrap();
+    new_pki(random.path(), 7);
+    assert!(matches!(
+        seeded(random.path(), &Environment::Sandbox, "one").unwrap_err(),
+        PkiError::Different { .. }
+    ));
+    // Refusals leave the PKI untouched.
+    assert_eq!(pki_bytes(state.path(), "sandbox"), before);
+}
+
+#[test]
+fn every_pki_names_its_cas_differently() {
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = (new_pki(one.path(), 1), new_pki(two.path(), 2));
+    assert_ne!(
+        a.sub().certificate().tbs_certificate().subject(),
+        b.sub().certificate().tbs_certificate().subject()
+    );
+    // One seed gives different CAs in different environments.
+    let sandbox = seeded(one.path(), &Environment::Integration, "s").unwrap();
+    let custom = Environment::parse("staging").unwrap();
+    let staging = seeded(two.path(), &custom, "s").unwrap();
+    assert_ne!(sandbox.id().unwrap(), staging.id().unwrap());
+    let subject = CertificateSummary::of(staging.sub().certificate()).subject;
+    assert!(
+        subject.starts_with(&format!(
+            "CN=vscard TEST Sub CA (staging PKI {})",
+            staging.id().unwrap()
+        )),
+        "{subject}"
+    );
+    // The legacy names (fixtures) stay as they were.
+    let legacy = create_authorities_named(
+        &Environment::Sandbox,
+        issue_time(),
+        Naming::Legacy,
+        &mut CardRng::from_u64(3),
+    )
+    .unwrap();
+    assert_eq!(
+        CertificateSummary::of(legacy.sub.certificate()).subject,
+        "CN=vscard TEST Sub CA (sandbox),OU=sandbox,O=vscard test PKI"
+    );
+}
+
+fn import_files(dir: &Path) -> (PathBuf, String, PathBuf, String) {
+    let source = tempfile::tempdir().unwrap();
+    seeded(source.path(), &Environment::Sandbox, "committed team CA").unwrap();
+    let pki = source.path().join("pki/sandbox");
+    let cert = std::fs::read_to_string(pki.join("root-ca.cert.pem")).unwrap();
+    let key = std::fs::read_to_string(pki.join("root-ca.key.pem")).unwrap();
+    let (cert_path, key_path) = (dir.join("ca.pem"), dir.join("ca.key.pem"));
+    std::fs::write(&cert_path, &cert).unwrap();
+    std::fs::write(&key_path, &key).unwrap();
+    (cert_path, cert, key_path, key)
+}
+
+#[test]
+fn an_imported_ca_gives_the_same_pki_in_every_state_folder() {
+    let files = tempfile::tempdir().unwrap();
+    let (cert_path, cert, key_path, key) = import_files(files.path());
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let import = |dir: &Path| {
+        Pki::import(
+            dir,
+            &Environment::Sandbox,
+            (&cert_path, &cert),
+            (&key_path, &key),
+        )
+    };
+    let first = import(one.path()).unwrap();
+    import(two.path()).unwrap();
+    assert_eq!(
+        pki_bytes(one.path(), "sandbox"),
+        pki_bytes(two.path(), "sandbox")
+    );
+    // The Root is the imported certificate and key, unchanged.
+    let stored = pki_bytes(one.path(), "sandbox");
+    assert_eq!(stored[0], key.as_bytes());
+    assert_eq!(stored[1], cert.as_bytes());
+    verify_issued_by(first.sub().certificate(), first.root().certificate()).unwrap();
+    let sub = CertificateSummary::of(first.sub().certificate());
+    assert_eq!(
+        sub.subject,
+        format!(
+            "CN=vscard TEST Sub CA (sandbox PKI {}),OU=sandbox,O=vscard test PKI",
+            first.id().unwrap()
+        )
+    );
+    assert_eq!(sub.not_before, "2026-01-01T00:00:00Z");
+    assert_eq!(sub.not_after, "2036-01-01T00:00:00Z");
+    // Importing again is a no-op.
+    import(one.path()).unwrap();
+    assert_eq!(pki_bytes(one.path(), "sandbox"), stored);
+}
+
+#[test]
+fn import_refuses_a_key_that_is_not_the_cas_and_a_ca_that_is_not_a_root() {
+    let files = tempfile::tempdir().unwrap();
+    let (cert_path, cert, key_path, _) = import_files(files.path());
+    let state = tempfile::tempdir().unwrap();
+    let other_state = tempfile::tempdir().unwrap();
+    let other = seeded(other_state.path(), &Environment::Sandbox, "x").unwrap();
+    let other_dir = other.directory().to_owned();
+    let other_key = std::fs::read_to_string(other_dir.join("root-ca.key.pem")).unwrap();
+    let sub_cert = std::fs::read_to_string(other_dir.join("sub-ca.cert.pem")).unwrap();
+    let sub_key = std::fs::read_to_string(other_dir.join("sub-ca.key.pem")).unwrap();
+    let refused = |cert: &str, key: &str| {
+        Pki::import(
+            state.path(),
+            &Environment::Sandbox,
+            (&cert_path, cert),
+            (&key_path, key),
+        )
+        .unwrap_err()
+    };
+    // The wrong key: named by its path, never by its content.
+    let error = refused(&cert, &other_key);
+    assert!(
+        matches!(&error, PkiError::Import { path, .. } if path == &key_path),
+        "{error}"
+    );
+    assert!(!error.to_string().contains("BEGIN"), "{error}");
+    // A Sub CA is not self-signed: not a trust anchor.
+    let error = refused(&sub_cert, &sub_key);
+    assert!(
+        matches!(&error, PkiError::Import { path, .. } if path == &cert_path),
+        "{error}"
+    );
+    let error = refused("not a certificate", &other_key);
+    assert!(matches!(error, PkiError::Import { .. }), "{error}");
+    let error = refused(&cert, "not a key");
+    assert!(
+        matches!(&error, PkiError::Import { path, .. } if path == &key_path),
+        "{error}"
+    );
+    // Nothing was written.
+    assert!(!state.path().join("pki/sandbox").exists());
 }

@@ -76,6 +76,22 @@ pub enum CardFileError {
         /// Where it was looked for.
         state_dir: PathBuf,
     },
+    /// `renew` would re-sign the card under another CA than the one that
+    /// issued it (another PKI of the same environment name: another
+    /// machine's, or one re-created since); refused unless `--new-ca`.
+    #[error(
+        "{}: the card's certificates were not issued by the Sub CA of the test PKI {pki} under {}: renewing would move the card to another CA; pass --new-ca to do so, or use the state directory that issued it (--state-dir or VSCARD_HOME)",
+        path.display(),
+        state_dir.display()
+    )]
+    DifferentCa {
+        /// The card image.
+        path: PathBuf,
+        /// The id of the PKI that would sign.
+        pki: String,
+        /// Where that PKI is.
+        state_dir: PathBuf,
+    },
     /// The card file store refused (damaged, locked, unwritable).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -112,7 +128,9 @@ impl CardFileError {
             | CardFileError::Exists { .. }
             | CardFileError::Missing { .. }
             | CardFileError::NotPiv { .. }
-            | CardFileError::State { .. } => true,
+            | CardFileError::State { .. }
+            | CardFileError::DifferentCa { .. }
+            | CardFileError::Pki(PkiError::Import { .. } | PkiError::Different { .. }) => true,
             CardFileError::Store(error) | CardFileError::Card(CardError::Store(error)) => {
                 store_input(error)
             }

@@ -10,10 +10,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::{
-    CardSummary, CertificateValidity, Pki, environment_of, pki_store::pki_directory, renew_applet,
-    summarize,
+    CARD_SLOTS, CardSummary, CertificateValidity, Pki, certificate, environment_of,
+    pki_store::pki_directory, renew_applet, summarize, verify_issued_by,
 };
-use vscard_applet::{PIV_AID, PivApplet, piv_atr};
+use vscard_applet::{PIV_AID, PivApplet, PivState, piv_atr};
 use vscard_emulator::rand_core::CryptoRng;
 use vscard_emulator::{Applet, Card, CardImage, FileStore, Store};
 
@@ -95,11 +95,16 @@ impl NewCardFile {
 /// Renews the certificates of the card at `path` for `validity` (with
 /// `new_keys`, new keys too) from its environment's PKI under `state_dir`,
 /// keeping the PIN and unlock-code counters; returns the new summary.
+/// Unless `new_ca`, every certificate on the card must have been signed by
+/// that PKI's Sub CA ([`CardFileError::DifferentCa`]): a state directory
+/// with another PKI of the same environment name must not silently move
+/// the card to a CA its relying parties do not trust.
 pub fn renew_card_file<R: CryptoRng + ?Sized>(
     path: &Path,
     state_dir: &Path,
     validity: CertificateValidity,
     new_keys: bool,
+    new_ca: bool,
     rng: &mut R,
 ) -> Result<CardSummary, CardFileError> {
     let mut store = lock_existing(path)?;
@@ -115,6 +120,9 @@ pub fn renew_card_file<R: CryptoRng + ?Sized>(
         });
     }
     let pki = Pki::open(state_dir, &environment)?;
+    if !new_ca {
+        check_issued_by(path, applet.state(), &pki, state_dir)?;
+    }
     renew_applet(&mut applet, pki.sub(), validity, new_keys, rng)?;
     let state = applet.save().map_err(|source| CardFileError::State {
         path: path.to_owned(),
@@ -123,6 +131,31 @@ pub fn renew_card_file<R: CryptoRng + ?Sized>(
     image.set_applet(&piv_key(), state);
     store.commit(&image)?;
     Ok(summarize(applet.state())?)
+}
+
+/// Checks that `pki`'s Sub CA signed each certificate on the card (the
+/// signature, not only the issuer name: CAs made before issue 18 have the
+/// same name in every install). Validity is not checked: renewing an
+/// expired card is the point.
+fn check_issued_by(
+    path: &Path,
+    state: &PivState,
+    pki: &Pki,
+    state_dir: &Path,
+) -> Result<(), CardFileError> {
+    for slot in CARD_SLOTS {
+        let Some(previous) = certificate(state, slot)? else {
+            continue;
+        };
+        if verify_issued_by(&previous, pki.sub().certificate()).is_err() {
+            return Err(CardFileError::DifferentCa {
+                path: path.to_owned(),
+                pki: pki.id()?,
+                state_dir: state_dir.to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The card at `path`, ready to serve, with its summary when it has one
