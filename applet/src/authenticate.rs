@@ -1,13 +1,16 @@
 //! GENERAL AUTHENTICATE (SP 800-73-4 Part 2 3.2.4 and Appendix A).
 //!
 //! Contract: for a slot key, the key must exist (`6A88`), match the
-//! algorithm in P1 (`6A86`) and its PIN policy must be satisfied (`6982`):
+//! algorithm in P1 (`6A80`, as a YubiKey 5) and its PIN policy must be
+//! satisfied (`6982`):
 //! "once" needs a verified PIN, "always" (9C) needs a VERIFY since the
 //! last use. For the management key, mutual authentication (witness
 //! `80`, then witness + challenge `80`/`81`, answer `82`) and external
 //! authentication (challenge `81`, then response `82`) are state machines
 //! kept in the security status; a step out of order is `6985`, a wrong
-//! witness or response `6982`. A challenge request for another algorithm
+//! witness or response `6982`, and both end the authentication. A new
+//! step 1 in an authenticated session keeps it authenticated until its
+//! step 2 succeeds or fails. A challenge request for another algorithm
 //! than the management key's simply returns random bytes (OpenSC uses it
 //! as GET CHALLENGE with P1 `00`).
 
@@ -69,13 +72,17 @@ impl PivApplet {
             AuthRequest::ChallengeRequest => {
                 let challenge = random(ctx, algorithm.block_len());
                 let response = template(0x81, &challenge);
-                // OpenSC asks for random bytes this way (GET CHALLENGE); that
-                // must not end a management-key session already open.
+                // Step 1 of an external authentication, also in a session
+                // already authenticated (which stays so until step 2, see
+                // `ManagementAuth`): OpenSC asks for random bytes this way
+                // (GET CHALLENGE), and middleware authenticates again.
                 let security = self.security.get_mut(ctx);
-                if algorithm == key_algorithm && !security.management_authenticated() {
+                if algorithm == key_algorithm {
+                    let was_authenticated = security.management_authenticated();
                     security.management = ManagementAuth::ChallengeIssued {
                         algorithm,
                         challenge,
+                        was_authenticated,
                     };
                 }
                 Ok(response)
@@ -90,8 +97,13 @@ impl PivApplet {
                     .management
                     .encrypt_block(&witness)
                     .ok_or(Status::UnknownError)?;
-                self.security.get_mut(ctx).management =
-                    ManagementAuth::WitnessIssued { algorithm, witness };
+                let security = self.security.get_mut(ctx);
+                let was_authenticated = security.management_authenticated();
+                security.management = ManagementAuth::WitnessIssued {
+                    algorithm,
+                    witness,
+                    was_authenticated,
+                };
                 Ok(template(0x80, &encrypted))
             }
             AuthRequest::MutualResponse { witness, challenge } => {
@@ -116,6 +128,7 @@ impl PivApplet {
         let ManagementAuth::WitnessIssued {
             algorithm: issued,
             witness: expected,
+            ..
         } = pending
         else {
             return Err(Status::ConditionsNotSatisfied);
@@ -146,6 +159,7 @@ impl PivApplet {
         let ManagementAuth::ChallengeIssued {
             algorithm: issued,
             challenge,
+            ..
         } = pending
         else {
             return Err(Status::ConditionsNotSatisfied);
@@ -204,8 +218,11 @@ impl PivApplet {
             Some(stored) => (stored.algorithm(), stored.pin_policy),
             None => return Err(Status::ReferenceNotFound),
         };
+        // A YubiKey 5 answers `6A80` here: P1 is well formed and names an
+        // algorithm of the card, it just does not fit the data (the key) the
+        // command refers to.
         if key_algorithm != algorithm {
-            return Err(Status::IncorrectP1P2);
+            return Err(Status::IncorrectData);
         }
         self.authorize(ctx, policy)?;
         let stored = self

@@ -160,6 +160,9 @@ pub enum ImportMaterial<'a> {
     Ec(Secret<'a>),
 }
 
+/// The GET METADATA reference of a YubiKey Bio's fingerprints.
+const BIO_METADATA: u8 = 0x96;
+
 impl<'a> TryFrom<&CommandApdu<'a>> for Command<'a> {
     type Error = Status;
 
@@ -185,9 +188,14 @@ impl<'a> TryFrom<&CommandApdu<'a>> for Command<'a> {
             0x47 => parse_generate(p1, p2, data),
             0xFD => Ok(Command::GetVersion),
             0xF8 => Ok(Command::GetSerial),
-            0xF7 => KeyRef::new(p2)
-                .map(Command::GetMetadata)
-                .ok_or(Status::IncorrectP1P2),
+            0xF7 => match KeyRef::new(p2) {
+                Some(key) => Ok(Command::GetMetadata(key)),
+                // `96` is the YubiKey Bio's fingerprint "key": a YubiKey
+                // without one answers `6A88` (reference data not found),
+                // which yubikit's RESET takes as "no biometrics here".
+                None if p2 == BIO_METADATA => Err(Status::ReferenceNotFound),
+                None => Err(Status::IncorrectP1P2),
+            },
             0xFF => parse_set_management_key(p1, p2, data),
             0xFB => Ok(Command::Reset),
             0xFA => match (p1, p2) {

@@ -21,9 +21,10 @@ pub struct PinRules {
     pub min_length: u8,
     /// Longest value, `min_length..=8` (default 8).
     pub max_length: u8,
-    /// Only the digits `0`-`9` (default true, as SP 800-73-4 requires for
-    /// the PIN; applied to the PUK too, which NHS cards use as a 6-digit
-    /// unlock code).
+    /// Only the digits `0`-`9` in the PIN (default true, as SP 800-73-4
+    /// Part 2 2.4.3 requires). It does not apply to a new PUK set by CHANGE
+    /// REFERENCE DATA: the PUK may hold any byte values but `FF` (2.4.3,
+    /// and YubiKeys accept them), see [`PinRules::for_puk`].
     pub digits_only: bool,
     /// PIN tries before it blocks, 1..=15 (default 3).
     pub pin_tries: u8,
@@ -75,6 +76,16 @@ impl PinRules {
             }
         }
         Ok(())
+    }
+
+    /// The rules a new PUK is checked against: the same length bounds, any
+    /// byte values but the padding byte `FF` (SP 800-73-4 Part 2 2.4.3
+    /// restricts only the PIN to digits).
+    pub fn for_puk(&self) -> PinRules {
+        PinRules {
+            digits_only: false,
+            ..*self
+        }
     }
 
     /// True when the unpadded `value` satisfies the rules.
@@ -150,6 +161,8 @@ mod tests {
             ..rules
         };
         assert!(open.accepts(b"abcdef"));
+        assert_eq!(rules.for_puk(), open);
+        assert!(!rules.for_puk().accepts(b"abc\xFFef"));
         assert_eq!(
             PinRules {
                 min_length: 7,

@@ -6,7 +6,9 @@
 //! wrong: `63Cx` with the tries left (the PIN's security status is
 //! forgotten) -> right: the counter is reset and committed. Only then is a
 //! new value checked against the PIN rules (`6A80`), so the response never
-//! depends on the new value before the old one was proven.
+//! depends on the new value before the old one was proven. A new PIN must
+//! be digits; a new PUK may be any bytes but `FF` (SP 800-73-4 Part 2
+//! 2.4.3).
 
 use vscard_emulator::{Context, PinCheck, Response, Status};
 
@@ -75,9 +77,11 @@ impl PivApplet {
         new: &[u8],
     ) -> Result<Response, Status> {
         let rules = self.state.settings.rules;
-        let (owner, part) = match reference {
-            PinRef::Pin => (&mut self.state.pin, PivState::PIN_PART),
-            PinRef::Puk => (&mut self.state.puk, PivState::PUK_PART),
+        // The PIN must be digits, the PUK may be any bytes (SP 800-73-4
+        // Part 2 2.4.3).
+        let (owner, part, rules) = match reference {
+            PinRef::Pin => (&mut self.state.pin, PivState::PIN_PART, rules),
+            PinRef::Puk => (&mut self.state.puk, PivState::PUK_PART, rules.for_puk()),
         };
         let check = owner.check(ctx, part, old)?;
         if check != PinCheck::Verified {

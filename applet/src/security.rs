@@ -36,6 +36,14 @@ pub enum PinStatus {
 
 /// The management key (`9B`) authentication, a multi-step protocol
 /// (SP 800-73-4 Part 2 Appendix A.1 external, A.2 mutual).
+///
+/// A session already authenticated stays so while a new authentication is
+/// under way (`was_authenticated`): a challenge or witness request only
+/// starts one, as on a YubiKey, where middleware authenticates again in
+/// the same session (and OpenSC asks for random bytes through a challenge
+/// request). The new authentication then decides: its success keeps the
+/// session authenticated, its failure (a wrong answer, or a step out of
+/// order) ends the authentication.
 #[derive(Default)]
 pub enum ManagementAuth {
     /// Nothing in progress, not authenticated.
@@ -48,6 +56,8 @@ pub enum ManagementAuth {
         algorithm: Algorithm,
         /// The plaintext witness.
         witness: Zeroizing<Vec<u8>>,
+        /// The session was authenticated when step 1 came.
+        was_authenticated: bool,
     },
     /// External authentication step 1 done: the card sent a challenge and
     /// waits for its encryption.
@@ -56,6 +66,8 @@ pub enum ManagementAuth {
         algorithm: Algorithm,
         /// The challenge sent.
         challenge: Zeroizing<Vec<u8>>,
+        /// The session was authenticated when step 1 came.
+        was_authenticated: bool,
     },
     /// The host proved it holds the management key.
     Authenticated,
@@ -75,7 +87,16 @@ impl std::fmt::Debug for ManagementAuth {
 impl SecurityStatus {
     /// True once the management key was authenticated.
     pub fn management_authenticated(&self) -> bool {
-        matches!(self.management, ManagementAuth::Authenticated)
+        match self.management {
+            ManagementAuth::None => false,
+            ManagementAuth::WitnessIssued {
+                was_authenticated, ..
+            }
+            | ManagementAuth::ChallengeIssued {
+                was_authenticated, ..
+            } => was_authenticated,
+            ManagementAuth::Authenticated => true,
+        }
     }
 
     /// True while the PIN is verified.

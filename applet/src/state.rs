@@ -124,6 +124,22 @@ pub struct CardSettings {
         skip_serializing_if = "crate::capacity::is_default_capacity"
     )]
     pub capacity: u32,
+    /// The try limits the card was personalised with, recorded when SET PIN
+    /// RETRIES first changes them, so that RESET restores them (a YubiKey's
+    /// RESET goes back to its factory 3 / 3, whatever SET PIN RETRIES set).
+    /// Absent until then: images of cards that never ran SET PIN RETRIES
+    /// stay byte for byte unchanged, and older images load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factory_tries: Option<TryLimits>,
+}
+
+/// PIN and PUK try limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TryLimits {
+    /// PIN tries before it blocks.
+    pub pin: u8,
+    /// PUK tries before it blocks.
+    pub puk: u8,
 }
 
 /// Everything the PIV application keeps across power cuts.
@@ -152,6 +168,7 @@ impl PivState {
             version: config.version,
             rules,
             capacity: config.capacity,
+            factory_tries: None,
         };
         Ok(PivState {
             settings,
@@ -357,9 +374,14 @@ impl PivState {
     pub(crate) const PUK_PART: Part<OwnerPin> = PUK;
 
     /// Returns the card to its factory state (Yubico RESET): default PIN,
-    /// PUK and management key, no keys, only the card's own objects. The
-    /// settings (serial, version, rules) stay.
+    /// PUK and management key, no keys, only the card's own objects, and
+    /// the try limits of the personalisation. The other settings (serial,
+    /// version, PIN rules) stay.
     pub(crate) fn factory_reset(&mut self) -> Result<(), Status> {
+        if let Some(limits) = self.settings.factory_tries.take() {
+            self.settings.rules.pin_tries = limits.pin;
+            self.settings.rules.puk_tries = limits.puk;
+        }
         self.default_secrets()?;
         self.management = ManagementKey::default_tdes();
         self.keys.clear();
@@ -370,6 +392,13 @@ impl PivState {
     /// Sets the PIN and PUK try limits (Yubico SET PIN RETRIES), which
     /// also puts both back to their default values.
     pub(crate) fn set_try_limits(&mut self, pin_tries: u8, puk_tries: u8) -> Result<(), Status> {
+        let rules = self.settings.rules;
+        // Only the first change records the factory limits; a later one
+        // must not overwrite them with its predecessor's.
+        self.settings.factory_tries.get_or_insert(TryLimits {
+            pin: rules.pin_tries,
+            puk: rules.puk_tries,
+        });
         self.settings.rules.pin_tries = pin_tries;
         self.settings.rules.puk_tries = puk_tries;
         self.default_secrets()

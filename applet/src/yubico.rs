@@ -5,8 +5,9 @@
 //! Contract: the encodings follow the YubiKey 5 firmware as documented by
 //! Yubico: metadata is a flat list of TLVs `01` algorithm, `02` policy
 //! (PIN, touch), `03` origin, `04` public key, `05` default value, `06`
-//! retries (limit, left). RESET works only when PIN and PUK are both
-//! blocked (`6985` otherwise).
+//! retries (limit, left); an empty slot or the Bio reference `96` is
+//! `6A88`. RESET works only when PIN and PUK are both blocked (`6985`
+//! otherwise) and restores the personalised try limits.
 
 use vscard_emulator::{Context, Response, Status};
 
@@ -19,7 +20,8 @@ use crate::tlv::Writer;
 const PIN_ALGORITHM: u8 = 0xFF;
 
 impl PivApplet {
-    /// GET METADATA: `6A82` for an empty slot.
+    /// GET METADATA: `6A88` (reference data not found) for an empty slot,
+    /// as a YubiKey answers; ykman lists a card's keys this way.
     pub(crate) fn get_metadata(
         &mut self,
         _ctx: &mut Context<'_>,
@@ -45,7 +47,11 @@ impl PivApplet {
                     .put(0x05, &[u8::from(management.is_default())]);
             }
             KeyRef::Slot(slot) => {
-                let stored = self.state.keys.get(&slot).ok_or(Status::NotFound)?;
+                let stored = self
+                    .state
+                    .keys
+                    .get(&slot)
+                    .ok_or(Status::ReferenceNotFound)?;
                 writer
                     .put(0x01, &[stored.algorithm().byte()])
                     .put(0x02, &[stored.pin_policy.byte(), TOUCH_NEVER])

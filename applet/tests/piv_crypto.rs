@@ -138,10 +138,15 @@ fn rsa_input_must_be_one_block_below_the_modulus() {
         c.sign(Algorithm::Rsa2048, Slot::AUTHENTICATION, &n),
         Err(0x6A80)
     );
-    // The wrong algorithm for the slot's key, and an empty slot.
+    // The wrong algorithm for the slot's key (`6A80`, as a YubiKey 5
+    // answers), and an empty slot.
     assert_eq!(
         c.sign(Algorithm::EccP256, Slot::AUTHENTICATION, &[1; 32]),
-        Err(0x6A86)
+        Err(0x6A80)
+    );
+    assert_eq!(
+        c.sign(Algorithm::EccP384, Slot::AUTHENTICATION, &[1; 48]),
+        Err(0x6A80)
     );
     assert_eq!(
         c.sign(Algorithm::EccP256, Slot::new(0x82).unwrap(), &[1; 32]),
@@ -317,6 +322,48 @@ fn management_key_external_authentication_and_challenges() {
         SW_OK
     );
     assert_eq!(c.put_data(&[0x5F, 0xFF, 0x10], b"roles"), SW_OK);
+}
+
+/// Middleware authenticates again in a session already authenticated: a
+/// new challenge keeps the session authenticated until the new external
+/// authentication succeeds (`9000`) or fails (`6982`, and then it is over).
+#[test]
+fn external_authentication_after_mutual_authentication() {
+    let mut c = Client::new(default_card());
+    c.authenticate_default();
+    let challenge_request = [0x7C, 0x02, 0x81, 0x00];
+    let challenge = c.send(0x87, 0x03, 0x9B, &challenge_request);
+    assert_eq!(challenge.sw(), SW_OK);
+    assert_eq!(
+        c.put_data(&[0x5F, 0xFF, 0x10], b"a"),
+        SW_OK,
+        "still authenticated while the challenge is pending"
+    );
+    let response = encrypt(Algorithm::Tdes, &MGMT, &challenge.data[4..]);
+    assert_eq!(
+        c.send(0x87, 0x03, 0x9B, &tlv(0x7C, &tlv(0x82, &response)))
+            .sw(),
+        SW_OK
+    );
+    assert_eq!(c.put_data(&[0x5F, 0xFF, 0x10], b"b"), SW_OK);
+    // A mutual authentication started in the authenticated session.
+    let witness = c.send(0x87, 0x03, 0x9B, &[0x7C, 0x02, 0x80, 0x00]);
+    assert_eq!(witness.sw(), SW_OK);
+    assert_eq!(c.put_data(&[0x5F, 0xFF, 0x10], b"c"), SW_OK);
+    // A wrong response to a new challenge ends the authentication.
+    assert_eq!(c.send(0x87, 0x03, 0x9B, &challenge_request).sw(), SW_OK);
+    let wrong = tlv(0x7C, &tlv(0x82, &[0; 8]));
+    assert_eq!(c.send(0x87, 0x03, 0x9B, &wrong).sw(), 0x6982);
+    assert_eq!(c.put_data(&[0x5F, 0xFF, 0x10], b"d"), 0x6982);
+    // So does a step out of order.
+    c.authenticate_default();
+    assert_eq!(c.send(0x87, 0x03, 0x9B, &wrong).sw(), 0x6985);
+    assert_eq!(c.put_data(&[0x5F, 0xFF, 0x10], b"e"), 0x6982);
+    // Random bytes for another algorithm (OpenSC's GET CHALLENGE on an AES
+    // card) neither start nor end anything.
+    c.authenticate_default();
+    assert_eq!(c.send(0x87, 0x08, 0x9B, &challenge_request).sw(), SW_OK);
+    assert_eq!(c.put_data(&[0x5F, 0xFF, 0x10], b"f"), SW_OK);
 }
 
 #[test]

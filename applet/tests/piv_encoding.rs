@@ -231,7 +231,11 @@ fn yubico_extensions() {
         rsa[..14],
         h("01 01 07 02 02 02 01 03 01 02 04 82 01 09")[..]
     );
-    assert_eq!(c.metadata(0x82).sw(), 0x6A82);
+    // An empty slot and the Bio reference are "reference data not found",
+    // as on a YubiKey 5 (ykman lists keys, yubikit's RESET probes Bio so);
+    // a byte that names no key is a wrong P2.
+    assert_eq!(c.metadata(0x82).sw(), 0x6A88);
+    assert_eq!(c.metadata(0x96).sw(), 0x6A88);
     assert_eq!(c.metadata(0x42).sw(), 0x6A86);
     assert_eq!(c.verify(b"999999"), 0x63C2);
     assert_eq!(c.change_pin(PIN, b"222222"), SW_OK);

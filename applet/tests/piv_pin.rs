@@ -90,6 +90,59 @@ fn blocked_puk_means_no_more_unblocking() {
     assert_eq!(c.verify(PIN), SW_OK);
 }
 
+/// Yubico RESET restores the try limits the card was personalised with
+/// (3 / 3 on a default card, as a YubiKey does), not those of SET PIN
+/// RETRIES.
+#[test]
+fn reset_restores_the_factory_try_limits() {
+    let mut c = client();
+    c.authenticate_default();
+    assert_eq!(c.verify(PIN), SW_OK);
+    assert_eq!(c.send(0xFA, 5, 6, &[]).sw(), SW_OK);
+    assert_eq!(c.counters(), (5, 6));
+    // Twice, so the second SET PIN RETRIES does not become the factory value.
+    c.authenticate_default();
+    assert_eq!(c.verify(PIN), SW_OK);
+    assert_eq!(c.send(0xFA, 7, 8, &[]).sw(), SW_OK);
+    assert_eq!(c.counters(), (7, 8));
+    for _ in 0..7 {
+        c.verify(b"000000");
+    }
+    for _ in 0..8 {
+        c.unblock(b"00000000", b"654321");
+    }
+    assert_eq!(c.counters(), (0, 0));
+    assert_eq!(c.send(0xFB, 0x00, 0x00, &[]).sw(), SW_OK);
+    assert_eq!(c.counters(), (3, 3));
+    assert_eq!(
+        c.metadata(0x81).data,
+        [0x01, 0x01, 0xFF, 0x05, 0x01, 0x01, 0x06, 0x02, 3, 3]
+    );
+    assert_eq!(c.verify(b"000000"), 0x63C2);
+    // The restored state survives a power cycle.
+    c.card().reset();
+    assert_eq!(c.counters(), (2, 3));
+}
+
+/// A card personalised with other limits goes back to those.
+#[test]
+fn reset_restores_personalised_try_limits() {
+    let rules = PinRules {
+        pin_tries: 4,
+        puk_tries: 2,
+        ..PinRules::default()
+    };
+    let config = PivConfig::default().with_rules(rules);
+    let mut c = Client::new(card_with(PivApplet::new(config).unwrap()));
+    c.authenticate_default();
+    assert_eq!(c.verify(PIN), SW_OK);
+    assert_eq!(c.send(0xFA, 1, 1, &[]).sw(), SW_OK);
+    assert_eq!(c.verify(b"000000"), 0x63C0);
+    assert_eq!(c.unblock(b"00000000", b"654321"), 0x63C0);
+    assert_eq!(c.send(0xFB, 0x00, 0x00, &[]).sw(), SW_OK);
+    assert_eq!(c.counters(), (4, 2));
+}
+
 #[test]
 fn reset_needs_both_blocked() {
     let mut c = client();
@@ -123,6 +176,37 @@ fn change_reference_data_paths() {
     assert_eq!(c.send(0x24, 0x01, 0x80, &[0xFF; 16]).sw(), 0x6A86);
     assert_eq!(c.send(0x24, 0x00, 0x9B, &[0xFF; 16]).sw(), 0x6A88);
     assert_eq!(c.send(0x2C, 0x00, 0x81, &[0xFF; 16]).sw(), 0x6A88);
+}
+
+/// SP 800-73-4 Part 2 2.4.3: only the PIN is limited to digits; a PUK may
+/// hold any byte values (but the padding byte `FF`), as on a YubiKey.
+#[test]
+fn a_new_puk_may_hold_any_bytes_but_a_new_pin_only_digits() {
+    let mut c = client();
+    assert_eq!(c.change_puk(PUK, b"pUk-\x00\x7F!"), SW_OK);
+    assert_eq!(c.counters(), (3, 3));
+    // The length bounds still hold for the PUK, and FF is padding.
+    assert_eq!(c.change_puk(b"pUk-\x00\x7F!", b"abcde"), 0x6A80);
+    assert_eq!(
+        c.send(
+            0x24,
+            0x00,
+            0x81,
+            &[b"pUk-\x00\x7F!".as_slice(), b"ab\xFFcdefg"].concat()
+        )
+        .sw(),
+        0x6A80
+    );
+    // RESET RETRY COUNTER with the non-digit PUK sets a new PIN ...
+    assert_eq!(c.unblock(b"pUk-\x00\x7F!", b"654321"), SW_OK);
+    assert_eq!(c.verify(b"654321"), SW_OK);
+    // ... but the new PIN must still be digits.
+    assert_eq!(c.unblock(b"pUk-\x00\x7F!", b"65432a"), 0x6A80);
+    assert_eq!(c.change_pin(b"654321", b"abcdef"), 0x6A80);
+    assert_eq!(c.counters(), (3, 3));
+    // The PUK can go back to digits.
+    assert_eq!(c.change_puk(b"pUk-\x00\x7F!", PUK), SW_OK);
+    assert_eq!(c.unblock(PUK, b"123456"), SW_OK);
 }
 
 #[test]

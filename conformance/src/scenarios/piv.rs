@@ -117,6 +117,16 @@ pub const SCENARIOS: &[Scenario] = &[
         "Yubico PIV extensions",
         yubico_extensions,
     ),
+    safe(
+        "Yubico: external authentication after a mutual one",
+        "SP 800-73-4 Part 2 Appendix A.1; YubiKey 5",
+        external_after_mutual,
+    ),
+    safe(
+        "Yubico: an algorithm that does not fit the slot's key is 6A80",
+        "SP 800-73-4 Part 2 3.2.4; YubiKey 5",
+        algorithm_mismatch,
+    ),
     destructive(
         "GENERATE ASYMMETRIC KEY PAIR P-256",
         "SP 800-73-4 Part 2 3.3.2",
@@ -487,13 +497,12 @@ fn admin_needs_management_key(session: &mut Session<'_>) -> Result<Outcome, Fail
 
 fn yubico_extensions(session: &mut Session<'_>) -> Result<Outcome, Failure> {
     piv::select_piv(session)?;
-    let version = session.send("GET VERSION", &[0x00, 0xFD, 0x00, 0x00, 0x00])?;
-    if version.sw() == 0x6D00 {
-        return Ok(Outcome::Unsupported("not a Yubico-compatible card".into()));
+    if let Some(outcome) = unless_yubico(session)? {
+        return Ok(outcome);
     }
-    expect_sw("GET VERSION", &version, 0x9000)?;
-    ensure(version.data.len() >= 3, "GET VERSION", || {
-        format!("{} bytes", version.data.len())
+    let version = session.expect("GET VERSION", &[0x00, 0xFD, 0x00, 0x00, 0x00], 0x9000)?;
+    ensure(version.len() >= 3, "GET VERSION", || {
+        format!("{} bytes", version.len())
     })?;
     let serial = session.expect("GET SERIAL", &[0x00, 0xF8, 0x00, 0x00, 0x00], 0x9000)?;
     ensure(serial.len() == 4, "GET SERIAL", || {
@@ -512,6 +521,91 @@ fn yubico_extensions(session: &mut Session<'_>) -> Result<Outcome, Failure> {
             )
         },
     )?;
+    // yubikit's RESET probes the Bio reference 96 and ykman lists keys slot
+    // by slot: a YubiKey 5 answers 6A88 for both when there is nothing.
+    session.expect("GET METADATA Bio", &[0x00, 0xF7, 0x00, 0x96, 0x00], 0x6A88)?;
+    for retired in 0x82..=0x95u8 {
+        let reply = session.send("GET METADATA retired", &[0x00, 0xF7, 0x00, retired, 0x00])?;
+        ensure(
+            matches!(reply.sw(), 0x9000 | 0x6A88),
+            "GET METADATA retired",
+            || {
+                format!(
+                    "slot {retired:02X}: {:04X}, expected 9000 or 6A88",
+                    reply.sw()
+                )
+            },
+        )?;
+    }
+    Ok(Outcome::Passed)
+}
+
+/// `Some(Unsupported)` when the card has no Yubico extensions.
+fn unless_yubico(session: &mut Session<'_>) -> Result<Option<Outcome>, Failure> {
+    let version = session.send("GET VERSION", &[0x00, 0xFD, 0x00, 0x00, 0x00])?;
+    if version.sw() == 0x6D00 {
+        return Ok(Some(Outcome::Unsupported(
+            "not a Yubico-compatible card".into(),
+        )));
+    }
+    expect_sw("GET VERSION", &version, 0x9000)?;
+    Ok(None)
+}
+
+/// Middleware authenticates again in a session already authenticated; a
+/// YubiKey answers the new external authentication with 9000.
+fn external_after_mutual(session: &mut Session<'_>) -> Result<Outcome, Failure> {
+    piv::select_piv(session)?;
+    if let Some(outcome) = unless_yubico(session)? {
+        return Ok(outcome);
+    }
+    piv::authenticate_management_key(session)?
+        .map_err(|sw| fail("mutual authentication", format!("{sw:04X}")))?;
+    let algorithm = session.facts.management_algorithm;
+    let key = session.facts.management_key.clone();
+    let request = [
+        0x00, 0x87, algorithm, 0x9B, 0x04, 0x7C, 0x02, 0x81, 0x00, 0x00,
+    ];
+    let reply = session.collect_ok("challenge", &request)?;
+    let challenge = find(&reply, 0x7C)
+        .and_then(|t| find(t, 0x81))
+        .ok_or_else(|| fail("challenge", "no 7C { 81 }"))?;
+    let response = vscard_testkit::management::apply(algorithm, &key, challenge, true)
+        .ok_or_else(|| fail("challenge", "not one block of the key's algorithm"))?;
+    let data = piv::tlv(0x7C, &piv::tlv(0x82, &response));
+    let length = u8::try_from(data.len()).map_err(|_| fail("response", "too long"))?;
+    let mut apdu = vec![0x00, 0x87, algorithm, 0x9B, length];
+    apdu.extend_from_slice(&data);
+    session.expect("external authentication", &apdu, 0x9000)?;
+    Ok(Outcome::Passed)
+}
+
+/// GENERAL AUTHENTICATE naming another algorithm than the key in 9A has:
+/// 6A80 on a YubiKey 5.
+fn algorithm_mismatch(session: &mut Session<'_>) -> Result<Outcome, Failure> {
+    piv::select_piv(session)?;
+    if let Some(outcome) = unless_yubico(session)? {
+        return Ok(outcome);
+    }
+    let metadata = session.collect_ok(
+        "GET METADATA 9A",
+        &[0x00, 0xF7, 0x00, slot::AUTHENTICATION, 0x00],
+    )?;
+    let actual = find(&metadata, 0x01).and_then(<[u8]>::first).copied();
+    // P-256 for any other key, P-384 for a P-256 key (SP 800-78-4 Table 6-2).
+    let (other, digest_len) = if actual == Some(alg::P256) {
+        (0x14, 48)
+    } else {
+        (alg::P256, 32)
+    };
+    piv::verify(session)?;
+    let inner = [piv::tlv(0x82, &[]), piv::tlv(0x81, &vec![0x5A; digest_len])].concat();
+    let data = piv::tlv(0x7C, &inner);
+    let length = u8::try_from(data.len()).map_err(|_| fail("sign", "too long"))?;
+    let mut apdu = vec![0x00, 0x87, other, slot::AUTHENTICATION, length];
+    apdu.extend_from_slice(&data);
+    apdu.push(0x00);
+    session.expect("sign with another algorithm", &apdu, 0x6A80)?;
     Ok(Outcome::Passed)
 }
 
@@ -648,9 +742,21 @@ fn change_reference_data(session: &mut Session<'_>) -> Result<Outcome, Failure> 
         &change_reference(0x81, &puk, &new_puk),
         0x9000,
     )?;
+    // SP 800-73-4 Part 2 2.4.3: the PUK may hold any byte values (only
+    // the PIN is digits); RESET RETRY COUNTER then takes it.
+    let any_bytes = b"Pk-\x00\x7F#z9".to_vec();
+    session.expect(
+        "CHANGE PUK to non-digits",
+        &change_reference(0x81, &new_puk, &any_bytes),
+        0x9000,
+    )?;
+    let mut unblock = vec![0x00, 0x2C, 0x00, 0x80, 0x10];
+    unblock.extend_from_slice(&pad_pin(&any_bytes));
+    unblock.extend_from_slice(&pad_pin(&pin));
+    session.expect("RESET RETRY COUNTER with it", &unblock, 0x9000)?;
     session.expect(
         "CHANGE PUK back",
-        &change_reference(0x81, &new_puk, &puk),
+        &change_reference(0x81, &any_bytes, &puk),
         0x9000,
     )?;
     piv::verify(session)?;
