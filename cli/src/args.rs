@@ -185,6 +185,18 @@ pub struct IssueArgs {
     /// replaced).
     #[arg(long)]
     pub force: bool,
+    /// Issue the card in a known state; repeat for several:
+    /// pin-blocked, puk-blocked, pin-tries=N, expired (certificates ended
+    /// a day ago), not-yet-valid (they start in a day),
+    /// management-key-locked (a random management key nobody knows, so
+    /// administrative commands answer 6982).
+    #[arg(long, value_name = "STATE", value_parser = known_state)]
+    pub state: Vec<vscard_issuance::cards::KnownState>,
+}
+
+/// A `--state` value.
+fn known_state(text: &str) -> Result<vscard_issuance::cards::KnownState, String> {
+    vscard_issuance::cards::KnownState::parse(text).map_err(|error| error.to_string())
 }
 
 #[derive(Debug, Args)]

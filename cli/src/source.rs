@@ -76,6 +76,7 @@ impl PivCardSource {
                 &path,
                 &profile,
                 validity,
+                &[],
                 &state_dir,
                 false,
                 terminal_progress(),
