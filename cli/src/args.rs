@@ -102,6 +102,10 @@ pub struct CtlArgs {
     pub path: PathBuf,
     /// What to do.
     pub action: Action,
+    /// `insert --card N OTHER.json`: swap card N for this image (the old
+    /// image is written and released first).
+    #[arg(value_name = "CARD.json", requires = "card")]
+    pub image: Option<PathBuf>,
     /// Which card (default: all).
     #[arg(long)]
     pub card: Option<usize>,
@@ -118,7 +122,8 @@ pub struct CtlArgs {
 pub enum Action {
     /// Pull the card out of the reader.
     Remove,
-    /// Put the card back.
+    /// Put the card back; with CARD.json and --card N, swap card N for
+    /// that image.
     Insert,
     /// Show each card's state.
     Status,
