@@ -262,6 +262,19 @@ impl PivState {
         self.puk.tries_left()
     }
 
+    /// Replaces the management key at personalisation (an issuer that
+    /// sets a key nobody else knows, SP 800-73-4 Part 2 3.2.7's
+    /// "card management key" being the issuer's). On a live card the key
+    /// changes only through SET MANAGEMENT KEY after authentication.
+    pub fn set_management_key(&mut self, key: ManagementKey) {
+        self.management = key;
+    }
+
+    /// True while the management key is the well-known default one.
+    pub fn management_key_is_default(&self) -> bool {
+        self.management.is_default()
+    }
+
     /// The state as the runtime persists it.
     pub fn save(&self) -> Result<AppletState, StateError> {
         AppletState::new()
@@ -480,6 +493,21 @@ mod tests {
         let saved = saved_with_key();
         let loaded = PivState::from_saved(&saved).unwrap();
         assert_eq!(loaded.save().unwrap(), saved);
+    }
+
+    #[test]
+    fn a_replaced_management_key_is_saved_and_no_longer_default() {
+        let mut state = PivState::new(&PivConfig::default()).unwrap();
+        assert!(state.management_key_is_default());
+        let key = ManagementKey::new(crate::reference::Algorithm::Aes256, &[0x5A; 32]).unwrap();
+        state.set_management_key(key);
+        assert!(!state.management_key_is_default());
+        let loaded = PivState::from_saved(&state.save().unwrap()).unwrap();
+        assert!(!loaded.management_key_is_default());
+        assert_eq!(
+            loaded.management.algorithm(),
+            crate::reference::Algorithm::Aes256
+        );
     }
 
     #[test]

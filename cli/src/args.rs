@@ -106,6 +106,10 @@ pub struct CtlArgs {
     pub path: PathBuf,
     /// What to do.
     pub action: Action,
+    /// `insert --card N OTHER.json`: swap card N for this image (the old
+    /// image is written and released first).
+    #[arg(value_name = "CARD.json", requires = "card")]
+    pub image: Option<PathBuf>,
     /// Which card (default: all).
     #[arg(long)]
     pub card: Option<usize>,
@@ -122,7 +126,8 @@ pub struct CtlArgs {
 pub enum Action {
     /// Pull the card out of the reader.
     Remove,
-    /// Put the card back.
+    /// Put the card back; with CARD.json and --card N, swap card N for
+    /// that image.
     Insert,
     /// Show each card's state.
     Status,
@@ -189,6 +194,18 @@ pub struct IssueArgs {
     /// replaced).
     #[arg(long)]
     pub force: bool,
+    /// Issue the card in a known state; repeat for several:
+    /// pin-blocked, puk-blocked, pin-tries=N, expired (certificates ended
+    /// a day ago), not-yet-valid (they start in a day),
+    /// management-key-locked (a random management key nobody knows, so
+    /// administrative commands answer 6982).
+    #[arg(long, value_name = "STATE", value_parser = known_state)]
+    pub state: Vec<vscard_issuance::cards::KnownState>,
+}
+
+/// A `--state` value.
+fn known_state(text: &str) -> Result<vscard_issuance::cards::KnownState, String> {
+    vscard_issuance::cards::KnownState::parse(text).map_err(|error| error.to_string())
 }
 
 #[derive(Debug, Args)]

@@ -52,6 +52,7 @@ pub fn issue(args: IssueArgs, state_dir: &Path) -> Result<(), CardFileError> {
         seed: secrets.flag_or_file("--seed-file", args.seed, args.seed_file.as_deref())?,
         not_before: args.not_before,
         not_after: args.not_after,
+        states: args.state,
     };
     let profile = request.profile()?;
     let validity = request.validity(&profile, SystemTime::now())?;
@@ -59,6 +60,7 @@ pub fn issue(args: IssueArgs, state_dir: &Path) -> Result<(), CardFileError> {
         &args.out,
         &profile,
         validity,
+        &request.states,
         state_dir,
         args.force,
         terminal_progress(),

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use vscard_applet::{Algorithm, Slot};
-use vscard_issuance::cards::{CardFileError, read_profile};
+use vscard_issuance::cards::{CardFileError, KnownState, read_profile};
 use vscard_issuance::{
     CardProfile, CertificateValidity, Environment, RoleProfile, SecretString, algorithm_name,
 };
@@ -40,6 +40,8 @@ pub struct IssueRequest {
     /// End of the certificates' validity, RFC 3339 (default: the profile's
     /// years after the start).
     pub not_after: Option<String>,
+    /// The states to issue the card in (`--state`).
+    pub states: Vec<KnownState>,
 }
 
 impl IssueRequest {
@@ -79,13 +81,18 @@ impl IssueRequest {
         Ok(profile)
     }
 
-    /// The certificates' validity: `--not-before` (default `now`) to
+    /// The certificates' validity: the window of an `expired` or
+    /// `not-yet-valid` state, else `--not-before` (default `now`) to
     /// `--not-after` (default the profile's years later).
     pub fn validity(
         &self,
         profile: &CardProfile,
         now: SystemTime,
     ) -> Result<CertificateValidity, CardFileError> {
+        let explicit = self.not_before.is_some() || self.not_after.is_some();
+        if let Some(window) = KnownState::validity(&self.states, profile, now, explicit)? {
+            return Ok(window);
+        }
         let not_before = match &self.not_before {
             Some(text) => parse_time("--not-before", text)?,
             None => now,

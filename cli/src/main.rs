@@ -150,14 +150,29 @@ fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> 
 
 fn run_ctl(args: CtlArgs) -> anyhow::Result<()> {
     let deadline = Instant::now() + args.timeout;
-    let command = match args.action {
-        Action::Remove => ControlCommand::Remove(args.card),
-        Action::Insert => ControlCommand::Insert(args.card),
-        Action::Status if args.json => ControlCommand::StatusJson(args.card),
-        Action::Status => ControlCommand::Status(args.card),
-        Action::Wait => return ctl_wait(&args, deadline),
+    if args.image.is_some() && !matches!(args.action, Action::Insert) {
+        return Err(CardFileError::BadValue {
+            option: "CARD.json",
+            reason: "only `insert --card N CARD.json` takes a card image".to_owned(),
+        }
+        .into());
+    }
+    let command = match (args.action, &args.image, args.card) {
+        // The server runs in another directory: send an absolute path.
+        (Action::Insert, Some(image), Some(card)) => {
+            let image = std::path::absolute(image).map_err(|source| CardFileError::Io {
+                path: image.clone(),
+                source,
+            })?;
+            ControlCommand::Swap(card, image)
+        }
+        (Action::Remove, _, _) => ControlCommand::Remove(args.card),
+        (Action::Insert, _, _) => ControlCommand::Insert(args.card),
+        (Action::Status, _, _) if args.json => ControlCommand::StatusJson(args.card),
+        (Action::Status, _, _) => ControlCommand::Status(args.card),
+        (Action::Wait, _, _) => return ctl_wait(&args, deadline),
     };
-    let answer = ctl_request(&args, command, deadline)?;
+    let answer = ctl_request(&args, &command, deadline)?;
     print!("{answer}");
     anyhow::ensure!(!answer.contains("error:"), "the command failed");
     Ok(())
@@ -173,7 +188,7 @@ const CTL_POLL: Duration = Duration::from_millis(50);
 /// there).
 fn ctl_request(
     args: &CtlArgs,
-    command: ControlCommand,
+    command: &ControlCommand,
     deadline: Instant,
 ) -> anyhow::Result<String> {
     loop {
@@ -201,7 +216,7 @@ fn ctl_request(
 /// for is present, or names the first that is not at the deadline.
 fn ctl_wait(args: &CtlArgs, deadline: Instant) -> anyhow::Result<()> {
     loop {
-        let answer = ctl_request(args, ControlCommand::StatusJson(args.card), deadline)?;
+        let answer = ctl_request(args, &ControlCommand::StatusJson(args.card), deadline)?;
         if answer.starts_with("error:") {
             anyhow::bail!("{}", answer.trim_end());
         }

@@ -11,7 +11,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use vscard_emulator::{Card, Exchange, files};
 
 use crate::source::{CardSource, ServedCard};
-use vscard_vpcd::control::ControlServer;
+use vscard_vpcd::control::{CardOpener, ControlServer};
 use vscard_vpcd::{
     Backoff, Bridge, BridgeConfig, BridgeError, BridgeHandle, Location, Mode, Observer, PeerError,
     PeerPolicy, trace_line,
@@ -98,7 +98,7 @@ pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<(
     let control = match &options.control {
         Some(path) => {
             let _context = runtime.enter();
-            Some(control_socket(path, &bridge)?)
+            Some(control_socket(path, &bridge, source.opener())?)
         }
         None => None,
     };
@@ -275,10 +275,19 @@ fn announce(mode: &Mode) {
     }
 }
 
-/// Binds the control socket at `path` (inside the tokio runtime) and says so.
-fn control_socket(path: &Path, bridge: &Arc<BridgeHandle>) -> anyhow::Result<ControlServer> {
-    let server = ControlServer::bind(path, Arc::clone(bridge))
-        .with_context(|| format!("cannot serve the control socket {}", path.display()))?;
+/// Binds the control socket at `path` (inside the tokio runtime, with
+/// `opener` for swaps) and says so.
+fn control_socket(
+    path: &Path,
+    bridge: &Arc<BridgeHandle>,
+    opener: Option<CardOpener>,
+) -> anyhow::Result<ControlServer> {
+    let bridge = Arc::clone(bridge);
+    let server = match opener {
+        Some(opener) => ControlServer::bind_with_opener(path, bridge, opener),
+        None => ControlServer::bind(path, bridge),
+    }
+    .with_context(|| format!("cannot serve the control socket {}", path.display()))?;
     println!(
         "control socket: {} (vscard ctl {} status)",
         path.display(),

@@ -5,10 +5,12 @@
 //! decided by a [`CardSource`]. The product source is [`PivCardSource`].
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use vscard_emulator::Card;
 use vscard_issuance::{CardProfile, CertificateValidity, default_state_dir};
+use vscard_vpcd::control::CardOpener;
 
 use vscard_issuance::cards::{CardFileError, issue_card_file, open_card};
 
@@ -34,6 +36,12 @@ pub trait CardSource {
     /// Opens the cards named by the `CARD.json` arguments, in order; with
     /// no argument, the default card.
     fn open(&self, paths: &[PathBuf]) -> anyhow::Result<Vec<ServedCard>>;
+
+    /// What opens the image of `vscard ctl PATH insert --card N
+    /// OTHER.json` while serving; `None` (the default): swaps are refused.
+    fn opener(&self) -> Option<CardOpener> {
+        None
+    }
 }
 
 /// The product's cards: PIV card images, and the default demo card.
@@ -76,6 +84,7 @@ impl PivCardSource {
                 &path,
                 &profile,
                 validity,
+                &[],
                 &state_dir,
                 false,
                 terminal_progress(),
@@ -108,6 +117,16 @@ impl CardSource for PivCardSource {
             .iter()
             .map(|path| Ok(serve_file(path, Vec::new())?))
             .collect()
+    }
+
+    /// Opens the image as `serve` does: locked for as long as it is in a
+    /// reader, so it cannot be served twice.
+    fn opener(&self) -> Option<CardOpener> {
+        Some(Arc::new(|path: &Path| {
+            serve_file(path, Vec::new())
+                .map(|served| served.card)
+                .map_err(|error| error.to_string())
+        }))
     }
 }
 

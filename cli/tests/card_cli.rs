@@ -232,6 +232,65 @@ fn bad_input_exits_2_with_the_field_named() {
     );
 }
 
+#[test]
+fn issue_puts_the_card_in_the_states_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let profile = p256_profile(dir.path());
+    let profile = profile.to_str().unwrap();
+    let blocked = dir.path().join("blocked.json");
+    let states = [
+        "--state",
+        "pin-blocked",
+        "--state",
+        "puk-blocked",
+        "--state",
+        "management-key-locked",
+        "--state",
+        "expired",
+    ];
+    issue(
+        &state,
+        &blocked,
+        "states",
+        &[&["--profile", profile][..], &states].concat(),
+    );
+    let summary = inspect_json(&blocked);
+    assert_eq!(summary["pin"]["tries_left"], 0);
+    assert_eq!(summary["pin"]["blocked"], true);
+    assert_eq!(summary["unlock_code"]["blocked"], true);
+    let two = dir.path().join("two.json");
+    issue(
+        &state,
+        &two,
+        "states",
+        &["--profile", profile, "--state", "pin-tries=2"],
+    );
+    assert_eq!(inspect_json(&two)["pin"]["tries_left"], 2);
+    assert_eq!(inspect_json(&two)["unlock_code"]["tries_left"], 3);
+    let out = dir.path().join("refused.json");
+    let cases: [(&[&str], &[&str]); 4] = [
+        (&["--state", "blocked"], &["--state", "pin-tries=N"]),
+        (&["--state", "pin-tries=9"], &["--state", "at most 3"]),
+        (
+            &["--state", "expired", "--state", "not-yet-valid"],
+            &["--state", "exclude"],
+        ),
+        (
+            &["--state", "expired", "--not-after", "2030-01-01T00:00:00Z"],
+            &["--state", "--not-after"],
+        ),
+    ];
+    for (extra, words) in cases {
+        let output = run(vscard(&state)
+            .args(["issue", "--profile", profile, "--out"])
+            .arg(&out)
+            .args(extra));
+        assert_bad_input(&output, words);
+        assert!(!out.exists(), "{extra:?} wrote a card");
+    }
+}
+
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }

@@ -384,3 +384,82 @@ fn two_images_in_two_readers_with_a_trace_that_hides_the_pin() {
     }
     serve.stop();
 }
+
+#[test]
+fn ctl_insert_swaps_the_card_for_another_image_and_releases_the_old_one() {
+    let Some(pcscd) = private_pcscd() else { return };
+    let fixture = Fixture::p256_card();
+    // The other card: another holder, issued one PIN try from blocking.
+    let other = fixture.path("other.json");
+    let profile = p256_profile(fixture.dir.path());
+    issue(
+        &fixture.state,
+        &other,
+        "piv-pcscd-other",
+        &[
+            "--profile",
+            profile.to_str().unwrap(),
+            "--uuid",
+            "000999888777",
+            "--state",
+            "pin-tries=1",
+        ],
+    );
+    let socket = fixture.path("control.sock");
+    let mut args = vec![
+        fixture.card.to_str().unwrap().to_owned(),
+        "--control".to_owned(),
+        socket.to_str().unwrap().to_owned(),
+    ];
+    args.extend(pcscd.serve_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut serve = Serve::start(&fixture.state, &args);
+    pcscd.wait_for_card(0, SECOND).unwrap();
+    assert_eq!(wrong_pin(&pcscd), [0x63, 0xC2]);
+
+    let answer = support::run_ok(
+        Command::new(support::VSCARD)
+            .arg("ctl")
+            .arg(&socket)
+            .args(["insert", "--card", "0"])
+            .arg(&other),
+    );
+    assert!(answer.starts_with("card 0: "), "{answer}");
+    // The old image is released (its lock is free) and holds what the
+    // card did in the reader.
+    drop(FileStore::open(&fixture.card).unwrap());
+    let inspect = support::run_ok(
+        Command::new(support::VSCARD)
+            .args(["inspect", "--json"])
+            .arg(&fixture.card),
+    );
+    assert!(inspect.contains("\"tries_left\": 2"), "{inspect}");
+    // The reader now holds the other card: its own PIN counter. pcscd may
+    // not have polled between the two cards, so a handle to the old one
+    // can fail once (NotTransacted) before pcscd sees the new card.
+    serve.expect_line("is back in Virtual PCD 00 00");
+    let deadline = std::time::Instant::now() + 3 * SECOND;
+    let status = loop {
+        let attempt = pcscd.connect(0).ok().and_then(|card| {
+            transmit(&card, &SELECT_PIV).ok()?;
+            transmit(&card, &PIN_STATUS).ok()
+        });
+        match attempt {
+            Some(status) => break status,
+            None if std::time::Instant::now() < deadline => std::thread::sleep(SECOND / 10),
+            None => panic!("the other card is not answering through pcscd"),
+        }
+    };
+    assert_eq!(status, [0x63, 0xC1]);
+    // The image in the reader is locked: a second swap to it is refused.
+    let output = support::run(
+        Command::new(support::VSCARD)
+            .arg("ctl")
+            .arg(&socket)
+            .args(["insert", "--card", "0"])
+            .arg(&other),
+    );
+    assert!(!output.status.success());
+    assert_eq!(pin_status(&pcscd), [0x63, 0xC1], "the card stayed in");
+    serve.stop();
+}

@@ -10,6 +10,7 @@
 //! The handle is synchronous (tests call it from plain `#[test]`s):
 //! [`BridgeHandle::remove`] closes the card's vpcd connection, as pulling
 //! the card out of the reader; [`BridgeHandle::insert`] reconnects;
+//! [`BridgeHandle::swap`] puts another card in the reader;
 //! [`BridgeHandle::wait_for`] waits for a state without sleeping blindly.
 //! Dropping the handle (or [`BridgeHandle::shutdown`]) closes every
 //! connection and joins the threads.
@@ -31,6 +32,7 @@ use crate::status::{CardStatus, Desired, Link, StatusCell};
 struct CardSlot {
     desired: watch::Sender<Desired>,
     status: Arc<StatusCell>,
+    swap: Arc<session::CardSwap>,
     thread: Mutex<Option<JoinHandle<Card>>>,
 }
 
@@ -61,12 +63,14 @@ impl Bridge {
                 .map_err(|source| BridgeError::Start { index, source })?;
             let (desired, desired_rx) = watch::channel(Desired::Inserted);
             let status = Arc::new(StatusCell::new());
+            let swap = Arc::new(session::CardSwap::default());
             let worker = session::Worker {
                 index,
                 endpoint,
                 config: config.clone(),
                 desired: desired_rx,
                 status: Arc::clone(&status),
+                swap: Arc::clone(&swap),
             };
             let thread = std::thread::Builder::new()
                 .name(format!("vscard-card-{index}"))
@@ -75,6 +79,7 @@ impl Bridge {
             handle.slots.push(CardSlot {
                 desired,
                 status,
+                swap,
                 thread: Mutex::new(Some(thread)),
             });
         }
@@ -130,6 +135,28 @@ impl BridgeHandle {
             s.link == Link::Removed || s.link == Link::Stopped
         })
         .map(drop)
+    }
+
+    /// Swaps the card in reader `index` for `card`, as a person swapping
+    /// cards would: the old card is pulled out (its connection closed,
+    /// power lost), `card` goes in, and the old card is given back (so
+    /// the caller can release its image). Waits at most [`ACKNOWLEDGE`]
+    /// for each step; on error `card` is dropped only if the thread took
+    /// it.
+    pub fn swap(&self, index: usize, card: Card) -> Result<Card, BridgeError> {
+        let slot = self.slot(index)?;
+        self.remove(index)?;
+        drop(slot.swap.offer(card));
+        let inserted = self.insert(index);
+        match slot.swap.take_outgoing() {
+            Some(old) => inserted.map(|()| old),
+            None => {
+                // The thread stopped (or timed out) before it took the new
+                // card: take it back rather than leave it on offer.
+                drop(slot.swap.withdraw());
+                Err(inserted.err().unwrap_or(BridgeError::Stopped { index }))
+            }
+        }
     }
 
     fn set_desired(&self, index: usize, from: Desired, to: Desired) -> Result<(), BridgeError> {

@@ -3,9 +3,10 @@
 //!
 //! Protocol: the client connects to the Unix socket, sends one line
 //! (`status [CARD]`, `status-json [CARD]`, `insert [CARD]`, `remove
-//! [CARD]`; without CARD, every card), and reads the answer until the
-//! server closes: one line per card (`status-json`: one JSON array), or a
-//! line starting with `error:`.
+//! [CARD]`; without CARD, every card; `insert CARD PATH`: swap card CARD
+//! for the image at PATH, an absolute path, the rest of the line), and
+//! reads the answer until the server closes: one line per card
+//! (`status-json`: one JSON array), or a line starting with `error:`.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -16,17 +17,23 @@ use std::sync::Arc;
 use thiserror::Error;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use vscard_emulator::Card;
 
 use crate::bridge::BridgeHandle;
 
 /// Log target of the control socket.
 const TARGET: &str = "vscard::control";
 
-/// The longest command line accepted.
-const MAX_LINE: u64 = 256;
+/// The longest command line accepted (a path included: Linux's
+/// `PATH_MAX` is 4096).
+const MAX_LINE: u64 = 4200;
+
+/// Opens the card image at a path for [`ControlCommand::Swap`]; the error
+/// is shown to the client as is.
+pub type CardOpener = Arc<dyn Fn(&Path) -> Result<Card, String> + Send + Sync>;
 
 /// One control command.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ControlCommand {
     /// Report a card's state (all when `None`).
     Status(Option<usize>),
@@ -37,12 +44,14 @@ pub enum ControlCommand {
     Insert(Option<usize>),
     /// Remove a card (all when `None`).
     Remove(Option<usize>),
+    /// Swap a card for the image at an absolute path (`insert CARD PATH`).
+    Swap(usize, PathBuf),
 }
 
 /// A line that is not a control command.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 #[error(
-    "unknown control command {0:?} (expected status [CARD], status-json [CARD], insert [CARD] or remove [CARD])"
+    "unknown control command {0:?} (expected status [CARD], status-json [CARD], insert [CARD], insert CARD /PATH or remove [CARD])"
 )]
 pub struct BadCommand(pub String);
 
@@ -51,6 +60,20 @@ impl FromStr for ControlCommand {
 
     fn from_str(line: &str) -> Result<ControlCommand, BadCommand> {
         let bad = || BadCommand(line.trim().to_owned());
+        // `insert CARD PATH`: the path is the rest of the line, spaces
+        // and all (only the line ending is not part of it).
+        let line_end = line.trim_end_matches(['\n', '\r']);
+        if let Some((card, path)) = line_end
+            .strip_prefix("insert ")
+            .and_then(|rest| rest.split_once(' '))
+        {
+            let card = card.parse::<usize>().map_err(|_| bad())?;
+            let path = PathBuf::from(path);
+            if !path.is_absolute() {
+                return Err(bad());
+            }
+            return Ok(ControlCommand::Swap(card, path));
+        }
         let mut words = line.split_whitespace();
         let verb = words.next().ok_or_else(bad)?;
         let card = match words.next() {
@@ -77,6 +100,9 @@ impl fmt::Display for ControlCommand {
             ControlCommand::StatusJson(card) => ("status-json", *card),
             ControlCommand::Insert(card) => ("insert", *card),
             ControlCommand::Remove(card) => ("remove", *card),
+            ControlCommand::Swap(card, path) => {
+                return write!(f, "insert {card} {}", path.display());
+            }
         };
         match card {
             Some(card) => write!(f, "{verb} {card}"),
@@ -96,7 +122,28 @@ impl ControlServer {
     /// Binds `path` (replacing a stale socket left by a dead process, but
     /// never a live one or another kind of file) and serves it on the
     /// current tokio runtime.
+    /// `insert CARD PATH` is refused: the bridge alone cannot open card
+    /// images ([`ControlServer::bind_with_opener`] can).
     pub fn bind(path: &Path, bridge: Arc<BridgeHandle>) -> io::Result<ControlServer> {
+        ControlServer::serve(path, bridge, None)
+    }
+
+    /// As [`ControlServer::bind`], and `insert CARD PATH` swaps card CARD
+    /// for the card `opener` opens at PATH; the old card is dropped
+    /// (its image released) before the answer.
+    pub fn bind_with_opener(
+        path: &Path,
+        bridge: Arc<BridgeHandle>,
+        opener: CardOpener,
+    ) -> io::Result<ControlServer> {
+        ControlServer::serve(path, bridge, Some(opener))
+    }
+
+    fn serve(
+        path: &Path,
+        bridge: Arc<BridgeHandle>,
+        opener: Option<CardOpener>,
+    ) -> io::Result<ControlServer> {
         remove_stale_socket(path)?;
         // Only the owner may pull the cards: the socket is created 0600
         // (umask 077 around the bind, so there is no moment at which
@@ -107,7 +154,7 @@ impl ControlServer {
         rustix::process::umask(previous);
         let listener = bound?;
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-        let task = tokio::spawn(accept_loop(listener, bridge));
+        let task = tokio::spawn(accept_loop(listener, bridge, opener));
         Ok(ControlServer {
             path: path.to_owned(),
             task,
@@ -147,13 +194,18 @@ fn remove_stale_socket(path: &Path) -> io::Result<()> {
     std::fs::remove_file(path)
 }
 
-async fn accept_loop(listener: UnixListener, bridge: Arc<BridgeHandle>) {
+async fn accept_loop(
+    listener: UnixListener,
+    bridge: Arc<BridgeHandle>,
+    opener: Option<CardOpener>,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let bridge = Arc::clone(&bridge);
+                let opener = opener.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = serve_client(stream, bridge).await {
+                    if let Err(e) = serve_client(stream, bridge, opener).await {
                         tracing::warn!(target: TARGET, error = %e, "control client failed");
                     }
                 });
@@ -169,7 +221,11 @@ async fn accept_loop(listener: UnixListener, bridge: Arc<BridgeHandle>) {
 /// How long a control client has to send its command.
 const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn serve_client(stream: UnixStream, bridge: Arc<BridgeHandle>) -> io::Result<()> {
+async fn serve_client(
+    stream: UnixStream,
+    bridge: Arc<BridgeHandle>,
+    opener: Option<CardOpener>,
+) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     // A client that connects and says nothing is dropped after a while
@@ -182,7 +238,7 @@ async fn serve_client(stream: UnixStream, bridge: Arc<BridgeHandle>) -> io::Resu
         Ok(command) => {
             tracing::info!(target: TARGET, %command, "control command");
             // Insert and remove wait for the card's thread.
-            tokio::task::spawn_blocking(move || execute(&bridge, command))
+            tokio::task::spawn_blocking(move || execute(&bridge, opener.as_ref(), command))
                 .await
                 .unwrap_or_else(|e| format!("error: {e}\n"))
         }
@@ -192,9 +248,15 @@ async fn serve_client(stream: UnixStream, bridge: Arc<BridgeHandle>) -> io::Resu
     write.shutdown().await
 }
 
-/// Carries out a command and describes the cards it touched.
-pub fn execute(bridge: &BridgeHandle, command: ControlCommand) -> String {
+/// Carries out a command and describes the cards it touched; `opener`
+/// opens the image of a swap (none: swaps are refused).
+pub fn execute(
+    bridge: &BridgeHandle,
+    opener: Option<&CardOpener>,
+    command: ControlCommand,
+) -> String {
     let (card, action): (Option<usize>, fn(&BridgeHandle, usize) -> _) = match command {
+        ControlCommand::Swap(card, path) => return swap(bridge, opener, card, &path),
         ControlCommand::StatusJson(card) => return status_json(bridge, card),
         ControlCommand::Status(card) => (card, |_, _| Ok(())),
         ControlCommand::Insert(card) => (card, BridgeHandle::insert),
@@ -215,6 +277,33 @@ pub fn execute(bridge: &BridgeHandle, command: ControlCommand) -> String {
     answer
 }
 
+/// `insert CARD PATH`: the card index is checked before the image is
+/// opened (a wrong index must not lock another image), and the old card
+/// is dropped, which writes nothing more and releases its image's lock,
+/// before the answer is sent.
+fn swap(bridge: &BridgeHandle, opener: Option<&CardOpener>, index: usize, path: &Path) -> String {
+    let Some(opener) = opener else {
+        return "error: this bridge cannot open card images\n".to_owned();
+    };
+    if let Err(e) = bridge.status(index) {
+        return format!("error: {e}\n");
+    }
+    let card = match opener(path) {
+        Ok(card) => card,
+        Err(e) => return format!("error: {}: {e}\n", path.display()),
+    };
+    match bridge.swap(index, card) {
+        Ok(old) => {
+            drop(old);
+            match bridge.status(index) {
+                Ok(status) => format!("card {index}: {status}\n"),
+                Err(e) => format!("error: {e}\n"),
+            }
+        }
+        Err(e) => format!("error: {e}\n"),
+    }
+}
+
 /// Every card's (or one card's) state as a JSON array on one line; a card
 /// that does not exist is an `error:` line instead.
 fn status_json(bridge: &BridgeHandle, card: Option<usize>) -> String {
@@ -233,7 +322,7 @@ fn status_json(bridge: &BridgeHandle, card: Option<usize>) -> String {
 }
 
 /// Sends one command to a control socket and returns the answer.
-pub fn request(path: &Path, command: ControlCommand) -> io::Result<String> {
+pub fn request(path: &Path, command: &ControlCommand) -> io::Result<String> {
     let mut stream = std::os::unix::net::UnixStream::connect(path)?;
     stream.write_all(format!("{command}\n").as_bytes())?;
     let mut answer = String::new();
@@ -264,5 +353,14 @@ mod tests {
         assert!("remove x".parse::<ControlCommand>().is_err());
         assert!("".parse::<ControlCommand>().is_err());
         assert!("eject".parse::<ControlCommand>().is_err());
+        let swap: ControlCommand = "insert 1 /tmp/a card.json\n".parse().unwrap();
+        assert_eq!(
+            swap,
+            ControlCommand::Swap(1, PathBuf::from("/tmp/a card.json"))
+        );
+        assert_eq!(swap.to_string(), "insert 1 /tmp/a card.json");
+        // A relative path means nothing to a server in another directory.
+        assert!("insert 1 card.json".parse::<ControlCommand>().is_err());
+        assert!("insert x /card.json".parse::<ControlCommand>().is_err());
     }
 }

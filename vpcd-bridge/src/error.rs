@@ -45,6 +45,13 @@ pub enum BridgeError {
         /// The port it would need.
         port: u32,
     },
+    /// The card's thread has stopped (the bridge is shutting down, or the
+    /// peer check refused vpcd).
+    #[error("card {index} is stopped")]
+    Stopped {
+        /// The card.
+        index: usize,
+    },
     /// The peer check refuses the configured vpcd address before any
     /// connection (an address that is not loopback).
     #[error("card {index}: {source}")]

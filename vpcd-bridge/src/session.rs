@@ -160,6 +160,58 @@ pub(crate) struct Worker {
     pub config: BridgeConfig,
     pub desired: watch::Receiver<Desired>,
     pub status: Arc<StatusCell>,
+    pub swap: Arc<CardSwap>,
+}
+
+/// A card waiting to replace the one in the reader, and the one it
+/// replaced ([`crate::BridgeHandle::swap`]). The card's thread makes the
+/// exchange while the card is out of the reader, on its way back in, so
+/// the old card is never half-way through a command.
+#[derive(Debug, Default)]
+pub(crate) struct CardSwap {
+    incoming: std::sync::Mutex<Option<Card>>,
+    outgoing: std::sync::Mutex<Option<Card>>,
+}
+
+impl CardSwap {
+    /// Offers `card` for the next insertion (replacing an earlier offer,
+    /// which is given back).
+    pub(crate) fn offer(&self, card: Card) -> Option<Card> {
+        lock(&self.incoming).replace(card)
+    }
+
+    /// The offered card, if the thread has not taken it.
+    pub(crate) fn withdraw(&self) -> Option<Card> {
+        lock(&self.incoming).take()
+    }
+
+    /// The card taken out, if the exchange was made.
+    pub(crate) fn take_outgoing(&self) -> Option<Card> {
+        lock(&self.outgoing).take()
+    }
+
+    /// Makes the exchange, if a card is on offer: `card` becomes the new
+    /// card, the old one (powered off) waits for [`CardSwap::take_outgoing`].
+    fn exchange(&self, card: &mut Card, trace: bool) -> bool {
+        let Some(mut new) = self.withdraw() else {
+            return false;
+        };
+        if trace {
+            new.record_exchanges(true);
+        }
+        let mut old = std::mem::replace(card, new);
+        old.power_off();
+        *lock(&self.outgoing) = Some(old);
+        true
+    }
+}
+
+/// A lock that a panic elsewhere does not poison for good: the cells hold
+/// whole cards, replaced in one move.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Why a connection ended.
@@ -193,12 +245,14 @@ impl Worker {
             config,
             mut desired,
             status,
+            swap,
         } = self;
         let link = CardLink {
             index,
             endpoint,
             config,
             status,
+            swap,
         };
         // Marks the card stopped however the thread ends (a panicking
         // applet included), so nobody waits on a card that is gone.
@@ -228,6 +282,7 @@ struct CardLink {
     endpoint: Endpoint,
     config: BridgeConfig,
     status: Arc<StatusCell>,
+    swap: Arc<CardSwap>,
 }
 
 impl CardLink {
@@ -244,10 +299,17 @@ impl CardLink {
                     }
                     continue;
                 }
-                Desired::Inserted => self.status.update(|s| {
-                    s.inserted = true;
-                    s.link = Link::Waiting;
-                }),
+                Desired::Inserted => {
+                    // A swap is made before the insertion is reported, so
+                    // whoever waits for "inserted" finds the old card out.
+                    if self.swap.exchange(card, self.config.trace) {
+                        tracing::info!(target: TARGET, card = self.index, "card swapped");
+                    }
+                    self.status.update(|s| {
+                        s.inserted = true;
+                        s.link = Link::Waiting;
+                    })
+                }
             }
             let opened = tokio::select! {
                 biased;

@@ -258,6 +258,37 @@ async fn removal_closes_the_connection_and_insertion_reconnects() {
 }
 
 #[tokio::test]
+async fn swap_pulls_the_old_card_out_puts_the_new_one_in_and_gives_the_old_back() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let bridge = start(vec![echo_card().unwrap()], client(port));
+    let mut vpcd = accept(&listener).await;
+    vpcd.power_on().await;
+    assert_eq!(vpcd.transmit(&ECHO_AB).await, [0xAB, 0x90, 0x00]);
+
+    // Another card: one without any application, so it answers the echo
+    // command as no application selected (ISO 7816-4 5.6: 6A82).
+    let other = Card::builder().build().unwrap();
+    let mut old = bridge.swap(0, other).unwrap();
+    assert!(vpcd.closed().await, "the old card was not pulled out first");
+    assert!(!old.is_powered());
+    old.power_on();
+    assert_eq!(old.transmit(&ECHO_AB).unwrap(), [0xAB, 0x90, 0x00]);
+
+    let mut vpcd = accept(&listener).await;
+    vpcd.power_on().await;
+    assert_eq!(vpcd.transmit(&ECHO_AB).await, [0x6A, 0x82]);
+    let status = bridge.status(0).unwrap();
+    assert!(status.inserted);
+    assert!(matches!(
+        bridge.swap(1, echo_card().unwrap()),
+        Err(vscard_vpcd::BridgeError::NoSuchCard { index: 1, count: 1 })
+    ));
+    let cards = bridge.shutdown();
+    assert_eq!(cards.len(), 1);
+}
+
+#[tokio::test]
 async fn a_slow_card_does_not_hold_up_another() {
     let (first, second) = consecutive_listeners().await;
     let port = first.local_addr().unwrap().port();

@@ -8,6 +8,7 @@ use vscard_emulator::CardRng;
 
 use super::error::CardFileError;
 use super::image::NewCardFile;
+use super::states::{KnownState, apply_states};
 
 /// Reads a profile file: JSON when its name ends in `.json`, else TOML.
 pub fn read_profile(path: &Path) -> Result<CardProfile, CardFileError> {
@@ -31,10 +32,14 @@ pub fn read_profile(path: &Path) -> Result<CardProfile, CardFileError> {
 /// `state_dir` (created on first use). `progress` is called before each
 /// key is generated. A profile seed makes keys and serials reproducible;
 /// the PKI, when it has to be created, always draws from the system.
+/// The card is then put in `states` (the PIN, unlock-code and
+/// management-key ones; the caller applies the validity ones with
+/// [`KnownState::validity`]).
 pub fn issue_card_file(
     out: &Path,
     profile: &CardProfile,
     validity: CertificateValidity,
+    states: &[KnownState],
     state_dir: &Path,
     force: bool,
     progress: impl FnMut(Slot, Algorithm),
@@ -43,8 +48,14 @@ pub fn issue_card_file(
     let mut system = CardRng::from_os().map_err(CardFileError::Rng)?;
     let pki = Pki::open_or_create(state_dir, &profile.environment, &mut system)?;
     let applet = match profile.seeded_rng() {
-        Some(mut seeded) => issue_applet(pki.sub(), profile, validity, &mut seeded, progress)?,
-        None => issue_applet(pki.sub(), profile, validity, &mut system, progress)?,
+        Some(mut seeded) => {
+            let applet = issue_applet(pki.sub(), profile, validity, &mut seeded, progress)?;
+            apply_states(applet, states, &mut seeded)?
+        }
+        None => {
+            let applet = issue_applet(pki.sub(), profile, validity, &mut system, progress)?;
+            apply_states(applet, states, &mut system)?
+        }
     };
     file.write(&applet)?;
     Ok(summarize(applet.state())?)

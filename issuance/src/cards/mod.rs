@@ -2,7 +2,8 @@
 //! `serve` do with them.
 //!
 //! - [`issue_card_file`]: a profile issued from the environment's test PKI
-//!   into a new image ([`read_profile`] reads a profile file).
+//!   into a new image ([`read_profile`] reads a profile file), in the
+//!   [`KnownState`]s asked for.
 //! - [`read_applet`]: the PIV application of an image, for `inspect`
 //!   (no lock).
 //! - [`renew_card_file`]: new certificates (and optionally keys), PIN
@@ -17,7 +18,9 @@
 mod error;
 mod image;
 mod issue;
+mod states;
 
 pub use error::{CardFileError, EXIT_BAD_INPUT, EXIT_FAILURE};
 pub use image::{NewCardFile, open_card, read_applet, renew_card_file};
 pub use issue::{issue_card_file, read_profile};
+pub use states::{KnownState, apply_states};
