@@ -8,7 +8,7 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Serve, issue, p256_profile};
+use support::{Serve, issue, p256_card, p256_profile, serve_fails};
 use vscard_testkit::{private_pcscd, transmit};
 
 const VSCARD: &str = env!("CARGO_BIN_EXE_vscard");
@@ -107,4 +107,22 @@ fn serve_refuses_bad_addresses() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("HOST:PORT"));
+}
+
+/// Issue 18 item 8: one image named twice is bad input (exit code 2), not
+/// "in use by another process" (its own lock, taken by the first).
+#[test]
+fn serve_refuses_one_image_named_twice_as_bad_input() {
+    let (dir, state, card) = p256_card("serve-twice");
+    let again = dir.path().join(".").join("card.json");
+    let (code, stderr) = serve_fails(&state, &[card.to_str().unwrap(), again.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "vscard: CARD.json: {} is given twice (cards 0 and 1); one image can be in one reader only",
+            again.display()
+        )
+    );
+    assert!(!stderr.contains("in use"), "{stderr}");
 }
