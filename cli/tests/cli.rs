@@ -126,3 +126,29 @@ fn serve_refuses_one_image_named_twice_as_bad_input() {
     );
     assert!(!stderr.contains("in use"), "{stderr}");
 }
+
+/// Issue 18 item 8: log lines carry no ANSI colour codes when stderr is not
+/// a terminal (a CI log, a file).
+#[test]
+fn logs_have_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let (_dir, state, card) = p256_card("no-colour");
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let out = Command::new(VSCARD)
+        .env("RUST_LOG", "vscard=debug")
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["serve", card.to_str().unwrap(), "--vpcd", &address])
+        .args(["--vpcd-timeout", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // The bridge's debug line while it retries: proof that log lines were
+    // written at all.
+    assert!(stderr.contains("vpcd not reachable yet"), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
+}
