@@ -146,6 +146,8 @@ fn flags_override_the_profile_file() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let card = dir.path().join("nested/folder/card.json");
+    // `issue --out` creates no folder (issue 18 item 8).
+    std::fs::create_dir_all(card.parent().unwrap()).unwrap();
     let profile = p256_profile(dir.path());
     let output = run_ok(
         vscard(&state)
@@ -644,4 +646,23 @@ fn issue_refuses_a_planted_lock_link_and_creates_nothing() {
     );
     assert!(!elsewhere.exists());
     assert!(!card.exists());
+}
+
+/// Issue 18 item 8: `issue --out` into a folder that does not exist is bad
+/// input, and creates nothing (a typo must not become a new folder).
+#[test]
+fn issue_refuses_an_out_folder_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let folder = dir.path().join("nonexistent").join("dir");
+    let output = run(vscard(&state)
+        .args(["issue", "--seed", "missing-folder", "--out"])
+        .arg(folder.join("card.json")));
+    assert_bad_input(
+        &output,
+        &["--out", &folder.display().to_string(), "does not exist"],
+    );
+    assert!(!dir.path().join("nonexistent").exists());
+    // Nothing was issued either: the check comes before any work.
+    assert!(!state.exists());
 }
