@@ -666,3 +666,18 @@ fn issue_refuses_an_out_folder_that_does_not_exist() {
     // Nothing was issued either: the check comes before any work.
     assert!(!state.exists());
 }
+
+/// Issue 18 item 8: the README gives the PIN and unlock code lengths the
+/// CLI takes ("6 to 8 digits", as `vscard issue --help` says), not a
+/// fixed 6.
+#[test]
+fn the_readme_gives_the_pin_lengths_the_cli_takes() {
+    let readme = include_str!("../../README.md");
+    let help = run_ok(vscard(Path::new("unused")).args(["issue", "--help"]));
+    assert!(help.contains("The PIN (6 to 8 digits"), "{help}");
+    assert!(help.contains("the PIV PUK (6 to 8 digits)"), "{help}");
+    let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(!flat.contains("6-digit"), "the README still says 6-digit");
+    assert!(flat.contains("a PIN of 6 to 8 digits"));
+    assert!(flat.contains("an unlock code of 6 to 8 digits"));
+}
