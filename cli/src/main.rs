@@ -156,9 +156,26 @@ fn run_ctl(args: CtlArgs) -> anyhow::Result<()> {
         Action::Wait => return ctl_wait(&args, deadline),
     };
     let answer = ctl_request(&args, command, deadline)?;
+    refuse_no_such_card(&answer)?;
     print!("{answer}");
     anyhow::ensure!(!answer.contains("error:"), "the command failed");
     Ok(())
+}
+
+/// `--card N` beyond the bridge's cards is bad input (exit code 2, as the
+/// README's exit codes say), not a failed command: the bridge answers
+/// `error: no card N (the bridge has M)` (vscard-vpcd's `NoSuchCard`).
+fn refuse_no_such_card(answer: &str) -> Result<(), CardFileError> {
+    match answer
+        .lines()
+        .find_map(|line| line.strip_prefix("error: no card "))
+    {
+        Some(rest) => Err(CardFileError::BadValue {
+            option: "--card",
+            reason: format!("no card {rest}"),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// How often `ctl` tries the socket again, and looks at the cards again
@@ -200,6 +217,7 @@ fn ctl_request(
 fn ctl_wait(args: &CtlArgs, deadline: Instant) -> anyhow::Result<()> {
     loop {
         let answer = ctl_request(args, ControlCommand::StatusJson(args.card), deadline)?;
+        refuse_no_such_card(&answer)?;
         if answer.starts_with("error:") {
             anyhow::bail!("{}", answer.trim_end());
         }

@@ -152,3 +152,47 @@ fn logs_have_no_colour_codes_when_stderr_is_not_a_terminal() {
     assert!(stderr.contains("vpcd not reachable yet"), "{stderr}");
     assert!(!stderr.contains('\x1b'), "{stderr:?}");
 }
+
+/// Issue 18 item 8: `ctl --card 5` on a 2-card bridge is bad input (exit
+/// code 2), for a command and for `wait` alike.
+#[test]
+fn ctl_card_beyond_the_bridge_is_bad_input() {
+    let (dir, state, card) = p256_card("ctl-no-such-card");
+    let second = dir.path().join("second.json");
+    std::fs::copy(&card, &second).unwrap();
+    let socket = dir.path().join("ctl.sock");
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let serve = Serve::start(
+        &state,
+        &[
+            card.to_str().unwrap(),
+            second.to_str().unwrap(),
+            "--vpcd",
+            &address,
+            "--control",
+            socket.to_str().unwrap(),
+        ],
+    );
+    for action in [&["status"][..], &["remove"], &["wait", "--timeout", "1"]] {
+        let out = Command::new(VSCARD)
+            .arg("ctl")
+            .arg(&socket)
+            .args(action)
+            .args(["--card", "5"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{action:?}: {stderr}");
+        assert_eq!(
+            stderr.trim_end(),
+            "vscard: --card: no card 5 (the bridge has 2)",
+            "{action:?}"
+        );
+        assert!(out.stdout.is_empty(), "{action:?}");
+    }
+    serve.stop();
+}
