@@ -395,7 +395,42 @@ impl Observer for Printer {
     }
 
     fn exchange(&self, card: usize, exchange: &Exchange) {
-        let line = format!("{}{}", self.prefix(card), trace_line(exchange));
+        // When, and how long the card took: a trace is read to find a slow
+        // or a stuck command, and to line it up with the host's own log.
+        let line = format!(
+            "{} {}{} in {} µs",
+            utc_timestamp(time::OffsetDateTime::now_utc()),
+            self.prefix(card),
+            trace_line(exchange),
+            exchange.duration.as_micros()
+        );
         let _ = writeln!(std::io::stdout(), "{line}");
+    }
+}
+
+/// RFC 3339 UTC with milliseconds (`2026-12-02T17:51:21.750Z`), from the
+/// components: the `time` crate's formatting feature is not built here.
+fn utc_timestamp(now: time::OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.millisecond()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_timestamps_are_rfc3339_utc_with_milliseconds() {
+        let at =
+            time::OffsetDateTime::from_unix_timestamp_nanos(1_796_233_881_750_307_000).unwrap();
+        assert_eq!(utc_timestamp(at), "2026-12-02T17:51:21.750Z");
     }
 }

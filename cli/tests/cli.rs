@@ -63,7 +63,19 @@ fn serve_traces_obeys_ctl_and_stops_cleanly_on_sigterm() {
         transmit(&card, &[0x00, 0x20, 0x00, 0x80]).unwrap(),
         [0x63, 0xC3]
     );
-    serve.expect_line("VERIFY PIN (status) -> 63C3 (3 tries left)");
+    let line = serve.expect_line("VERIFY PIN (status) -> 63C3 (3 tries left)");
+    // Issue 18 item 8: a UTC timestamp first, the card's time last.
+    let (stamp, rest) = line.split_once(' ').unwrap();
+    assert_eq!(stamp.len(), "2026-12-02T17:51:21.750Z".len(), "{line}");
+    assert!(
+        stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T',
+        "{line}"
+    );
+    assert!(
+        rest.starts_with("VERIFY PIN (status) -> 63C3 (3 tries left) in "),
+        "{line}"
+    );
+    assert!(rest.ends_with(" µs"), "{line}");
     assert_eq!(
         transmit(&card, &[0x00, 0x7F, 0x00, 0x00]).unwrap(),
         [0x6D, 0x00]
