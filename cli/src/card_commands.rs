@@ -107,6 +107,19 @@ pub fn inspect(args: InspectArgs) -> Result<(), CardFileError> {
 
 pub fn export_ca(args: ExportCaArgs, state_dir: &Path) -> Result<(), CardFileError> {
     let environment = Environment::parse(&args.environment)?;
+    // A mistyped environment would otherwise get a new Root CA, and the
+    // relying party a chain no card verifies against.
+    let directory = vscard_issuance::pki_store::pki_directory(state_dir, &environment);
+    if !args.create && !directory.try_exists().unwrap_or(true) {
+        return Err(CardFileError::BadValue {
+            option: "--environment",
+            reason: format!(
+                "no environment {} in {} (issue a card in it first, or pass --create)",
+                environment.name(),
+                state_dir.display()
+            ),
+        });
+    }
     let pki = Pki::open_or_create(state_dir, &environment, &mut system_rng()?)?;
     let paths = pki.export(&args.out)?;
     print_out(

@@ -329,10 +329,26 @@ fn exported_cas_verify_the_card_certificates_with_openssl() {
         assert!(verified.trim_end().ends_with(": OK"), "{verified}");
     }
     // Another environment has another chain: the card does not verify.
+    // It does not exist yet: refused (issue 18 item 8) unless --create.
     let other = dir.path().join("other");
+    let output = run(vscard(&state)
+        .args(["export-ca", "--environment", "integration", "--out"])
+        .arg(&other));
+    assert_bad_input(
+        &output,
+        &["--environment", "no environment integration", "--create"],
+    );
+    assert!(!state.join("pki/integration").exists());
+    assert!(!other.exists());
     run_ok(
         vscard(&state)
-            .args(["export-ca", "--environment", "integration", "--out"])
+            .args([
+                "export-ca",
+                "--environment",
+                "integration",
+                "--create",
+                "--out",
+            ])
             .arg(&other),
     );
     let output = run(Command::new("openssl")
