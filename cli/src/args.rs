@@ -220,12 +220,15 @@ pub struct InspectArgs {
 
 #[derive(Debug, Args)]
 pub struct ExportCaArgs {
-    /// The environment (created on first use).
+    /// The environment (one that exists: issued into, or made with --create).
     #[arg(long, value_name = "ENV", default_value = "sandbox")]
     pub environment: String,
     /// The folder to write root.pem and sub.pem into.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Create the environment's PKI if it does not exist yet.
+    #[arg(long)]
+    pub create: bool,
 }
 
 #[derive(Debug, Args)]

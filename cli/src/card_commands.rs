@@ -31,7 +31,27 @@ fn system_rng() -> Result<CardRng, CardFileError> {
     CardRng::from_os().map_err(CardFileError::Rng)
 }
 
+/// `issue --out DIR/card.json` writes into a folder that exists: creating
+/// `/nonexistent/dir` on a typo would hide the typo (bad input, exit code 2).
+fn refuse_missing_folder(out: &Path) -> Result<(), CardFileError> {
+    let folder = match out.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if folder.is_dir() {
+        return Ok(());
+    }
+    Err(CardFileError::BadValue {
+        option: "--out",
+        reason: format!(
+            "the folder {} does not exist (vscard does not create it)",
+            folder.display()
+        ),
+    })
+}
+
 pub fn issue(args: IssueArgs, state_dir: &Path) -> Result<(), CardFileError> {
+    refuse_missing_folder(&args.out)?;
     let mut secrets = SecretFiles::for_options(&[
         ("--pin-file", args.pin_file.as_deref()),
         ("--unlock-code-file", args.unlock_code_file.as_deref()),
@@ -93,6 +113,19 @@ pub fn inspect(args: InspectArgs) -> Result<(), CardFileError> {
 
 pub fn export_ca(args: ExportCaArgs, state_dir: &Path) -> Result<(), CardFileError> {
     let environment = Environment::parse(&args.environment)?;
+    // A mistyped environment would otherwise get a new Root CA, and the
+    // relying party a chain no card verifies against.
+    let directory = vscard_issuance::pki_store::pki_directory(state_dir, &environment);
+    if !args.create && !directory.try_exists().unwrap_or(true) {
+        return Err(CardFileError::BadValue {
+            option: "--environment",
+            reason: format!(
+                "no environment {} in {} (issue a card in it first, or pass --create)",
+                environment.name(),
+                state_dir.display()
+            ),
+        });
+    }
     let pki = Pki::open_or_create(state_dir, &environment, &mut system_rng()?)?;
     let paths = pki.export(&args.out)?;
     print_out(

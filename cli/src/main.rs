@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::io::IsTerminal as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +31,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal: in a CI log or a
+        // file they are noise (tracing-subscriber colours unless told).
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -173,9 +177,26 @@ fn run_ctl(args: CtlArgs) -> anyhow::Result<()> {
         (Action::Wait, _, _) => return ctl_wait(&args, deadline),
     };
     let answer = ctl_request(&args, &command, deadline)?;
+    refuse_no_such_card(&answer)?;
     print!("{answer}");
     anyhow::ensure!(!answer.contains("error:"), "the command failed");
     Ok(())
+}
+
+/// `--card N` beyond the bridge's cards is bad input (exit code 2, as the
+/// README's exit codes say), not a failed command: the bridge answers
+/// `error: no card N (the bridge has M)` (vscard-vpcd's `NoSuchCard`).
+fn refuse_no_such_card(answer: &str) -> Result<(), CardFileError> {
+    match answer
+        .lines()
+        .find_map(|line| line.strip_prefix("error: no card "))
+    {
+        Some(rest) => Err(CardFileError::BadValue {
+            option: "--card",
+            reason: format!("no card {rest}"),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// How often `ctl` tries the socket again, and looks at the cards again
@@ -217,6 +238,7 @@ fn ctl_request(
 fn ctl_wait(args: &CtlArgs, deadline: Instant) -> anyhow::Result<()> {
     loop {
         let answer = ctl_request(args, &ControlCommand::StatusJson(args.card), deadline)?;
+        refuse_no_such_card(&answer)?;
         if answer.starts_with("error:") {
             anyhow::bail!("{}", answer.trim_end());
         }

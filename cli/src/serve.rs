@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 use vscard_emulator::{Card, Exchange, files};
+use vscard_issuance::cards::CardFileError;
 
 use crate::source::{CardSource, ServedCard};
 use vscard_vpcd::control::{CardOpener, ControlServer};
@@ -58,9 +59,34 @@ enum Outcome {
     NoVpcd(Vec<usize>),
 }
 
+/// One image named twice (`serve x.json x.json`, or `x.json ./x.json`) is
+/// bad input (exit code 2), said as such: opening it a second time would
+/// otherwise fail on its own lock, as if another process served it.
+fn refuse_repeated(paths: &[PathBuf]) -> Result<(), CardFileError> {
+    // A path that cannot be resolved (missing, say) is compared as given;
+    // opening it reports what is wrong with it.
+    let resolved: Vec<PathBuf> = paths
+        .iter()
+        .map(|path| std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()))
+        .collect();
+    for (later, path) in resolved.iter().enumerate() {
+        if let Some(first) = resolved[..later].iter().position(|p| p == path) {
+            return Err(CardFileError::BadValue {
+                option: "CARD.json",
+                reason: format!(
+                    "{} is given twice (cards {first} and {later}); one image can be in one reader only",
+                    paths[later].display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Runs `vscard serve` until SIGINT or SIGTERM; returns `Ok` after a clean
 /// stop (every connection closed, every card powered off).
 pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<()> {
+    refuse_repeated(&options.paths)?;
     let served = source.open(&options.paths)?;
     anyhow::ensure!(!served.is_empty(), "no card to serve");
     let (refused_tx, mut refused) = tokio::sync::mpsc::unbounded_channel();
@@ -378,7 +404,42 @@ impl Observer for Printer {
     }
 
     fn exchange(&self, card: usize, exchange: &Exchange) {
-        let line = format!("{}{}", self.prefix(card), trace_line(exchange));
+        // When, and how long the card took: a trace is read to find a slow
+        // or a stuck command, and to line it up with the host's own log.
+        let line = format!(
+            "{} {}{} in {} µs",
+            utc_timestamp(time::OffsetDateTime::now_utc()),
+            self.prefix(card),
+            trace_line(exchange),
+            exchange.duration.as_micros()
+        );
         let _ = writeln!(std::io::stdout(), "{line}");
+    }
+}
+
+/// RFC 3339 UTC with milliseconds (`2026-12-02T17:51:21.750Z`), from the
+/// components: the `time` crate's formatting feature is not built here.
+fn utc_timestamp(now: time::OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.millisecond()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_timestamps_are_rfc3339_utc_with_milliseconds() {
+        let at =
+            time::OffsetDateTime::from_unix_timestamp_nanos(1_796_233_881_750_307_000).unwrap();
+        assert_eq!(utc_timestamp(at), "2026-12-02T17:51:21.750Z");
     }
 }

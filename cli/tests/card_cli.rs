@@ -146,6 +146,8 @@ fn flags_override_the_profile_file() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let card = dir.path().join("nested/folder/card.json");
+    // `issue --out` creates no folder (issue 18 item 8).
+    std::fs::create_dir_all(card.parent().unwrap()).unwrap();
     let profile = p256_profile(dir.path());
     let output = run_ok(
         vscard(&state)
@@ -386,10 +388,26 @@ fn exported_cas_verify_the_card_certificates_with_openssl() {
         assert!(verified.trim_end().ends_with(": OK"), "{verified}");
     }
     // Another environment has another chain: the card does not verify.
+    // It does not exist yet: refused (issue 18 item 8) unless --create.
     let other = dir.path().join("other");
+    let output = run(vscard(&state)
+        .args(["export-ca", "--environment", "integration", "--out"])
+        .arg(&other));
+    assert_bad_input(
+        &output,
+        &["--environment", "no environment integration", "--create"],
+    );
+    assert!(!state.join("pki/integration").exists());
+    assert!(!other.exists());
     run_ok(
         vscard(&state)
-            .args(["export-ca", "--environment", "integration", "--out"])
+            .args([
+                "export-ca",
+                "--environment",
+                "integration",
+                "--create",
+                "--out",
+            ])
             .arg(&other),
     );
     let output = run(Command::new("openssl")
@@ -865,4 +883,38 @@ fn renew_refuses_another_ca_unless_new_ca() {
     // Now the first PKI is the other CA.
     let output = run(vscard(&state).arg("renew").arg(&card));
     assert_bad_input(&output, &["--new-ca"]);
+}
+
+/// Issue 18 item 8: `issue --out` into a folder that does not exist is bad
+/// input, and creates nothing (a typo must not become a new folder).
+#[test]
+fn issue_refuses_an_out_folder_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let folder = dir.path().join("nonexistent").join("dir");
+    let output = run(vscard(&state)
+        .args(["issue", "--seed", "missing-folder", "--out"])
+        .arg(folder.join("card.json")));
+    assert_bad_input(
+        &output,
+        &["--out", &folder.display().to_string(), "does not exist"],
+    );
+    assert!(!dir.path().join("nonexistent").exists());
+    // Nothing was issued either: the check comes before any work.
+    assert!(!state.exists());
+}
+
+/// Issue 18 item 8: the README gives the PIN and unlock code lengths the
+/// CLI takes ("6 to 8 digits", as `vscard issue --help` says), not a
+/// fixed 6.
+#[test]
+fn the_readme_gives_the_pin_lengths_the_cli_takes() {
+    let readme = include_str!("../../README.md");
+    let help = run_ok(vscard(Path::new("unused")).args(["issue", "--help"]));
+    assert!(help.contains("The PIN (6 to 8 digits"), "{help}");
+    assert!(help.contains("the PIV PUK (6 to 8 digits)"), "{help}");
+    let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(!flat.contains("6-digit"), "the README still says 6-digit");
+    assert!(flat.contains("a PIN of 6 to 8 digits"));
+    assert!(flat.contains("an unlock code of 6 to 8 digits"));
 }

@@ -8,7 +8,7 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Serve, issue, p256_profile};
+use support::{Serve, issue, p256_card, p256_profile, serve_fails};
 use vscard_testkit::{private_pcscd, transmit};
 
 const VSCARD: &str = env!("CARGO_BIN_EXE_vscard");
@@ -63,7 +63,19 @@ fn serve_traces_obeys_ctl_and_stops_cleanly_on_sigterm() {
         transmit(&card, &[0x00, 0x20, 0x00, 0x80]).unwrap(),
         [0x63, 0xC3]
     );
-    serve.expect_line("VERIFY PIN (status) -> 63C3 (3 tries left)");
+    let line = serve.expect_line("VERIFY PIN (status) -> 63C3 (3 tries left)");
+    // Issue 18 item 8: a UTC timestamp first, the card's time last.
+    let (stamp, rest) = line.split_once(' ').unwrap();
+    assert_eq!(stamp.len(), "2026-12-02T17:51:21.750Z".len(), "{line}");
+    assert!(
+        stamp.ends_with('Z') && stamp.as_bytes()[10] == b'T',
+        "{line}"
+    );
+    assert!(
+        rest.starts_with("VERIFY PIN (status) -> 63C3 (3 tries left) in "),
+        "{line}"
+    );
+    assert!(rest.ends_with(" µs"), "{line}");
     assert_eq!(
         transmit(&card, &[0x00, 0x7F, 0x00, 0x00]).unwrap(),
         [0x6D, 0x00]
@@ -107,4 +119,92 @@ fn serve_refuses_bad_addresses() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("HOST:PORT"));
+}
+
+/// Issue 18 item 8: one image named twice is bad input (exit code 2), not
+/// "in use by another process" (its own lock, taken by the first).
+#[test]
+fn serve_refuses_one_image_named_twice_as_bad_input() {
+    let (dir, state, card) = p256_card("serve-twice");
+    let again = dir.path().join(".").join("card.json");
+    let (code, stderr) = serve_fails(&state, &[card.to_str().unwrap(), again.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "vscard: CARD.json: {} is given twice (cards 0 and 1); one image can be in one reader only",
+            again.display()
+        )
+    );
+    assert!(!stderr.contains("in use"), "{stderr}");
+}
+
+/// Issue 18 item 8: log lines carry no ANSI colour codes when stderr is not
+/// a terminal (a CI log, a file).
+#[test]
+fn logs_have_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let (_dir, state, card) = p256_card("no-colour");
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let out = Command::new(VSCARD)
+        .env("RUST_LOG", "vscard=debug")
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["serve", card.to_str().unwrap(), "--vpcd", &address])
+        .args(["--vpcd-timeout", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // The bridge's debug line while it retries: proof that log lines were
+    // written at all.
+    assert!(stderr.contains("vpcd not reachable yet"), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "{stderr:?}");
+}
+
+/// Issue 18 item 8: `ctl --card 5` on a 2-card bridge is bad input (exit
+/// code 2), for a command and for `wait` alike.
+#[test]
+fn ctl_card_beyond_the_bridge_is_bad_input() {
+    let (dir, state, card) = p256_card("ctl-no-such-card");
+    let second = dir.path().join("second.json");
+    std::fs::copy(&card, &second).unwrap();
+    let socket = dir.path().join("ctl.sock");
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let serve = Serve::start(
+        &state,
+        &[
+            card.to_str().unwrap(),
+            second.to_str().unwrap(),
+            "--vpcd",
+            &address,
+            "--control",
+            socket.to_str().unwrap(),
+        ],
+    );
+    for action in [&["status"][..], &["remove"], &["wait", "--timeout", "1"]] {
+        let out = Command::new(VSCARD)
+            .arg("ctl")
+            .arg(&socket)
+            .args(action)
+            .args(["--card", "5"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{action:?}: {stderr}");
+        assert_eq!(
+            stderr.trim_end(),
+            "vscard: --card: no card 5 (the bridge has 2)",
+            "{action:?}"
+        );
+        assert!(out.stdout.is_empty(), "{action:?}");
+    }
+    serve.stop();
 }

@@ -171,8 +171,13 @@ fn ctl_wait_status_json_and_the_ready_file_through_pcscd() {
         text.starts_with("card 0: inserted, in Virtual PCD 00 00"),
         "{text}"
     );
+    // Bad input (issue 18 item 8: exit codes follow the README).
     let none = ctl(&["status", "--card", "7"]);
-    assert_eq!(none.status.code(), Some(1));
+    assert_eq!(none.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&none.stderr).trim_end(),
+        "vscard: --card: no card 7 (the bridge has 1)"
+    );
 
     serve.expect_line(&format!("ready: {}", ready.display()));
     let written = std::fs::read_to_string(&ready).unwrap();
