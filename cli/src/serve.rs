@@ -83,6 +83,20 @@ fn refuse_repeated(paths: &[PathBuf]) -> Result<(), CardFileError> {
     Ok(())
 }
 
+/// The cards to serve, each card's notices (a renewal due, say) printed
+/// first.
+fn cards_with_notices(served: Vec<ServedCard>) -> Vec<Card> {
+    served
+        .into_iter()
+        .map(|card| {
+            for notice in &card.notices {
+                println!("{notice}");
+            }
+            card.card
+        })
+        .collect()
+}
+
 /// Runs `vscard serve` until SIGINT or SIGTERM; returns `Ok` after a clean
 /// stop (every connection closed, every card powered off).
 pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<()> {
@@ -91,13 +105,7 @@ pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<(
     anyhow::ensure!(!served.is_empty(), "no card to serve");
     let (refused_tx, mut refused) = tokio::sync::mpsc::unbounded_channel();
     let observer = Arc::new(Printer::for_cards(&served, refused_tx));
-    let mut cards = Vec::new();
-    for card in served {
-        for notice in &card.notices {
-            println!("{notice}");
-        }
-        cards.push(card.card);
-    }
+    let cards = cards_with_notices(served);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -299,17 +299,7 @@ impl CardLink {
                     }
                     continue;
                 }
-                Desired::Inserted => {
-                    // A swap is made before the insertion is reported, so
-                    // whoever waits for "inserted" finds the old card out.
-                    if self.swap.exchange(card, self.config.trace) {
-                        tracing::info!(target: TARGET, card = self.index, "card swapped");
-                    }
-                    self.status.update(|s| {
-                        s.inserted = true;
-                        s.link = Link::Waiting;
-                    })
-                }
+                Desired::Inserted => self.insert(card),
             }
             let opened = tokio::select! {
                 biased;
@@ -352,6 +342,19 @@ impl CardLink {
                 return;
             }
         }
+    }
+
+    /// The card goes (back) into its reader. A swap is made before the
+    /// insertion is reported, so whoever waits for "inserted" finds the
+    /// old card out.
+    fn insert(&self, card: &mut Card) {
+        if self.swap.exchange(card, self.config.trace) {
+            tracing::info!(target: TARGET, card = self.index, "card swapped");
+        }
+        self.status.update(|s| {
+            s.inserted = true;
+            s.link = Link::Waiting;
+        })
     }
 
     /// Tells the log and the observer why a connection ended; `Err` when
