@@ -478,6 +478,14 @@ pub enum UnsafeFile {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum DamageKind {
+    /// The file is larger than any card file can be.
+    #[error("{len} bytes, more than a card file can hold ({max})")]
+    TooLarge {
+        /// The file's length.
+        len: u64,
+        /// The largest card file read.
+        max: u64,
+    },
     /// The file ends in the middle of the JSON document.
     #[error("truncated ({len} bytes)")]
     Truncated {

@@ -12,8 +12,8 @@ use std::path::Path;
 
 use support::*;
 use vscard_emulator::{
-    AppletState, CardError, CardImage, FileStore, OwnerPin, Part, Store, StoreError, UnsafeFile,
-    files,
+    AppletState, CardError, CardImage, DamageKind, FileStore, OwnerPin, Part, Store, StoreError,
+    UnsafeFile, files,
 };
 
 const WRONG_PIN: &[u8] = &[0x00, ins::VERIFY, 0, 0, 4, b'0', b'0', b'0', b'0'];
@@ -289,4 +289,77 @@ fn full_disk(dir: &Path) {
     fs::remove_file(dir.join("filler")).unwrap();
     assert_eq!(send(&mut card, RIGHT_PIN).1, 0x9000);
     assert_eq!(send(&mut card, WRONG_PIN).1, 0x63C2);
+}
+
+/// A symbolic link at the card's own name that another user planted is
+/// refused (one of this user's own is followed, see
+/// `every_name_of_a_card_shares_one_lock_and_one_journal`).
+#[test]
+fn a_link_at_the_card_name_planted_by_another_user_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("victim.json");
+    FileStore::write(&target, &sample(1)).unwrap();
+    // The lock a write leaves behind goes, to see that none is made anew.
+    fs::remove_file(dir.path().join("victim.json.lock")).unwrap();
+    let before = fs::read(&target).unwrap();
+    let path = dir.path().join("card.json");
+    symlink(&target, &path).unwrap();
+    let user = rustix::process::geteuid().as_raw();
+    let other = user.wrapping_add(4242);
+    if std::os::unix::fs::lchown(&path, Some(other), None).is_err() {
+        eprintln!("skipped: cannot give a link to another user (not root)");
+        return;
+    }
+    let err = FileStore::open(&path).unwrap_err();
+    refused(&err, &path, UnsafeFile::Owner { owner: other, user });
+    let err = FileStore::write(&path, &sample(2)).unwrap_err();
+    refused(&err, &path, UnsafeFile::Owner { owner: other, user });
+    assert_eq!(fs::read(&target).unwrap(), before);
+    assert!(!dir.path().join("victim.json.lock").exists());
+}
+
+/// A journal restored with loose permissions (0644) is made private
+/// before a PIN record is written into it.
+#[test]
+fn a_world_readable_journal_is_made_private_before_it_is_written() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.json");
+    let mut card = file_card(&path).unwrap();
+    assert_eq!(send(&mut card, WRONG_PIN).1, 0x63C2);
+    drop(card);
+    let journal = FileStore::journal_path(&path);
+    for file in [&path, &journal] {
+        fs::set_permissions(file, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let mut card = file_card(&path).unwrap();
+    assert_eq!(send(&mut card, WRONG_PIN).1, 0x63C1);
+    for file in [&path, &journal] {
+        let mode = fs::metadata(file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+    assert_eq!(tries_on_disk(&path), 1);
+}
+
+/// A huge (sparse) journal planted beside the card is refused by its
+/// size, before anything is read into memory.
+#[test]
+fn a_huge_journal_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.json");
+    FileStore::write(&path, &sample(1)).unwrap();
+    let journal = FileStore::journal_path(&path);
+    let file = fs::File::create(&journal).unwrap();
+    file.set_len(1 << 40).unwrap();
+    drop(file);
+    let mut store = FileStore::open(&path).unwrap();
+    let err = store.load().unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            StoreError::Damaged { path: p, problem: DamageKind::TooLarge { len, .. } }
+                if p == &journal && *len == 1 << 40
+        ),
+        "{err}"
+    );
 }

@@ -28,7 +28,7 @@ use rand_core::TryRng;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
-use crate::store::{StoreError, UnsafeFile};
+use crate::store::{DamageKind, StoreError, UnsafeFile};
 
 /// A failed atomic write: the file concerned (the target or its
 /// temporary file) and what the system reported.
@@ -207,14 +207,41 @@ pub(super) fn open_card_file(path: &Path, access: Access) -> Result<Option<File>
         path: path.to_owned(),
         source,
     })?;
-    match problem_with(&metadata) {
-        None => Ok(Some(file)),
-        Some(problem) => Err(StoreError::Unsafe {
+    if let Some(problem) = problem_with(&metadata) {
+        return Err(StoreError::Unsafe {
             path: path.to_owned(),
             problem,
-        }),
+        });
     }
+    make_private(&file, &metadata).map_err(|source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(Some(file))
 }
+
+/// Takes group and other access away from a card file of ours (one
+/// restored from an archive as 0644, say) before anything is written into
+/// it: its records hold the PIN. `fchmod` on the open file, never the name.
+fn make_private(file: &File, metadata: &Metadata) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = metadata.permissions().mode();
+        if mode & 0o077 != 0 {
+            file.set_permissions(fs::Permissions::from_mode(mode & 0o700))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (file, metadata);
+    Ok(())
+}
+
+/// The largest card file read: far above any real card (objects and keys
+/// are capped by the card's capacity), low enough that a sparse or huge
+/// file planted in the folder cannot make the reader allocate without
+/// bound.
+pub(super) const MAX_CARD_FILE: u64 = 64 * 1024 * 1024;
 
 /// A card file's bytes, wiped when dropped.
 pub(super) type Secret = Zeroizing<Vec<u8>>;
@@ -231,6 +258,15 @@ pub(super) fn read_private(path: &Path) -> Result<Option<(File, Secret)>, StoreE
         source,
     };
     let len = file.metadata().map_err(io)?.len();
+    if len > MAX_CARD_FILE {
+        return Err(StoreError::Damaged {
+            path: path.to_owned(),
+            problem: DamageKind::TooLarge {
+                len,
+                max: MAX_CARD_FILE,
+            },
+        });
+    }
     // Sized up front (one more byte to see the end): a growing buffer
     // would leave copies of the secrets behind in freed memory.
     let mut bytes = Zeroizing::new(Vec::with_capacity(

@@ -370,6 +370,29 @@ impl Store for FileStore {
     }
 }
 
+/// A symbolic link at the image's own name is followed only when this
+/// user made it: one planted by another user of a shared folder would
+/// send the card's writes (and its lock and journal) wherever it points.
+fn refuse_foreign_link(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(link) = fs::symlink_metadata(path)
+            && link.file_type().is_symlink()
+            && link.uid() != rustix::process::geteuid().as_raw()
+        {
+            return Err(StoreError::Unsafe {
+                path: path.to_owned(),
+                problem: UnsafeFile::Owner {
+                    owner: link.uid(),
+                    user: rustix::process::geteuid().as_raw(),
+                },
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The image's canonical path: `path` with every symbolic link resolved;
 /// for an image not written yet, its folder's canonical path and its name.
 fn canonical(path: &Path) -> Result<PathBuf, StoreError> {
@@ -377,6 +400,7 @@ fn canonical(path: &Path) -> Result<PathBuf, StoreError> {
         path: path.to_owned(),
         problem: UnsafeFile::NoFileName,
     };
+    refuse_foreign_link(path)?;
     let resolved = match fs::canonicalize(path) {
         Ok(resolved) => resolved,
         // A new card (or a link to nothing, refused when it is opened).
