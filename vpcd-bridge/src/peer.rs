@@ -136,7 +136,7 @@ pub fn check(peer: SocketAddr) -> Result<Accepted, PeerError> {
 /// connected address checked by [`check`].
 pub fn check_host(host: &str, port: u16) -> Result<(), PeerError> {
     match host.parse::<IpAddr>() {
-        Ok(ip) if !ip.is_loopback() => Err(PeerError::Remote {
+        Ok(ip) if !ip.to_canonical().is_loopback() => Err(PeerError::Remote {
             addr: SocketAddr::new(ip, port).to_string(),
         }),
         _ => Ok(()),
@@ -223,6 +223,22 @@ fn covers(listen: SocketAddr, peer: SocketAddr) -> bool {
     }
 }
 
+/// The listeners that can have taken a connection to `peer`. An IPv6
+/// listener is one only when no IPv4 listener covers an IPv4 peer: Linux
+/// lets an IPv6-only socket (`IPV6_V6ONLY`) share the port with pcscd's
+/// IPv4 one, and such a socket, which never sees the connection, must not
+/// get the card refused.
+fn candidates(listeners: Vec<Listener>, peer: SocketAddr) -> Vec<Listener> {
+    let mut covering: Vec<Listener> = listeners
+        .into_iter()
+        .filter(|l| covers(l.addr, peer))
+        .collect();
+    if peer.is_ipv4() && covering.iter().any(|l| l.addr.is_ipv4()) {
+        covering.retain(|l| l.addr.is_ipv4());
+    }
+    covering
+}
+
 /// A `/proc` tree (the real one, or a copy in a test).
 pub(crate) struct ProcFs {
     root: PathBuf,
@@ -234,17 +250,15 @@ impl ProcFs {
     }
 
     pub(crate) fn check(&self, peer: SocketAddr) -> Result<Accepted, PeerError> {
+        // `::ffff:127.0.0.1` is IPv4's loopback, reached over IPv4.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         if !peer.ip().is_loopback() {
             return Err(PeerError::Remote {
                 addr: peer.to_string(),
             });
         }
         let port = peer.port();
-        let listeners: Vec<Listener> = self
-            .listeners()?
-            .into_iter()
-            .filter(|l| covers(l.addr, peer))
-            .collect();
+        let listeners = candidates(self.listeners()?, peer);
         if listeners.is_empty() {
             return Err(PeerError::NoListener { port });
         }
@@ -463,6 +477,25 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_only_listener_beside_pcscd_is_not_a_candidate() {
+        let listener = |a: &str, inode| Listener {
+            addr: addr(a),
+            inode,
+            uid: 1000,
+        };
+        let peer = addr("127.0.0.1:35963");
+        let both = vec![listener("0.0.0.0:35963", 1), listener("[::]:35963", 2)];
+        let inodes: Vec<u64> = candidates(both, peer).iter().map(|l| l.inode).collect();
+        assert_eq!(inodes, [1]);
+        // Alone, the dual-stack wildcard is the one that took it.
+        let inodes: Vec<u64> = candidates(vec![listener("[::]:35963", 2)], peer)
+            .iter()
+            .map(|l| l.inode)
+            .collect();
+        assert_eq!(inodes, [2]);
+    }
+
+    #[test]
     fn uid_from_status() {
         let status = "Name:\tpcscd\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\n";
         assert_eq!(real_uid(status), Some(0));
@@ -474,6 +507,10 @@ mod tests {
     fn remote_hosts_are_refused_before_connecting() {
         assert!(check_host("127.0.0.1", 35963).is_ok());
         assert!(check_host("::1", 35963).is_ok());
+        assert!(
+            check_host("::ffff:127.0.0.1", 35963).is_ok(),
+            "v4-mapped loopback"
+        );
         assert!(
             check_host("localhost", 35963).is_ok(),
             "names: checked once connected"
