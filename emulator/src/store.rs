@@ -432,10 +432,10 @@ pub enum StoreError {
     /// from it: the store's copy and journal no longer apply to what is at
     /// the path, so it stops committing instead of writing over either.
     #[error(
-        "{path}: the card image was replaced or removed while the card was served; this card is no longer served and nothing was written (serve the new file afresh)"
+        "{path}: this card file was replaced or removed while the card was served; this card is no longer served and nothing was written (serve the card afresh)"
     )]
     Replaced {
-        /// The image file.
+        /// The image, lock or journal file.
         path: PathBuf,
     },
     /// The image could not be encoded.

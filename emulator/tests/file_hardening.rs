@@ -363,3 +363,39 @@ fn a_huge_journal_is_refused_before_it_is_read() {
         "{err}"
     );
 }
+
+/// A journal removed while the card is served would take its tries with
+/// it (a restart would give them back): the next commit writes the whole
+/// image instead, counters included. A removed lock would let a second
+/// server lock a new file: the card stops at the next commit, before a
+/// try is counted.
+#[test]
+fn a_journal_or_lock_removed_while_served_loses_no_try() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.json");
+    let mut card = file_card(&path).unwrap();
+    assert_eq!(send(&mut card, WRONG_PIN).1, 0x63C2);
+    fs::remove_file(FileStore::journal_path(&path)).unwrap();
+    assert_eq!(send(&mut card, WRONG_PIN).1, 0x63C1);
+    drop(card);
+    assert_eq!(
+        tries_on_disk(&path),
+        1,
+        "a try came back with the journal gone"
+    );
+    let mut card = file_card(&path).unwrap();
+    assert_eq!(send(&mut card, WRONG_PIN).1, 0x63C0);
+    drop(card);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("card.json");
+    let mut card = file_card(&path).unwrap();
+    assert_eq!(send(&mut card, WRONG_PIN).1, 0x63C2);
+    fs::remove_file(dir.path().join("card.json.lock")).unwrap();
+    assert_eq!(send(&mut card, WRONG_PIN).1, 0x6581);
+    assert_eq!(send(&mut card, RIGHT_PIN).1, 0x6581);
+    drop(card);
+    assert_eq!(tries_on_disk(&path), 2);
+    let mut card = file_card(&path).unwrap();
+    assert_eq!(send(&mut card, WRONG_PIN).1, 0x63C1);
+}

@@ -298,6 +298,21 @@ pub(super) fn problem_with(metadata: &Metadata) -> Option<UnsafeFile> {
     None
 }
 
+/// Whether `path` still names the open `file` (not removed, not replaced
+/// by another file).
+pub(super) fn still_named(path: &Path, file: &File) -> Result<bool, StoreError> {
+    let io = |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let named = match fs::symlink_metadata(path) {
+        Ok(metadata) => FileId::of(&metadata),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+        Err(source) => return Err(io(source)),
+    };
+    Ok(named == FileId::of(&file.metadata().map_err(io)?))
+}
+
 /// Which file a name points to: device and inode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct FileId {

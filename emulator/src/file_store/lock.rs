@@ -26,6 +26,11 @@ pub(super) fn lock(path: &Path) -> Result<File, StoreError> {
         });
     };
     match lock.try_lock() {
+        // Removed or replaced between the open and the lock: the lock
+        // taken is on a file no other store will open.
+        Ok(()) if !super::files::still_named(&lock_path, &lock)? => {
+            Err(StoreError::Replaced { path: lock_path })
+        }
         Ok(()) => Ok(lock),
         Err(fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
             path: path.to_owned(),

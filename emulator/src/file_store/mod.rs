@@ -83,7 +83,7 @@ pub struct FileStore {
     /// are named after it.
     path: PathBuf,
     // Held for the store's lifetime; the OS releases it when the file closes.
-    _lock: File,
+    lock: File,
     /// The era of the image on disk, when this store loaded or wrote a
     /// version-2 image (small commits go to the journal only then).
     era: Option<Era>,
@@ -154,7 +154,7 @@ impl FileStore {
         };
         Ok(FileStore {
             path,
-            _lock: lock,
+            lock,
             era: None,
             next_slot: 0,
             journal: None,
@@ -239,17 +239,42 @@ impl FileStore {
             (Served::File { id, .. }, Some(now)) => *id == now,
             _ => false,
         };
-        if same {
+        // A removed lock lets a second server lock a new file: the card
+        // stops as for a replaced image.
+        let lock_path = files::sibling(&self.path, ".lock");
+        let culprit = if !same {
+            Some(self.path.clone())
+        } else if !files::still_named(&lock_path, &self.lock)? {
+            Some(lock_path)
+        } else {
+            None
+        };
+        let Some(path) = culprit else {
+            self.check_journal()?;
             return Ok(());
-        }
+        };
         self.served = Served::Replaced;
         self.era = None;
         self.journal = None;
-        let err = StoreError::Replaced {
-            path: self.path.clone(),
-        };
-        tracing::error!(target: "vscard::store", error = %err, "card image replaced while served");
+        let err = StoreError::Replaced { path };
+        tracing::error!(target: "vscard::store", error = %err, "card file replaced while served");
         Err(err)
+    }
+
+    /// Tries written into a removed or replaced journal would be lost at
+    /// the next start (tries regained): the journal is dropped and the
+    /// commit becomes an image write, which carries every counter the
+    /// card has, under a new era that no old slot matches.
+    fn check_journal(&mut self) -> Result<(), StoreError> {
+        let journal_path = FileStore::journal_path(&self.path);
+        if let Some(journal) = &self.journal
+            && !files::still_named(&journal_path, journal)?
+        {
+            tracing::warn!(target: "vscard::store", path = %journal_path.display(), "journal removed or replaced while served; writing the whole image");
+            self.journal = None;
+            self.era = None;
+        }
+        Ok(())
     }
 
     fn write_image(&mut self, image: &CardImage) -> Result<(), StoreError> {
