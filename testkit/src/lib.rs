@@ -8,6 +8,8 @@
 //!   status words, GET RESPONSE, command chaining), with the PIV commands
 //!   of [`piv`] and the management-key authentication of [`management`]
 //!   on it.
+//! - [`python`]: the Python virtual environment (pyscard, PyKCS11) of
+//!   `scripts/python-env`.
 //!
 //! Nothing here is a product path: the `vscard` binary and the card crates
 //! never depend on this crate.
@@ -20,6 +22,7 @@ pub mod echo;
 pub mod management;
 pub mod pcscd;
 pub mod piv;
+pub mod python;
 
 pub use client::{Client, ClientError, PcscCard, Reply, Transport, TransportError};
 
