@@ -579,26 +579,44 @@ impl CardLink {
                 Answer::Nothing
             }
             VpcdRequest::GetAtr => self.frame(card.atr()),
-            VpcdRequest::Apdu(command) => match card.transmit(&command) {
-                Ok(response) => {
-                    self.status.count_apdu();
-                    if self.config.trace
-                        && let (Some(observer), Some(exchange)) =
-                            (&self.config.observer, card.last_exchange())
-                    {
-                        observer.exchange(self.index, exchange);
+            VpcdRequest::Apdu(command) => {
+                if !card.is_powered() {
+                    // pcscd (1.9.9) sends a client's APDUs to a card that
+                    // another client's disconnect ("unpower card") powered
+                    // down, without powering it up again. A reader would
+                    // not pass an APDU to a card with no power; answering
+                    // 6F00 makes OpenSC 0.23 loop for ever in C_Login. So
+                    // the card takes an implicit cold reset first, as
+                    // vsmartcard's own cards do: the APDU is answered, and
+                    // nothing of the old session (a verified PIN, a
+                    // management key authentication) survives it.
+                    tracing::info!(target: TARGET, card = self.index, "APDU for an unpowered card: cold reset first");
+                    card.power_on();
+                    self.status.update(|s| s.powered = true);
+                }
+                match card.transmit(&command) {
+                    Ok(response) => {
+                        self.status.count_apdu();
+                        if self.config.trace
+                            && let (Some(observer), Some(exchange)) =
+                                (&self.config.observer, card.last_exchange())
+                        {
+                            observer.exchange(self.index, exchange);
+                        }
+                        self.frame(&response)
                     }
-                    self.frame(&response)
+                    // The power-up above did not take: never silence,
+                    // which vpcd would wait on for ever.
+                    Err(CardError::NotPowered) => {
+                        tracing::warn!(target: TARGET, card = self.index, "APDU for a card that cannot power up answered 6F00");
+                        self.frame(&NO_PRECISE_DIAGNOSIS)
+                    }
+                    Err(e) => {
+                        tracing::warn!(target: TARGET, card = self.index, error = %e, "no answer to the APDU");
+                        Answer::Drop
+                    }
                 }
-                Err(CardError::NotPowered) => {
-                    tracing::warn!(target: TARGET, card = self.index, "APDU for an unpowered card answered 6F00");
-                    self.frame(&NO_PRECISE_DIAGNOSIS)
-                }
-                Err(e) => {
-                    tracing::warn!(target: TARGET, card = self.index, error = %e, "no answer to the APDU");
-                    Answer::Drop
-                }
-            },
+            }
         }
     }
 

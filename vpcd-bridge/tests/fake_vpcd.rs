@@ -125,8 +125,11 @@ async fn malformed_frames_are_ignored_and_a_good_apdu_is_answered() {
     let bridge = start(vec![echo_card().unwrap()], client(port));
     let mut vpcd = accept(&listener).await;
 
-    // Before power: an APDU gets 6F00, never silence (vpcd would hang).
-    assert_eq!(vpcd.transmit(&ECHO_AB).await, [0x6F, 0x00]);
+    // Before power: an APDU is answered after an implicit cold reset
+    // (never silence, which vpcd would wait on, nor 6F00, which OpenSC
+    // loops on).
+    assert_eq!(vpcd.transmit(&ECHO_AB).await, [0xAB, 0x90, 0x00]);
+    assert!(bridge.status(0).unwrap().powered);
     // A zero-length frame and unknown control codes get no answer ...
     vpcd.send_raw(&[0x00, 0x00]).await;
     vpcd.send(&[0x03]).await;
@@ -168,12 +171,15 @@ async fn malformed_frames_are_ignored_and_a_good_apdu_is_answered() {
     // Reset: no reply, the card stays powered.
     vpcd.send(&[0x02]).await;
     assert_eq!(vpcd.transmit(&ECHO_AB).await, [0xAB, 0x90, 0x00]);
-    // Power off: APDUs get 6F00 again.
+    // Power off: the card is unpowered until the next APDU powers it up.
     vpcd.send(&[0x00]).await;
-    assert_eq!(vpcd.transmit(&ECHO_AB).await, [0x6F, 0x00]);
+    vpcd.send(&[0x04]).await;
+    assert_eq!(vpcd.recv().await, echo_card().unwrap().atr());
     let status = bridge.status(0).unwrap();
     assert!(status.is_serving(), "{status}");
     assert!(!status.powered);
+    assert_eq!(vpcd.transmit(&ECHO_AB).await, [0xAB, 0x90, 0x00]);
+    assert!(bridge.status(0).unwrap().powered);
 }
 
 #[tokio::test]
@@ -195,7 +201,7 @@ async fn a_frame_cut_short_ends_the_connection_and_the_card_comes_back_unpowered
         started.elapsed()
     );
     // Session state is gone (no power) ...
-    assert_eq!(vpcd.transmit(&ECHO_AB).await, [0x6F, 0x00]);
+    assert!(!bridge.status(0).unwrap().powered);
     vpcd.power_on().await;
     // ... persistent state is not.
     assert_eq!(vpcd.transmit(&INCREMENT).await, [0, 0, 0, 2, 0x90, 0x00]);
