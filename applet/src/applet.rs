@@ -205,6 +205,11 @@ impl PivApplet {
     }
 }
 
+/// The Yubico extensions' instructions: MOVE / DELETE KEY, GET METADATA,
+/// GET SERIAL, ATTEST, SET PIN RETRIES, RESET, GET VERSION, IMPORT KEY, SET
+/// MANAGEMENT KEY.
+const YUBICO_INSTRUCTIONS: std::ops::RangeInclusive<u8> = 0xF6..=0xFF;
+
 impl Default for PivApplet {
     fn default() -> Self {
         PivApplet::with_defaults()
@@ -233,6 +238,13 @@ impl Applet for PivApplet {
         ctx: &mut Context<'_>,
         command: &CommandApdu<'_>,
     ) -> Result<Response, Status> {
+        // A plain PIV card has none of the Yubico instructions (F6 to FF),
+        // whatever their parameters.
+        if !self.state.settings.model.has_yubico_extensions()
+            && YUBICO_INSTRUCTIONS.contains(&command.ins)
+        {
+            return Err(Status::InstructionNotSupported);
+        }
         let command = Command::try_from(command)?;
         self.execute(ctx, command)
     }

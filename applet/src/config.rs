@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 
 use crate::capacity::DEFAULT_CAPACITY;
 use crate::management::{ManagementKey, ManagementKeyError};
+use crate::model::Model;
 use crate::pin::{PinRuleError, PinRules};
 
 /// The default PIN of PIV cards and YubiKeys.
@@ -53,6 +54,9 @@ pub struct PivConfig {
     pub serial: u32,
     /// The version GET VERSION reports.
     pub version: [u8; 3],
+    /// The card model (see [`Model`]); [`PivConfig::for_model`] sets the
+    /// version and management key to match.
+    pub model: Model,
     /// Bytes of storage for data objects and keys (see
     /// [`crate::capacity`]); past it the card answers `6A84`.
     pub capacity: u32,
@@ -69,12 +73,26 @@ impl Default for PivConfig {
             rules: PinRules::default(),
             serial: 1,
             version: DEFAULT_VERSION,
+            model: Model::YubiKey57,
             capacity: DEFAULT_CAPACITY,
         }
     }
 }
 
 impl PivConfig {
+    /// The defaults of `model`: its version and its default management
+    /// key type (AES-192 on a YubiKey 5.7, 3DES otherwise), PIN `123456`,
+    /// PUK `12345678`. ([`PivConfig::default`] keeps 3DES for the library's
+    /// existing callers: a 5.7 whose management key was set to 3DES.)
+    pub fn for_model(model: Model) -> Self {
+        PivConfig {
+            model,
+            version: model.version().unwrap_or(DEFAULT_VERSION),
+            management_key: model.default_management_key(),
+            ..PivConfig::default()
+        }
+    }
+
     /// Sets the PIN.
     pub fn with_pin(mut self, pin: &[u8]) -> Self {
         self.pin = Zeroizing::new(pin.to_vec());
@@ -127,6 +145,7 @@ impl fmt::Debug for PivConfig {
             .field("rules", &self.rules)
             .field("serial", &self.serial)
             .field("version", &self.version)
+            .field("model", &self.model)
             .field("capacity", &self.capacity)
             .finish()
     }

@@ -90,8 +90,19 @@ impl ManagementKey {
 
     /// The well-known default 3DES key.
     pub fn default_tdes() -> Self {
+        ManagementKey::well_known(Algorithm::Tdes)
+    }
+
+    /// The well-known default key bytes as a key of `algorithm`: 3DES, or
+    /// AES-192 (a YubiKey 5.7's default); any other algorithm gets 3DES,
+    /// the only other type those 24 bytes fit.
+    pub fn well_known(algorithm: Algorithm) -> Self {
+        let algorithm = match algorithm {
+            Algorithm::Aes192 => Algorithm::Aes192,
+            _ => Algorithm::Tdes,
+        };
         ManagementKey {
-            algorithm: Algorithm::Tdes,
+            algorithm,
             value: DEFAULT_MANAGEMENT_KEY.to_vec(),
         }
     }
@@ -103,7 +114,7 @@ impl ManagementKey {
 
     /// True for the well-known default key (GET METADATA tag `05`).
     pub fn is_default(&self) -> bool {
-        self.algorithm == Algorithm::Tdes
+        matches!(self.algorithm, Algorithm::Tdes | Algorithm::Aes192)
             && bool::from(self.value.as_slice().ct_eq(&DEFAULT_MANAGEMENT_KEY))
     }
 

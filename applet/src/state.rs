@@ -131,6 +131,10 @@ pub struct CardSettings {
     /// stay byte for byte unchanged, and older images load.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub factory_tries: Option<TryLimits>,
+    /// The card model. Absent (and not written) for the default, YubiKey
+    /// 5.7: images written before models existed load unchanged.
+    #[serde(default, skip_serializing_if = "crate::model::Model::is_default")]
+    pub model: crate::model::Model,
 }
 
 /// PIN and PUK try limits.
@@ -169,6 +173,7 @@ impl PivState {
             rules,
             capacity: config.capacity,
             factory_tries: None,
+            model: config.model,
         };
         Ok(PivState {
             settings,
@@ -396,7 +401,7 @@ impl PivState {
             self.settings.rules.puk_tries = limits.puk;
         }
         self.default_secrets()?;
-        self.management = ManagementKey::default_tdes();
+        self.management = self.settings.model.default_management_key();
         self.keys.clear();
         self.objects = default_objects(self.settings.serial);
         Ok(())
