@@ -201,9 +201,20 @@ pub struct IssueArgs {
     /// administrative commands answer 6982).
     #[arg(long, value_name = "STATE", value_parser = known_state)]
     pub state: Vec<vscard_issuance::cards::KnownState>,
+    /// What card to be: yubikey-5.7 (the default: AES-192 default
+    /// management key), yubikey-5.4 (3DES default management key, for
+    /// yubico-piv-tool 2.2 and other older middleware) or piv (a plain PIV
+    /// card: no Yubico extensions).
+    #[arg(long, value_name = "MODEL", value_parser = card_model)]
+    pub model: Option<vscard_applet::Model>,
 }
 
 /// A `--state` value.
+fn card_model(text: &str) -> Result<vscard_applet::Model, String> {
+    text.parse()
+        .map_err(|error: vscard_applet::UnknownModel| error.to_string())
+}
+
 fn known_state(text: &str) -> Result<vscard_issuance::cards::KnownState, String> {
     vscard_issuance::cards::KnownState::parse(text).map_err(|error| error.to_string())
 }

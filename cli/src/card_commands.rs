@@ -73,6 +73,7 @@ pub fn issue(args: IssueArgs, state_dir: &Path) -> Result<(), CardFileError> {
         not_before: args.not_before,
         not_after: args.not_after,
         states: args.state,
+        model: args.model,
     };
     let profile = request.profile()?;
     let validity = request.validity(&profile, SystemTime::now())?;

@@ -42,6 +42,8 @@ pub struct IssueRequest {
     pub not_after: Option<String>,
     /// The states to issue the card in (`--state`).
     pub states: Vec<KnownState>,
+    /// The card model (`--model`).
+    pub model: Option<vscard_applet::Model>,
 }
 
 impl IssueRequest {
@@ -76,6 +78,9 @@ impl IssueRequest {
         }
         if let Some(seed) = &self.seed {
             profile.seed = Some(seed.clone());
+        }
+        if let Some(model) = self.model {
+            profile.model = model;
         }
         profile.validate()?;
         Ok(profile)

@@ -36,6 +36,8 @@ pub fn facts_for(profile: &CardProfile) -> CardFacts {
         puk: profile.unlock_code.expose().as_bytes().to_vec(),
         pin_tries: profile.pin_policy.pin_tries,
         uuid: Some(profile.uuid.clone()),
+        // The model's default management key: AES-192 on a YubiKey 5.7.
+        management_algorithm: profile.model.management_algorithm().byte(),
         ..CardFacts::default()
     }
 }

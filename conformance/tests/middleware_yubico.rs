@@ -86,7 +86,7 @@ fn yubico_piv_tool_manages_pins_keys_and_certificates() {
     // SELECT without Le, answered with the application template and 9000.
     status.stderr_has(&["> 00 a4 04 00 05 a0 00 00 03 08 \n< 61 37 4f 06 00 00 10 00 01 00 79 07 4f 05 a0 00 00 03 08 "]);
     status.stdout_has(&[
-        "Version:\t5.7.1",
+        "Version:\t5.4.3",
         "Serial Number:\t123456789",
         "Slot 9a:\t\n\tAlgorithm:\tRSA2048",
         "Slot 9c:\t\n\tAlgorithm:\tECCP256",

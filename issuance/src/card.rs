@@ -60,6 +60,8 @@ pub struct CardSummary {
     pub roles: Vec<RoleProfile>,
     /// The environment whose PKI issued the certificates.
     pub environment: String,
+    /// The card model (`yubikey-5.7`, `yubikey-5.4`, `piv`).
+    pub model: String,
     /// Each key slot.
     pub slots: Vec<SlotSummary>,
     /// The PIN's counter.
@@ -99,7 +101,7 @@ pub fn piv_config(profile: &CardProfile) -> Result<PivConfig, IssuanceError> {
         .get(3..)
         .and_then(|digits| digits.parse::<u32>().ok())
         .ok_or(CardError::UserId)?;
-    Ok(PivConfig::default()
+    Ok(PivConfig::for_model(profile.model)
         .with_pin(profile.pin.expose().as_bytes())
         .with_puk(profile.unlock_code.expose().as_bytes())
         .with_rules(profile.pin_policy)
@@ -439,6 +441,7 @@ pub fn summarize(state: &PivState) -> Result<CardSummary, IssuanceError> {
         uuid,
         roles,
         environment,
+        model: state.settings().model.name().to_owned(),
         slots,
         pin: counter(state.pin_tries_left()),
         unlock_code: counter(state.puk_tries_left()),
@@ -450,6 +453,7 @@ impl std::fmt::Display for CardSummary {
         writeln!(f, "holder:       {}", self.holder)?;
         writeln!(f, "user ID:      {}", self.uuid)?;
         writeln!(f, "environment:  {}", self.environment)?;
+        writeln!(f, "model:        {}", self.model)?;
         for role in &self.roles {
             writeln!(
                 f,

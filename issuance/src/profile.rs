@@ -54,6 +54,12 @@ pub struct CardProfile {
         skip_serializing_if = "is_default_capacity"
     )]
     pub capacity: u32,
+    /// What card this is (`yubikey-5.7`, the default; `yubikey-5.4`, whose
+    /// 3DES default management key older middleware needs; or `piv`, a
+    /// plain SP 800-73-4 card without the Yubico extensions). Not written
+    /// by [`CardProfile::to_toml`] when it is the default.
+    #[serde(default, skip_serializing_if = "vscard_applet::Model::is_default")]
+    pub model: vscard_applet::Model,
     /// A seed that makes key generation (and the certificate serials)
     /// reproducible. Anyone holding it can recreate the private keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -259,6 +265,7 @@ impl CardProfile {
             certificate_validity_years: default_validity_years(),
             pin_policy: PinRules::default(),
             capacity: default_capacity(),
+            model: vscard_applet::Model::default(),
             seed: None,
         }
     }

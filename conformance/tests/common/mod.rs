@@ -54,10 +54,14 @@ pub struct IssuedCard {
     pub sub_pem: PathBuf,
 }
 
-/// The demo profile (RSA-2048 in 9A/9D, P-256 in 9C/9E), seeded.
+/// The demo profile (RSA-2048 in 9A/9D, P-256 in 9C/9E), seeded, as a
+/// YubiKey 5.4.
 pub fn profile() -> CardProfile {
     let mut profile = CardProfile::demo();
     profile.seed = Some(SecretString::new("vscard middleware matrix"));
+    // Debian 12's yubico-piv-tool and ykcs11 (2.2) speak only 3DES
+    // management keys: the matrix runs the model they need.
+    profile.model = vscard_applet::Model::YubiKey54;
     profile
 }
 
