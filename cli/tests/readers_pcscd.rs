@@ -214,3 +214,62 @@ fn first_stderr_line(state: &Path, args: &[&str]) -> (String, std::process::Chil
         .expect("nothing said within 2 s");
     (line, child)
 }
+
+/// The issue's case: three cards, Debian's two readers. Known from the
+/// reader configuration, it is said at once; without a configuration to
+/// read, it is said once the other two cards are in (within 2 s), naming
+/// the port nobody listens on. Both name the fix, and the first two cards
+/// are served meanwhile.
+#[test]
+fn a_third_card_in_two_readers_is_said_within_two_seconds() {
+    let Some(pcscd) = PrivatePcscd::enter(vscard_testkit::PcscdOptions {
+        slots: 2,
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let cards = cards(dir.path(), &state);
+    let mut args: Vec<String> = cards[..3]
+        .iter()
+        .map(|c| c.to_str().unwrap().to_owned())
+        .collect();
+    args.extend(pcscd.serve_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let started = std::time::Instant::now();
+    let (warning, mut child) = first_stderr_line(&state, &args);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        warning,
+        format!(
+            "vscard: 3 cards, but pcscd's reader configuration ({}) has 2 vpcd readers: card 2 \
+             waits for a reader that does not exist; run `sudo vscard pcscd-setup --readers 3`, \
+             then restart pcscd (Debian's vpcd has 2 readers per driver); still retrying",
+            pcscd.reader_conf_dir().display()
+        )
+    );
+    pcscd.wait_for_card(1, Duration::from_secs(2)).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    pcscd.wait_for_no_card(1, Duration::from_secs(2)).unwrap();
+
+    // No configuration to read (vpcd's readers are not known).
+    let empty = dir.path().join("no-reader-conf");
+    std::fs::create_dir(&empty).unwrap();
+    let mut args: Vec<&str> = cards[..3].iter().map(|c| c.to_str().unwrap()).collect();
+    args.extend(["--reader-conf-dir", empty.to_str().unwrap()]);
+    let started = std::time::Instant::now();
+    let (hint, mut child) = first_stderr_line(&state, &args);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        hint,
+        "vscard: card 2 has no reader: pcscd serves the other cards, but nothing answers as vpcd \
+         on port 35965; run `sudo vscard pcscd-setup --readers 3`, then restart pcscd (Debian's \
+         vpcd has 2 readers per driver); still retrying"
+    );
+    pcscd.wait_for_card(0, Duration::from_secs(2)).unwrap();
+    pcscd.wait_for_card(1, Duration::from_secs(2)).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
