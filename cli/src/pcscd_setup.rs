@@ -81,6 +81,8 @@ pub struct Report {
     pub removed: Vec<PathBuf>,
     /// The readers pcscd has once restarted: `(name, port)`.
     pub readers: Vec<(String, u16)>,
+    /// Problems of entries vscard did not write (left as they are).
+    pub warnings: Vec<String>,
 }
 
 impl Report {
@@ -91,6 +93,9 @@ impl Report {
     /// What the command prints.
     pub fn render(&self, wanted: Option<u16>) -> String {
         let mut text = String::new();
+        for warning in &self.warnings {
+            let _ = writeln!(text, "warning: {warning}");
+        }
         for path in &self.written {
             let _ = writeln!(text, "wrote {}", path.display());
         }
@@ -218,9 +223,15 @@ impl Setup {
             );
         }
         let all = self.readers()?;
-        let foreign: Vec<VpcdReader> = all.into_iter().filter(|r| !is_ours(&r.file)).collect();
+        let mut foreign: Vec<VpcdReader> = all.into_iter().filter(|r| !is_ours(&r.file)).collect();
+        // pcscd loads the files in no set order: the package's entry (on
+        // vpcd's default port) is taken as the driver's own, others after.
+        foreign.sort_by_key(|reader| reader.port() != VPCD_PORT);
         let instances = self.plan(readers, &foreign)?;
-        let mut report = Report::default();
+        let mut report = Report {
+            warnings: shared_drivers(&foreign),
+            ..Report::default()
+        };
         let driver = std::fs::read(&self.driver)
             .map_err(|e| io_context(format!("cannot read {}", self.driver.display()), e))?;
         // Copies first: a pcscd started meanwhile never finds an entry
@@ -314,6 +325,30 @@ fn list(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     }
     paths.sort();
     Ok(paths)
+}
+
+/// Entries of one driver library after the first: the driver keeps its
+/// slots in static memory, so they share (and break) the first one's.
+fn shared_drivers(foreign: &[VpcdReader]) -> Vec<String> {
+    let mut first: Vec<&VpcdReader> = Vec::new();
+    let mut warnings = Vec::new();
+    for reader in foreign {
+        match first
+            .iter()
+            .find(|r| same_file(&r.entry.library, &reader.entry.library))
+        {
+            Some(earlier) => warnings.push(format!(
+                "{} configures another reader of {}, already used by {}: one driver instance \
+                 has one set of slots, so the two collide (remove it; pcscd-setup uses copies \
+                 of the driver)",
+                reader.file.display(),
+                reader.entry.library.display(),
+                earlier.file.display()
+            )),
+            None => first.push(reader),
+        }
+    }
+    warnings
 }
 
 /// An entry of another file on the ports an instance would take is a
@@ -536,6 +571,30 @@ mod tests {
             "{error}"
         );
         assert!(!setup.conf_dir.join("vscard-vpcd-1").exists());
+        // A second entry of the installed driver is the issue's collision:
+        // said, and left alone.
+        let twin = setup.conf_dir.join("other");
+        std::fs::write(
+            &twin,
+            format!(
+                "FRIENDLYNAME \"Twin\"\nDEVICENAME /dev/null:0x9000\nLIBPATH {}\n",
+                setup.driver.display()
+            ),
+        )
+        .unwrap();
+        let report = setup.apply(2).unwrap();
+        assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+        assert!(
+            report.render(Some(2)).starts_with(&format!(
+                "warning: {} configures another reader of {}, already used by {}:",
+                twin.display(),
+                setup.driver.display(),
+                setup.conf_dir.join("vpcd").display()
+            )),
+            "{}",
+            report.render(Some(2))
+        );
+        assert!(twin.exists());
     }
 
     #[test]
