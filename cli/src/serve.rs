@@ -217,11 +217,13 @@ async fn watch(options: &ServeOptions, bridge: &BridgeHandle, signals: Signals<'
                 .any(|index| bridge.status(index).is_ok_and(|s| s.sessions > 0));
             // Some cards are in: pcscd runs, and lacks readers for the others.
             let hint = if served {
-                no_reader_hint(&options.mode, &missing, bridge.card_count())
+                no_reader_hint(options, &missing, bridge.card_count())
             } else {
-                missing_hint(&options.mode)
+                Some(missing_hint(&options.mode))
             };
-            eprintln!("vscard: {hint}");
+            if let Some(hint) = hint {
+                eprintln!("vscard: {hint}");
+            }
         }
     }
 }
@@ -324,19 +326,50 @@ fn too_few_readers(mode: &Mode, cards: usize, dir: &Path) -> Option<String> {
 }
 
 /// Some cards are served and these are not: their ports have no vpcd.
-fn no_reader_hint(mode: &Mode, missing: &[usize], cards: usize) -> String {
+/// Cards past the configured readers were named at the start
+/// ([`too_few_readers`]); cards whose readers are configured wait for a
+/// pcscd that has loaded that configuration.
+fn no_reader_hint(options: &ServeOptions, missing: &[usize], cards: usize) -> Option<String> {
+    let mode = &options.mode;
     let ports: Vec<String> = missing
         .iter()
         .filter_map(|&index| vscard_vpcd::vpcd_port(mode, index))
         .map(|port| port.to_string())
         .collect();
-    let missing: Vec<String> = missing.iter().map(usize::to_string).collect();
-    format!(
-        "card {} has no reader: pcscd serves the other cards, but nothing answers as vpcd on port {}; {}; still retrying",
-        missing.join(", "),
+    let which = match missing {
+        [one] => format!("card {one} has"),
+        more => format!(
+            "cards {} have",
+            more.iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let configured = match mode {
+        Mode::Slots { slots, .. } => slots.len(),
+        _ => 0,
+    };
+    if missing.iter().all(|&index| index < configured) {
+        return Some(format!(
+            "{which} no reader: {} configures {}, but nothing answers as vpcd on port {}: \
+             restart pcscd so that it loads its reader configuration (`sudo systemctl restart \
+             pcscd`); still retrying",
+            options.reader_conf_dir.display(),
+            if missing.len() == 1 { "it" } else { "them" },
+            ports.join(", ")
+        ));
+    }
+    if configured > 0 {
+        // Said at the start, with the fix.
+        return None;
+    }
+    Some(format!(
+        "{which} no reader: pcscd serves the other cards, but nothing answers as vpcd on port {}; \
+         {}; still retrying",
         ports.join(", "),
         setup_fix(cards)
-    )
+    ))
 }
 
 /// What is missing when vpcd does not come, and how to start it.

@@ -65,6 +65,18 @@ fn four_cards_in_one_pcscd_after_pcscd_setup_readers_4() {
     let drivers = dir.path().join("drivers");
     let cards = cards(dir.path(), &state);
 
+    // Two readers first (no package entry here: vscard writes that one
+    // too), and pcscd started with them.
+    let two = pcscd_setup(&state, &pcscd, &drivers, &["--readers", "2"]);
+    assert!(
+        two.starts_with(&format!(
+            "wrote {}\n2 vpcd readers configured for 2 cards:\n",
+            pcscd.reader_conf_dir().join("vscard-vpcd-0").display()
+        )),
+        "{two}"
+    );
+    pcscd.start_listening(&[35963, 35964]).unwrap();
+
     let setup = pcscd_setup(&state, &pcscd, &drivers, &["--readers", "4"]);
     assert!(
         setup.contains(
@@ -80,6 +92,38 @@ fn four_cards_in_one_pcscd_after_pcscd_setup_readers_4() {
     let again = pcscd_setup(&state, &pcscd, &drivers, &["--readers", "4"]);
     assert!(again.ends_with("nothing to change\n"), "{again}");
 
+    // Served before pcscd is restarted: cards 2 and 3 wait, and serve
+    // says why within 2 s.
+    let socket = dir.path().join("ctl.sock");
+    let conf = pcscd.reader_conf_dir();
+    let mut args: Vec<&str> = cards[..4].iter().map(|c| c.to_str().unwrap()).collect();
+    args.extend([
+        "--reader-conf-dir",
+        conf.to_str().unwrap(),
+        "--control",
+        socket.to_str().unwrap(),
+    ]);
+    let started = std::time::Instant::now();
+    let (hint, mut early) = first_stderr_line(&state, &args);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        hint,
+        format!(
+            "vscard: cards 2, 3 have no reader: {} configures them, but nothing answers as vpcd on \
+             port 35965, 35966: restart pcscd so that it loads its reader configuration (`sudo \
+             systemctl restart pcscd`); still retrying",
+            conf.display()
+        )
+    );
+
+    child_stop(&mut early);
+
+    // pcscd restarted: it has the four readers, and serve puts a card in
+    // each. (No serve runs across the restart: once in nine runs the peer
+    // check refused a pcscd restarted under a running serve, "no process
+    // found holding the listening socket", which is not this test's
+    // subject.)
+    pcscd.kill().unwrap();
     pcscd
         .start_listening(&[35963, 35964, 35965, 35966])
         .unwrap();
@@ -90,16 +134,6 @@ fn four_cards_in_one_pcscd_after_pcscd_setup_readers_4() {
         .map(|name| name.to_string_lossy().into_owned())
         .collect();
     assert_eq!(listed, READERS);
-
-    let socket = dir.path().join("ctl.sock");
-    let conf = pcscd.reader_conf_dir();
-    let mut args: Vec<&str> = cards[..4].iter().map(|c| c.to_str().unwrap()).collect();
-    args.extend([
-        "--reader-conf-dir",
-        conf.to_str().unwrap(),
-        "--control",
-        socket.to_str().unwrap(),
-    ]);
     let mut serve = Serve::start(&state, &args);
     for (n, reader) in READERS.iter().enumerate() {
         serve.expect_line(&format!(
@@ -174,14 +208,19 @@ fn four_cards_in_one_pcscd_after_pcscd_setup_readers_4() {
             conf.display()
         )
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child_stop(&mut child);
 
     // Undo: the private configuration is empty again.
     let undone = pcscd_setup(&state, &pcscd, &drivers, &["--undo"]);
     assert!(undone.contains("removed"), "{undone}");
     assert_eq!(std::fs::read_dir(&conf).unwrap().count(), 0);
     assert!(!drivers.exists());
+}
+
+/// Stops a `vscard serve` started by [`first_stderr_line`].
+fn child_stop(child: &mut std::process::Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 /// Starts `vscard serve ARGS` and returns its first stderr line (within
