@@ -302,15 +302,15 @@ fn parse_host_port(text: &str) -> Result<(String, u16), CardFileError> {
 fn client_mode(vpcd: Option<&str>, dir: &std::path::Path) -> Result<Mode, CardFileError> {
     let (host, port) = parse_host_port(vpcd.unwrap_or(DEFAULT_VPCD))?;
     let local = matches!(host.as_str(), "127.0.0.1" | "::1" | "localhost");
-    let readers = match reader_conf::read_dir(dir) {
-        Ok(readers) if local => readers,
-        Ok(_) => Vec::new(),
-        Err(e) => {
+    let readers = if local {
+        reader_conf::read_dir(dir).unwrap_or_else(|e| {
             // Still served, at PORT + i: the configuration only names the
             // readers and their ports.
             eprintln!("vscard: {e}; cards go to port {port} + card number");
             Vec::new()
-        }
+        })
+    } else {
+        Vec::new()
     };
     let slots = reader_conf::listening_slots(&readers);
     let from = match (vpcd, slots.first()) {
@@ -364,5 +364,51 @@ mod tests {
             "0.0.0.0:4000"
         );
         assert!(parse_listen("x:1").is_err());
+    }
+
+    #[test]
+    fn cards_follow_the_reader_configuration_when_vpcd_is_local() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = |name: &str, port: u16, library: &str| {
+            format!(
+                "FRIENDLYNAME \"{name}\"\nDEVICENAME /dev/null:{port:#06X}\nLIBPATH /x/{library}\n"
+            )
+        };
+        std::fs::write(
+            dir.path().join("vpcd"),
+            entry("Virtual PCD", 35963, "libifdvpcd.so"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("vscard-vpcd-1"),
+            entry("Virtual PCD 1", 35965, "libifdvpcd-vscard-1.so"),
+        )
+        .unwrap();
+        let ports = |mode: Mode| match mode {
+            Mode::Slots { slots, .. } => slots.iter().map(|s| s.port).collect::<Vec<_>>(),
+            other => panic!("not the configured slots: {other:?}"),
+        };
+        assert_eq!(
+            ports(client_mode(None, dir.path()).unwrap()),
+            [35963, 35964, 35965, 35966]
+        );
+        assert_eq!(
+            ports(client_mode(Some("localhost:35965"), dir.path()).unwrap()),
+            [35965, 35966]
+        );
+        // A port the configuration does not have, another host, or no
+        // configuration: PORT + i, readers not named.
+        for (vpcd, folder) in [
+            (Some("127.0.0.1:4000"), dir.path()),
+            (Some("192.0.2.7:35963"), dir.path()),
+            (None, std::path::Path::new("/nonexistent")),
+        ] {
+            let (host, port) = parse_host_port(vpcd.unwrap_or(DEFAULT_VPCD)).unwrap();
+            assert_eq!(
+                client_mode(vpcd, folder).unwrap(),
+                Mode::Client { host, port },
+                "{vpcd:?}"
+            );
+        }
     }
 }
