@@ -41,6 +41,10 @@ pub enum Command {
     /// machine).
     #[command(subcommand)]
     Pki(PkiCommand),
+    /// Configure pcscd for N vpcd readers (as root): reader.conf entries
+    /// and copies of the vpcd driver, 2 readers each; `--undo` removes
+    /// what it wrote. pcscd must be restarted to load them.
+    PcscdSetup(PcscdSetupArgs),
 }
 
 #[derive(Debug, Args)]
@@ -50,14 +54,20 @@ pub struct ServeArgs {
     /// use).
     #[arg(value_name = "CARD.json")]
     pub cards: Vec<PathBuf>,
-    /// Connect to vpcd at HOST:PORT (card i to PORT + i).
+    /// Connect to vpcd at HOST:PORT: card i to the i-th vpcd reader of
+    /// pcscd's reader configuration from PORT on (see --reader-conf-dir),
+    /// or to PORT + i when PORT is not configured there (default:
+    /// 127.0.0.1 and the configured readers, or 35963).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "listen")]
+    pub vpcd: Option<String>,
+    /// pcscd's reader configuration, read for the vpcd readers' ports and
+    /// names (`vscard pcscd-setup` writes it).
     #[arg(
         long,
-        value_name = "HOST:PORT",
-        default_value = "127.0.0.1:35963",
-        conflicts_with = "listen"
+        value_name = "DIR",
+        default_value = vscard_vpcd::reader_conf::READER_CONF_DIR
     )]
-    pub vpcd: String,
+    pub reader_conf_dir: PathBuf,
     /// Who may be the reader at --vpcd: `pcscd` (only root's pcscd on this
     /// machine, checked through /proc at each connection; vpcd itself has
     /// no authentication) or `any` (no check: vpcd on another machine or in
@@ -304,6 +314,38 @@ pub struct PkiImportArgs {
     /// The CA's private key (PKCS #8 PEM, unencrypted); stored mode 0600.
     #[arg(long, value_name = "KEY.pem")]
     pub key: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PcscdSetupArgs {
+    /// How many vpcd readers pcscd should have (1 to 16): Debian's vpcd
+    /// gives 2 per driver instance, so N readers take N/2 rounded up: the
+    /// installed driver and copies of it.
+    #[arg(
+        long,
+        value_name = "N",
+        required_unless_present = "undo",
+        conflicts_with = "undo",
+        value_parser = clap::value_parser!(u16).range(1..=16)
+    )]
+    pub readers: Option<u16>,
+    /// Remove the reader.conf entries and driver copies pcscd-setup wrote
+    /// (and nothing else).
+    #[arg(long)]
+    pub undo: bool,
+    /// pcscd's reader configuration folder.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = vscard_vpcd::reader_conf::READER_CONF_DIR
+    )]
+    pub reader_conf_dir: PathBuf,
+    /// Where the copies of the driver go.
+    #[arg(long, value_name = "DIR", default_value = crate::pcscd_setup::DRIVER_DIR)]
+    pub driver_dir: PathBuf,
+    /// The vpcd driver to copy (Debian package vsmartcard-vpcd).
+    #[arg(long, value_name = "PATH", default_value = crate::pcscd_setup::VPCD_DRIVER)]
+    pub driver: PathBuf,
 }
 
 /// A number of seconds (fractions allowed), finite and not negative.

@@ -13,11 +13,12 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use vscard_issuance::cards::{CardFileError, EXIT_BAD_INPUT, EXIT_FAILURE};
 use vscard_vpcd::control::{self, ControlCommand};
-use vscard_vpcd::{Mode, PeerPolicy};
+use vscard_vpcd::{Mode, PeerPolicy, reader_conf};
 
 mod args;
 mod card_commands;
 mod issue_request;
+mod pcscd_setup;
 mod serve;
 mod source;
 
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
         Command::Pki(PkiCommand::Import(args)) => {
             with_state_dir(state_dir, |dir| card_commands::pki_import(args, dir))
         }
+        Command::PcscdSetup(args) => pcscd_setup::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -134,7 +136,7 @@ fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> 
         Some(listen) => Mode::Reverse {
             listen: parse_listen(listen)?,
         },
-        None => parse_vpcd(&args.vpcd)?,
+        None => client_mode(args.vpcd.as_deref(), &args.reader_conf_dir)?,
     };
     let source = PivCardSource { state_dir };
     let options = ServeOptions {
@@ -148,6 +150,7 @@ fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> 
         control: args.control,
         vpcd_timeout: args.vpcd_timeout,
         ready_file: args.ready_file,
+        reader_conf_dir: args.reader_conf_dir,
     };
     serve(options, &source)
 }
@@ -271,7 +274,14 @@ fn bad_address(option: &'static str, reason: String) -> CardFileError {
 }
 
 /// `HOST:PORT` (the host may be a name; `[v6]:port` for IPv6).
+#[cfg(test)]
 fn parse_vpcd(text: &str) -> Result<Mode, CardFileError> {
+    let (host, port) = parse_host_port(text)?;
+    Ok(Mode::Client { host, port })
+}
+
+/// `HOST:PORT` (the host may be a name; `[v6]:port` for IPv6).
+fn parse_host_port(text: &str) -> Result<(String, u16), CardFileError> {
     let (host, port) = text
         .rsplit_once(':')
         .ok_or_else(|| bad_address("--vpcd", format!("wants HOST:PORT, got {text:?}")))?;
@@ -282,11 +292,39 @@ fn parse_vpcd(text: &str) -> Result<Mode, CardFileError> {
     if host.is_empty() {
         return Err(bad_address("--vpcd", format!("no host in {text:?}")));
     }
-    Ok(Mode::Client {
-        host: host.to_owned(),
-        port,
+    Ok((host.to_owned(), port))
+}
+
+/// Client mode: the vpcd readers of pcscd's reader configuration in
+/// `dir` (from `--vpcd`'s port on, when given), or `--vpcd`'s port plus
+/// the card's index when the configuration has no vpcd reader there (or
+/// vpcd is on another machine, whose configuration is not this one).
+fn client_mode(vpcd: Option<&str>, dir: &std::path::Path) -> Result<Mode, CardFileError> {
+    let (host, port) = parse_host_port(vpcd.unwrap_or(DEFAULT_VPCD))?;
+    let local = matches!(host.as_str(), "127.0.0.1" | "::1" | "localhost");
+    let readers = if local {
+        reader_conf::read_dir(dir).unwrap_or_else(|e| {
+            // Still served, at PORT + i: the configuration only names the
+            // readers and their ports.
+            eprintln!("vscard: {e}; cards go to port {port} + card number");
+            Vec::new()
+        })
+    } else {
+        Vec::new()
+    };
+    let slots = reader_conf::listening_slots(&readers);
+    let from = match (vpcd, slots.first()) {
+        (None, Some(first)) => first.port,
+        _ => port,
+    };
+    Ok(match reader_conf::slots_from(&slots, from) {
+        Some(slots) => Mode::Slots { host, slots },
+        None => Mode::Client { host, port },
     })
 }
+
+/// `--vpcd` when not given.
+const DEFAULT_VPCD: &str = "127.0.0.1:35963";
 
 /// `ADDR:PORT`, or `PORT` alone for loopback (never all interfaces unless
 /// asked).
@@ -326,5 +364,51 @@ mod tests {
             "0.0.0.0:4000"
         );
         assert!(parse_listen("x:1").is_err());
+    }
+
+    #[test]
+    fn cards_follow_the_reader_configuration_when_vpcd_is_local() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = |name: &str, port: u16, library: &str| {
+            format!(
+                "FRIENDLYNAME \"{name}\"\nDEVICENAME /dev/null:{port:#06X}\nLIBPATH /x/{library}\n"
+            )
+        };
+        std::fs::write(
+            dir.path().join("vpcd"),
+            entry("Virtual PCD", 35963, "libifdvpcd.so"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("vscard-vpcd-1"),
+            entry("Virtual PCD 1", 35965, "libifdvpcd-vscard-1.so"),
+        )
+        .unwrap();
+        let ports = |mode: Mode| match mode {
+            Mode::Slots { slots, .. } => slots.iter().map(|s| s.port).collect::<Vec<_>>(),
+            other => panic!("not the configured slots: {other:?}"),
+        };
+        assert_eq!(
+            ports(client_mode(None, dir.path()).unwrap()),
+            [35963, 35964, 35965, 35966]
+        );
+        assert_eq!(
+            ports(client_mode(Some("localhost:35965"), dir.path()).unwrap()),
+            [35965, 35966]
+        );
+        // A port the configuration does not have, another host, or no
+        // configuration: PORT + i, readers not named.
+        for (vpcd, folder) in [
+            (Some("127.0.0.1:4000"), dir.path()),
+            (Some("192.0.2.7:35963"), dir.path()),
+            (None, std::path::Path::new("/nonexistent")),
+        ] {
+            let (host, port) = parse_host_port(vpcd.unwrap_or(DEFAULT_VPCD)).unwrap();
+            assert_eq!(
+                client_mode(vpcd, folder).unwrap(),
+                Mode::Client { host, port },
+                "{vpcd:?}"
+            );
+        }
     }
 }

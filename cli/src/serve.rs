@@ -39,6 +39,8 @@ pub struct ServeOptions {
     pub vpcd_timeout: Option<Duration>,
     /// Written once every card is present; removed on exit.
     pub ready_file: Option<PathBuf>,
+    /// pcscd's reader configuration, which the mode's slots came from.
+    pub reader_conf_dir: PathBuf,
 }
 
 /// How long `serve` waits for vpcd before saying what is missing (the
@@ -126,6 +128,9 @@ pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<(
         observer: Some(observer as Arc<dyn Observer>),
     };
     announce(&config.mode);
+    if let Some(warning) = too_few_readers(&config.mode, cards.len(), &options.reader_conf_dir) {
+        eprintln!("vscard: {warning}");
+    }
     // The card threads own their runtimes; they are started and joined
     // outside this one.
     let bridge = start_bridge(cards, config)?;
@@ -208,7 +213,17 @@ async fn watch(options: &ServeOptions, bridge: &BridgeHandle, signals: Signals<'
         }
         if !hinted && waited >= MISSING_HINT_AFTER {
             hinted = true;
-            eprintln!("vscard: {}", missing_hint(&options.mode));
+            let served = (0..bridge.card_count())
+                .any(|index| bridge.status(index).is_ok_and(|s| s.sessions > 0));
+            // Some cards are in: pcscd runs, and lacks readers for the others.
+            let hint = if served {
+                no_reader_hint(options, &missing, bridge.card_count())
+            } else {
+                Some(missing_hint(&options.mode))
+            };
+            if let Some(hint) = hint {
+                eprintln!("vscard: {hint}");
+            }
         }
     }
 }
@@ -279,9 +294,95 @@ fn write_ready_file(path: &Path, bridge: &BridgeHandle) -> Result<(), files::Wri
     files::write_atomically(path, text.as_bytes(), 0o644)
 }
 
+/// The fix for too few readers.
+fn setup_fix(cards: usize) -> String {
+    format!(
+        "run `sudo vscard pcscd-setup --readers {cards}`, then restart pcscd (Debian's vpcd has \
+         2 readers per driver)"
+    )
+}
+
+/// Said at once when pcscd's reader configuration has fewer vpcd readers
+/// than there are cards: the cards past them would wait for readers that
+/// do not exist.
+fn too_few_readers(mode: &Mode, cards: usize, dir: &Path) -> Option<String> {
+    let Mode::Slots { slots, .. } = mode else {
+        return None;
+    };
+    (cards > slots.len()).then(|| {
+        let waiting = if cards == slots.len() + 1 {
+            format!("card {} waits", slots.len())
+        } else {
+            format!("cards {} to {} wait", slots.len(), cards - 1)
+        };
+        format!(
+            "{cards} cards, but pcscd's reader configuration ({}) has {} vpcd readers: {waiting} \
+             for a reader that does not exist; {}; still retrying",
+            dir.display(),
+            slots.len(),
+            setup_fix(cards)
+        )
+    })
+}
+
+/// Some cards are served and these are not: their ports have no vpcd.
+/// Cards past the configured readers were named at the start
+/// ([`too_few_readers`]); cards whose readers are configured wait for a
+/// pcscd that has loaded that configuration.
+fn no_reader_hint(options: &ServeOptions, missing: &[usize], cards: usize) -> Option<String> {
+    let mode = &options.mode;
+    let ports: Vec<String> = missing
+        .iter()
+        .filter_map(|&index| vscard_vpcd::vpcd_port(mode, index))
+        .map(|port| port.to_string())
+        .collect();
+    let which = match missing {
+        [one] => format!("card {one} has"),
+        more => format!(
+            "cards {} have",
+            more.iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let configured = match mode {
+        Mode::Slots { slots, .. } => slots.len(),
+        _ => 0,
+    };
+    if missing.iter().all(|&index| index < configured) {
+        return Some(format!(
+            "{which} no reader: {} configures {}, but nothing answers as vpcd on port {}: \
+             restart pcscd so that it loads its reader configuration (`sudo systemctl restart \
+             pcscd`); still retrying",
+            options.reader_conf_dir.display(),
+            if missing.len() == 1 { "it" } else { "them" },
+            ports.join(", ")
+        ));
+    }
+    if configured > 0 {
+        // Said at the start, with the fix.
+        return None;
+    }
+    Some(format!(
+        "{which} no reader: pcscd serves the other cards, but nothing answers as vpcd on port {}; \
+         {}; still retrying",
+        ports.join(", "),
+        setup_fix(cards)
+    ))
+}
+
 /// What is missing when vpcd does not come, and how to start it.
 fn missing_hint(mode: &Mode) -> String {
     match mode {
+        Mode::Slots { host, slots } => format!(
+            "nothing answers as vpcd at {host}:{}: is pcscd running with the vsmartcard \
+             vpcd driver? Start it with `sudo systemctl start pcscd` (or `sudo pcscd -f`); \
+             still retrying",
+            slots
+                .first()
+                .map_or(vscard_vpcd::VPCD_PORT, |slot| slot.port)
+        ),
         Mode::Client { host, port } => format!(
             "nothing answers as vpcd at {host}:{port}: is pcscd running with the vsmartcard \
              vpcd driver? Start it with `sudo systemctl start pcscd` (or `sudo pcscd -f`); \
@@ -299,6 +400,17 @@ fn announce(mode: &Mode) {
     match mode {
         Mode::Client { host, port } => {
             println!("connecting to vpcd at {host}:{port} (pcscd with the vsmartcard vpcd driver)")
+        }
+        Mode::Slots { host, slots } => {
+            let ports: Vec<String> = slots.iter().map(|slot| slot.port.to_string()).collect();
+            println!(
+                "connecting to vpcd at {host}:{} (pcscd with the vsmartcard vpcd driver; {} readers configured, ports {})",
+                slots
+                    .first()
+                    .map_or(vscard_vpcd::VPCD_PORT, |slot| slot.port),
+                slots.len(),
+                ports.join(", ")
+            )
         }
         Mode::Reverse { listen } if listen.ip().is_loopback() => println!(
             "waiting for vpcd to connect to {listen} (loopback only: give --listen ADDR:PORT for another interface)"

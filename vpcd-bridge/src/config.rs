@@ -10,6 +10,7 @@ use std::time::Duration;
 use vscard_emulator::Exchange;
 
 use crate::peer::{PeerError, PeerPolicy};
+use crate::reader_conf::ReaderSlot;
 use crate::status::Location;
 
 /// vpcd's default port (`0x8C7B`, reader slot 0); slot `i` listens on
@@ -20,12 +21,22 @@ pub const VPCD_PORT: u16 = 35963;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// Connect to vpcd (the default reader configuration): card `i` goes to
-    /// `port + i` of `host`.
+    /// `port + i` of `host`. The reader names are not known.
     Client {
         /// Host name or address of pcscd's machine.
         host: String,
         /// vpcd's port for the first card.
         port: u16,
+    },
+    /// Connect to vpcd's slots as pcscd's reader configuration lays them
+    /// out ([`crate::reader_conf`]): card `i` goes to `slots[i]`, named as
+    /// the configuration names it. Cards past the last slot go to the
+    /// ports after it (no reader listens there until one is configured).
+    Slots {
+        /// Host name or address of pcscd's machine.
+        host: String,
+        /// The slots, in the order cards take them.
+        slots: Vec<ReaderSlot>,
     },
     /// Listen and let vpcd connect (a reader configured with a host name):
     /// card `i` listens on `port + i` of the address.

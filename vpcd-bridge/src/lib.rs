@@ -9,6 +9,8 @@
 //!   time.
 //! - [`control`]: the Unix control socket behind `vscard ctl`.
 //! - [`peer`]: who listens on vpcd's port (root's pcscd, or refused).
+//! - [`reader_conf`]: pcscd's reader configuration: which ports vpcd
+//!   listens on and the reader names pcscd gives them.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -23,6 +25,7 @@ pub mod control;
 mod error;
 mod net;
 pub mod peer;
+pub mod reader_conf;
 mod session;
 mod status;
 
@@ -31,4 +34,6 @@ pub use codec::VpcdRequest;
 pub use config::{Backoff, BridgeConfig, Mode, Observer, VPCD_PORT};
 pub use error::BridgeError;
 pub use peer::{PeerError, PeerPolicy};
+pub use reader_conf::ReaderSlot;
+pub use session::vpcd_port;
 pub use status::{CardStatus, Link, Location};

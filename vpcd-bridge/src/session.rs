@@ -40,10 +40,6 @@ const TARGET: &str = "vscard::vpcd";
 /// reader.
 const NO_PRECISE_DIAGNOSIS: [u8; 2] = [0x6F, 0x00];
 
-/// How many slots vpcd opens at most (vsmartcard's `VICC_MAX_SLOTS`);
-/// beyond that the reader name cannot be guessed.
-const VPCD_MAX_SLOTS: u16 = 10;
-
 /// The connection as a blocking std socket with the vpcd socket options.
 fn blocking(stream: TcpStream) -> io::Result<std::net::TcpStream> {
     let stream = stream.into_std()?;
@@ -91,26 +87,43 @@ pub(crate) enum Endpoint {
         host: String,
         /// Port.
         port: u16,
+        /// pcscd's name for the reader, when the configuration tells it.
+        reader: Option<String>,
     },
     /// Listen for vpcd.
     Listen(SocketAddr),
 }
 
 impl Endpoint {
-    /// Card `index`'s endpoint: the mode's port plus the index.
+    /// Card `index`'s endpoint: the mode's port plus the index, or the
+    /// index-th configured slot (past the last one, the ports after it).
     pub(crate) fn for_card(mode: &Mode, index: usize) -> Result<Endpoint, BridgeError> {
-        let shift = |port: u16| {
-            let wanted = u32::from(port).saturating_add(u32::try_from(index).unwrap_or(u32::MAX));
+        let shift_by = |port: u16, by: usize| {
+            let wanted = u32::from(port).saturating_add(u32::try_from(by).unwrap_or(u32::MAX));
             u16::try_from(wanted).map_err(|_| BridgeError::PortRange {
                 index,
                 port: wanted,
             })
         };
+        let shift = |port: u16| shift_by(port, index);
         Ok(match mode {
             Mode::Client { host, port } => Endpoint::Connect {
                 host: host.clone(),
                 port: shift(*port)?,
+                reader: None,
             },
+            Mode::Slots { host, slots } => {
+                let (port, reader) = match (slots.get(index), slots.last()) {
+                    (Some(slot), _) => (slot.port, slot.reader.clone()),
+                    (None, Some(last)) => (shift_by(last.port, index + 1 - slots.len())?, None),
+                    (None, None) => (shift(VPCD_PORT)?, None),
+                };
+                Endpoint::Connect {
+                    host: host.clone(),
+                    port,
+                    reader,
+                }
+            }
             Mode::Reverse { listen } => {
                 let mut addr = *listen;
                 addr.set_port(shift(listen.port())?);
@@ -119,13 +132,11 @@ impl Endpoint {
         })
     }
 
-    /// The reader name pcscd gives this card's slot, when it can be known.
+    /// The reader name pcscd gives this card's slot, when the reader
+    /// configuration tells it.
     fn reader_name(&self) -> Option<String> {
         match self {
-            Endpoint::Connect { port, .. } => {
-                let slot = port.checked_sub(VPCD_PORT)?;
-                (slot < VPCD_MAX_SLOTS).then(|| format!("Virtual PCD 00 {slot:02}"))
-            }
+            Endpoint::Connect { reader, .. } => reader.clone(),
             Endpoint::Listen(_) => None,
         }
     }
@@ -134,7 +145,9 @@ impl Endpoint {
     /// (a vpcd address that is not loopback).
     pub(crate) fn precheck(&self, policy: PeerPolicy) -> Result<(), PeerError> {
         match (self, policy) {
-            (Endpoint::Connect { host, port }, PeerPolicy::Pcscd) => peer::check_host(host, *port),
+            (Endpoint::Connect { host, port, .. }, PeerPolicy::Pcscd) => {
+                peer::check_host(host, *port)
+            }
             _ => Ok(()),
         }
     }
@@ -150,6 +163,15 @@ impl Endpoint {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// The vpcd port card `index` connects to in client mode (`None` in
+/// reverse mode, or past port 65535).
+pub fn vpcd_port(mode: &Mode, index: usize) -> Option<u16> {
+    match Endpoint::for_card(mode, index).ok()? {
+        Endpoint::Connect { port, .. } => Some(port),
+        Endpoint::Listen(_) => None,
     }
 }
 
@@ -430,7 +452,7 @@ impl CardLink {
         listener: &mut Option<TcpListener>,
     ) -> io::Result<(TcpStream, SocketAddr)> {
         match &self.endpoint {
-            Endpoint::Connect { host, port } => {
+            Endpoint::Connect { host, port, .. } => {
                 let stream = TcpStream::connect((host.as_str(), *port)).await?;
                 let peer = stream.peer_addr()?;
                 Ok((stream, peer))
@@ -628,5 +650,46 @@ impl CardLink {
                 encode_frame(&NO_PRECISE_DIAGNOSIS).map_or(Answer::Drop, Answer::Frame)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ReaderSlot;
+
+    fn slot(port: u16, reader: &str) -> ReaderSlot {
+        ReaderSlot {
+            port,
+            reader: Some(reader.to_owned()),
+        }
+    }
+
+    #[test]
+    fn cards_take_the_configured_slots_then_the_ports_after_them() {
+        let mode = Mode::Slots {
+            host: "127.0.0.1".into(),
+            slots: vec![slot(35963, "A 00 00"), slot(36000, "B 00 00")],
+        };
+        let endpoint = |index| Endpoint::for_card(&mode, index).unwrap();
+        let expect = |port, reader: Option<&str>| Endpoint::Connect {
+            host: "127.0.0.1".into(),
+            port,
+            reader: reader.map(str::to_owned),
+        };
+        assert_eq!(endpoint(0), expect(35963, Some("A 00 00")));
+        assert_eq!(endpoint(1), expect(36000, Some("B 00 00")));
+        assert_eq!(endpoint(2), expect(36001, None));
+        assert_eq!(endpoint(3), expect(36002, None));
+        // Without a configuration the reader is not known, never guessed.
+        let plain = Mode::Client {
+            host: "127.0.0.1".into(),
+            port: VPCD_PORT,
+        };
+        assert_eq!(
+            Endpoint::for_card(&plain, 1).unwrap(),
+            expect(VPCD_PORT + 1, None)
+        );
+        assert_eq!(endpoint(0).reader_name().as_deref(), Some("A 00 00"));
     }
 }

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 pub struct Location {
     /// The vpcd end of the connection.
     pub peer: SocketAddr,
-    /// The pcscd reader name, when it can be known: in client mode with
-    /// vpcd's default ports, slot `i` is `Virtual PCD 00 0i`.
+    /// The pcscd reader name, when pcscd's reader configuration tells it
+    /// ([`crate::Mode::Slots`]); never guessed from the port.
     pub reader: Option<String>,
 }
 

@@ -184,6 +184,9 @@ pub struct PrivatePcscd {
     reader_name: String,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// The ports to wait for instead of the options' slots (a reader
+    /// configuration the test wrote).
+    ports: Option<Vec<u16>>,
 }
 
 impl PrivatePcscd {
@@ -198,12 +201,31 @@ impl PrivatePcscd {
     /// looks at readers with a vendor's name (Yubico's PKCS#11 module wants
     /// names starting with "Yubico").
     pub fn enter_named(options: PcscdOptions, reader_name: &str) -> Option<PrivatePcscd> {
+        PrivatePcscd::enter_inner(options, Some(reader_name))
+    }
+
+    /// As [`PrivatePcscd::enter`], but with an empty reader configuration
+    /// and pcscd not started: the test writes the configuration into
+    /// [`PrivatePcscd::reader_conf_dir`] (`vscard pcscd-setup
+    /// --reader-conf-dir`, say), then calls
+    /// [`PrivatePcscd::start_listening`] with the ports vpcd must listen on.
+    /// [`PrivatePcscd::reader`] does not apply (the test knows the names).
+    pub fn enter_unconfigured() -> Option<PrivatePcscd> {
+        PrivatePcscd::enter_inner(PcscdOptions::default(), None)
+    }
+
+    /// `reader_name: None`: no reader configuration, pcscd not started.
+    fn enter_inner(options: PcscdOptions, reader_name: Option<&str>) -> Option<PrivatePcscd> {
         let test = match std::thread::current().name() {
             Some(name) if name != "main" => name.to_owned(),
             _ => panic!("{}", HarnessError::NotATest),
         };
         if std::env::var_os(NAMESPACE_VAR).is_some() {
-            return match PrivatePcscd::start_here_named(options, reader_name) {
+            let started = match reader_name {
+                Some(reader_name) => PrivatePcscd::start_here_named(options, reader_name),
+                None => PrivatePcscd::unstarted(options, DEFAULT_READER_NAME),
+            };
+            return match started {
                 Ok(pcscd) => Some(pcscd),
                 Err(e) => panic!("cannot start the private pcscd: {e}"),
             };
@@ -232,33 +254,52 @@ impl PrivatePcscd {
         options: PcscdOptions,
         reader_name: &str,
     ) -> Result<PrivatePcscd, HarnessError> {
-        let dir = tempfile::Builder::new()
-            .prefix("vscard-pcscd-")
-            .tempdir()
-            .map_err(io_error("cannot create a temporary directory"))?;
-        let conf = dir.path().join("reader.conf.d");
-        std::fs::create_dir(&conf).map_err(io_error("cannot create reader.conf.d"))?;
-        let device = match options.reverse_port {
+        let mut pcscd = PrivatePcscd::unstarted(options, reader_name)?;
+        let conf = pcscd.reader_conf_dir();
+        let device = match pcscd.options.reverse_port {
             None => format!("/dev/null:{VPCD_PORT:#06X}"),
             Some(port) => format!("127.0.0.1:{port:#06X}"),
         };
-        let channel = options.reverse_port.unwrap_or(VPCD_PORT);
+        let channel = pcscd.options.reverse_port.unwrap_or(VPCD_PORT);
         let reader_conf = format!(
             "FRIENDLYNAME \"{reader_name}\"\nDEVICENAME   {device}\nLIBPATH      {}\nCHANNELID    {channel:#06X}\n",
             vpcd_driver().display()
         );
         std::fs::write(conf.join("vpcd"), reader_conf)
             .map_err(io_error("cannot write reader.conf"))?;
-        let mut pcscd = PrivatePcscd {
-            options,
-            reader_name: reader_name.to_owned(),
-            dir,
-            child: None,
-        };
         if pcscd.options.reverse_port.is_none() {
             pcscd.start()?;
         }
         Ok(pcscd)
+    }
+
+    /// Its folders made, its reader configuration empty, pcscd not started.
+    fn unstarted(options: PcscdOptions, reader_name: &str) -> Result<PrivatePcscd, HarnessError> {
+        let dir = tempfile::Builder::new()
+            .prefix("vscard-pcscd-")
+            .tempdir()
+            .map_err(io_error("cannot create a temporary directory"))?;
+        std::fs::create_dir(dir.path().join("reader.conf.d"))
+            .map_err(io_error("cannot create reader.conf.d"))?;
+        Ok(PrivatePcscd {
+            options,
+            reader_name: reader_name.to_owned(),
+            dir,
+            child: None,
+            ports: None,
+        })
+    }
+
+    /// pcscd's reader configuration folder (its `--config`).
+    pub fn reader_conf_dir(&self) -> PathBuf {
+        self.dir.path().join("reader.conf.d")
+    }
+
+    /// Starts pcscd with the reader configuration the test wrote and waits
+    /// until it is ready: its socket exists and vpcd listens on `ports`.
+    pub fn start_listening(&mut self, ports: &[u16]) -> Result<(), HarnessError> {
+        self.ports = Some(ports.to_vec());
+        self.start()
     }
 
     /// Starts pcscd (again) and waits until it is ready: its socket
@@ -279,7 +320,7 @@ impl PrivatePcscd {
         command
             .arg("--foreground")
             .arg("--config")
-            .arg(self.dir.path().join("reader.conf.d"));
+            .arg(self.reader_conf_dir());
         if std::env::var_os("VSCARD_PCSCD_DEBUG").is_some() {
             command.args(["--debug", "--apdu"]);
         }
@@ -296,9 +337,10 @@ impl PrivatePcscd {
 
     fn wait_ready(&mut self) -> Result<(), HarnessError> {
         let started = Instant::now();
-        let ports: Vec<u16> = match self.options.reverse_port {
-            Some(_) => Vec::new(),
-            None => (0..self.options.slots.max(1))
+        let ports: Vec<u16> = match (&self.ports, self.options.reverse_port) {
+            (Some(ports), _) => ports.clone(),
+            (None, Some(_)) => Vec::new(),
+            (None, None) => (0..self.options.slots.max(1))
                 .map(|slot| VPCD_PORT.saturating_add(slot))
                 .collect(),
         };
@@ -386,10 +428,16 @@ impl PrivatePcscd {
         }
     }
 
-    /// The `vscard serve` arguments that reach this pcscd's vpcd.
+    /// The `vscard serve` arguments that reach this pcscd's vpcd (and
+    /// name its readers from its reader configuration).
     pub fn serve_args(&self) -> Vec<String> {
         match self.options.reverse_port {
-            None => vec!["--vpcd".to_owned(), format!("127.0.0.1:{VPCD_PORT}")],
+            None => vec![
+                "--vpcd".to_owned(),
+                format!("127.0.0.1:{VPCD_PORT}"),
+                "--reader-conf-dir".to_owned(),
+                self.reader_conf_dir().display().to_string(),
+            ],
             Some(port) => vec!["--listen".to_owned(), format!("127.0.0.1:{port}")],
         }
     }
@@ -408,22 +456,32 @@ impl PrivatePcscd {
     /// Waits until pcscd reports a card in `slot`; returns how long that
     /// took.
     pub fn wait_for_card(&self, slot: u16, timeout: Duration) -> Result<Duration, HarnessError> {
-        self.wait_for_state(slot, timeout, true)
+        self.wait_for_state(&self.reader(slot), timeout, true)
+    }
+
+    /// Waits until pcscd reports a card in the reader named `reader`;
+    /// returns how long that took.
+    pub fn wait_for_card_in(
+        &self,
+        reader: &str,
+        timeout: Duration,
+    ) -> Result<Duration, HarnessError> {
+        self.wait_for_state(reader, timeout, true)
     }
 
     /// Waits until pcscd reports `slot` empty; returns how long that took.
     pub fn wait_for_no_card(&self, slot: u16, timeout: Duration) -> Result<Duration, HarnessError> {
-        self.wait_for_state(slot, timeout, false)
+        self.wait_for_state(&self.reader(slot), timeout, false)
     }
 
     fn wait_for_state(
         &self,
-        slot: u16,
+        reader: &str,
         timeout: Duration,
         present: bool,
     ) -> Result<Duration, HarnessError> {
         let started = Instant::now();
-        let reader = self.reader(slot);
+        let reader = reader.to_owned();
         let what = format!("{} in {reader}", if present { "a card" } else { "no card" });
         let timed_out = || HarnessError::Timeout {
             what: what.clone(),
