@@ -31,6 +31,9 @@ pub enum Command {
     /// Show a card image: holder, roles, certificates, PIN tries (never a
     /// secret).
     Inspect(InspectArgs),
+    /// Write one certificate of a card image (PEM, or DER with --der) to
+    /// a file or standard output.
+    ExportCert(ExportCertArgs),
     /// Write the Root and Sub CA certificates of an environment's test PKI
     /// (root.pem, sub.pem) for relying parties.
     ExportCa(ExportCaArgs),
@@ -139,8 +142,23 @@ pub enum Action {
 #[derive(Debug, Args)]
 pub struct IssueArgs {
     /// Where to write the card image.
-    #[arg(long, value_name = "CARD.json")]
-    pub out: PathBuf,
+    #[arg(
+        long,
+        value_name = "CARD.json",
+        required_unless_present = "print_profile"
+    )]
+    pub out: Option<PathBuf>,
+    /// Print the demo profile (TOML, the default card's) to standard
+    /// output instead of issuing: a starting point for --profile.
+    #[arg(
+        long,
+        conflicts_with_all = [
+            "out", "profile", "name", "uuid", "pin", "pin_file", "unlock_code",
+            "unlock_code_file", "role", "environment", "seed", "seed_file",
+            "not_before", "not_after", "force", "state",
+        ]
+    )]
+    pub print_profile: bool,
     /// A card profile in TOML (JSON when the name ends in .json); default:
     /// the demo profile (Sample Specimen, 000123456789, PIN 123456, unlock
     /// code 654321).
@@ -216,6 +234,23 @@ pub struct InspectArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportCertArgs {
+    /// The card image.
+    #[arg(value_name = "CARD.json")]
+    pub card: PathBuf,
+    /// The key slot whose certificate to write: 9a, 9c, 9d or 9e.
+    #[arg(long, value_name = "SLOT")]
+    pub slot: String,
+    /// Write to FILE (replaced atomically, mode 0644: a certificate is
+    /// public) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Write DER instead of PEM.
+    #[arg(long)]
+    pub der: bool,
 }
 
 #[derive(Debug, Args)]

@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         Command::Ctl(args) => run_ctl(args),
         Command::Issue(args) => with_state_dir(state_dir, |dir| card_commands::issue(*args, dir)),
         Command::Inspect(args) => card_commands::inspect(args).map_err(anyhow::Error::from),
+        Command::ExportCert(args) => card_commands::export_cert(args).map_err(anyhow::Error::from),
         Command::ExportCa(args) => {
             with_state_dir(state_dir, |dir| card_commands::export_ca(args, dir))
         }
