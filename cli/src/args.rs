@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vscard_issuance::SecretString;
 
+use crate::card_selector::CardSelector;
+
 /// A virtual PIV smartcard for pcscd and every PC/SC client.
 #[derive(Debug, Parser)]
 #[command(name = "vscard", version)]
@@ -113,9 +115,10 @@ pub struct CtlArgs {
     /// image is written and released first).
     #[arg(value_name = "CARD.json", requires = "card")]
     pub image: Option<PathBuf>,
-    /// Which card (default: all).
-    #[arg(long)]
-    pub card: Option<usize>,
+    /// Which card (default: all): its index, its image's file name or
+    /// path (as served), or the 12-digit user ID on it.
+    #[arg(long, value_name = "CARD", value_parser = CardSelector::parse)]
+    pub card: Option<CardSelector>,
     /// How long to wait: for the control socket to appear (every action;
     /// `serve` may still be starting) and, with `wait`, for the cards.
     #[arg(long, value_name = "SECONDS", value_parser = seconds, default_value = "5")]

@@ -21,6 +21,7 @@ pub mod codec;
 mod config;
 pub mod control;
 mod error;
+mod labels;
 mod net;
 pub mod peer;
 mod session;
