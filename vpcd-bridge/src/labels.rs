@@ -66,3 +66,31 @@ impl CardLabels {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_list_every_card_and_a_swap_replaces_one() {
+        let labels = CardLabels::new(vec![CardLabel {
+            file: Some(PathBuf::from("/cards/a.json")),
+            user_id: Some("000123456789".to_owned()),
+        }]);
+        assert_eq!(
+            labels.to_json(2).to_string(),
+            r#"[{"card":0,"file":"/cards/a.json","user_id":"000123456789"},{"card":1,"file":null,"user_id":null}]"#
+        );
+        labels.set(
+            1,
+            CardLabel {
+                file: Some(PathBuf::from("/cards/b.json")),
+                user_id: None,
+            },
+        );
+        assert_eq!(
+            labels.to_json(2)[1].to_string(),
+            r#"{"card":1,"file":"/cards/b.json","user_id":null}"#
+        );
+    }
+}
