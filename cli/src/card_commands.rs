@@ -137,9 +137,11 @@ const PROFILE_HEADER: &str = "\
 fn print_profile() -> Result<(), CardFileError> {
     let toml = CardProfile::demo()
         .to_toml()
-        .map_err(|error| CardFileError::BadValue {
-            option: "--print-profile",
-            reason: format!("cannot write the demo profile as TOML: {error}"),
+        .map_err(|error| CardFileError::Io {
+            path: PathBuf::from("<stdout>"),
+            source: std::io::Error::other(format!(
+                "cannot write the demo profile as TOML: {error}"
+            )),
         })?;
     print_out(&format!("{PROFILE_HEADER}\n{toml}"))
 }

@@ -59,6 +59,29 @@ fn issue_and_renew_leave_only_the_card_files() {
     run_ok(vscard(&state).arg("renew").arg(cards.join("b.json")));
     run_ok(vscard(&state).arg("inspect").arg(cards.join("b.json")));
     assert_eq!(names_in(&cards), ["a.json", "b.json", "p256.toml"]);
+
+    // A served card keeps its lock file: issue and renew, refused while it
+    // is served, leave it in place (no pcscd here: serve keeps retrying
+    // vpcd, holding the lock).
+    let served = cards.join("a.json");
+    let mut serve =
+        support::Serve::start(&state, &[served.to_str().unwrap(), "--vpcd", "127.0.0.1:9"]);
+    serve.expect_line("connecting to vpcd");
+    let lock = ["a.json", "a.json.lock", "b.json", "p256.toml"];
+    assert_eq!(names_in(&cards), lock);
+    assert_eq!(issue("a.json", &["--force"]).status.code(), Some(1));
+    assert_eq!(
+        run(vscard(&state).arg("renew").arg(&served)).status.code(),
+        Some(1)
+    );
+    assert_eq!(names_in(&cards), lock);
+    let second = support::serve_fails(&state, &[served.to_str().unwrap(), "--vpcd", "127.0.0.1:9"]);
+    assert!(second.1.contains("in use by another process"), "{second:?}");
+    serve.stop();
+    // The lock file a server leaves is taken, and removed, by the next
+    // one-shot command.
+    run_ok(vscard(&state).arg("renew").arg(&served));
+    assert_eq!(names_in(&cards), ["a.json", "b.json", "p256.toml"]);
 }
 
 /// Whole days from `now` (Unix seconds) to an RFC 3339 time, rounded
