@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vscard_issuance::SecretString;
 
+use crate::card_selector::CardSelector;
+
 /// A virtual PIV smartcard for pcscd and every PC/SC client.
 #[derive(Debug, Parser)]
 #[command(name = "vscard", version)]
@@ -31,6 +33,9 @@ pub enum Command {
     /// Show a card image: holder, roles, certificates, PIN tries (never a
     /// secret).
     Inspect(InspectArgs),
+    /// Write one certificate of a card image (PEM, or DER with --der) to
+    /// a file or standard output.
+    ExportCert(ExportCertArgs),
     /// Write the Root and Sub CA certificates of an environment's test PKI
     /// (root.pem, sub.pem) for relying parties.
     ExportCa(ExportCaArgs),
@@ -120,9 +125,10 @@ pub struct CtlArgs {
     /// image is written and released first).
     #[arg(value_name = "CARD.json", requires = "card")]
     pub image: Option<PathBuf>,
-    /// Which card (default: all).
-    #[arg(long)]
-    pub card: Option<usize>,
+    /// Which card (default: all): its index, its image's file name or
+    /// path (as served), or the 12-digit user ID on it.
+    #[arg(long, value_name = "CARD", value_parser = CardSelector::parse)]
+    pub card: Option<CardSelector>,
     /// How long to wait: for the control socket to appear (every action;
     /// `serve` may still be starting) and, with `wait`, for the cards.
     #[arg(long, value_name = "SECONDS", value_parser = seconds, default_value = "5")]
@@ -149,8 +155,23 @@ pub enum Action {
 #[derive(Debug, Args)]
 pub struct IssueArgs {
     /// Where to write the card image.
-    #[arg(long, value_name = "CARD.json")]
-    pub out: PathBuf,
+    #[arg(
+        long,
+        value_name = "CARD.json",
+        required_unless_present = "print_profile"
+    )]
+    pub out: Option<PathBuf>,
+    /// Print the demo profile (TOML, the default card's) to standard
+    /// output instead of issuing: a starting point for --profile.
+    #[arg(
+        long,
+        conflicts_with_all = [
+            "out", "profile", "name", "uuid", "pin", "pin_file", "unlock_code",
+            "unlock_code_file", "role", "environment", "seed", "seed_file",
+            "not_before", "not_after", "force", "state",
+        ]
+    )]
+    pub print_profile: bool,
     /// A card profile in TOML (JSON when the name ends in .json); default:
     /// the demo profile (Sample Specimen, 000123456789, PIN 123456, unlock
     /// code 654321).
@@ -237,6 +258,23 @@ pub struct InspectArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportCertArgs {
+    /// The card image.
+    #[arg(value_name = "CARD.json")]
+    pub card: PathBuf,
+    /// The key slot whose certificate to write: 9a, 9c, 9d or 9e.
+    #[arg(long, value_name = "SLOT")]
+    pub slot: String,
+    /// Write to FILE (replaced atomically, mode 0644: a certificate is
+    /// public) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Write DER instead of PEM.
+    #[arg(long)]
+    pub der: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,13 +6,17 @@ use std::time::{Duration, SystemTime};
 
 use zeroize::Zeroizing;
 
-use vscard_emulator::CardRng;
+use vscard_applet::Slot;
+use vscard_emulator::{CardRng, files};
 use vscard_issuance::cards::{CardFileError, issue_card_file, read_applet, renew_card_file};
 use vscard_issuance::{
-    CertificateValidity, Environment, Pki, SEEDED_PKI_NOT_BEFORE, default_state_dir, summarize,
+    CARD_SLOTS, CardProfile, CertificateValidity, Environment, Pki, SEEDED_PKI_NOT_BEFORE,
+    certificate, certificate_der, certificate_pem, default_state_dir, summarize_at,
 };
 
-use crate::args::{ExportCaArgs, InspectArgs, IssueArgs, PkiImportArgs, PkiInitArgs, RenewArgs};
+use crate::args::{
+    ExportCaArgs, ExportCertArgs, InspectArgs, IssueArgs, PkiImportArgs, PkiInitArgs, RenewArgs,
+};
 use crate::issue_request::{IssueRequest, SecretFiles, parse_time, terminal_progress};
 
 /// Years a renewal adds, from now (NHS smartcard certificates are renewed
@@ -51,7 +55,16 @@ fn refuse_missing_folder(out: &Path) -> Result<(), CardFileError> {
 }
 
 pub fn issue(args: IssueArgs, state_dir: &Path) -> Result<(), CardFileError> {
-    refuse_missing_folder(&args.out)?;
+    if args.print_profile {
+        return print_profile();
+    }
+    let Some(out) = args.out else {
+        return Err(CardFileError::BadValue {
+            option: "--out",
+            reason: "the card image's path is missing".to_owned(),
+        });
+    };
+    refuse_missing_folder(&out)?;
     let mut secrets = SecretFiles::for_options(&[
         ("--pin-file", args.pin_file.as_deref()),
         ("--unlock-code-file", args.unlock_code_file.as_deref()),
@@ -78,7 +91,7 @@ pub fn issue(args: IssueArgs, state_dir: &Path) -> Result<(), CardFileError> {
     let profile = request.profile()?;
     let validity = request.validity(&profile, SystemTime::now())?;
     let summary = issue_card_file(
-        &args.out,
+        &out,
         &profile,
         validity,
         &request.states,
@@ -88,7 +101,7 @@ pub fn issue(args: IssueArgs, state_dir: &Path) -> Result<(), CardFileError> {
     )?;
     print_out(&format!(
         "issued {}: {}, user {}, environment {}\n",
-        args.out.display(),
+        out.display(),
         summary.holder,
         summary.uuid,
         summary.environment
@@ -97,7 +110,7 @@ pub fn issue(args: IssueArgs, state_dir: &Path) -> Result<(), CardFileError> {
 
 pub fn inspect(args: InspectArgs) -> Result<(), CardFileError> {
     let applet = read_applet(&args.card)?;
-    let summary = summarize(applet.state())?;
+    let summary = summarize_at(applet.state(), SystemTime::now())?;
     let mut text = if args.json {
         serde_json::to_string_pretty(&summary).map_err(|e| CardFileError::Io {
             path: args.card.clone(),
@@ -110,6 +123,65 @@ pub fn inspect(args: InspectArgs) -> Result<(), CardFileError> {
         text.push('\n');
     }
     print_out(&text)
+}
+
+/// The header of `issue --print-profile`: what the file is and where its
+/// keys are documented.
+const PROFILE_HEADER: &str = "\
+# A vscard card profile: the demo card's (vscard issue --print-profile).
+# Edit it, then: vscard issue --profile THIS.toml --out card.json
+# Every key is described in the README (\"Card profiles\"). It holds the
+# PIN and unlock code: keep your own profiles private.
+";
+
+/// `vscard issue --print-profile`: the demo profile in TOML.
+fn print_profile() -> Result<(), CardFileError> {
+    let toml = CardProfile::demo()
+        .to_toml()
+        .map_err(|error| CardFileError::Io {
+            path: PathBuf::from("<stdout>"),
+            source: std::io::Error::other(format!(
+                "cannot write the demo profile as TOML: {error}"
+            )),
+        })?;
+    print_out(&format!("{PROFILE_HEADER}\n{toml}"))
+}
+
+/// `9a`, `9A`: one of the card's key slots (bad input otherwise).
+fn parse_slot(text: &str) -> Result<Slot, CardFileError> {
+    CARD_SLOTS
+        .into_iter()
+        .find(|slot| slot.to_string().eq_ignore_ascii_case(text))
+        .ok_or_else(|| CardFileError::BadValue {
+            option: "--slot",
+            reason: format!("unknown slot {text:?}; the card's key slots are 9a, 9c, 9d and 9e"),
+        })
+}
+
+/// `vscard export-cert CARD --slot S [--out FILE] [--der]`.
+pub fn export_cert(args: ExportCertArgs) -> Result<(), CardFileError> {
+    let slot = parse_slot(&args.slot)?;
+    let applet = read_applet(&args.card)?;
+    let found = certificate(applet.state(), slot)?.ok_or_else(|| CardFileError::BadValue {
+        option: "--slot",
+        reason: format!("{} has no certificate in slot {slot}", args.card.display()),
+    })?;
+    let bytes = if args.der {
+        certificate_der(&found)?
+    } else {
+        certificate_pem(&found)?.into_bytes()
+    };
+    match &args.out {
+        Some(path) => {
+            // A certificate is public (as export-ca's files are).
+            files::write_atomically(path, &bytes, 0o644).map_err(|error| CardFileError::Io {
+                path: path.clone(),
+                source: error.source,
+            })?;
+            print_out(&format!("{}\n", path.display()))
+        }
+        None => print_bytes(&bytes),
+    }
 }
 
 pub fn export_ca(args: ExportCaArgs, state_dir: &Path) -> Result<(), CardFileError> {
@@ -230,8 +302,13 @@ fn summarize_subject(pki: &Pki) -> String {
 
 /// Writes to stdout; a reader that went away (`| head`) is not an error.
 fn print_out(text: &str) -> Result<(), CardFileError> {
+    print_bytes(text.as_bytes())
+}
+
+/// [`print_out`] for bytes (a DER certificate).
+fn print_bytes(bytes: &[u8]) -> Result<(), CardFileError> {
     let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    match out.write_all(bytes).and_then(|()| out.flush()) {
         Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(CardFileError::Io {
             path: PathBuf::from("<stdout>"),
             source: error,

@@ -17,6 +17,7 @@ use vscard_vpcd::{Mode, PeerPolicy, reader_conf};
 
 mod args;
 mod card_commands;
+mod card_selector;
 mod issue_request;
 mod pcscd_setup;
 mod serve;
@@ -26,6 +27,7 @@ use serve::{ServeOptions, serve};
 use source::PivCardSource;
 
 use args::{Action, Cli, Command, CtlArgs, PkiCommand, ServeArgs, VpcdPeer};
+use card_selector::{CardSelector, ServedLabel};
 
 fn main() -> ExitCode {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Ctl(args) => run_ctl(args),
         Command::Issue(args) => with_state_dir(state_dir, |dir| card_commands::issue(*args, dir)),
         Command::Inspect(args) => card_commands::inspect(args).map_err(anyhow::Error::from),
+        Command::ExportCert(args) => card_commands::export_cert(args).map_err(anyhow::Error::from),
         Command::ExportCa(args) => {
             with_state_dir(state_dir, |dir| card_commands::export_ca(args, dir))
         }
@@ -164,7 +167,8 @@ fn run_ctl(args: CtlArgs) -> anyhow::Result<()> {
         }
         .into());
     }
-    let command = match (args.action, &args.image, args.card) {
+    let card = resolve_card(&args, deadline)?;
+    let command = match (args.action, &args.image, card) {
         // The server runs in another directory: send an absolute path.
         (Action::Insert, Some(image), Some(card)) => {
             let image = std::path::absolute(image).map_err(|source| CardFileError::Io {
@@ -173,17 +177,31 @@ fn run_ctl(args: CtlArgs) -> anyhow::Result<()> {
             })?;
             ControlCommand::Swap(card, image)
         }
-        (Action::Remove, _, _) => ControlCommand::Remove(args.card),
-        (Action::Insert, _, _) => ControlCommand::Insert(args.card),
-        (Action::Status, _, _) if args.json => ControlCommand::StatusJson(args.card),
-        (Action::Status, _, _) => ControlCommand::Status(args.card),
-        (Action::Wait, _, _) => return ctl_wait(&args, deadline),
+        (Action::Remove, _, _) => ControlCommand::Remove(card),
+        (Action::Insert, _, _) => ControlCommand::Insert(card),
+        (Action::Status, _, _) if args.json => ControlCommand::StatusJson(card),
+        (Action::Status, _, _) => ControlCommand::Status(card),
+        (Action::Wait, _, _) => return ctl_wait(&args, card, deadline),
     };
     let answer = ctl_request(&args, &command, deadline)?;
     refuse_no_such_card(&answer)?;
     print!("{answer}");
     anyhow::ensure!(!answer.contains("error:"), "the command failed");
     Ok(())
+}
+
+/// The index `--card` names: as given, or the one card whose file or
+/// user ID it is (asked of the running serve).
+fn resolve_card(args: &CtlArgs, deadline: Instant) -> anyhow::Result<Option<usize>> {
+    let name = match &args.card {
+        None => return Ok(None),
+        Some(CardSelector::Index(index)) => return Ok(Some(*index)),
+        Some(CardSelector::Name(name)) => name,
+    };
+    let answer = ctl_request(args, &ControlCommand::Cards, deadline)?;
+    let cards = ServedLabel::parse_all(&answer)
+        .map_err(|e| anyhow::anyhow!("bad answer from {}: {e}", args.path.display()))?;
+    Ok(Some(card_selector::resolve(name, &cards)?))
 }
 
 /// `--card N` beyond the bridge's cards is bad input (exit code 2, as the
@@ -238,9 +256,9 @@ fn ctl_request(
 
 /// `vscard ctl PATH wait`: polls the cards' JSON status until each asked
 /// for is present, or names the first that is not at the deadline.
-fn ctl_wait(args: &CtlArgs, deadline: Instant) -> anyhow::Result<()> {
+fn ctl_wait(args: &CtlArgs, card: Option<usize>, deadline: Instant) -> anyhow::Result<()> {
     loop {
-        let answer = ctl_request(args, &ControlCommand::StatusJson(args.card), deadline)?;
+        let answer = ctl_request(args, &ControlCommand::StatusJson(card), deadline)?;
         refuse_no_such_card(&answer)?;
         if answer.starts_with("error:") {
             anyhow::bail!("{}", answer.trim_end());

@@ -12,7 +12,7 @@ use vscard_emulator::{Card, Exchange, files};
 use vscard_issuance::cards::CardFileError;
 
 use crate::source::{CardSource, ServedCard};
-use vscard_vpcd::control::{CardOpener, ControlServer};
+use vscard_vpcd::control::{CardLabel, CardOpener, ControlServer};
 use vscard_vpcd::{
     Backoff, Bridge, BridgeConfig, BridgeError, BridgeHandle, Location, Mode, Observer, PeerError,
     PeerPolicy, trace_line,
@@ -107,6 +107,7 @@ pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<(
     anyhow::ensure!(!served.is_empty(), "no card to serve");
     let (refused_tx, mut refused) = tokio::sync::mpsc::unbounded_channel();
     let observer = Arc::new(Printer::for_cards(&served, refused_tx));
+    let labels: Vec<CardLabel> = served.iter().map(|card| card.label.clone()).collect();
     let cards = cards_with_notices(served);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -137,7 +138,7 @@ pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<(
     let control = match &options.control {
         Some(path) => {
             let _context = runtime.enter();
-            Some(control_socket(path, &bridge, source.opener())?)
+            Some(control_socket(path, &bridge, source.opener(), labels)?)
         }
         None => None,
     };
@@ -422,15 +423,17 @@ fn announce(mode: &Mode) {
 }
 
 /// Binds the control socket at `path` (inside the tokio runtime, with
-/// `opener` for swaps) and says so.
+/// `opener` for swaps and the cards' `labels` for `ctl --card NAME`) and
+/// says so.
 fn control_socket(
     path: &Path,
     bridge: &Arc<BridgeHandle>,
     opener: Option<CardOpener>,
+    labels: Vec<CardLabel>,
 ) -> anyhow::Result<ControlServer> {
     let bridge = Arc::clone(bridge);
     let server = match opener {
-        Some(opener) => ControlServer::bind_with_opener(path, bridge, opener),
+        Some(opener) => ControlServer::bind_with_opener(path, bridge, opener, labels),
         None => ControlServer::bind(path, bridge),
     }
     .with_context(|| format!("cannot serve the control socket {}", path.display()))?;

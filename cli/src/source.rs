@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use vscard_emulator::Card;
 use vscard_issuance::{CardProfile, CertificateValidity, default_state_dir};
-use vscard_vpcd::control::CardOpener;
+use vscard_vpcd::control::{CardLabel, CardOpener};
 
 use vscard_issuance::cards::{CardFileError, issue_card_file, open_card};
 
@@ -29,6 +29,8 @@ pub struct ServedCard {
     /// A command to try once the card is in the reader, printed after its
     /// location (for example `pkcs11-tool -L`).
     pub hint: Option<String>,
+    /// What `vscard ctl --card` may call it: its file and user ID.
+    pub label: CardLabel,
 }
 
 /// Builds the cards `vscard serve` serves.
@@ -124,7 +126,7 @@ impl CardSource for PivCardSource {
     fn opener(&self) -> Option<CardOpener> {
         Some(Arc::new(|path: &Path| {
             serve_file(path, Vec::new())
-                .map(|served| served.card)
+                .map(|served| (served.card, served.label))
                 .map_err(|error| error.to_string())
         }))
     }
@@ -133,16 +135,23 @@ impl CardSource for PivCardSource {
 /// The card image at `path`, locked and ready to serve.
 fn serve_file(path: &Path, notices: Vec<String>) -> Result<ServedCard, CardFileError> {
     let (card, summary) = open_card(path)?;
-    let name = match summary {
-        Some(summary) if !summary.uuid.is_empty() => {
-            format!("card {} ({})", summary.uuid, summary.holder)
-        }
+    let user_id = summary
+        .as_ref()
+        .map(|summary| summary.uuid.clone())
+        .filter(|uuid| !uuid.is_empty());
+    let name = match (&user_id, &summary) {
+        (Some(uuid), Some(summary)) => format!("card {uuid} ({})", summary.holder),
         _ => format!("card {}", path.display()),
     };
+    // `ctl` runs in another directory: the file by its full name.
+    let file = std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .ok();
     Ok(ServedCard {
         card,
         name,
         notices,
         hint: Some(PIV_HINT.to_owned()),
+        label: CardLabel { file, user_id },
     })
 }

@@ -208,3 +208,153 @@ fn ctl_card_beyond_the_bridge_is_bad_input() {
     }
     serve.stop();
 }
+
+/// `vscard ctl SOCKET ARGS...` run from `dir`: (exit code, stdout, stderr).
+fn ctl_in(dir: &std::path::Path, socket: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(VSCARD)
+        .current_dir(dir)
+        .arg("ctl")
+        .arg(socket)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    println!(
+        "ctl {args:?} -> {:?}\n{}{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+/// Issue 18 item 8: `--card` takes the card's file name (as served) or
+/// path, or its user ID, besides the index; an unknown or ambiguous name
+/// is bad input naming the cards. A swapped card goes by its new name.
+#[test]
+fn ctl_card_takes_a_file_name_a_path_or_a_user_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let profile = p256_profile(dir.path());
+    let issue_as = |path: &std::path::Path, uuid: &str| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        issue(
+            &state,
+            path,
+            uuid,
+            &["--profile", profile.to_str().unwrap(), "--uuid", uuid],
+        );
+        std::fs::canonicalize(path).unwrap()
+    };
+    let x = issue_as(&dir.path().join("x/card.json"), "000123456789");
+    let y = issue_as(&dir.path().join("y/card.json"), "555500001111");
+    let nurse = issue_as(&dir.path().join("nurse.json"), "555500002222");
+    let other = issue_as(&dir.path().join("other.json"), "555500003333");
+    let socket = dir.path().join("ctl.sock");
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let serve = Serve::start(
+        &state,
+        &[
+            x.to_str().unwrap(),
+            y.to_str().unwrap(),
+            nurse.to_str().unwrap(),
+            "--vpcd",
+            &address,
+            "--control",
+            socket.to_str().unwrap(),
+        ],
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    for (name, from, index) in [
+        ("nurse.json", elsewhere.path(), 2),
+        ("555500001111", elsewhere.path(), 1),
+        ("000123456789", elsewhere.path(), 0),
+        (x.to_str().unwrap(), elsewhere.path(), 0),
+        ("y/card.json", dir.path(), 1),
+        ("./nurse.json", dir.path(), 2),
+        ("1", elsewhere.path(), 1),
+    ] {
+        let (code, stdout, stderr) = ctl_in(from, &socket, &["status", "--json", "--card", name]);
+        assert_eq!(code, 0, "{name}: {stderr}");
+        let cards: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(cards.as_array().unwrap().len(), 1, "{name}: {stdout}");
+        assert_eq!(cards[0]["card"], index, "{name}: {stdout}");
+    }
+    let listing = format!(
+        "0: {} (user 000123456789), 1: {} (user 555500001111), 2: {} (user 555500002222)",
+        x.display(),
+        y.display(),
+        nurse.display()
+    );
+    let (code, stdout, stderr) = ctl_in(elsewhere.path(), &socket, &["remove", "--card", "z.json"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        stderr,
+        format!("vscard: --card: no card is \"z.json\"; the cards are {listing}\n")
+    );
+    assert!(stdout.is_empty());
+    for action in [&["remove"][..], &["wait", "--timeout", "0.2"]] {
+        let args = [action, &["--card", "card.json"]].concat();
+        let (code, stdout, stderr) = ctl_in(elsewhere.path(), &socket, &args);
+        assert_eq!(code, 2, "{stderr}");
+        assert_eq!(
+            stderr,
+            format!(
+                "vscard: --card: \"card.json\" names more than one card (0: {} (user \
+                 000123456789), 1: {} (user 555500001111)); give the index, the path or the \
+                 user ID\n",
+                x.display(),
+                y.display()
+            )
+        );
+        assert!(stdout.is_empty());
+    }
+    // Nothing was removed by the refused commands; by name, it is.
+    let (_, stdout, _) = ctl_in(elsewhere.path(), &socket, &["status", "--json"]);
+    assert!(!stdout.contains("\"inserted\":false"), "{stdout}");
+    let (code, stdout, _) = ctl_in(
+        elsewhere.path(),
+        &socket,
+        &["remove", "--card", "555500002222"],
+    );
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("card 2: removed"), "{stdout}");
+    // Swapped by name, the card goes by the new image's names.
+    let (code, _, stderr) = ctl_in(
+        dir.path(),
+        &socket,
+        &["insert", "--card", "nurse.json", "other.json"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    for name in ["other.json", "555500003333"] {
+        let (code, stdout, _) = ctl_in(
+            elsewhere.path(),
+            &socket,
+            &["status", "--json", "--card", name],
+        );
+        assert_eq!(code, 0);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&stdout).unwrap()[0]["card"],
+            2
+        );
+    }
+    let (code, _, stderr) = ctl_in(
+        elsewhere.path(),
+        &socket,
+        &["status", "--card", "nurse.json"],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!("2: {} (user 555500003333)", other.display())),
+        "{stderr}"
+    );
+    serve.stop();
+}

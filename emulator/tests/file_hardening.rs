@@ -299,8 +299,8 @@ fn a_link_at_the_card_name_planted_by_another_user_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("victim.json");
     FileStore::write(&target, &sample(1)).unwrap();
-    // The lock a write leaves behind goes, to see that none is made anew.
-    fs::remove_file(dir.path().join("victim.json.lock")).unwrap();
+    // A write leaves no lock behind; none may be made anew below.
+    assert!(!dir.path().join("victim.json.lock").exists());
     let before = fs::read(&target).unwrap();
     let path = dir.path().join("card.json");
     symlink(&target, &path).unwrap();

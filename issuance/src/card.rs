@@ -406,8 +406,20 @@ fn replace_field(object: &[u8], tag: u32, value: &[u8]) -> Result<Vec<u8>, Issua
     Ok(writer.finish())
 }
 
-/// What `vscard inspect` shows.
+/// What `vscard inspect` shows, without the certificates' status (no
+/// clock is read): see [`summarize_at`].
 pub fn summarize(state: &PivState) -> Result<CardSummary, IssuanceError> {
+    summary_of(state, None)
+}
+
+/// [`summarize`], with each certificate's
+/// [`CertificateStatus`](crate::CertificateStatus) at `now` (expired, not
+/// yet valid, days left).
+pub fn summarize_at(state: &PivState, now: SystemTime) -> Result<CardSummary, IssuanceError> {
+    summary_of(state, Some(now))
+}
+
+fn summary_of(state: &PivState, now: Option<SystemTime>) -> Result<CardSummary, IssuanceError> {
     let holder = field(state.object(DataObjectTag::PRINTED_INFORMATION), 0x01)
         .map(|name| String::from_utf8_lossy(name).into_owned())
         .unwrap_or_default();
@@ -429,7 +441,10 @@ pub fn summarize(state: &PivState) -> Result<CardSummary, IssuanceError> {
             algorithm: key.map(|k| k.algorithm()),
             certificate: certificate(state, slot)?
                 .as_ref()
-                .map(CertificateSummary::of),
+                .map(|certificate| match now {
+                    Some(now) => CertificateSummary::at(certificate, now),
+                    None => CertificateSummary::of(certificate),
+                }),
         });
     }
     let counter = |tries_left: u8| CounterSummary {
@@ -478,15 +493,38 @@ impl std::fmt::Display for CardSummary {
                 .algorithm
                 .map_or("empty", applet_format::algorithm_name);
             match &slot.certificate {
-                Some(c) => writeln!(
-                    f,
-                    "slot {}:      {algorithm}, {} (issuer {}), valid {} to {}",
-                    slot.slot, c.subject, c.issuer, c.not_before, c.not_after
-                )?,
+                Some(c) => {
+                    writeln!(
+                        f,
+                        "slot {}:      {algorithm}, {} (issuer {}), valid {} to {}{}",
+                        slot.slot,
+                        c.subject,
+                        c.issuer,
+                        c.not_before,
+                        c.not_after,
+                        c.status.map(status_text).unwrap_or_default()
+                    )?;
+                    writeln!(f, "              SHA-256 {}", c.sha256_fingerprint)?;
+                }
                 None => writeln!(f, "slot {}:      {algorithm}, no certificate", slot.slot)?,
             }
         }
         Ok(())
+    }
+}
+
+/// `: EXPIRED 3 days ago`, `: NOT YET VALID`, `: 729 days left`.
+fn status_text(status: crate::CertificateStatus) -> String {
+    let days = |n: i64| if n.abs() == 1 { "day" } else { "days" };
+    if status.expired {
+        match -status.days_left {
+            0 => ": EXPIRED less than a day ago".to_owned(),
+            n => format!(": EXPIRED {n} {} ago", days(n)),
+        }
+    } else if status.not_yet_valid {
+        ": NOT YET VALID".to_owned()
+    } else {
+        format!(": {} {} left", status.days_left, days(status.days_left))
     }
 }
 

@@ -65,7 +65,7 @@ pub use authority::{
 };
 pub use card::{
     CardSummary, CounterSummary, ROLES_OBJECT, SlotSummary, certificate, decode_roles,
-    encode_roles, environment_of, issue_applet, piv_config, renew_applet, summarize,
+    encode_roles, environment_of, issue_applet, piv_config, renew_applet, summarize, summarize_at,
 };
 pub use card_certificate::{IssuedSlot, issue_card, issue_card_certificate, renew_certificate};
 pub use chain::{ChainError, ECDSA_WITH_SHA256, verify_chain, verify_issued_by, verify_valid_at};
@@ -87,6 +87,6 @@ pub use pki_store::{
 };
 pub use profile::{CardProfile, Environment, RoleProfile, SlotAlgorithms};
 pub use secret::SecretString;
-pub use summary::CertificateSummary;
+pub use summary::{CertificateStatus, CertificateSummary, certificate_der, certificate_pem};
 pub use validation::{CAPACITY_LIMITS, UNLOCK_CODE_DIGITS, UUID_DIGITS};
 pub use validity::{CertificateValidity, add_years};

@@ -4,9 +4,11 @@
 //! Protocol: the client connects to the Unix socket, sends one line
 //! (`status [CARD]`, `status-json [CARD]`, `insert [CARD]`, `remove
 //! [CARD]`; without CARD, every card; `insert CARD PATH`: swap card CARD
-//! for the image at PATH, an absolute path, the rest of the line), and
-//! reads the answer until the server closes: one line per card
-//! (`status-json`: one JSON array), or a line starting with `error:`.
+//! for the image at PATH, an absolute path, the rest of the line;
+//! `cards`: each card's [`CardLabel`], the file and user ID `vscard ctl
+//! --card` may name it by), and reads the answer until the server closes:
+//! one line per card (`status-json`, `cards`: one JSON array), or a line
+//! starting with `error:`.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -20,6 +22,8 @@ use tokio::net::{UnixListener, UnixStream};
 use vscard_emulator::Card;
 
 use crate::bridge::BridgeHandle;
+pub use crate::labels::CardLabel;
+use crate::labels::CardLabels;
 
 /// Log target of the control socket.
 const TARGET: &str = "vscard::control";
@@ -28,9 +32,9 @@ const TARGET: &str = "vscard::control";
 /// `PATH_MAX` is 4096).
 const MAX_LINE: u64 = 4200;
 
-/// Opens the card image at a path for [`ControlCommand::Swap`]; the error
-/// is shown to the client as is.
-pub type CardOpener = Arc<dyn Fn(&Path) -> Result<Card, String> + Send + Sync>;
+/// Opens the card image at a path for [`ControlCommand::Swap`], with the
+/// card's new label; the error is shown to the client as is.
+pub type CardOpener = Arc<dyn Fn(&Path) -> Result<(Card, CardLabel), String> + Send + Sync>;
 
 /// One control command.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,12 +50,14 @@ pub enum ControlCommand {
     Remove(Option<usize>),
     /// Swap a card for the image at an absolute path (`insert CARD PATH`).
     Swap(usize, PathBuf),
+    /// Every card's [`CardLabel`], as one JSON array (`cards`).
+    Cards,
 }
 
 /// A line that is not a control command.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 #[error(
-    "unknown control command {0:?} (expected status [CARD], status-json [CARD], insert [CARD], insert CARD /PATH or remove [CARD])"
+    "unknown control command {0:?} (expected status [CARD], status-json [CARD], insert [CARD], insert CARD /PATH, remove [CARD] or cards)"
 )]
 pub struct BadCommand(pub String);
 
@@ -84,6 +90,7 @@ impl FromStr for ControlCommand {
             return Err(bad());
         }
         match (verb, card) {
+            ("cards", None) => Ok(ControlCommand::Cards),
             ("status", card) => Ok(ControlCommand::Status(card)),
             ("status-json", card) => Ok(ControlCommand::StatusJson(card)),
             ("insert", card) => Ok(ControlCommand::Insert(card)),
@@ -103,6 +110,7 @@ impl fmt::Display for ControlCommand {
             ControlCommand::Swap(card, path) => {
                 return write!(f, "insert {card} {}", path.display());
             }
+            ControlCommand::Cards => return f.write_str("cards"),
         };
         match card {
             Some(card) => write!(f, "{verb} {card}"),
@@ -124,26 +132,36 @@ impl ControlServer {
     /// current tokio runtime.
     /// `insert CARD PATH` is refused: the bridge alone cannot open card
     /// images ([`ControlServer::bind_with_opener`] can).
+    /// `cards` answers no file and no user ID.
     pub fn bind(path: &Path, bridge: Arc<BridgeHandle>) -> io::Result<ControlServer> {
-        ControlServer::serve(path, bridge, None)
+        ControlServer::serve(path, bridge, None, Vec::new())
     }
 
     /// As [`ControlServer::bind`], and `insert CARD PATH` swaps card CARD
     /// for the card `opener` opens at PATH; the old card is dropped
-    /// (its image released) before the answer.
+    /// (its image released) before the answer. `labels` names the cards
+    /// (by index) for `cards`; a swap replaces the card's label with the
+    /// one `opener` gives.
     pub fn bind_with_opener(
         path: &Path,
         bridge: Arc<BridgeHandle>,
         opener: CardOpener,
+        labels: Vec<CardLabel>,
     ) -> io::Result<ControlServer> {
-        ControlServer::serve(path, bridge, Some(opener))
+        ControlServer::serve(path, bridge, Some(opener), labels)
     }
 
     fn serve(
         path: &Path,
         bridge: Arc<BridgeHandle>,
         opener: Option<CardOpener>,
+        labels: Vec<CardLabel>,
     ) -> io::Result<ControlServer> {
+        let controls = Arc::new(Controls {
+            bridge,
+            opener,
+            labels: CardLabels::new(labels),
+        });
         remove_stale_socket(path)?;
         // Only the owner may pull the cards: the socket is created 0600
         // (umask 077 around the bind, so there is no moment at which
@@ -154,7 +172,7 @@ impl ControlServer {
         rustix::process::umask(previous);
         let listener = bound?;
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-        let task = tokio::spawn(accept_loop(listener, bridge, opener));
+        let task = tokio::spawn(accept_loop(listener, controls));
         Ok(ControlServer {
             path: path.to_owned(),
             task,
@@ -194,18 +212,20 @@ fn remove_stale_socket(path: &Path) -> io::Result<()> {
     std::fs::remove_file(path)
 }
 
-async fn accept_loop(
-    listener: UnixListener,
+/// What the control socket acts on.
+struct Controls {
     bridge: Arc<BridgeHandle>,
     opener: Option<CardOpener>,
-) {
+    labels: CardLabels,
+}
+
+async fn accept_loop(listener: UnixListener, controls: Arc<Controls>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let bridge = Arc::clone(&bridge);
-                let opener = opener.clone();
+                let controls = Arc::clone(&controls);
                 tokio::spawn(async move {
-                    if let Err(e) = serve_client(stream, bridge, opener).await {
+                    if let Err(e) = serve_client(stream, controls).await {
                         tracing::warn!(target: TARGET, error = %e, "control client failed");
                     }
                 });
@@ -221,11 +241,7 @@ async fn accept_loop(
 /// How long a control client has to send its command.
 const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn serve_client(
-    stream: UnixStream,
-    bridge: Arc<BridgeHandle>,
-    opener: Option<CardOpener>,
-) -> io::Result<()> {
+async fn serve_client(stream: UnixStream, controls: Arc<Controls>) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     // A client that connects and says nothing is dropped after a while
@@ -238,7 +254,7 @@ async fn serve_client(
         Ok(command) => {
             tracing::info!(target: TARGET, %command, "control command");
             // Insert and remove wait for the card's thread.
-            tokio::task::spawn_blocking(move || execute(&bridge, opener.as_ref(), command))
+            tokio::task::spawn_blocking(move || execute(&controls, command))
                 .await
                 .unwrap_or_else(|e| format!("error: {e}\n"))
         }
@@ -248,16 +264,16 @@ async fn serve_client(
     write.shutdown().await
 }
 
-/// Carries out a command and describes the cards it touched; `opener`
-/// opens the image of a swap (none: swaps are refused).
-pub fn execute(
-    bridge: &BridgeHandle,
-    opener: Option<&CardOpener>,
-    command: ControlCommand,
-) -> String {
+/// Carries out a command and describes the cards it touched; the
+/// controls' opener opens the image of a swap (none: swaps are refused).
+fn execute(controls: &Controls, command: ControlCommand) -> String {
+    let bridge = &*controls.bridge;
     let (card, action): (Option<usize>, fn(&BridgeHandle, usize) -> _) = match command {
-        ControlCommand::Swap(card, path) => return swap(bridge, opener, card, &path),
+        ControlCommand::Swap(card, path) => return swap(controls, card, &path),
         ControlCommand::StatusJson(card) => return status_json(bridge, card),
+        ControlCommand::Cards => {
+            return format!("{}\n", controls.labels.to_json(bridge.card_count()));
+        }
         ControlCommand::Status(card) => (card, |_, _| Ok(())),
         ControlCommand::Insert(card) => (card, BridgeHandle::insert),
         ControlCommand::Remove(card) => (card, BridgeHandle::remove),
@@ -281,20 +297,22 @@ pub fn execute(
 /// opened (a wrong index must not lock another image), and the old card
 /// is dropped, which writes nothing more and releases its image's lock,
 /// before the answer is sent.
-fn swap(bridge: &BridgeHandle, opener: Option<&CardOpener>, index: usize, path: &Path) -> String {
-    let Some(opener) = opener else {
+fn swap(controls: &Controls, index: usize, path: &Path) -> String {
+    let bridge = &*controls.bridge;
+    let Some(opener) = controls.opener.as_ref() else {
         return "error: this bridge cannot open card images\n".to_owned();
     };
     if let Err(e) = bridge.status(index) {
         return format!("error: {e}\n");
     }
-    let card = match opener(path) {
-        Ok(card) => card,
+    let (card, label) = match opener(path) {
+        Ok(opened) => opened,
         Err(e) => return format!("error: {}: {e}\n", path.display()),
     };
     match bridge.swap(index, card) {
         Ok(old) => {
             drop(old);
+            controls.labels.set(index, label);
             match bridge.status(index) {
                 Ok(status) => format!("card {index}: {status}\n"),
                 Err(e) => format!("error: {e}\n"),
@@ -345,6 +363,7 @@ mod tests {
             "insert 1",
             "remove",
             "remove 0",
+            "cards",
         ] {
             let command: ControlCommand = line.parse().unwrap();
             assert_eq!(command.to_string(), line);
@@ -353,6 +372,7 @@ mod tests {
         assert!("remove x".parse::<ControlCommand>().is_err());
         assert!("".parse::<ControlCommand>().is_err());
         assert!("eject".parse::<ControlCommand>().is_err());
+        assert!("cards 1".parse::<ControlCommand>().is_err());
         let swap: ControlCommand = "insert 1 /tmp/a card.json\n".parse().unwrap();
         assert_eq!(
             swap,

@@ -23,6 +23,7 @@ pub mod codec;
 mod config;
 pub mod control;
 mod error;
+mod labels;
 mod net;
 pub mod peer;
 pub mod reader_conf;

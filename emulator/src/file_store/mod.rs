@@ -93,6 +93,9 @@ pub struct FileStore {
     journal: Option<File>,
     /// Which file at the path this store serves: checked at every commit.
     served: Served,
+    /// Removes the lock file when the store is dropped
+    /// ([`FileStore::open_briefly`]); never for a served card.
+    remove_lock: bool,
 }
 
 /// The image file a store serves, as it last read or wrote it.
@@ -159,7 +162,28 @@ impl FileStore {
             next_slot: 0,
             journal: None,
             served,
+            remove_lock: false,
         })
+    }
+
+    /// As [`FileStore::open`], for a tool that holds the card only while
+    /// it writes it (`vscard issue`, `renew`): the lock file is removed
+    /// again when the store is dropped, so nothing but the image (and a
+    /// journal, if commits made one) is left beside it.
+    ///
+    /// The lock keeps its meaning while the store lives. Removal happens
+    /// while the lock is still held, and only of the lock file this store
+    /// locked (still at its name): a store that could not take the lock
+    /// (the card is served) never gets here and removes nothing, and a
+    /// process that opened the old lock file just before its removal finds
+    /// it no longer named once it has locked it, and is refused
+    /// ([`StoreError::Replaced`]) rather than sharing the card. A served
+    /// card keeps its lock file for as long as it is served (its removal
+    /// stops the card, see [`FileStore::open`]'s checks).
+    pub fn open_briefly(path: impl Into<PathBuf>) -> Result<FileStore, StoreError> {
+        let mut store = FileStore::open(path)?;
+        store.remove_lock = true;
+        Ok(store)
     }
 
     /// The image file's path: the canonical one (every symbolic link of
@@ -199,8 +223,10 @@ impl FileStore {
     /// the era also depends on the old one, so no record of the old
     /// card's journal can apply to the new image, and that journal is
     /// removed once the new image is in place.
+    ///
+    /// The lock is held only while writing: no lock file is left behind.
     pub fn write(path: &Path, image: &CardImage) -> Result<(), StoreError> {
-        let store = FileStore::open(path)?;
+        let store = FileStore::open_briefly(path)?;
         write_new_card(&store.path, image).map(|_| ())
     }
 
@@ -337,6 +363,22 @@ impl FileStore {
         }
         self.next_slot += 1;
         Ok(true)
+    }
+}
+
+impl Drop for FileStore {
+    fn drop(&mut self) {
+        if !self.remove_lock {
+            return;
+        }
+        // Before the lock file closes (which releases the lock): nobody
+        // else holds it now, and a file put at the name since is not ours.
+        let lock_path = sibling(&self.path, ".lock");
+        if matches!(files::still_named(&lock_path, &self.lock), Ok(true))
+            && let Err(e) = fs::remove_file(&lock_path)
+        {
+            tracing::warn!(target: "vscard::store", lock = %lock_path.display(), error = %e, "cannot remove the card's lock file");
+        }
     }
 }
 
@@ -519,6 +561,52 @@ mod tests {
                 .unwrap(),
         );
         image
+    }
+
+    /// The folder's file names, sorted.
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_brief_store_locks_while_it_lives_and_leaves_no_lock_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("card.json");
+        let mut brief = FileStore::open_briefly(&path).unwrap();
+        brief.commit(&sample()).unwrap();
+        assert!(matches!(
+            FileStore::open(&path),
+            Err(StoreError::Locked { .. })
+        ));
+        drop(brief);
+        assert_eq!(names_in(dir.path()), ["card.json"]);
+        FileStore::write(&path, &sample()).unwrap();
+        assert_eq!(names_in(dir.path()), ["card.json"]);
+        // A served card keeps its lock file; a brief store that cannot
+        // take the lock removes nothing, and the served card still commits.
+        let mut served = FileStore::open(&path).unwrap();
+        assert!(matches!(
+            FileStore::open_briefly(&path),
+            Err(StoreError::Locked { .. })
+        ));
+        assert!(matches!(
+            FileStore::write(&path, &sample()),
+            Err(StoreError::Locked { .. })
+        ));
+        assert_eq!(names_in(dir.path()), ["card.json", "card.json.lock"]);
+        served.load().unwrap();
+        served.commit(&sample()).unwrap();
+        drop(served);
+        assert!(dir.path().join("card.json.lock").exists());
+        // The brief store takes the lock file left by a served card, and
+        // removes it when done.
+        drop(FileStore::open_briefly(&path).unwrap());
+        assert_eq!(names_in(dir.path()), ["card.json"]);
     }
 
     #[test]

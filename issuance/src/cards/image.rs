@@ -4,8 +4,11 @@
 //! Every file goes through the emulator's `FileStore`: images are replaced
 //! whole (temporary file, fsync, rename), and whoever changes one (issue,
 //! renew, serve) holds its `<image>.lock` first, so a card that is being
-//! served is never replaced or renewed under the server's feet. Reading
-//! (`inspect`) takes no lock.
+//! served is never replaced or renewed under the server's feet. Issue and
+//! renew hold it only while they write, and remove the lock file they
+//! made when done (`FileStore::open_briefly`): nothing but the card file
+//! is left in the folder. Serving keeps it while the card is served.
+//! Reading (`inspect`) takes no lock.
 
 use std::path::{Path, PathBuf};
 
@@ -60,7 +63,7 @@ impl NewCardFile {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io_error(parent))?;
         }
-        let store = FileStore::open(path)?;
+        let store = FileStore::open_briefly(path)?;
         let exists = path.try_exists().map_err(io_error(path))?;
         if exists && !force {
             return Err(CardFileError::Exists {
@@ -107,7 +110,7 @@ pub fn renew_card_file<R: CryptoRng + ?Sized>(
     new_ca: bool,
     rng: &mut R,
 ) -> Result<CardSummary, CardFileError> {
-    let mut store = lock_existing(path)?;
+    let mut store = lock_existing(path, Hold::WhileWriting)?;
     let mut image = store.load()?.ok_or_else(|| CardFileError::Missing {
         path: path.to_owned(),
     })?;
@@ -163,7 +166,7 @@ fn check_issued_by(
 /// the card's lifetime, so a second server of the same image is refused.
 /// A missing file is an error: serving never creates a card.
 pub fn open_card(path: &Path) -> Result<(Card, Option<CardSummary>), CardFileError> {
-    let store = lock_existing(path)?;
+    let store = lock_existing(path, Hold::WhileServed)?;
     let image = FileStore::read(path)?.ok_or_else(|| CardFileError::Missing {
         path: path.to_owned(),
     })?;
@@ -178,13 +181,25 @@ pub fn open_card(path: &Path) -> Result<(Card, Option<CardSummary>), CardFileErr
     Ok((card, summary))
 }
 
+/// How long a card's lock file stays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hold {
+    /// Renewing: removed once the image is written.
+    WhileWriting,
+    /// Serving: kept while the card is served (its removal stops the card).
+    WhileServed,
+}
+
 /// The store of an image that must exist, its lock taken. Checked first
 /// so that a mistyped path leaves no lock file behind.
-fn lock_existing(path: &Path) -> Result<FileStore, CardFileError> {
+fn lock_existing(path: &Path, hold: Hold) -> Result<FileStore, CardFileError> {
     if !path.try_exists().map_err(io_error(path))? {
         return Err(CardFileError::Missing {
             path: path.to_owned(),
         });
     }
-    Ok(FileStore::open(path)?)
+    Ok(match hold {
+        Hold::WhileWriting => FileStore::open_briefly(path)?,
+        Hold::WhileServed => FileStore::open(path)?,
+    })
 }
