@@ -18,6 +18,7 @@ use vscard_vpcd::{Mode, PeerPolicy};
 mod args;
 mod card_commands;
 mod issue_request;
+mod man;
 mod serve;
 mod source;
 
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
         Command::Pki(PkiCommand::Import(args)) => {
             with_state_dir(state_dir, |dir| card_commands::pki_import(args, dir))
         }
+        Command::Man(args) => man::write_pages(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
