@@ -216,11 +216,16 @@ cmd_check() {
     mkdir -p "$dir"
     printf 'vscard-ci check\n' >"$data"
     rm -f "$sig"
-    if pkcs11-tool --list-objects --type privkey --id 01 2>/dev/null | grep -q 'Private Key Object; EC'; then
+    # The PIN from the environment, not the command line (pkcs11-tool reads
+    # `env:NAME`): other local users can read a command line. Key 01 (PIV
+    # slot 9A) is listed only after a login (and --id does not filter the
+    # list: the type is read from the object whose ID is 01).
+    local key_type
+    key_type=$(VSCARD_CI_PIN=$pin pkcs11-tool --login --pin env:VSCARD_CI_PIN --list-objects \
+        --type privkey 2>/dev/null | awk '/^Private Key Object;/ { type = $4 } /^ *ID: *01$/ { print type; exit }')
+    if [ "$key_type" = EC ]; then
         mechanism=ECDSA-SHA256
     fi
-    # The PIN from the environment, not the command line (pkcs11-tool reads
-    # `env:NAME`): other local users can read a command line.
     VSCARD_CI_PIN=$pin pkcs11-tool --login --pin env:VSCARD_CI_PIN --sign --id 01 \
         -m "$mechanism" -i "$data" -o "$sig" >"$dir/pkcs11-tool.log" 2>&1 || {
         cat "$dir/pkcs11-tool.log" >&2
