@@ -204,6 +204,10 @@ cmd_start() {
         cmd_stop >&2
         fail "the card did not come up within $ready_timeout s"
     fi
+    # serve writes its ready file a moment after the socket says present:
+    # when start returns, both say so.
+    ready_file_written() { [ -f "$dir/ready" ]; }
+    wait_for 5 ready_file_written || fail "vscard serve wrote no $dir/ready"
     "$vscard" ctl "$dir/control.sock" status
     if [ -n "${GITHUB_ENV:-}" ]; then
         echo "VSCARD_CONTROL=$dir/control.sock" >>"$GITHUB_ENV"
@@ -220,9 +224,14 @@ cmd_check() {
     # `env:NAME`): other local users can read a command line. Key 01 (PIV
     # slot 9A) is listed only after a login (and --id does not filter the
     # list: the type is read from the object whose ID is 01).
+    if ! VSCARD_CI_PIN=$pin pkcs11-tool --login --pin env:VSCARD_CI_PIN --list-objects \
+        --type privkey >"$dir/pkcs11-tool.log" 2>&1; then
+        cat "$dir/pkcs11-tool.log" >&2
+        fail "pkcs11-tool could not log in"
+    fi
     local key_type
-    key_type=$(VSCARD_CI_PIN=$pin pkcs11-tool --login --pin env:VSCARD_CI_PIN --list-objects \
-        --type privkey 2>/dev/null | awk '/^Private Key Object;/ { type = $4 } /^ *ID: *01$/ { print type; exit }')
+    key_type=$(awk '/^Private Key Object;/ { type = $4 } /^ *ID: *01$/ { print type; exit }' \
+        "$dir/pkcs11-tool.log")
     if [ "$key_type" = EC ]; then
         mechanism=ECDSA-SHA256
     fi

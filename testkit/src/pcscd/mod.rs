@@ -173,6 +173,33 @@ pub fn private_pcscd() -> Option<PrivatePcscd> {
     PrivatePcscd::enter(PcscdOptions::default())
 }
 
+/// Runs the calling test in fresh private namespaces, as
+/// [`private_pcscd`] does, but starts no pcscd there: for tests of scripts
+/// that start their own (nothing answers on the tmpfs `/run/pcscd`, and
+/// vpcd's ports are free). `true`: this is the run inside, go on; `false`:
+/// the test already ran inside (or was skipped), return at once.
+pub fn private_namespace() -> bool {
+    let test = match std::thread::current().name() {
+        Some(name) if name != "main" => name.to_owned(),
+        _ => panic!("{}", HarnessError::NotATest),
+    };
+    if std::env::var_os(NAMESPACE_VAR).is_some() {
+        return true;
+    }
+    if let Some(reason) = missing_prerequisites() {
+        if std::env::var_os("CI").is_some() {
+            panic!("{test}: pcscd tests cannot run in CI: {reason}");
+        }
+        // Straight to stderr, past libtest's capture: a skip must show.
+        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+        return false;
+    }
+    if let Err(e) = rerun_in_namespace(&test) {
+        panic!("{test} in its private namespace: {e}");
+    }
+    false
+}
+
 /// The name pcscd gives the vpcd reader unless told otherwise (Debian's
 /// reader.conf).
 pub const DEFAULT_READER_NAME: &str = "Virtual PCD";
@@ -198,28 +225,13 @@ impl PrivatePcscd {
     /// looks at readers with a vendor's name (Yubico's PKCS#11 module wants
     /// names starting with "Yubico").
     pub fn enter_named(options: PcscdOptions, reader_name: &str) -> Option<PrivatePcscd> {
-        let test = match std::thread::current().name() {
-            Some(name) if name != "main" => name.to_owned(),
-            _ => panic!("{}", HarnessError::NotATest),
-        };
-        if std::env::var_os(NAMESPACE_VAR).is_some() {
-            return match PrivatePcscd::start_here_named(options, reader_name) {
-                Ok(pcscd) => Some(pcscd),
-                Err(e) => panic!("cannot start the private pcscd: {e}"),
-            };
-        }
-        if let Some(reason) = missing_prerequisites() {
-            if std::env::var_os("CI").is_some() {
-                panic!("{test}: pcscd tests cannot run in CI: {reason}");
-            }
-            // Straight to stderr, past libtest's capture: a skip must show.
-            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+        if !private_namespace() {
             return None;
         }
-        if let Err(e) = rerun_in_namespace(&test) {
-            panic!("{test} in its private namespace: {e}");
+        match PrivatePcscd::start_here_named(options, reader_name) {
+            Ok(pcscd) => Some(pcscd),
+            Err(e) => panic!("cannot start the private pcscd: {e}"),
         }
-        None
     }
 
     /// Starts pcscd in the current (already private) namespaces.
