@@ -173,6 +173,35 @@ fn processes() -> Vec<String> {
         .collect()
 }
 
+/// Stops the `vscard serve` of the script's pid file (SIGTERM) and waits
+/// until it has exited.
+fn stop_serve(dir: &Path) {
+    let pid: i32 = std::fs::read_to_string(dir.join("serve.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        })
+    };
+    let started = std::time::Instant::now();
+    while !gone() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "serve did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// True if something accepts a connection on pcscd's socket.
 fn pcscd_answers() -> bool {
     std::os::unix::net::UnixStream::connect("/run/pcscd/pcscd.comm").is_ok()
@@ -249,6 +278,21 @@ fn the_ci_steps_start_pcscd_serve_log_in_and_stop_what_they_started() {
                 // A second start is refused while the first serves.
                 let again = step(dir, &python, &["start"], &[]);
                 assert_eq!(again.status.code(), Some(1));
+                assert!(
+                    String::from_utf8_lossy(&again.stderr)
+                        .starts_with("vscard-ci: already started"),
+                    "{again:?}"
+                );
+                // When serve has ended, a new start keeps the pcscd the
+                // first one started as its own (stop stops it).
+                stop_serve(dir);
+                let restarted = step(dir, &python, &["start"], &[]);
+                assert!(restarted.status.success());
+                assert!(
+                    stdout(&restarted)
+                        .starts_with("vscard-ci: using the pcscd an earlier start started (pid "),
+                    "{restarted:?}"
+                );
             }
             "check" => assert_eq!(out, CHECK_LINES),
             "stop" => {

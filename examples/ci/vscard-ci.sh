@@ -149,11 +149,19 @@ cmd_start() {
     fi
     mkdir -p "$dir"
     chmod 700 "$dir"
-    rm -f "$dir/ready" "$dir/pcscd.pid" "$dir/serve.pid"
+    rm -f "$dir/ready" "$dir/serve.pid"
     local peer=pcscd
-    if socket_answers; then
+    if [ -f "$dir/pcscd.pid" ] && running "$(cat "$dir/pcscd.pid")" && socket_answers; then
+        # An earlier start's pcscd (its serve has ended): still ours to stop.
+        say "using the pcscd an earlier start started (pid $(cat "$dir/pcscd.pid"))"
+        if [ "$(stat -c %u "/proc/$(cat "$dir/pcscd.pid")")" -ne 0 ]; then
+            peer=any
+        fi
+    elif socket_answers; then
+        rm -f "$dir/pcscd.pid"
         say "using the pcscd that answers on $socket"
     else
+        rm -f "$dir/pcscd.pid"
         local run_dir
         run_dir=$(dirname "$socket")
         if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
