@@ -131,6 +131,11 @@ fn the_committed_manual_pages_are_current() {
 /// One run of the script with `step` (and more arguments), the vscard
 /// under test as `VSCARD`, its state in `dir`.
 fn step(dir: &Path, python: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+    run(&mut step_command(dir, python, args, extra_env))
+}
+
+/// The command [`step`] runs.
+fn step_command(dir: &Path, python: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Command {
     let mut command = Command::new("bash");
     command
         .arg(script())
@@ -149,7 +154,7 @@ fn step(dir: &Path, python: &Path, args: &[&str], extra_env: &[(&str, &str)]) ->
     for (name, value) in extra_env {
         command.env(name, value);
     }
-    run(&mut command)
+    command
 }
 
 fn stdout(output: &Output) -> String {
@@ -394,6 +399,45 @@ fn the_docker_entry_point_runs_the_command_once_ready_and_stops_everything() {
     // The command's exit code is the container's.
     let failed = step(dir, &python, &["run", "sh", "-c", "exit 7"], &[]);
     assert_eq!(failed.status.code(), Some(7));
+    assert!(!pcscd_answers());
+    // Without a command (`docker run IMAGE`): serves until SIGTERM (`docker
+    // stop`), then stops everything and exits 0.
+    let mut serving = step_command(dir, &python, &["run"], &[])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its readiness: the line it prints once start is done.
+    let mut lines =
+        std::io::BufRead::lines(std::io::BufReader::new(serving.stdout.take().unwrap()));
+    let mut seen = String::new();
+    loop {
+        let line = lines.next().expect("run ended before serving").unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line == "vscard-ci: serving until SIGTERM or SIGINT" {
+            break;
+        }
+    }
+    assert!(dir.join("ready").is_file());
+    assert!(pcscd_answers());
+    let pid = rustix::process::Pid::from_child(&serving);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    for line in lines {
+        seen.push_str(&line.unwrap());
+        seen.push('\n');
+    }
+    let status = serving.wait().unwrap();
+    println!("{seen}");
+    assert_eq!(status.code(), Some(0), "{seen}");
+    let last: Vec<&str> = seen.lines().rev().take(2).collect();
+    assert!(
+        last[1].starts_with("vscard-ci: stopping vscard serve (pid "),
+        "{seen}"
+    );
+    assert!(
+        last[0].starts_with("vscard-ci: stopping the pcscd it started (pid "),
+        "{seen}"
+    );
     assert!(!pcscd_answers());
     let running = processes();
     assert!(
