@@ -36,6 +36,8 @@
 //!
 //! Other crates take `vscard-testkit` as a dev-dependency and use
 //! `vscard_testkit::pcsc` (re-exported, so versions match).
+//! A test of a script that starts its own pcscd calls [`private_namespace`]
+//! instead: the same namespaces, no pcscd in them.
 //! A program that is not a libtest test (a criterion bench, a `main`)
 //! calls [`rerun_process_in_namespace`] first and then
 //! [`PrivatePcscd::start_here`].
