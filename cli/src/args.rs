@@ -50,6 +50,17 @@ pub enum Command {
     /// and copies of the vpcd driver, 2 readers each; `--undo` removes
     /// what it wrote. pcscd must be restarted to load them.
     PcscdSetup(PcscdSetupArgs),
+    /// Write the manual pages (vscard.1, vscard-serve.1, ...) into a
+    /// folder (for packagers; hidden from --help).
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// An existing folder to write the pages into.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -19,6 +19,7 @@ mod args;
 mod card_commands;
 mod card_selector;
 mod issue_request;
+mod man;
 mod pcscd_setup;
 mod serve;
 mod source;
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
             with_state_dir(state_dir, |dir| card_commands::pki_import(args, dir))
         }
         Command::PcscdSetup(args) => pcscd_setup::run(&args),
+        Command::Man(args) => man::write_pages(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -36,6 +36,8 @@
 //!
 //! Other crates take `vscard-testkit` as a dev-dependency and use
 //! `vscard_testkit::pcsc` (re-exported, so versions match).
+//! A test of a script that starts its own pcscd calls [`private_namespace`]
+//! instead: the same namespaces, no pcscd in them.
 //! A program that is not a libtest test (a criterion bench, a `main`)
 //! calls [`rerun_process_in_namespace`] first and then
 //! [`PrivatePcscd::start_here`].
@@ -173,6 +175,33 @@ pub fn private_pcscd() -> Option<PrivatePcscd> {
     PrivatePcscd::enter(PcscdOptions::default())
 }
 
+/// Runs the calling test in fresh private namespaces, as
+/// [`private_pcscd`] does, but starts no pcscd there: for tests of scripts
+/// that start their own (nothing answers on the tmpfs `/run/pcscd`, and
+/// vpcd's ports are free). `true`: this is the run inside, go on; `false`:
+/// the test already ran inside (or was skipped), return at once.
+pub fn private_namespace() -> bool {
+    let test = match std::thread::current().name() {
+        Some(name) if name != "main" => name.to_owned(),
+        _ => panic!("{}", HarnessError::NotATest),
+    };
+    if std::env::var_os(NAMESPACE_VAR).is_some() {
+        return true;
+    }
+    if let Some(reason) = missing_prerequisites() {
+        if std::env::var_os("CI").is_some() {
+            panic!("{test}: pcscd tests cannot run in CI: {reason}");
+        }
+        // Straight to stderr, past libtest's capture: a skip must show.
+        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+        return false;
+    }
+    if let Err(e) = rerun_in_namespace(&test) {
+        panic!("{test} in its private namespace: {e}");
+    }
+    false
+}
+
 /// The name pcscd gives the vpcd reader unless told otherwise (Debian's
 /// reader.conf).
 pub const DEFAULT_READER_NAME: &str = "Virtual PCD";
@@ -216,32 +245,17 @@ impl PrivatePcscd {
 
     /// `reader_name: None`: no reader configuration, pcscd not started.
     fn enter_inner(options: PcscdOptions, reader_name: Option<&str>) -> Option<PrivatePcscd> {
-        let test = match std::thread::current().name() {
-            Some(name) if name != "main" => name.to_owned(),
-            _ => panic!("{}", HarnessError::NotATest),
-        };
-        if std::env::var_os(NAMESPACE_VAR).is_some() {
-            let started = match reader_name {
-                Some(reader_name) => PrivatePcscd::start_here_named(options, reader_name),
-                None => PrivatePcscd::unstarted(options, DEFAULT_READER_NAME),
-            };
-            return match started {
-                Ok(pcscd) => Some(pcscd),
-                Err(e) => panic!("cannot start the private pcscd: {e}"),
-            };
-        }
-        if let Some(reason) = missing_prerequisites() {
-            if std::env::var_os("CI").is_some() {
-                panic!("{test}: pcscd tests cannot run in CI: {reason}");
-            }
-            // Straight to stderr, past libtest's capture: a skip must show.
-            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+        if !private_namespace() {
             return None;
         }
-        if let Err(e) = rerun_in_namespace(&test) {
-            panic!("{test} in its private namespace: {e}");
+        let started = match reader_name {
+            Some(reader_name) => PrivatePcscd::start_here_named(options, reader_name),
+            None => PrivatePcscd::unstarted(options, DEFAULT_READER_NAME),
+        };
+        match started {
+            Ok(pcscd) => Some(pcscd),
+            Err(e) => panic!("cannot start the private pcscd: {e}"),
         }
-        None
     }
 
     /// Starts pcscd in the current (already private) namespaces.
