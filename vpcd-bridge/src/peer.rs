@@ -115,6 +115,20 @@ pub enum PeerError {
     },
 }
 
+impl PeerError {
+    /// True for what a pcscd that is starting or stopping shows for a
+    /// moment (seen when pcscd is killed and started again under a running
+    /// card): no listener, or a listening socket whose holder is not found
+    /// yet. Worth looking again shortly before refusing; a socket held by
+    /// another process is not.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            PeerError::NoListener { .. } | PeerError::NoProcess { .. }
+        )
+    }
+}
+
 /// Who the check accepted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Accepted {
@@ -501,6 +515,18 @@ mod tests {
         assert_eq!(real_uid(status), Some(0));
         assert_eq!(real_uid("Uid:\t1000\t0\t0\t0\n"), Some(1000));
         assert_eq!(real_uid("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn only_a_missing_listener_or_holder_is_looked_at_again() {
+        assert!(PeerError::NoListener { port: 1 }.is_transient());
+        assert!(PeerError::NoProcess { port: 1, uid: 0 }.is_transient());
+        assert!(
+            !PeerError::Remote {
+                addr: "192.0.2.7:1".into()
+            }
+            .is_transient()
+        );
     }
 
     #[test]

@@ -40,6 +40,11 @@ const TARGET: &str = "vscard::vpcd";
 /// reader.
 const NO_PRECISE_DIAGNOSIS: [u8; 2] = [0x6F, 0x00];
 
+/// How many times the peer check looks before refusing a transient answer
+/// ([`PeerError::is_transient`]), and how long apart: half a second in all.
+const PEER_LOOKS: u32 = 10;
+const PEER_LOOK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The connection as a blocking std socket with the vpcd socket options.
 fn blocking(stream: TcpStream) -> io::Result<std::net::TcpStream> {
     let stream = stream.into_std()?;
@@ -488,8 +493,19 @@ impl CardLink {
     ) -> End {
         // Before anything is read or sent (vpcd speaks first, so nothing
         // has been answered): a refused peer only sees the connection close.
-        if let Err(error) = self.endpoint.check_peer(self.config.peer, peer) {
-            return End::Refused(error);
+        // A pcscd that is starting or going away may not show its socket's
+        // holder for a moment: look again a few times before refusing.
+        let mut looks = 1;
+        loop {
+            match self.endpoint.check_peer(self.config.peer, peer) {
+                Ok(()) => break,
+                Err(error) if error.is_transient() && looks < PEER_LOOKS => {
+                    tracing::debug!(target: TARGET, card = self.index, %peer, %error, "peer check: looking again");
+                    looks += 1;
+                    tokio::time::sleep(PEER_LOOK_INTERVAL).await;
+                }
+                Err(error) => return End::Refused(error),
+            }
         }
         let stream = match blocking(stream) {
             Ok(stream) => stream,
