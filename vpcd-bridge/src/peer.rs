@@ -116,16 +116,16 @@ pub enum PeerError {
 }
 
 impl PeerError {
-    /// True for what a pcscd that is starting or stopping shows for a
-    /// moment (seen when pcscd is killed and started again under a running
-    /// card): no listener, or a listening socket whose holder is not found
-    /// yet. Worth looking again shortly before refusing; a socket held by
-    /// another process is not.
+    /// True for what a root pcscd that is dying shows for a moment (seen
+    /// when pcscd is killed and started again under a running card): a
+    /// listening socket owned by root whose holder is not found. Worth
+    /// looking again shortly before refusing. Nothing else is: no listener
+    /// at all, once connected, means whoever accepted the connection has
+    /// closed its listener (an impostor making room for root's pcscd to
+    /// bind, so that a later look would pass), and a socket of another uid
+    /// or held by another process is refused at once.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            PeerError::NoListener { .. } | PeerError::NoProcess { .. }
-        )
+        matches!(self, PeerError::NoProcess { uid: 0, .. })
     }
 }
 
@@ -519,8 +519,9 @@ mod tests {
 
     #[test]
     fn only_a_missing_listener_or_holder_is_looked_at_again() {
-        assert!(PeerError::NoListener { port: 1 }.is_transient());
         assert!(PeerError::NoProcess { port: 1, uid: 0 }.is_transient());
+        assert!(!PeerError::NoProcess { port: 1, uid: 1000 }.is_transient());
+        assert!(!PeerError::NoListener { port: 1 }.is_transient());
         assert!(
             !PeerError::Remote {
                 addr: "192.0.2.7:1".into()

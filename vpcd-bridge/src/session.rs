@@ -493,8 +493,9 @@ impl CardLink {
     ) -> End {
         // Before anything is read or sent (vpcd speaks first, so nothing
         // has been answered): a refused peer only sees the connection close.
-        // A pcscd that is starting or going away may not show its socket's
-        // holder for a moment: look again a few times before refusing.
+        // A root pcscd that is going away may not show its socket's holder
+        // for a moment: look again a few times before refusing (only then:
+        // see PeerError::is_transient).
         let mut looks = 1;
         loop {
             match self.endpoint.check_peer(self.config.peer, peer) {
