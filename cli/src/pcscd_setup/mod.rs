@@ -236,10 +236,14 @@ impl Setup {
             .map_err(|e| io_context(format!("cannot read {}", self.driver.display()), e))?;
         // Copies first: a pcscd started meanwhile never finds an entry
         // whose library is not there yet.
+        // Root writes here what root's pcscd loads: every folder on the way
+        // must be one nobody else can change.
+        if instances.iter().any(|i| i.copy) {
+            create_private_dirs(&self.driver_dir)?;
+            check_trusted_dir(&self.driver_dir)?;
+        }
+        check_trusted_dir(&self.conf_dir)?;
         for instance in instances.iter().filter(|i| i.copy) {
-            std::fs::create_dir_all(&self.driver_dir).map_err(|e| {
-                io_context(format!("cannot create {}", self.driver_dir.display()), e)
-            })?;
             write_if_changed(&instance.library, &driver, &mut report)?;
         }
         for instance in &instances {
@@ -386,9 +390,70 @@ fn entry_text(instance: &Instance) -> String {
     )
 }
 
+/// Creates the missing folders of `dir` with mode 0755 (whatever the
+/// umask would have allowed).
+fn create_private_dirs(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(|e| io_context(format!("cannot create {}", dir.display()), e))
+}
+
+/// Refuses `dir` unless it and every folder above it is a folder owned by
+/// root (or this user) that no one else may write: a world-writable folder
+/// above is allowed only with the sticky bit (`/tmp`), since then the next
+/// folder down, which is checked too, cannot be replaced by others.
+fn check_trusted_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let canonical = dir
+        .canonicalize()
+        .map_err(|e| io_context(format!("cannot resolve {}", dir.display()), e))?;
+    let me = rustix::process::geteuid().as_raw();
+    for (depth, folder) in canonical.ancestors().enumerate() {
+        let meta = std::fs::symlink_metadata(folder)
+            .map_err(|e| io_context(format!("cannot look at {}", folder.display()), e))?;
+        let mode = meta.mode() & 0o7777;
+        let sticky = mode & 0o1000 != 0 && depth > 0;
+        let problem = if !meta.is_dir() {
+            Some("not a folder".to_owned())
+        } else if meta.uid() != 0 && meta.uid() != me {
+            Some(format!("owned by uid {}", meta.uid()))
+        } else if mode & 0o022 != 0 && !sticky {
+            Some(format!("writable by others (mode {mode:04o})"))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            anyhow::bail!(
+                "refusing {}: {} is {problem}, so someone else could change what root's pcscd loads",
+                dir.display(),
+                folder.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// True when `path` is a regular file of this user with `mode`, one name
+/// and exactly `bytes`: nothing to write. A link, a FIFO, another owner or
+/// another mode is rewritten (the atomic rename replaces the name).
+fn already_written(path: &Path, bytes: &[u8], mode: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    meta.is_file()
+        && meta.uid() == rustix::process::geteuid().as_raw()
+        && meta.mode() & 0o7777 == mode
+        && meta.nlink() == 1
+        && std::fs::read(path).is_ok_and(|old| old == bytes)
+}
+
 /// Writes `bytes` to `path` atomically unless it already holds them.
 fn write_if_changed(path: &Path, bytes: &[u8], report: &mut Report) -> anyhow::Result<()> {
-    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+    if already_written(path, bytes, MODE) {
         return Ok(());
     }
     files::write_atomically(path, bytes, MODE).map_err(|e| {

@@ -190,3 +190,44 @@ fn a_missing_driver_is_said() {
     let error = setup.apply(4).unwrap_err().to_string();
     assert!(error.contains("vsmartcard-vpcd"), "{error}");
 }
+
+#[test]
+fn a_driver_folder_others_may_write_is_refused_and_nothing_is_written() {
+    use std::os::unix::fs::PermissionsExt;
+    let Fixture { _dir, setup } = fixture(true);
+    std::fs::create_dir(&setup.driver_dir).unwrap();
+    std::fs::set_permissions(&setup.driver_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let error = setup.apply(4).unwrap_err().to_string();
+    assert!(
+        error.contains("is writable by others (mode 0777)"),
+        "{error}"
+    );
+    assert!(list(&setup.driver_dir).unwrap().is_empty());
+    assert!(!setup.conf_dir.join("vscard-vpcd-1").exists());
+    // The same for the reader configuration folder.
+    std::fs::set_permissions(&setup.driver_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&setup.conf_dir, std::fs::Permissions::from_mode(0o775)).unwrap();
+    let error = setup.apply(4).unwrap_err().to_string();
+    assert!(error.contains("(mode 0775)"), "{error}");
+}
+
+#[test]
+fn a_new_driver_folder_is_0755_and_a_planted_link_with_the_same_bytes_is_replaced() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Fixture { _dir, setup } = fixture(true);
+    setup.apply(4).unwrap();
+    let mode = std::fs::metadata(&setup.driver_dir).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o755);
+    // A link at the copy's name to a file with the same bytes: the rerun
+    // does not keep it (pcscd would load whatever the link points to).
+    let copy = setup.driver_dir.join("libifdvpcd-vscard-1.so");
+    let elsewhere = _dir.path().join("elsewhere.so");
+    std::fs::copy(&copy, &elsewhere).unwrap();
+    std::fs::remove_file(&copy).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &copy).unwrap();
+    let report = setup.apply(4).unwrap();
+    assert_eq!(report.written, vec![copy.clone()]);
+    let meta = std::fs::symlink_metadata(&copy).unwrap();
+    assert!(meta.is_file());
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o644);
+}
