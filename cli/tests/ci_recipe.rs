@@ -445,3 +445,47 @@ fn the_docker_entry_point_runs_the_command_once_ready_and_stops_everything() {
         "{running:?}"
     );
 }
+
+#[test]
+fn the_ci_steps_refuse_a_planted_folder_and_never_stop_a_stranger_with_a_reused_pid() {
+    let python = PathBuf::from("python3");
+    let tmp = tempfile::tempdir().unwrap();
+    // A link planted at the state folder's name: refused, nothing written
+    // through it.
+    let target = tmp.path().join("elsewhere");
+    std::fs::create_dir(&target).unwrap();
+    let planted = tmp.path().join("planted");
+    std::os::unix::fs::symlink(&target, &planted).unwrap();
+    let output = step(&planted, &python, &["start"], &[]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("is not a folder of yours"),
+        "{output:?}"
+    );
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
+
+    // A pid file naming a process that is not vscard serve or pcscd (the
+    // pid reused after they died): `stop` leaves it alone.
+    let dir = tmp.path().join("state");
+    std::fs::create_dir(&dir).unwrap();
+    let mut stranger = Command::new("sleep").arg("30").spawn().unwrap();
+    std::fs::write(dir.join("serve.pid"), stranger.id().to_string()).unwrap();
+    std::fs::write(dir.join("pcscd.pid"), stranger.id().to_string()).unwrap();
+    let output = step(&dir, &python, &["stop"], &[]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stranger.try_wait().unwrap().is_none(),
+        "the stranger was stopped"
+    );
+    stranger.kill().unwrap();
+    stranger.wait().unwrap();
+
+    // A timeout that is not whole seconds is bad input.
+    let output = step(
+        &dir,
+        &python,
+        &["start"],
+        &[("VSCARD_READY_TIMEOUT", "a[$(id)]")],
+    );
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+}

@@ -45,6 +45,9 @@ vscard=${VSCARD:-vscard}
 pin=${VSCARD_PIN:-123456}
 python=${VSCARD_PYTHON:-python3}
 ready_timeout=${VSCARD_READY_TIMEOUT:-30}
+case $ready_timeout in
+'' | *[!0-9]*) echo "vscard-ci: VSCARD_READY_TIMEOUT must be whole seconds, got '$ready_timeout'" >&2; exit 2 ;;
+esac
 # vpcd's first reader (Debian's /etc/reader.conf.d/vpcd: 0x8C7B = 35963).
 vpcd_port_hex=8C7B
 
@@ -93,21 +96,48 @@ wait_for() {
 }
 
 # True while process $1 runs (as root's processes are not ours to signal,
-# /proc is asked rather than kill -0).
+# /proc is asked rather than kill -0) and, when names are given ($2, space-
+# separated), is one of them: a pid file whose process died and whose pid
+# was reused names someone else, who is not ours to stop.
 running() {
-    [ -n "$1" ] && [ -d "/proc/$1" ] && [ "$(cat "/proc/$1/stat" 2>/dev/null | awk '{print $3}')" != Z ]
+    [ -n "$1" ] && [ -d "/proc/$1" ] && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ] || return 1
+    [ -z "${2:-}" ] && return 0
+    local comm name
+    comm=$(cat "/proc/$1/comm" 2>/dev/null) || return 1
+    for name in $2; do
+        [ "$comm" = "$name" ] && return 0
+    done
+    return 1
+}
+
+# The names a started process may have: serve runs as the vscard program;
+# pcscd directly, or under the sudo that started it.
+serve_names="$(basename "$vscard")"
+pcscd_names="pcscd sudo"
+
+# Makes $dir, or checks the one there is ours: the pid files, logs and
+# PIN-bearing data in it must not be another user's to plant or read.
+own_dir() {
+    if [ ! -e "$dir" ] && [ ! -L "$dir" ]; then
+        mkdir -p "$(dirname "$dir")"
+        mkdir -m 700 "$dir"
+    fi
+    if [ -L "$dir" ] || [ ! -d "$dir" ] || [ ! -O "$dir" ]; then
+        fail "$dir is not a folder of yours: set VSCARD_CI_DIR to one"
+    fi
+    chmod 700 "$dir"
 }
 
 # Sends SIGTERM to $1 (a pid file's content) and waits up to $2 seconds.
 stop_process() {
-    local pid=$1 who=$2 limit=$3
-    if ! running "$pid"; then
+    local pid=$1 who=$2 limit=$3 names=${4:-}
+    if ! running "$pid" "$names"; then
         return 0
     fi
     as_root kill -TERM "$pid" 2>/dev/null || true
     local i
     for ((i = 0; i < limit * 10; i++)); do
-        running "$pid" || return 0
+        running "$pid" "$names" || return 0
         sleep 0.1
     done
     echo "vscard-ci: $who (pid $pid) did not stop within $limit s: killing it" >&2
@@ -144,14 +174,13 @@ cmd_install() {
 
 cmd_start() {
     command -v "$vscard" >/dev/null 2>&1 || fail "no vscard program ($vscard): run '$0 install' first"
-    if [ -f "$dir/serve.pid" ] && running "$(cat "$dir/serve.pid")"; then
+    if [ -f "$dir/serve.pid" ] && running "$(cat "$dir/serve.pid")" "$serve_names"; then
         fail "already started (vscard serve pid $(cat "$dir/serve.pid")): '$0 stop' first"
     fi
-    mkdir -p "$dir"
-    chmod 700 "$dir"
+    own_dir
     rm -f "$dir/ready" "$dir/serve.pid"
     local peer=pcscd
-    if [ -f "$dir/pcscd.pid" ] && running "$(cat "$dir/pcscd.pid")" && socket_answers; then
+    if [ -f "$dir/pcscd.pid" ] && running "$(cat "$dir/pcscd.pid")" "$pcscd_names" && socket_answers; then
         # An earlier start's pcscd (its serve has ended): still ours to stop.
         say "using the pcscd an earlier start started (pid $(cat "$dir/pcscd.pid"))"
         if [ "$(stat -c %u "/proc/$(cat "$dir/pcscd.pid")")" -ne 0 ]; then
@@ -185,7 +214,7 @@ cmd_start() {
         local pid=$!
         if ! wait_for 10 socket_answers; then
             cat "$dir/pcscd.log" >&2
-            stop_process "$pid" pcscd 5
+            stop_process "$pid" pcscd 5 "$pcscd_names"
             fail "the pcscd it started does not answer on $socket after 10 s"
         fi
         if ((${#launcher[@]})); then
@@ -225,7 +254,7 @@ cmd_start() {
 
 cmd_check() {
     local data=$dir/check.data sig=$dir/check.sig mechanism=SHA256-RSA-PKCS
-    mkdir -p "$dir"
+    own_dir
     printf 'vscard-ci check\n' >"$data"
     rm -f "$sig"
     # The PIN from the environment, not the command line (pkcs11-tool reads
@@ -278,9 +307,9 @@ cmd_stop() {
     if [ -f "$dir/serve.pid" ]; then
         local pid
         pid=$(cat "$dir/serve.pid")
-        if running "$pid"; then
+        if running "$pid" "$serve_names"; then
             say "stopping vscard serve (pid $pid)"
-            stop_process "$pid" "vscard serve" 10
+            stop_process "$pid" "vscard serve" 10 "$serve_names"
             stopped=1
         fi
         rm -f "$dir/serve.pid"
@@ -288,9 +317,9 @@ cmd_stop() {
     if [ -f "$dir/pcscd.pid" ]; then
         local pid
         pid=$(cat "$dir/pcscd.pid")
-        if running "$pid"; then
+        if running "$pid" "$pcscd_names"; then
             say "stopping the pcscd it started (pid $pid)"
-            stop_process "$pid" pcscd 10
+            stop_process "$pid" pcscd 10 "$pcscd_names"
             stopped=1
         fi
         rm -f "$dir/pcscd.pid"
