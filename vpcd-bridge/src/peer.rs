@@ -105,6 +105,22 @@ pub enum PeerError {
         /// The socket's owner, from `/proc/net/tcp`.
         uid: u32,
     },
+    /// The end that accepted this very connection belongs to another uid
+    /// than root: whoever listened when the card connected was not root's
+    /// pcscd, whatever listens now.
+    #[error("port {port}: the connection was accepted by a socket of uid {uid}, not root's pcscd")]
+    NotRootConnection {
+        /// vpcd's port.
+        port: u16,
+        /// The accepting socket's owner, from `/proc/net/tcp`.
+        uid: u32,
+    },
+    /// The end that accepted this connection is already gone.
+    #[error("port {port}: the end that accepted the connection is gone")]
+    ConnectionGone {
+        /// vpcd's port.
+        port: u16,
+    },
     /// `/proc` could not be read (not Linux, or no `/proc` mounted).
     #[error("cannot read {path}: {source}")]
     Proc {
@@ -143,6 +159,15 @@ pub enum Accepted {
 /// held by root's pcscd on this machine.
 pub fn check(peer: SocketAddr) -> Result<Accepted, PeerError> {
     ProcFs::new("/proc").check(peer)
+}
+
+/// [`check`], and then the connection itself (`local` is the card's end):
+/// the socket that accepted it must be root's, and held by root's pcscd
+/// where that can be seen. The listener alone is not enough: a process
+/// that accepted the card's connection and then closed its listener,
+/// letting root's pcscd bind the port, would pass a look at the listener.
+pub fn check_connection(peer: SocketAddr, local: SocketAddr) -> Result<Accepted, PeerError> {
+    ProcFs::new("/proc").check_connection(peer, local)
 }
 
 /// Refuses, before any connection, a host the check cannot look at: an
@@ -195,6 +220,46 @@ fn parse_line(line: &str) -> Option<Listener> {
         uid,
         inode,
     })
+}
+
+/// One socket of `/proc/net/tcp*` in any state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Connection {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub uid: u32,
+    pub inode: u64,
+}
+
+/// Every socket of a `/proc/net/tcp` or `tcp6` table, addresses in
+/// canonical form (a v4-mapped IPv6 address as IPv4).
+pub(crate) fn parse_connections(table: &str) -> Vec<Connection> {
+    table
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let _slot = fields.next()?;
+            let local = canonical(parse_address(fields.next()?)?);
+            let remote = canonical(parse_address(fields.next()?)?);
+            let _state = fields.next()?;
+            let _queues = fields.next()?;
+            let _timer = fields.next()?;
+            let _retransmits = fields.next()?;
+            let uid = fields.next()?.parse().ok()?;
+            let _timeout = fields.next()?;
+            let inode = fields.next()?.parse().ok()?;
+            Some(Connection {
+                local,
+                remote,
+                uid,
+                inode,
+            })
+        })
+        .collect()
+}
+
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// `0100007F:8C7B` or 32 hex digits and a port. The address is printed
@@ -311,16 +376,62 @@ impl ProcFs {
 
     /// Every LISTEN socket, IPv4 and IPv6 (no `tcp6` table: no IPv6).
     fn listeners(&self) -> Result<Vec<Listener>, PeerError> {
+        Ok(self
+            .tables()?
+            .iter()
+            .flat_map(|table| parse_listeners(table))
+            .collect())
+    }
+
+    /// The `tcp` and `tcp6` tables (no `tcp6` table: no IPv6).
+    fn tables(&self) -> Result<Vec<String>, PeerError> {
         let mut all = Vec::new();
         for (name, required) in [("tcp", true), ("tcp6", false)] {
             let path = self.root.join("net").join(name);
             match fs::read_to_string(&path) {
-                Ok(table) => all.extend(parse_listeners(&table)),
+                Ok(table) => all.push(table),
                 Err(e) if !required && e.kind() == io::ErrorKind::NotFound => {}
                 Err(source) => return Err(PeerError::Proc { path, source }),
             }
         }
         Ok(all)
+    }
+
+    pub(crate) fn check_connection(
+        &self,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) -> Result<Accepted, PeerError> {
+        let accepted = self.check(peer)?;
+        let (peer, local) = (canonical(peer), canonical(local));
+        let port = peer.port();
+        // The accepting end: its local address is the card's peer, its
+        // remote the card's own end. Its uid is the accepting process's
+        // (or, before accept(), the listener's, whose child it is).
+        let server = self
+            .tables()?
+            .iter()
+            .flat_map(|table| parse_connections(table))
+            .find(|c| c.local == peer && c.remote == local)
+            .ok_or(PeerError::ConnectionGone { port })?;
+        if server.uid != 0 {
+            return Err(PeerError::NotRootConnection {
+                port,
+                uid: server.uid,
+            });
+        }
+        // Once accepted it has an inode: whoever holds it must be root's
+        // pcscd where the fd tables can be read.
+        if server.inode != 0
+            && let Some(processes) = self.holders(vec![server.inode]).get(&server.inode)
+            && let Some(process) = processes.iter().find(|p| !p.is_root_pcscd())
+        {
+            return Err(PeerError::NotPcscd {
+                port,
+                process: process.clone(),
+            });
+        }
+        Ok(accepted)
     }
 
     /// The pids under the tree (entries that are numbers).
@@ -577,6 +688,68 @@ mod tests {
     }
 
     #[test]
+    #[cfg(all(unix, target_endian = "little"))]
+    fn the_end_that_accepted_the_connection_must_be_roots_pcscd() {
+        // Root's pcscd listens now, but the connection was accepted by a
+        // user's socket (which then closed its listener): refused.
+        let tree = FakeProc::new("impostor", 0, &[(100, "pcscd", 0, Some(true))]);
+        assert!(matches!(
+            tree.check_connection(),
+            Err(PeerError::ConnectionGone { port: 35963 })
+        ));
+        tree.accepted_by(1000, 777, None);
+        let refused = tree.check_connection().unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "port 35963: the connection was accepted by a socket of uid 1000, not root's pcscd"
+        );
+        // Accepted by root, not yet taken by accept() (no inode): fine.
+        let tree = FakeProc::new("backlog", 0, &[(100, "pcscd", 0, Some(true))]);
+        tree.accepted_by(0, 0, None);
+        assert!(tree.check_connection().is_ok());
+        // Accepted and held by root's pcscd: fine; held by another root
+        // process: refused.
+        let tree = FakeProc::new("held", 0, &[(100, "pcscd", 0, Some(true))]);
+        tree.accepted_by(0, 888, Some(100));
+        assert!(tree.check_connection().is_ok());
+        let tree = FakeProc::new(
+            "heldbyother",
+            0,
+            &[
+                (100, "pcscd", 0, Some(true)),
+                (300, "socat", 0, Some(false)),
+            ],
+        );
+        tree.accepted_by(0, 999, Some(300));
+        assert!(matches!(
+            tree.check_connection(),
+            Err(PeerError::NotPcscd { process, .. }) if process.pid == 300
+        ));
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_accepting_end_of_a_real_connection_is_found_with_its_uid() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(server).unwrap();
+        let (_accepted, _) = listener.accept().unwrap();
+        let local = client.local_addr().unwrap();
+        let table = fs::read_to_string("/proc/net/tcp").unwrap();
+        let found = parse_connections(&table)
+            .into_iter()
+            .find(|c| c.local == server && c.remote == local)
+            .unwrap();
+        assert_eq!(found.uid, rustix::process::geteuid().as_raw());
+        assert_ne!(found.inode, 0);
+        // And the check refuses it, this process not being pcscd.
+        assert!(matches!(
+            check_connection(server, local),
+            Err(PeerError::NotPcscd { .. })
+        ));
+    }
+
+    #[test]
     fn no_proc_is_an_error_naming_the_file() {
         let proc = ProcFs::new("/nonexistent-proc-for-vscard-test");
         match proc.check(addr("127.0.0.1:35963")) {
@@ -631,6 +804,27 @@ mod tests {
 
         fn check(&self) -> Result<Accepted, PeerError> {
             ProcFs::new(&self.0).check(addr("127.0.0.1:35963"))
+        }
+
+        /// Adds the accepting end of a connection from 127.0.0.1:50000 to
+        /// the listener, owned by `uid`, with socket `inode`, held by the
+        /// process `holder` (which must exist) when given.
+        fn accepted_by(&self, uid: u32, inode: u64, holder: Option<u32>) {
+            let path = self.0.join("net/tcp");
+            let mut table = fs::read_to_string(&path).unwrap();
+            table.push_str(&format!(
+                "   1: 0100007F:8C7B 0100007F:C350 01 00000000:00000000 00:00000000 00000000 {uid} 0 {inode} 1 0 20 4 30 10 -1\n"
+            ));
+            fs::write(&path, table).unwrap();
+            if let Some(pid) = holder {
+                let fd = self.0.join(pid.to_string()).join("fd");
+                fs::create_dir_all(&fd).unwrap();
+                std::os::unix::fs::symlink(format!("socket:[{inode}]"), fd.join("4")).unwrap();
+            }
+        }
+
+        fn check_connection(&self) -> Result<Accepted, PeerError> {
+            ProcFs::new(&self.0).check_connection(addr("127.0.0.1:35963"), addr("127.0.0.1:50000"))
         }
     }
 

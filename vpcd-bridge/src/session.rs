@@ -157,12 +157,18 @@ impl Endpoint {
         }
     }
 
-    /// Checks who took the connection to `peer`, in client mode under
-    /// [`PeerPolicy::Pcscd`] (in reverse mode the card only listens).
-    fn check_peer(&self, policy: PeerPolicy, peer: SocketAddr) -> Result<(), PeerError> {
+    /// Checks who took the connection from `local` to `peer`, in client
+    /// mode under [`PeerPolicy::Pcscd`] (in reverse mode the card only
+    /// listens).
+    fn check_peer(
+        &self,
+        policy: PeerPolicy,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) -> Result<(), PeerError> {
         match (self, policy) {
             (Endpoint::Connect { .. }, PeerPolicy::Pcscd) => {
-                let accepted = peer::check(peer)?;
+                let accepted = peer::check_connection(peer, local)?;
                 tracing::debug!(target: TARGET, %peer, ?accepted, "vpcd's port belongs to root's pcscd");
                 Ok(())
             }
@@ -496,9 +502,13 @@ impl CardLink {
         // A root pcscd that is going away may not show its socket's holder
         // for a moment: look again a few times before refusing (only then:
         // see PeerError::is_transient).
+        let local = match stream.local_addr() {
+            Ok(local) => local,
+            Err(e) => return End::Io(e),
+        };
         let mut looks = 1;
         loop {
-            match self.endpoint.check_peer(self.config.peer, peer) {
+            match self.endpoint.check_peer(self.config.peer, peer, local) {
                 Ok(()) => break,
                 Err(error) if error.is_transient() && looks < PEER_LOOKS => {
                     tracing::debug!(target: TARGET, card = self.index, %peer, %error, "peer check: looking again");
