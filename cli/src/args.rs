@@ -41,6 +41,14 @@ pub enum Command {
     /// machine).
     #[command(subcommand)]
     Pki(PkiCommand),
+    /// Revoke a card's certificates in its environment's index (and make
+    /// a new CRL).
+    Revoke(crate::revocation_commands::RevokeArgs),
+    /// Make the environment's CRL again (new number and dates).
+    Crl(crate::revocation_commands::CrlArgs),
+    /// Answer OCSP requests (RFC 6960) for the environment's certificates
+    /// until stopped.
+    Ocsp(crate::revocation_commands::OcspArgs),
 }
 
 #[derive(Debug, Args)]
@@ -243,6 +251,9 @@ pub struct RenewArgs {
     /// issued the card (moves the card to that CA).
     #[arg(long)]
     pub new_ca: bool,
+    /// Revoke the replaced certificates as superseded.
+    #[arg(long)]
+    pub revoke_old: bool,
 }
 
 /// `vscard pki`.
@@ -256,6 +267,9 @@ pub enum PkiCommand {
     /// test CA) as the environment's Root CA; a Sub CA derived from it is
     /// made under it.
     Import(PkiImportArgs),
+    /// Show or set the CRL and OCSP URLs the environment's certificates
+    /// carry (default: the loopback `vscard ocsp`).
+    Config(crate::revocation_commands::PkiConfigArgs),
 }
 
 #[derive(Debug, Args)]

@@ -144,6 +144,7 @@ pub fn renew(args: RenewArgs, state_dir: &Path) -> Result<(), CardFileError> {
         validity,
         args.new_keys,
         args.new_ca,
+        args.revoke_old,
         &mut system_rng()?,
     )?;
     let until = summary
@@ -228,7 +229,7 @@ fn summarize_subject(pki: &Pki) -> String {
 }
 
 /// Writes to stdout; a reader that went away (`| head`) is not an error.
-fn print_out(text: &str) -> Result<(), CardFileError> {
+pub(crate) fn print_out(text: &str) -> Result<(), CardFileError> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(CardFileError::Io {

@@ -18,6 +18,8 @@ use vscard_vpcd::{Mode, PeerPolicy};
 mod args;
 mod card_commands;
 mod issue_request;
+mod ocsp_server;
+mod revocation_commands;
 mod serve;
 mod source;
 
@@ -54,6 +56,16 @@ fn main() -> ExitCode {
         }
         Command::Pki(PkiCommand::Import(args)) => {
             with_state_dir(state_dir, |dir| card_commands::pki_import(args, dir))
+        }
+        Command::Pki(PkiCommand::Config(args)) => {
+            with_state_dir(state_dir, |dir| revocation_commands::pki_config(args, dir))
+        }
+        Command::Revoke(args) => {
+            with_state_dir(state_dir, |dir| revocation_commands::revoke(args, dir))
+        }
+        Command::Crl(args) => with_state_dir(state_dir, |dir| revocation_commands::crl(args, dir)),
+        Command::Ocsp(args) => {
+            with_state_dir(state_dir, |dir| revocation_commands::ocsp(args, dir))
         }
     };
     match result {

@@ -64,6 +64,8 @@ pub(crate) fn certify<R: CryptoRng + ?Sized>(
         kind: CertificateKind::Card(slot, algorithm),
         subject,
         issuer: sub_ca.certificate().tbs_certificate().subject().clone(),
+        revocation: sub_ca.revocation().cloned(),
+        windows_logon_upn: None,
     };
     sub_ca.sign(
         issuance,

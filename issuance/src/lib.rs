@@ -53,6 +53,7 @@ mod keys;
 mod names;
 pub mod pki_store;
 mod profile;
+pub mod revocation;
 mod secret;
 mod summary;
 mod validation;

@@ -1,0 +1,352 @@
+//! Revocation as a relying party meets it (issue 19): `vscard revoke`, the
+//! CRL `export-ca` and `crl` write (checked by `openssl verify
+//! -crl_check`), the CRL and OCSP URLs in the certificates (`openssl x509
+//! -text`), the OCSP responder (`openssl ocsp`), and renewal's
+//! `--revoke-old`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use der::EncodePem;
+use support::{p256_card, run, run_ok, vscard};
+use vscard_applet::Slot;
+use vscard_issuance::cards::read_applet;
+
+/// Writes the certificate of `slot` of `card` as PEM into `dir`.
+fn slot_pem(card: &Path, slot: Slot, dir: &Path) -> PathBuf {
+    let applet = read_applet(card).unwrap();
+    let certificate = vscard_issuance::certificate(applet.state(), slot)
+        .unwrap()
+        .unwrap();
+    let path = dir.join(format!("{slot}.pem"));
+    std::fs::write(&path, certificate.to_pem(der::pem::LineEnding::LF).unwrap()).unwrap();
+    path
+}
+
+/// `openssl verify -crl_check` of `cert` with the exported chain and CRL.
+fn verify_with_crl(ca: &Path, cert: &Path) -> std::process::Output {
+    run(Command::new("openssl")
+        .args(["verify", "-crl_check", "-CAfile"])
+        .arg(ca.join("root.pem"))
+        .arg("-untrusted")
+        .arg(ca.join("sub.pem"))
+        .arg("-CRLfile")
+        .arg(ca.join("crl.pem"))
+        .arg(cert))
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+}
+
+#[test]
+fn a_revoked_certificate_fails_the_crl_check_and_the_others_pass() {
+    let (dir, state, card) = p256_card("revoke-crl");
+    let ca = dir.path().join("ca");
+    let exported = run_ok(vscard(&state).args(["export-ca", "--out"]).arg(&ca));
+    assert!(exported.contains("crl.pem"), "{exported}");
+    let auth = slot_pem(&card, Slot::AUTHENTICATION, dir.path());
+    let signature = slot_pem(&card, Slot::SIGNATURE, dir.path());
+    for cert in [&auth, &signature] {
+        let output = verify_with_crl(&ca, cert);
+        assert!(output.status.success());
+        assert!(stdout(&output).trim_end().ends_with(": OK"));
+    }
+
+    let revoked = run_ok(vscard(&state).arg("revoke").arg(&card).args([
+        "--slot",
+        "9a",
+        "--reason",
+        "keyCompromise",
+    ]));
+    assert!(
+        revoked.starts_with("revoked 9A certificate ") && revoked.contains("(keyCompromise)"),
+        "{revoked}"
+    );
+    // The exported CRL is the one from before: still good until `crl`.
+    assert!(verify_with_crl(&ca, &auth).status.success());
+    let written = run_ok(
+        vscard(&state)
+            .args(["crl", "--environment", "sandbox", "--out"])
+            .arg(&ca),
+    );
+    assert!(written.contains(&ca.join("crl.pem").display().to_string()));
+    let output = verify_with_crl(&ca, &auth);
+    assert!(!output.status.success());
+    assert!(
+        stdout(&output).contains("certificate revoked"),
+        "{output:?}"
+    );
+    assert!(verify_with_crl(&ca, &signature).status.success());
+
+    let text = run_ok(
+        Command::new("openssl")
+            .args(["crl", "-noout", "-text", "-in"])
+            .arg(ca.join("crl.pem")),
+    );
+    assert!(text.contains("Key Compromise"), "{text}");
+    assert!(text.contains("Next Update"), "{text}");
+    // export-ca made CRL 1, revoke 2, crl 3: numbers only grow.
+    assert!(
+        text.contains("X509v3 CRL Number: \n                3"),
+        "{text}"
+    );
+
+    // A second revocation keeps the first reason.
+    let again = run_ok(
+        vscard(&state)
+            .arg("revoke")
+            .arg(&card)
+            .args(["--reason", "cessationOfOperation"]),
+    );
+    assert!(
+        again.contains("9A certificate") && again.contains("was already revoked (keyCompromise)"),
+        "{again}"
+    );
+    assert!(again.contains("revoked 9C certificate"), "{again}");
+    let index: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(state.join("pki/sandbox/index.json")).unwrap(),
+    )
+    .unwrap();
+    let entries = index["certificates"].as_array().unwrap();
+    assert_eq!(entries.len(), 4);
+    assert_eq!(entries[0]["slot"], "9A");
+    assert_eq!(entries[0]["reason"], "keyCompromise");
+    assert_eq!(entries[1]["reason"], "cessationOfOperation");
+    assert!(entries.iter().all(|entry| entry["status"] == "revoked"));
+}
+
+#[test]
+fn bad_revocations_are_bad_input() {
+    let (dir, state, card) = p256_card("revoke-bad");
+    let output = run(vscard(&state)
+        .arg("revoke")
+        .arg(&card)
+        .args(["--reason", "lost"]));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stdout(&output).contains("keyCompromise"));
+    let output = run(vscard(&state)
+        .arg("revoke")
+        .arg(&card)
+        .args(["--slot", "9b"]));
+    assert_eq!(output.status.code(), Some(2));
+    // Another state directory has another PKI: it cannot revoke this card.
+    let other = dir.path().join("other");
+    let output = run(vscard(&other).arg("revoke").arg(&card));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains("no test PKI"), "{output:?}");
+    let output = run(vscard(&state).args(["crl", "--environment", "integration"]));
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn certificates_carry_the_environments_crl_and_ocsp_urls() {
+    let (dir, state, card) = p256_card("revoke-urls");
+    let auth = slot_pem(&card, Slot::AUTHENTICATION, dir.path());
+    let text = run_ok(
+        Command::new("openssl")
+            .args(["x509", "-noout", "-text", "-in"])
+            .arg(&auth),
+    );
+    assert!(text.contains("X509v3 CRL Distribution Points"), "{text}");
+    assert!(text.contains("URI:http://127.0.0.1:8090/crl.der"), "{text}");
+    assert!(text.contains("OCSP - URI:http://127.0.0.1:8090/"), "{text}");
+
+    let set = run_ok(vscard(&state).args([
+        "pki",
+        "config",
+        "--environment",
+        "sandbox",
+        "--crl-url",
+        "http://crl.example.test/sandbox.crl",
+        "--ocsp-url",
+        "http://ocsp.example.test/",
+    ]));
+    assert_eq!(
+        set,
+        "environment sandbox: CRL http://crl.example.test/sandbox.crl, OCSP http://ocsp.example.test/\n"
+    );
+    let output = run(vscard(&state).args(["pki", "config", "--crl-url", "ftp://x/"]));
+    assert_eq!(output.status.code(), Some(2));
+    run_ok(vscard(&state).arg("renew").arg(&card));
+    let renewed = slot_pem(&card, Slot::AUTHENTICATION, dir.path());
+    let text = run_ok(
+        Command::new("openssl")
+            .args(["x509", "-noout", "-text", "-in"])
+            .arg(&renewed),
+    );
+    assert!(
+        text.contains("URI:http://crl.example.test/sandbox.crl"),
+        "{text}"
+    );
+    assert!(
+        text.contains("OCSP - URI:http://ocsp.example.test/"),
+        "{text}"
+    );
+}
+
+/// A running `vscard ocsp`, stopped (and waited for) on drop.
+struct Responder {
+    child: Child,
+    url: String,
+}
+
+impl Responder {
+    fn start(state: &Path) -> Responder {
+        let mut child = vscard(state)
+            .args([
+                "ocsp",
+                "--environment",
+                "sandbox",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The line is printed once the socket is bound: the readiness
+        // signal (no sleep, no port race with port 0).
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        println!("vscard ocsp| {line}");
+        let url = line
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .unwrap()
+            .to_owned();
+        Responder { child, url }
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `openssl ocsp` for `cert` (or `-serial`) against the responder.
+fn ocsp_query(responder: &Responder, ca: &Path, target: &[&str]) -> String {
+    let output = run(Command::new("openssl")
+        .arg("ocsp")
+        .arg("-issuer")
+        .arg(ca.join("sub.pem"))
+        .args(target)
+        .args(["-url", &responder.url, "-CAfile"])
+        .arg(ca.join("chain.pem"))
+        .args(["-timeout", "10"]));
+    assert!(output.status.success(), "{output:?}");
+    stdout(&output)
+}
+
+#[test]
+fn the_ocsp_responder_answers_good_revoked_and_unknown() {
+    let (dir, state, card) = p256_card("revoke-ocsp");
+    let ca = dir.path().join("ca");
+    run_ok(vscard(&state).args(["export-ca", "--out"]).arg(&ca));
+    let chain = [
+        std::fs::read_to_string(ca.join("root.pem")).unwrap(),
+        std::fs::read_to_string(ca.join("sub.pem")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(ca.join("chain.pem"), chain).unwrap();
+    let auth = slot_pem(&card, Slot::AUTHENTICATION, dir.path());
+    let auth_arg = auth.to_str().unwrap();
+    let responder = Responder::start(&state);
+
+    let good = ocsp_query(&responder, &ca, &["-cert", auth_arg]);
+    assert!(good.contains("Response verify OK"), "{good}");
+    assert!(good.contains(&format!("{auth_arg}: good")), "{good}");
+    // openssl sends a nonce and warns when it does not come back.
+    assert!(!good.contains("nonce"), "{good}");
+
+    run_ok(vscard(&state).arg("revoke").arg(&card).args([
+        "--slot",
+        "9A",
+        "--reason",
+        "cessationOfOperation",
+    ]));
+    let revoked = ocsp_query(&responder, &ca, &["-cert", auth_arg]);
+    assert!(
+        revoked.contains(&format!("{auth_arg}: revoked")),
+        "{revoked}"
+    );
+    assert!(
+        revoked.contains("Reason: cessationOfOperation"),
+        "{revoked}"
+    );
+    assert!(revoked.contains("Revocation Time:"), "{revoked}");
+
+    let unknown = ocsp_query(
+        &responder,
+        &ca,
+        &["-serial", "0x4000000000000000000000000000abcd"],
+    );
+    assert!(unknown.contains(": unknown"), "{unknown}");
+
+    // The CRL is served too, DER, as the distribution point says.
+    let crl = responder.url.trim_end_matches('/').to_owned() + "/crl.der";
+    let fetched = dir.path().join("fetched.der");
+    let status = Command::new("curl")
+        .args(["-sf", "--max-time", "10", "-o"])
+        .arg(&fetched)
+        .arg(&crl)
+        .status();
+    if let Ok(status) = status {
+        assert!(status.success());
+        let text = run_ok(
+            Command::new("openssl")
+                .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+                .arg(&fetched),
+        );
+        assert!(text.contains("Cessation Of Operation"), "{text}");
+    }
+    drop(responder);
+}
+
+#[test]
+fn renew_revoke_old_supersedes_and_a_cancelled_card_is_not_renewed() {
+    let (dir, state, card) = p256_card("revoke-renew");
+    let old = slot_pem(&card, Slot::AUTHENTICATION, dir.path());
+    let old_text = std::fs::read_to_string(&old).unwrap();
+    std::fs::rename(&old, dir.path().join("old.pem")).unwrap();
+    run_ok(vscard(&state).arg("renew").arg(&card).arg("--revoke-old"));
+    let ca = dir.path().join("ca");
+    run_ok(vscard(&state).args(["export-ca", "--out"]).arg(&ca));
+    let output = verify_with_crl(&ca, &dir.path().join("old.pem"));
+    assert!(
+        stdout(&output).contains("certificate revoked"),
+        "{output:?}"
+    );
+    let new = slot_pem(&card, Slot::AUTHENTICATION, dir.path());
+    assert_ne!(std::fs::read_to_string(&new).unwrap(), old_text);
+    assert!(verify_with_crl(&ca, &new).status.success());
+    let crl = run_ok(
+        Command::new("openssl")
+            .args(["crl", "-noout", "-text", "-in"])
+            .arg(ca.join("crl.pem")),
+    );
+    assert_eq!(crl.matches("Superseded").count(), 4, "{crl}");
+
+    run_ok(
+        vscard(&state)
+            .arg("revoke")
+            .arg(&card)
+            .args(["--reason", "cessationOfOperation"]),
+    );
+    let output = run(vscard(&state).arg("renew").arg(&card));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stdout(&output).contains("revoked (cessationOfOperation)"),
+        "{output:?}"
+    );
+    assert!(stdout(&output).contains("issue a new card"), "{output:?}");
+}
