@@ -204,7 +204,8 @@ pub struct IssueArgs {
     pub force: bool,
     /// Issue the card in a known state; repeat for several:
     /// pin-blocked, puk-blocked, pin-tries=N, expired (certificates ended
-    /// a day ago), not-yet-valid (they start in a day),
+    /// a day ago), not-yet-valid (they start in a day), expiring-soon
+    /// (they end in 30 days, inside the renewal window),
     /// management-key-locked (a random management key nobody knows, so
     /// administrative commands answer 6982).
     #[arg(long, value_name = "STATE", value_parser = known_state)]
@@ -224,6 +225,9 @@ pub struct InspectArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Flag certificates ending within DAYS (or ended) as due for renewal.
+    #[arg(long, value_name = "DAYS", default_value_t = vscard_issuance::DEFAULT_RENEWAL_WINDOW_DAYS)]
+    pub renewal_window: u32,
 }
 
 #[derive(Debug, Args)]

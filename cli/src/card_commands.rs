@@ -97,8 +97,17 @@ pub fn issue(args: IssueArgs, state_dir: &Path) -> Result<(), CardFileError> {
 pub fn inspect(args: InspectArgs) -> Result<(), CardFileError> {
     let applet = read_applet(&args.card)?;
     let summary = summarize(applet.state())?;
+    let due = crate::renewal_window::due(applet.state(), args.renewal_window)?;
     let mut text = if args.json {
-        serde_json::to_string_pretty(&summary).map_err(|e| CardFileError::Io {
+        let mut value = serde_json::to_value(&summary).map_err(|e| CardFileError::Io {
+            path: args.card.clone(),
+            source: e.into(),
+        })?;
+        if let Some(fields) = value.as_object_mut() {
+            let renewal = crate::renewal_window::json(&due, args.renewal_window);
+            fields.insert("renewal".to_owned(), renewal);
+        }
+        serde_json::to_string_pretty(&value).map_err(|e| CardFileError::Io {
             path: args.card.clone(),
             source: e.into(),
         })?
@@ -107,6 +116,9 @@ pub fn inspect(args: InspectArgs) -> Result<(), CardFileError> {
     };
     if !text.ends_with('\n') {
         text.push('\n');
+    }
+    if !args.json {
+        text.push_str(&crate::renewal_window::line(&due, args.renewal_window));
     }
     print_out(&text)
 }

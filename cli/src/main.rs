@@ -19,6 +19,7 @@ mod args;
 mod card_commands;
 mod issue_request;
 mod ocsp_server;
+mod renewal_window;
 mod revocation_commands;
 mod serve;
 mod source;

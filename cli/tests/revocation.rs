@@ -350,3 +350,65 @@ fn renew_revoke_old_supersedes_and_a_cancelled_card_is_not_renewed() {
     );
     assert!(stdout(&output).contains("issue a new card"), "{output:?}");
 }
+
+#[test]
+fn an_expiring_soon_card_is_inside_the_renewal_window_until_renewed() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let card = dir.path().join("soon.json");
+    let profile = support::p256_profile(dir.path());
+    support::issue(
+        &state,
+        &card,
+        "soon",
+        &[
+            "--profile",
+            profile.to_str().unwrap(),
+            "--state",
+            "expiring-soon",
+        ],
+    );
+    let text = run_ok(vscard(&state).arg("inspect").arg(&card));
+    assert!(
+        text.ends_with(
+            "renewal:      DUE (60-day window): 9A ends in 29 days, 9C ends in 29 days, \
+             9D ends in 29 days, 9E ends in 29 days\n"
+        ),
+        "{text}"
+    );
+    let narrow = run_ok(
+        vscard(&state)
+            .arg("inspect")
+            .arg(&card)
+            .args(["--renewal-window", "29"]),
+    );
+    assert!(
+        narrow.ends_with("renewal:      not due (29-day window)\n"),
+        "{narrow}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&run_ok(
+        vscard(&state).arg("inspect").arg(&card).arg("--json"),
+    ))
+    .unwrap();
+    assert_eq!(json["renewal"]["window_days"], 60);
+    assert_eq!(json["renewal"]["due"][0]["slot"], "9A");
+    assert_eq!(json["renewal"]["due"][0]["days_left"], 29);
+    assert_eq!(json["renewal"]["due"].as_array().unwrap().len(), 4);
+
+    run_ok(vscard(&state).arg("renew").arg(&card));
+    let renewed = run_ok(vscard(&state).arg("inspect").arg(&card));
+    assert!(
+        renewed.ends_with("renewal:      not due (60-day window)\n"),
+        "{renewed}"
+    );
+    // An expired card is due too.
+    let old = dir.path().join("old.json");
+    support::issue(
+        &state,
+        &old,
+        "old",
+        &["--profile", profile.to_str().unwrap(), "--state", "expired"],
+    );
+    let text = run_ok(vscard(&state).arg("inspect").arg(&old));
+    assert!(text.contains("9A ended 1 day ago, 9C ended 1 day ago"), "{text}");
+}

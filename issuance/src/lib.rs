@@ -53,6 +53,7 @@ mod keys;
 mod names;
 pub mod pki_store;
 mod profile;
+mod renewal;
 pub mod revocation;
 mod secret;
 mod summary;
@@ -87,6 +88,7 @@ pub use pki_store::{
     Pki, PkiError, SEEDED_PKI_NOT_BEFORE, default_state_dir, seeded_pki_rng, state_dir_from,
 };
 pub use profile::{CardProfile, Environment, RoleProfile, SlotAlgorithms};
+pub use renewal::{DEFAULT_RENEWAL_WINDOW_DAYS, RenewalDue, days_left, renewal_due};
 pub use secret::SecretString;
 pub use summary::CertificateSummary;
 pub use validation::{CAPACITY_LIMITS, UNLOCK_CODE_DIGITS, UUID_DIGITS};

@@ -27,4 +27,4 @@ pub use error::{CardFileError, EXIT_BAD_INPUT, EXIT_FAILURE};
 pub use image::{NewCardFile, open_card, read_applet, renew_card_file};
 pub use issue::{issue_card_file, read_profile};
 pub use revoke::{RevokedCertificate, revoke_card_file};
-pub use states::{KnownState, apply_states};
+pub use states::{EXPIRING_SOON_DAYS, KnownState, apply_states};
