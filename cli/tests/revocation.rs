@@ -410,5 +410,71 @@ fn an_expiring_soon_card_is_inside_the_renewal_window_until_renewed() {
         &["--profile", profile.to_str().unwrap(), "--state", "expired"],
     );
     let text = run_ok(vscard(&state).arg("inspect").arg(&old));
-    assert!(text.contains("9A ended 1 day ago, 9C ended 1 day ago"), "{text}");
+    assert!(
+        text.contains("9A ended 1 day ago, 9C ended 1 day ago"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_windows_logon_profile_puts_the_upn_in_the_9a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let profile = support::p256_profile(dir.path());
+    let mut text = std::fs::read_to_string(&profile).unwrap();
+    text.push_str("\n[windows_logon]\nupn = \"pat.example@example.nhs.uk\"\n");
+    let logon = dir.path().join("logon.toml");
+    std::fs::write(&logon, text).unwrap();
+    let card = dir.path().join("logon.json");
+    support::issue(
+        &state,
+        &card,
+        "logon",
+        &["--profile", logon.to_str().unwrap()],
+    );
+    let x509_text = |pem: &Path| {
+        run_ok(
+            Command::new("openssl")
+                .args(["x509", "-noout", "-text", "-in"])
+                .arg(pem),
+        )
+    };
+    let auth = x509_text(&slot_pem(&card, Slot::AUTHENTICATION, dir.path()));
+    for expected in [
+        "X509v3 Extended Key Usage: \n                TLS Web Client Authentication, Microsoft Smartcard Login",
+        "X509v3 Key Usage: critical\n                Digital Signature",
+        "X509v3 Subject Alternative Name: \n                othername: UPN::pat.example@example.nhs.uk",
+        "X509v3 CRL Distribution Points",
+    ] {
+        assert!(auth.contains(expected), "{expected:?} not in {auth}");
+    }
+    // Only 9A is the logon certificate.
+    let signature = x509_text(&slot_pem(&card, Slot::SIGNATURE, dir.path()));
+    assert!(!signature.contains("UPN"), "{signature}");
+    // Renewal keeps it.
+    run_ok(vscard(&state).arg("renew").arg(&card).arg("--new-keys"));
+    let renewed = x509_text(&slot_pem(&card, Slot::AUTHENTICATION, dir.path()));
+    assert!(
+        renewed.contains("othername: UPN::pat.example@example.nhs.uk"),
+        "{renewed}"
+    );
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&logon)
+            .unwrap()
+            .replace("pat.example@example.nhs.uk", "pat example"),
+    )
+    .unwrap();
+    let output = run(vscard(&state)
+        .args(["issue", "--out"])
+        .arg(dir.path().join("bad.json"))
+        .arg("--profile")
+        .arg(&bad));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stdout(&output).contains("windows_logon.upn: must be a User Principal Name"),
+        "{output:?}"
+    );
 }

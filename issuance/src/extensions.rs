@@ -224,3 +224,20 @@ pub(crate) fn upn_alt_name(upn: &str) -> der::Result<SubjectAltName> {
         value,
     })]))
 }
+
+/// The Windows logon UPN of `certificate`'s subject alternative name, if
+/// it has one.
+pub(crate) fn upn_of(certificate: &x509_cert::Certificate) -> Option<String> {
+    let (_, names) = certificate
+        .tbs_certificate()
+        .get_extension::<SubjectAltName>()
+        .ok()??;
+    names.0.iter().find_map(|name| match name {
+        GeneralName::OtherName(other) if other.type_id == MS_UPN => other
+            .value
+            .decode_as::<Utf8StringRef<'_>>()
+            .ok()
+            .map(|upn| upn.to_string()),
+        _ => None,
+    })
+}
