@@ -66,15 +66,13 @@ pub fn build_crl(
             .subject_public_key_info()
             .owned_to_ref(),
     )?;
-    let mut extensions: Vec<Extension> = Vec::with_capacity(2);
-    extensions.push(
-        AuthorityKeyIdentifier {
-            key_identifier: Some(key_id.0),
-            ..Default::default()
-        }
-        .to_extension(&issuer, &extensions)?,
-    );
-    extensions.push(CrlNumber::try_from(number)?.to_extension(&issuer, &extensions)?);
+    let authority = AuthorityKeyIdentifier {
+        key_identifier: Some(key_id.0),
+        ..Default::default()
+    }
+    .to_extension(&issuer, &[])?;
+    let number = CrlNumber::try_from(number)?.to_extension(&issuer, &[])?;
+    let extensions: Vec<Extension> = vec![authority, number];
     let algorithm = AlgorithmIdentifierOwned {
         oid: ECDSA_WITH_SHA256,
         parameters: None,
