@@ -1,5 +1,6 @@
 //! `vscard ocsp`: the environment's OCSP responder (RFC 6960) over HTTP
-//! (A.1, POST), and its CRL at `GET /crl.der`, on tiny_http (a small,
+//! (A.1: POST, or GET with the request base64 in the path), and its CRL
+//! at `GET /crl.der`, on tiny_http (a small,
 //! synchronous server: one request at a time is plenty for a test PKI).
 //!
 //! The responder reads the certificate index again whenever the file
@@ -11,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use base64ct::Encoding as _;
 use der::Encode;
 use tiny_http::{Header, Method, Response, Server};
 use vscard_issuance::Pki;
@@ -125,6 +127,19 @@ fn answer(
             let der = crl.to_der().map_err(|error| failure("crl", error))?;
             reply(request, 200, "application/pkix-crl", der);
         }
+        (Method::Get, path) if path.len() > 1 => match get_request(path) {
+            Some(body) => {
+                let index = cache.current(pki)?;
+                let der = responder.respond(&body, index, SystemTime::now());
+                reply(request, 200, "application/ocsp-response", der);
+            }
+            None => reply(
+                request,
+                400,
+                "text/plain",
+                b"not a base64 OCSP request\n".to_vec(),
+            ),
+        },
         _ => reply(
             request,
             404,
@@ -133,4 +148,43 @@ fn answer(
         ),
     }
     Ok(())
+}
+
+/// The DER request of a GET (RFC 6960 A.1.1): the path is `/` and the
+/// URL-encoded base64 of the request; `None` when it is not that.
+fn get_request(path: &str) -> Option<Vec<u8>> {
+    let encoded = path.strip_prefix('/')?;
+    if encoded.len() > 4 * MAX_REQUEST_BYTES as usize / 3 + 4 {
+        return None;
+    }
+    let mut text = String::with_capacity(encoded.len());
+    let mut bytes = encoded.bytes();
+    while let Some(byte) = bytes.next() {
+        if byte == b'%' {
+            let high = char::from(bytes.next()?).to_digit(16)?;
+            let low = char::from(bytes.next()?).to_digit(16)?;
+            text.push(char::from(u8::try_from(high * 16 + low).ok()?));
+        } else {
+            text.push(char::from(byte));
+        }
+    }
+    base64ct::Base64::decode_vec(&text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_paths_decode() {
+        assert_eq!(
+            get_request("/MAMCAQA%3D").as_deref(),
+            Some(&[0x30, 0x03, 0x02, 0x01, 0x00][..])
+        );
+        assert_eq!(get_request("/MAMCAQA="), get_request("/MAMCAQA%3D"));
+        assert_eq!(get_request("/%zz"), None);
+        assert_eq!(get_request("/%3"), None);
+        assert_eq!(get_request("/not base64!"), None);
+        assert_eq!(get_request("nothing"), None);
+    }
 }
