@@ -255,7 +255,8 @@ pub struct RenewArgs {
     /// issued the card (moves the card to that CA).
     #[arg(long)]
     pub new_ca: bool,
-    /// Revoke the replaced certificates as superseded.
+    /// Revoke the replaced certificates as superseded (and make a new
+    /// CRL); with --new-ca they are another CA's and are left alone.
     #[arg(long)]
     pub revoke_old: bool,
 }

@@ -167,8 +167,13 @@ pub fn renew(args: RenewArgs, state_dir: &Path) -> Result<(), CardFileError> {
         .max()
         .unwrap_or("-");
     let keys = if args.new_keys { " and keys" } else { "" };
+    let superseded = if args.revoke_old && !args.new_ca {
+        "; the old certificates are revoked as superseded"
+    } else {
+        ""
+    };
     print_out(&format!(
-        "renewed the certificates{keys} of {}: valid until {until}; PIN tries left {}\n",
+        "renewed the certificates{keys} of {}: valid until {until}; PIN tries left {}{superseded}\n",
         args.card.display(),
         summary.pin.tries_left
     ))

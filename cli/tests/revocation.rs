@@ -370,7 +370,13 @@ fn renew_revoke_old_supersedes_and_a_cancelled_card_is_not_renewed() {
     let old = slot_pem(&card, Slot::AUTHENTICATION, dir.path());
     let old_text = std::fs::read_to_string(&old).unwrap();
     std::fs::rename(&old, dir.path().join("old.pem")).unwrap();
-    run_ok(vscard(&state).arg("renew").arg(&card).arg("--revoke-old"));
+    let renewed = run_ok(vscard(&state).arg("renew").arg(&card).arg("--revoke-old"));
+    assert!(
+        renewed
+            .trim_end()
+            .ends_with("; the old certificates are revoked as superseded"),
+        "{renewed}"
+    );
     let ca = dir.path().join("ca");
     run_ok(vscard(&state).args(["export-ca", "--out"]).arg(&ca));
     let output = verify_with_crl(&ca, &dir.path().join("old.pem"));

@@ -261,6 +261,36 @@ fn the_crl_lists_revoked_certificates_with_their_reasons_and_numbers_grow() {
     );
 }
 
+#[test]
+fn concurrent_issuers_lose_no_index_entry() {
+    let state = tempfile::tempdir().unwrap();
+    let (pki, _) = pki_with_card(state.path());
+    let pki = std::sync::Arc::new(pki);
+    // Eight writers at once, each a read-modify-write of index.json under
+    // index.lock adding four entries of its own.
+    let writers: Vec<_> = (0..8u8)
+        .map(|writer| {
+            let pki = std::sync::Arc::clone(&pki);
+            let template = pki.index().unwrap().certificates[0].clone();
+            std::thread::spawn(move || {
+                for n in 0..4u8 {
+                    pki.update_index(|index| {
+                        let mut entry = template.clone();
+                        entry.serial = format!("40{writer:02X}{n:02X}");
+                        index.certificates.push(entry);
+                        Ok(())
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    assert_eq!(pki.index().unwrap().certificates.len(), 4 + 8 * 4);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
