@@ -6,11 +6,14 @@
 //! The responder reads the certificate index again whenever the file
 //! changes (a `vscard revoke` while it runs shows at the next request);
 //! it never writes the index, only a new CRL when the last one is due.
+//! The signed answer to a request without a nonce is given again to the
+//! same request for up to a minute while the index is unchanged
+//! ([`ResponseCache`]); a request with a nonce is always signed afresh.
 
 use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use base64ct::Encoding as _;
 use der::Encode;
@@ -18,7 +21,7 @@ use tiny_http::{Header, Method, Response, Server};
 use vscard_issuance::Pki;
 use vscard_issuance::cards::CardFileError;
 use vscard_issuance::revocation::store::INDEX_FILE;
-use vscard_issuance::revocation::{CRL_PATH, CertificateIndex, OcspResponder};
+use vscard_issuance::revocation::{CRL_PATH, CertificateIndex, OcspResponder, ResponseCache};
 
 use crate::card_commands::print_out;
 
@@ -26,23 +29,49 @@ use crate::card_commands::print_out;
 /// certificates is a few hundred bytes).
 const MAX_REQUEST_BYTES: u64 = 64 * 1024;
 
-/// The index, read again when its file changes.
+/// How long a signed answer to a request without a nonce is given again
+/// (while the index is unchanged).
+const REUSE_ANSWERS_FOR: Duration = Duration::from_secs(60);
+/// How many such answers are kept.
+const KEPT_ANSWERS: usize = 4096;
+
+/// The index, read again when its file changes (each read a new
+/// generation), and the answers given on it.
 struct IndexCache {
     path: PathBuf,
     seen: Option<(SystemTime, u64)>,
+    generation: u64,
     index: CertificateIndex,
+    answers: ResponseCache,
 }
 
 impl IndexCache {
-    fn current(&mut self, pki: &Pki) -> Result<&CertificateIndex, CardFileError> {
+    fn current(&mut self, pki: &Pki) -> Result<(), CardFileError> {
         let stamp = std::fs::metadata(&self.path)
             .ok()
             .and_then(|meta| Some((meta.modified().ok()?, meta.len())));
         if stamp.is_none() || stamp != self.seen {
             self.index = pki.index()?;
             self.seen = stamp;
+            self.generation = self.generation.wrapping_add(1);
         }
-        Ok(&self.index)
+        Ok(())
+    }
+
+    fn respond(
+        &mut self,
+        pki: &Pki,
+        responder: &OcspResponder,
+        request: &[u8],
+    ) -> Result<Vec<u8>, CardFileError> {
+        self.current(pki)?;
+        Ok(self.answers.respond(
+            responder,
+            request,
+            &self.index,
+            self.generation,
+            SystemTime::now(),
+        ))
     }
 }
 
@@ -68,7 +97,9 @@ pub fn run(pki: &Pki, listen: SocketAddr) -> Result<(), CardFileError> {
     let mut cache = IndexCache {
         path: pki.directory().join(INDEX_FILE),
         seen: None,
+        generation: 0,
         index: CertificateIndex::default(),
+        answers: ResponseCache::new(REUSE_ANSWERS_FOR, KEPT_ANSWERS),
     };
     for request in server.incoming_requests() {
         let answer = answer(pki, &responder, &mut cache, request);
@@ -109,8 +140,7 @@ fn answer(
                 reply(request, 413, "text/plain", b"request too large\n".to_vec());
                 return Ok(());
             }
-            let index = cache.current(pki)?;
-            let der = responder.respond(&body, index, SystemTime::now());
+            let der = cache.respond(pki, responder, &body)?;
             reply(request, 200, "application/ocsp-response", der);
         }
         (Method::Get, CRL_PATH) => {
@@ -129,8 +159,7 @@ fn answer(
         }
         (Method::Get, path) if path.len() > 1 => match get_request(path) {
             Some(body) => {
-                let index = cache.current(pki)?;
-                let der = responder.respond(&body, index, SystemTime::now());
+                let der = cache.respond(pki, responder, &body)?;
                 reply(request, 200, "application/ocsp-response", der);
             }
             None => reply(

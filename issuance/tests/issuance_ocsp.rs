@@ -19,7 +19,9 @@ use vscard_issuance::revocation::ocsp::{
     BasicOcspResponse, CertId, CertStatus, OCSP_NONCE, OcspRequest, OcspResponse,
     OcspResponseStatus, Request, SHA1, TbsRequest,
 };
-use vscard_issuance::revocation::{CertificateIndex, OcspResponder, RevocationReason, serial_hex};
+use vscard_issuance::revocation::{
+    CertificateIndex, OcspResponder, ResponseCache, RevocationReason, serial_hex,
+};
 use vscard_issuance::{
     CardProfile, CertificateValidity, Environment, Pki, SlotAlgorithms, issue_card,
 };
@@ -258,6 +260,41 @@ fn the_crl_lists_revoked_certificates_with_their_reasons_and_numbers_grow() {
         Some(vscard_issuance::revocation::Revocation::AlreadyRevoked(
             RevocationReason::KeyCompromise
         ))
+    );
+}
+
+#[test]
+fn answers_without_a_nonce_are_reused_while_fresh_and_the_index_is_the_same() {
+    let state = tempfile::tempdir().unwrap();
+    let (pki, certificates) = pki_with_card(state.path());
+    let responder = pki.ocsp_responder(now()).unwrap();
+    let index = pki.index().unwrap();
+    let id = cert_id(
+        &pki,
+        certificates[0].tbs_certificate().serial_number().as_bytes(),
+    );
+    let plain = request(vec![id.clone()], None);
+    let with_nonce = request(vec![id], Some(b"n1"));
+    let mut cache = ResponseCache::new(Duration::from_secs(60), 8);
+    let second = Duration::from_secs(1);
+    let produced = |answer: &[u8]| decode_basic(answer).tbs_response_data.produced_at;
+    let first = cache.respond(&responder, &plain, &index, 1, now());
+    // The same bytes a second later: the kept answer.
+    assert_eq!(
+        cache.respond(&responder, &plain, &index, 1, now() + second),
+        first
+    );
+    // A nonce: signed afresh every time.
+    let a = cache.respond(&responder, &with_nonce, &index, 1, now());
+    let b = cache.respond(&responder, &with_nonce, &index, 1, now() + second);
+    assert_ne!(produced(&a), produced(&b));
+    // A changed index (new generation), or an old answer: a new one.
+    let changed = cache.respond(&responder, &plain, &index, 2, now() + second);
+    assert_ne!(produced(&changed), produced(&first));
+    let later = now() + Duration::from_secs(61);
+    assert_ne!(
+        produced(&cache.respond(&responder, &plain, &index, 2, later)),
+        produced(&changed)
     );
 }
 

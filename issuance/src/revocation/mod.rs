@@ -21,6 +21,6 @@ pub use index::{
     CertificateIndex, CertificateStatus, INDEX_FORMAT, INDEX_VERSION, IndexEntry, Revocation,
     parse_rfc3339, rfc3339, serial_hex,
 };
-pub use ocsp::OcspResponder;
+pub use ocsp::{OcspResponder, ResponseCache};
 pub use reason::RevocationReason;
 pub use settings::{CRL_PATH, DEFAULT_RESPONDER_ADDRESS, MAX_URL_BYTES, RevocationUrls, check_url};

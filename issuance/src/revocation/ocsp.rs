@@ -263,20 +263,37 @@ impl OcspResponder {
     /// `malformedRequest` for bytes that are not an OCSP request, and
     /// `internalError` if signing fails; never a panic.
     pub fn respond(&self, request: &[u8], index: &CertificateIndex, now: SystemTime) -> Vec<u8> {
-        let response = match OcspRequest::from_der(request) {
-            Err(_) => unsuccessful(OcspResponseStatus::MalformedRequest),
+        self.answer(request, index, now).0
+    }
+
+    /// [`OcspResponder::respond`], and whether the answer may be given
+    /// again to the same request bytes (a successful answer to a request
+    /// without a nonce).
+    fn answer(&self, request: &[u8], index: &CertificateIndex, now: SystemTime) -> (Vec<u8>, bool) {
+        let (response, reusable) = match OcspRequest::from_der(request) {
+            Err(_) => (unsuccessful(OcspResponseStatus::MalformedRequest), false),
             Ok(request) if request.tbs_request.request_list.is_empty() => {
-                unsuccessful(OcspResponseStatus::MalformedRequest)
+                (unsuccessful(OcspResponseStatus::MalformedRequest), false)
             }
-            Ok(request) => self
-                .successful(&request, index, now)
-                .unwrap_or_else(|_| unsuccessful(OcspResponseStatus::InternalError)),
+            Ok(request) => {
+                let nonce = request
+                    .tbs_request
+                    .request_extensions
+                    .iter()
+                    .flatten()
+                    .any(|extension| extension.extn_id == OCSP_NONCE);
+                match self.successful(&request, index, now) {
+                    Ok(response) => (response, !nonce),
+                    Err(_) => (unsuccessful(OcspResponseStatus::InternalError), false),
+                }
+            }
         };
         // An OCSPResponse of a status and at most a few kilobytes always
         // encodes; the fallback is the fixed internalError encoding.
-        response
+        let der = response
             .to_der()
-            .unwrap_or_else(|_| vec![0x30, 0x03, 0x0A, 0x01, 0x02])
+            .unwrap_or_else(|_| vec![0x30, 0x03, 0x0A, 0x01, 0x02]);
+        (der, reusable)
     }
 
     fn status_of(
@@ -354,6 +371,64 @@ impl OcspResponder {
                 response: OctetString::new(basic.to_der()?)?,
             }),
         })
+    }
+}
+
+/// Pre-produced responses (RFC 6960 2.4, as RFC 5019 2.2.1 lets a
+/// high-volume responder do): the signed answer to a request without a
+/// nonce is given again to the same request bytes for up to `max_age`,
+/// while the index is the same (`generation`, which the caller changes
+/// whenever it reads a changed index). A request with a nonce is always
+/// answered afresh. At most `capacity` answers are kept.
+#[derive(Debug)]
+pub struct ResponseCache {
+    max_age: Duration,
+    capacity: usize,
+    generation: u64,
+    answers: std::collections::HashMap<Vec<u8>, (SystemTime, Vec<u8>)>,
+}
+
+impl ResponseCache {
+    /// An empty cache.
+    pub fn new(max_age: Duration, capacity: usize) -> ResponseCache {
+        ResponseCache {
+            max_age,
+            capacity,
+            generation: 0,
+            answers: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The answer to `request` from `responder` on `index` (of
+    /// `generation`) at `now`: a kept one when it may be, else a new one.
+    pub fn respond(
+        &mut self,
+        responder: &OcspResponder,
+        request: &[u8],
+        index: &CertificateIndex,
+        generation: u64,
+        now: SystemTime,
+    ) -> Vec<u8> {
+        if generation != self.generation {
+            self.answers.clear();
+            self.generation = generation;
+        }
+        if let Some((produced, answer)) = self.answers.get(request) {
+            let fresh = now
+                .duration_since(*produced)
+                .is_ok_and(|age| age < self.max_age);
+            if fresh {
+                return answer.clone();
+            }
+        }
+        let (answer, reusable) = responder.answer(request, index, now);
+        if reusable {
+            if self.answers.len() >= self.capacity {
+                self.answers.clear();
+            }
+            self.answers.insert(request.to_vec(), (now, answer.clone()));
+        }
+        answer
     }
 }
 
