@@ -5,7 +5,9 @@
 //! through a private pcscd), and sees the subject with the user ID; it
 //! refuses the card once its certificate is revoked, and refuses it
 //! expired (the relying party's clock, `-attime`, past the certificate's
-//! end).
+//! end). The relying party's OCSP check of the same certificate (`openssl
+//! ocsp` request and verification, the environment's responder answering)
+//! says good, then revoked.
 
 // Tests fail loudly: unwrap and expect are the point.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -180,6 +182,35 @@ fn write_crl(served: &Served, pki: &Pki) {
     pki.write_crl(&served.path("crl.pem"), &crl, 0o644).unwrap();
 }
 
+/// The relying party's OCSP check of the client certificate: `openssl
+/// ocsp` makes the request and checks the answer (signature, responder
+/// certificate, status), which the environment's responder gives. No
+/// nonce: `-respin` has no request to compare one with (the CLI tests
+/// check nonces over HTTP).
+fn ocsp_status(served: &Served, pki: &Pki) -> String {
+    let sub = served.issued.sub_pem.as_os_str();
+    served
+        .tool("openssl")
+        .args(["ocsp".as_ref(), "-issuer".as_ref(), sub])
+        .args(["-cert", "card.pem", "-no_nonce", "-reqout", "request.der"])
+        .ok();
+    let now = SystemTime::now();
+    let answer = pki.ocsp_responder(now).unwrap().respond(
+        &served.read("request.der"),
+        &pki.index().unwrap(),
+        now,
+    );
+    served.write("response.der", answer);
+    let run = served
+        .tool("openssl")
+        .args(["ocsp", "-respin", "response.der", "-issuer"])
+        .args([sub])
+        .args(["-cert", "card.pem", "-no_nonce", "-CAfile", "chain.pem"])
+        .ok();
+    assert!(run.stderr.contains("Response verify OK"), "{run}");
+    run.stdout
+}
+
 fn not_after(card: &Path) -> String {
     let text = std::fs::read_to_string(card).unwrap();
     let certificate = <x509_cert::Certificate as der::DecodePem>::from_pem(text).unwrap();
@@ -209,6 +240,7 @@ fn a_relying_party_accepts_the_card_over_mutual_tls_and_refuses_it_revoked_or_ex
     assert!(seen.contains(&format!("serialNumber = {UUID}")), "{seen}");
     assert!(seen.contains("CN = Sample Specimen"), "{seen}");
     assert!(!seen.contains("verify error"), "{seen}");
+    assert!(ocsp_status(&served, &pki).starts_with("card.pem: good\n"));
 
     // Expired: the same card, at a time after its certificate ended.
     let end = not_after(&card);
@@ -237,4 +269,7 @@ fn a_relying_party_accepts_the_card_over_mutual_tls_and_refuses_it_revoked_or_ex
     assert_ne!(client.code, Some(0), "{client}");
     let seen = server.rest();
     assert!(seen.contains("certificate revoked"), "{seen}");
+    let status = ocsp_status(&served, &pki);
+    assert!(status.starts_with("card.pem: revoked\n"), "{status}");
+    assert!(status.contains("Reason: keyCompromise"), "{status}");
 }
