@@ -65,6 +65,13 @@ impl CertificateAuthority {
         self
     }
 
+    /// The CA without revocation URLs: its card certificates carry no CRL
+    /// distribution point or OCSP URL (recorded fixtures made before them).
+    pub fn without_revocation(mut self) -> CertificateAuthority {
+        self.revocation = None;
+        self
+    }
+
     /// The revocation URLs its card certificates carry, if any.
     pub fn revocation(&self) -> Option<&RevocationUrls> {
         self.revocation.as_ref()
