@@ -19,6 +19,7 @@ pub mod inprocess;
 pub mod issuance;
 pub mod machine;
 pub mod measure;
+pub mod ocsp;
 pub mod pcscd;
 pub mod persistence;
 pub mod report;

@@ -26,7 +26,7 @@ use std::time::Duration;
 use vscard_benches::machine::Machine;
 use vscard_benches::report::{self, Section};
 use vscard_benches::{
-    BenchError, allocations, crypto, fixture, inprocess, issuance, pcscd, persistence, scale,
+    BenchError, allocations, crypto, fixture, inprocess, issuance, ocsp, pcscd, persistence, scale,
 };
 
 /// The command documented in BENCHMARKS.md and README.md.
@@ -121,6 +121,18 @@ fn run(options: &Options) -> Result<Vec<Section>, BenchError> {
         if options.quick { 1 } else { 7 },
         budget,
     )?);
+    // `openssl ocsp -port` listens on every interface: only inside the
+    // private network namespace the pcscd harness runs in.
+    if options.pcscd {
+        step("7. OCSP");
+        match ocsp::run(budget)? {
+            Some(section) => sections.push(section),
+            None => eprintln!(
+                "vscard-bench: skipping the OCSP harness: build vscard beside vscard-bench \
+                 (cargo build --release -p vscard)"
+            ),
+        }
+    }
     Ok(sections)
 }
 

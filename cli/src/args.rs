@@ -54,6 +54,14 @@ pub enum Command {
     /// folder (for packagers; hidden from --help).
     #[command(hide = true)]
     Man(ManArgs),
+    /// Revoke a card's certificates in its environment's index (and make
+    /// a new CRL).
+    Revoke(crate::revocation_commands::RevokeArgs),
+    /// Make the environment's CRL again (new number and dates).
+    Crl(crate::revocation_commands::CrlArgs),
+    /// Answer OCSP requests (RFC 6960) for the environment's certificates
+    /// until stopped.
+    Ocsp(crate::revocation_commands::OcspArgs),
 }
 
 #[derive(Debug, Args)]
@@ -238,7 +246,8 @@ pub struct IssueArgs {
     pub force: bool,
     /// Issue the card in a known state; repeat for several:
     /// pin-blocked, puk-blocked, pin-tries=N, expired (certificates ended
-    /// a day ago), not-yet-valid (they start in a day),
+    /// a day ago), not-yet-valid (they start in a day), expiring-soon
+    /// (they end in 30 days, inside the renewal window),
     /// management-key-locked (a random management key nobody knows, so
     /// administrative commands answer 6982).
     #[arg(long, value_name = "STATE", value_parser = known_state)]
@@ -269,6 +278,9 @@ pub struct InspectArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Flag certificates ending within DAYS (or ended) as due for renewal.
+    #[arg(long, value_name = "DAYS", default_value_t = vscard_issuance::DEFAULT_RENEWAL_WINDOW_DAYS)]
+    pub renewal_window: u32,
 }
 
 #[derive(Debug, Args)]
@@ -313,6 +325,10 @@ pub struct RenewArgs {
     /// issued the card (moves the card to that CA).
     #[arg(long)]
     pub new_ca: bool,
+    /// Revoke the replaced certificates as superseded (and make a new
+    /// CRL); with --new-ca they are another CA's and are left alone.
+    #[arg(long)]
+    pub revoke_old: bool,
 }
 
 /// `vscard pki`.
@@ -326,6 +342,9 @@ pub enum PkiCommand {
     /// test CA) as the environment's Root CA; a Sub CA derived from it is
     /// made under it.
     Import(PkiImportArgs),
+    /// Show or set the CRL and OCSP URLs the environment's certificates
+    /// carry (default: the loopback `vscard ocsp`).
+    Config(crate::revocation_commands::PkiConfigArgs),
 }
 
 #[derive(Debug, Args)]

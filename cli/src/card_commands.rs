@@ -111,8 +111,17 @@ pub fn issue(args: IssueArgs, state_dir: &Path) -> Result<(), CardFileError> {
 pub fn inspect(args: InspectArgs) -> Result<(), CardFileError> {
     let applet = read_applet(&args.card)?;
     let summary = summarize_at(applet.state(), SystemTime::now())?;
+    let due = crate::renewal_window::due(applet.state(), args.renewal_window)?;
     let mut text = if args.json {
-        serde_json::to_string_pretty(&summary).map_err(|e| CardFileError::Io {
+        let mut value = serde_json::to_value(&summary).map_err(|e| CardFileError::Io {
+            path: args.card.clone(),
+            source: e.into(),
+        })?;
+        if let Some(fields) = value.as_object_mut() {
+            let renewal = crate::renewal_window::json(&due, args.renewal_window);
+            fields.insert("renewal".to_owned(), renewal);
+        }
+        serde_json::to_string_pretty(&value).map_err(|e| CardFileError::Io {
             path: args.card.clone(),
             source: e.into(),
         })?
@@ -121,6 +130,9 @@ pub fn inspect(args: InspectArgs) -> Result<(), CardFileError> {
     };
     if !text.ends_with('\n') {
         text.push('\n');
+    }
+    if !args.json {
+        text.push_str(&crate::renewal_window::line(&due, args.renewal_window));
     }
     print_out(&text)
 }
@@ -217,6 +229,7 @@ pub fn renew(args: RenewArgs, state_dir: &Path) -> Result<(), CardFileError> {
         validity,
         args.new_keys,
         args.new_ca,
+        args.revoke_old,
         &mut system_rng()?,
     )?;
     let until = summary
@@ -227,8 +240,13 @@ pub fn renew(args: RenewArgs, state_dir: &Path) -> Result<(), CardFileError> {
         .max()
         .unwrap_or("-");
     let keys = if args.new_keys { " and keys" } else { "" };
+    let superseded = if args.revoke_old && !args.new_ca {
+        "; the old certificates are revoked as superseded"
+    } else {
+        ""
+    };
     print_out(&format!(
-        "renewed the certificates{keys} of {}: valid until {until}; PIN tries left {}\n",
+        "renewed the certificates{keys} of {}: valid until {until}; PIN tries left {}{superseded}\n",
         args.card.display(),
         summary.pin.tries_left
     ))
@@ -301,7 +319,7 @@ fn summarize_subject(pki: &Pki) -> String {
 }
 
 /// Writes to stdout; a reader that went away (`| head`) is not an error.
-fn print_out(text: &str) -> Result<(), CardFileError> {
+pub(crate) fn print_out(text: &str) -> Result<(), CardFileError> {
     print_bytes(text.as_bytes())
 }
 

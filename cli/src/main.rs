@@ -20,7 +20,10 @@ mod card_commands;
 mod card_selector;
 mod issue_request;
 mod man;
+mod ocsp_server;
 mod pcscd_setup;
+mod renewal_window;
+mod revocation_commands;
 mod serve;
 mod source;
 
@@ -62,6 +65,16 @@ fn main() -> ExitCode {
         }
         Command::PcscdSetup(args) => pcscd_setup::run(&args),
         Command::Man(args) => man::write_pages(&args),
+        Command::Pki(PkiCommand::Config(args)) => {
+            with_state_dir(state_dir, |dir| revocation_commands::pki_config(args, dir))
+        }
+        Command::Revoke(args) => {
+            with_state_dir(state_dir, |dir| revocation_commands::revoke(args, dir))
+        }
+        Command::Crl(args) => with_state_dir(state_dir, |dir| revocation_commands::crl(args, dir)),
+        Command::Ocsp(args) => {
+            with_state_dir(state_dir, |dir| revocation_commands::ocsp(args, dir))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -98,13 +98,10 @@ pub fn issue(
     let nonce = rng.next_u64();
     let pki = Pki::install(state_dir, &profile.environment, authorities, nonce)?;
     let validity = CertificateValidity::for_profile(profile, not_before)?;
-    Ok(issue_applet(
-        pki.sub(),
-        profile,
-        validity,
-        &mut rng,
-        |_, _| {},
-    )?)
+    // Nor the revocation URLs of issue 19 (CRL distribution point, OCSP),
+    // which would change the recorded certificates' bytes.
+    let sub = pki.sub().clone().without_revocation();
+    Ok(issue_applet(&sub, profile, validity, &mut rng, |_, _| {})?)
 }
 
 /// The journey card's applet state, issued once per process (RSA keys take

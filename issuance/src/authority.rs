@@ -22,6 +22,7 @@ use super::error::{IssuanceError, KeyEncodingError};
 use super::extensions::{CertificateKind, IssuanceProfile};
 use super::names::{self, CaNaming};
 use super::profile::Environment;
+use super::revocation::RevocationUrls;
 use super::validity::CertificateValidity;
 
 /// Root CA lifetime in years.
@@ -36,6 +37,7 @@ pub const SERIAL_BYTES: usize = 16;
 pub struct CertificateAuthority {
     certificate: Certificate,
     signing_key: SigningKey,
+    revocation: Option<RevocationUrls>,
 }
 
 impl CertificateAuthority {
@@ -52,7 +54,27 @@ impl CertificateAuthority {
         Ok(CertificateAuthority {
             certificate,
             signing_key,
+            revocation: None,
         })
+    }
+
+    /// The CA with revocation URLs, which every card certificate it
+    /// signs from then on carries (CRL distribution point, OCSP).
+    pub fn with_revocation(mut self, urls: RevocationUrls) -> CertificateAuthority {
+        self.revocation = Some(urls);
+        self
+    }
+
+    /// The CA without revocation URLs: its card certificates carry no CRL
+    /// distribution point or OCSP URL (recorded fixtures made before them).
+    pub fn without_revocation(mut self) -> CertificateAuthority {
+        self.revocation = None;
+        self
+    }
+
+    /// The revocation URLs its card certificates carry, if any.
+    pub fn revocation(&self) -> Option<&RevocationUrls> {
+        self.revocation.as_ref()
     }
 
     /// The CA's certificate.
@@ -159,6 +181,8 @@ pub fn create_root_ca<R: CryptoRng + ?Sized>(
         kind: CertificateKind::RootCa,
         subject: name.clone(),
         issuer: name,
+        revocation: None,
+        windows_logon_upn: None,
     };
     let validity = CertificateValidity::years_from(now, ROOT_CA_YEARS)?;
     // A root signs itself, so its key signs before any authority exists.
@@ -183,6 +207,8 @@ pub fn create_sub_ca<R: CryptoRng + ?Sized>(
         kind: CertificateKind::SubCa,
         subject: names::sub_ca_name(environment, ca_naming(naming, &id))?,
         issuer: root.certificate().tbs_certificate().subject().clone(),
+        revocation: None,
+        windows_logon_upn: None,
     };
     let certificate = root.sign(
         profile,
@@ -209,7 +235,9 @@ pub fn random_serial<R: CryptoRng + ?Sized>(rng: &mut R) -> Result<SerialNumber,
     Ok(SerialNumber::new(&bytes)?)
 }
 
-fn public_key_info(signing_key: &SigningKey) -> Result<SubjectPublicKeyInfoOwned, IssuanceError> {
+pub(crate) fn public_key_info(
+    signing_key: &SigningKey,
+) -> Result<SubjectPublicKeyInfoOwned, IssuanceError> {
     SubjectPublicKeyInfoOwned::from_key(signing_key.verifying_key()).map_err(|source| {
         IssuanceError::KeyEncoding {
             algorithm: vscard_applet::Algorithm::EccP256,

@@ -364,7 +364,8 @@ pub fn renew_applet<R: CryptoRng + ?Sized>(
             previous.tbs_certificate().subject_public_key_info().clone()
         };
         let subject = previous.tbs_certificate().subject().clone();
-        let renewed = certify(sub_ca, &public_key, subject, slot, validity, rng)?;
+        let upn = super::extensions::upn_of(&previous);
+        let renewed = certify(sub_ca, &public_key, subject, slot, upn, validity, rng)?;
         let der = renewed
             .to_der()
             .map_err(|source| CardError::CertificateEncoding { slot, source })?;

@@ -46,16 +46,31 @@ pub fn issue_card_certificate<R: CryptoRng + ?Sized>(
         });
     }
     let subject = names::card_subject(profile)?;
-    certify(sub_ca, subject_public_key, subject, slot, validity, rng)
+    let upn = profile
+        .windows_logon
+        .as_ref()
+        .filter(|_| slot == Slot::AUTHENTICATION)
+        .map(|logon| logon.upn.clone());
+    certify(
+        sub_ca,
+        subject_public_key,
+        subject,
+        slot,
+        upn,
+        validity,
+        rng,
+    )
 }
 
-/// Certifies `subject_public_key` for `slot` under `subject` (renewal keeps
-/// the subject of the certificate it replaces).
+/// Certifies `subject_public_key` for `slot` under `subject`, with the
+/// Windows logon `upn` if any (renewal keeps the subject and UPN of the
+/// certificate it replaces).
 pub(crate) fn certify<R: CryptoRng + ?Sized>(
     sub_ca: &CertificateAuthority,
     subject_public_key: &SubjectPublicKeyInfoOwned,
     subject: x509_cert::name::Name,
     slot: Slot,
+    upn: Option<String>,
     validity: CertificateValidity,
     rng: &mut R,
 ) -> Result<Certificate, IssuanceError> {
@@ -64,6 +79,8 @@ pub(crate) fn certify<R: CryptoRng + ?Sized>(
         kind: CertificateKind::Card(slot, algorithm),
         subject,
         issuer: sub_ca.certificate().tbs_certificate().subject().clone(),
+        revocation: sub_ca.revocation().cloned(),
+        windows_logon_upn: upn,
     };
     sub_ca.sign(
         issuance,

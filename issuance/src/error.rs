@@ -140,6 +140,12 @@ pub enum ProfileRule {
         /// The value given.
         got: String,
     },
+    /// A Windows logon UPN that is not `user@domain`.
+    #[error("must be a User Principal Name user@domain (one @, no spaces), got {got:?}")]
+    Upn {
+        /// The value given.
+        got: String,
+    },
     /// A number outside its bounds.
     #[error("must be between {min} and {max}, got {got}")]
     OutOfRange {

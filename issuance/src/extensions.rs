@@ -6,18 +6,29 @@
 //! - Sub CA: the same with pathLenConstraint 0, authority key identifier =
 //!   the Root's.
 //! - Card: basicConstraints not-CA (critical), keyUsage and extended key
-//!   usage per slot (below), subject and authority key identifiers.
+//!   usage per slot (below), subject and authority key identifiers; when
+//!   the Sub CA has revocation URLs, a CRL distribution point (RFC 5280
+//!   4.2.1.13) and an Authority Information Access OCSP URL (4.2.2.1);
+//!   with a Windows logon UPN, a subject alternative name otherName
+//!   (Microsoft's UPN, `1.3.6.1.4.1.311.20.2.3`).
+//! - OCSP responder: not-CA, keyUsage digitalSignature, extended key
+//!   usage OCSPSigning and id-pkix-ocsp-nocheck (RFC 6960 4.2.2.2.1).
 //!
 //! Key identifiers are the SHA-1 of the subject public key bits (RFC 5280
 //! 4.2.1.2 method 1), so a certificate's authority key identifier always
 //! equals its issuer's subject key identifier.
 
+use der::Encode;
 use der::asn1::ObjectIdentifier;
+use der::asn1::{Ia5String, Null, OctetString, Utf8StringRef};
 use spki::SubjectPublicKeyInfoRef;
 use x509_cert::TbsCertificate;
 use x509_cert::builder::profile::BuilderProfile;
+use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName, OtherName};
 use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints,
+    CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName,
     SubjectKeyIdentifier,
 };
 use x509_cert::ext::{Extension, ToExtension};
@@ -37,6 +48,16 @@ pub const SMARTCARD_LOGON: ObjectIdentifier =
 /// `id-PIV-cardAuth` (FIPS 201-3, for the Card Authentication key).
 pub const PIV_CARD_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.6.8");
 
+/// `id-kp-OCSPSigning` (RFC 5280 4.2.1.12).
+pub const OCSP_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.9");
+/// `id-pkix-ocsp-nocheck` (RFC 6960 4.2.2.2.1).
+pub const OCSP_NOCHECK: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.5");
+/// `id-ad-ocsp` (RFC 5280 4.2.2.1).
+pub const AD_OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
+/// Microsoft's User Principal Name otherName (`szOID_NT_PRINCIPAL_NAME`),
+/// which Windows smart card logon maps to the account.
+pub const MS_UPN: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.20.2.3");
+
 /// What a certificate is for, which decides its extensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CertificateKind {
@@ -46,6 +67,8 @@ pub enum CertificateKind {
     SubCa,
     /// A card holder's certificate for one slot and key algorithm.
     Card(Slot, Algorithm),
+    /// The delegated OCSP responder of a Sub CA.
+    OcspResponder,
 }
 
 /// Key usage bits for a card slot. RSA keys in 9A also get
@@ -85,6 +108,12 @@ pub struct IssuanceProfile {
     pub subject: Name,
     /// Its issuer (ignored for a root, which is its own issuer).
     pub issuer: Name,
+    /// Revocation URLs for a card certificate (CRL distribution point and
+    /// OCSP), from the issuing Sub CA.
+    pub revocation: Option<super::revocation::RevocationUrls>,
+    /// The Windows logon UPN of a 9A certificate (subject alternative
+    /// name otherName).
+    pub windows_logon_upn: Option<String>,
 }
 
 impl BuilderProfile for IssuanceProfile {
@@ -118,6 +147,14 @@ impl BuilderProfile for IssuanceProfile {
                 card_key_usage(slot, algorithm),
                 Some(card_extended_key_usage(slot)),
             ),
+            CertificateKind::OcspResponder => (
+                BasicConstraints {
+                    ca: false,
+                    path_len_constraint: None,
+                },
+                KeyUsage(KeyUsages::DigitalSignature.into()),
+                Some(ExtendedKeyUsage(vec![OCSP_SIGNING])),
+            ),
         };
         extensions.push(constraints.to_extension(subject, &extensions)?);
         extensions.push(key_usage.to_extension(subject, &extensions)?);
@@ -131,6 +168,21 @@ impl BuilderProfile for IssuanceProfile {
         };
         extensions.push(subject_key_id.to_extension(subject, &extensions)?);
         extensions.push(authority_key_id.to_extension(subject, &extensions)?);
+        if let Some(upn) = &self.windows_logon_upn {
+            extensions.push(upn_alt_name(upn)?.to_extension(subject, &extensions)?);
+        }
+        if let (CertificateKind::Card(..), Some(urls)) = (self.kind, &self.revocation) {
+            let (points, access) = revocation_extensions(urls)?;
+            extensions.push(points.to_extension(subject, &extensions)?);
+            extensions.push(access.to_extension(subject, &extensions)?);
+        }
+        if self.kind == CertificateKind::OcspResponder {
+            extensions.push(Extension {
+                extn_id: OCSP_NOCHECK,
+                critical: false,
+                extn_value: OctetString::new(Null.to_der()?)?,
+            });
+        }
         Ok(extensions)
     }
 }
@@ -144,4 +196,48 @@ fn ca_constraints(path_len_constraint: Option<u8>) -> BasicConstraints {
 
 fn ca_key_usage() -> KeyUsage {
     KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign)
+}
+
+/// The CRL distribution point and OCSP access of `urls`.
+fn revocation_extensions(
+    urls: &super::revocation::RevocationUrls,
+) -> der::Result<(CrlDistributionPoints, AuthorityInfoAccessSyntax)> {
+    let uri = |url: &str| Ia5String::new(url).map(GeneralName::UniformResourceIdentifier);
+    let points = CrlDistributionPoints(vec![DistributionPoint {
+        distribution_point: Some(DistributionPointName::FullName(vec![uri(&urls.crl_url)?])),
+        reasons: None,
+        crl_issuer: None,
+    }]);
+    let access = AuthorityInfoAccessSyntax(vec![AccessDescription {
+        access_method: AD_OCSP,
+        access_location: uri(&urls.ocsp_url)?,
+    }]);
+    Ok((points, access))
+}
+
+/// A subject alternative name holding `upn` as Microsoft's UPN otherName
+/// (a UTF8String, `[0] EXPLICIT` inside the otherName).
+pub(crate) fn upn_alt_name(upn: &str) -> der::Result<SubjectAltName> {
+    let value = der::Any::encode_from(&Utf8StringRef::new(upn)?)?;
+    Ok(SubjectAltName(vec![GeneralName::OtherName(OtherName {
+        type_id: MS_UPN,
+        value,
+    })]))
+}
+
+/// The Windows logon UPN of `certificate`'s subject alternative name, if
+/// it has one.
+pub(crate) fn upn_of(certificate: &x509_cert::Certificate) -> Option<String> {
+    let (_, names) = certificate
+        .tbs_certificate()
+        .get_extension::<SubjectAltName>()
+        .ok()??;
+    names.0.iter().find_map(|name| match name {
+        GeneralName::OtherName(other) if other.type_id == MS_UPN => other
+            .value
+            .decode_as::<Utf8StringRef<'_>>()
+            .ok()
+            .map(|upn| upn.to_string()),
+        _ => None,
+    })
 }

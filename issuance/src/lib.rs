@@ -53,6 +53,8 @@ mod keys;
 mod names;
 pub mod pki_store;
 mod profile;
+mod renewal;
+pub mod revocation;
 mod secret;
 mod summary;
 mod validation;
@@ -85,7 +87,8 @@ pub use names::{CaNaming, PKI_ID_HEX_DIGITS, card_subject, pki_id, root_ca_name,
 pub use pki_store::{
     Pki, PkiError, SEEDED_PKI_NOT_BEFORE, default_state_dir, seeded_pki_rng, state_dir_from,
 };
-pub use profile::{CardProfile, Environment, RoleProfile, SlotAlgorithms};
+pub use profile::{CardProfile, Environment, RoleProfile, SlotAlgorithms, WindowsLogon};
+pub use renewal::{DEFAULT_RENEWAL_WINDOW_DAYS, RenewalDue, days_left, renewal_due};
 pub use secret::SecretString;
 pub use summary::{CertificateStatus, CertificateSummary, certificate_der, certificate_pem};
 pub use validation::{CAPACITY_LIMITS, UNLOCK_CODE_DIGITS, UUID_DIGITS};

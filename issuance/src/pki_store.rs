@@ -9,6 +9,7 @@
 //!     root-ca.cert.pem                PEM certificate, mode 0600
 //!     sub-ca.key.pem                  PKCS #8 PEM, P-256, mode 0600
 //!     sub-ca.cert.pem                 PEM certificate, mode 0600
+//!     index.json, crl.pem, ...        revocation (see crate::revocation::store)
 //! ```
 //!
 //! A new environment is written into a private staging folder (each file
@@ -41,6 +42,7 @@ use super::authority::{
 use super::chain::verify_issued_by;
 use super::error::{IssuanceError, KeyEncodingError};
 use super::profile::Environment;
+use super::revocation::store::{CRL_FILE, load_urls};
 use super::secret::SecretString;
 use super::validity::CertificateValidity;
 
@@ -293,10 +295,12 @@ impl Pki {
         match fs::rename(&staging, &directory) {
             Ok(()) => {
                 sync_dir(&parent)?;
+                let Authorities { root, sub } = authorities;
+                let sub = sub.with_revocation(load_urls(&directory)?);
                 Ok(Pki {
                     environment: environment.clone(),
                     directory,
-                    authorities,
+                    authorities: Authorities { root, sub },
                 })
             }
             Err(_) if directory.exists() => {
@@ -345,6 +349,7 @@ impl Pki {
                 reason: "the Sub CA was not issued by this Root CA".to_owned(),
             });
         }
+        let sub = sub.with_revocation(load_urls(&directory)?);
         Ok(Pki {
             environment: environment.clone(),
             directory,
@@ -372,9 +377,10 @@ impl Pki {
         &self.authorities.sub
     }
 
-    /// Writes `root.pem` and `sub.pem` (certificates only, mode 0644) into
-    /// `out_dir`, creating it if needed; returns their paths.
-    pub fn export(&self, out_dir: &Path) -> Result<[PathBuf; 2], PkiError> {
+    /// Writes `root.pem`, `sub.pem` (certificates only) and `crl.pem` (a
+    /// new CRL, current from now), mode 0644, into `out_dir`, creating it
+    /// if needed; returns their paths.
+    pub fn export(&self, out_dir: &Path) -> Result<[PathBuf; 3], PkiError> {
         fs::create_dir_all(out_dir).map_err(io_error(out_dir))?;
         let root = out_dir.join(EXPORT_ROOT_FILE);
         let sub = out_dir.join(EXPORT_SUB_FILE);
@@ -388,8 +394,10 @@ impl Pki {
             certificate_pem(self.sub().certificate())?.as_bytes(),
             0o644,
         )?;
+        let crl = out_dir.join(CRL_FILE);
+        self.write_crl(&crl, &self.make_crl(SystemTime::now())?, 0o644)?;
         sync_dir(out_dir)?;
-        Ok([root, sub])
+        Ok([root, sub, crl])
     }
 }
 
@@ -518,7 +526,7 @@ fn load_authority(
         .map_err(|error| damaged(&key_path, error.to_string()))
 }
 
-fn read_text(path: &Path) -> Result<String, PkiError> {
+pub(crate) fn read_text(path: &Path) -> Result<String, PkiError> {
     fs::read_to_string(path).map_err(|source| match source.kind() {
         io::ErrorKind::NotFound => PkiError::Damaged {
             path: path.to_owned(),
@@ -534,7 +542,7 @@ fn read_text(path: &Path) -> Result<String, PkiError> {
 /// Writes `bytes` to `path` atomically with `mode`, through the card
 /// store's helper (unique temporary name, `O_EXCL | O_NOFOLLOW`, fsync,
 /// rename, folder fsync, the temporary file removed on every error).
-fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
     vscard_emulator::files::write_atomically(path, bytes, mode).map_err(|error| PkiError::Io {
         path: error.path,
         source: error.source,

@@ -64,6 +64,22 @@ pub struct CardProfile {
     /// reproducible. Anyone holding it can recreate the private keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<SecretString>,
+    /// Windows smart card logon, written `windows_logon = { upn =
+    /// "user@example.nhs.uk" }`: the 9A certificate then carries the
+    /// holder's User Principal Name as a subject alternative name (the
+    /// otherName Windows maps to the account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows_logon: Option<WindowsLogon>,
+}
+
+/// What Windows smart card logon needs of the 9A certificate beyond its
+/// usual extensions (extended key usages smartcardLogon and clientAuth,
+/// key usage digitalSignature, a CRL distribution point).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowsLogon {
+    /// The account's User Principal Name, `user@domain`.
+    pub upn: String,
 }
 
 /// One NHS role profile: a job role at an organisation, with the business
@@ -267,6 +283,7 @@ impl CardProfile {
             capacity: default_capacity(),
             model: vscard_applet::Model::default(),
             seed: None,
+            windows_logon: None,
         }
     }
 

@@ -66,6 +66,9 @@ impl CardProfile {
         if let Some(seed) = &self.seed {
             check_seed(seed)?;
         }
+        if let Some(logon) = &self.windows_logon {
+            check_upn("windows_logon.upn", &logon.upn)?;
+        }
         Ok(())
     }
 }
@@ -150,6 +153,32 @@ fn check_pin_policy(rules: &PinRules) -> Result<(), ProfileError> {
     let tries = (u32::from(TRIES_LIMITS.0), u32::from(TRIES_LIMITS.1));
     check_range("pin_policy.pin_tries", u32::from(rules.pin_tries), tries)?;
     check_range("pin_policy.puk_tries", u32::from(rules.puk_tries), tries)
+}
+
+/// Longest Windows logon UPN (Active Directory's userPrincipalName is at
+/// most 1024 characters; a certificate needs far fewer).
+pub const MAX_UPN_CHARS: usize = 256;
+
+fn check_upn(field: &str, upn: &str) -> Result<(), ProfileError> {
+    check_text(field, upn, MAX_UPN_CHARS)?;
+    let well_formed = match upn.split_once('@') {
+        Some((user, domain)) => {
+            !user.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !upn.chars().any(char::is_whitespace)
+        }
+        None => false,
+    };
+    if !well_formed {
+        return Err(ProfileError::invalid(
+            field,
+            ProfileRule::Upn {
+                got: upn.to_owned(),
+            },
+        ));
+    }
+    Ok(())
 }
 
 fn check_text(field: &str, value: &str, max: usize) -> Result<(), ProfileError> {

@@ -282,8 +282,18 @@ fn export_writes_the_trusted_certificates() {
     let state = tempfile::tempdir().unwrap();
     let pki = new_pki(state.path(), 1);
     let out = state.path().join("trust");
-    let [root_path, sub_path] = pki.export(&out).unwrap();
+    let [root_path, sub_path, crl_path] = pki.export(&out).unwrap();
     assert_eq!(root_path, out.join("root.pem"));
+    assert_eq!(crl_path, out.join("crl.pem"));
+    // An empty CRL from the Sub CA, numbered 1.
+    let crl: x509_cert::crl::CertificateList =
+        x509_cert::crl::CertificateList::from_pem(std::fs::read(&crl_path).unwrap()).unwrap();
+    assert_eq!(
+        &crl.tbs_cert_list.issuer,
+        pki.sub().certificate().tbs_certificate().subject()
+    );
+    assert_eq!(crl.tbs_cert_list.revoked_certificates, None);
+    assert_eq!(pki.index().unwrap().crl_number, 1);
     assert_eq!(sub_path, out.join("sub.pem"));
     let root = Certificate::from_pem(std::fs::read(&root_path).unwrap()).unwrap();
     let sub = Certificate::from_pem(std::fs::read(&sub_path).unwrap()).unwrap();

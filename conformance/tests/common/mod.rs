@@ -52,6 +52,9 @@ pub struct IssuedCard {
     pub root_pem: PathBuf,
     /// The environment's Sub CA (PEM).
     pub sub_pem: PathBuf,
+    /// The state directory holding the issuing PKI (its keys and
+    /// certificate index), for tests that revoke the card.
+    pub state_dir: PathBuf,
 }
 
 /// The demo profile (RSA-2048 in 9A/9D, P-256 in 9C/9E), seeded, as a
@@ -79,6 +82,7 @@ pub fn issued_card() -> &'static IssuedCard {
                 state,
                 root_pem: dir.join("root.pem"),
                 sub_pem: dir.join("sub.pem"),
+                state_dir: dir.join("state"),
             };
         }
         issue_into(&dir)
@@ -112,11 +116,19 @@ fn issue_into(dir: &Path) -> IssuedCard {
     let profile = profile();
     let mut rng = profile.seeded_rng().unwrap();
     let staging = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let pki = Pki::open_or_create(staging.path(), &profile.environment, &mut rng).unwrap();
+    let out = staging.path().join("card");
+    let pki = Pki::open_or_create(&out.join("state"), &profile.environment, &mut rng).unwrap();
     let validity = CertificateValidity::for_profile(&profile, SystemTime::now()).unwrap();
     let applet = issue_applet(pki.sub(), &profile, validity, &mut rng, |_, _| {}).unwrap();
     let state = applet.save().unwrap();
-    let out = staging.path().join("card");
+    for slot in vscard_issuance::CARD_SLOTS {
+        let certificate = vscard_issuance::certificate(applet.state(), slot).unwrap();
+        pki.record_issued(
+            &out.join("applet.json"),
+            certificate.iter().map(|c| (slot, c)),
+        )
+        .unwrap();
+    }
     pki.export(&out).unwrap();
     std::fs::write(out.join("applet.json"), serde_json::to_vec(&state).unwrap()).unwrap();
     // Publish whole: a concurrent reader sees all files or none.
@@ -129,6 +141,7 @@ fn issue_into(dir: &Path) -> IssuedCard {
         state,
         root_pem: dir.join("root.pem"),
         sub_pem: dir.join("sub.pem"),
+        state_dir: dir.join("state"),
     }
 }
 

@@ -104,6 +104,42 @@ pub enum CardFileError {
     /// Keys or certificates could not be made.
     #[error(transparent)]
     Issuance(#[from] IssuanceError),
+    /// `revoke` of a card the environment's Sub CA did not issue: its
+    /// index cannot revoke another CA's certificates.
+    #[error(
+        "{}: the card's certificates were not issued by the Sub CA of the test PKI {pki} under {}: revoke it with the state directory that issued it (--state-dir or VSCARD_HOME)",
+        path.display(),
+        state_dir.display()
+    )]
+    RevokeOtherCa {
+        /// The card image.
+        path: PathBuf,
+        /// The id of the state directory's PKI.
+        pki: String,
+        /// The state directory.
+        state_dir: PathBuf,
+    },
+    /// `renew` of a card whose certificate is revoked: a cancelled card is
+    /// not brought back, and a compromised key is not certified again.
+    #[error(
+        "{}: the {slot} certificate was revoked ({reason}) on {revoked_at}: {}",
+        path.display(),
+        if *.reason == crate::revocation::RevocationReason::KeyCompromise {
+            "renew with --new-keys, or issue a new card"
+        } else {
+            "a revoked card is not renewed; issue a new card"
+        }
+    )]
+    Revoked {
+        /// The card image.
+        path: PathBuf,
+        /// The slot, e.g. `9A`.
+        slot: String,
+        /// Why it was revoked.
+        reason: crate::revocation::RevocationReason,
+        /// When, RFC 3339.
+        revoked_at: String,
+    },
     /// The operating system's random generator failed.
     #[error("cannot seed the random generator")]
     Rng(#[source] vscard_emulator::SysError),
@@ -130,6 +166,8 @@ impl CardFileError {
             | CardFileError::NotPiv { .. }
             | CardFileError::State { .. }
             | CardFileError::DifferentCa { .. }
+            | CardFileError::RevokeOtherCa { .. }
+            | CardFileError::Revoked { .. }
             | CardFileError::Pki(PkiError::Import { .. } | PkiError::Different { .. }) => true,
             CardFileError::Store(error) | CardFileError::Card(CardError::Store(error)) => {
                 store_input(error)

@@ -12,15 +12,19 @@
 
 use std::path::{Path, PathBuf};
 
+use std::time::SystemTime;
+
+use crate::revocation::{CertificateStatus, RevocationReason, serial_hex};
 use crate::{
-    CARD_SLOTS, CardSummary, CertificateValidity, Pki, certificate, environment_of,
-    pki_store::pki_directory, renew_applet, summarize, verify_issued_by,
+    CARD_SLOTS, CardSummary, CertificateValidity, Pki, certificate, renew_applet, summarize,
+    verify_issued_by,
 };
 use vscard_applet::{PIV_AID, PivApplet, PivState, piv_atr};
 use vscard_emulator::rand_core::CryptoRng;
 use vscard_emulator::{Applet, Card, CardImage, FileStore, Store};
 
 use super::error::{CardFileError, io_error};
+use super::revoke::{card_certificates, pki_of_card};
 
 /// The key of the PIV application's state in a card image.
 fn piv_key() -> String {
@@ -102,12 +106,21 @@ impl NewCardFile {
 /// that PKI's Sub CA ([`CardFileError::DifferentCa`]): a state directory
 /// with another PKI of the same environment name must not silently move
 /// the card to a CA its relying parties do not trust.
+///
+/// The environment's certificate index records the new certificates;
+/// with `revoke_old`, the ones they replace are revoked as `superseded`
+/// (and a new CRL made), unless `new_ca` (they are another CA's). A card
+/// with a revoked certificate is refused ([`CardFileError::Revoked`]),
+/// except one revoked as superseded, and one revoked for keyCompromise
+/// when `new_keys` replaces the key.
+#[allow(clippy::too_many_arguments)]
 pub fn renew_card_file<R: CryptoRng + ?Sized>(
     path: &Path,
     state_dir: &Path,
     validity: CertificateValidity,
     new_keys: bool,
     new_ca: bool,
+    revoke_old: bool,
     rng: &mut R,
 ) -> Result<CardSummary, CardFileError> {
     let mut store = lock_existing(path, Hold::WhileWriting)?;
@@ -115,16 +128,11 @@ pub fn renew_card_file<R: CryptoRng + ?Sized>(
         path: path.to_owned(),
     })?;
     let mut applet = applet_from_image(path, &image)?;
-    let environment = environment_of(applet.state())?;
-    if !pki_directory(state_dir, &environment).exists() {
-        return Err(CardFileError::NoPki {
-            environment: environment.name().to_owned(),
-            state_dir: state_dir.to_owned(),
-        });
-    }
-    let pki = Pki::open(state_dir, &environment)?;
+    let pki = pki_of_card(applet.state(), state_dir)?;
+    let old = card_certificates(applet.state(), None)?;
     if !new_ca {
         check_issued_by(path, applet.state(), &pki, state_dir)?;
+        refuse_revoked(path, &pki, &old, new_keys)?;
     }
     renew_applet(&mut applet, pki.sub(), validity, new_keys, rng)?;
     let state = applet.save().map_err(|source| CardFileError::State {
@@ -133,7 +141,54 @@ pub fn renew_card_file<R: CryptoRng + ?Sized>(
     })?;
     image.set_applet(&piv_key(), state);
     store.commit(&image)?;
+    let new = card_certificates(applet.state(), None)?;
+    let card = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let now = SystemTime::now();
+    let revoke_old = revoke_old && !new_ca;
+    pki.update_index(|index| {
+        for (slot, certificate) in old.iter().filter(|_| !new_ca).chain(&new) {
+            index.record(certificate, *slot, &card)?;
+        }
+        if revoke_old {
+            for (_, certificate) in &old {
+                index.revoke(&serial_hex(certificate), now, RevocationReason::Superseded)?;
+            }
+        }
+        Ok(())
+    })?;
+    if revoke_old {
+        pki.make_crl(now)?;
+    }
     Ok(summarize(applet.state())?)
+}
+
+/// [`CardFileError::Revoked`] for the first certificate of `old` that is
+/// revoked for a reason renewal cannot mend.
+fn refuse_revoked(
+    path: &Path,
+    pki: &Pki,
+    old: &[(vscard_applet::Slot, x509_cert::Certificate)],
+    new_keys: bool,
+) -> Result<(), CardFileError> {
+    let index = pki.index()?;
+    for (slot, certificate) in old {
+        let Some(entry) = index.find(&serial_hex(certificate)) else {
+            continue;
+        };
+        if let CertificateStatus::Revoked { revoked_at, reason } = &entry.status {
+            let mended = *reason == RevocationReason::Superseded
+                || (*reason == RevocationReason::KeyCompromise && new_keys);
+            if !mended {
+                return Err(CardFileError::Revoked {
+                    path: path.to_owned(),
+                    slot: slot.to_string(),
+                    reason: *reason,
+                    revoked_at: revoked_at.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks that `pki`'s Sub CA signed each certificate on the card (the

@@ -57,6 +57,13 @@ pub fn issue_card_file(
             apply_states(applet, states, &mut system)?
         }
     };
-    file.write(&applet)?;
+    let written = file.write(&applet)?;
+    let certificates = super::revoke::card_certificates(applet.state(), None)?;
+    pki.record_issued(
+        &written,
+        certificates
+            .iter()
+            .map(|(slot, certificate)| (*slot, certificate)),
+    )?;
     Ok(summarize(applet.state())?)
 }

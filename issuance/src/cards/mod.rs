@@ -8,6 +8,8 @@
 //!   (no lock).
 //! - [`renew_card_file`]: new certificates (and optionally keys), PIN
 //!   counters kept.
+//! - [`revoke_card_file`]: the card's certificates revoked in its
+//!   environment's index, and a new CRL.
 //! - [`open_card`]: a [`vscard_emulator::Card`] on the image's
 //!   `FileStore`, for `serve`.
 //!
@@ -18,9 +20,11 @@
 mod error;
 mod image;
 mod issue;
+mod revoke;
 mod states;
 
 pub use error::{CardFileError, EXIT_BAD_INPUT, EXIT_FAILURE};
 pub use image::{NewCardFile, open_card, read_applet, renew_card_file};
 pub use issue::{issue_card_file, read_profile};
-pub use states::{KnownState, apply_states};
+pub use revoke::{RevokedCertificate, revoke_card_file};
+pub use states::{EXPIRING_SOON_DAYS, KnownState, apply_states};

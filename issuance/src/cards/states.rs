@@ -32,6 +32,11 @@ const OPTION: &str = "--state";
 /// that state for a whole day after issuance.
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// Days an `expiring-soon` card's certificates have left at issuance:
+/// half the default renewal window, so the card is due for renewal and
+/// stays so for a month.
+pub const EXPIRING_SOON_DAYS: u32 = crate::DEFAULT_RENEWAL_WINDOW_DAYS / 2;
+
 /// A state a card is issued in (`vscard issue --state NAME`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KnownState {
@@ -46,6 +51,9 @@ pub enum KnownState {
     Expired,
     /// `not-yet-valid`: every certificate starts a day after issuance.
     NotYetValid,
+    /// `expiring-soon`: every certificate ends [`EXPIRING_SOON_DAYS`]
+    /// days after issuance, inside the default renewal window.
+    ExpiringSoon,
     /// `management-key-locked`: a random management key nobody knows.
     ManagementKeyLocked,
 }
@@ -59,6 +67,7 @@ impl KnownState {
             "puk-blocked" => KnownState::PukBlocked,
             "expired" => KnownState::Expired,
             "not-yet-valid" => KnownState::NotYetValid,
+            "expiring-soon" => KnownState::ExpiringSoon,
             "management-key-locked" => KnownState::ManagementKeyLocked,
             _ => match text.strip_prefix("pin-tries=") {
                 Some(count) => KnownState::PinTries(count.parse().map_err(|_| {
@@ -67,7 +76,7 @@ impl KnownState {
                 None => {
                     return Err(bad(format!(
                         "unknown state {text:?}; expected pin-blocked, puk-blocked, pin-tries=N, \
-                         expired, not-yet-valid or management-key-locked"
+                         expired, not-yet-valid, expiring-soon or management-key-locked"
                     )));
                 }
             },
@@ -76,8 +85,10 @@ impl KnownState {
 
     /// The certificates' validity the states ask for, if any: `expired`
     /// ends a day before `now` (starting the profile's years before
-    /// that), `not-yet-valid` starts a day after `now`. Both at once, or
-    /// either with an explicit window (`explicit`), is refused.
+    /// that), `expiring-soon` ends [`EXPIRING_SOON_DAYS`] after `now`
+    /// (starting the profile's years before that), `not-yet-valid` starts
+    /// a day after `now`. Two at once, or any with an explicit window
+    /// (`explicit`), is refused.
     pub fn validity(
         states: &[KnownState],
         profile: &CardProfile,
@@ -86,20 +97,29 @@ impl KnownState {
     ) -> Result<Option<CertificateValidity>, CardFileError> {
         let expired = states.contains(&KnownState::Expired);
         let not_yet = states.contains(&KnownState::NotYetValid);
-        if !expired && !not_yet {
+        let soon = states.contains(&KnownState::ExpiringSoon);
+        let count = [expired, not_yet, soon].iter().filter(|set| **set).count();
+        if count == 0 {
             return Ok(None);
         }
-        if expired && not_yet {
-            return Err(bad("expired and not-yet-valid exclude each other".into()));
+        if count > 1 {
+            return Err(bad(
+                "expired, not-yet-valid and expiring-soon exclude each other".into(),
+            ));
         }
         if explicit {
             return Err(bad(
-                "expired and not-yet-valid set the validity; drop --not-before and --not-after"
+                "expired, not-yet-valid and expiring-soon set the validity; drop --not-before and --not-after"
                     .into(),
             ));
         }
-        let window = if expired {
-            let end = now.checked_sub(DAY).ok_or_else(too_early)?;
+        let window = if expired || soon {
+            let end = if soon {
+                now.checked_add(DAY * EXPIRING_SOON_DAYS)
+                    .ok_or_else(too_early)?
+            } else {
+                now.checked_sub(DAY).ok_or_else(too_early)?
+            };
             let years = u64::from(profile.certificate_validity_years.max(1));
             let start = end
                 .checked_sub(Duration::from_secs(years * 365 * DAY.as_secs()))
