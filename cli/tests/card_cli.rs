@@ -423,9 +423,23 @@ fn exported_cas_verify_the_card_certificates_with_openssl() {
 /// The PIV card of the image at `path`, powered on (the card commits to
 /// the image as a served one does).
 fn open_image(path: &Path) -> Card {
+    // Another test thread's fork (to spawn a tool) holds a copy of every
+    // open descriptor until its exec, the lock of a store this test just
+    // dropped included: wait that moment out.
+    let started = std::time::Instant::now();
+    let store = loop {
+        match FileStore::open(path) {
+            Err(vscard_emulator::StoreError::Locked { .. })
+                if started.elapsed() < std::time::Duration::from_secs(2) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => break other.unwrap(),
+        }
+    };
     let mut card = Card::builder()
         .atr(piv_atr())
-        .store(FileStore::open(path).unwrap())
+        .store(store)
         .install_default(PivApplet::with_defaults())
         .build()
         .unwrap();

@@ -378,7 +378,7 @@ fn the_profile_capacity_is_the_card_capacity() {
     client.select_piv().unwrap();
     let key = vscard_applet::DEFAULT_MANAGEMENT_KEY;
     client
-        .authenticate_management_key(0x03, &key, &[0x5A; 8])
+        .authenticate_management_key(0x0A, &key, &[0x5A; 16])
         .unwrap()
         .unwrap();
     let tag = [0x5F, 0xC1, 0x0D];
