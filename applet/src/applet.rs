@@ -187,6 +187,7 @@ impl PivApplet {
                 self.state.settings.serial.to_be_bytes().to_vec(),
             )),
             Command::GetMetadata(key) => self.get_metadata(ctx, key),
+            Command::MoveKey(request) => self.move_key(ctx, request),
             Command::SetManagementKey { algorithm, key } => {
                 self.set_management_key(ctx, algorithm, key.expose())
             }

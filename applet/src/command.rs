@@ -13,6 +13,7 @@
 
 use vscard_emulator::{CommandApdu, Status};
 
+use crate::move_key::MoveKey;
 use crate::objects::DataObjectTag;
 use crate::pin::PADDED_LEN;
 use crate::reference::{Algorithm, KeyRef, PinPolicy, PinRef, Slot, TOUCH_NEVER};
@@ -74,6 +75,8 @@ pub enum Command<'a> {
     GetSerial,
     /// Yubico GET METADATA (`F7`).
     GetMetadata(KeyRef),
+    /// Yubico MOVE KEY / DELETE KEY (`F6`).
+    MoveKey(MoveKey),
     /// Yubico SET MANAGEMENT KEY (`FF`).
     SetManagementKey {
         /// The new key's algorithm.
@@ -196,6 +199,7 @@ impl<'a> TryFrom<&CommandApdu<'a>> for Command<'a> {
                 None if p2 == BIO_METADATA => Err(Status::ReferenceNotFound),
                 None => Err(Status::IncorrectP1P2),
             },
+            0xF6 => MoveKey::parse(p1, p2).map(Command::MoveKey),
             0xFF => parse_set_management_key(p1, p2, data),
             0xFB => Ok(Command::Reset),
             0xFA => match (p1, p2) {
@@ -514,6 +518,7 @@ impl Command<'_> {
             Command::GetVersion => "GET VERSION".into(),
             Command::GetSerial => "GET SERIAL".into(),
             Command::GetMetadata(key) => format!("GET METADATA {:02X}", key.byte()),
+            Command::MoveKey(request) => request.describe(),
             Command::SetManagementKey { algorithm, .. } => {
                 format!("SET MANAGEMENT KEY {algorithm:?}")
             }

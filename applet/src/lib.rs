@@ -54,6 +54,7 @@ mod key_commands;
 pub mod keys;
 pub mod management;
 pub mod model;
+pub mod move_key;
 pub mod objects;
 pub mod pin;
 mod pin_commands;

@@ -75,6 +75,11 @@ impl Model {
         ManagementKey::well_known(self.management_algorithm())
     }
 
+    /// True when MOVE KEY / DELETE KEY (`F6`) exists: YubiKey 5.7 on.
+    pub fn has_move_key(self) -> bool {
+        matches!(self, Model::YubiKey57)
+    }
+
     /// True when the Yubico extensions to PIV exist on this model.
     pub fn has_yubico_extensions(self) -> bool {
         !matches!(self, Model::Piv)
