@@ -80,6 +80,12 @@ impl Model {
         matches!(self, Model::YubiKey57)
     }
 
+    /// True when the YubiKey Management application is installed beside
+    /// PIV (the YubiKey models).
+    pub fn has_management_application(self) -> bool {
+        !matches!(self, Model::Piv)
+    }
+
     /// True when the Yubico extensions to PIV exist on this model.
     pub fn has_yubico_extensions(self) -> bool {
         !matches!(self, Model::Piv)
