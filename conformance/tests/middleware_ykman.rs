@@ -194,3 +194,178 @@ fn ykman_info_reads_the_management_application() {
         "OpenPGP     \tNot available\n",
     ]);
 }
+
+/// `piv info` on a new (or reset) 5.7 card, as ykman prints it.
+const NEW_CARD_INFO: &str = "\
+PIV version:              5.7.1
+PIN tries remaining:      3/3
+PUK tries remaining:      3/3
+Management key algorithm: AES192
+WARNING: Using default PIN!
+WARNING: Using default PUK!
+WARNING: Using default Management key!
+CHUID: No data available
+";
+
+/// `piv keys info SLOT`, as ykman prints it for a key generated on the
+/// card with the slot's default PIN policy and no touch.
+fn key_info(slot: &str, algorithm: &str, pin: &str) -> String {
+    format!(
+        "Key slot:               {slot}\n\
+         Algorithm:              {algorithm}\n\
+         Origin:                 GENERATED\n\
+         PIN required for use:   {pin}\n\
+         Touch required for use: NEVER\n"
+    )
+}
+
+#[test]
+fn ykman_manages_keys_pins_retries_and_resets_a_yubikey_5_7() {
+    let Some(served) = serve(
+        "ykman_manages_keys_pins_retries_and_resets_a_yubikey_5_7",
+        Model::YubiKey57,
+    ) else {
+        return;
+    };
+    let with_key = |args: &[&str]| -> Vec<String> {
+        let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        all.extend(["--management-key".to_owned(), MANAGEMENT_KEY.to_owned()]);
+        all
+    };
+    served.ok(&["piv", "info"]).stdout_has(&[NEW_CARD_INFO]);
+
+    // Generate in three slots, one for each algorithm the card has.
+    for (slot, name, algorithm, pin) in [
+        ("9a", "9A (AUTHENTICATION)", "ECCP256", "ONCE"),
+        ("9c", "9C (SIGNATURE)", "RSA2048", "ALWAYS"),
+        ("9d", "9D (KEY_MANAGEMENT)", "ECCP384", "ONCE"),
+    ] {
+        let public = served.path(&format!("{slot}.pem"));
+        served.ok(&with_key(&[
+            "piv",
+            "keys",
+            "generate",
+            "-a",
+            algorithm,
+            slot,
+            path_str(&public),
+        ]));
+        let pem = std::fs::read_to_string(&public).unwrap();
+        assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
+        let info = served.ok(&["piv", "keys", "info", slot]);
+        assert_eq!(info.stdout, key_info(name, algorithm, pin), "{info}");
+    }
+
+    // MOVE KEY: the key and its metadata go to 85; 9A is empty after.
+    served
+        .ok(&with_key(&["piv", "keys", "move", "9a", "85"]))
+        .stdout_has(&["Key moved from slot AUTHENTICATION to slot RETIRED4."]);
+    let moved = served.ok(&["piv", "keys", "info", "85"]);
+    assert_eq!(
+        moved.stdout,
+        key_info("85 (RETIRED4)", "ECCP256", "ONCE"),
+        "{moved}"
+    );
+    served
+        .fails(&["piv", "keys", "info", "9a"])
+        .stderr_has(&["ERROR: No key stored in slot 9A (AUTHENTICATION)."]);
+    // 6A80 and 6A88, as ykman reads them.
+    served
+        .fails(&with_key(&["piv", "keys", "move", "9c", "9d"]))
+        .stderr_has(&["ERROR: DEST slot is not empty."]);
+    served
+        .fails(&with_key(&["piv", "keys", "move", "9a", "9e"]))
+        .stderr_has(&["ERROR: No key in SOURCE slot."]);
+    // DELETE KEY, twice.
+    served
+        .ok(&with_key(&["piv", "keys", "delete", "85"]))
+        .stdout_has(&["Key in slot RETIRED4 deleted."]);
+    served
+        .fails(&with_key(&["piv", "keys", "delete", "85"]))
+        .stderr_has(&["ERROR: No key stored in slot 85 (RETIRED4)."]);
+
+    // PIN, PUK, and the management key as 3DES then AES-192 again.
+    served
+        .ok(&[
+            "piv",
+            "access",
+            "change-pin",
+            "-P",
+            "123456",
+            "-n",
+            "246810",
+        ])
+        .stdout_has(&["New PIN set."]);
+    served
+        .ok(&[
+            "piv",
+            "access",
+            "change-puk",
+            "-p",
+            "12345678",
+            "-n",
+            "13579246",
+        ])
+        .stdout_has(&["New PUK set."]);
+    let tdes = "0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a09080";
+    served
+        .ok(&with_key(&[
+            "piv",
+            "access",
+            "change-management-key",
+            "-a",
+            "TDES",
+            "-n",
+            tdes,
+            "-f",
+        ]))
+        .stdout_has(&["New management key set."]);
+    let info = served.ok(&["piv", "info"]);
+    info.stdout_has(&["Management key algorithm: TDES\n"]);
+    assert!(!info.stdout.contains("WARNING: Using default"), "{info}");
+    served
+        .ok(&[
+            "piv",
+            "access",
+            "change-management-key",
+            "-m",
+            tdes,
+            "-a",
+            "AES192",
+            "-n",
+            MANAGEMENT_KEY,
+            "-f",
+        ])
+        .stdout_has(&["New management key set."]);
+    served.ok(&["piv", "info"]).stdout_has(&[
+        "Management key algorithm: AES192\n",
+        "WARNING: Using default Management key!",
+    ]);
+
+    // SET PIN RETRIES puts PIN and PUK back to their defaults; RESET puts
+    // the limits back to 3 / 3 and clears the keys.
+    served
+        .ok(&with_key(&[
+            "piv",
+            "access",
+            "set-retries",
+            "-P",
+            "246810",
+            "5",
+            "6",
+            "-f",
+        ]))
+        .stdout_has(&["Number of PIN/PUK retries set."]);
+    served.ok(&["piv", "info"]).stdout_has(&[
+        "PIN tries remaining:      5/5\n",
+        "PUK tries remaining:      6/6\n",
+        "Slot 9C (SIGNATURE):\n  Private key type: RSA2048\n",
+        "Slot 9D (KEY_MANAGEMENT):\n  Private key type: ECCP384\n",
+    ]);
+    served
+        .ok(&["piv", "reset", "-f"])
+        .stdout_has(&["Reset complete. All PIV data has been cleared from the YubiKey."]);
+    let info = served.ok(&["piv", "info"]);
+    info.stdout_has(&[NEW_CARD_INFO]);
+    assert!(!info.stdout.contains("Slot 9"), "{info}");
+}
