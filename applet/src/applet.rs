@@ -181,7 +181,8 @@ impl PivApplet {
                 slot,
                 algorithm,
                 pin_policy,
-            } => self.generate(ctx, slot, algorithm, pin_policy),
+                touch_policy,
+            } => self.generate(ctx, slot, algorithm, (pin_policy, touch_policy)),
             Command::GetVersion => Ok(Response::ok(self.state.settings.version.to_vec())),
             Command::GetSerial => Ok(Response::ok(
                 self.state.settings.serial.to_be_bytes().to_vec(),
@@ -201,7 +202,8 @@ impl PivApplet {
                 algorithm,
                 material,
                 pin_policy,
-            } => self.import_key(ctx, slot, algorithm, material, pin_policy),
+                touch_policy,
+            } => self.import_key(ctx, slot, algorithm, material, (pin_policy, touch_policy)),
         }
     }
 }

@@ -65,6 +65,7 @@ pub mod security;
 pub mod state;
 mod stored_key;
 pub mod tlv;
+pub mod touch_policy;
 mod yubico;
 
 pub use applet::{APPLICATION_LABEL, PIV_AID, PivApplet};
@@ -81,3 +82,4 @@ pub use pin::PinRules;
 pub use reference::{Algorithm, KeyRef, PinPolicy, PinRef, Slot};
 pub use state::{PivState, STATE_FORMAT};
 pub use stored_key::Origin;
+pub use touch_policy::TouchPolicy;

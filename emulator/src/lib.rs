@@ -57,6 +57,7 @@ mod selection;
 mod services;
 mod status;
 mod store;
+mod touch;
 mod transient;
 
 pub use aid::{Aid, AidLengthError};
@@ -74,6 +75,7 @@ pub use status::Status;
 pub use store::{
     AppletState, CardImage, Changes, DamageKind, Part, StateError, Store, StoreError, UnsafeFile,
 };
+pub use touch::TOUCH_TIMEOUT;
 pub use transient::{ClearOn, Transient};
 
 /// The error of [`CardRng::from_os`], re-exported so callers can name it.
