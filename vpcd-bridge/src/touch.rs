@@ -92,10 +92,12 @@ impl TouchButton {
         state.waiting = true;
         let outcome = loop {
             let now = Instant::now();
-            if let Some(pressed) = state.pressed.take() {
-                if now.duration_since(pressed) <= TOUCH_TIMEOUT {
-                    break Wait::Touched;
-                }
+            // A press older than the timeout is dropped: it was for
+            // something else.
+            if let Some(pressed) = state.pressed.take()
+                && now.duration_since(pressed) <= TOUCH_TIMEOUT
+            {
+                break Wait::Touched;
             }
             if state.cancels != cancels || now >= deadline {
                 break Wait::GaveUp;
