@@ -9,6 +9,7 @@
 
 mod support;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -176,11 +177,38 @@ fn ykman_signs_once_ctl_touches_and_times_out_without() {
     };
     let public = setup.generate_touch_key();
 
-    // Touched: the signature goes through and the certificate is stored.
-    let signing = setup.self_sign(&public, &[]);
+    // Touched while waiting: ykman prompts once the signature has not
+    // come back for 1 s; then the touch completes it.
+    let mut signing = setup.self_sign(&public, &[]);
+    let stderr = signing.stderr.take().unwrap();
+    let (lines, prompt) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut seen = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("Touch your YubiKey...") {
+                let _ = lines.send(());
+            }
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+        seen
+    });
+    prompt
+        .recv_timeout(Duration::from_secs(10))
+        .expect("ykman did not prompt for a touch");
     let touched = setup.ctl_touch();
-    assert!(touched.starts_with("card 0: touched"), "{touched}");
+    assert_eq!(touched, "card 0: touched, the waiting command completed\n");
     let output = finish(signing);
+    println!("{}", reader.join().unwrap());
+    assert!(output.status.success());
+
+    // Touched before the operation asks: the touch is kept for it.
+    let kept = setup.ctl_touch();
+    assert_eq!(
+        kept,
+        "card 0: touched, kept for the next command that asks within 15 s\n"
+    );
+    let output = finish(setup.self_sign(&public, &[]));
     assert!(output.status.success());
     let info = run(&mut setup.ykman(&["piv", "info"]));
     let info = String::from_utf8_lossy(&info.stdout).into_owned();

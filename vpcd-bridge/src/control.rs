@@ -394,6 +394,8 @@ mod tests {
             "insert 1",
             "remove",
             "remove 0",
+            "touch",
+            "touch 1",
             "cards",
         ] {
             let command: ControlCommand = line.parse().unwrap();
