@@ -38,7 +38,10 @@
 //! Module map: [`tlv`] (BER-TLV cursor), [`reference`] (key references and
 //! algorithms), [`command`] (parsing), one module per group of handlers,
 //! [`keys`] and [`management`] (cryptography), [`objects`] (data objects),
-//! [`state`] (persistent format), [`security`] (transient status).
+//! [`state`] (persistent format), [`security`] (transient status),
+//! [`touch_policy`] (when a key needs a touch), [`move_key`] (MOVE / DELETE
+//! KEY), [`device_management`] (the YubiKey Management application, a
+//! second applet installed beside PIV on the YubiKey models).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
