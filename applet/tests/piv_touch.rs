@@ -115,9 +115,13 @@ fn an_always_key_waits_for_a_touch_for_every_signature() {
     // No touch: 6982, and the command waits.
     assert_eq!(card.sign_p256(0x9D), [0x69, 0x82]);
     assert!(card.card().awaiting_touch());
-    // The touch completes it: a signature.
+    // The touch completes it: a signature, traced as such.
+    card.card().record_exchanges(true);
     let touched = card.card().touch().unwrap().unwrap();
     assert_eq!(sw(&touched), SW_OK);
+    let traced = card.card().last_exchange().unwrap().clone();
+    assert_eq!(traced.status, vscard_emulator::Status::Success);
+    assert!(traced.command.ends_with("(touched)"), "{}", traced.command);
     assert_eq!(touched[0], 0x7C);
     assert!(!card.card().awaiting_touch());
     // The next signature needs a touch of its own.

@@ -223,7 +223,7 @@ impl Card {
         self.run_applet(index, channel, |applet, ctx| applet.process(ctx, command))
     }
 
-    fn describe(&self, command: &CommandApdu<'_>) -> String {
+    pub(crate) fn describe(&self, command: &CommandApdu<'_>) -> String {
         match RuntimeCommand::of(command) {
             Some(RuntimeCommand::GetResponse) => return "GET RESPONSE".into(),
             Some(RuntimeCommand::ManageChannel) => {

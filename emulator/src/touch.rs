@@ -27,12 +27,12 @@
 //! Cached policies ("a touch counts for 15 s") ask
 //! [`Context::touched_within`] before taking a new touch.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use zeroize::Zeroizing;
 
 use crate::applet::Context;
-use crate::card::{Card, CardError};
+use crate::card::{Card, CardError, Exchange};
 use crate::{Class, CommandApdu};
 
 /// How long a touch is waited for, and how long a touch given before it
@@ -156,7 +156,14 @@ impl Card {
             return Ok(None);
         }
         self.env.touch.requested = false;
-        let response = self.rerun(&held.command());
+        let command = held.command();
+        // Traced as the exchange the host sees (a trace line for the
+        // touch-timeout answer would be wrong).
+        let describe =
+            self.record || tracing::enabled!(target: "vscard::apdu", tracing::Level::DEBUG);
+        let started = describe.then(Instant::now);
+        let name = describe.then(|| format!("{} (touched)", self.describe(&command)));
+        let response = self.rerun(&command);
         if self.env.torn {
             self.env.torn = false;
             self.power_off();
@@ -164,7 +171,15 @@ impl Card {
             tracing::warn!(target: "vscard::apdu", "power cut during the touched command");
             return Err(CardError::PowerLost);
         }
-        tracing::debug!(target: "vscard::apdu", sw = %response.status, "touched command answered");
+        if let Some(name) = name {
+            self.trace(Exchange {
+                channel: command.class.channel(),
+                command: name,
+                status: response.status,
+                response_len: response.data.len(),
+                duration: started.map(|t| t.elapsed()).unwrap_or_default(),
+            });
+        }
         Ok(Some(response.to_bytes()))
     }
 

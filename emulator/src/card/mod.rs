@@ -124,7 +124,7 @@ pub struct Card {
     power: PowerState,
     pub(crate) max_command_data: usize,
     catch_panics: bool,
-    record: bool,
+    pub(crate) record: bool,
     last: Option<Exchange>,
     transcript: Option<Vec<TranscriptEvent>>,
 }
@@ -246,7 +246,7 @@ impl Card {
         Ok(response)
     }
 
-    fn trace(&mut self, exchange: Exchange) {
+    pub(crate) fn trace(&mut self, exchange: Exchange) {
         tracing::debug!(
             target: "vscard::apdu",
             direction = "out",
