@@ -369,3 +369,23 @@ fn ykman_manages_keys_pins_retries_and_resets_a_yubikey_5_7() {
     info.stdout_has(&[NEW_CARD_INFO]);
     assert!(!info.stdout.contains("Slot 9"), "{info}");
 }
+
+/// A yubikey-5.4 card is what ykman expects of a 5.4: 3DES management key,
+/// and no MOVE KEY (ykman refuses it before sending anything).
+#[test]
+fn ykman_sees_a_yubikey_5_4() {
+    let Some(served) = serve("ykman_sees_a_yubikey_5_4", Model::YubiKey54) else {
+        return;
+    };
+    served.ok(&["info"]).stdout_has(&[
+        "Firmware version: 5.4.3\n",
+        &format!("Serial number: {SERIAL}\n"),
+    ]);
+    served.ok(&["piv", "info"]).stdout_has(&[
+        "PIV version:              5.4.3\n",
+        "Management key algorithm: TDES\n",
+    ]);
+    served
+        .fails(&["piv", "keys", "move", "-m", MANAGEMENT_KEY, "9a", "9d"])
+        .stderr_has(&["ERROR: This action requires YubiKey 5.7.0 or later"]);
+}
