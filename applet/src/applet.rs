@@ -181,12 +181,14 @@ impl PivApplet {
                 slot,
                 algorithm,
                 pin_policy,
-            } => self.generate(ctx, slot, algorithm, pin_policy),
+                touch_policy,
+            } => self.generate(ctx, slot, algorithm, (pin_policy, touch_policy)),
             Command::GetVersion => Ok(Response::ok(self.state.settings.version.to_vec())),
             Command::GetSerial => Ok(Response::ok(
                 self.state.settings.serial.to_be_bytes().to_vec(),
             )),
             Command::GetMetadata(key) => self.get_metadata(ctx, key),
+            Command::MoveKey(request) => self.move_key(ctx, request),
             Command::SetManagementKey { algorithm, key } => {
                 self.set_management_key(ctx, algorithm, key.expose())
             }
@@ -200,7 +202,8 @@ impl PivApplet {
                 algorithm,
                 material,
                 pin_policy,
-            } => self.import_key(ctx, slot, algorithm, material, pin_policy),
+                touch_policy,
+            } => self.import_key(ctx, slot, algorithm, material, (pin_policy, touch_policy)),
         }
     }
 }

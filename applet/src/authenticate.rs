@@ -214,8 +214,8 @@ impl PivApplet {
         slot: Slot,
         request: AuthRequest<'_>,
     ) -> Result<Response, Status> {
-        let (key_algorithm, policy) = match self.state.keys.get(&slot) {
-            Some(stored) => (stored.algorithm(), stored.pin_policy),
+        let (key_algorithm, policy, touch) = match self.state.keys.get(&slot) {
+            Some(stored) => (stored.algorithm(), stored.pin_policy, stored.touch_policy),
             None => return Err(Status::ReferenceNotFound),
         };
         // A YubiKey 5 answers `6A80` here: P1 is well formed and names an
@@ -225,6 +225,9 @@ impl PivApplet {
             return Err(Status::IncorrectData);
         }
         self.authorize(ctx, policy)?;
+        // Last of the checks, before the key is used: a command that waits
+        // for a touch has changed nothing when it is run again.
+        touch.require(ctx)?;
         let stored = self
             .state
             .keys

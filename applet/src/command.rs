@@ -13,11 +13,13 @@
 
 use vscard_emulator::{CommandApdu, Status};
 
+use crate::move_key::MoveKey;
 use crate::objects::DataObjectTag;
 use crate::pin::PADDED_LEN;
-use crate::reference::{Algorithm, KeyRef, PinPolicy, PinRef, Slot, TOUCH_NEVER};
+use crate::reference::{Algorithm, KeyRef, PinPolicy, PinRef, Slot};
 pub use crate::secret::{Bytes, Secret};
 use crate::tlv::{self, Reader};
+use crate::touch_policy::TouchPolicy;
 
 /// One command of the PIV application. `Debug` never shows PINs, PUKs,
 /// keys or authentication data, only their lengths: they are [`Secret`]s.
@@ -67,6 +69,8 @@ pub enum Command<'a> {
         algorithm: Algorithm,
         /// Yubico tag `AA`, if present.
         pin_policy: Option<PinPolicy>,
+        /// Yubico tag `AB`, if present.
+        touch_policy: Option<TouchPolicy>,
     },
     /// Yubico GET VERSION (`FD`).
     GetVersion,
@@ -74,6 +78,8 @@ pub enum Command<'a> {
     GetSerial,
     /// Yubico GET METADATA (`F7`).
     GetMetadata(KeyRef),
+    /// Yubico MOVE KEY / DELETE KEY (`F6`).
+    MoveKey(MoveKey),
     /// Yubico SET MANAGEMENT KEY (`FF`).
     SetManagementKey {
         /// The new key's algorithm.
@@ -100,6 +106,8 @@ pub enum Command<'a> {
         material: ImportMaterial<'a>,
         /// Yubico tag `AA`, if present.
         pin_policy: Option<PinPolicy>,
+        /// Yubico tag `AB`, if present.
+        touch_policy: Option<TouchPolicy>,
     },
 }
 
@@ -196,6 +204,7 @@ impl<'a> TryFrom<&CommandApdu<'a>> for Command<'a> {
                 None if p2 == BIO_METADATA => Err(Status::ReferenceNotFound),
                 None => Err(Status::IncorrectP1P2),
             },
+            0xF6 => MoveKey::parse(p1, p2).map(Command::MoveKey),
             0xFF => parse_set_management_key(p1, p2, data),
             0xFB => Ok(Command::Reset),
             0xFA => match (p1, p2) {
@@ -378,15 +387,27 @@ fn parse_general_authenticate<'a>(p1: u8, p2: u8, data: &'a [u8]) -> Result<Comm
     })
 }
 
-/// Reads the optional Yubico policy tags `AA` (PIN) and `AB` (touch).
-fn policy(tag: u32, value: &[u8], slot: Slot, pin: &mut Option<PinPolicy>) -> Result<(), Status> {
-    match (tag, value) {
-        (0xAA, [byte]) => {
-            *pin = Some(PinPolicy::from_byte(*byte, slot).ok_or(Status::IncorrectData)?);
-            Ok(())
+/// The optional Yubico policy tags `AA` (PIN) and `AB` (touch).
+#[derive(Default)]
+struct Policies {
+    pin: Option<PinPolicy>,
+    touch: Option<TouchPolicy>,
+}
+
+impl Policies {
+    /// Reads one policy tag; anything else is `6A80`.
+    fn read(&mut self, tag: u32, value: &[u8], slot: Slot) -> Result<(), Status> {
+        match (tag, value) {
+            (0xAA, [byte]) => {
+                self.pin = Some(PinPolicy::from_byte(*byte, slot).ok_or(Status::IncorrectData)?);
+                Ok(())
+            }
+            (0xAB, [byte]) => {
+                self.touch = Some(TouchPolicy::from_byte(*byte).ok_or(Status::IncorrectData)?);
+                Ok(())
+            }
+            _ => Err(Status::IncorrectData),
         }
-        (0xAB, [0x00]) | (0xAB, [TOUCH_NEVER]) => Ok(()),
-        _ => Err(Status::IncorrectData),
     }
 }
 
@@ -397,11 +418,11 @@ fn parse_generate(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'_>, Status> {
     let slot = Slot::new(p2).ok_or(Status::IncorrectP1P2)?;
     let template = tlv::single(data, 0xAC)?;
     let mut algorithm = None;
-    let mut pin_policy = None;
+    let mut policies = Policies::default();
     for object in Reader::new(template).read_all()? {
         match (object.tag, object.value) {
             (0x80, [byte]) if algorithm.is_none() => algorithm = Some(*byte),
-            (tag, value) => policy(tag, value, slot, &mut pin_policy)?,
+            (tag, value) => policies.read(tag, value, slot)?,
         }
     }
     let algorithm = algorithm
@@ -411,7 +432,8 @@ fn parse_generate(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'_>, Status> {
     Ok(Command::GenerateAsymmetricKeyPair {
         slot,
         algorithm,
-        pin_policy,
+        pin_policy: policies.pin,
+        touch_policy: policies.touch,
     })
 }
 
@@ -449,7 +471,7 @@ fn parse_import(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'_>, Status> {
         .ok_or(Status::IncorrectP1P2)?;
     let slot = Slot::new(p2).ok_or(Status::IncorrectP1P2)?;
     let mut parts: [Option<&[u8]>; 6] = [None; 6];
-    let mut pin_policy = None;
+    let mut policies = Policies::default();
     for object in Reader::new(data).read_all()? {
         match object.tag {
             0x01..=0x06 => {
@@ -459,7 +481,7 @@ fn parse_import(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'_>, Status> {
                     return Err(Status::IncorrectData);
                 }
             }
-            tag => policy(tag, object.value, slot, &mut pin_policy)?,
+            tag => policies.read(tag, object.value, slot)?,
         }
     }
     let material = match (algorithm, parts) {
@@ -477,7 +499,8 @@ fn parse_import(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'_>, Status> {
         slot,
         algorithm,
         material,
-        pin_policy,
+        pin_policy: policies.pin,
+        touch_policy: policies.touch,
     })
 }
 
@@ -514,6 +537,7 @@ impl Command<'_> {
             Command::GetVersion => "GET VERSION".into(),
             Command::GetSerial => "GET SERIAL".into(),
             Command::GetMetadata(key) => format!("GET METADATA {:02X}", key.byte()),
+            Command::MoveKey(request) => request.describe(),
             Command::SetManagementKey { algorithm, .. } => {
                 format!("SET MANAGEMENT KEY {algorithm:?}")
             }

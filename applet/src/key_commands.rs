@@ -14,6 +14,10 @@ use crate::command::ImportMaterial;
 use crate::keys::PrivateKey;
 use crate::reference::{Algorithm, PinPolicy, Slot};
 use crate::stored_key::{Origin, StoredKey};
+use crate::touch_policy::TouchPolicy;
+
+/// The policies a GENERATE or IMPORT names (tags `AA`, `AB`), if any.
+type Policies = (Option<PinPolicy>, Option<TouchPolicy>);
 
 impl PivApplet {
     /// GENERATE ASYMMETRIC KEY PAIR: answers `7F49 { 81 n, 82 e }` or
@@ -23,7 +27,7 @@ impl PivApplet {
         ctx: &mut Context<'_>,
         slot: Slot,
         algorithm: Algorithm,
-        pin_policy: Option<PinPolicy>,
+        (pin_policy, touch_policy): Policies,
     ) -> Result<Response, Status> {
         self.require_management(ctx)?;
         // Checked before generating: an RSA key takes a second to make.
@@ -45,7 +49,8 @@ impl PivApplet {
                 tracing::error!(target: "vscard::piv", %slot, %error, "cannot store a generated key");
                 Status::UnknownError
             },
-        )?;
+        )?
+        .with_touch_policy(touch_policy.unwrap_or_default());
         self.state.keys.insert(slot, stored);
         self.state.stage_keys(ctx)?;
         Ok(Response::ok(template))
@@ -59,7 +64,7 @@ impl PivApplet {
         slot: Slot,
         algorithm: Algorithm,
         material: ImportMaterial<'_>,
-        pin_policy: Option<PinPolicy>,
+        (pin_policy, touch_policy): Policies,
     ) -> Result<Response, Status> {
         self.require_management(ctx)?;
         let key = match material {
@@ -86,8 +91,9 @@ impl PivApplet {
             return Err(Status::NotEnoughMemory);
         }
         let policy = pin_policy.unwrap_or(slot.default_pin_policy());
-        let stored =
-            StoredKey::new(key, policy, Origin::Imported).map_err(|_| Status::IncorrectData)?;
+        let stored = StoredKey::new(key, policy, Origin::Imported)
+            .map_err(|_| Status::IncorrectData)?
+            .with_touch_policy(touch_policy.unwrap_or_default());
         self.state.keys.insert(slot, stored);
         self.state.stage_keys(ctx)?;
         Ok(Response::empty())

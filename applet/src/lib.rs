@@ -38,7 +38,10 @@
 //! Module map: [`tlv`] (BER-TLV cursor), [`reference`] (key references and
 //! algorithms), [`command`] (parsing), one module per group of handlers,
 //! [`keys`] and [`management`] (cryptography), [`objects`] (data objects),
-//! [`state`] (persistent format), [`security`] (transient status).
+//! [`state`] (persistent format), [`security`] (transient status),
+//! [`touch_policy`] (when a key needs a touch), [`move_key`] (MOVE / DELETE
+//! KEY), [`device_management`] (the YubiKey Management application, a
+//! second applet installed beside PIV on the YubiKey models).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -50,10 +53,12 @@ pub mod capacity;
 pub mod command;
 pub mod config;
 mod data_commands;
+pub mod device_management;
 mod key_commands;
 pub mod keys;
 pub mod management;
 pub mod model;
+pub mod move_key;
 pub mod objects;
 pub mod pin;
 mod pin_commands;
@@ -63,6 +68,7 @@ pub mod security;
 pub mod state;
 mod stored_key;
 pub mod tlv;
+pub mod touch_policy;
 mod yubico;
 
 pub use applet::{APPLICATION_LABEL, PIV_AID, PivApplet};
@@ -70,6 +76,7 @@ pub use atr::{PIV_AID_SHORT, piv_atr};
 pub use capacity::DEFAULT_CAPACITY;
 pub use config::{ConfigError, DEFAULT_PIN, DEFAULT_PUK, PivConfig};
 pub use data_commands::MAX_OBJECT_LEN;
+pub use device_management::{MANAGEMENT_AID, ManagementApplet};
 pub use keys::{KeyError, PrivateKey, PublicKey};
 pub use management::{DEFAULT_MANAGEMENT_KEY, ManagementKey};
 pub use model::{MODELS, Model, UnknownModel};
@@ -78,3 +85,4 @@ pub use pin::PinRules;
 pub use reference::{Algorithm, KeyRef, PinPolicy, PinRef, Slot};
 pub use state::{PivState, STATE_FORMAT};
 pub use stored_key::Origin;
+pub use touch_policy::TouchPolicy;

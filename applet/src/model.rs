@@ -75,6 +75,17 @@ impl Model {
         ManagementKey::well_known(self.management_algorithm())
     }
 
+    /// True when MOVE KEY / DELETE KEY (`F6`) exists: YubiKey 5.7 on.
+    pub fn has_move_key(self) -> bool {
+        matches!(self, Model::YubiKey57)
+    }
+
+    /// True when the YubiKey Management application is installed beside
+    /// PIV (the YubiKey models).
+    pub fn has_management_application(self) -> bool {
+        !matches!(self, Model::Piv)
+    }
+
     /// True when the Yubico extensions to PIV exist on this model.
     pub fn has_yubico_extensions(self) -> bool {
         !matches!(self, Model::Piv)

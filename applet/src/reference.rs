@@ -275,9 +275,9 @@ impl PinPolicy {
     }
 }
 
-/// Touch policy byte reported for every key: `01` (never). A virtual card
-/// has no button, so a request for touch (tag `AB` other than `00`/`01`)
-/// is refused rather than silently ignored.
+/// Touch policy byte of the management key: `01` (never; SET MANAGEMENT
+/// KEY with P2 `FE`, "touch required", is refused). Slot keys have a
+/// [`crate::TouchPolicy`].
 pub const TOUCH_NEVER: u8 = 0x01;
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::keys::{BackendKey, KeyError, PrivateKey, PublicKey};
 use crate::reference::{Algorithm, PinPolicy};
+use crate::touch_policy::TouchPolicy;
 
 /// How a key came to be in its slot (GET METADATA tag `03`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +46,8 @@ pub struct StoredKey {
     pkcs8: Zeroizing<Vec<u8>>,
     /// When the key needs the PIN.
     pub pin_policy: PinPolicy,
+    /// When the key needs a touch.
+    pub touch_policy: TouchPolicy,
     /// Generated or imported.
     pub origin: Origin,
 }
@@ -55,6 +58,10 @@ pub struct StoredKey {
 pub(crate) struct StoredKeyRepr {
     algorithm: Algorithm,
     pin_policy: PinPolicy,
+    /// Absent for "never": keys stored before touch policies existed load
+    /// as such, and their images stay byte for byte unchanged.
+    #[serde(default, skip_serializing_if = "TouchPolicy::is_never")]
+    touch_policy: TouchPolicy,
     origin: Origin,
     #[serde(with = "hex_secret")]
     pkcs8: Vec<u8>,
@@ -89,8 +96,15 @@ impl StoredKey {
             backend: BackendKey::default(),
             pkcs8,
             pin_policy,
+            touch_policy: TouchPolicy::Never,
             origin,
         })
+    }
+
+    /// This key with `touch_policy`.
+    pub fn with_touch_policy(mut self, touch_policy: TouchPolicy) -> Self {
+        self.touch_policy = touch_policy;
+        self
     }
 
     /// The private key.
@@ -147,6 +161,7 @@ impl StoredKey {
             backend,
             pkcs8: Zeroizing::new(repr.pkcs8.clone()),
             pin_policy: repr.pin_policy,
+            touch_policy: repr.touch_policy,
             origin: repr.origin,
         })
     }
@@ -157,6 +172,7 @@ impl fmt::Debug for StoredKey {
         f.debug_struct("StoredKey")
             .field("algorithm", &self.algorithm())
             .field("pin_policy", &self.pin_policy)
+            .field("touch_policy", &self.touch_policy)
             .field("origin", &self.origin)
             .field("key", &"<redacted>")
             .finish()
@@ -169,6 +185,7 @@ impl StoredKey {
         StoredKeyRepr {
             algorithm: self.algorithm(),
             pin_policy: self.pin_policy,
+            touch_policy: self.touch_policy,
             origin: self.origin,
             pkcs8: self.pkcs8.to_vec(),
         }

@@ -54,7 +54,10 @@ impl PivApplet {
                     .ok_or(Status::ReferenceNotFound)?;
                 writer
                     .put(0x01, &[stored.algorithm().byte()])
-                    .put(0x02, &[stored.pin_policy.byte(), TOUCH_NEVER])
+                    .put(
+                        0x02,
+                        &[stored.pin_policy.byte(), stored.touch_policy.byte()],
+                    )
                     .put(0x03, &[stored.origin.byte()])
                     .put(0x04, &stored.key().public_key().to_data_objects());
             }

@@ -123,6 +123,11 @@ pub struct ServeArgs {
     /// (for scripts without the control socket); removed when serve exits.
     #[arg(long, value_name = "PATH")]
     pub ready_file: Option<PathBuf>,
+    /// Touch a card MS milliseconds after an operation starts waiting for
+    /// a touch (default: only `vscard ctl PATH touch` touches; without a
+    /// touch the operation times out after 15 s).
+    #[arg(long, value_name = "MS", value_parser = milliseconds)]
+    pub auto_touch: Option<std::time::Duration>,
 }
 
 /// `--vpcd-peer`.
@@ -169,6 +174,10 @@ pub enum Action {
     /// Wait until every card (or --card N) is in a reader pcscd reports
     /// present; exit 1 naming the card that is not, at --timeout.
     Wait,
+    /// Touch the card (every card, or --card N): completes the operation
+    /// waiting for a touch (a key with a touch policy), or is kept for the
+    /// next one that asks within 15 s.
+    Touch,
 }
 
 #[derive(Debug, Args)]
@@ -423,6 +432,13 @@ pub fn seconds(text: &str) -> Result<std::time::Duration, String> {
         .map_err(|_| format!("wants a number of seconds, got {text:?}"))?;
     std::time::Duration::try_from_secs_f64(value)
         .map_err(|_| format!("wants a number of seconds, got {text:?}"))
+}
+
+/// A whole number of milliseconds (`--auto-touch`).
+pub fn milliseconds(text: &str) -> Result<std::time::Duration, String> {
+    text.parse::<u64>()
+        .map(std::time::Duration::from_millis)
+        .map_err(|_| format!("wants a whole number of milliseconds, got {text:?}"))
 }
 
 /// A secret flag's value, held in a zeroizing, redacting type from the

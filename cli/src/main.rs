@@ -169,6 +169,7 @@ fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> 
         vpcd_timeout: args.vpcd_timeout,
         ready_file: args.ready_file,
         reader_conf_dir: args.reader_conf_dir,
+        auto_touch: args.auto_touch,
     };
     serve(options, &source)
 }
@@ -197,6 +198,7 @@ fn run_ctl(args: CtlArgs) -> anyhow::Result<()> {
         (Action::Status, _, _) if args.json => ControlCommand::StatusJson(card),
         (Action::Status, _, _) => ControlCommand::Status(card),
         (Action::Wait, _, _) => return ctl_wait(&args, card, deadline),
+        (Action::Touch, _, _) => ControlCommand::Touch(card),
     };
     let answer = ctl_request(&args, &command, deadline)?;
     refuse_no_such_card(&answer)?;

@@ -41,6 +41,8 @@ pub struct ServeOptions {
     pub ready_file: Option<PathBuf>,
     /// pcscd's reader configuration, which the mode's slots came from.
     pub reader_conf_dir: PathBuf,
+    /// Touch a card this long after an operation starts waiting for one.
+    pub auto_touch: Option<Duration>,
 }
 
 /// How long `serve` waits for vpcd before saying what is missing (the
@@ -127,6 +129,7 @@ pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<(
         backoff: Backoff::default(),
         peer: options.peer,
         observer: Some(observer as Arc<dyn Observer>),
+        auto_touch: options.auto_touch,
     };
     announce(&config.mode);
     if let Some(warning) = too_few_readers(&config.mode, cards.len(), &options.reader_conf_dir) {

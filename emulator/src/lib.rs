@@ -17,6 +17,14 @@
 //! time are injected ([`CardRng`], [`Clock`]); power cuts are planned with a
 //! [`FaultPlan`].
 //!
+//! User presence (a YubiKey's touch) never blocks the card either: an
+//! applet asks with [`Context::take_touch`]; without a touch it answers as
+//! on a touch timeout and the runtime holds the complete command, which
+//! [`Card::touch`] runs again once touched ([`Card::awaiting_touch`],
+//! [`Card::abandon_touch`]). How long to wait ([`TOUCH_TIMEOUT`]) is the
+//! caller's business: the vpcd bridge holds the answer back, a test
+//! touches by hand.
+//!
 //! ```
 //! use vscard_emulator::{Aid, Applet, AppletState, Card, CommandApdu, Context, Response,
 //!     StateError, Status};
@@ -57,6 +65,7 @@ mod selection;
 mod services;
 mod status;
 mod store;
+mod touch;
 mod transient;
 
 pub use aid::{Aid, AidLengthError};
@@ -74,6 +83,7 @@ pub use status::Status;
 pub use store::{
     AppletState, CardImage, Changes, DamageKind, Part, StateError, Store, StoreError, UnsafeFile,
 };
+pub use touch::TOUCH_TIMEOUT;
 pub use transient::{ClearOn, Transient};
 
 /// The error of [`CardRng::from_os`], re-exported so callers can name it.

@@ -160,7 +160,11 @@ impl Card {
         runtime_command: Option<RuntimeCommand>,
     ) -> ResponseApdu {
         let channel = command.class.channel();
+        self.env.touch.requested = false;
         let result = self.dispatch(command, runtime_command);
+        if std::mem::take(&mut self.env.touch.requested) {
+            self.env.touch.held = Some(crate::touch::HeldCommand::of(command));
+        }
         let (data, status) = match result {
             Ok(response) => (response.data, response.status),
             Err(status) => (Vec::new(), status),
@@ -190,6 +194,15 @@ impl Card {
         }
     }
 
+    /// Runs a complete command again (a command that waited for a touch,
+    /// [`Card::touch`]): as the last part of its exchange did.
+    pub(crate) fn rerun(&mut self, command: &CommandApdu<'_>) -> ResponseApdu {
+        if let Some(channel) = self.channels.get_mut(command.class.channel()) {
+            channel.pending = None;
+        }
+        self.dispatch_and_deliver(command, RuntimeCommand::of(command))
+    }
+
     fn dispatch(
         &mut self,
         command: &CommandApdu<'_>,
@@ -210,7 +223,7 @@ impl Card {
         self.run_applet(index, channel, |applet, ctx| applet.process(ctx, command))
     }
 
-    fn describe(&self, command: &CommandApdu<'_>) -> String {
+    pub(crate) fn describe(&self, command: &CommandApdu<'_>) -> String {
         match RuntimeCommand::of(command) {
             Some(RuntimeCommand::GetResponse) => return "GET RESPONSE".into(),
             Some(RuntimeCommand::ManageChannel) => {

@@ -20,6 +20,8 @@ pub(crate) struct Env {
     stamps: u64,
     /// Set when a planned power cut fired during the current command.
     pub torn: bool,
+    /// The touch sensor ([`crate::touch`]).
+    pub touch: crate::touch::TouchSensor,
 }
 
 impl Env {
@@ -38,6 +40,7 @@ impl Env {
             power_epoch: 0,
             stamps: 0,
             torn: false,
+            touch: crate::touch::TouchSensor::default(),
         }
     }
 

@@ -377,8 +377,12 @@ fn the_profile_capacity_is_the_card_capacity() {
     let mut client = Client::new(card);
     client.select_piv().unwrap();
     let key = vscard_applet::DEFAULT_MANAGEMENT_KEY;
+    // The profile's model decides the default key's type (AES-192 on the
+    // default yubikey-5.7, 3DES on the others).
+    let algorithm = profile.model.management_algorithm();
+    let challenge = vec![0x5A; algorithm.block_len()];
     client
-        .authenticate_management_key(0x0A, &key, &[0x5A; 16])
+        .authenticate_management_key(algorithm.byte(), &key, &challenge)
         .unwrap()
         .unwrap();
     let tag = [0x5F, 0xC1, 0x0D];

@@ -1,5 +1,6 @@
 //! The Python the tests drive vscard with: the virtual environment of
-//! `scripts/python-env` (pyscard, PyKCS11), named by `VSCARD_PYTHON`.
+//! `scripts/python-env` (pyscard, PyKCS11, and ykman from `yubikey-manager`,
+//! its `ykman` script next to the python), named by `VSCARD_PYTHON`.
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -27,12 +27,14 @@ use crate::config::BridgeConfig;
 use crate::error::BridgeError;
 use crate::session;
 use crate::status::{CardStatus, Desired, Link, StatusCell};
+use crate::touch::{TouchButton, Touched};
 
 /// One card's thread and its controls.
 struct CardSlot {
     desired: watch::Sender<Desired>,
     status: Arc<StatusCell>,
     swap: Arc<session::CardSwap>,
+    touch: Arc<TouchButton>,
     thread: Mutex<Option<JoinHandle<Card>>>,
 }
 
@@ -64,6 +66,7 @@ impl Bridge {
             let (desired, desired_rx) = watch::channel(Desired::Inserted);
             let status = Arc::new(StatusCell::new());
             let swap = Arc::new(session::CardSwap::default());
+            let touch = Arc::new(TouchButton::default());
             let worker = session::Worker {
                 index,
                 endpoint,
@@ -71,6 +74,7 @@ impl Bridge {
                 desired: desired_rx,
                 status: Arc::clone(&status),
                 swap: Arc::clone(&swap),
+                touch: Arc::clone(&touch),
             };
             let thread = std::thread::Builder::new()
                 .name(format!("vscard-card-{index}"))
@@ -80,6 +84,7 @@ impl Bridge {
                 desired,
                 status,
                 swap,
+                touch,
                 thread: Mutex::new(Some(thread)),
             });
         }
@@ -159,6 +164,13 @@ impl BridgeHandle {
         }
     }
 
+    /// Touches card `index` (its button, [`crate::touch`]): completes the
+    /// command that waits for a touch, or keeps the touch for the next
+    /// one that asks within [`crate::TOUCH_TIMEOUT`].
+    pub fn touch(&self, index: usize) -> Result<Touched, BridgeError> {
+        Ok(self.slot(index)?.touch.press())
+    }
+
     fn set_desired(&self, index: usize, from: Desired, to: Desired) -> Result<(), BridgeError> {
         let slot = self.slot(index)?;
         let changed = slot.desired.send_if_modified(|desired| {
@@ -171,6 +183,7 @@ impl BridgeHandle {
         // After the new wish is visible: a session that registers its
         // socket later sees the wish itself and ends.
         if changed && to != Desired::Inserted {
+            slot.touch.cancel();
             slot.status.hang_up();
         }
         Ok(())
@@ -213,6 +226,7 @@ impl BridgeHandle {
     pub fn stop(&self) -> Vec<Card> {
         for slot in &self.slots {
             slot.desired.send_replace(Desired::Shutdown);
+            slot.touch.cancel();
             slot.status.hang_up();
         }
         let mut cards = Vec::new();

@@ -114,6 +114,10 @@ pub struct BridgeConfig {
     pub peer: PeerPolicy,
     /// Who hears about connections and exchanges.
     pub observer: Option<Arc<dyn Observer>>,
+    /// Touch a card this long after one of its commands started to wait
+    /// for a touch (`serve --auto-touch MS`); `None`: only a press
+    /// ([`crate::BridgeHandle::touch`]) touches.
+    pub auto_touch: Option<Duration>,
 }
 
 impl fmt::Debug for BridgeConfig {
@@ -124,6 +128,7 @@ impl fmt::Debug for BridgeConfig {
             .field("backoff", &self.backoff)
             .field("peer", &self.peer)
             .field("observer", &self.observer.is_some())
+            .field("auto_touch", &self.auto_touch)
             .finish()
     }
 }

@@ -6,7 +6,8 @@
 //! [CARD]`; without CARD, every card; `insert CARD PATH`: swap card CARD
 //! for the image at PATH, an absolute path, the rest of the line;
 //! `cards`: each card's [`CardLabel`], the file and user ID `vscard ctl
-//! --card` may name it by), and reads the answer until the server closes:
+//! --card` may name it by; `touch [CARD]`: press the card's touch button,
+//! [`crate::touch`]), and reads the answer until the server closes:
 //! one line per card (`status-json`, `cards`: one JSON array), or a line
 //! starting with `error:`.
 
@@ -52,12 +53,15 @@ pub enum ControlCommand {
     Swap(usize, PathBuf),
     /// Every card's [`CardLabel`], as one JSON array (`cards`).
     Cards,
+    /// Touch a card (all when `None`): completes the command waiting for a
+    /// touch, or keeps the touch for the next one ([`crate::touch`]).
+    Touch(Option<usize>),
 }
 
 /// A line that is not a control command.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 #[error(
-    "unknown control command {0:?} (expected status [CARD], status-json [CARD], insert [CARD], insert CARD /PATH, remove [CARD] or cards)"
+    "unknown control command {0:?} (expected status [CARD], status-json [CARD], insert [CARD], insert CARD /PATH, remove [CARD], touch [CARD] or cards)"
 )]
 pub struct BadCommand(pub String);
 
@@ -95,6 +99,7 @@ impl FromStr for ControlCommand {
             ("status-json", card) => Ok(ControlCommand::StatusJson(card)),
             ("insert", card) => Ok(ControlCommand::Insert(card)),
             ("remove", card) => Ok(ControlCommand::Remove(card)),
+            ("touch", card) => Ok(ControlCommand::Touch(card)),
             _ => Err(bad()),
         }
     }
@@ -107,6 +112,7 @@ impl fmt::Display for ControlCommand {
             ControlCommand::StatusJson(card) => ("status-json", *card),
             ControlCommand::Insert(card) => ("insert", *card),
             ControlCommand::Remove(card) => ("remove", *card),
+            ControlCommand::Touch(card) => ("touch", *card),
             ControlCommand::Swap(card, path) => {
                 return write!(f, "insert {card} {}", path.display());
             }
@@ -274,6 +280,7 @@ fn execute(controls: &Controls, command: ControlCommand) -> String {
         ControlCommand::Cards => {
             return format!("{}\n", controls.labels.to_json(bridge.card_count()));
         }
+        ControlCommand::Touch(card) => return touch(bridge, card),
         ControlCommand::Status(card) => (card, |_, _| Ok(())),
         ControlCommand::Insert(card) => (card, BridgeHandle::insert),
         ControlCommand::Remove(card) => (card, BridgeHandle::remove),
@@ -297,6 +304,30 @@ fn execute(controls: &Controls, command: ControlCommand) -> String {
 /// opened (a wrong index must not lock another image), and the old card
 /// is dropped, which writes nothing more and releases its image's lock,
 /// before the answer is sent.
+/// `touch [CARD]`: one line per card, `card N: touched, ...`.
+fn touch(bridge: &BridgeHandle, card: Option<usize>) -> String {
+    let indices: Vec<usize> = match card {
+        Some(card) => vec![card],
+        None => (0..bridge.card_count()).collect(),
+    };
+    let mut answer = String::new();
+    for index in indices {
+        let line = match bridge.touch(index) {
+            Ok(crate::Touched::Completed) => {
+                format!("card {index}: touched, the waiting command completed")
+            }
+            Ok(crate::Touched::Kept) => format!(
+                "card {index}: touched, kept for the next command that asks within {} s",
+                crate::TOUCH_TIMEOUT.as_secs()
+            ),
+            Err(e) => format!("error: {e}"),
+        };
+        answer.push_str(&line);
+        answer.push('\n');
+    }
+    answer
+}
+
 fn swap(controls: &Controls, index: usize, path: &Path) -> String {
     let bridge = &*controls.bridge;
     let Some(opener) = controls.opener.as_ref() else {
@@ -363,6 +394,8 @@ mod tests {
             "insert 1",
             "remove",
             "remove 0",
+            "touch",
+            "touch 1",
             "cards",
         ] {
             let command: ControlCommand = line.parse().unwrap();

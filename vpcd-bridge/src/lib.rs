@@ -29,6 +29,7 @@ pub mod peer;
 pub mod reader_conf;
 mod session;
 mod status;
+pub mod touch;
 
 pub use bridge::{ACKNOWLEDGE, Bridge, BridgeHandle, trace_line};
 pub use codec::VpcdRequest;
@@ -38,3 +39,4 @@ pub use peer::{PeerError, PeerPolicy};
 pub use reader_conf::ReaderSlot;
 pub use session::vpcd_port;
 pub use status::{CardStatus, Link, Location};
+pub use touch::{TOUCH_TIMEOUT, Touched};

@@ -31,6 +31,7 @@ use crate::error::BridgeError;
 use crate::net;
 use crate::peer::{self, PeerError, PeerPolicy};
 use crate::status::{Desired, Link, Location, StatusCell};
+use crate::touch::{TouchButton, Wait};
 
 /// Log target of the bridge.
 const TARGET: &str = "vscard::vpcd";
@@ -194,6 +195,7 @@ pub(crate) struct Worker {
     pub desired: watch::Receiver<Desired>,
     pub status: Arc<StatusCell>,
     pub swap: Arc<CardSwap>,
+    pub touch: Arc<TouchButton>,
 }
 
 /// A card waiting to replace the one in the reader, and the one it
@@ -279,6 +281,7 @@ impl Worker {
             mut desired,
             status,
             swap,
+            touch,
         } = self;
         let link = CardLink {
             index,
@@ -286,6 +289,7 @@ impl Worker {
             config,
             status,
             swap,
+            touch,
         };
         // Marks the card stopped however the thread ends (a panicking
         // applet included), so nobody waits on a card that is gone.
@@ -316,6 +320,7 @@ struct CardLink {
     config: BridgeConfig,
     status: Arc<StatusCell>,
     swap: Arc<CardSwap>,
+    touch: Arc<TouchButton>,
 }
 
 impl CardLink {
@@ -643,7 +648,10 @@ impl CardLink {
                     card.power_on();
                     self.status.update(|s| s.powered = true);
                 }
-                match card.transmit(&command) {
+                match card
+                    .transmit(&command)
+                    .and_then(|response| self.touched(card, response))
+                {
                     Ok(response) => {
                         self.status.count_apdu();
                         if self.config.trace
@@ -665,6 +673,26 @@ impl CardLink {
                         Answer::Drop
                     }
                 }
+            }
+        }
+    }
+
+    /// `response`, or when the command waits for a touch, the answer
+    /// once touched: the wait of [`crate::touch`].
+    fn touched(&self, card: &mut Card, response: Vec<u8>) -> Result<Vec<u8>, CardError> {
+        if !card.awaiting_touch() {
+            return Ok(response);
+        }
+        tracing::info!(target: TARGET, card = self.index, "waiting for a touch");
+        match self.touch.wait(self.config.auto_touch) {
+            Wait::Touched => {
+                tracing::info!(target: TARGET, card = self.index, "touched");
+                Ok(card.touch()?.unwrap_or(response))
+            }
+            Wait::GaveUp => {
+                tracing::info!(target: TARGET, card = self.index, "no touch: the command timed out");
+                card.abandon_touch();
+                Ok(response)
             }
         }
     }

@@ -89,6 +89,7 @@ fn config(mode: Mode) -> BridgeConfig {
         // The fake vpcd is this test process, not root's pcscd.
         peer: PeerPolicy::Any,
         observer: None,
+        auto_touch: None,
     }
 }
 

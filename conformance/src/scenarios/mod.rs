@@ -3,6 +3,7 @@
 pub mod iso7816;
 pub mod journey;
 pub mod piv;
+pub mod yubikey;
 
 use crate::scenario::Scenario;
 
@@ -10,7 +11,13 @@ use crate::scenario::Scenario;
 /// ones of every group first, then the destructive ones (GENERATE, which
 /// replaces a key the others sign with, comes last of all).
 pub fn all() -> Vec<Scenario> {
-    let every = [iso7816::SCENARIOS, piv::SCENARIOS, journey::SCENARIOS].concat();
+    let every = [
+        iso7816::SCENARIOS,
+        piv::SCENARIOS,
+        yubikey::SCENARIOS,
+        journey::SCENARIOS,
+    ]
+    .concat();
     let (mut safe, mut destructive): (Vec<_>, Vec<_>) =
         every.into_iter().partition(|s| !s.destructive);
     destructive.sort_by_key(|s| s.name.starts_with("GENERATE"));

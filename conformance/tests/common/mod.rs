@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
-use vscard_applet::{PivApplet, piv_atr};
+use vscard_applet::{ManagementApplet, PivApplet, piv_atr};
 use vscard_emulator::{Applet, AppletState, Card};
 use vscard_issuance::{CardProfile, CertificateValidity, Pki, SecretString, issue_applet};
 use vscard_testkit::{PcscdOptions, PrivatePcscd};
@@ -168,11 +168,13 @@ fn remove_older_cards(dir: &Path) {
 /// A fresh card holding the issued image.
 pub fn card(state: &AppletState) -> Card {
     let applet = PivApplet::from_saved(state).unwrap();
-    Card::builder()
-        .atr(piv_atr())
-        .install_default(applet)
-        .build()
-        .unwrap()
+    // As `vscard serve` builds it: libykpiv selects the Management
+    // application to end a session's authentication.
+    let mut builder = Card::builder().atr(piv_atr());
+    if let Some(management) = ManagementApplet::for_card(applet.state()) {
+        builder = builder.install(management);
+    }
+    builder.install_default(applet).build().unwrap()
 }
 
 /// The issued card in the private pcscd's reader, and a work directory.

@@ -171,7 +171,8 @@ impl CardBuilder {
 }
 
 /// Hands each applet its state from `image`; an applet new to the image
-/// adds its initial state (the second value says whether any did).
+/// adds its initial state unless it has none (the second value says
+/// whether any did).
 fn load_applets(
     applets: Vec<Box<dyn Applet>>,
     image: &mut CardImage,
@@ -188,8 +189,13 @@ fn load_applets(
         match image.applet(&key) {
             Some(state) => applet.load(state).map_err(state_error)?,
             None => {
-                image.set_applet(&key, applet.save().map_err(state_error)?);
-                fresh = true;
+                // A stateless applet leaves the image as it is: installing
+                // one on an existing card does not rewrite its file.
+                let state = applet.save().map_err(state_error)?;
+                if !state.is_empty() {
+                    image.set_applet(&key, state);
+                    fresh = true;
+                }
             }
         }
         slots.push(Slot { applet, aid, key });

@@ -124,7 +124,7 @@ pub struct Card {
     power: PowerState,
     pub(crate) max_command_data: usize,
     catch_panics: bool,
-    record: bool,
+    pub(crate) record: bool,
     last: Option<Exchange>,
     transcript: Option<Vec<TranscriptEvent>>,
 }
@@ -169,6 +169,7 @@ impl Card {
     }
 
     fn restart(&mut self) {
+        self.env.touch.clear();
         self.channels.close_all();
         self.env.power_epoch = self.env.next_stamp();
         for slot in &mut self.slots {
@@ -212,6 +213,8 @@ impl Card {
         if !self.is_powered() {
             return Err(CardError::NotPowered);
         }
+        // A new command: whatever waited for a touch has had its answer.
+        self.abandon_touch();
         let describe =
             self.record || tracing::enabled!(target: "vscard::apdu", tracing::Level::DEBUG);
         // The clock is read only when the duration goes somewhere.
@@ -243,7 +246,7 @@ impl Card {
         Ok(response)
     }
 
-    fn trace(&mut self, exchange: Exchange) {
+    pub(crate) fn trace(&mut self, exchange: Exchange) {
         tracing::debug!(
             target: "vscard::apdu",
             direction = "out",
@@ -407,7 +410,7 @@ impl Card {
         }
     }
 
-    fn reload_all(&mut self) {
+    pub(crate) fn reload_all(&mut self) {
         for index in 0..self.slots.len() {
             self.reload(index);
         }

@@ -19,7 +19,7 @@ use crate::{
     CARD_SLOTS, CardSummary, CertificateValidity, Pki, certificate, renew_applet, summarize,
     verify_issued_by,
 };
-use vscard_applet::{PIV_AID, PivApplet, PivState, piv_atr};
+use vscard_applet::{ManagementApplet, PIV_AID, PivApplet, PivState, piv_atr};
 use vscard_emulator::rand_core::CryptoRng;
 use vscard_emulator::{Applet, Card, CardImage, FileStore, Store};
 
@@ -227,12 +227,18 @@ pub fn open_card(path: &Path) -> Result<(Card, Option<CardSummary>), CardFileErr
     })?;
     // Load once here for a clear error and the summary; the card loads the
     // same image again from the store it now owns.
-    let summary = summarize(applet_from_image(path, &image)?.state()).ok();
-    let card = Card::builder()
+    let saved = applet_from_image(path, &image)?;
+    let summary = summarize(saved.state()).ok();
+    let mut builder = Card::builder()
         .atr(piv_atr())
         .store(store)
-        .install_default(PivApplet::with_defaults())
-        .build()?;
+        .install_default(PivApplet::with_defaults());
+    // The YubiKey models have the Management application beside PIV; it
+    // keeps no state, so the image stays as it is.
+    if let Some(management) = ManagementApplet::for_card(saved.state()) {
+        builder = builder.install(management);
+    }
+    let card = builder.build()?;
     Ok((card, summary))
 }
 
