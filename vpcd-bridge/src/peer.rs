@@ -115,7 +115,10 @@ pub enum PeerError {
         /// The accepting socket's owner, from `/proc/net/tcp`.
         uid: u32,
     },
-    /// The end that accepted this connection is already gone.
+    /// The end that accepted this connection is already gone (a pcscd
+    /// that died with the connection in its queue): the bridge treats it
+    /// as a closed connection and connects again, since nothing was
+    /// answered.
     #[error("port {port}: the end that accepted the connection is gone")]
     ConnectionGone {
         /// vpcd's port.

@@ -520,6 +520,10 @@ impl CardLink {
                     looks += 1;
                     tokio::time::sleep(PEER_LOOK_INTERVAL).await;
                 }
+                // The far end is already gone (a listener that died with
+                // the connection in its queue): nothing was answered, so
+                // this is a closed connection, and the card reconnects.
+                Err(PeerError::ConnectionGone { .. }) => return End::PeerClosed,
                 Err(error) => return End::Refused(error),
             }
         }
