@@ -21,13 +21,14 @@ mod card_selector;
 mod issue_request;
 mod man;
 mod pcscd_setup;
+mod relay;
 mod serve;
 mod source;
 
 use serve::{ServeOptions, serve};
 use source::PivCardSource;
 
-use args::{Action, Cli, Command, CtlArgs, PkiCommand, ServeArgs, VpcdPeer};
+use args::{Action, Cli, Command, CtlArgs, PkiCommand, RelayCommand, ServeArgs, VpcdPeer};
 use card_selector::{CardSelector, ServedLabel};
 
 fn main() -> ExitCode {
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => run_serve(args, state_dir),
         Command::Ctl(args) => run_ctl(args),
+        Command::Relay(args) => run_relay(args, state_dir),
         Command::Issue(args) => with_state_dir(state_dir, |dir| card_commands::issue(*args, dir)),
         Command::Inspect(args) => card_commands::inspect(args).map_err(anyhow::Error::from),
         Command::ExportCert(args) => card_commands::export_cert(args).map_err(anyhow::Error::from),
@@ -136,7 +138,23 @@ fn with_state_dir(
     Ok(run(&dir)?)
 }
 
+fn run_relay(mut args: args::RelayArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let dir = card_commands::state_dir(state_dir)?;
+    match args.command.take() {
+        None => relay::run(args, &dir),
+        Some(RelayCommand::Pair(pair)) => relay::pair(pair, &dir),
+        Some(RelayCommand::List) => relay::list(&dir),
+        Some(RelayCommand::Forget(forget)) => relay::forget(&forget, &dir),
+    }
+}
+
 fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    if args.link.is_some() || args.link_file.is_some() {
+        let target = relay::link_target(args.link, args.link_file.as_ref())?;
+        let dir = card_commands::state_dir(state_dir.clone())?;
+        let source = PivCardSource { state_dir };
+        return relay::serve_link(&args.cards, &target, &dir, &source);
+    }
     let mode = match &args.listen {
         Some(listen) => Mode::Reverse {
             listen: parse_listen(listen)?,
