@@ -153,9 +153,14 @@ async fn connection(
     let (link, peer) = match accept(stream, identity, state).await {
         Ok(accepted) => accepted,
         Err(e) => {
-            tracing::warn!(target: TARGET, %from, error = %e, "link refused");
+            let reason = match e {
+                LinkError::Refused(reason) => reason,
+                other => other.to_string(),
+            };
+            // The observer (the CLI) says it; the log keeps it too.
+            tracing::info!(target: TARGET, %from, %reason, "link refused");
             if let Some(observer) = &config.observer {
-                observer.refused(from, &e.to_string());
+                observer.refused(from, &reason);
             }
             return;
         }
