@@ -346,3 +346,64 @@ async fn replayed_frame_drops_the_link_and_changes_no_card_state() {
     }
     assert_eq!(pin_tries(&mut card), [0x63, 0xC2]);
 }
+
+/// Records the card side's link events.
+#[derive(Default)]
+struct Events(std::sync::Mutex<Vec<String>>);
+
+impl vscard_link::CardObserver for Events {
+    fn connected(&self, relay: &str) {
+        self.0.lock().unwrap().push(format!("connected {relay}"));
+    }
+    fn disconnected(&self, reason: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("disconnected {reason}"));
+    }
+}
+
+#[tokio::test]
+async fn a_silent_relay_is_dropped_after_the_keep_alive_timeout() {
+    let ends = ends();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    pin_both(&ends, &address);
+    let events = std::sync::Arc::new(Events::default());
+    let config = CardLinkConfig {
+        keep_alive: vscard_link::KeepAlive {
+            interval: Duration::from_millis(50),
+            timeout: Duration::from_millis(300),
+        },
+        observer: Some(events.clone()),
+        ..CardLinkConfig::default()
+    };
+    let target = Target::resolve("desk", &ends.card).unwrap();
+    let handle = CardLinkHandle::spawn(piv_card(), target, ends.card.clone(), config).unwrap();
+    let (stream, _) = listener.accept().await.unwrap();
+    let identity = ends.relay.identity().unwrap();
+    // Authenticated, then silent: the card side's keep-alives arrive, and
+    // it drops the link once nothing came back for 300 ms.
+    let (mut link, _) = accept(stream, &identity, &ends.relay).await.unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(link.recv().await.unwrap(), Frame::KeepAlive);
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match link.recv().await {
+                Ok(Frame::KeepAlive) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the card side must drop a silent relay");
+    assert!(end.is_err(), "{end:?}");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    let (_, result) = tokio::task::spawn_blocking(move || handle.stop())
+        .await
+        .unwrap();
+    result.unwrap();
+    let events = events.0.lock().unwrap().clone();
+    assert_eq!(events[0], format!("connected {address}"));
+    assert_eq!(events[1], "disconnected peer silent for 300ms");
+}
