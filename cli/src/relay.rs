@@ -78,6 +78,18 @@ pub fn run(args: RelayArgs, state_dir: &Path) -> anyhow::Result<()> {
     };
     let (vpcd_host, vpcd_port) =
         crate::parse_host_port(args.vpcd.as_deref().unwrap_or(crate::DEFAULT_VPCD))?;
+    let policy = match args.vpcd_peer {
+        VpcdPeer::Pcscd => PeerPolicy::Pcscd,
+        VpcdPeer::Any => PeerPolicy::Any,
+    };
+    if policy == PeerPolicy::Pcscd
+        && let Err(error) = vscard_vpcd::peer::check_host(&vpcd_host, vpcd_port)
+    {
+        anyhow::bail!(
+            "refusing --vpcd {vpcd_host}:{vpcd_port}: {error} (vpcd has no authentication, so the \
+             relay serves only root's pcscd on this machine; --vpcd-peer any turns this check off)"
+        );
+    }
     let state = LinkState::new(state_dir);
     let identity = state.identity()?;
     let runtime = runtime()?;
@@ -96,10 +108,7 @@ pub fn run(args: RelayArgs, state_dir: &Path) -> anyhow::Result<()> {
     let config = RelayConfig {
         vpcd_host: vpcd_host.clone(),
         vpcd_port,
-        peer: match args.vpcd_peer {
-            VpcdPeer::Pcscd => PeerPolicy::Pcscd,
-            VpcdPeer::Any => PeerPolicy::Any,
-        },
+        peer: policy,
         observer: Some(Arc::new(RelayPrinter { vpcd_port }) as Arc<dyn RelayObserver>),
         ..RelayConfig::default()
     };
@@ -329,7 +338,14 @@ pub fn serve_link(
         }
     );
     let state = LinkState::new(state_dir);
-    let target = Target::resolve(target, &state)?;
+    let target = Target::resolve(target, &state).map_err(|error| match error {
+        // A malformed URI is bad input (exit code 2).
+        vscard_link::LinkError::BadUri(_) => anyhow::Error::from(CardFileError::BadValue {
+            option: "--link",
+            reason: error.to_string(),
+        }),
+        other => other.into(),
+    })?;
     let mut served = source.open(paths)?;
     let served = served.pop().context("no card to serve")?;
     for notice in &served.notices {

@@ -137,6 +137,12 @@ pub async fn run_relay(
         // Reap finished connections.
         while tasks.try_join_next().is_some() {}
     }
+    // Each connection closes its link with a reason on shutdown; one
+    // still in its handshake is cut after a moment.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
     tasks.shutdown().await;
     Ok(())
 }
