@@ -26,7 +26,7 @@ use std::time::Duration;
 use vscard_benches::machine::Machine;
 use vscard_benches::report::{self, Section};
 use vscard_benches::{
-    BenchError, allocations, crypto, fixture, inprocess, issuance, pcscd, persistence, scale,
+    BenchError, allocations, crypto, fixture, inprocess, issuance, link, pcscd, persistence, scale,
 };
 
 /// The command documented in BENCHMARKS.md and README.md.
@@ -121,6 +121,10 @@ fn run(options: &Options) -> Result<Vec<Section>, BenchError> {
         if options.quick { 1 } else { 7 },
         budget,
     )?);
+    if options.pcscd {
+        step("7. the link");
+        sections.push(link::run(&image, budget)?);
+    }
     Ok(sections)
 }
 

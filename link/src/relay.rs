@@ -209,6 +209,7 @@ async fn reach_vpcd(
                     .map_err(|e| LinkError::Refused(format!("vpcd at {address}: {e}")))?;
             }
             let _ = stream.set_nodelay(true);
+            rearm_quickack(&stream);
             return Ok(Some(stream));
         }
         tokio::select! {
@@ -254,6 +255,7 @@ async fn forward(
             }
             read = from_vpcd.read(buf.as_mut_slice()) => {
                 let n = read?;
+                rearm_quickack(from_vpcd.as_ref());
                 if n == 0 {
                     link.close("the reader closed (pcscd stopped?)").await;
                     return Ok("vpcd closed the connection".to_owned());
@@ -290,6 +292,18 @@ async fn forward(
         }
     }
 }
+
+/// Re-arms `TCP_QUICKACK` (Linux clears it by itself); see
+/// `vscard_vpcd`'s socket notes: without it vpcd's second send (the APDU
+/// after its length) waits for our delayed ACK, about 40 ms.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn rearm_quickack(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_tcp_quickack(true);
+}
+
+/// No `TCP_QUICKACK` here.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn rearm_quickack(_stream: &TcpStream) {}
 
 /// Sends one vpcd request as a frame; waits for the card's answer when
 /// vpcd expects one.
