@@ -128,7 +128,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         value_name = "TARGET",
-        conflicts_with_all = ["link_file", "vpcd", "listen", "control", "ready_file"]
+        conflicts_with_all = ["link_file", "vpcd", "listen", "control", "ready_file", "trace", "vpcd_timeout"]
     )]
     pub link: Option<String>,
     /// As --link, the target read from the first line of FILE (`-`:
@@ -136,7 +136,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with_all = ["vpcd", "listen", "control", "ready_file"]
+        conflicts_with_all = ["vpcd", "listen", "control", "ready_file", "trace", "vpcd_timeout"]
     )]
     pub link_file: Option<PathBuf>,
 }
