@@ -230,7 +230,11 @@ pub fn list(state_dir: &Path) -> anyhow::Result<()> {
     }
     for card in cards {
         let key: String = card.key.chars().take(16).collect();
-        println!("{}\tkey {key}\tpaired {}", card.name, card.paired);
+        let paired = i64::try_from(card.paired)
+            .ok()
+            .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
+            .map_or_else(|| card.paired.to_string(), crate::serve::utc_timestamp);
+        println!("{}\tkey {key}\tpaired {paired}", card.name);
     }
     Ok(())
 }
