@@ -407,3 +407,65 @@ async fn a_silent_relay_is_dropped_after_the_keep_alive_timeout() {
     assert_eq!(events[0], format!("connected {address}"));
     assert_eq!(events[1], "disconnected peer silent for 300ms");
 }
+
+#[tokio::test]
+async fn the_relay_forwards_vpcd_frames_and_drops_a_silent_card_as_a_removal() {
+    let ends = ends();
+    // A stand-in for vpcd (no peer check: it is this test).
+    let vpcd = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let vpcd_port = vpcd.local_addr().unwrap().port();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    pin_both(&ends, &address);
+    let config = vscard_link::RelayConfig {
+        vpcd_port,
+        peer: vscard_vpcd::PeerPolicy::Any,
+        keep_alive: vscard_link::KeepAlive {
+            interval: Duration::from_millis(50),
+            timeout: Duration::from_millis(300),
+        },
+        ..vscard_link::RelayConfig::default()
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let relay = tokio::spawn(vscard_link::run_relay(
+        listener,
+        ends.relay.identity().unwrap(),
+        ends.relay.clone(),
+        config,
+        stopped,
+    ));
+    let identity = ends.card.identity().unwrap();
+    let target = Target::resolve("desk", &ends.card).unwrap();
+    let (mut link, _) = connect(&target, &identity, "card", &ends.card)
+        .await
+        .unwrap();
+    // The relay reaches vpcd only for an authenticated card.
+    let (mut reader, _) = vpcd.accept().await.unwrap();
+    // vpcd: GET ATR (`00 01 04`) -> the card is asked, its ATR comes back.
+    reader.write_all(&[0x00, 0x01, 0x04]).await.unwrap();
+    let asked = loop {
+        match link.recv().await.unwrap() {
+            Frame::KeepAlive => continue,
+            other => break other,
+        }
+    };
+    assert_eq!(asked, Frame::GetAtr);
+    link.send(&Frame::Atr(vec![0x3B, 0x80, 0x80, 0x01, 0x01]))
+        .await
+        .unwrap();
+    let mut answer = [0u8; 7];
+    reader.read_exact(&mut answer).await.unwrap();
+    assert_eq!(answer, [0x00, 0x05, 0x3B, 0x80, 0x80, 0x01, 0x01]);
+    // Then the card falls silent: after the keep-alive timeout the relay
+    // drops it, and vpcd sees the connection end (the card removed).
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), reader.read_to_end(&mut rest))
+        .await
+        .expect("the relay must drop a silent card");
+    read.unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    stop.send(true).unwrap();
+    relay.await.unwrap().unwrap();
+}
