@@ -24,6 +24,9 @@ use crate::state::{Identity, LinkState};
 
 const TARGET: &str = "vscard::relay";
 
+/// Handshakes the relay runs at once (each lasts at most 10 s).
+const MAX_HANDSHAKES: usize = 32;
+
 /// Hears what the relay does (the CLI prints it).
 pub trait RelayObserver: Send + Sync {
     /// A card is authenticated and has reader slot `slot`.
@@ -101,6 +104,14 @@ impl Drop for SlotGuard {
     }
 }
 
+/// What every connection of one relay shares.
+struct Shared {
+    identity: Identity,
+    state: LinkState,
+    config: RelayConfig,
+    slots: Arc<Slots>,
+}
+
 /// Serves link connections on `listener` until `shutdown` turns true.
 pub async fn run_relay(
     listener: TcpListener,
@@ -109,8 +120,15 @@ pub async fn run_relay(
     config: RelayConfig,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), LinkError> {
-    let slots = Arc::new(Slots::default());
-    let identity = Arc::new(identity);
+    let shared = Arc::new(Shared {
+        identity,
+        state,
+        config,
+        slots: Arc::new(Slots::default()),
+    });
+    // Handshakes in progress at once: a flood of connections that never
+    // finish their handshake cannot hold more than this many tasks.
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         let (stream, from) = tokio::select! {
@@ -126,13 +144,17 @@ pub async fn run_relay(
                 }
             },
         };
-        let identity = Arc::clone(&identity);
-        let state = state.clone();
-        let config = config.clone();
-        let slots = Arc::clone(&slots);
+        let Ok(permit) = Arc::clone(&handshakes).try_acquire_owned() else {
+            tracing::warn!(target: TARGET, %from, "too many handshakes in progress: connection dropped");
+            if let Some(observer) = &shared.config.observer {
+                observer.refused(from, "too many handshakes in progress");
+            }
+            continue;
+        };
+        let shared = Arc::clone(&shared);
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
-            connection(stream, from, &identity, &state, &config, &slots, shutdown).await;
+            connection(stream, from, &shared, shutdown, permit).await;
         });
         // Reap finished connections.
         while tasks.try_join_next().is_some() {}
@@ -150,13 +172,14 @@ pub async fn run_relay(
 async fn connection(
     stream: TcpStream,
     from: SocketAddr,
-    identity: &Identity,
-    state: &LinkState,
-    config: &RelayConfig,
-    slots: &Arc<Slots>,
+    shared: &Shared,
     shutdown: watch::Receiver<bool>,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) {
-    let (link, peer) = match accept(stream, identity, state).await {
+    let config = &shared.config;
+    let accepted = accept(stream, &shared.identity, &shared.state).await;
+    drop(permit);
+    let (link, peer) = match accepted {
         Ok(accepted) => accepted,
         Err(e) => {
             let reason = match e {
@@ -171,7 +194,7 @@ async fn connection(
             return;
         }
     };
-    let slot = slots.take();
+    let slot = shared.slots.take();
     tracing::info!(target: TARGET, card = %peer.name, slot = slot.index, "card connected");
     if let Some(observer) = &config.observer {
         observer.connected(&peer, slot.index);
