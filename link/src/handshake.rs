@@ -12,6 +12,10 @@
 //! the relay looks the card's key up among the pinned cards (re-read at
 //! each connection, so `relay forget` takes effect) and answers `e, ee,
 //! se` only for a pinned key. A stranger is refused before any frame.
+//! IK's first message can be replayed by whoever recorded it, so the
+//! relay also waits for the card's first transport frame (a keep-alive,
+//! under keys that depend on the relay's fresh ephemeral key) before it
+//! treats the card as connected.
 
 use tokio::net::TcpStream;
 
@@ -85,7 +89,12 @@ pub async fn connect(
                     other => other,
                 }
                 })?;
-                Ok((Link::new(wire, hs)?, None))
+                let mut link = Link::new(wire, hs)?;
+                // Key confirmation: IK's first message can be replayed by
+                // whoever recorded it; only the card itself can send a
+                // transport message under this handshake's keys.
+                link.send(&Frame::KeepAlive).await?;
+                Ok((link, None))
             }
             Target::Pair(uri) => {
                 let hello = Hello::Pair(uri.id).encode();
@@ -179,7 +188,23 @@ pub async fn accept(
                     )));
                 };
                 write_hs(&mut wire, &mut hs, &[]).await?;
-                let link = Link::new(wire, hs)?;
+                let mut link = Link::new(wire, hs)?;
+                // A recorded first message replayed gets this far; the
+                // card's first transport frame is what proves it is there.
+                match link.recv().await {
+                    Ok(Frame::KeepAlive) => {}
+                    Ok(other) => {
+                        return Err(LinkError::Protocol(format!(
+                            "expected a key confirmation, got {other:?}"
+                        )));
+                    }
+                    Err(_) => {
+                        return Err(LinkError::Refused(
+                            "no key confirmation after the handshake (a replayed first message?)"
+                                .to_owned(),
+                        ));
+                    }
+                }
                 Ok((
                     link,
                     Peer {

@@ -469,3 +469,47 @@ async fn the_relay_forwards_vpcd_frames_and_drops_a_silent_card_as_a_removal() {
     stop.send(true).unwrap();
     relay.await.unwrap().unwrap();
 }
+
+/// Reads one length-delimited message.
+async fn read_message(stream: &mut TcpStream) -> Vec<u8> {
+    let mut length = [0u8; 2];
+    stream.read_exact(&mut length).await.unwrap();
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes(length))];
+    stream.read_exact(&mut body).await.unwrap();
+    let mut message = length.to_vec();
+    message.extend_from_slice(&body);
+    message
+}
+
+#[tokio::test]
+async fn a_replayed_first_message_of_a_pinned_card_is_refused() {
+    let ends = ends();
+    let recorder = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = recorder.local_addr().unwrap().to_string();
+    pin_both(&ends, &address);
+    // Record a genuine card's hello and first handshake message (the
+    // recorder never answers; the card gives up when it closes).
+    let identity = ends.card.identity().unwrap();
+    let target = Target::resolve("desk", &ends.card).unwrap();
+    let recording = async {
+        let (mut stream, _) = recorder.accept().await.unwrap();
+        let mut bytes = read_message(&mut stream).await;
+        bytes.extend(read_message(&mut stream).await);
+        bytes
+    };
+    let (recorded, attempt) =
+        tokio::join!(recording, connect(&target, &identity, "card", &ends.card));
+    assert!(attempt.is_err());
+    // Replayed to the relay: it answers the handshake (the message is
+    // genuine) but refuses without the card's key confirmation.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_addr = listener.local_addr().unwrap();
+    let replay = async {
+        let mut stream = TcpStream::connect(relay_addr).await.unwrap();
+        stream.write_all(&recorded).await.unwrap();
+        let _answer = read_message(&mut stream).await;
+        drop(stream);
+    };
+    let (relay_side, ()) = tokio::join!(relay_once(&listener, &ends.relay), replay);
+    refused(&relay_side, "no key confirmation");
+}
