@@ -24,7 +24,9 @@
 //! - **Pinned reconnects are one round trip.** `Noise_IK`: the card knows
 //!   the relay's key; its first message carries its own static key,
 //!   which the relay looks up among the pinned cards before answering. A
-//!   stranger gets no answer at all.
+//!   stranger gets no answer at all. Because IK's first message can be
+//!   replayed, the relay connects the card to vpcd only after the card's
+//!   first transport frame (its key confirmation) has authenticated.
 //! - **Small.** snow with one cipher suite (ChaChaPoly, BLAKE2s, 25519; no
 //!   ring, no certificates), which the phone build also carries.
 //!
