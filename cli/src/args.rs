@@ -170,7 +170,8 @@ pub enum RelayCommand {
     Pair(RelayPairArgs),
     /// Show the paired cards.
     List,
-    /// Forget a paired card: its key is refused from then on.
+    /// Forget a paired card: its live link is dropped (within a second)
+    /// and its key refused from then on.
     Forget(RelayForgetArgs),
 }
 

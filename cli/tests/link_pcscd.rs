@@ -501,7 +501,14 @@ fn a_paired_card_over_the_link_is_a_card_in_pcscd() {
         "the first card is still served"
     );
 
-    serve.stop();
+    // Forgotten: the live link ends at once (a removal), and the card's
+    // key is refused when it comes back, so serve stops.
+    let forgot = run_ok(vscard(&relay_state).args(["relay", "forget", "card"]));
+    assert_eq!(forgot, "forgot card: its key is refused from now on\n");
     pcscd.wait_for_no_card(0, 5 * SECOND).unwrap();
+    relay_process.expect_line("card card left the vpcd reader on port 35963: forgotten");
+    let mut serve = serve;
+    serve.expect_line("not pinned there");
+    assert_eq!(serve.exit_code(), Some(1));
     relay_process.stop();
 }

@@ -199,7 +199,7 @@ async fn connection(
     if let Some(observer) = &config.observer {
         observer.connected(&peer, slot.index);
     }
-    let reason = match forward(link, config, slot.index, shutdown).await {
+    let reason = match forward(link, shared, &peer, slot.index, shutdown).await {
         Ok(reason) => reason,
         Err(e) => e.to_string(),
     };
@@ -255,10 +255,12 @@ async fn reach_vpcd(
 /// why.
 async fn forward(
     mut link: Link,
-    config: &RelayConfig,
+    shared: &Shared,
+    peer: &Peer,
     slot: usize,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<String, LinkError> {
+    let config = &shared.config;
     let Some(vpcd) = reach_vpcd(&mut link, config, slot, &mut shutdown).await? else {
         link.close("relay stopping").await;
         return Ok("relay stopping".to_owned());
@@ -306,6 +308,11 @@ async fn forward(
             _ = tick.tick() => {
                 if last_received.elapsed() > keep_alive.timeout {
                     return Err(LinkError::Silent(keep_alive.timeout));
+                }
+                // `relay forget` (another process) ends a live link too.
+                if let Ok(None) = shared.state.card_by_key(&peer.key) {
+                    link.close("this card was forgotten by the relay").await;
+                    return Ok("forgotten (vscard relay forget)".to_owned());
                 }
                 if last_sent.elapsed() >= keep_alive.interval {
                     link.send(&Frame::KeepAlive).await?;
