@@ -185,6 +185,18 @@ mod tests {
         assert_eq!(long.encode(), Err(FrameError::TooLong(MAX_BODY + 1)));
     }
 
+    proptest::proptest! {
+        /// Any bytes: an error or a frame that encodes back to exactly
+        /// those bytes (one encoding per frame), never a panic.
+        #[test]
+        fn decoding_any_bytes_is_total_and_exact(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            if let Ok(frame) = Frame::decode(&bytes) {
+                let encoded = frame.encode().unwrap();
+                proptest::prop_assert_eq!(encoded.as_slice(), bytes.as_slice());
+            }
+        }
+    }
+
     #[test]
     fn debug_never_shows_apdu_bytes() {
         let pin = Frame::Apdu(Zeroizing::new(vec![0x00, 0x20, 0x00, 0x80, 0x31, 0x32]));
