@@ -253,8 +253,21 @@ impl LinkState {
             private: hex::encode(identity.private),
             public: hex::encode(identity.public),
         };
-        self.write(&path, &Self::json(&file)?)?;
-        Ok(identity)
+        // Created only if absent (two processes starting on a fresh state
+        // folder, `relay` and `relay pair` say, must end with one key):
+        // written whole under a name of its own, then hard-linked
+        // into place, which fails when another process got there first.
+        let own = self
+            .dir
+            .join(format!(".identity.json.{}", hex::encode(*random::<8>()?)));
+        self.write(&own, &Self::json(&file)?)?;
+        let linked = std::fs::hard_link(&own, &path);
+        let _ = std::fs::remove_file(&own);
+        match linked {
+            Ok(()) => Ok(identity),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => self.identity(),
+            Err(source) => Err(LinkError::Io { path, source }),
+        }
     }
 
     fn cards_path(&self) -> PathBuf {
@@ -550,6 +563,23 @@ mod tests {
         assert!(!format!("{uri:?}").contains("0909"));
         assert!(PairingUri::parse("vscard-pair://h:1?key=00").is_err());
         assert!(PairingUri::parse("http://h:1?").is_err());
+    }
+
+    #[test]
+    fn ends_starting_together_get_one_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<PublicKey> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| *LinkState::new(dir.path()).identity().unwrap().public()))
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        assert!(keys.iter().all(|key| key == &keys[0]), "{keys:?}");
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("link"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["identity.json"]);
     }
 
     #[test]
