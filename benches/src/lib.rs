@@ -17,6 +17,7 @@ pub mod crypto;
 pub mod fixture;
 pub mod inprocess;
 pub mod issuance;
+pub mod link;
 pub mod machine;
 pub mod measure;
 pub mod ocsp;

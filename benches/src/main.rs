@@ -26,7 +26,8 @@ use std::time::Duration;
 use vscard_benches::machine::Machine;
 use vscard_benches::report::{self, Section};
 use vscard_benches::{
-    BenchError, allocations, crypto, fixture, inprocess, issuance, ocsp, pcscd, persistence, scale,
+    BenchError, allocations, crypto, fixture, inprocess, issuance, link, ocsp, pcscd, persistence,
+    scale,
 };
 
 /// The command documented in BENCHMARKS.md and README.md.
@@ -132,6 +133,10 @@ fn run(options: &Options) -> Result<Vec<Section>, BenchError> {
                  (cargo build --release -p vscard)"
             ),
         }
+    }
+    if options.pcscd {
+        step("8. the link");
+        sections.push(link::run(&image, budget)?);
     }
     Ok(sections)
 }

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use vscard_benches::{
-    allocations, crypto, fixture, inprocess, issuance, pcscd, persistence, scale,
+    allocations, crypto, fixture, inprocess, issuance, pcscd, persistence, report, scale,
 };
 use vscard_emulator::CardImage;
 use vscard_testkit::PrivatePcscd;
@@ -128,4 +128,34 @@ fn openssl_speed_is_read() {
         return;
     }
     assert!(crypto::openssl_speed("ecdsap256", 1).unwrap() > 0.0);
+}
+
+#[test]
+fn link_rows_against_straight_to_vpcd() {
+    let Some(pcscd) = PrivatePcscd::enter(pcscd::options()) else {
+        return;
+    };
+    // The harness starts its own pcscd: this one only got the test into
+    // the namespaces.
+    drop(pcscd);
+    let section = vscard_benches::link::run(image(), TINY).unwrap();
+    for row in &section.rows {
+        println!(
+            "{}: {} / {} = {}",
+            row.what, row.ours, row.baseline, row.ratio
+        );
+    }
+    let goals: Vec<_> = section.rows.iter().map(|row| row.goal).collect();
+    assert_eq!(
+        goals,
+        [
+            report::Goal::AtLeast(0.5),
+            report::Goal::AtMost(60.0),
+            report::Goal::AtMost(0.6),
+            report::Goal::None
+        ]
+    );
+    for row in [0, 2, 3] {
+        assert!(section.rows[row].ratio > 0.0, "{section:?}");
+    }
 }

@@ -27,6 +27,11 @@ pub enum Command {
     Serve(ServeArgs),
     /// Insert, remove or show the cards of a running `vscard serve`.
     Ctl(CtlArgs),
+    /// The computer's end of the link: put paired cards that connect over
+    /// the encrypted link (`vscard serve --link`) into pcscd's vpcd
+    /// readers; `relay pair` pairs a new card, `list` and `forget` manage
+    /// paired cards.
+    Relay(RelayArgs),
     /// Issue a card image: keys and certificates from the environment's
     /// test PKI (flags override the profile, or the demo profile).
     Issue(Box<IssueArgs>),
@@ -128,6 +133,96 @@ pub struct ServeArgs {
     /// touch the operation times out after 15 s).
     #[arg(long, value_name = "MS", value_parser = milliseconds)]
     pub auto_touch: Option<std::time::Duration>,
+    /// Serve the card over the encrypted link to a `vscard relay` instead
+    /// of to a local vpcd: a pairing URI (`vscard-pair://...` from `vscard
+    /// relay pair`; first time only) or a paired relay's name or
+    /// HOST:PORT. A URI here is visible to other local users (ps): prefer
+    /// --link-file.
+    #[arg(
+        long,
+        value_name = "TARGET",
+        conflicts_with_all = ["link_file", "vpcd", "listen", "control", "ready_file", "trace", "vpcd_timeout"]
+    )]
+    pub link: Option<String>,
+    /// As --link, the target read from the first line of FILE (`-`:
+    /// standard input): the way to give a pairing URI.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["vpcd", "listen", "control", "ready_file", "trace", "vpcd_timeout"]
+    )]
+    pub link_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RelayArgs {
+    #[command(subcommand)]
+    pub command: Option<RelayCommand>,
+    /// Where cards' links connect: ADDR:PORT, or PORT on 127.0.0.1 only
+    /// (default 127.0.0.1:35950; give an address to be reachable from
+    /// the phone).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// vpcd at HOST:PORT: the i-th connected card goes to the reader on
+    /// PORT + i (default 127.0.0.1:35963).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub vpcd: Option<String>,
+    /// Who may be the reader at --vpcd: `pcscd` (only root's pcscd) or
+    /// `any` (no check), as for `vscard serve`.
+    #[arg(long, value_name = "PEER", value_enum, default_value_t = VpcdPeer::Pcscd)]
+    pub vpcd_peer: VpcdPeer,
+}
+
+/// `vscard relay pair | list | forget`.
+#[derive(Debug, Subcommand)]
+pub enum RelayCommand {
+    /// Make a one-time pairing: print a `vscard-pair://` URI and its QR
+    /// code (relay address, key fingerprint, one-time secret) for the
+    /// card's first `serve --link`.
+    Pair(RelayPairArgs),
+    /// Show the paired cards.
+    List,
+    /// Forget a paired card: its live link is dropped (within a second)
+    /// and its key refused from then on.
+    Forget(RelayForgetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RelayPairArgs {
+    /// How long the secret works: seconds, or with a unit (90s, 10m, 2h).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+    pub expires: std::time::Duration,
+    /// Also write the URI to FILE (mode 0600) for `serve --link-file`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The address cards reach the relay at (default: where the relay of
+    /// this state directory last listened).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RelayForgetArgs {
+    /// The card's name (`vscard relay list`).
+    pub name: String,
+}
+
+/// A duration: seconds, or a number with s, m or h.
+pub fn duration(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = match text.char_indices().last() {
+        Some((at, 's')) => (&text[..at], 1),
+        Some((at, 'm')) => (&text[..at], 60),
+        Some((at, 'h')) => (&text[..at], 3600),
+        _ => (text, 1),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|&n| n > 0)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("wants a duration such as 90s, 10m or 2h, got {text:?}"))
 }
 
 /// `--vpcd-peer`.

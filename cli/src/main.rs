@@ -22,6 +22,7 @@ mod issue_request;
 mod man;
 mod ocsp_server;
 mod pcscd_setup;
+mod relay;
 mod renewal_window;
 mod revocation_commands;
 mod serve;
@@ -30,7 +31,7 @@ mod source;
 use serve::{ServeOptions, serve};
 use source::PivCardSource;
 
-use args::{Action, Cli, Command, CtlArgs, PkiCommand, ServeArgs, VpcdPeer};
+use args::{Action, Cli, Command, CtlArgs, PkiCommand, RelayCommand, ServeArgs, VpcdPeer};
 use card_selector::{CardSelector, ServedLabel};
 
 fn main() -> ExitCode {
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => run_serve(args, state_dir),
         Command::Ctl(args) => run_ctl(args),
+        Command::Relay(args) => run_relay(args, state_dir),
         Command::Issue(args) => with_state_dir(state_dir, |dir| card_commands::issue(*args, dir)),
         Command::Inspect(args) => card_commands::inspect(args).map_err(anyhow::Error::from),
         Command::ExportCert(args) => card_commands::export_cert(args).map_err(anyhow::Error::from),
@@ -149,7 +151,23 @@ fn with_state_dir(
     Ok(run(&dir)?)
 }
 
+fn run_relay(mut args: args::RelayArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let dir = card_commands::state_dir(state_dir)?;
+    match args.command.take() {
+        None => relay::run(args, &dir),
+        Some(RelayCommand::Pair(pair)) => relay::pair(pair, &dir),
+        Some(RelayCommand::List) => relay::list(&dir),
+        Some(RelayCommand::Forget(forget)) => relay::forget(&forget, &dir),
+    }
+}
+
 fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    if args.link.is_some() || args.link_file.is_some() {
+        let target = relay::link_target(args.link, args.link_file.as_ref())?;
+        let dir = card_commands::state_dir(state_dir.clone())?;
+        let source = PivCardSource { state_dir };
+        return relay::serve_link(&args.cards, &target, &dir, &source);
+    }
     let mode = match &args.listen {
         Some(listen) => Mode::Reverse {
             listen: parse_listen(listen)?,

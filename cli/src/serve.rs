@@ -545,7 +545,7 @@ impl Observer for Printer {
 
 /// RFC 3339 UTC with milliseconds (`2026-12-02T17:51:21.750Z`), from the
 /// components: the `time` crate's formatting feature is not built here.
-fn utc_timestamp(now: time::OffsetDateTime) -> String {
+pub(crate) fn utc_timestamp(now: time::OffsetDateTime) -> String {
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         now.year(),
