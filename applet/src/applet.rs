@@ -150,7 +150,7 @@ impl PivApplet {
                     })
                     .put(0x50, APPLICATION_LABEL.as_bytes())
                     .nest(0xAC, |w| {
-                        for algorithm in Algorithm::ALL {
+                        for algorithm in Algorithm::ADVERTISED {
                             w.put(0x80, &[algorithm.byte()]);
                         }
                         w.put(0x06, &[0x00]);
