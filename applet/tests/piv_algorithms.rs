@@ -388,3 +388,64 @@ fn models_without_the_5_7_algorithms_refuse_them() {
         assert_eq!(c.generate(Slot::SIGNATURE, algorithm).sw(), SW_OK);
     }
 }
+
+#[test]
+fn new_key_types_survive_the_card_image_and_keep_working() {
+    use vscard_applet::{PrivateKey, PublicKey};
+    use vscard_emulator::Applet as _;
+    let mut rng = CardRng::from_u64(57);
+    let mut applet = PivApplet::new(PivConfig::for_model(Model::YubiKey57)).unwrap();
+    let ed25519 = applet
+        .install_key(
+            Slot::SIGNATURE,
+            PrivateKey::generate(Algorithm::Ed25519, &mut rng).unwrap(),
+        )
+        .unwrap();
+    let x25519 = applet
+        .install_key(
+            Slot::KEY_MANAGEMENT,
+            PrivateKey::generate(Algorithm::X25519, &mut rng).unwrap(),
+        )
+        .unwrap();
+    let rsa1024 = applet
+        .install_key(Slot::AUTHENTICATION, rsa_test_key(1024))
+        .unwrap();
+    let state = applet.save().unwrap();
+    // The image names the new algorithms.
+    let json = serde_json::to_string(&state).unwrap();
+    for name in ["Ed25519", "X25519", "Rsa1024"] {
+        assert!(
+            json.contains(&format!("\"algorithm\":\"{name}\"")),
+            "{name}: {json}"
+        );
+    }
+    let mut c = Client::new(card_with(PivApplet::from_saved(&state).unwrap()));
+    assert_eq!(c.select().sw(), SW_OK);
+    assert_eq!(c.verify(PIN), SW_OK);
+    let PublicKey::Ed25519(public) = ed25519 else {
+        panic!("{ed25519:?}")
+    };
+    let signature = c
+        .sign(Algorithm::Ed25519, Slot::SIGNATURE, b"after a reload")
+        .unwrap();
+    public
+        .verify_strict(
+            b"after a reload",
+            &ed25519_dalek::Signature::from_slice(&signature).unwrap(),
+        )
+        .unwrap();
+    let PublicKey::X25519(public) = x25519 else {
+        panic!("{x25519:?}")
+    };
+    let host = x25519_dalek::StaticSecret::from([7; 32]);
+    let shared = agree(
+        &mut c,
+        Algorithm::X25519,
+        Slot::KEY_MANAGEMENT,
+        x25519_dalek::PublicKey::from(&host).as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(shared, host.diffie_hellman(&public).as_bytes());
+    assert_eq!(metadata(&mut c, Slot::AUTHENTICATION).0, 0x06);
+    assert_eq!(rsa1024.algorithm(), Algorithm::Rsa1024);
+}
