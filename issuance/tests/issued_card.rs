@@ -377,8 +377,10 @@ fn the_profile_capacity_is_the_card_capacity() {
     let mut client = Client::new(card);
     client.select_piv().unwrap();
     let key = vscard_applet::DEFAULT_MANAGEMENT_KEY;
+    // The model's default management key type (AES-192 on a YubiKey 5.7).
+    let algorithm = profile.model.management_algorithm();
     client
-        .authenticate_management_key(0x03, &key, &[0x5A; 8])
+        .authenticate_management_key(algorithm.byte(), &key, &vec![0x5A; algorithm.block_len()])
         .unwrap()
         .unwrap();
     let tag = [0x5F, 0xC1, 0x0D];
