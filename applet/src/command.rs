@@ -70,6 +70,8 @@ pub enum Command<'a> {
     },
     /// Yubico GET VERSION (`FD`).
     GetVersion,
+    /// Yubico ATTEST (`F9`, P1 the slot).
+    Attest(Slot),
     /// Yubico GET SERIAL (`F8`).
     GetSerial,
     /// Yubico GET METADATA (`F7`).
@@ -189,6 +191,10 @@ impl<'a> TryFrom<&CommandApdu<'a>> for Command<'a> {
             0x87 => parse_general_authenticate(p1, p2, data),
             0x47 => parse_generate(p1, p2, data),
             0xFD => Ok(Command::GetVersion),
+            0xF9 if p2 == 0x00 => Slot::new(p1)
+                .map(Command::Attest)
+                .ok_or(Status::IncorrectP1P2),
+            0xF9 => Err(Status::IncorrectP1P2),
             0xF8 => Ok(Command::GetSerial),
             0xF7 => match KeyRef::new(p2) {
                 Some(key) => Ok(Command::GetMetadata(key)),
@@ -529,6 +535,7 @@ impl Command<'_> {
                 slot, algorithm, ..
             } => format!("GENERATE ASYMMETRIC KEY PAIR {slot} {algorithm:?}"),
             Command::GetVersion => "GET VERSION".into(),
+            Command::Attest(slot) => format!("ATTEST {slot}"),
             Command::GetSerial => "GET SERIAL".into(),
             Command::GetMetadata(key) => format!("GET METADATA {:02X}", key.byte()),
             Command::SetManagementKey { algorithm, .. } => {

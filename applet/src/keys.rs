@@ -641,6 +641,30 @@ impl PublicKey {
         writer.finish()
     }
 
+    /// The key as an X.509 `SubjectPublicKeyInfo` (RFC 8017, 5480; RFC
+    /// 8410 for Ed25519 and X25519: the raw key, no parameters).
+    pub fn subject_public_key_info(
+        &self,
+    ) -> Result<x509_cert::spki::SubjectPublicKeyInfoOwned, x509_cert::spki::Error> {
+        use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+        let raw = |oid, bytes: &[u8; 32]| {
+            Ok(SubjectPublicKeyInfoOwned {
+                algorithm: AlgorithmIdentifierOwned {
+                    oid,
+                    parameters: None,
+                },
+                subject_public_key: der::asn1::BitString::from_bytes(bytes)?,
+            })
+        };
+        match self {
+            PublicKey::Rsa(key) => SubjectPublicKeyInfoOwned::from_key(key),
+            PublicKey::P256(key) => SubjectPublicKeyInfoOwned::from_key(key),
+            PublicKey::P384(key) => SubjectPublicKeyInfoOwned::from_key(key),
+            PublicKey::Ed25519(key) => raw(ED25519_OID, key.as_bytes()),
+            PublicKey::X25519(key) => raw(X25519_OID, key.as_bytes()),
+        }
+    }
+
     /// The `7F49` template GENERATE ASYMMETRIC KEY PAIR answers with.
     pub fn to_template(&self) -> Vec<u8> {
         Writer::new().put(0x7F49, &self.to_data_objects()).finish()
