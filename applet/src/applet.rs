@@ -19,7 +19,7 @@ use crate::command::Command;
 use crate::config::{ConfigError, PivConfig};
 use crate::keys::{KeyError, PrivateKey, PublicKey};
 use crate::objects::DataObjectTag;
-use crate::reference::{Algorithm, Slot};
+use crate::reference::{Algorithm, PinPolicy, Slot};
 use crate::security::SecurityStatus;
 use crate::state::PivState;
 use crate::tlv::Writer;
@@ -96,6 +96,30 @@ impl PivApplet {
         self.state.install_key(slot, key)
     }
 
+    /// Installs the attestation key (slot `F9`, P-256) and its
+    /// certificate (object `5FFF01`, DER), which ATTEST certificates are
+    /// signed by and chain to.
+    pub fn install_attestation(
+        &mut self,
+        key: p256::SecretKey,
+        certificate_der: &[u8],
+    ) -> Result<PublicKey, KeyError> {
+        let key = PrivateKey::from(key);
+        let public = key.public_key();
+        let stored = crate::stored_key::StoredKey::with_public(
+            key,
+            &public,
+            PinPolicy::Never,
+            crate::stored_key::Origin::Imported,
+        )?;
+        self.state.attestation = Some(stored);
+        self.state.put_object(
+            crate::objects::DataObjectTag::ATTESTATION_CERTIFICATE,
+            crate::objects::certificate(certificate_der),
+        );
+        Ok(public)
+    }
+
     /// Stores a DER certificate in `slot`'s certificate object.
     pub fn put_certificate(&mut self, slot: Slot, der: &[u8]) {
         self.state.put_certificate(slot, der);
@@ -150,7 +174,7 @@ impl PivApplet {
                     })
                     .put(0x50, APPLICATION_LABEL.as_bytes())
                     .nest(0xAC, |w| {
-                        for algorithm in Algorithm::ALL {
+                        for algorithm in Algorithm::ADVERTISED {
                             w.put(0x80, &[algorithm.byte()]);
                         }
                         w.put(0x06, &[0x00]);
@@ -184,6 +208,7 @@ impl PivApplet {
                 touch_policy,
             } => self.generate(ctx, slot, algorithm, (pin_policy, touch_policy)),
             Command::GetVersion => Ok(Response::ok(self.state.settings.version.to_vec())),
+            Command::Attest(slot) => self.attest(ctx, slot),
             Command::GetSerial => Ok(Response::ok(
                 self.state.settings.serial.to_be_bytes().to_vec(),
             )),

@@ -234,15 +234,20 @@ impl PivApplet {
             .get(&slot)
             .ok_or(Status::ReferenceNotFound)?;
         let output = match (request, algorithm) {
-            (AuthRequest::Sign(block), Algorithm::Rsa2048) => {
-                stored.rsa_raw(block.expose(), ctx.rng())?
-            }
+            (
+                AuthRequest::Sign(block),
+                Algorithm::Rsa1024 | Algorithm::Rsa2048 | Algorithm::Rsa3072 | Algorithm::Rsa4096,
+            ) => stored.rsa_raw(block.expose(), ctx.rng())?,
             (AuthRequest::Sign(digest), Algorithm::EccP256 | Algorithm::EccP384) => {
                 Zeroizing::new(stored.ecdsa_sign(digest.expose())?)
             }
-            (AuthRequest::KeyAgreement(point), Algorithm::EccP256 | Algorithm::EccP384) => {
-                stored.key().ecdh(point.get())?
+            (AuthRequest::Sign(message), Algorithm::Ed25519) => {
+                Zeroizing::new(stored.key().ed25519_sign(message.expose())?)
             }
+            (
+                AuthRequest::KeyAgreement(point),
+                Algorithm::EccP256 | Algorithm::EccP384 | Algorithm::X25519,
+            ) => stored.key().ecdh(point.get())?,
             _ => return Err(Status::IncorrectData),
         };
         self.spend_pin_always(ctx, policy);

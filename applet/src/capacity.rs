@@ -24,9 +24,13 @@ pub const DEFAULT_CAPACITY: u32 = 256 * 1024;
 /// the slow RSA generation runs).
 pub const fn key_cost(algorithm: Algorithm) -> usize {
     match algorithm {
+        Algorithm::Rsa1024 => 656,
         Algorithm::Rsa2048 => 1232,
+        Algorithm::Rsa3072 => 1808,
+        Algorithm::Rsa4096 => 2400,
         Algorithm::EccP256 => 144,
         Algorithm::EccP384 => 192,
+        Algorithm::Ed25519 | Algorithm::X25519 => 48,
         // Symmetric keys never live in a slot.
         Algorithm::Tdes | Algorithm::Aes128 | Algorithm::Aes192 | Algorithm::Aes256 => 0,
     }

@@ -74,6 +74,8 @@ pub enum Command<'a> {
     },
     /// Yubico GET VERSION (`FD`).
     GetVersion,
+    /// Yubico ATTEST (`F9`, P1 the slot).
+    Attest(Slot),
     /// Yubico GET SERIAL (`F8`).
     GetSerial,
     /// Yubico GET METADATA (`F7`).
@@ -166,6 +168,8 @@ pub enum ImportMaterial<'a> {
     },
     /// `06`: the P-256 or P-384 private scalar.
     Ec(Secret<'a>),
+    /// `07` (Ed25519) or `08` (X25519): the raw 32-byte private key.
+    Curve25519(Secret<'a>),
 }
 
 /// The GET METADATA reference of a YubiKey Bio's fingerprints.
@@ -195,6 +199,10 @@ impl<'a> TryFrom<&CommandApdu<'a>> for Command<'a> {
             0x87 => parse_general_authenticate(p1, p2, data),
             0x47 => parse_generate(p1, p2, data),
             0xFD => Ok(Command::GetVersion),
+            0xF9 if p2 == 0x00 => Slot::new(p1)
+                .map(Command::Attest)
+                .ok_or(Status::IncorrectP1P2),
+            0xF9 => Err(Status::IncorrectP1P2),
             0xF8 => Ok(Command::GetSerial),
             0xF7 => match KeyRef::new(p2) {
                 Some(key) => Ok(Command::GetMetadata(key)),
@@ -470,11 +478,11 @@ fn parse_import(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'_>, Status> {
         .filter(|a| !a.is_symmetric())
         .ok_or(Status::IncorrectP1P2)?;
     let slot = Slot::new(p2).ok_or(Status::IncorrectP1P2)?;
-    let mut parts: [Option<&[u8]>; 6] = [None; 6];
+    let mut parts: [Option<&[u8]>; 8] = [None; 8];
     let mut policies = Policies::default();
     for object in Reader::new(data).read_all()? {
         match object.tag {
-            0x01..=0x06 => {
+            0x01..=0x08 => {
                 let index = object.tag as usize - 1;
                 let entry = parts.get_mut(index).ok_or(Status::IncorrectData)?;
                 if entry.replace(object.value).is_some() {
@@ -485,13 +493,28 @@ fn parse_import(p1: u8, p2: u8, data: &[u8]) -> Result<Command<'_>, Status> {
         }
     }
     let material = match (algorithm, parts) {
-        (Algorithm::Rsa2048, [Some(p), Some(q), Some(dp), Some(dq), Some(qinv), None]) => {
-            ImportMaterial::Rsa {
-                parts: [p, q, dp, dq, qinv].map(Secret::new),
-            }
-        }
-        (Algorithm::EccP256 | Algorithm::EccP384, [None, None, None, None, None, Some(scalar)]) => {
-            ImportMaterial::Ec(Secret::new(scalar))
+        (
+            Algorithm::Rsa1024 | Algorithm::Rsa2048 | Algorithm::Rsa3072 | Algorithm::Rsa4096,
+            [
+                Some(p),
+                Some(q),
+                Some(dp),
+                Some(dq),
+                Some(qinv),
+                None,
+                None,
+                None,
+            ],
+        ) => ImportMaterial::Rsa {
+            parts: [p, q, dp, dq, qinv].map(Secret::new),
+        },
+        (
+            Algorithm::EccP256 | Algorithm::EccP384,
+            [None, None, None, None, None, Some(scalar), None, None],
+        ) => ImportMaterial::Ec(Secret::new(scalar)),
+        (Algorithm::Ed25519, [None, None, None, None, None, None, Some(key), None])
+        | (Algorithm::X25519, [None, None, None, None, None, None, None, Some(key)]) => {
+            ImportMaterial::Curve25519(Secret::new(key))
         }
         _ => return Err(Status::IncorrectData),
     };
@@ -535,6 +558,7 @@ impl Command<'_> {
                 slot, algorithm, ..
             } => format!("GENERATE ASYMMETRIC KEY PAIR {slot} {algorithm:?}"),
             Command::GetVersion => "GET VERSION".into(),
+            Command::Attest(slot) => format!("ATTEST {slot}"),
             Command::GetSerial => "GET SERIAL".into(),
             Command::GetMetadata(key) => format!("GET METADATA {:02X}", key.byte()),
             Command::MoveKey(request) => request.describe(),

@@ -29,6 +29,12 @@ impl PivApplet {
         algorithm: Algorithm,
         (pin_policy, touch_policy): Policies,
     ) -> Result<Response, Status> {
+        // An algorithm this model lacks is refused as one the card does
+        // not know (`6A80`, a bad algorithm in the template), before the
+        // management key is asked for.
+        if !self.state.settings.model.supports(algorithm) {
+            return Err(Status::IncorrectData);
+        }
         self.require_management(ctx)?;
         // Checked before generating: an RSA key takes a second to make.
         if !self.state.key_fits(slot, algorithm) {
@@ -56,8 +62,9 @@ impl PivApplet {
         Ok(Response::ok(template))
     }
 
-    /// IMPORT ASYMMETRIC KEY: `6A80` for key material that is not a valid
-    /// RSA-2048, P-256 or P-384 key.
+    /// IMPORT ASYMMETRIC KEY: `6A86` for an algorithm the model lacks (as
+    /// for one the card does not know), `6A80` for key material that is
+    /// not a valid key of the algorithm in P1.
     pub(crate) fn import_key(
         &mut self,
         ctx: &mut Context<'_>,
@@ -66,11 +73,15 @@ impl PivApplet {
         material: ImportMaterial<'_>,
         (pin_policy, touch_policy): Policies,
     ) -> Result<Response, Status> {
+        if !self.state.settings.model.supports(algorithm) {
+            return Err(Status::IncorrectP1P2);
+        }
         self.require_management(ctx)?;
         let key = match material {
             ImportMaterial::Rsa {
                 parts: [p, q, dp, dq, qinv],
             } => PrivateKey::from_rsa_crt(
+                algorithm,
                 p.expose(),
                 q.expose(),
                 dp.expose(),
@@ -78,6 +89,9 @@ impl PivApplet {
                 qinv.expose(),
             ),
             ImportMaterial::Ec(scalar) => PrivateKey::from_ec_scalar(algorithm, scalar.expose()),
+            ImportMaterial::Curve25519(key) => {
+                PrivateKey::from_curve25519_bytes(algorithm, key.expose())
+            }
         }
         .map_err(|error| {
             // The host's material is refused: say why (the error carries no

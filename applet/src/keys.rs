@@ -8,10 +8,17 @@
 //! their crates; [`crate::stored_key::StoredKey`] keeps the PKCS#8 encoding in a zeroizing
 //! buffer and prints neither.
 //!
-//! Backends: RustCrypto (`rsa`, `p256`, `p384`) by default. With the cargo
-//! feature `openssl`, raw RSA and ECDSA signing go through the system
-//! OpenSSL instead (about 3x faster for RSA-2048, BENCHMARKS.md); ECDH,
-//! key generation, import and encodings stay on RustCrypto either way.
+//! Backends: RustCrypto (`rsa`, `p256`, `p384`, `ed25519-dalek`,
+//! `x25519-dalek`) by default. With the cargo feature `openssl`, raw RSA
+//! and ECDSA signing go through the system OpenSSL instead (about 3x
+//! faster for RSA-2048, BENCHMARKS.md); ECDH, Ed25519, X25519, key
+//! generation, import and encodings stay on RustCrypto either way.
+//!
+//! Ed25519 and X25519 (YubiKey 5.7 key types `E0` / `E1`) use the Yubico
+//! encodings: the public key is the raw 32 bytes in tag `86`, an Ed25519
+//! signature is the raw 64 bytes `R || S` over the whole message the host
+//! sends (PureEdDSA, RFC 8032), an X25519 agreement takes the peer's raw
+//! 32-byte public key in tag `85` and answers the raw shared secret.
 
 use std::fmt;
 
@@ -32,15 +39,15 @@ pub enum KeyError {
     /// The algorithm is not an asymmetric algorithm this card supports.
     #[error("algorithm {0:?} is not an asymmetric algorithm of this card")]
     Algorithm(Algorithm),
-    /// An RSA key whose modulus is not 2048 bits.
-    #[error("an RSA key must have a 2048-bit modulus, got {0} bits")]
+    /// An RSA key whose modulus is not 1024, 2048, 3072 or 4096 bits.
+    #[error("an RSA key must have a 1024, 2048, 3072 or 4096-bit modulus, got {0} bits")]
     RsaSize(usize),
     /// RSA key generation failed (the random generator, or no prime found).
     #[error("RSA key generation failed")]
     Generate(#[source] rsa::Error),
-    /// IMPORT KEY primes that cannot make a 2048-bit key.
-    #[error("p and q must be two different odd 1024-bit primes")]
-    RsaPrimes,
+    /// IMPORT KEY primes that cannot make a key of the requested size.
+    #[error("p and q must be two different odd {0}-bit primes")]
+    RsaPrimes(usize),
     /// p and q do not make an RSA key with exponent 65537.
     #[error("p and q do not make an RSA key")]
     RsaFromPrimes(#[source] rsa::Error),
@@ -56,6 +63,9 @@ pub enum KeyError {
         #[source]
         source: p256::elliptic_curve::Error,
     },
+    /// An Ed25519 or X25519 private key that is not 32 bytes.
+    #[error("an {0:?} private key must be 32 bytes")]
+    Curve25519Length(Algorithm),
     /// The key could not be encoded as PKCS#8.
     #[error("cannot encode the key as PKCS#8")]
     Encode(#[source] pkcs8::Error),
@@ -82,26 +92,45 @@ pub enum KeyError {
     },
 }
 
+/// `id-Ed25519` (RFC 8410).
+pub const ED25519_OID: pkcs8::ObjectIdentifier = pkcs8::ObjectIdentifier::new_unwrap("1.3.101.112");
+/// `id-X25519` (RFC 8410).
+pub const X25519_OID: pkcs8::ObjectIdentifier = pkcs8::ObjectIdentifier::new_unwrap("1.3.101.110");
+
 /// A private key held in a slot.
 #[derive(Clone)]
 pub enum PrivateKey {
-    /// RSA-2048.
+    /// RSA-1024, 2048, 3072 or 4096 (the modulus size tells).
     Rsa(Box<RsaPrivateKey>),
     /// ECC P-256.
     P256(p256::SecretKey),
     /// ECC P-384.
     P384(p384::SecretKey),
+    /// Ed25519 (zeroized on drop by ed25519-dalek).
+    Ed25519(Box<ed25519_dalek::SigningKey>),
+    /// X25519 (zeroized on drop by x25519-dalek).
+    X25519(Box<x25519_dalek::StaticSecret>),
 }
 
 /// The public half of a slot's key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PublicKey {
-    /// RSA-2048.
+    /// RSA-1024, 2048, 3072 or 4096.
     Rsa(RsaPublicKey),
     /// ECC P-256.
     P256(p256::PublicKey),
     /// ECC P-384.
     P384(p384::PublicKey),
+    /// Ed25519.
+    Ed25519(ed25519_dalek::VerifyingKey),
+    /// X25519.
+    X25519(x25519_dalek::PublicKey),
+}
+
+/// The RSA algorithm of a modulus size in bytes (`Rsa2048` for a size the
+/// card cannot hold: [`PrivateKey::validate`] refuses those keys).
+fn rsa_algorithm(bytes: usize) -> Algorithm {
+    Algorithm::rsa_of_bits(bytes * 8).unwrap_or(Algorithm::Rsa2048)
 }
 
 impl fmt::Debug for PrivateKey {
@@ -132,9 +161,11 @@ impl PrivateKey {
     /// The key's algorithm.
     pub fn algorithm(&self) -> Algorithm {
         match self {
-            PrivateKey::Rsa(_) => Algorithm::Rsa2048,
+            PrivateKey::Rsa(key) => rsa_algorithm(key.size()),
             PrivateKey::P256(_) => Algorithm::EccP256,
             PrivateKey::P384(_) => Algorithm::EccP384,
+            PrivateKey::Ed25519(_) => Algorithm::Ed25519,
+            PrivateKey::X25519(_) => Algorithm::X25519,
         }
     }
 
@@ -144,21 +175,32 @@ impl PrivateKey {
             PrivateKey::Rsa(key) => PublicKey::Rsa(key.to_public_key()),
             PrivateKey::P256(key) => PublicKey::P256(key.public_key()),
             PrivateKey::P384(key) => PublicKey::P384(key.public_key()),
+            PrivateKey::Ed25519(key) => PublicKey::Ed25519(key.verifying_key()),
+            PrivateKey::X25519(key) => PublicKey::X25519(x25519_dalek::PublicKey::from(&**key)),
         }
     }
 
-    /// Generates a key on the card. RSA-2048 takes a second or more.
+    /// Generates a key on the card. RSA-2048 takes a second or more,
+    /// RSA-4096 (with the dependencies optimised) tens of seconds.
     pub fn generate<R: CryptoRng + ?Sized>(
         algorithm: Algorithm,
         rng: &mut R,
     ) -> Result<PrivateKey, KeyError> {
         use p256::elliptic_curve::Generate as _;
-        match algorithm {
-            Algorithm::Rsa2048 => RsaPrivateKey::new(rng, 2048)
+        if let Some(bits) = algorithm.rsa_bits() {
+            return RsaPrivateKey::new(rng, bits)
                 .map(PrivateKey::from)
-                .map_err(KeyError::Generate),
+                .map_err(KeyError::Generate);
+        }
+        match algorithm {
             Algorithm::EccP256 => Ok(PrivateKey::P256(p256::SecretKey::generate_from_rng(rng))),
             Algorithm::EccP384 => Ok(PrivateKey::P384(p384::SecretKey::generate_from_rng(rng))),
+            Algorithm::Ed25519 => Ok(PrivateKey::Ed25519(Box::new(
+                ed25519_dalek::SigningKey::generate(rng),
+            ))),
+            Algorithm::X25519 => Ok(PrivateKey::X25519(Box::new(
+                x25519_dalek::StaticSecret::random_from_rng(rng),
+            ))),
             other => Err(KeyError::Algorithm(other)),
         }
     }
@@ -167,33 +209,60 @@ impl PrivateKey {
     pub(crate) fn validate(&self) -> Result<(), KeyError> {
         if let PrivateKey::Rsa(key) = self {
             let bits = key.size() * 8;
-            if bits != 2048 {
+            if Algorithm::rsa_of_bits(bits).is_none() {
                 return Err(KeyError::RsaSize(bits));
             }
         }
         Ok(())
     }
 
+    /// An Ed25519 or X25519 key from its raw 32 private bytes (Yubico
+    /// IMPORT KEY tags `07` and `08`; RFC 8032 / RFC 7748 encodings).
+    pub(crate) fn from_curve25519_bytes(
+        algorithm: Algorithm,
+        bytes: &[u8],
+    ) -> Result<PrivateKey, KeyError> {
+        let bytes: Zeroizing<[u8; 32]> = Zeroizing::new(
+            bytes
+                .try_into()
+                .map_err(|_| KeyError::Curve25519Length(algorithm))?,
+        );
+        match algorithm {
+            Algorithm::Ed25519 => Ok(PrivateKey::Ed25519(Box::new(
+                ed25519_dalek::SigningKey::from_bytes(&bytes),
+            ))),
+            Algorithm::X25519 => Ok(PrivateKey::X25519(Box::new(
+                x25519_dalek::StaticSecret::from(*bytes),
+            ))),
+            other => Err(KeyError::Algorithm(other)),
+        }
+    }
+
     /// An RSA key from the CRT form of Yubico IMPORT KEY (`01` p, `02` q,
-    /// `03` dP, `04` dQ, `05` qInv; the public exponent is 65537).
+    /// `03` dP, `04` dQ, `05` qInv; the public exponent is 65537) for the
+    /// RSA `algorithm` named in P1.
     pub(crate) fn from_rsa_crt(
+        algorithm: Algorithm,
         p: &[u8],
         q: &[u8],
         dp: &[u8],
         dq: &[u8],
         qinv: &[u8],
     ) -> Result<PrivateKey, KeyError> {
+        let bits = algorithm.rsa_bits().ok_or(KeyError::Algorithm(algorithm))?;
         // The rsa crate asserts (panics) on an even modulus or p = 1: only
-        // primes that can make a 2048-bit key reach it. Each must be 128
-        // bytes with its top bit set, odd, and different from the other.
+        // primes that can make a key of `bits` reach it. Each must be
+        // bits / 16 bytes with its top bit set, odd, and different from
+        // the other.
+        let prime_len = bits / 16;
         let plausible = |prime: &[u8]| {
             let prime = trim(prime);
-            prime.len() == 128
+            prime.len() == prime_len
                 && prime.first().is_some_and(|b| b & 0x80 != 0)
                 && prime.last().is_some_and(|b| b & 1 == 1)
         };
         if !plausible(p) || !plausible(q) || trim(p) == trim(q) {
-            return Err(KeyError::RsaPrimes);
+            return Err(KeyError::RsaPrimes(bits / 2));
         }
         let key = RsaPrivateKey::from_p_q(
             BoxedUint::from_be_slice_vartime(p),
@@ -212,7 +281,18 @@ impl PrivateKey {
         }
         let key = PrivateKey::from(key);
         key.validate()?;
+        if key.algorithm() != algorithm {
+            return Err(KeyError::RsaSize(key.public_key_bits()));
+        }
         Ok(key)
+    }
+
+    /// The modulus size of an RSA key in bits (0 for the others).
+    fn public_key_bits(&self) -> usize {
+        match self {
+            PrivateKey::Rsa(key) => key.size() * 8,
+            _ => 0,
+        }
     }
 
     /// An EC key from its private scalar (Yubico IMPORT KEY tag `06`).
@@ -237,6 +317,12 @@ impl PrivateKey {
             PrivateKey::Rsa(key) => key.to_pkcs8_der(),
             PrivateKey::P256(key) => key.to_pkcs8_der(),
             PrivateKey::P384(key) => key.to_pkcs8_der(),
+            PrivateKey::Ed25519(key) => {
+                return curve25519_pkcs8(ED25519_OID, &Zeroizing::new(key.to_bytes()));
+            }
+            PrivateKey::X25519(key) => {
+                return curve25519_pkcs8(X25519_OID, &Zeroizing::new(key.to_bytes()));
+            }
         }
         .map_err(KeyError::Encode)?;
         Ok(Zeroizing::new(document.as_bytes().to_vec()))
@@ -267,9 +353,15 @@ impl PrivateKey {
     pub fn from_pkcs8(algorithm: Algorithm, der: &[u8]) -> Result<PrivateKey, KeyError> {
         let decode = |source| KeyError::Decode { algorithm, source };
         let key = match algorithm {
-            Algorithm::Rsa2048 => RsaPrivateKey::from_pkcs8_der(der)
-                .map(PrivateKey::from)
-                .map_err(decode)?,
+            Algorithm::Rsa1024 | Algorithm::Rsa2048 | Algorithm::Rsa3072 | Algorithm::Rsa4096 => {
+                RsaPrivateKey::from_pkcs8_der(der)
+                    .map(PrivateKey::from)
+                    .map_err(decode)?
+            }
+            Algorithm::Ed25519 | Algorithm::X25519 => {
+                let bytes = curve25519_from_pkcs8(algorithm, der).map_err(decode)?;
+                PrivateKey::from_curve25519_bytes(algorithm, bytes.as_slice())?
+            }
             Algorithm::EccP256 => p256::SecretKey::from_pkcs8_der(der)
                 .map(PrivateKey::P256)
                 .map_err(decode)?,
@@ -338,7 +430,7 @@ impl PrivateKey {
             let size = match self {
                 PrivateKey::P256(_) => 32,
                 PrivateKey::P384(_) => 48,
-                PrivateKey::Rsa(_) => return Err(Status::IncorrectData),
+                _ => return Err(Status::IncorrectData),
             };
             openssl_backend::ecdsa_sign(backend.native(self)?, &field(size))
         }
@@ -378,7 +470,7 @@ impl PrivateKey {
                 );
                 signature.to_der().as_bytes().to_vec()
             }
-            PrivateKey::Rsa(_) => return Err(Status::IncorrectData),
+            _ => return Err(Status::IncorrectData),
         };
         Ok(der)
     }
@@ -388,6 +480,9 @@ impl PrivateKey {
     /// that is not on the curve.
     pub(crate) fn ecdh(&self, point: &[u8]) -> Result<Zeroizing<Vec<u8>>, Status> {
         use p256::elliptic_curve::point::AffineCoordinates as _;
+        if let PrivateKey::X25519(key) = self {
+            return x25519_agree(key, point);
+        }
         if point.first() != Some(&0x04) {
             return Err(Status::IncorrectData);
         }
@@ -404,10 +499,78 @@ impl PrivateKey {
                 let shared = (peer.to_projective() * *key.to_nonzero_scalar()).to_affine();
                 shared.x().to_vec()
             }
-            PrivateKey::Rsa(_) => return Err(Status::IncorrectData),
+            _ => return Err(Status::IncorrectData),
         };
         Ok(Zeroizing::new(shared))
     }
+
+    /// Ed25519 (PureEdDSA, RFC 8032) over the whole message: the raw
+    /// 64-byte signature `R || S`. `6A80` for a key of another algorithm.
+    pub(crate) fn ed25519_sign(&self, message: &[u8]) -> Result<Vec<u8>, Status> {
+        use ed25519_dalek::Signer as _;
+        let PrivateKey::Ed25519(key) = self else {
+            return Err(Status::IncorrectData);
+        };
+        Ok(key.sign(message).to_bytes().to_vec())
+    }
+}
+
+/// X25519 (RFC 7748) with the host's raw 32-byte public key: the raw
+/// shared secret. `6A80` for a key of another length, or one of small
+/// order (the all-zero secret, RFC 7748 6.1).
+fn x25519_agree(
+    key: &x25519_dalek::StaticSecret,
+    peer: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, Status> {
+    let peer: [u8; 32] = peer.try_into().map_err(|_| Status::IncorrectData)?;
+    let shared = key.diffie_hellman(&x25519_dalek::PublicKey::from(peer));
+    if !shared.was_contributory() {
+        return Err(Status::IncorrectData);
+    }
+    Ok(Zeroizing::new(shared.as_bytes().to_vec()))
+}
+
+/// An Ed25519 or X25519 key as PKCS #8 (RFC 8410: version 0, the curve's
+/// OID without parameters, `privateKey` an OCTET STRING holding the
+/// `CurvePrivateKey` OCTET STRING of the 32 raw bytes).
+fn curve25519_pkcs8(
+    oid: pkcs8::ObjectIdentifier,
+    raw: &[u8; 32],
+) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    use der::Encode as _;
+    let inner = Zeroizing::new(
+        der::asn1::OctetStringRef::new(raw)
+            .map_err(KeyError::EncodeDer)?
+            .to_der()
+            .map_err(KeyError::EncodeDer)?,
+    );
+    let info = pkcs8::PrivateKeyInfoRef::new(
+        pkcs8::AlgorithmIdentifierRef {
+            oid,
+            parameters: None,
+        },
+        der::asn1::OctetStringRef::new(&inner).map_err(KeyError::EncodeDer)?,
+    );
+    Ok(Zeroizing::new(info.to_der().map_err(KeyError::EncodeDer)?))
+}
+
+/// The 32 raw bytes of an RFC 8410 PKCS #8 key of `algorithm`.
+fn curve25519_from_pkcs8(
+    algorithm: Algorithm,
+    der: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, pkcs8::Error> {
+    use der::Decode as _;
+    let expected = match algorithm {
+        Algorithm::Ed25519 => ED25519_OID,
+        _ => X25519_OID,
+    };
+    let info = pkcs8::PrivateKeyInfoRef::from_der(der)?;
+    info.algorithm.assert_algorithm_oid(expected)?;
+    if info.algorithm.parameters.is_some() {
+        return Err(pkcs8::Error::ParametersMalformed);
+    }
+    let inner = <&der::asn1::OctetStringRef>::from_der(info.private_key.as_bytes())?;
+    Ok(Zeroizing::new(inner.as_bytes().to_vec()))
 }
 
 /// An EC private key as PKCS#8 (RFC 5208) around SEC1's `ECPrivateKey`
@@ -442,15 +605,18 @@ impl PublicKey {
     /// The key's algorithm.
     pub fn algorithm(&self) -> Algorithm {
         match self {
-            PublicKey::Rsa(_) => Algorithm::Rsa2048,
+            PublicKey::Rsa(key) => rsa_algorithm(key.size()),
             PublicKey::P256(_) => Algorithm::EccP256,
             PublicKey::P384(_) => Algorithm::EccP384,
+            PublicKey::Ed25519(_) => Algorithm::Ed25519,
+            PublicKey::X25519(_) => Algorithm::X25519,
         }
     }
 
     /// The public key data objects of SP 800-73-4 Part 2 Table 11 without
     /// the `7F49` template: `81` modulus, `82` exponent, or `86` point
-    /// (`04 || X || Y`: neither curve crate compresses points by default).
+    /// (`04 || X || Y`: neither curve crate compresses points by default;
+    /// the raw 32 bytes for Ed25519 and X25519, as a YubiKey 5.7).
     pub fn to_data_objects(&self) -> Vec<u8> {
         let mut writer = Writer::new();
         match self {
@@ -465,8 +631,38 @@ impl PublicKey {
             PublicKey::P384(key) => {
                 writer.put(0x86, &key.to_sec1_bytes());
             }
+            PublicKey::Ed25519(key) => {
+                writer.put(0x86, key.as_bytes());
+            }
+            PublicKey::X25519(key) => {
+                writer.put(0x86, key.as_bytes());
+            }
         }
         writer.finish()
+    }
+
+    /// The key as an X.509 `SubjectPublicKeyInfo` (RFC 8017, 5480; RFC
+    /// 8410 for Ed25519 and X25519: the raw key, no parameters).
+    pub fn subject_public_key_info(
+        &self,
+    ) -> Result<x509_cert::spki::SubjectPublicKeyInfoOwned, x509_cert::spki::Error> {
+        use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+        let raw = |oid, bytes: &[u8; 32]| {
+            Ok(SubjectPublicKeyInfoOwned {
+                algorithm: AlgorithmIdentifierOwned {
+                    oid,
+                    parameters: None,
+                },
+                subject_public_key: der::asn1::BitString::from_bytes(bytes)?,
+            })
+        };
+        match self {
+            PublicKey::Rsa(key) => SubjectPublicKeyInfoOwned::from_key(key),
+            PublicKey::P256(key) => SubjectPublicKeyInfoOwned::from_key(key),
+            PublicKey::P384(key) => SubjectPublicKeyInfoOwned::from_key(key),
+            PublicKey::Ed25519(key) => raw(ED25519_OID, key.as_bytes()),
+            PublicKey::X25519(key) => raw(X25519_OID, key.as_bytes()),
+        }
     }
 
     /// The `7F49` template GENERATE ASYMMETRIC KEY PAIR answers with.
@@ -531,5 +727,96 @@ mod tests {
                 assert_eq!(back.public_key(), key.public_key());
             }
         }
+    }
+
+    #[test]
+    fn curve25519_keys_are_rfc_8410_pkcs8_and_round_trip() {
+        let mut rng = CardRng::from_u64(25519);
+        for (algorithm, oid) in [
+            (Algorithm::Ed25519, "06032b6570"),
+            (Algorithm::X25519, "06032b656e"),
+        ] {
+            let key = PrivateKey::generate(algorithm, &mut rng).unwrap();
+            assert_eq!(key.algorithm(), algorithm);
+            let der = key.to_pkcs8().unwrap();
+            // SEQUENCE { INTEGER 0, SEQUENCE { OID }, OCTET STRING {
+            // OCTET STRING (32) } }: 48 bytes, as openssl writes them.
+            assert_eq!(der.len(), 48);
+            assert_eq!(
+                hex::encode(&der[..16]),
+                format!("302e020100300506{}", &oid[2..]) + "04220420"
+            );
+            assert!(der.len() <= crate::capacity::key_cost(algorithm));
+            let back = PrivateKey::from_pkcs8(algorithm, &der).unwrap();
+            assert_eq!(back.public_key(), key.public_key());
+            let other = match algorithm {
+                Algorithm::Ed25519 => Algorithm::X25519,
+                _ => Algorithm::Ed25519,
+            };
+            assert!(matches!(
+                PrivateKey::from_pkcs8(other, &der),
+                Err(KeyError::Decode { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn every_rsa_size_is_held_and_costs_no_more_than_its_key_cost() {
+        let keys: [(&[u8], Algorithm); 4] = [
+            (
+                include_bytes!("../tests/data/piv/rsa1024-test-key.pk8.der"),
+                Algorithm::Rsa1024,
+            ),
+            (
+                include_bytes!("../tests/data/piv/rsa2048-test-key.pk8.der"),
+                Algorithm::Rsa2048,
+            ),
+            (
+                include_bytes!("../tests/data/piv/rsa3072-test-key.pk8.der"),
+                Algorithm::Rsa3072,
+            ),
+            (
+                include_bytes!("../tests/data/piv/rsa4096-test-key.pk8.der"),
+                Algorithm::Rsa4096,
+            ),
+        ];
+        for (der, algorithm) in keys {
+            let key = PrivateKey::from_pkcs8(algorithm, der).unwrap();
+            assert_eq!(key.algorithm(), algorithm);
+            assert_eq!(key.public_key().algorithm(), algorithm);
+            let ours = key.to_pkcs8().unwrap();
+            assert!(
+                ours.len() <= crate::capacity::key_cost(algorithm),
+                "{algorithm:?}: {}",
+                ours.len()
+            );
+            let stored = crate::stored_key::StoredKey::new(
+                key,
+                crate::reference::PinPolicy::Once,
+                crate::stored_key::Origin::Imported,
+            )
+            .unwrap();
+            let json = serde_json::to_value(&stored).unwrap();
+            assert_eq!(json["algorithm"], format!("{algorithm:?}"));
+            let back: crate::stored_key::StoredKey = serde_json::from_value(json.clone()).unwrap();
+            assert_eq!(back.algorithm(), algorithm);
+            // Stored as another RSA size: the stored-key check refuses it.
+            let mut wrong = json;
+            wrong["algorithm"] = serde_json::json!(if algorithm == Algorithm::Rsa2048 {
+                "Rsa4096"
+            } else {
+                "Rsa2048"
+            });
+            assert!(serde_json::from_value::<crate::stored_key::StoredKey>(wrong).is_err());
+        }
+    }
+
+    #[test]
+    fn rsa_keys_of_other_sizes_are_refused() {
+        let key = RsaPrivateKey::new(&mut CardRng::from_u64(1), 1536).unwrap();
+        assert!(matches!(
+            PrivateKey::from(key).validate(),
+            Err(KeyError::RsaSize(1536))
+        ));
     }
 }

@@ -48,6 +48,7 @@
 
 mod applet;
 mod atr;
+mod attestation;
 mod authenticate;
 pub mod capacity;
 pub mod command;

@@ -128,7 +128,7 @@ impl ManagementKey {
             Algorithm::Aes128 => encrypt::<aes::Aes128>(&self.value, block),
             Algorithm::Aes192 => encrypt::<aes::Aes192>(&self.value, block),
             Algorithm::Aes256 => encrypt::<aes::Aes256>(&self.value, block),
-            Algorithm::Rsa2048 | Algorithm::EccP256 | Algorithm::EccP384 => None,
+            _ => None,
         }
     }
 }

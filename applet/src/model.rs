@@ -86,6 +86,23 @@ impl Model {
         !matches!(self, Model::Piv)
     }
 
+    /// True when this model holds keys of `algorithm` (GENERATE, IMPORT
+    /// and issuance): YubiKey 5.7 has RSA-1024 to 4096, P-256, P-384,
+    /// Ed25519 and X25519; YubiKey 5.4 and a plain PIV card (SP 800-78-4)
+    /// only RSA-1024, RSA-2048, P-256 and P-384. Symmetric algorithms are
+    /// management keys, never slot keys: `false`.
+    pub fn supports(self, algorithm: Algorithm) -> bool {
+        match algorithm {
+            Algorithm::Rsa1024 | Algorithm::Rsa2048 | Algorithm::EccP256 | Algorithm::EccP384 => {
+                true
+            }
+            Algorithm::Rsa3072 | Algorithm::Rsa4096 | Algorithm::Ed25519 | Algorithm::X25519 => {
+                self == Model::YubiKey57
+            }
+            Algorithm::Tdes | Algorithm::Aes128 | Algorithm::Aes192 | Algorithm::Aes256 => false,
+        }
+    }
+
     /// True when the Yubico extensions to PIV exist on this model.
     pub fn has_yubico_extensions(self) -> bool {
         !matches!(self, Model::Piv)

@@ -38,6 +38,10 @@ impl DataObjectTag {
     /// the PIN, like Printed Information.
     pub const ROLE_PROFILES: DataObjectTag = DataObjectTag(0x5FFF20);
 
+    /// `5FFF01` the attestation key's certificate (Yubico), which ATTEST
+    /// certificates chain to.
+    pub const ATTESTATION_CERTIFICATE: DataObjectTag = DataObjectTag(0x5FFF01);
+
     /// The tag named by the bytes of a `5C` tag list, if valid.
     pub fn from_bytes(bytes: &[u8]) -> Option<DataObjectTag> {
         match *bytes {

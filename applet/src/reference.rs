@@ -166,12 +166,22 @@ pub enum Algorithm {
     Aes192,
     /// `0C`: AES-256, ECB.
     Aes256,
+    /// `06`: RSA with a 1024-bit modulus.
+    Rsa1024,
     /// `07`: RSA with a 2048-bit modulus.
     Rsa2048,
+    /// `05`: RSA with a 3072-bit modulus (SP 800-78-5; YubiKey 5.7).
+    Rsa3072,
+    /// `16`: RSA with a 4096-bit modulus (Yubico; YubiKey 5.7).
+    Rsa4096,
     /// `11`: ECC on curve P-256.
     EccP256,
     /// `14`: ECC on curve P-384.
     EccP384,
+    /// `E0`: Ed25519 signatures (Yubico; YubiKey 5.7).
+    Ed25519,
+    /// `E1`: X25519 key agreement (Yubico; YubiKey 5.7).
+    X25519,
 }
 
 impl Algorithm {
@@ -182,9 +192,14 @@ impl Algorithm {
             0x08 => Some(Algorithm::Aes128),
             0x0A => Some(Algorithm::Aes192),
             0x0C => Some(Algorithm::Aes256),
+            0x06 => Some(Algorithm::Rsa1024),
             0x07 => Some(Algorithm::Rsa2048),
+            0x05 => Some(Algorithm::Rsa3072),
+            0x16 => Some(Algorithm::Rsa4096),
             0x11 => Some(Algorithm::EccP256),
             0x14 => Some(Algorithm::EccP384),
+            0xE0 => Some(Algorithm::Ed25519),
+            0xE1 => Some(Algorithm::X25519),
             _ => None,
         }
     }
@@ -196,9 +211,14 @@ impl Algorithm {
             Algorithm::Aes128 => 0x08,
             Algorithm::Aes192 => 0x0A,
             Algorithm::Aes256 => 0x0C,
+            Algorithm::Rsa1024 => 0x06,
             Algorithm::Rsa2048 => 0x07,
+            Algorithm::Rsa3072 => 0x05,
+            Algorithm::Rsa4096 => 0x16,
             Algorithm::EccP256 => 0x11,
             Algorithm::EccP384 => 0x14,
+            Algorithm::Ed25519 => 0xE0,
+            Algorithm::X25519 => 0xE1,
         }
     }
 
@@ -216,7 +236,7 @@ impl Algorithm {
             Algorithm::Tdes | Algorithm::Aes192 => 24,
             Algorithm::Aes128 => 16,
             Algorithm::Aes256 => 32,
-            Algorithm::Rsa2048 | Algorithm::EccP256 | Algorithm::EccP384 => 0,
+            _ => 0,
         }
     }
 
@@ -226,12 +246,52 @@ impl Algorithm {
         match self {
             Algorithm::Tdes => 8,
             Algorithm::Aes128 | Algorithm::Aes192 | Algorithm::Aes256 => 16,
-            Algorithm::Rsa2048 | Algorithm::EccP256 | Algorithm::EccP384 => 0,
+            _ => 0,
         }
     }
 
-    /// The algorithms the card supports, for the SELECT answer.
-    pub const ALL: [Algorithm; 7] = [
+    /// The modulus size of an RSA algorithm in bits; `None` for the others.
+    pub const fn rsa_bits(self) -> Option<usize> {
+        match self {
+            Algorithm::Rsa1024 => Some(1024),
+            Algorithm::Rsa2048 => Some(2048),
+            Algorithm::Rsa3072 => Some(3072),
+            Algorithm::Rsa4096 => Some(4096),
+            _ => None,
+        }
+    }
+
+    /// The RSA algorithm of a modulus size; `None` for other sizes.
+    pub const fn rsa_of_bits(bits: usize) -> Option<Algorithm> {
+        match bits {
+            1024 => Some(Algorithm::Rsa1024),
+            2048 => Some(Algorithm::Rsa2048),
+            3072 => Some(Algorithm::Rsa3072),
+            4096 => Some(Algorithm::Rsa4096),
+            _ => None,
+        }
+    }
+
+    /// Every algorithm identifier the card knows (the card model decides
+    /// which of them it accepts: [`crate::Model::supports`]).
+    pub const ALL: [Algorithm; 12] = [
+        Algorithm::Tdes,
+        Algorithm::Aes128,
+        Algorithm::Aes192,
+        Algorithm::Aes256,
+        Algorithm::Rsa1024,
+        Algorithm::Rsa2048,
+        Algorithm::Rsa3072,
+        Algorithm::Rsa4096,
+        Algorithm::EccP256,
+        Algorithm::EccP384,
+        Algorithm::Ed25519,
+        Algorithm::X25519,
+    ];
+
+    /// The algorithms the SELECT answer lists (its application property
+    /// template, unchanged since the first release).
+    pub const ADVERTISED: [Algorithm; 7] = [
         Algorithm::Tdes,
         Algorithm::Aes128,
         Algorithm::Aes192,

@@ -42,6 +42,9 @@ const MANAGEMENT: Part<ManagementKey> = Part::new("management");
 const KEYS: Part<KeysPart> = Part::new("keys");
 const OBJECTS: Part<ObjectsPart> = Part::new("objects");
 const DEFAULTS: Part<DefaultFlags> = Part::new("defaults");
+/// The attestation key (slot F9); absent on cards without one, and in
+/// images written before attestation existed.
+const ATTESTATION: Part<StoredKeyRepr> = Part::new("attestation");
 
 /// The stored form of the slot keys: slot in hex (`"9A"`) -> key. Kept
 /// undecoded so that [`PivState::load`] can reuse keys whose material did
@@ -156,6 +159,8 @@ pub struct PivState {
     pub(crate) keys: BTreeMap<Slot, StoredKey>,
     pub(crate) objects: BTreeMap<DataObjectTag, Vec<u8>>,
     pub(crate) defaults: DefaultFlags,
+    /// The attestation key (slot F9), if the card has one.
+    pub(crate) attestation: Option<StoredKey>,
 }
 
 impl PivState {
@@ -186,6 +191,7 @@ impl PivState {
                 pin: is_default(&pin, crate::config::DEFAULT_PIN),
                 puk: is_default(&puk, crate::config::DEFAULT_PUK),
             },
+            attestation: None,
         })
     }
 
@@ -282,14 +288,18 @@ impl PivState {
 
     /// The state as the runtime persists it.
     pub fn save(&self) -> Result<AppletState, StateError> {
-        AppletState::new()
+        let state = AppletState::new()
             .with(CONFIG, &self.settings)?
             .with(PIN, &self.pin)?
             .with(PUK, &self.puk)?
             .with(MANAGEMENT, &self.management)?
             .with(KEYS, &self.keys_repr())?
             .with(OBJECTS, &self.objects_repr())?
-            .with(DEFAULTS, &self.defaults)
+            .with(DEFAULTS, &self.defaults)?;
+        match &self.attestation {
+            Some(key) => state.with(ATTESTATION, &key.to_repr()),
+            None => Ok(state),
+        }
     }
 
     /// The state stored in `state` (a card image's PIV part), decoded
@@ -331,6 +341,16 @@ impl PivState {
                 .map_err(|source| StateProblem::ObjectNotHex { tag, source }.of(OBJECTS))?;
             objects.insert(tag, bytes);
         }
+        let attestation = match state.get_optional(ATTESTATION)? {
+            Some(repr) => Some(StoredKey::from_repr(&repr, None).map_err(|source| {
+                StateProblem::Key {
+                    slot: Slot::AUTHENTICATION,
+                    source,
+                }
+                .of(ATTESTATION)
+            })?),
+            None => None,
+        };
         Ok(PivState {
             settings,
             pin: state.get(PIN)?,
@@ -339,6 +359,7 @@ impl PivState {
             keys,
             objects,
             defaults: state.get(DEFAULTS)?,
+            attestation,
         })
     }
 
@@ -403,7 +424,17 @@ impl PivState {
         self.default_secrets()?;
         self.management = self.settings.model.default_management_key();
         self.keys.clear();
+        // The attestation key and its certificate stay, as on a YubiKey.
+        let attestation = self
+            .objects
+            .remove(&crate::objects::DataObjectTag::ATTESTATION_CERTIFICATE);
         self.objects = default_objects(self.settings.serial);
+        if let Some(certificate) = attestation {
+            self.objects.insert(
+                crate::objects::DataObjectTag::ATTESTATION_CERTIFICATE,
+                certificate,
+            );
+        }
         Ok(())
     }
 

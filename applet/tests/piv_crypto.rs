@@ -392,9 +392,10 @@ fn generate_p256_and_sign_with_it() {
         meta.data[..10],
         [0x01, 0x01, 0x11, 0x02, 0x02, 0x02, 0x01, 0x03, 0x01, 0x01]
     );
-    // Unsupported algorithms and malformed templates.
+    // Unknown algorithms (`15`: no PIV or Yubico key type) and malformed
+    // templates.
     assert_eq!(
-        c.send(0x47, 0x00, 0x9A, &tlv(0xAC, &tlv(0x80, &[0x05])))
+        c.send(0x47, 0x00, 0x9A, &tlv(0xAC, &tlv(0x80, &[0x15])))
             .sw(),
         0x6A80
     );

@@ -1,6 +1,8 @@
 //! Signatures per second on one core: the card's RSA-2048 private-key
 //! operation and P-256 ECDSA over a digest, against `openssl speed` run in
-//! the same run, plus the variants tried to close the gap.
+//! the same run, plus the variants tried to close the gap; and the YubiKey
+//! 5.7 key types (RSA-3072 and 4096, Ed25519, X25519) as the applet
+//! computes them.
 //!
 //! Rows: the RustCrypto primitives exactly as the default applet calls
 //! them; RustCrypto without blinding (what blinding costs); with the
@@ -65,20 +67,80 @@ pub fn p256_rustcrypto(key: &SigningKey, budget: Duration) -> Result<Sample, Ben
     })
 }
 
-/// `openssl speed -mr -seconds N ALG`: signatures per second.
+/// `openssl speed -mr -seconds N ALG`: signatures (or, for ECDH,
+/// agreements) per second.
 pub fn openssl_speed(algorithm: &str, seconds: u64) -> Result<f64, BenchError> {
     let output = Command::new("openssl")
         .args(["speed", "-mr", "-seconds", &seconds.to_string(), algorithm])
         .output()
         .map_err(|e| BenchError::Openssl(e.to_string()))?;
     let text = String::from_utf8_lossy(&output.stdout);
-    // Machine-readable result lines: `+F2:i:bits:sign/s:verify/s` (RSA),
-    // `+F4:i:bits:sign/s:verify/s` (ECDSA).
-    text.lines()
-        .find(|line| line.starts_with("+F2:") || line.starts_with("+F4:"))
-        .and_then(|line| line.split(':').nth(3))
-        .and_then(|field| field.trim().parse::<f64>().ok())
+    parse_openssl_speed(&text)
         .ok_or_else(|| BenchError::Openssl(format!("no result line in: {text}")))
+}
+
+/// The rate of `openssl speed -mr` output. Machine-readable result lines:
+/// `+F2:i:bits:sign/s:verify/s` (RSA), `+F4:i:bits:sign/s:verify/s`
+/// (ECDSA), `+F5:i:bits:op/s:time` (ECDH, X25519),
+/// `+F6:i:bits:name:sign/s:verify/s` (EdDSA).
+pub fn parse_openssl_speed(text: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let field = match line.get(..4)? {
+            "+F2:" | "+F4:" | "+F5:" => 3,
+            "+F6:" => 4,
+            _ => return None,
+        };
+        line.split(':').nth(field)?.trim().parse::<f64>().ok()
+    })
+}
+
+/// The applet tests' fixed RSA key of `bits` (1024 to 4096): generation
+/// is not what is measured, and RSA-4096 takes long to make.
+pub fn fixed_rsa_key(bits: usize) -> Result<RsaPrivateKey, BenchError> {
+    use rsa::pkcs8::DecodePrivateKey as _;
+    let der: &[u8] = match bits {
+        3072 => include_bytes!("../../applet/tests/data/piv/rsa3072-test-key.pk8.der"),
+        4096 => include_bytes!("../../applet/tests/data/piv/rsa4096-test-key.pk8.der"),
+        _ => return Err(crypto(format!("no fixed RSA-{bits} key"))),
+    };
+    RsaPrivateKey::from_pkcs8_der(der).map_err(crypto)
+}
+
+/// The applet's raw RSA operation (blinded, checked) for a key of any
+/// size, on a block below the modulus.
+pub fn rsa_rustcrypto_any(key: &RsaPrivateKey, budget: Duration) -> Result<Sample, BenchError> {
+    use rsa::traits::PublicKeyParts as _;
+    let mut rng = CardRng::from_u64(1);
+    let mut block = vec![0x00, 0x01];
+    block.resize(key.size(), 0x5A);
+    let input = rsa::BoxedUint::from_be_slice(&block, key.n_bits_precision()).map_err(crypto)?;
+    measure::run(budget, 5, || {
+        rsa::hazmat::rsa_decrypt_and_check(key, Some(&mut rng), &input)
+            .map(|_| ())
+            .map_err(crypto)
+    })
+}
+
+/// Ed25519 over a 32-byte message with ed25519-dalek, as the applet signs.
+pub fn ed25519_rustcrypto(budget: Duration) -> Result<Sample, BenchError> {
+    use ed25519_dalek::Signer as _;
+    let key = ed25519_dalek::SigningKey::from_bytes(&[0x42; 32]);
+    let message = [0x17u8; 32];
+    measure::run(budget, 50, || {
+        std::hint::black_box(key.sign(&message));
+        Ok(())
+    })
+}
+
+/// X25519 with x25519-dalek, as the applet agrees (one scalar
+/// multiplication with the peer's key).
+pub fn x25519_rustcrypto(budget: Duration) -> Result<Sample, BenchError> {
+    let key = x25519_dalek::StaticSecret::from([0x42; 32]);
+    let peer = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from([0x24; 32]));
+    measure::run(budget, 50, || {
+        std::hint::black_box(key.diffie_hellman(&peer));
+        Ok(())
+    })
 }
 
 /// GENERAL AUTHENTICATE through `Card::transmit` (VERIFY first, untimed,
@@ -261,6 +323,56 @@ pub fn run(image: &CardImage, seconds: u64) -> Result<Section, BenchError> {
         Goal::AtLeast(0.5),
     ));
     rows(&mut section, "ecdsap256", openssl_ec, variants);
+
+    // The YubiKey 5.7 key types, with the primitives the applet uses.
+    for bits in [3072, 4096] {
+        let key = fixed_rsa_key(bits)?;
+        let name = format!("rsa{bits}");
+        let openssl = openssl_speed(&name, seconds)?;
+        #[allow(unused_mut)] // the `openssl` feature adds a row
+        let mut variants = vec![(
+            format!("RSA-{bits}: RustCrypto `rsa`, blinded + checked (default applet)"),
+            rsa_rustcrypto_any(&key, budget)?,
+            Goal::AtLeast(0.5),
+        )];
+        #[cfg(feature = "openssl")]
+        {
+            use rsa::traits::PublicKeyParts as _;
+            let mut block = vec![0x00, 0x01];
+            block.resize(key.size(), 0x5A);
+            let cached = with_openssl::rsa(&key)?;
+            variants.push((
+                format!(
+                    "RSA-{bits}: `openssl` crate, key object cached (applet `--features openssl`)"
+                ),
+                measure::run(budget, 5, || with_openssl::rsa_sign(&cached, &block))?,
+                Goal::AtLeast(0.5),
+            ));
+        }
+        rows(&mut section, &name, openssl, variants);
+    }
+    let openssl_ed25519 = openssl_speed("ed25519", seconds)?;
+    rows(
+        &mut section,
+        "ed25519",
+        openssl_ed25519,
+        vec![(
+            "Ed25519: ed25519-dalek (applet, either backend)".to_owned(),
+            ed25519_rustcrypto(budget)?,
+            Goal::AtLeast(0.5),
+        )],
+    );
+    let openssl_x25519 = openssl_speed("ecdhx25519", seconds)?;
+    rows(
+        &mut section,
+        "ecdhx25519",
+        openssl_x25519,
+        vec![(
+            "X25519 agreement: x25519-dalek (applet, either backend)".to_owned(),
+            x25519_rustcrypto(budget)?,
+            Goal::AtLeast(0.5),
+        )],
+    );
     section.notes.push(format!(
         "One thread each; `openssl speed -seconds {seconds}` runs as a child process right before the rows it is the baseline of."
     ));

@@ -159,3 +159,24 @@ fn link_rows_against_straight_to_vpcd() {
         assert!(section.rows[row].ratio > 0.0, "{section:?}");
     }
 }
+
+#[test]
+fn the_5_7_key_type_primitives_run_and_openssl_speed_lines_parse() {
+    for bits in [3072, 4096] {
+        let key = crypto::fixed_rsa_key(bits).unwrap();
+        assert!(crypto::rsa_rustcrypto_any(&key, TINY).unwrap().per_second() > 0.0);
+    }
+    assert!(crypto::ed25519_rustcrypto(TINY).unwrap().per_second() > 0.0);
+    assert!(crypto::x25519_rustcrypto(TINY).unwrap().per_second() > 0.0);
+    // `openssl speed -mr` lines of OpenSSL 3.0 (RSA, ECDSA, ECDH, EdDSA).
+    for (line, rate) in [
+        ("+F2:3:3072:435.820896:18220.000000", 435.820896),
+        ("+F4:0:256:50113.0:17000.0", 50113.0),
+        ("+F5:22:253:23565.671642:0.000042", 23565.671642),
+        ("+F6:0:253:Ed25519:14125.373134:5340.000000", 14125.373134),
+    ] {
+        let text = format!("+DT:x:1:2\n{line}\n");
+        assert_eq!(crypto::parse_openssl_speed(&text), Some(rate), "{line}");
+    }
+    assert_eq!(crypto::parse_openssl_speed("+F6:0:253:Ed25519"), None);
+}

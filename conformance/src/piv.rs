@@ -40,6 +40,10 @@ pub mod alg {
     pub const AES_256: u8 = 0x0C;
     /// ECC P-256.
     pub const P256: u8 = 0x11;
+    /// Ed25519 (Yubico, firmware 5.7).
+    pub const ED25519: u8 = 0xE0;
+    /// X25519 (Yubico, firmware 5.7).
+    pub const X25519: u8 = 0xE1;
 }
 
 /// The certificate object tag of a key slot.

@@ -1,23 +1,29 @@
 //! How the applet's types are written where people and files see them:
-//! the algorithm names of profiles (`rsa2048`, `p256`, `p384`) and of
-//! messages (`RSA-2048`, `P-256`, `P-384`), and the profile's PIN policy
-//! table as the applet's [`PinRules`].
+//! the algorithm names of profiles (`rsa2048`, `p256`, `ed25519`, ...) and
+//! of messages (`RSA-2048`, `P-256`, `Ed25519`, ...), and the profile's PIN
+//! policy table as the applet's [`PinRules`].
 //!
 //! Contract: these adapters keep the profile format and the summaries'
 //! JSON exactly as they were when issuance had its own copies of these
-//! types; a profile can name only the three slot key algorithms.
+//! types; a profile can name only the slot key algorithms (RSA-1024 to
+//! 4096, P-256, P-384, Ed25519, X25519), never a management key type.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use vscard_applet::{Algorithm, PinRules};
 
-/// The name people read for an algorithm (`RSA-2048`, `P-256`, `P-384`);
+/// The name people read for an algorithm (`RSA-2048`, `P-256`, `Ed25519`);
 /// the symmetric management-key algorithms never name a slot key but get
 /// their usual names.
 pub const fn algorithm_name(algorithm: Algorithm) -> &'static str {
     match algorithm {
+        Algorithm::Rsa1024 => "RSA-1024",
         Algorithm::Rsa2048 => "RSA-2048",
+        Algorithm::Rsa3072 => "RSA-3072",
+        Algorithm::Rsa4096 => "RSA-4096",
         Algorithm::EccP256 => "P-256",
         Algorithm::EccP384 => "P-384",
+        Algorithm::Ed25519 => "Ed25519",
+        Algorithm::X25519 => "X25519",
         Algorithm::Tdes => "3DES",
         Algorithm::Aes128 => "AES-128",
         Algorithm::Aes192 => "AES-192",
@@ -26,22 +32,33 @@ pub const fn algorithm_name(algorithm: Algorithm) -> &'static str {
 }
 
 /// A slot key algorithm as profiles and summaries spell it. A private
-/// mirror, so serde's own "unknown variant ..., expected one of `rsa2048`,
-/// `p256`, `p384`" message names exactly the algorithms a profile may use.
+/// mirror, so serde's own "unknown variant ..., expected one of
+/// `rsa1024`, `rsa2048`, ..." message names exactly the algorithms a
+/// profile may use.
 #[derive(Clone, Copy, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum SlotAlgorithm {
+    Rsa1024,
     Rsa2048,
+    Rsa3072,
+    Rsa4096,
     P256,
     P384,
+    Ed25519,
+    X25519,
 }
 
 impl From<SlotAlgorithm> for Algorithm {
     fn from(algorithm: SlotAlgorithm) -> Algorithm {
         match algorithm {
+            SlotAlgorithm::Rsa1024 => Algorithm::Rsa1024,
             SlotAlgorithm::Rsa2048 => Algorithm::Rsa2048,
+            SlotAlgorithm::Rsa3072 => Algorithm::Rsa3072,
+            SlotAlgorithm::Rsa4096 => Algorithm::Rsa4096,
             SlotAlgorithm::P256 => Algorithm::EccP256,
             SlotAlgorithm::P384 => Algorithm::EccP384,
+            SlotAlgorithm::Ed25519 => Algorithm::Ed25519,
+            SlotAlgorithm::X25519 => Algorithm::X25519,
         }
     }
 }
@@ -51,9 +68,14 @@ impl TryFrom<Algorithm> for SlotAlgorithm {
 
     fn try_from(algorithm: Algorithm) -> Result<SlotAlgorithm, Algorithm> {
         match algorithm {
+            Algorithm::Rsa1024 => Ok(SlotAlgorithm::Rsa1024),
             Algorithm::Rsa2048 => Ok(SlotAlgorithm::Rsa2048),
+            Algorithm::Rsa3072 => Ok(SlotAlgorithm::Rsa3072),
+            Algorithm::Rsa4096 => Ok(SlotAlgorithm::Rsa4096),
             Algorithm::EccP256 => Ok(SlotAlgorithm::P256),
             Algorithm::EccP384 => Ok(SlotAlgorithm::P384),
+            Algorithm::Ed25519 => Ok(SlotAlgorithm::Ed25519),
+            Algorithm::X25519 => Ok(SlotAlgorithm::X25519),
             other => Err(other),
         }
     }

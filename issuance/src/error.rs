@@ -146,6 +146,17 @@ pub enum ProfileRule {
         /// The value given.
         got: String,
     },
+    /// A slot algorithm the profile's card model does not have.
+    #[error("{algorithm} needs model yubikey-5.7, the profile's model is {model}")]
+    ModelAlgorithm {
+        /// The algorithm's name (`Ed25519`).
+        algorithm: &'static str,
+        /// The profile's model.
+        model: vscard_applet::Model,
+    },
+    /// An X25519 key outside slot 9D: it cannot sign.
+    #[error("X25519 only agrees keys: only 9d (Key Management) can hold it")]
+    KeyAgreementOnly,
     /// A number outside its bounds.
     #[error("must be between {min} and {max}, got {got}")]
     OutOfRange {
@@ -338,12 +349,12 @@ pub enum UnsupportedKey {
     #[error("RSA key does not decode: {0}")]
     Rsa(#[source] spki::Error),
     /// An RSA key of a size the card does not hold.
-    #[error("RSA-{bits} (only RSA-2048 is supported)")]
+    #[error("RSA-{bits} (RSA-1024, 2048, 3072 and 4096 are supported)")]
     RsaSize {
         /// Modulus size in bits.
         bits: usize,
     },
-    /// A key algorithm that is neither RSA nor elliptic-curve.
+    /// A key algorithm that is not RSA, elliptic-curve, Ed25519 or X25519.
     #[error("algorithm {oid}")]
     Algorithm {
         /// The key's algorithm identifier.

@@ -73,18 +73,23 @@ pub enum CertificateKind {
 
 /// Key usage bits for a card slot. RSA keys in 9A also get
 /// keyEncipherment (TLS RSA key exchange and Windows logon expect it); the
-/// 9D key encrypts with RSA and agrees keys with EC, and so do the retired
-/// key-management keys (82-95, SP 800-73-4 Part 1 3.3.3) it becomes.
+/// 9D key encrypts with RSA and agrees keys with EC and X25519, and so do
+/// the retired key-management keys (82-95, SP 800-73-4 Part 1 3.3.3) it
+/// becomes. An Ed25519 key only signs (RFC 8410 5), wherever it is; an
+/// X25519 key only agrees keys.
 pub fn card_key_usage(slot: Slot, algorithm: Algorithm) -> KeyUsage {
-    let is_elliptic_curve = !matches!(algorithm, Algorithm::Rsa2048);
-    let usages = match (slot, is_elliptic_curve) {
-        (Slot::AUTHENTICATION, false) => KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment,
-        (Slot::AUTHENTICATION, true) | (Slot::CARD_AUTHENTICATION, _) => {
+    let is_rsa = algorithm.rsa_bits().is_some();
+    let usages = match (slot, algorithm) {
+        (_, Algorithm::X25519) => KeyUsages::KeyAgreement.into(),
+        (Slot::SIGNATURE, _) => KeyUsages::DigitalSignature | KeyUsages::NonRepudiation,
+        (Slot::AUTHENTICATION, _) if is_rsa => {
+            KeyUsages::DigitalSignature | KeyUsages::KeyEncipherment
+        }
+        (Slot::AUTHENTICATION | Slot::CARD_AUTHENTICATION, _) | (_, Algorithm::Ed25519) => {
             KeyUsages::DigitalSignature.into()
         }
-        (Slot::SIGNATURE, _) => KeyUsages::DigitalSignature | KeyUsages::NonRepudiation,
-        (_, false) => KeyUsages::KeyEncipherment.into(),
-        (_, true) => KeyUsages::KeyAgreement.into(),
+        _ if is_rsa => KeyUsages::KeyEncipherment.into(),
+        _ => KeyUsages::KeyAgreement.into(),
     };
     KeyUsage(usages)
 }

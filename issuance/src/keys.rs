@@ -4,8 +4,8 @@
 //! Generation is driven by the caller's random generator only: with a
 //! seeded [`vscard_emulator::CardRng`] (see
 //! [`CardProfile::seeded_rng`](super::CardProfile::seeded_rng)) the same
-//! seed gives the same keys. RSA-2048 generation takes about a second;
-//! P-256 and P-384 are near instant.
+//! seed gives the same keys. RSA-2048 generation takes about a second,
+//! RSA-4096 tens of seconds; the elliptic curves are near instant.
 
 use der::asn1::ObjectIdentifier;
 use der::referenced::OwnedToRef;
@@ -25,6 +25,10 @@ const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10
 const SECP256R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
 /// `secp384r1` (RFC 5480).
 const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+/// `id-Ed25519` (RFC 8410).
+const ED25519: ObjectIdentifier = vscard_applet::keys::ED25519_OID;
+/// `id-X25519` (RFC 8410).
+const X25519: ObjectIdentifier = vscard_applet::keys::X25519_OID;
 
 /// The four PIV key slots a card issues certificates for (SP 800-73-4
 /// Part 1 Table 4b), in issuance order: also the order keys are drawn from
@@ -44,10 +48,19 @@ pub fn algorithm_of_public_key(
     if oid == RSA_ENCRYPTION {
         let key = rsa::RsaPublicKey::try_from(spki.owned_to_ref()).map_err(UnsupportedKey::Rsa)?;
         let bits = rsa::traits::PublicKeyParts::size(&key) * 8;
-        return match bits {
-            2048 => Ok(Algorithm::Rsa2048),
-            _ => Err(UnsupportedKey::RsaSize { bits }.into()),
-        };
+        return Algorithm::rsa_of_bits(bits).ok_or_else(|| UnsupportedKey::RsaSize { bits }.into());
+    }
+    // RFC 8410: no parameters, the raw 32-byte key as the BIT STRING.
+    if oid == ED25519 || oid == X25519 {
+        let raw = spki.subject_public_key.as_bytes();
+        if spki.algorithm.parameters.is_some() || raw.is_none_or(|raw| raw.len() != 32) {
+            return Err(UnsupportedKey::Algorithm { oid }.into());
+        }
+        return Ok(if oid == ED25519 {
+            Algorithm::Ed25519
+        } else {
+            Algorithm::X25519
+        });
     }
     if oid != EC_PUBLIC_KEY {
         return Err(UnsupportedKey::Algorithm { oid }.into());
@@ -95,10 +108,27 @@ pub fn public_key_info_of(public: &PublicKey) -> Result<SubjectPublicKeyInfoOwne
         PublicKey::Rsa(key) => SubjectPublicKeyInfoOwned::from_key(key),
         PublicKey::P256(key) => SubjectPublicKeyInfoOwned::from_key(key),
         PublicKey::P384(key) => SubjectPublicKeyInfoOwned::from_key(key),
+        PublicKey::Ed25519(key) => curve25519_info(ED25519, key.as_bytes()),
+        PublicKey::X25519(key) => curve25519_info(X25519, key.as_bytes()),
     };
     encoded.map_err(|source| IssuanceError::KeyEncoding {
         algorithm: public.algorithm(),
         source: KeyEncodingError::PublicKey(source),
+    })
+}
+
+/// An RFC 8410 `SubjectPublicKeyInfo`: the curve's OID without
+/// parameters, the raw key as the BIT STRING.
+fn curve25519_info(
+    oid: ObjectIdentifier,
+    raw: &[u8; 32],
+) -> Result<SubjectPublicKeyInfoOwned, spki::Error> {
+    Ok(SubjectPublicKeyInfoOwned {
+        algorithm: spki::AlgorithmIdentifierOwned {
+            oid,
+            parameters: None,
+        },
+        subject_public_key: der::asn1::BitString::from_bytes(raw)?,
     })
 }
 

@@ -4,9 +4,9 @@
 //! are described by their length only.
 
 use super::error::{ProfileError, ProfileRule};
-use super::profile::{CardProfile, Environment, RoleProfile};
+use super::profile::{CardProfile, Environment, RoleProfile, SlotAlgorithms};
 use super::secret::SecretString;
-use vscard_applet::PinRules;
+use vscard_applet::{Algorithm, PinRules, Slot};
 
 /// Digits in the NHS unique user ID.
 pub const UUID_DIGITS: usize = 12;
@@ -63,6 +63,7 @@ impl CardProfile {
             VALIDITY_YEARS,
         )?;
         check_range("capacity", self.capacity, CAPACITY_LIMITS)?;
+        check_slots(&self.slots, self.model)?;
         if let Some(seed) = &self.seed {
             check_seed(seed)?;
         }
@@ -71,6 +72,30 @@ impl CardProfile {
         }
         Ok(())
     }
+}
+
+/// Each slot's algorithm exists on the card model, and X25519 (which
+/// cannot sign a certificate request or a login) is only in 9D.
+fn check_slots(slots: &SlotAlgorithms, model: vscard_applet::Model) -> Result<(), ProfileError> {
+    for slot in crate::keys::CARD_SLOTS {
+        let Some(algorithm) = slots.algorithm(slot) else {
+            continue;
+        };
+        let field = format!("slots.{}", slot.to_string().to_lowercase());
+        if !model.supports(algorithm) {
+            return Err(ProfileError::invalid(
+                field,
+                ProfileRule::ModelAlgorithm {
+                    algorithm: crate::applet_format::algorithm_name(algorithm),
+                    model,
+                },
+            ));
+        }
+        if algorithm == Algorithm::X25519 && slot != Slot::KEY_MANAGEMENT {
+            return Err(ProfileError::invalid(field, ProfileRule::KeyAgreementOnly));
+        }
+    }
+    Ok(())
 }
 
 impl RoleProfile {

@@ -256,16 +256,16 @@ fn roles_are_required_and_checked() {
 
 #[test]
 fn unknown_algorithm_names_the_slot() {
-    let text = format!("{MINIMAL}\n[slots]\n9a = \"ed25519\"\n");
+    let text = format!("{MINIMAL}\n[slots]\n9a = \"ed448\"\n");
     let message = toml_error(&text);
     assert_contains(&message, "slots.9a");
-    assert_contains(&message, "unknown variant `ed25519`");
+    assert_contains(&message, "unknown variant `ed448`");
     let json = serde_json::to_string(&CardProfile::demo())
         .unwrap()
-        .replace(r#""9c":"p256""#, r#""9c":"rsa1024""#);
+        .replace(r#""9c":"p256""#, r#""9c":"rsa8192""#);
     let message = json_error(&json);
     assert_contains(&message, "slots.9c");
-    assert_contains(&message, "unknown variant `rsa1024`");
+    assert_contains(&message, "unknown variant `rsa8192`");
 }
 
 #[test]

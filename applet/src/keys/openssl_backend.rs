@@ -46,6 +46,8 @@ impl Native {
             PrivateKey::P384(key) => {
                 ec(Nid::SECP384R1, &Zeroizing::new(key.to_bytes().to_vec())).map(Native::Ec)
             }
+            // Ed25519 and X25519 stay on RustCrypto with this feature too.
+            PrivateKey::Ed25519(_) | PrivateKey::X25519(_) => Err(Status::IncorrectData),
         }
     }
 }

@@ -133,6 +133,11 @@ pub const SCENARIOS: &[Scenario] = &[
         generate_p256,
     ),
     destructive(
+        "GENERATE Ed25519 and X25519 (YubiKey 5.7)",
+        "Yubico PIV extensions, firmware 5.7",
+        generate_curve25519,
+    ),
+    destructive(
         "PUT DATA then GET DATA",
         "SP 800-73-4 Part 2 3.3.1",
         put_data,
@@ -636,6 +641,108 @@ fn generate_p256(session: &mut Session<'_>) -> Result<Outcome, Failure> {
     use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
     key.verify_prehash(&digest, &signature)
         .map_err(|e| fail("signature", format!("does not verify: {e}")))?;
+    Ok(Outcome::Passed)
+}
+
+/// The `86` key of a GENERATE answer `7F49 { 86 key }`.
+fn generated_point<'a>(step: &str, answer: &'a [u8]) -> Result<&'a [u8], Failure> {
+    find(answer, 0x7F49)
+        .and_then(|template| find(template, 0x86))
+        .ok_or_else(|| {
+            fail(
+                step,
+                format!(
+                    "expected 7F49 {{ 86 key }}, got {}",
+                    hex::encode_upper(answer)
+                ),
+            )
+        })
+}
+
+/// On a YubiKey 5.7 (GET VERSION 5.7 or later): GENERATE Ed25519 in 9A and
+/// X25519 in 9D answer the raw 32-byte key in `86`; the Ed25519 signature
+/// of a message verifies (ed25519-dalek) and the X25519 agreement equals
+/// the host's (x25519-dalek). Before 5.7 the card does not know them:
+/// GENERATE answers `6A80`.
+fn generate_curve25519(session: &mut Session<'_>) -> Result<Outcome, Failure> {
+    const GENERATE_ED25519_9A: [u8; 11] = [
+        0x00,
+        0x47,
+        0x00,
+        0x9A,
+        0x05,
+        0xAC,
+        0x03,
+        0x80,
+        0x01,
+        alg::ED25519,
+        0x00,
+    ];
+    const GENERATE_X25519_9D: [u8; 11] = [
+        0x00,
+        0x47,
+        0x00,
+        0x9D,
+        0x05,
+        0xAC,
+        0x03,
+        0x80,
+        0x01,
+        alg::X25519,
+        0x00,
+    ];
+    piv::select_piv(session)?;
+    if let Some(outcome) = unless_yubico(session)? {
+        return Ok(outcome);
+    }
+    let version = session.expect("GET VERSION", &[0x00, 0xFD, 0x00, 0x00, 0x00], 0x9000)?;
+    piv::authenticate_management_key(session)?
+        .map_err(|sw| fail("management key", format!("{sw:04X}")))?;
+    if version.get(..2).is_some_and(|v| (v[0], v[1]) < (5, 7)) {
+        session.expect("GENERATE Ed25519 before 5.7", &GENERATE_ED25519_9A, 0x6A80)?;
+        session.expect("GENERATE X25519 before 5.7", &GENERATE_X25519_9D, 0x6A80)?;
+        return Ok(Outcome::Passed);
+    }
+
+    let answer = session.collect_ok("GENERATE Ed25519 in 9A", &GENERATE_ED25519_9A)?;
+    let point: [u8; 32] = generated_point("GENERATE Ed25519", &answer)?
+        .try_into()
+        .map_err(|_| fail("GENERATE Ed25519", "the key is not 32 bytes"))?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&point)
+        .map_err(|e| fail("GENERATE Ed25519", format!("bad key: {e}")))?;
+    piv::verify(session)?;
+    let message = b"vscard conformance: Ed25519 signs the message itself";
+    let signature =
+        piv::general_authenticate(session, alg::ED25519, slot::AUTHENTICATION, message)?
+            .map_err(|sw| fail("sign with the Ed25519 key", format!("{sw:04X}")))?;
+    let signature = ed25519_dalek::Signature::from_slice(&signature)
+        .map_err(|e| fail("Ed25519 signature", e.to_string()))?;
+    key.verify_strict(message, &signature)
+        .map_err(|e| fail("Ed25519 signature", format!("does not verify: {e}")))?;
+
+    let answer = session.collect_ok("GENERATE X25519 in 9D", &GENERATE_X25519_9D)?;
+    let point: [u8; 32] = generated_point("GENERATE X25519", &answer)?
+        .try_into()
+        .map_err(|_| fail("GENERATE X25519", "the key is not 32 bytes"))?;
+    let host = x25519_dalek::StaticSecret::from([0x5Au8; 32]);
+    let host_public = x25519_dalek::PublicKey::from(&host);
+    let data = piv::tlv(
+        0x7C,
+        &[piv::tlv(0x82, &[]), piv::tlv(0x85, host_public.as_bytes())].concat(),
+    );
+    let reply = session.chained(
+        "GENERAL AUTHENTICATE X25519",
+        [0x00, 0x87, alg::X25519, slot::KEY_MANAGEMENT],
+        &data,
+    )?;
+    expect_sw("GENERAL AUTHENTICATE X25519", &reply, 0x9000)?;
+    let shared = find(&reply.data, 0x7C)
+        .and_then(|template| find(template, 0x82))
+        .ok_or_else(|| fail("GENERAL AUTHENTICATE X25519", "no 7C { 82 }"))?;
+    let expected = host.diffie_hellman(&x25519_dalek::PublicKey::from(point));
+    ensure(shared == expected.as_bytes(), "X25519 agreement", || {
+        "the card's shared secret is not the host's".to_owned()
+    })?;
     Ok(Outcome::Passed)
 }
 
