@@ -214,13 +214,31 @@ fn a_card_file_replaced_while_served_stops_the_card_and_is_not_written() {
     assert_eq!(fs::read(&journal).unwrap(), journal_bytes);
 
     // At the store: the commit says why; a removed image is caught too.
-    let mut store = FileStore::open(&path).unwrap();
+    let mut store = open_when_unlocked(&path);
     store.load().unwrap();
     fs::remove_file(&path).unwrap();
     let err = store.commit(&sample(1)).unwrap_err();
     assert!(matches!(err, StoreError::Replaced { .. }), "{err}");
     assert!(err.to_string().contains("replaced or removed"), "{err}");
     assert!(!path.exists());
+}
+
+/// [`FileStore::open`] of a card this test just dropped: another test of
+/// this binary spawning `unshare` holds a copy of every open descriptor
+/// (the dropped card's lock too) between its fork and its exec, so wait
+/// that moment out.
+fn open_when_unlocked(path: &Path) -> FileStore {
+    let started = std::time::Instant::now();
+    loop {
+        match FileStore::open(path) {
+            Err(StoreError::Locked { .. })
+                if started.elapsed() < std::time::Duration::from_secs(2) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            other => return other.unwrap(),
+        }
+    }
 }
 
 /// Set in the re-run inside a private mount namespace: the tmpfs folder.

@@ -34,7 +34,10 @@ fn profile() -> CardProfile {
 /// Issues the seeded P-256 demo card in `states` into `dir`.
 fn issue(dir: &Path, name: &str, states: &[KnownState]) -> PathBuf {
     let profile = profile();
-    let now = SystemTime::now();
+    // One "now" for the whole binary: two issues of the same seed must not
+    // differ because a second ticked between them.
+    static NOW: std::sync::OnceLock<SystemTime> = std::sync::OnceLock::new();
+    let now = *NOW.get_or_init(SystemTime::now);
     let validity = KnownState::validity(states, &profile, now, false)
         .unwrap()
         .unwrap_or_else(|| CertificateValidity::for_profile(&profile, now).unwrap());
