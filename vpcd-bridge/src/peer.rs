@@ -203,26 +203,27 @@ pub(crate) fn parse_listeners(table: &str) -> Vec<Listener> {
 }
 
 /// One table line: `sl local_address rem_address st tx:rx tr:when
-/// retrnsmt uid timeout inode ...` (the kernel's `tcp4_seq_show`).
-fn parse_line(line: &str) -> Option<Listener> {
+/// retrnsmt uid timeout inode ...` (the kernel's `tcp4_seq_show`): the
+/// addresses as printed, the state, the uid and the inode.
+fn parse_row(line: &str) -> Option<(SocketAddr, SocketAddr, &str, u32, u64)> {
     let mut fields = line.split_whitespace();
     let _slot = fields.next()?;
-    let local = fields.next()?;
-    let _remote = fields.next()?;
-    if fields.next()? != LISTEN {
-        return None;
-    }
+    let local = parse_address(fields.next()?)?;
+    let remote = parse_address(fields.next()?)?;
+    let state = fields.next()?;
     let _queues = fields.next()?;
     let _timer = fields.next()?;
     let _retransmits = fields.next()?;
     let uid = fields.next()?.parse().ok()?;
     let _timeout = fields.next()?;
     let inode = fields.next()?.parse().ok()?;
-    Some(Listener {
-        addr: parse_address(local)?,
-        uid,
-        inode,
-    })
+    Some((local, remote, state, uid, inode))
+}
+
+/// A LISTEN line as a [`Listener`].
+fn parse_line(line: &str) -> Option<Listener> {
+    let (addr, _, state, uid, inode) = parse_row(line)?;
+    (state == LISTEN).then_some(Listener { addr, uid, inode })
 }
 
 /// One socket of `/proc/net/tcp*` in any state.
@@ -239,24 +240,12 @@ pub(crate) struct Connection {
 pub(crate) fn parse_connections(table: &str) -> Vec<Connection> {
     table
         .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let _slot = fields.next()?;
-            let local = canonical(parse_address(fields.next()?)?);
-            let remote = canonical(parse_address(fields.next()?)?);
-            let _state = fields.next()?;
-            let _queues = fields.next()?;
-            let _timer = fields.next()?;
-            let _retransmits = fields.next()?;
-            let uid = fields.next()?.parse().ok()?;
-            let _timeout = fields.next()?;
-            let inode = fields.next()?.parse().ok()?;
-            Some(Connection {
-                local,
-                remote,
-                uid,
-                inode,
-            })
+        .filter_map(parse_row)
+        .map(|(local, remote, _, uid, inode)| Connection {
+            local: canonical(local),
+            remote: canonical(remote),
+            uid,
+            inode,
         })
         .collect()
 }
