@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use vscard_applet::{ManagementApplet, PivApplet, piv_atr};
+use vscard_applet::{ManagementApplet, PivApplet, atr_for};
 use vscard_emulator::rand_core::Rng as _;
 use vscard_emulator::{Applet, AppletState, Card, CardError, CardRng, StateError};
 use vscard_issuance::{
@@ -132,7 +132,9 @@ pub fn card_with_rng(state: &AppletState, rng: CardRng) -> Result<Card, CardErro
         aid: vscard_applet::PIV_AID,
         source,
     })?;
-    let mut builder = Card::builder().atr(piv_atr()).rng(rng);
+    let mut builder = Card::builder()
+        .atr(atr_for(applet.state().settings().model))
+        .rng(rng);
     // As `vscard serve` builds it: the Management application beside PIV
     // on the YubiKey models.
     if let Some(management) = ManagementApplet::for_card(applet.state()) {
