@@ -133,6 +133,11 @@ pub struct ServeArgs {
     /// touch the operation times out after 15 s).
     #[arg(long, value_name = "MS", value_parser = milliseconds)]
     pub auto_touch: Option<std::time::Duration>,
+    /// How long an operation waits for a touch before it answers as a
+    /// YubiKey does when nobody touches it (`6982`); default 15 s, a
+    /// YubiKey's. Shorter makes a "not touched" test quick.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    pub touch_timeout: Option<std::time::Duration>,
     /// Serve the card over the encrypted link to a `vscard relay` instead
     /// of to a local vpcd: a pairing URI (`vscard-pair://...` from `vscard
     /// relay pair`; first time only) or a paired relay's name or
@@ -141,7 +146,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         value_name = "TARGET",
-        conflicts_with_all = ["link_file", "vpcd", "listen", "control", "ready_file", "trace", "vpcd_timeout"]
+        conflicts_with_all = ["link_file", "vpcd", "listen", "control", "ready_file", "trace", "vpcd_timeout", "touch_timeout"]
     )]
     pub link: Option<String>,
     /// As --link, the target read from the first line of FILE (`-`:
@@ -149,7 +154,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with_all = ["vpcd", "listen", "control", "ready_file", "trace", "vpcd_timeout"]
+        conflicts_with_all = ["vpcd", "listen", "control", "ready_file", "trace", "vpcd_timeout", "touch_timeout"]
     )]
     pub link_file: Option<PathBuf>,
 }

@@ -616,4 +616,25 @@ fn ykman_attests_and_certifies_a_generated_key() {
     );
     assert!(said.contains("verify OK"), "{said}");
     assert!(said.contains("subject=CN = ykman request"), "{said}");
+
+    // A management key that needs a touch is refused (6A86: the card's
+    // authentication does not wait for one), and the key stays.
+    served
+        .fails(&[
+            "piv",
+            "access",
+            "change-management-key",
+            "-m",
+            MANAGEMENT_KEY,
+            "-a",
+            "AES192",
+            "-n",
+            "0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a09080",
+            "--touch",
+            "-f",
+        ])
+        .stderr_has(&["ERROR: Changing the management key failed."]);
+    served
+        .ok(&["piv", "info"])
+        .stdout_has(&["WARNING: Using default Management key!"]);
 }
