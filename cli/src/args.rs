@@ -41,8 +41,9 @@ pub enum Command {
     /// Write one certificate of a card image (PEM, or DER with --der) to
     /// a file or standard output.
     ExportCert(ExportCertArgs),
-    /// Write the Root and Sub CA certificates of an environment's test PKI
-    /// (root.pem, sub.pem) for relying parties.
+    /// Write the Root, Sub and attestation CA certificates of an
+    /// environment's test PKI and a CRL (root.pem, sub.pem,
+    /// attestation-ca.pem, crl.pem) for relying parties.
     ExportCa(ExportCaArgs),
     /// Renew a card's certificates for two more years from now, keeping
     /// its PIN state.
@@ -414,7 +415,8 @@ pub struct ExportCaArgs {
     /// The environment (one that exists: issued into, or made with --create).
     #[arg(long, value_name = "ENV", default_value = "sandbox")]
     pub environment: String,
-    /// The folder to write root.pem and sub.pem into.
+    /// The folder to write root.pem, sub.pem, crl.pem and
+    /// attestation-ca.pem into.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Create the environment's PKI if it does not exist yet.
