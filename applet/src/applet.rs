@@ -342,6 +342,20 @@ impl Applet for PivApplet {
             return Err(Status::InstructionNotSupported);
         }
         let command = Command::try_from(command)?;
+        // Nor the Yubico policy tags (`AA`, `AB`) in GENERATE's control
+        // reference template, which SP 800-73-4 Part 2 3.3.2 does not
+        // define: a plain card answers an unknown tag in the data field as
+        // incorrect data.
+        if !self.state.settings.model.has_yubico_extensions()
+            && let Command::GenerateAsymmetricKeyPair {
+                pin_policy,
+                touch_policy,
+                ..
+            } = &command
+            && (pin_policy.is_some() || touch_policy.is_some())
+        {
+            return Err(Status::IncorrectData);
+        }
         self.execute(ctx, command)
     }
 

@@ -75,7 +75,7 @@ pub mod touch_policy;
 mod yubico;
 
 pub use applet::{APPLICATION_LABEL, PIV_AID, PivApplet};
-pub use atr::{PIV_AID_SHORT, piv_atr};
+pub use atr::{PIV_AID_SHORT, YUBIKEY_5_ATR, atr_for, piv_atr};
 pub use capacity::DEFAULT_CAPACITY;
 pub use config::{ConfigError, DEFAULT_PIN, DEFAULT_PUK, PivConfig};
 pub use custody::{CustodyError, CustodyTarget, KeyCustody, KeyReference, MemoryCustody};

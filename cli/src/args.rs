@@ -41,8 +41,9 @@ pub enum Command {
     /// Write one certificate of a card image (PEM, or DER with --der) to
     /// a file or standard output.
     ExportCert(ExportCertArgs),
-    /// Write the Root and Sub CA certificates of an environment's test PKI
-    /// (root.pem, sub.pem) for relying parties.
+    /// Write the Root, Sub and attestation CA certificates of an
+    /// environment's test PKI and a CRL (root.pem, sub.pem,
+    /// attestation-ca.pem, crl.pem) for relying parties.
     ExportCa(ExportCaArgs),
     /// Renew a card's certificates for two more years from now, keeping
     /// its PIN state.
@@ -133,6 +134,11 @@ pub struct ServeArgs {
     /// touch the operation times out after 15 s).
     #[arg(long, value_name = "MS", value_parser = milliseconds)]
     pub auto_touch: Option<std::time::Duration>,
+    /// How long an operation waits for a touch before it answers as a
+    /// YubiKey does when nobody touches it (`6982`); default 15 s, a
+    /// YubiKey's. Shorter makes a "not touched" test quick.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    pub touch_timeout: Option<std::time::Duration>,
     /// Serve the card over the encrypted link to a `vscard relay` instead
     /// of to a local vpcd: a pairing URI (`vscard-pair://...` from `vscard
     /// relay pair`; first time only) or a paired relay's name or
@@ -141,7 +147,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         value_name = "TARGET",
-        conflicts_with_all = ["link_file", "vpcd", "listen", "control", "ready_file", "trace", "vpcd_timeout"]
+        conflicts_with_all = ["link_file", "vpcd", "listen", "control", "ready_file", "trace", "vpcd_timeout", "touch_timeout"]
     )]
     pub link: Option<String>,
     /// As --link, the target read from the first line of FILE (`-`:
@@ -149,7 +155,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with_all = ["vpcd", "listen", "control", "ready_file", "trace", "vpcd_timeout"]
+        conflicts_with_all = ["vpcd", "listen", "control", "ready_file", "trace", "vpcd_timeout", "touch_timeout"]
     )]
     pub link_file: Option<PathBuf>,
 }
@@ -409,7 +415,8 @@ pub struct ExportCaArgs {
     /// The environment (one that exists: issued into, or made with --create).
     #[arg(long, value_name = "ENV", default_value = "sandbox")]
     pub environment: String,
-    /// The folder to write root.pem and sub.pem into.
+    /// The folder to write root.pem, sub.pem, crl.pem and
+    /// attestation-ca.pem into.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Create the environment's PKI if it does not exist yet.

@@ -188,6 +188,7 @@ fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> 
         ready_file: args.ready_file,
         reader_conf_dir: args.reader_conf_dir,
         auto_touch: args.auto_touch,
+        touch_timeout: args.touch_timeout,
     };
     serve(options, &source)
 }

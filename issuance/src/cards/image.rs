@@ -19,7 +19,7 @@ use crate::{
     CARD_SLOTS, CardSummary, CertificateValidity, Pki, certificate, renew_applet, summarize,
     verify_issued_by,
 };
-use vscard_applet::{ManagementApplet, PIV_AID, PivApplet, PivState, piv_atr};
+use vscard_applet::{ManagementApplet, PIV_AID, PivApplet, PivState, atr_for};
 use vscard_emulator::rand_core::CryptoRng;
 use vscard_emulator::{Applet, Card, CardImage, FileStore, Store};
 
@@ -230,7 +230,7 @@ pub fn open_card(path: &Path) -> Result<(Card, Option<CardSummary>), CardFileErr
     let saved = applet_from_image(path, &image)?;
     let summary = summarize(saved.state()).ok();
     let mut builder = Card::builder()
-        .atr(piv_atr())
+        .atr(atr_for(saved.state().settings().model))
         .store(store)
         .install_default(PivApplet::with_defaults());
     // The YubiKey models have the Management application beside PIV; it

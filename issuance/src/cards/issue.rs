@@ -2,7 +2,10 @@
 
 use std::path::Path;
 
-use crate::{CardProfile, CardSummary, CertificateValidity, Pki, issue_applet, summarize};
+use crate::{
+    CardProfile, CardSummary, CertificateValidity, Pki, issue_applet, personalise_attestation,
+    summarize,
+};
 use vscard_applet::{Algorithm, Slot};
 use vscard_emulator::CardRng;
 
@@ -47,14 +50,22 @@ pub fn issue_card_file(
     let file = NewCardFile::claim(out, force)?;
     let mut system = CardRng::from_os().map_err(CardFileError::Rng)?;
     let pki = Pki::open_or_create(state_dir, &profile.environment, &mut system)?;
+    // The YubiKey models get their attestation key last, so a seeded
+    // card's other keys and serials are the ones they were before it.
+    let attestation = pki.attestation_ca()?;
+    let environment = &profile.environment;
     let applet = match profile.seeded_rng() {
         Some(mut seeded) => {
             let applet = issue_applet(pki.sub(), profile, validity, &mut seeded, progress)?;
-            apply_states(applet, states, &mut seeded)?
+            let mut applet = apply_states(applet, states, &mut seeded)?;
+            personalise_attestation(&mut applet, &attestation, environment, &mut seeded)?;
+            applet
         }
         None => {
             let applet = issue_applet(pki.sub(), profile, validity, &mut system, progress)?;
-            apply_states(applet, states, &mut system)?
+            let mut applet = apply_states(applet, states, &mut system)?;
+            personalise_attestation(&mut applet, &attestation, environment, &mut system)?;
+            applet
         }
     };
     let written = file.write(&applet)?;
