@@ -2,7 +2,10 @@
 
 use std::path::Path;
 
-use crate::{CardProfile, CardSummary, CertificateValidity, Pki, issue_applet, summarize};
+use crate::{
+    CardProfile, CardSummary, CertificateValidity, IssueCustody, Pki, issue_applet,
+    issue_applet_in_custody, summarize,
+};
 use vscard_applet::{Algorithm, Slot};
 use vscard_emulator::CardRng;
 
@@ -44,16 +47,42 @@ pub fn issue_card_file(
     force: bool,
     progress: impl FnMut(Slot, Algorithm),
 ) -> Result<CardSummary, CardFileError> {
+    issue_card_file_in(
+        out, profile, validity, states, state_dir, force, progress, None,
+    )
+}
+
+/// As [`issue_card_file`], with the card's keys generated in an external
+/// custody (`custody`): the image holds only their references and public
+/// keys, and the custody target, so that GENERATE on the served card
+/// goes there too.
+#[allow(clippy::too_many_arguments)]
+pub fn issue_card_file_in(
+    out: &Path,
+    profile: &CardProfile,
+    validity: CertificateValidity,
+    states: &[KnownState],
+    state_dir: &Path,
+    force: bool,
+    progress: impl FnMut(Slot, Algorithm),
+    custody: Option<IssueCustody<'_>>,
+) -> Result<CardSummary, CardFileError> {
     let file = NewCardFile::claim(out, force)?;
     let mut system = CardRng::from_os().map_err(CardFileError::Rng)?;
     let pki = Pki::open_or_create(state_dir, &profile.environment, &mut system)?;
+    let issue = |rng: &mut CardRng, progress| match custody {
+        Some(custody) => {
+            issue_applet_in_custody(pki.sub(), profile, validity, rng, progress, custody)
+        }
+        None => issue_applet(pki.sub(), profile, validity, rng, progress),
+    };
     let applet = match profile.seeded_rng() {
         Some(mut seeded) => {
-            let applet = issue_applet(pki.sub(), profile, validity, &mut seeded, progress)?;
+            let applet = issue(&mut seeded, progress)?;
             apply_states(applet, states, &mut seeded)?
         }
         None => {
-            let applet = issue_applet(pki.sub(), profile, validity, &mut system, progress)?;
+            let applet = issue(&mut system, progress)?;
             apply_states(applet, states, &mut system)?
         }
     };

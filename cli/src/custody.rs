@@ -1,0 +1,129 @@
+//! Key custody for `issue`, `inspect` and `serve`: the PKCS#11 custody
+//! opened once per module per process, and where each key of a card lives.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use vscard_applet::{KeyCustody, PivState};
+use vscard_issuance::cards::CardFileError;
+use vscard_pkcs11::{Pkcs11Custody, TokenPin};
+
+/// The PKCS#11 modules this process opened, by path: each is opened once
+/// and shared by every card that uses it.
+#[derive(Debug, Default)]
+pub struct Custodies {
+    /// `--pkcs11-pin-file` (else `VSCARD_PKCS11_PIN`).
+    pin_file: Option<PathBuf>,
+    opened: Mutex<BTreeMap<PathBuf, Arc<Pkcs11Custody>>>,
+}
+
+fn bad(option: &'static str, reason: impl Into<String>) -> CardFileError {
+    CardFileError::BadValue {
+        option,
+        reason: reason.into(),
+    }
+}
+
+impl Custodies {
+    /// Custodies whose token PIN comes from `pin_file` or the environment.
+    pub fn new(pin_file: Option<PathBuf>) -> Custodies {
+        Custodies {
+            pin_file,
+            opened: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The custody of `module`, opened on first use.
+    pub fn pkcs11(&self, module: &Path) -> Result<Arc<Pkcs11Custody>, CardFileError> {
+        let mut opened = self
+            .opened
+            .lock()
+            .map_err(|_| bad("--pkcs11-module", "the module table is poisoned"))?;
+        if let Some(custody) = opened.get(module) {
+            return Ok(Arc::clone(custody));
+        }
+        let pin = TokenPin::from_file_or_env(self.pin_file.as_deref())
+            .map_err(|error| bad("--pkcs11-pin-file", error.to_string()))?;
+        let custody = Arc::new(
+            Pkcs11Custody::open(module, pin)
+                .map_err(|error| bad("--pkcs11-module", error.to_string()))?,
+        );
+        opened.insert(module.to_owned(), Arc::clone(&custody));
+        Ok(custody)
+    }
+
+    /// The custody a card image's keys need, if any: the module its
+    /// custody target (or its first key reference) names.
+    pub fn for_state(
+        &self,
+        state: &PivState,
+    ) -> Result<Option<Arc<dyn KeyCustody>>, CardFileError> {
+        let location = state
+            .custody()
+            .filter(|target| target.custody == vscard_pkcs11::KIND)
+            .map(|target| target.location.clone())
+            .or_else(|| {
+                state
+                    .custody_references()
+                    .into_iter()
+                    .find(|reference| reference.custody == vscard_pkcs11::KIND)
+                    .map(|reference| reference.location)
+            });
+        let Some(location) = location else {
+            return Ok(None);
+        };
+        let module = location
+            .get(vscard_pkcs11::MODULE)
+            .ok_or_else(|| bad("CARD.json", "the card's PKCS#11 custody names no module"))?;
+        let custody: Arc<dyn KeyCustody> = self.pkcs11(Path::new(module))?;
+        Ok(Some(custody))
+    }
+}
+
+/// Where each key of `state` lives, by slot: `software`, or the
+/// custody with its location and key ID.
+pub fn key_locations(state: &PivState) -> BTreeMap<String, serde_json::Value> {
+    state
+        .key_slots()
+        .into_iter()
+        .map(|slot| {
+            let value = match state.key_reference(slot) {
+                None => serde_json::json!({ "custody": "software" }),
+                Some(reference) => {
+                    let mut fields = serde_json::Map::new();
+                    fields.insert("custody".to_owned(), reference.custody.clone().into());
+                    for (name, value) in &reference.location {
+                        fields.insert(name.clone(), value.clone().into());
+                    }
+                    fields.insert("id".to_owned(), reference.id.clone().into());
+                    serde_json::Value::Object(fields)
+                }
+            };
+            (slot.to_string(), value)
+        })
+        .collect()
+}
+
+/// The text lines of [`key_locations`]: `key 9A: software`, `key 9C:
+/// pkcs11 token cards id 7673...`.
+pub fn key_lines(state: &PivState) -> String {
+    let mut text = String::new();
+    for slot in state.key_slots() {
+        match state.key_reference(slot) {
+            None => text.push_str(&format!("key {slot}: software (in the card image)\n")),
+            Some(reference) => {
+                let token = reference
+                    .location
+                    .get(vscard_pkcs11::TOKEN)
+                    .map(|token| format!(" token {token}"))
+                    .unwrap_or_default();
+                text.push_str(&format!(
+                    "key {slot}: {}{token} id {}\n",
+                    reference.custody, reference.id
+                ));
+            }
+        }
+    }
+    text
+}
