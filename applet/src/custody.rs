@@ -230,6 +230,176 @@ pub fn ecdsa_der_from_raw(raw: &[u8]) -> Option<Vec<u8>> {
     Some(crate::tlv::encode(0x30, &[integer(r), integer(s)].concat()))
 }
 
+/// Why an [`ExternalSigner`] did not do an operation (the callback's
+/// typed refusal, mapped to [`CustodyError`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignerRefusal {
+    /// The keystore cannot be used now (locked device, key invalidated):
+    /// `6F00`.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The user or the keystore refused (biometric prompt cancelled):
+    /// `6985`.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The keystore cannot do this algorithm or operation: `6A81`.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+}
+
+impl From<SignerRefusal> for CustodyError {
+    fn from(refusal: SignerRefusal) -> CustodyError {
+        match refusal {
+            SignerRefusal::Unavailable(reason) => CustodyError::Unavailable { reason },
+            SignerRefusal::Refused(reason) => CustodyError::Refused { reason },
+            SignerRefusal::Unsupported(what) => CustodyError::Unsupported { what },
+        }
+    }
+}
+
+/// A key an [`ExternalSigner`] generated: its identifier in the keystore
+/// and its public key (SPKI DER).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExternalKey {
+    /// The key's name in the keystore (an alias).
+    pub id: String,
+    /// The public key, X.509 `SubjectPublicKeyInfo` DER.
+    pub public_key_spki: Vec<u8>,
+}
+
+/// The host application's side of a [`CallbackCustody`]: the phone's
+/// keystore (Android Keystore / StrongBox, the iOS Secure Enclave for
+/// P-256) does the private-key operations. Simple types only, so that a
+/// bindings layer can implement it as a foreign trait.
+pub trait ExternalSigner: Send + Sync {
+    /// Makes a key of `algorithm` for `slot` of the card `card`.
+    fn generate(
+        &self,
+        card: &str,
+        slot: Slot,
+        algorithm: Algorithm,
+    ) -> Result<ExternalKey, SignerRefusal>;
+
+    /// The private-key operation on `input` (see the module
+    /// documentation): the raw RSA result, an ECDSA signature (DER, or the
+    /// raw `r || s`, which the custody converts), or the raw Ed25519
+    /// signature.
+    fn sign(&self, id: &str, algorithm: Algorithm, input: &[u8]) -> Result<Vec<u8>, SignerRefusal>;
+
+    /// Key agreement with the peer's public key; the default refuses.
+    fn ecdh(&self, id: &str, algorithm: Algorithm, peer: &[u8]) -> Result<Vec<u8>, SignerRefusal> {
+        let _ = (id, peer);
+        Err(SignerRefusal::Unsupported(format!(
+            "{algorithm:?} key agreement"
+        )))
+    }
+
+    /// Destroys a key the card no longer uses; the default does nothing.
+    fn delete(&self, id: &str) -> Result<(), SignerRefusal> {
+        let _ = id;
+        Ok(())
+    }
+}
+
+/// A [`KeyCustody`] that hands every private-key operation to an
+/// [`ExternalSigner`] callback (kind `"callback"`): the software-independent
+/// adapter the bindings wrap. References carry the signer's key ID; the
+/// applet keeps the public key.
+pub struct CallbackCustody {
+    signer: Box<dyn ExternalSigner>,
+}
+
+impl fmt::Debug for CallbackCustody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CallbackCustody")
+    }
+}
+
+impl CallbackCustody {
+    /// The custody kind of [`CallbackCustody`].
+    pub const KIND: &'static str = "callback";
+
+    /// A custody calling `signer`.
+    pub fn new(signer: Box<dyn ExternalSigner>) -> CallbackCustody {
+        CallbackCustody { signer }
+    }
+
+    /// The target of a card named `card` whose keys the signer makes.
+    pub fn target(card: &str) -> CustodyTarget {
+        CustodyTarget {
+            custody: CallbackCustody::KIND.to_owned(),
+            location: BTreeMap::new(),
+            card: card.to_owned(),
+        }
+    }
+}
+
+impl KeyCustody for CallbackCustody {
+    fn kind(&self) -> &str {
+        CallbackCustody::KIND
+    }
+
+    fn generate(
+        &self,
+        target: &CustodyTarget,
+        slot: Slot,
+        algorithm: Algorithm,
+    ) -> Result<(KeyReference, PublicKey), CustodyError> {
+        let key = self.signer.generate(&target.card, slot, algorithm)?;
+        let public = PublicKey::from_spki_der(&key.public_key_spki).ok_or_else(|| {
+            CustodyError::unavailable("the signer's public key is not a SubjectPublicKeyInfo")
+        })?;
+        Ok((
+            KeyReference {
+                custody: CallbackCustody::KIND.to_owned(),
+                location: BTreeMap::new(),
+                id: key.id,
+            },
+            public,
+        ))
+    }
+
+    fn sign(
+        &self,
+        reference: &KeyReference,
+        algorithm: Algorithm,
+        input: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CustodyError> {
+        let output = self.signer.sign(&reference.id, algorithm, input)?;
+        let field = match algorithm {
+            Algorithm::EccP256 => 32,
+            Algorithm::EccP384 => 48,
+            _ => return Ok(Zeroizing::new(output)),
+        };
+        // Raw r || s (as a Secure Enclave's raw form, or PKCS#11) becomes
+        // the DER PIV answers; DER passes as it is.
+        if output.len() == 2 * field {
+            return ecdsa_der_from_raw(&output)
+                .map(Zeroizing::new)
+                .ok_or_else(|| CustodyError::unavailable("malformed ECDSA signature"));
+        }
+        Ok(Zeroizing::new(output))
+    }
+
+    fn ecdh(
+        &self,
+        reference: &KeyReference,
+        algorithm: Algorithm,
+        peer: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CustodyError> {
+        Ok(Zeroizing::new(self.signer.ecdh(
+            &reference.id,
+            algorithm,
+            peer,
+        )?))
+    }
+
+    fn delete(&self, reference: &KeyReference) -> Result<(), CustodyError> {
+        Ok(self.signer.delete(&reference.id)?)
+    }
+}
+
 /// An external custody in memory: keys made by the applet's own code but
 /// kept outside the image, in this object (lost when it is dropped). For
 /// tests and examples of the external path; it can be switched off

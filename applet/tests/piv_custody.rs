@@ -275,3 +275,120 @@ fn generate_with_a_custody_is_old_or_new_after_a_cut_and_strays_are_destroyed() 
     }
     assert_eq!(cuts, 2, "one write, cut before and after");
 }
+
+/// A phone keystore in the test: P-256 keys by alias, signing the digest
+/// the card passes, answering raw `r || s` as some keystores do.
+struct Keystore {
+    keys: std::sync::Mutex<Vec<p256::SecretKey>>,
+    refuse: std::sync::atomic::AtomicBool,
+}
+
+impl vscard_applet::ExternalSigner for Keystore {
+    fn generate(
+        &self,
+        card: &str,
+        slot: Slot,
+        algorithm: Algorithm,
+    ) -> Result<vscard_applet::ExternalKey, vscard_applet::SignerRefusal> {
+        use p256::pkcs8::EncodePublicKey as _;
+        if algorithm != Algorithm::EccP256 {
+            return Err(vscard_applet::SignerRefusal::Unsupported(format!(
+                "{algorithm:?}"
+            )));
+        }
+        let mut keys = self.keys.lock().unwrap();
+        let key = p256::SecretKey::from_slice(&[0x50 + keys.len() as u8; 32]).unwrap();
+        let spki = key.public_key().to_public_key_der().unwrap();
+        keys.push(key);
+        Ok(vscard_applet::ExternalKey {
+            id: format!("{card}/{slot}/{}", keys.len() - 1),
+            public_key_spki: spki.as_bytes().to_vec(),
+        })
+    }
+
+    fn sign(
+        &self,
+        id: &str,
+        algorithm: Algorithm,
+        input: &[u8],
+    ) -> Result<Vec<u8>, vscard_applet::SignerRefusal> {
+        use p256::ecdsa::signature::hazmat::PrehashSigner as _;
+        if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(vscard_applet::SignerRefusal::Refused(
+                "prompt cancelled".into(),
+            ));
+        }
+        assert_eq!(algorithm, Algorithm::EccP256);
+        assert_eq!(input.len(), 32, "the card passes a field-size digest");
+        let index: usize = id.rsplit('/').next().unwrap().parse().unwrap();
+        let key = self.keys.lock().unwrap()[index].clone();
+        let signature: p256::ecdsa::Signature = p256::ecdsa::SigningKey::from(key)
+            .sign_prehash(input)
+            .unwrap();
+        Ok(signature.to_bytes().to_vec())
+    }
+}
+
+#[test]
+fn a_9c_signature_made_by_a_callback_verifies() {
+    let keystore = Keystore {
+        keys: std::sync::Mutex::new(Vec::new()),
+        refuse: std::sync::atomic::AtomicBool::new(false),
+    };
+    let keystore = Arc::new(keystore);
+    struct Shared(Arc<Keystore>);
+    impl vscard_applet::ExternalSigner for Shared {
+        fn generate(
+            &self,
+            card: &str,
+            slot: Slot,
+            algorithm: Algorithm,
+        ) -> Result<vscard_applet::ExternalKey, vscard_applet::SignerRefusal> {
+            self.0.generate(card, slot, algorithm)
+        }
+        fn sign(
+            &self,
+            id: &str,
+            algorithm: Algorithm,
+            input: &[u8],
+        ) -> Result<Vec<u8>, vscard_applet::SignerRefusal> {
+            self.0.sign(id, algorithm, input)
+        }
+    }
+    let custody = vscard_applet::CallbackCustody::new(Box::new(Shared(Arc::clone(&keystore))));
+    let mut applet = PivApplet::new(PivConfig::default()).unwrap();
+    applet
+        .state_mut()
+        .set_custody(Some(vscard_applet::CallbackCustody::target("phone-1")));
+    let mut c = Client::new(card_with(
+        applet.with_custody(Arc::new(custody) as Arc<dyn KeyCustody>),
+    ));
+    c.authenticate_default();
+    let answer = c.generate(Slot::SIGNATURE, Algorithm::EccP256);
+    assert_eq!(answer.sw(), SW_OK);
+    let public = point(&answer.data);
+    // The keystore cannot make RSA keys: a clear 6A81.
+    assert_eq!(
+        c.generate(Slot::AUTHENTICATION, Algorithm::Rsa2048).sw(),
+        0x6A81
+    );
+    assert_eq!(keys_json(c.card())["9C"]["custody"]["id"], "phone-1/9C/0");
+    assert_eq!(c.verify(PIN), SW_OK);
+    // A longer digest is truncated to the field by the card.
+    let digest = [0x5Eu8; 48];
+    keystore
+        .refuse
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        c.sign(Algorithm::EccP256, Slot::SIGNATURE, &digest),
+        Err(0x6985)
+    );
+    keystore
+        .refuse
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let der = c
+        .sign(Algorithm::EccP256, Slot::SIGNATURE, &digest)
+        .unwrap();
+    verify(&public, &digest[..32], &der);
+    assert_eq!(c.counters(), (3, 3));
+}
