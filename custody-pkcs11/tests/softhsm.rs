@@ -304,3 +304,90 @@ fn a_refused_login_is_6f00_and_leaves_the_pin_alone() {
     );
     assert_eq!(pin_tries(&mut c), 3);
 }
+
+/// The P-256 point of the key in `slot` (GET METADATA tag `04`).
+fn metadata_point(c: &mut Client<Card>, slot: u8) -> Vec<u8> {
+    let reply = c.command([0x00, 0xF7, 0x00, slot], &[]).unwrap();
+    assert_eq!(reply.sw(), 0x9000);
+    let objects = vscard_applet::tlv::Reader::new(&reply.data)
+        .read_all()
+        .unwrap();
+    let public = objects.iter().find(|o| o.tag == 0x04).unwrap().value;
+    let inner = vscard_applet::tlv::Reader::new(public).read().unwrap();
+    inner.value.to_vec()
+}
+
+#[test]
+fn a_cut_during_generate_leaves_the_old_or_the_new_token_key_and_strays_go() {
+    use vscard_emulator::{CardError, CutPoint, FaultPlan};
+    let Some((module, label)) =
+        in_child("a_cut_during_generate_leaves_the_old_or_the_new_token_key_and_strays_go")
+    else {
+        return;
+    };
+    let custody =
+        Arc::new(Pkcs11Custody::open(&module, TokenPin::new(SoftHsm::USER_PIN).unwrap()).unwrap());
+    let mut cuts = 0;
+    for cut in [CutPoint::BeforeWrite, CutPoint::AfterWrite] {
+        for k in 1.. {
+            let card_name = format!("tear-{cut:?}-{k}");
+            let target = custody.target(&label, &card_name);
+            let mut applet = PivApplet::new(PivConfig::default()).unwrap();
+            applet.state_mut().set_custody(Some(target.clone()));
+            let mut c = client(applet.with_custody(Arc::clone(&custody) as Arc<dyn KeyCustody>));
+            authenticate(&mut c);
+            assert_eq!(generate(&mut c, 0x9A, 0x11).sw(), 0x9000);
+            let old = metadata_point(&mut c, 0x9A);
+            c.transport()
+                .set_fault_plan(FaultPlan::cut_at_write(k, cut));
+            let data = vscard_applet::tlv::encode(0xAC, &vscard_applet::tlv::encode(0x80, &[0x11]));
+            let result = c.transport().transmit(
+                &[
+                    &[0x00, 0x47, 0x00, 0x9A, data.len() as u8][..],
+                    &data,
+                    &[0x00],
+                ]
+                .concat(),
+            );
+            if c.transport().fault_pending() {
+                c.transport().set_fault_plan(FaultPlan::none());
+                assert!(result.is_ok());
+                // No cut: the old token key is gone, the new one stays.
+                assert_eq!(custody.keys_of(&target).unwrap().len(), 1);
+                break;
+            }
+            assert!(matches!(result, Err(CardError::PowerLost)), "k={k} {cut:?}");
+            cuts += 1;
+            assert_eq!(custody.keys_of(&target).unwrap().len(), 2, "k={k} {cut:?}");
+            c.transport().power_on();
+            let now = metadata_point(&mut c, 0x9A);
+            assert_eq!(now == old, cut == CutPoint::BeforeWrite, "k={k} {cut:?}");
+            // The next start: the key the image does not refer to goes.
+            let state = c
+                .transport()
+                .image()
+                .applet(&PIV_AID.to_hex())
+                .unwrap()
+                .clone();
+            let served = PivApplet::from_saved(&state)
+                .unwrap()
+                .with_custody(Arc::clone(&custody) as Arc<dyn KeyCustody>);
+            let destroyed = served.reconcile_custody().unwrap();
+            assert_eq!(destroyed.len(), 1, "k={k} {cut:?}");
+            let referenced = served
+                .state()
+                .key_reference(Slot::AUTHENTICATION)
+                .unwrap()
+                .clone();
+            assert_eq!(custody.keys_of(&target).unwrap(), [referenced]);
+            // And the key the card refers to signs, with that public key.
+            assert_eq!(verify_pin(&mut c, b"123456"), 0x9000);
+            let digest = [0x61; 32];
+            let der = general_authenticate(&mut c, 0x11, 0x9A, 0x81, &digest).unwrap();
+            let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&now).unwrap();
+            key.verify_prehash(&digest, &p256::ecdsa::Signature::from_der(&der).unwrap())
+                .unwrap();
+        }
+    }
+    assert_eq!(cuts, 2, "GENERATE writes once: cut before and after it");
+}
