@@ -121,8 +121,15 @@ pub struct Pkcs11Custody {
     module: PathBuf,
     pkcs11: Pkcs11,
     pin: TokenPin,
-    /// Token label -> logged-in session.
-    sessions: Mutex<BTreeMap<String, Session>>,
+    /// Token label -> logged-in session and the private keys found in it.
+    sessions: Mutex<BTreeMap<String, TokenSession>>,
+}
+
+/// A logged-in session and the handles of the private keys already found
+/// (a search per signature would cost as much as the card's own work).
+struct TokenSession {
+    session: Session,
+    handles: BTreeMap<Vec<u8>, ObjectHandle>,
 }
 
 impl std::fmt::Debug for Pkcs11Custody {
@@ -283,16 +290,31 @@ impl Pkcs11Custody {
         token: &str,
         f: impl FnOnce(&Session) -> Result<T, CustodyError>,
     ) -> Result<T, CustodyError> {
+        self.with_token(token, |token| f(&token.session))
+    }
+
+    /// [`Pkcs11Custody::with_session`] with the key-handle cache.
+    fn with_token<T>(
+        &self,
+        token: &str,
+        f: impl FnOnce(&mut TokenSession) -> Result<T, CustodyError>,
+    ) -> Result<T, CustodyError> {
         let mut sessions = self
             .sessions
             .lock()
             .map_err(|_| CustodyError::unavailable("PKCS#11 session lock poisoned"))?;
         if !sessions.contains_key(token) {
             let session = self.open_session(token)?;
-            sessions.insert(token.to_owned(), session);
+            sessions.insert(
+                token.to_owned(),
+                TokenSession {
+                    session,
+                    handles: BTreeMap::new(),
+                },
+            );
         }
         let session = sessions
-            .get(token)
+            .get_mut(token)
             .ok_or_else(|| CustodyError::unavailable("no session"))?;
         let result = f(session);
         if matches!(result, Err(CustodyError::Unavailable { .. })) {
@@ -382,6 +404,18 @@ impl Pkcs11Custody {
                 .map_err(|e| custody_error("destroying the key", e))?;
         }
         Ok(())
+    }
+}
+
+impl TokenSession {
+    /// The private key with `id`, found once per session.
+    fn private_key(&mut self, id: &[u8]) -> Result<ObjectHandle, CustodyError> {
+        if let Some(handle) = self.handles.get(id) {
+            return Ok(*handle);
+        }
+        let handle = Pkcs11Custody::find(&self.session, ObjectClass::PRIVATE_KEY, id)?;
+        self.handles.insert(id.to_vec(), handle);
+        Ok(handle)
     }
 }
 
@@ -488,8 +522,9 @@ impl KeyCustody for Pkcs11Custody {
     ) -> Result<Zeroizing<Vec<u8>>, CustodyError> {
         let token = self.token_of(&reference.location)?;
         let id = Pkcs11Custody::reference_id(reference)?;
-        self.with_session(token, |session| {
-            let key = Pkcs11Custody::find(session, ObjectClass::PRIVATE_KEY, &id)?;
+        self.with_token(token, |token| {
+            let key = token.private_key(&id)?;
+            let session = &token.session;
             if algorithm.rsa_bits().is_some() {
                 let out = Zeroizing::new(
                     session
@@ -533,8 +568,9 @@ impl KeyCustody for Pkcs11Custody {
         let token = self.token_of(&reference.location)?;
         let id = Pkcs11Custody::reference_id(reference)?;
         let size = field_size(algorithm);
-        self.with_session(token, |session| {
-            let key = Pkcs11Custody::find(session, ObjectClass::PRIVATE_KEY, &id)?;
+        self.with_token(token, |token| {
+            let key = token.private_key(&id)?;
+            let session = &token.session;
             let mechanism = Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(EcKdf::null(), peer));
             let template = [
                 Attribute::Class(ObjectClass::SECRET_KEY),
@@ -563,7 +599,10 @@ impl KeyCustody for Pkcs11Custody {
     fn delete(&self, reference: &KeyReference) -> Result<(), CustodyError> {
         let token = self.token_of(&reference.location)?;
         let id = Pkcs11Custody::reference_id(reference)?;
-        self.with_session(token, |session| Pkcs11Custody::destroy_id(session, &id))
+        self.with_token(token, |token| {
+            token.handles.remove(&id);
+            Pkcs11Custody::destroy_id(&token.session, &id)
+        })
     }
 
     fn keys_of(&self, target: &CustodyTarget) -> Result<Vec<KeyReference>, CustodyError> {
