@@ -289,3 +289,72 @@ fn a_card_whose_keys_are_in_softhsm_works_with_the_middleware() {
     assert_eq!(pin_status(&pcscd)[..], [0x63, 0xC3]);
     serve.stop();
 }
+
+/// ykman (a YubiKey 5.7: GENERATE, key info, MOVE and DELETE KEY) on a
+/// card whose keys are in the token: new keys are made there, a moved key
+/// keeps its token key, a deleted one is destroyed in the token.
+#[test]
+fn ykman_generates_moves_and_deletes_keys_in_the_token() {
+    let test = "ykman_generates_moves_and_deletes_keys_in_the_token";
+    let Some(python) = vscard_testkit::python::python_with(test, &["ykman"]) else {
+        return;
+    };
+    let Some(pcscd) = private_pcscd() else { return };
+    let ykman = python.with_file_name("ykman");
+    let hsm = SoftHsm::new("cards").unwrap();
+    let pin_file = hsm.pin_file().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let card = dir.path().join("card.json");
+    let conf = hsm.conf();
+    let env: [(&str, &OsStr); 1] = [("SOFTHSM2_CONF", conf.as_os_str())];
+    run_ok(
+        vscard(&state)
+            .envs(env)
+            .args(["issue", "--out"])
+            .arg(&card)
+            .args(["--custody", "pkcs11", "--pkcs11-module"])
+            .arg(hsm.module())
+            .args(["--pkcs11-token", "cards", "--pkcs11-pin-file"])
+            .arg(&pin_file),
+    );
+    let mut args = vec![card.to_str().unwrap().to_owned()];
+    args.extend(pcscd.serve_args());
+    args.extend([
+        "--pkcs11-pin-file".to_owned(),
+        pin_file.to_str().unwrap().to_owned(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let serve = Serve::start_with_env(&state, &args, &env);
+    pcscd.wait_for_card(0, 5 * SECOND).unwrap();
+    let reader = pcscd.reader(0);
+    let key = "010203040506070801020304050607080102030405060708";
+    let ykman_ok = |args: &[&str]| -> String {
+        let mut command = std::process::Command::new(&ykman);
+        command.args(["--reader", &reader]).args(args);
+        let output = command
+            .current_dir(dir.path())
+            .env("HOME", dir.path())
+            .output()
+            .unwrap();
+        success(output)
+    };
+    let tokens = || private_keys(&hsm.list_objects().unwrap()).len();
+    assert_eq!(tokens(), 4);
+    ykman_ok(&[
+        "piv", "keys", "generate", "-m", key, "-a", "ECCP384", "9d", "9d.pem",
+    ]);
+    let info = ykman_ok(&["piv", "keys", "info", "9d"]);
+    assert!(
+        info.contains("ECCP384") && info.contains("GENERATED"),
+        "{info}"
+    );
+    assert_eq!(tokens(), 4, "the old 9D key was destroyed in the token");
+    ykman_ok(&["piv", "keys", "move", "-m", key, "9d", "82"]);
+    assert_eq!(tokens(), 4, "a move keeps the token key");
+    let moved = ykman_ok(&["piv", "keys", "info", "82"]);
+    assert!(moved.contains("ECCP384"), "{moved}");
+    ykman_ok(&["piv", "keys", "delete", "-m", key, "82"]);
+    assert_eq!(tokens(), 3, "a deleted key is destroyed in the token");
+    serve.stop();
+}
