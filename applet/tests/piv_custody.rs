@@ -392,3 +392,34 @@ fn a_9c_signature_made_by_a_callback_verifies() {
     verify(&public, &digest[..32], &der);
     assert_eq!(c.counters(), (3, 3));
 }
+
+#[test]
+fn reset_destroys_the_custody_keys_after_the_commit() {
+    let custody = Arc::new(MemoryCustody::new());
+    let mut c = custody_card(&custody);
+    c.authenticate_default();
+    assert_eq!(
+        c.generate(Slot::AUTHENTICATION, Algorithm::EccP256).sw(),
+        SW_OK
+    );
+    assert_eq!(c.generate(Slot::SIGNATURE, Algorithm::EccP256).sw(), SW_OK);
+    assert_eq!(custody.ids().len(), 2);
+    for _ in 0..3 {
+        c.verify(b"000000");
+    }
+    for _ in 0..3 {
+        c.unblock(b"00000000", b"111111");
+    }
+    assert_eq!(c.counters(), (0, 0));
+    assert_eq!(c.send(0xFB, 0x00, 0x00, &[]).sw(), SW_OK);
+    assert!(custody.ids().is_empty());
+    assert_eq!(c.metadata(0x9A).sw(), 0x6A88);
+    // The card still makes new keys in the custody (RESET brought the
+    // model's default management key, AES-192 on a YubiKey 5.7).
+    assert_eq!(c.authenticate_management_key(Algorithm::Aes192, &MGMT), SW_OK);
+    assert_eq!(
+        c.generate(Slot::AUTHENTICATION, Algorithm::EccP256).sw(),
+        SW_OK
+    );
+    assert_eq!(custody.ids().len(), 1);
+}
