@@ -155,7 +155,21 @@ fn serve_file(
     notices: Vec<String>,
     custodies: &Custodies,
 ) -> Result<ServedCard, CardFileError> {
-    let custody = custodies.for_state(read_applet(path)?.state())?;
+    let mut notices = notices;
+    // A custody that cannot be opened (no PIN, module gone) leaves the
+    // card served: its key operations answer 6F00 (logged), the rest works.
+    let custody = match custodies.for_state(read_applet(path)?.state()) {
+        Ok(custody) => custody,
+        Err(CardFileError::BadValue { option, reason }) => {
+            notices.push(format!(
+                "{}: the keys in its PKCS#11 token are unusable ({option}: {reason}); \
+                 key operations answer 6F00",
+                path.display()
+            ));
+            None
+        }
+        Err(other) => return Err(other),
+    };
     let (card, summary) = open_card_with(path, custody)?;
     let user_id = summary
         .as_ref()

@@ -84,6 +84,7 @@ fn a_card_whose_keys_are_in_softhsm_works_with_the_middleware() {
     let card_dir = dir.path().join("card");
     std::fs::create_dir(&card_dir).unwrap();
     let card = card_dir.join("card.json");
+    let card_path = card.clone();
     let conf = hsm.conf();
     let env: [(&str, &OsStr); 1] = [("SOFTHSM2_CONF", conf.as_os_str())];
     // yubikey-5.4: Debian 12's yubico-piv-tool speaks 3DES management keys.
@@ -212,6 +213,7 @@ fn a_card_whose_keys_are_in_softhsm_works_with_the_middleware() {
     println!("{status}");
     assert_eq!(pin_status(&pcscd)[..], [0x63, 0xC3]);
     serve.stop();
+    pcscd.wait_for_no_card(0, 5 * SECOND).unwrap();
 
     // (c) no private key in the image or its journal; a software card has
     // them (the check can find them).
@@ -288,6 +290,24 @@ fn a_card_whose_keys_are_in_softhsm_works_with_the_middleware() {
     drop(card);
     assert_eq!(pin_status(&pcscd)[..], [0x63, 0xC3]);
     serve.stop();
+    pcscd.wait_for_no_card(0, 5 * SECOND).unwrap();
+
+    // No token PIN at all: the card is served all the same, says why its
+    // keys are unusable, and answers 6F00 to a key operation.
+    let mut args = vec![card_path.to_str().unwrap().to_owned()];
+    args.extend(pcscd.serve_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut serve = Serve::start_with_env(&state, &args, &env);
+    let notice = serve.expect_line("key operations answer 6F00");
+    assert!(notice.contains("VSCARD_PKCS11_PIN"), "{notice}");
+    pcscd.wait_for_card(0, 5 * SECOND).unwrap();
+    let card = pcscd.connect(0).unwrap();
+    transmit(&card, &SELECT_PIV).unwrap();
+    assert_eq!(transmit(&card, &verify).unwrap(), [0x90, 0x00]);
+    assert_eq!(transmit(&card, &sign).unwrap(), [0x6F, 0x00]);
+    drop(card);
+    serve.stop();
+    pcscd.wait_for_no_card(0, 5 * SECOND).unwrap();
 }
 
 /// ykman (a YubiKey 5.7: GENERATE, key info, MOVE and DELETE KEY) on a
@@ -357,4 +377,5 @@ fn ykman_generates_moves_and_deletes_keys_in_the_token() {
     ykman_ok(&["piv", "keys", "delete", "-m", key, "82"]);
     assert_eq!(tokens(), 3, "a deleted key is destroyed in the token");
     serve.stop();
+    pcscd.wait_for_no_card(0, 5 * SECOND).unwrap();
 }
