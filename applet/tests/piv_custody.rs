@@ -416,7 +416,10 @@ fn reset_destroys_the_custody_keys_after_the_commit() {
     assert_eq!(c.metadata(0x9A).sw(), 0x6A88);
     // The card still makes new keys in the custody (RESET brought the
     // model's default management key, AES-192 on a YubiKey 5.7).
-    assert_eq!(c.authenticate_management_key(Algorithm::Aes192, &MGMT), SW_OK);
+    assert_eq!(
+        c.authenticate_management_key(Algorithm::Aes192, &MGMT),
+        SW_OK
+    );
     assert_eq!(
         c.generate(Slot::AUTHENTICATION, Algorithm::EccP256).sw(),
         SW_OK
