@@ -105,8 +105,8 @@ pub fn key_locations(state: &PivState) -> BTreeMap<String, serde_json::Value> {
         .collect()
 }
 
-/// The text lines of [`key_locations`]: `key 9A: software`, `key 9C:
-/// pkcs11 token cards id 7673...`.
+/// The text lines of [`key_locations`]: `key 9A: software (in the card
+/// image)`, `key 9C: pkcs11 token cards id vscard/CARD/9C/NONCE`.
 pub fn key_lines(state: &PivState) -> String {
     let mut text = String::new();
     for slot in state.key_slots() {
@@ -118,9 +118,16 @@ pub fn key_lines(state: &PivState) -> String {
                     .get(vscard_pkcs11::TOKEN)
                     .map(|token| format!(" token {token}"))
                     .unwrap_or_default();
+                // A PKCS#11 ID vscard made is ASCII (`vscard/CARD/SLOT/N`):
+                // shown as such, other IDs in hex.
+                let id = hex::decode(&reference.id)
+                    .ok()
+                    .filter(|bytes| bytes.iter().all(|b| b.is_ascii_graphic()))
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .unwrap_or_else(|| reference.id.clone());
                 text.push_str(&format!(
-                    "key {slot}: {}{token} id {}\n",
-                    reference.custody, reference.id
+                    "key {slot}: {}{token} id {id}\n",
+                    reference.custody
                 ));
             }
         }

@@ -101,7 +101,9 @@ fn a_card_whose_keys_are_in_softhsm_works_with_the_middleware() {
     let inspect = run_ok(vscard(&state).arg("inspect").arg(&card));
     for slot in ["9A", "9C", "9D", "9E"] {
         assert!(
-            inspect.contains(&format!("key {slot}: pkcs11 token cards id 76736361726")),
+            inspect.contains(&format!(
+                "key {slot}: pkcs11 token cards id vscard/000123456789-"
+            )),
             "{inspect}"
         );
     }
