@@ -118,10 +118,14 @@ pub struct ServeArgs {
     #[arg(long)]
     pub trace: bool,
     /// For cards whose keys are in a PKCS#11 token: read the token's user
-    /// PIN from the first line of FILE (default: VSCARD_PKCS11_PIN). The
-    /// module and token come from the card image.
+    /// PIN from the first line of FILE (default: VSCARD_PKCS11_PIN).
     #[arg(long, value_name = "FILE")]
     pub pkcs11_pin_file: Option<PathBuf>,
+    /// A PKCS#11 module the served cards may use (repeatable). Only these
+    /// are loaded: a card whose image names another module is served with
+    /// its key operations answering 6F00. The token comes from the image.
+    #[arg(long = "pkcs11-module", value_name = "PATH")]
+    pub pkcs11_modules: Vec<PathBuf>,
     /// Serve a control socket at PATH (`vscard ctl PATH ...`).
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,

@@ -164,7 +164,7 @@ fn pkcs11_custody(
         option: "--pkcs11-module",
         reason: format!("{}: {error}", module.display()),
     })?;
-    let custody = Custodies::new(pin_file).pkcs11(&module)?;
+    let custody = Custodies::new(pin_file, std::slice::from_ref(&module))?.pkcs11(&module)?;
     let mut nonce = [0u8; 4];
     system_rng()?.fill_bytes(&mut nonce);
     let card = format!("{}-{}", profile.uuid, hex::encode(nonce));

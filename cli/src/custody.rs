@@ -11,10 +11,16 @@ use vscard_pkcs11::{Pkcs11Custody, TokenPin};
 
 /// The PKCS#11 modules this process opened, by path: each is opened once
 /// and shared by every card that uses it.
+///
+/// Only the modules the operator named (`serve --pkcs11-module`, `issue
+/// --pkcs11-module`) are ever loaded: a card image names its module, but
+/// that name is only compared with the operator's list, never loaded.
 #[derive(Debug, Default)]
 pub struct Custodies {
     /// `--pkcs11-pin-file` (else `VSCARD_PKCS11_PIN`).
     pin_file: Option<PathBuf>,
+    /// The operator's modules, canonical.
+    allowed: Vec<PathBuf>,
     opened: Mutex<BTreeMap<PathBuf, Arc<Pkcs11Custody>>>,
 }
 
@@ -26,16 +32,43 @@ fn bad(option: &'static str, reason: impl Into<String>) -> CardFileError {
 }
 
 impl Custodies {
-    /// Custodies whose token PIN comes from `pin_file` or the environment.
-    pub fn new(pin_file: Option<PathBuf>) -> Custodies {
-        Custodies {
+    /// Custodies whose token PIN comes from `pin_file` or the environment,
+    /// which may load the PKCS#11 `modules` (the operator's; each made
+    /// canonical here, so a missing one is an error now).
+    pub fn new(pin_file: Option<PathBuf>, modules: &[PathBuf]) -> Result<Custodies, CardFileError> {
+        let allowed = modules
+            .iter()
+            .map(|module| {
+                std::fs::canonicalize(module).map_err(|error| {
+                    bad("--pkcs11-module", format!("{}: {error}", module.display()))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Custodies {
             pin_file,
+            allowed,
             opened: Mutex::new(BTreeMap::new()),
-        }
+        })
     }
 
-    /// The custody of `module`, opened on first use.
+    /// The operator's module a card image's `module` names: the same
+    /// canonical path, else none.
+    fn allowed_module(&self, module: &str) -> Option<&PathBuf> {
+        let named = Path::new(module);
+        let canonical = std::fs::canonicalize(named).ok();
+        self.allowed
+            .iter()
+            .find(|allowed| allowed.as_path() == named || canonical.as_ref() == Some(*allowed))
+    }
+
+    /// The custody of `module` (one of the operator's), opened on first use.
     pub fn pkcs11(&self, module: &Path) -> Result<Arc<Pkcs11Custody>, CardFileError> {
+        if !self.allowed.iter().any(|allowed| allowed == module) {
+            return Err(bad(
+                "--pkcs11-module",
+                format!("{} is not a module given to this command", module.display()),
+            ));
+        }
         let mut opened = self
             .opened
             .lock()
@@ -76,7 +109,16 @@ impl Custodies {
         let module = location
             .get(vscard_pkcs11::MODULE)
             .ok_or_else(|| bad("CARD.json", "the card's PKCS#11 custody names no module"))?;
-        let custody: Arc<dyn KeyCustody> = self.pkcs11(Path::new(module))?;
+        let Some(allowed) = self.allowed_module(module) else {
+            return Err(bad(
+                "--pkcs11-module",
+                format!(
+                    "the card's keys are in the PKCS#11 module {module}, which was not given \
+                     with --pkcs11-module: not loaded"
+                ),
+            ));
+        };
+        let custody: Arc<dyn KeyCustody> = self.pkcs11(&allowed.clone())?;
         Ok(Some(custody))
     }
 }

@@ -166,7 +166,11 @@ fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> 
     if args.link.is_some() || args.link_file.is_some() {
         let target = relay::link_target(args.link, args.link_file.as_ref())?;
         let dir = card_commands::state_dir(state_dir.clone())?;
-        let source = PivCardSource::new(state_dir, args.pkcs11_pin_file.clone());
+        let source = PivCardSource::new(
+            state_dir,
+            args.pkcs11_pin_file.clone(),
+            &args.pkcs11_modules,
+        )?;
         return relay::serve_link(&args.cards, &target, &dir, &source);
     }
     let mode = match &args.listen {
@@ -175,7 +179,11 @@ fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> 
         },
         None => client_mode(args.vpcd.as_deref(), &args.reader_conf_dir)?,
     };
-    let source = PivCardSource::new(state_dir, args.pkcs11_pin_file.clone());
+    let source = PivCardSource::new(
+        state_dir,
+        args.pkcs11_pin_file.clone(),
+        &args.pkcs11_modules,
+    )?;
     let options = ServeOptions {
         paths: args.cards,
         mode,

@@ -71,12 +71,18 @@ pub const PIV_HINT: &str = "pkcs11-tool -L   or   yubico-piv-tool -r 'Virtual PC
 
 impl PivCardSource {
     /// A source with the token PIN of PKCS#11 cards from `pkcs11_pin_file`
-    /// (else `VSCARD_PKCS11_PIN`).
-    pub fn new(state_dir: Option<PathBuf>, pkcs11_pin_file: Option<PathBuf>) -> PivCardSource {
-        PivCardSource {
+    /// (else `VSCARD_PKCS11_PIN`), whose cards may use the PKCS#11
+    /// `pkcs11_modules` (the operator's; an image naming another module is
+    /// served with its key operations answering 6F00).
+    pub fn new(
+        state_dir: Option<PathBuf>,
+        pkcs11_pin_file: Option<PathBuf>,
+        pkcs11_modules: &[PathBuf],
+    ) -> Result<PivCardSource, CardFileError> {
+        Ok(PivCardSource {
             state_dir,
-            custodies: Arc::new(Custodies::new(pkcs11_pin_file)),
-        }
+            custodies: Arc::new(Custodies::new(pkcs11_pin_file, pkcs11_modules)?),
+        })
     }
 
     /// The state directory in use.

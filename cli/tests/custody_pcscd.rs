@@ -122,6 +122,8 @@ fn a_card_whose_keys_are_in_softhsm_works_with_the_middleware() {
     args.extend([
         "--pkcs11-pin-file".to_owned(),
         pin_file.to_str().unwrap().to_owned(),
+        "--pkcs11-module".to_owned(),
+        hsm.module().to_str().unwrap().to_owned(),
     ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let serve = Serve::start_with_env(&state, &args, &env);
@@ -245,6 +247,8 @@ fn a_card_whose_keys_are_in_softhsm_works_with_the_middleware() {
     args.extend([
         "--pkcs11-pin-file".to_owned(),
         wrong.to_str().unwrap().to_owned(),
+        "--pkcs11-module".to_owned(),
+        hsm.module().to_str().unwrap().to_owned(),
     ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let serve = Serve::start_with_env(&state, &args, &env);
@@ -296,8 +300,10 @@ fn a_card_whose_keys_are_in_softhsm_works_with_the_middleware() {
 
     // No token PIN at all: the card is served all the same, says why its
     // keys are unusable, and answers 6F00 to a key operation.
+    let module = hsm.module().to_str().unwrap().to_owned();
     let mut args = vec![card_path.to_str().unwrap().to_owned()];
     args.extend(pcscd.serve_args());
+    args.extend(["--pkcs11-module".to_owned(), module.clone()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut serve = Serve::start_with_env(&state, &args, &env);
     let notice = serve.expect_line("key operations answer 6F00");
@@ -310,6 +316,70 @@ fn a_card_whose_keys_are_in_softhsm_works_with_the_middleware() {
     drop(card);
     serve.stop();
     pcscd.wait_for_no_card(0, 5 * SECOND).unwrap();
+
+    // The module comes from the operator, never from the image: a card
+    // whose image names another module (here a copy of SoftHSM2, which
+    // would work if loaded) is served, that module is not loaded, and its
+    // key operations answer 6F00; without --pkcs11-module, the same.
+    let copy = dir.path().join("other-module.so");
+    std::fs::copy(hsm.module(), &copy).unwrap();
+    let other_dir = dir.path().join("other");
+    std::fs::create_dir(&other_dir).unwrap();
+    let other = other_dir.join("card.json");
+    run_ok(
+        vscard(&state)
+            .envs(env)
+            .args(["issue", "--model", "yubikey-5.4", "--out"])
+            .arg(&other)
+            .args(["--custody", "pkcs11", "--pkcs11-module"])
+            .arg(&copy)
+            .args(["--pkcs11-token", "cards", "--pkcs11-pin-file"])
+            .arg(&pin_file),
+    );
+    let card_path = other;
+    for extra in [
+        vec!["--pkcs11-module", &module],
+        vec![
+            "--pkcs11-module",
+            copy.to_str().unwrap(),
+            "--pkcs11-module",
+            &module,
+        ],
+        vec![],
+    ] {
+        let with_copy = extra.len() == 4;
+        let mut args = vec![card_path.to_str().unwrap().to_owned()];
+        args.extend(pcscd.serve_args());
+        args.extend([
+            "--pkcs11-pin-file".to_owned(),
+            pin_file.to_str().unwrap().to_owned(),
+        ]);
+        args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut serve = Serve::start_with_env(&state, &args, &env);
+        if !with_copy {
+            let notice = serve.expect_line("key operations answer 6F00");
+            assert!(
+                notice.contains("was not given with --pkcs11-module"),
+                "{notice}"
+            );
+            assert!(notice.contains("other-module.so"), "{notice}");
+        }
+        pcscd.wait_for_card(0, 5 * SECOND).unwrap();
+        let card = pcscd.connect(0).unwrap();
+        transmit(&card, &SELECT_PIV).unwrap();
+        assert_eq!(transmit(&card, &verify).unwrap(), [0x90, 0x00]);
+        let answer = transmit(&card, &sign).unwrap();
+        if with_copy {
+            // The operator named the copy: it is loaded, and it works.
+            assert_eq!(answer[answer.len() - 2..], [0x90, 0x00]);
+        } else {
+            assert_eq!(answer, [0x6F, 0x00]);
+        }
+        drop(card);
+        serve.stop();
+        pcscd.wait_for_no_card(0, 5 * SECOND).unwrap();
+    }
 }
 
 /// ykman (a YubiKey 5.7: GENERATE, key info, MOVE and DELETE KEY) on a
@@ -345,6 +415,8 @@ fn ykman_generates_moves_and_deletes_keys_in_the_token() {
     args.extend([
         "--pkcs11-pin-file".to_owned(),
         pin_file.to_str().unwrap().to_owned(),
+        "--pkcs11-module".to_owned(),
+        hsm.module().to_str().unwrap().to_owned(),
     ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let serve = Serve::start_with_env(&state, &args, &env);
