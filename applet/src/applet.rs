@@ -110,7 +110,7 @@ impl PivApplet {
         let mut destroyed = Vec::new();
         for reference in held {
             if !referenced.contains(&reference) {
-                custody.delete(&reference)?;
+                custody.delete(target, &reference)?;
                 tracing::warn!(target: "vscard::piv", key = %reference,
                     "destroyed a custody key the card does not refer to");
                 destroyed.push(reference);
@@ -122,7 +122,7 @@ impl PivApplet {
     /// Destroys custody keys the committed state no longer refers to;
     /// a failure is logged and left to [`PivApplet::reconcile_custody`].
     pub(crate) fn destroy_unreferenced(&self, old: Vec<KeyReference>) {
-        let Some(custody) = self.custody.as_deref() else {
+        let (Some(custody), Some(target)) = (self.custody.as_deref(), self.state.custody()) else {
             return;
         };
         let referenced = self.state.custody_references();
@@ -130,7 +130,7 @@ impl PivApplet {
             if referenced.contains(&reference) || reference.custody != custody.kind() {
                 continue;
             }
-            if let Err(error) = custody.delete(&reference) {
+            if let Err(error) = custody.delete(target, &reference) {
                 tracing::warn!(target: "vscard::piv", key = %reference, %error,
                     "cannot destroy a custody key no longer used; the next start will");
             }

@@ -183,24 +183,30 @@ pub trait KeyCustody: Send + Sync + fmt::Debug {
     }
 
     /// The private-key signature operation on `input` (raw RSA, ECDSA
-    /// over a digest, Ed25519 over a message).
+    /// over a digest, Ed25519 over a message) with the key of `reference`,
+    /// which must belong to the card `target` names (the card's own
+    /// target): a custody refuses a reference to another card's key.
     fn sign(
         &self,
+        target: &CustodyTarget,
         reference: &KeyReference,
         algorithm: Algorithm,
         input: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CustodyError>;
 
-    /// Key agreement with the peer's public key.
+    /// Key agreement with the peer's public key (the key belongs to the
+    /// card `target` names, as for [`KeyCustody::sign`]).
     fn ecdh(
         &self,
+        target: &CustodyTarget,
         reference: &KeyReference,
         algorithm: Algorithm,
         peer: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CustodyError>;
 
-    /// Destroys a key no card refers to any more.
-    fn delete(&self, reference: &KeyReference) -> Result<(), CustodyError>;
+    /// Destroys a key of the card `target` names that the card no longer
+    /// refers to (never another card's, nor anything but that key).
+    fn delete(&self, target: &CustodyTarget, reference: &KeyReference) -> Result<(), CustodyError>;
 
     /// The keys this custody holds for the card `target` names, for
     /// [`crate::PivApplet::reconcile_custody`]. The default: unsupported
@@ -285,19 +291,36 @@ pub trait ExternalSigner: Send + Sync {
     /// documentation): the raw RSA result, an ECDSA signature (DER, or the
     /// raw `r || s`, which the custody converts), or the raw Ed25519
     /// signature.
-    fn sign(&self, id: &str, algorithm: Algorithm, input: &[u8]) -> Result<Vec<u8>, SignerRefusal>;
+    ///
+    /// `card` is the card's name (as given to [`ExternalSigner::generate`]):
+    /// the signer must refuse a key `id` it did not make for that card.
+    fn sign(
+        &self,
+        card: &str,
+        id: &str,
+        algorithm: Algorithm,
+        input: &[u8],
+    ) -> Result<Vec<u8>, SignerRefusal>;
 
-    /// Key agreement with the peer's public key; the default refuses.
-    fn ecdh(&self, id: &str, algorithm: Algorithm, peer: &[u8]) -> Result<Vec<u8>, SignerRefusal> {
-        let _ = (id, peer);
+    /// Key agreement with the peer's public key (`card` as for
+    /// [`ExternalSigner::sign`]); the default refuses.
+    fn ecdh(
+        &self,
+        card: &str,
+        id: &str,
+        algorithm: Algorithm,
+        peer: &[u8],
+    ) -> Result<Vec<u8>, SignerRefusal> {
+        let _ = (card, id, peer);
         Err(SignerRefusal::Unsupported(format!(
             "{algorithm:?} key agreement"
         )))
     }
 
-    /// Destroys a key the card no longer uses; the default does nothing.
-    fn delete(&self, id: &str) -> Result<(), SignerRefusal> {
-        let _ = id;
+    /// Destroys the key `id` of the card `card` that the card no longer
+    /// uses; the default does nothing.
+    fn delete(&self, card: &str, id: &str) -> Result<(), SignerRefusal> {
+        let _ = (card, id);
         Ok(())
     }
 }
@@ -362,11 +385,14 @@ impl KeyCustody for CallbackCustody {
 
     fn sign(
         &self,
+        target: &CustodyTarget,
         reference: &KeyReference,
         algorithm: Algorithm,
         input: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CustodyError> {
-        let output = self.signer.sign(&reference.id, algorithm, input)?;
+        let output = self
+            .signer
+            .sign(&target.card, &reference.id, algorithm, input)?;
         let field = match algorithm {
             Algorithm::EccP256 => 32,
             Algorithm::EccP384 => 48,
@@ -384,19 +410,21 @@ impl KeyCustody for CallbackCustody {
 
     fn ecdh(
         &self,
+        target: &CustodyTarget,
         reference: &KeyReference,
         algorithm: Algorithm,
         peer: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CustodyError> {
         Ok(Zeroizing::new(self.signer.ecdh(
+            &target.card,
             &reference.id,
             algorithm,
             peer,
         )?))
     }
 
-    fn delete(&self, reference: &KeyReference) -> Result<(), CustodyError> {
-        Ok(self.signer.delete(&reference.id)?)
+    fn delete(&self, target: &CustodyTarget, reference: &KeyReference) -> Result<(), CustodyError> {
+        Ok(self.signer.delete(&target.card, &reference.id)?)
     }
 }
 
@@ -486,15 +514,20 @@ impl MemoryCustody {
         }
     }
 
+    /// The key of `reference`, if it is the card `target` names.
     fn key<'i>(
         inner: &'i MemoryInner,
+        target: &CustodyTarget,
         reference: &KeyReference,
     ) -> Result<&'i PrivateKey, CustodyError> {
         inner
             .keys
             .get(&reference.id)
+            .filter(|(card, _)| *card == target.card)
             .map(|(_, key)| key)
-            .ok_or_else(|| CustodyError::unavailable(format!("no key {}", reference.id)))
+            .ok_or_else(|| {
+                CustodyError::unavailable(format!("no key {} of this card", reference.id))
+            })
     }
 }
 
@@ -537,12 +570,13 @@ impl KeyCustody for MemoryCustody {
 
     fn sign(
         &self,
+        target: &CustodyTarget,
         reference: &KeyReference,
         algorithm: Algorithm,
         input: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CustodyError> {
         self.with_inner(|inner| {
-            let key = MemoryCustody::key(inner, reference)?;
+            let key = MemoryCustody::key(inner, target, reference)?;
             let mut rng = CardRng::from_u64(inner.next);
             software_sign(key, algorithm, input, &mut rng).map_err(status_error)
         })
@@ -550,20 +584,27 @@ impl KeyCustody for MemoryCustody {
 
     fn ecdh(
         &self,
+        target: &CustodyTarget,
         reference: &KeyReference,
         _algorithm: Algorithm,
         peer: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CustodyError> {
         self.with_inner(|inner| {
-            MemoryCustody::key(inner, reference)?
+            MemoryCustody::key(inner, target, reference)?
                 .ecdh(peer)
                 .map_err(status_error)
         })
     }
 
-    fn delete(&self, reference: &KeyReference) -> Result<(), CustodyError> {
+    fn delete(&self, target: &CustodyTarget, reference: &KeyReference) -> Result<(), CustodyError> {
         self.with_inner(|inner| {
-            inner.keys.remove(&reference.id);
+            if inner
+                .keys
+                .get(&reference.id)
+                .is_some_and(|(card, _)| *card == target.card)
+            {
+                inner.keys.remove(&reference.id);
+            }
             Ok(())
         })
     }

@@ -112,6 +112,40 @@ fn a_new_key_replaces_the_old_one_in_the_custody_after_the_commit() {
     assert_eq!(c.metadata(0x9A).sw(), 0x6A88);
 }
 
+/// An image naming another card's key in a shared custody (a copied
+/// reference, the card's own name in its target): the custody refuses to
+/// sign with it (`6F00`) and DELETE KEY does not destroy it.
+#[test]
+fn another_card_s_key_is_neither_used_nor_destroyed() {
+    let custody = Arc::new(MemoryCustody::new());
+    let mut c = custody_card(&custody);
+    c.authenticate_default();
+    assert_eq!(c.generate(Slot::SIGNATURE, Algorithm::EccP256).sw(), SW_OK);
+    assert_eq!(custody.ids(), ["card-1-9C-1"]);
+    let saved = c.card().image().applet(&PIV_AID.to_hex()).unwrap().clone();
+    let mut applet = PivApplet::from_saved(&saved).unwrap();
+    applet
+        .state_mut()
+        .set_custody(Some(MemoryCustody::target("card-2")));
+    let mut other = Client::new(card_with(
+        applet.with_custody(Arc::clone(&custody) as Arc<dyn KeyCustody>),
+    ));
+    other.authenticate_default();
+    assert_eq!(other.verify(PIN), SW_OK);
+    assert_eq!(
+        other.sign(Algorithm::EccP256, Slot::SIGNATURE, &[0x42; 32]),
+        Err(0x6F00)
+    );
+    assert_eq!(other.send(0xF6, 0xFF, 0x9C, &[]).sw(), SW_OK);
+    assert_eq!(custody.ids(), ["card-1-9C-1"]);
+    // The owner still signs with it.
+    assert_eq!(c.verify(PIN), SW_OK);
+    assert!(
+        c.sign(Algorithm::EccP256, Slot::SIGNATURE, &[0x42; 32])
+            .is_ok()
+    );
+}
+
 #[test]
 fn ecdh_and_import_go_through_the_custody() {
     let custody = Arc::new(MemoryCustody::new());
@@ -308,11 +342,18 @@ impl vscard_applet::ExternalSigner for Keystore {
 
     fn sign(
         &self,
+        card: &str,
         id: &str,
         algorithm: Algorithm,
         input: &[u8],
     ) -> Result<Vec<u8>, vscard_applet::SignerRefusal> {
         use p256::ecdsa::signature::hazmat::PrehashSigner as _;
+        // The card's own keys only (their aliases start with its name).
+        if !id.starts_with(&format!("{card}/")) {
+            return Err(vscard_applet::SignerRefusal::Unavailable(format!(
+                "{id} is not a key of {card}"
+            )));
+        }
         if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(vscard_applet::SignerRefusal::Refused(
                 "prompt cancelled".into(),
@@ -348,11 +389,12 @@ fn a_9c_signature_made_by_a_callback_verifies() {
         }
         fn sign(
             &self,
+            card: &str,
             id: &str,
             algorithm: Algorithm,
             input: &[u8],
         ) -> Result<Vec<u8>, vscard_applet::SignerRefusal> {
-            self.0.sign(id, algorithm, input)
+            self.0.sign(card, id, algorithm, input)
         }
     }
     let custody = vscard_applet::CallbackCustody::new(Box::new(Shared(Arc::clone(&keystore))));

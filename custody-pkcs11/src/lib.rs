@@ -339,9 +339,27 @@ impl Pkcs11Custody {
         })
     }
 
-    fn reference_id(reference: &KeyReference) -> Result<Vec<u8>, CustodyError> {
-        hex::decode(&reference.id)
-            .map_err(|_| CustodyError::unavailable("the key reference's ID is not hex"))
+    /// The `CKA_ID` of `reference` and its parsed form, checking that it is
+    /// a key vscard made for the card `target` names, in the target's
+    /// module and token: an image cannot reach another card's key, nor
+    /// any other object in a shared token.
+    fn reference_id(
+        target: &CustodyTarget,
+        reference: &KeyReference,
+    ) -> Result<(Vec<u8>, KeyId), CustodyError> {
+        let refuse = |why: &str| CustodyError::unavailable(format!("key reference refused: {why}"));
+        if target.custody != KIND || reference.custody != KIND {
+            return Err(refuse("not a PKCS#11 key"));
+        }
+        if reference.location != target.location {
+            return Err(refuse("the key is not in the card's token"));
+        }
+        let id = hex::decode(&reference.id).map_err(|_| refuse("the ID is not hex"))?;
+        let parsed = KeyId::parse(&id).ok_or_else(|| refuse("not a vscard key ID"))?;
+        if parsed.card != target.card {
+            return Err(refuse("the key is another card's"));
+        }
+        Ok((id, parsed))
     }
 
     fn public_key(
@@ -393,15 +411,24 @@ impl Pkcs11Custody {
         }
     }
 
-    /// Destroys every object (private and public key) with `id`.
+    /// Destroys the private and the public key with `id` (one vscard
+    /// made: its label too), nothing else.
     fn destroy_id(session: &Session, id: &[u8]) -> Result<(), CustodyError> {
-        let objects = session
-            .find_objects(&[Attribute::Id(id.to_vec())])
-            .map_err(|e| custody_error("finding the key", e))?;
-        for object in objects {
-            session
-                .destroy_object(object)
-                .map_err(|e| custody_error("destroying the key", e))?;
+        let parsed = KeyId::parse(id)
+            .ok_or_else(|| CustodyError::unavailable("not a vscard key ID: nothing destroyed"))?;
+        for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
+            let objects = session
+                .find_objects(&[
+                    Attribute::Class(class),
+                    Attribute::Id(id.to_vec()),
+                    Attribute::Label(parsed.label()),
+                ])
+                .map_err(|e| custody_error("finding the key", e))?;
+            for object in objects {
+                session
+                    .destroy_object(object)
+                    .map_err(|e| custody_error("destroying the key", e))?;
+            }
         }
         Ok(())
     }
@@ -424,6 +451,64 @@ fn id_prefix(card: &str) -> String {
     format!("vscard/{card}/")
 }
 
+/// A card name fit for IDs and labels: non-empty, printable ASCII, no `/`
+/// (so that `vscard/<card>/` is the prefix of that card only) and no
+/// space (labels are `vscard <card> <slot>`).
+fn check_card(card: &str) -> Result<(), CustodyError> {
+    if card.is_empty()
+        || card.len() > 64
+        || !card.bytes().all(|b| b.is_ascii_graphic() && b != b'/')
+    {
+        return Err(CustodyError::InvalidInput {
+            reason: format!("{card:?} is not a card name for a PKCS#11 key ID"),
+        });
+    }
+    Ok(())
+}
+
+/// A key ID vscard made: `vscard/<card>/<slot>/<16 lowercase hex>`.
+#[derive(Debug, PartialEq, Eq)]
+struct KeyId {
+    card: String,
+    slot: String,
+}
+
+impl KeyId {
+    /// Parses `id` strictly; `None` for anything else.
+    fn parse(id: &[u8]) -> Option<KeyId> {
+        let text = std::str::from_utf8(id).ok()?;
+        let mut parts = text.split('/');
+        let (Some("vscard"), Some(card), Some(slot), Some(nonce), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        check_card(card).ok()?;
+        let slot_ok = slot.len() == 2
+            && u8::from_str_radix(slot, 16).is_ok_and(|value| Slot::new(value).is_some())
+            && slot
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase());
+        let nonce_ok = nonce.len() == 16
+            && nonce
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        (slot_ok && nonce_ok).then(|| KeyId {
+            card: card.to_owned(),
+            slot: slot.to_owned(),
+        })
+    }
+
+    /// The `CKA_LABEL` of the keys with this ID.
+    fn label(&self) -> Vec<u8> {
+        format!("vscard {} {}", self.card, self.slot).into_bytes()
+    }
+}
+
 impl KeyCustody for Pkcs11Custody {
     fn kind(&self) -> &str {
         KIND
@@ -436,6 +521,7 @@ impl KeyCustody for Pkcs11Custody {
         algorithm: Algorithm,
     ) -> Result<(KeyReference, PublicKey), CustodyError> {
         let token = self.token_of(&target.location)?;
+        check_card(&target.card)?;
         let (mechanism, mut public_template, mut private_template) =
             if let Some(bits) = algorithm.rsa_bits() {
                 (
@@ -516,12 +602,13 @@ impl KeyCustody for Pkcs11Custody {
 
     fn sign(
         &self,
+        target: &CustodyTarget,
         reference: &KeyReference,
         algorithm: Algorithm,
         input: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CustodyError> {
+        let (id, _) = Pkcs11Custody::reference_id(target, reference)?;
         let token = self.token_of(&reference.location)?;
-        let id = Pkcs11Custody::reference_id(reference)?;
         self.with_token(token, |token| {
             let key = token.private_key(&id)?;
             let session = &token.session;
@@ -556,6 +643,7 @@ impl KeyCustody for Pkcs11Custody {
 
     fn ecdh(
         &self,
+        target: &CustodyTarget,
         reference: &KeyReference,
         algorithm: Algorithm,
         peer: &[u8],
@@ -565,8 +653,8 @@ impl KeyCustody for Pkcs11Custody {
                 "{algorithm:?} key agreement"
             )));
         }
+        let (id, _) = Pkcs11Custody::reference_id(target, reference)?;
         let token = self.token_of(&reference.location)?;
-        let id = Pkcs11Custody::reference_id(reference)?;
         let size = field_size(algorithm);
         self.with_token(token, |token| {
             let key = token.private_key(&id)?;
@@ -596,9 +684,9 @@ impl KeyCustody for Pkcs11Custody {
         })
     }
 
-    fn delete(&self, reference: &KeyReference) -> Result<(), CustodyError> {
+    fn delete(&self, target: &CustodyTarget, reference: &KeyReference) -> Result<(), CustodyError> {
+        let (id, _) = Pkcs11Custody::reference_id(target, reference)?;
         let token = self.token_of(&reference.location)?;
-        let id = Pkcs11Custody::reference_id(reference)?;
         self.with_token(token, |token| {
             token.handles.remove(&id);
             Pkcs11Custody::destroy_id(&token.session, &id)
@@ -607,6 +695,7 @@ impl KeyCustody for Pkcs11Custody {
 
     fn keys_of(&self, target: &CustodyTarget) -> Result<Vec<KeyReference>, CustodyError> {
         let token = self.token_of(&target.location)?;
+        check_card(&target.card)?;
         let prefix = id_prefix(&target.card).into_bytes();
         self.with_session(token, |session| {
             let keys = session
@@ -652,6 +741,29 @@ mod tests {
         wrapped.extend(&long);
         assert_eq!(ec_point(&wrapped, 48), Some(&long[..]));
         assert_eq!(ec_point(&[0x04, 2, 4, 1], 32), None);
+    }
+
+    #[test]
+    fn key_ids_are_parsed_strictly() {
+        let id = KeyId::parse(b"vscard/card-A/9C/0123456789abcdef").unwrap();
+        assert_eq!((id.card.as_str(), id.slot.as_str()), ("card-A", "9C"));
+        assert_eq!(id.label(), b"vscard card-A 9C");
+        for bad in [
+            &b""[..],
+            b"vscard/card-A/9C/0123456789ABCDEF",
+            b"vscard/card-A/9c/0123456789abcdef",
+            b"vscard/card-A/00/0123456789abcdef",
+            b"vscard//9C/0123456789abcdef",
+            b"vscard/card A/9C/0123456789abcdef",
+            b"vscard/card-A/x/9C/0123456789abcdef",
+            b"vscard/card-A/9C/0123456789abcdef/",
+            b"other/card-A/9C/0123456789abcdef",
+        ] {
+            assert_eq!(KeyId::parse(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+        assert!(check_card("a/b").is_err());
+        assert!(check_card("").is_err());
+        assert!(check_card("000123456789-0a1b2c3d").is_ok());
     }
 
     #[test]

@@ -242,6 +242,55 @@ fn four_keys_in_the_token() {
         4
     );
 
+    // Another card's image naming card-A's keys: the custody refuses to
+    // sign with them or destroy them; an ID vscard did not make (another
+    // application's object, an empty ID) is refused the same way.
+    let target_a = custody.target(&label, "card-A");
+    let target_b = custody.target(&label, "card-B");
+    let theirs = served
+        .state()
+        .key_reference(Slot::SIGNATURE)
+        .unwrap()
+        .clone();
+    let p256 = vscard_applet::Algorithm::EccP256;
+    assert!(custody.sign(&target_a, &theirs, p256, &digest).is_ok());
+    let refused = custody.sign(&target_b, &theirs, p256, &digest).unwrap_err();
+    assert!(refused.to_string().contains("another card's"), "{refused}");
+    assert!(custody.ecdh(&target_b, &theirs, p256, &[4; 65]).is_err());
+    assert!(custody.delete(&target_b, &theirs).is_err());
+    let mut bad = theirs.clone();
+    for id in [
+        String::new(),
+        hex::encode_upper(b"other-app-key"),
+        hex::encode_upper(b"vscard/card-A/9C/0123"),
+        hex::encode_upper(b"vscard/card-A/9C/0123456789abcdef/x"),
+        hex::encode_upper(b"vscard//9C/0123456789abcdef"),
+    ] {
+        bad.id = id;
+        assert!(
+            custody.sign(&target_a, &bad, p256, &digest).is_err(),
+            "{bad}"
+        );
+        assert!(custody.delete(&target_a, &bad).is_err(), "{bad}");
+    }
+    // Another token's location in the reference: refused too.
+    let mut elsewhere = theirs.clone();
+    elsewhere
+        .location
+        .insert(vscard_pkcs11::TOKEN.to_owned(), "other".to_owned());
+    assert!(custody.sign(&target_a, &elsewhere, p256, &digest).is_err());
+    assert_eq!(custody.keys_of(&target_a).unwrap().len(), 4);
+    // A card name with a '/' (whose keys would share card-A's prefix
+    // with `card-A/x`) or an empty one is refused.
+    for card in ["card-A/x", ""] {
+        assert!(
+            custody
+                .generate(&custody.target(&label, card), Slot::SIGNATURE, p256)
+                .is_err()
+        );
+    }
+    assert_eq!(custody.keys_of(&target_a).unwrap().len(), 4);
+
     // A card whose token is not there: GENERATE answers 6F00, the rest works.
     let mut other = PivApplet::new(PivConfig::default()).unwrap();
     other
