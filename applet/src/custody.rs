@@ -32,7 +32,9 @@
 //!   cut in between (or a failed commit, which may have reached the store)
 //!   leaves an unreferenced key in the custody, never a reference to a
 //!   destroyed one: [`crate::PivApplet::reconcile_custody`] (run when a
-//!   card is served) destroys those, so an uncommitted key is never used.
+//!   card is served) reports those; an uncommitted key is never used, and
+//!   never destroyed by name (a restored backup of the image must not
+//!   destroy the live card's keys).
 //!
 //! What the applet passes to [`KeyCustody::sign`] is what PIV gives, after
 //! the applet's own checks: for RSA the padded block, exactly as long as

@@ -112,6 +112,32 @@ fn a_new_key_replaces_the_old_one_in_the_custody_after_the_commit() {
     assert_eq!(c.metadata(0x9A).sw(), 0x6A88);
 }
 
+/// A restored backup of an image (the same card name, older keys) served
+/// beside the live card's custody: the live card's current key is not
+/// destroyed, and the live card still signs with it.
+#[test]
+fn a_restored_backup_does_not_destroy_the_live_card_s_keys() {
+    let custody = Arc::new(MemoryCustody::new());
+    let mut c = custody_card(&custody);
+    c.authenticate_default();
+    assert_eq!(c.generate(Slot::SIGNATURE, Algorithm::EccP256).sw(), SW_OK);
+    let backup = c.card().image().applet(&PIV_AID.to_hex()).unwrap().clone();
+    assert_eq!(c.generate(Slot::SIGNATURE, Algorithm::EccP256).sw(), SW_OK);
+    assert_eq!(custody.ids(), ["card-1-9C-2"]);
+    let restored = PivApplet::from_saved(&backup)
+        .unwrap()
+        .with_custody(Arc::clone(&custody) as Arc<dyn KeyCustody>);
+    let strays = restored.reconcile_custody().unwrap();
+    assert_eq!(strays.len(), 1);
+    assert_eq!(strays[0].id, "card-1-9C-2");
+    assert_eq!(custody.ids(), ["card-1-9C-2"]);
+    assert_eq!(c.verify(PIN), SW_OK);
+    assert!(
+        c.sign(Algorithm::EccP256, Slot::SIGNATURE, &[0x42; 32])
+            .is_ok()
+    );
+}
+
 /// An image naming another card's key in a shared custody (a copied
 /// reference, the card's own name in its target): the custody refuses to
 /// sign with it (`6F00`) and DELETE KEY does not destroy it.
@@ -259,7 +285,7 @@ fn software_keys_keep_their_stored_form() {
 }
 
 #[test]
-fn generate_with_a_custody_is_old_or_new_after_a_cut_and_strays_are_destroyed() {
+fn generate_with_a_custody_is_old_or_new_after_a_cut_and_strays_are_reported() {
     const POINTS: [CutPoint; 2] = [CutPoint::BeforeWrite, CutPoint::AfterWrite];
     let mut cuts = 0;
     for cut in POINTS {
@@ -288,16 +314,18 @@ fn generate_with_a_custody_is_old_or_new_after_a_cut_and_strays_are_destroyed() 
             let now = point(&meta.data);
             let new_committed = cut == CutPoint::AfterWrite;
             assert_eq!(now == old, !new_committed, "k={k} {cut:?}");
-            // The next start destroys the key the card does not refer to.
+            // The next start reports the key the card does not refer to,
+            // and leaves it (never destroyed by the card's name).
             let state = c.card().image().applet(&PIV_AID.to_hex()).unwrap().clone();
             let served = PivApplet::from_saved(&state)
                 .unwrap()
                 .with_custody(Arc::clone(&custody) as Arc<dyn KeyCustody>);
-            let destroyed = served.reconcile_custody().unwrap();
-            assert_eq!(destroyed.len(), 1, "k={k} {cut:?}");
+            let strays = served.reconcile_custody().unwrap();
+            assert_eq!(strays.len(), 1, "k={k} {cut:?}");
             let referenced = served.state().key_reference(Slot::AUTHENTICATION).unwrap();
-            assert_eq!(custody.ids(), std::slice::from_ref(&referenced.id));
-            assert!(!destroyed.contains(referenced));
+            assert!(!strays.contains(referenced));
+            assert_eq!(custody.ids().len(), 2, "k={k} {cut:?}");
+            assert!(custody.ids().contains(&referenced.id));
             // And the key the card refers to signs.
             assert_eq!(c.verify(PIN), SW_OK);
             let digest = [0x24; 32];

@@ -227,7 +227,7 @@ pub fn open_card(path: &Path) -> Result<(Card, Option<CardSummary>), CardFileErr
 /// As [`open_card`], with `custody` attached to the applet (for keys the
 /// image keeps in an external custody). Before the card starts, the keys
 /// the custody holds for this card that the image does not refer to (a
-/// GENERATE cut short) are destroyed ([`PivApplet::reconcile_custody`]);
+/// GENERATE cut short) are reported ([`PivApplet::reconcile_custody`]);
 /// a custody that cannot be reached is logged, and the card served.
 pub fn open_card_with(
     path: &Path,
