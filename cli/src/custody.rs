@@ -118,7 +118,20 @@ impl Custodies {
                 ),
             ));
         };
-        let custody: Arc<dyn KeyCustody> = self.pkcs11(&allowed.clone())?;
+        let pkcs11 = self.pkcs11(&allowed.clone())?;
+        // The login tried once now, and said loudly when refused: a
+        // refused PIN is never tried again by this process (the token's
+        // retry counter is shared by every card in it).
+        if let Some(token) = location.get(vscard_pkcs11::TOKEN)
+            && let Err(error) = pkcs11.check_login(token)
+        {
+            if pkcs11.login_refused(token) {
+                return Err(bad("--pkcs11-pin-file", error.to_string()));
+            }
+            tracing::warn!(target: "vscard::pkcs11", token, %error,
+                "the card's PKCS#11 token cannot be used now; key operations answer 6F00 until it can");
+        }
+        let custody: Arc<dyn KeyCustody> = pkcs11;
         Ok(Some(custody))
     }
 }

@@ -251,7 +251,10 @@ fn a_card_whose_keys_are_in_softhsm_works_with_the_middleware() {
         hsm.module().to_str().unwrap().to_owned(),
     ]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let serve = Serve::start_with_env(&state, &args, &env);
+    let mut serve = Serve::start_with_env(&state, &args, &env);
+    // Said at start, loudly: the login is tried once and not again.
+    let notice = serve.expect_line("key operations answer 6F00");
+    assert!(notice.contains("login to token cards refused"), "{notice}");
     pcscd.wait_for_card(0, 5 * SECOND).unwrap();
     let signed = tool_in(
         work,

@@ -28,7 +28,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -123,6 +123,10 @@ pub struct Pkcs11Custody {
     pin: TokenPin,
     /// Token label -> logged-in session and the private keys found in it.
     sessions: Mutex<BTreeMap<String, TokenSession>>,
+    /// Tokens that refused the PIN (incorrect, locked, expired...): never
+    /// tried again by this process, so a wrong PIN cannot use up the
+    /// token's retry counter (and lock it for every card).
+    refused: Mutex<BTreeSet<String>>,
 }
 
 /// A logged-in session and the handles of the private keys already found
@@ -214,6 +218,7 @@ impl Pkcs11Custody {
             pkcs11,
             pin,
             sessions: Mutex::new(BTreeMap::new()),
+            refused: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -257,7 +262,27 @@ impl Pkcs11Custody {
             .ok_or_else(|| CustodyError::unavailable("the key reference names no token"))
     }
 
+    /// True when the token `token` refused this custody's PIN: it is not
+    /// tried again for the life of the process.
+    pub fn login_refused(&self, token: &str) -> bool {
+        self.refused
+            .lock()
+            .map(|refused| refused.contains(token))
+            .unwrap_or(true)
+    }
+
+    /// Logs in to `token` now (at start, to say loudly when the PIN is
+    /// refused rather than at the first signature).
+    pub fn check_login(&self, token: &str) -> Result<(), CustodyError> {
+        self.with_session(token, |_| Ok(()))
+    }
+
     fn open_session(&self, token: &str) -> Result<Session, CustodyError> {
+        if self.login_refused(token) {
+            return Err(CustodyError::unavailable(format!(
+                "token {token} refused the PIN earlier: not retried until the process restarts"
+            )));
+        }
         let slots = self
             .pkcs11
             .get_slots_with_token()
@@ -276,9 +301,24 @@ impl Pkcs11Custody {
             .map_err(|e| custody_error("opening a session", e))?;
         match session.login(UserType::User, Some(&self.pin.0)) {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
-            Err(error) => Err(CustodyError::unavailable(format!(
-                "login to token {token} refused: {error}"
-            ))),
+            Err(error) => {
+                if let CkError::Pkcs11(
+                    RvError::PinIncorrect
+                    | RvError::PinLocked
+                    | RvError::PinExpired
+                    | RvError::PinInvalid
+                    | RvError::PinLenRange
+                    | RvError::UserPinNotInitialized,
+                    _,
+                ) = error
+                    && let Ok(mut refused) = self.refused.lock()
+                {
+                    refused.insert(token.to_owned());
+                }
+                Err(CustodyError::unavailable(format!(
+                    "login to token {token} refused: {error}"
+                )))
+            }
         }
     }
 

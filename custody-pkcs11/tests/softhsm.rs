@@ -329,6 +329,7 @@ fn a_refused_login_is_6f00_and_leaves_the_pin_alone() {
     // ...used by a custody whose PIN is wrong (the same process: the
     // module is initialised already).
     let custody = Arc::new(Pkcs11Custody::open(&module, TokenPin::new("999999").unwrap()).unwrap());
+    let wrong = Arc::clone(&custody);
     let mut card = Card::builder()
         .atr(piv_atr())
         .rng(CardRng::from_u64(6))
@@ -338,6 +339,13 @@ fn a_refused_login_is_6f00_and_leaves_the_pin_alone() {
         .unwrap();
     card.power_on();
     let mut c = Client::new(card);
+    // The refused login is not tried again (a wrong PIN would otherwise use
+    // up the token's retry counter): the second failure says so.
+    let error = wrong.check_login(&label).unwrap_err().to_string();
+    assert!(error.contains("refused"), "{error}");
+    assert!(wrong.login_refused(&label));
+    let again = wrong.check_login(&label).unwrap_err().to_string();
+    assert!(again.contains("not retried"), "{again}");
     assert_eq!(verify_pin(&mut c, b"000000"), 0x63C2);
     assert_eq!(verify_pin(&mut c, b"123456"), 0x9000);
     assert_eq!(
