@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 use vscard_emulator::{Status, hex_secret};
 use zeroize::Zeroizing;
 
-use crate::custody::{CustodyError, KeyCustody, KeyReference};
+use crate::custody::{CustodyError, CustodyTarget, KeyCustody, KeyReference};
 use crate::keys::{BackendKey, KeyError, PrivateKey, PublicKey, left_pad};
 use crate::reference::{Algorithm, PinPolicy};
 use crate::touch_policy::TouchPolicy;
@@ -212,6 +212,7 @@ impl StoredKey {
     pub(crate) fn sign(
         &self,
         custody: Option<&dyn KeyCustody>,
+        target: Option<&CustodyTarget>,
         algorithm: Algorithm,
         input: &[u8],
         rng: &mut vscard_emulator::CardRng,
@@ -256,9 +257,9 @@ impl StoredKey {
                     (Algorithm::Ed25519, _) => Zeroizing::new(input.to_vec()),
                     _ => return Err(Status::IncorrectData),
                 };
-                let custody = attached(custody, reference)?;
+                let (custody, target) = attached(custody, target, reference)?;
                 custody
-                    .sign(reference, algorithm, &input)
+                    .sign(target, reference, algorithm, &input)
                     .map_err(|error| failure(error, reference, "sign"))
             }
         }
@@ -270,6 +271,7 @@ impl StoredKey {
     pub(crate) fn agree(
         &self,
         custody: Option<&dyn KeyCustody>,
+        target: Option<&CustodyTarget>,
         point: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, Status> {
         match &self.material {
@@ -295,9 +297,9 @@ impl StoredKey {
                 if !valid {
                     return Err(Status::IncorrectData);
                 }
-                let custody = attached(custody, reference)?;
+                let (custody, target) = attached(custody, target, reference)?;
                 custody
-                    .ecdh(reference, public.algorithm(), point)
+                    .ecdh(target, reference, public.algorithm(), point)
                     .map_err(|error| failure(error, reference, "key agreement"))
             }
         }
@@ -386,12 +388,22 @@ fn unreachable_software(repr: &StoredKeyRepr) -> Result<(PrivateKey, BackendKey)
 
 /// The attached custody if it is the one holding `reference`; `6F00`
 /// (logged) otherwise.
-fn attached<'c>(
+/// The attached custody of `reference`, and the card's custody target
+/// (whose card name the custody checks the reference against).
+fn attached<'c, 't>(
     custody: Option<&'c dyn KeyCustody>,
+    target: Option<&'t CustodyTarget>,
     reference: &KeyReference,
-) -> Result<&'c dyn KeyCustody, Status> {
+) -> Result<(&'c dyn KeyCustody, &'t CustodyTarget), Status> {
     match custody {
-        Some(custody) if custody.kind() == reference.custody => Ok(custody),
+        Some(custody) if custody.kind() == reference.custody => match target {
+            Some(target) if target.custody == reference.custody => Ok((custody, target)),
+            _ => {
+                tracing::error!(target: "vscard::piv", key = %reference,
+                    "the key is held by an external custody the card has no target in");
+                Err(Status::UnknownError)
+            }
+        },
         Some(custody) => {
             tracing::error!(target: "vscard::piv", key = %reference, attached = custody.kind(),
                 "the key's custody is not the one attached to the card");

@@ -118,6 +118,15 @@ pub struct ServeArgs {
     /// or keys).
     #[arg(long)]
     pub trace: bool,
+    /// For cards whose keys are in a PKCS#11 token: read the token's user
+    /// PIN from the first line of FILE (default: VSCARD_PKCS11_PIN).
+    #[arg(long, value_name = "FILE")]
+    pub pkcs11_pin_file: Option<PathBuf>,
+    /// A PKCS#11 module the served cards may use (repeatable). Only these
+    /// are loaded: a card whose image names another module is served with
+    /// its key operations answering 6F00. The token comes from the image.
+    #[arg(long = "pkcs11-module", value_name = "PATH")]
+    pub pkcs11_modules: Vec<PathBuf>,
     /// Serve a control socket at PATH (`vscard ctl PATH ...`).
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
@@ -368,6 +377,31 @@ pub struct IssueArgs {
     /// card: no Yubico extensions).
     #[arg(long, value_name = "MODEL", value_parser = card_model)]
     pub model: Option<vscard_applet::Model>,
+    /// Where the card's private keys live: software (in the card image)
+    /// or pkcs11 (generated in a PKCS#11 token, never leaving it: needs
+    /// --pkcs11-module and --pkcs11-token, and the token PIN from
+    /// --pkcs11-pin-file or VSCARD_PKCS11_PIN).
+    #[arg(long, value_name = "CUSTODY", value_enum, default_value_t = CustodyKind::Software)]
+    pub custody: CustodyKind,
+    /// The PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so).
+    #[arg(long, value_name = "PATH")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// The label of the token the keys go to.
+    #[arg(long, value_name = "LABEL")]
+    pub pkcs11_token: Option<String>,
+    /// Read the token's user PIN from the first line of FILE (default: the
+    /// environment variable VSCARD_PKCS11_PIN; never on the command line).
+    #[arg(long, value_name = "FILE")]
+    pub pkcs11_pin_file: Option<PathBuf>,
+}
+
+/// `--custody`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CustodyKind {
+    /// Keys in the card image.
+    Software,
+    /// Keys in a PKCS#11 token.
+    Pkcs11,
 }
 
 /// A `--state` value.

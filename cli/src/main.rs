@@ -18,6 +18,7 @@ use vscard_vpcd::{Mode, PeerPolicy, reader_conf};
 mod args;
 mod card_commands;
 mod card_selector;
+mod custody;
 mod issue_request;
 mod man;
 mod ocsp_server;
@@ -165,7 +166,11 @@ fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> 
     if args.link.is_some() || args.link_file.is_some() {
         let target = relay::link_target(args.link, args.link_file.as_ref())?;
         let dir = card_commands::state_dir(state_dir.clone())?;
-        let source = PivCardSource { state_dir };
+        let source = PivCardSource::new(
+            state_dir,
+            args.pkcs11_pin_file.clone(),
+            &args.pkcs11_modules,
+        )?;
         return relay::serve_link(&args.cards, &target, &dir, &source);
     }
     let mode = match &args.listen {
@@ -174,7 +179,11 @@ fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> 
         },
         None => client_mode(args.vpcd.as_deref(), &args.reader_conf_dir)?,
     };
-    let source = PivCardSource { state_dir };
+    let source = PivCardSource::new(
+        state_dir,
+        args.pkcs11_pin_file.clone(),
+        &args.pkcs11_modules,
+    )?;
     let options = ServeOptions {
         paths: args.cards,
         mode,

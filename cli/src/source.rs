@@ -12,7 +12,9 @@ use vscard_emulator::Card;
 use vscard_issuance::{CardProfile, CertificateValidity, default_state_dir};
 use vscard_vpcd::control::{CardLabel, CardOpener};
 
-use vscard_issuance::cards::{CardFileError, issue_card_file, open_card};
+use vscard_issuance::cards::{CardFileError, issue_card_file, open_card_with, read_applet};
+
+use crate::custody::Custodies;
 
 use crate::issue_request::terminal_progress;
 
@@ -56,6 +58,9 @@ pub struct PivCardSource {
     /// The state directory (the demo card, the test PKI); `None`:
     /// `$VSCARD_HOME`, else the XDG data directory.
     pub state_dir: Option<PathBuf>,
+    /// The key custodies (PKCS#11 modules) the served cards use, each
+    /// opened once.
+    pub custodies: Arc<Custodies>,
 }
 
 /// The demo card's image, under the state directory.
@@ -65,6 +70,21 @@ pub const DEMO_CARD_FILE: &str = "cards/demo.json";
 pub const PIV_HINT: &str = "pkcs11-tool -L   or   yubico-piv-tool -r 'Virtual PCD' -a status";
 
 impl PivCardSource {
+    /// A source with the token PIN of PKCS#11 cards from `pkcs11_pin_file`
+    /// (else `VSCARD_PKCS11_PIN`), whose cards may use the PKCS#11
+    /// `pkcs11_modules` (the operator's; an image naming another module is
+    /// served with its key operations answering 6F00).
+    pub fn new(
+        state_dir: Option<PathBuf>,
+        pkcs11_pin_file: Option<PathBuf>,
+        pkcs11_modules: &[PathBuf],
+    ) -> Result<PivCardSource, CardFileError> {
+        Ok(PivCardSource {
+            state_dir,
+            custodies: Arc::new(Custodies::new(pkcs11_pin_file, pkcs11_modules)?),
+        })
+    }
+
     /// The state directory in use.
     pub fn state_dir(&self) -> Result<PathBuf, CardFileError> {
         match &self.state_dir {
@@ -104,7 +124,7 @@ impl PivCardSource {
                 Err(error) => return Err(error),
             }
         }
-        let mut card = serve_file(&path, notices)?;
+        let mut card = serve_file(&path, notices, &self.custodies)?;
         card.name = format!("demo {}", card.name);
         Ok(card)
     }
@@ -117,15 +137,16 @@ impl CardSource for PivCardSource {
         }
         paths
             .iter()
-            .map(|path| Ok(serve_file(path, Vec::new())?))
+            .map(|path| Ok(serve_file(path, Vec::new(), &self.custodies)?))
             .collect()
     }
 
     /// Opens the image as `serve` does: locked for as long as it is in a
     /// reader, so it cannot be served twice.
     fn opener(&self) -> Option<CardOpener> {
-        Some(Arc::new(|path: &Path| {
-            serve_file(path, Vec::new())
+        let custodies = Arc::clone(&self.custodies);
+        Some(Arc::new(move |path: &Path| {
+            serve_file(path, Vec::new(), &custodies)
                 .map(|served| (served.card, served.label))
                 .map_err(|error| error.to_string())
         }))
@@ -133,8 +154,29 @@ impl CardSource for PivCardSource {
 }
 
 /// The card image at `path`, locked and ready to serve.
-fn serve_file(path: &Path, notices: Vec<String>) -> Result<ServedCard, CardFileError> {
-    let (card, summary) = open_card(path)?;
+/// A card whose keys are in a PKCS#11 token gets that module's custody
+/// (opened once per process).
+fn serve_file(
+    path: &Path,
+    notices: Vec<String>,
+    custodies: &Custodies,
+) -> Result<ServedCard, CardFileError> {
+    let mut notices = notices;
+    // A custody that cannot be opened (no PIN, module gone) leaves the
+    // card served: its key operations answer 6F00 (logged), the rest works.
+    let custody = match custodies.for_state(read_applet(path)?.state()) {
+        Ok(custody) => custody,
+        Err(CardFileError::BadValue { option, reason }) => {
+            notices.push(format!(
+                "{}: the keys in its PKCS#11 token are unusable ({option}: {reason}); \
+                 key operations answer 6F00",
+                path.display()
+            ));
+            None
+        }
+        Err(other) => return Err(other),
+    };
+    let (card, summary) = open_card_with(path, custody)?;
     let user_id = summary
         .as_ref()
         .map(|summary| summary.uuid.clone())

@@ -208,6 +208,15 @@ pub enum CardError {
         #[source]
         source: vscard_applet::KeyError,
     },
+    /// The key custody could not make a slot's key.
+    #[error("slot {slot}: {source}")]
+    Custody {
+        /// Slot being personalised.
+        slot: Slot,
+        /// What the custody reported.
+        #[source]
+        source: vscard_applet::CustodyError,
+    },
     /// A certificate did not encode to DER.
     #[error("slot {slot}: certificate does not encode: {source}")]
     CertificateEncoding {

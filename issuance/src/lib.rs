@@ -69,8 +69,9 @@ pub use authority::{
     create_sub_ca, random_serial,
 };
 pub use card::{
-    CardSummary, CounterSummary, ROLES_OBJECT, SlotSummary, certificate, decode_roles,
-    encode_roles, environment_of, issue_applet, piv_config, renew_applet, summarize, summarize_at,
+    CardSummary, CounterSummary, IssueCustody, ROLES_OBJECT, SlotSummary, certificate,
+    decode_roles, encode_roles, environment_of, issue_applet, issue_applet_in_custody, piv_config,
+    renew_applet, summarize, summarize_at,
 };
 pub use card_certificate::{IssuedSlot, issue_card, issue_card_certificate, renew_certificate};
 pub use chain::{ChainError, ECDSA_WITH_SHA256, verify_chain, verify_issued_by, verify_valid_at};

@@ -221,18 +221,39 @@ fn check_issued_by(
 /// the card's lifetime, so a second server of the same image is refused.
 /// A missing file is an error: serving never creates a card.
 pub fn open_card(path: &Path) -> Result<(Card, Option<CardSummary>), CardFileError> {
+    open_card_with(path, None)
+}
+
+/// As [`open_card`], with `custody` attached to the applet (for keys the
+/// image keeps in an external custody). Before the card starts, the keys
+/// the custody holds for this card that the image does not refer to (a
+/// GENERATE cut short) are reported ([`PivApplet::reconcile_custody`]);
+/// a custody that cannot be reached is logged, and the card served.
+pub fn open_card_with(
+    path: &Path,
+    custody: Option<std::sync::Arc<dyn vscard_applet::KeyCustody>>,
+) -> Result<(Card, Option<CardSummary>), CardFileError> {
     let store = lock_existing(path, Hold::WhileServed)?;
     let image = FileStore::read(path)?.ok_or_else(|| CardFileError::Missing {
         path: path.to_owned(),
     })?;
     // Load once here for a clear error and the summary; the card loads the
     // same image again from the store it now owns.
-    let saved = applet_from_image(path, &image)?;
+    let mut saved = applet_from_image(path, &image)?;
     let summary = summarize(saved.state()).ok();
+    let mut applet = PivApplet::with_defaults();
+    if let Some(custody) = custody {
+        saved = saved.with_custody(std::sync::Arc::clone(&custody));
+        if let Err(error) = saved.reconcile_custody() {
+            tracing::warn!(target: "vscard::piv", card = %path.display(), %error,
+                "cannot check the key custody for keys the card does not use");
+        }
+        applet = applet.with_custody(custody);
+    }
     let mut builder = Card::builder()
         .atr(atr_for(saved.state().settings().model))
         .store(store)
-        .install_default(PivApplet::with_defaults());
+        .install_default(applet);
     // The YubiKey models have the Management application beside PIV; it
     // keeps no state, so the image stays as it is.
     if let Some(management) = ManagementApplet::for_card(saved.state()) {

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use crate::{
-    CardProfile, CardSummary, CertificateValidity, Pki, issue_applet, personalise_attestation,
-    summarize,
+    CardProfile, CardSummary, CertificateValidity, IssueCustody, Pki, issue_applet,
+    issue_applet_in_custody, personalise_attestation, summarize,
 };
 use vscard_applet::{Algorithm, Slot};
 use vscard_emulator::CardRng;
@@ -47,6 +47,26 @@ pub fn issue_card_file(
     force: bool,
     progress: impl FnMut(Slot, Algorithm),
 ) -> Result<CardSummary, CardFileError> {
+    issue_card_file_in(
+        out, profile, validity, states, state_dir, force, progress, None,
+    )
+}
+
+/// As [`issue_card_file`], with the card's keys generated in an external
+/// custody (`custody`): the image holds only their references and public
+/// keys, and the custody target, so that GENERATE on the served card
+/// goes there too.
+#[allow(clippy::too_many_arguments)]
+pub fn issue_card_file_in(
+    out: &Path,
+    profile: &CardProfile,
+    validity: CertificateValidity,
+    states: &[KnownState],
+    state_dir: &Path,
+    force: bool,
+    progress: impl FnMut(Slot, Algorithm),
+    custody: Option<IssueCustody<'_>>,
+) -> Result<CardSummary, CardFileError> {
     let file = NewCardFile::claim(out, force)?;
     let mut system = CardRng::from_os().map_err(CardFileError::Rng)?;
     let pki = Pki::open_or_create(state_dir, &profile.environment, &mut system)?;
@@ -54,15 +74,21 @@ pub fn issue_card_file(
     // card's other keys and serials are the ones they were before it.
     let attestation = pki.attestation_ca()?;
     let environment = &profile.environment;
+    let issue = |rng: &mut CardRng, progress| match custody {
+        Some(custody) => {
+            issue_applet_in_custody(pki.sub(), profile, validity, rng, progress, custody)
+        }
+        None => issue_applet(pki.sub(), profile, validity, rng, progress),
+    };
     let applet = match profile.seeded_rng() {
         Some(mut seeded) => {
-            let applet = issue_applet(pki.sub(), profile, validity, &mut seeded, progress)?;
+            let applet = issue(&mut seeded, progress)?;
             let mut applet = apply_states(applet, states, &mut seeded)?;
             personalise_attestation(&mut applet, &attestation, environment, &mut seeded)?;
             applet
         }
         None => {
-            let applet = issue_applet(pki.sub(), profile, validity, &mut system, progress)?;
+            let applet = issue(&mut system, progress)?;
             let mut applet = apply_states(applet, states, &mut system)?;
             personalise_attestation(&mut applet, &attestation, environment, &mut system)?;
             applet
