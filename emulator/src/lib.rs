@@ -61,6 +61,7 @@ mod file_store;
 mod memory_store;
 mod pin;
 mod routing;
+pub mod seal;
 mod selection;
 mod services;
 mod status;
