@@ -165,7 +165,10 @@ fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> 
     if args.link.is_some() || args.link_file.is_some() {
         let target = relay::link_target(args.link, args.link_file.as_ref())?;
         let dir = card_commands::state_dir(state_dir.clone())?;
-        let source = PivCardSource { state_dir };
+        let source = PivCardSource {
+            state_dir,
+            key: card_commands::encrypt_key(args.encrypt_key_file.as_deref())?,
+        };
         return relay::serve_link(&args.cards, &target, &dir, &source);
     }
     let mode = match &args.listen {
@@ -174,7 +177,10 @@ fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> 
         },
         None => client_mode(args.vpcd.as_deref(), &args.reader_conf_dir)?,
     };
-    let source = PivCardSource { state_dir };
+    let source = PivCardSource {
+        state_dir,
+        key: card_commands::encrypt_key(args.encrypt_key_file.as_deref())?,
+    };
     let options = ServeOptions {
         paths: args.cards,
         mode,

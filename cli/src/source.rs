@@ -12,7 +12,8 @@ use vscard_emulator::Card;
 use vscard_issuance::{CardProfile, CertificateValidity, default_state_dir};
 use vscard_vpcd::control::{CardLabel, CardOpener};
 
-use vscard_issuance::cards::{CardFileError, issue_card_file, open_card};
+use vscard_emulator::seal::SealKey;
+use vscard_issuance::cards::{CardFileError, issue_card_file_with, open_card_with};
 
 use crate::issue_request::terminal_progress;
 
@@ -56,6 +57,9 @@ pub struct PivCardSource {
     /// The state directory (the demo card, the test PKI); `None`:
     /// `$VSCARD_HOME`, else the XDG data directory.
     pub state_dir: Option<PathBuf>,
+    /// The key of encrypted card images (`--encrypt-key-file`); the demo
+    /// card is issued encrypted under it too.
+    pub key: Option<SealKey>,
 }
 
 /// The demo card's image, under the state directory.
@@ -82,7 +86,7 @@ impl PivCardSource {
         if !path.try_exists().unwrap_or(true) {
             let profile = CardProfile::demo();
             let validity = CertificateValidity::for_profile(&profile, SystemTime::now())?;
-            match issue_card_file(
+            match issue_card_file_with(
                 &path,
                 &profile,
                 validity,
@@ -90,6 +94,7 @@ impl PivCardSource {
                 &state_dir,
                 false,
                 terminal_progress(),
+                self.key.as_ref(),
             ) {
                 Ok(_) => notices.push(format!(
                     "issued the default demo card {}: {}, user {}, PIN {}, unlock code {}",
@@ -104,7 +109,7 @@ impl PivCardSource {
                 Err(error) => return Err(error),
             }
         }
-        let mut card = serve_file(&path, notices)?;
+        let mut card = serve_file(&path, notices, self.key.as_ref())?;
         card.name = format!("demo {}", card.name);
         Ok(card)
     }
@@ -117,15 +122,16 @@ impl CardSource for PivCardSource {
         }
         paths
             .iter()
-            .map(|path| Ok(serve_file(path, Vec::new())?))
+            .map(|path| Ok(serve_file(path, Vec::new(), self.key.as_ref())?))
             .collect()
     }
 
     /// Opens the image as `serve` does: locked for as long as it is in a
     /// reader, so it cannot be served twice.
     fn opener(&self) -> Option<CardOpener> {
-        Some(Arc::new(|path: &Path| {
-            serve_file(path, Vec::new())
+        let key = self.key.clone();
+        Some(Arc::new(move |path: &Path| {
+            serve_file(path, Vec::new(), key.as_ref())
                 .map(|served| (served.card, served.label))
                 .map_err(|error| error.to_string())
         }))
@@ -133,8 +139,12 @@ impl CardSource for PivCardSource {
 }
 
 /// The card image at `path`, locked and ready to serve.
-fn serve_file(path: &Path, notices: Vec<String>) -> Result<ServedCard, CardFileError> {
-    let (card, summary) = open_card(path)?;
+fn serve_file(
+    path: &Path,
+    notices: Vec<String>,
+    key: Option<&SealKey>,
+) -> Result<ServedCard, CardFileError> {
+    let (card, summary) = open_card_with(path, key)?;
     let user_id = summary
         .as_ref()
         .map(|summary| summary.uuid.clone())

@@ -151,6 +151,46 @@ impl SealKey {
     }
 }
 
+/// Reads a key file ([`SealKey::from_key_file`]'s format). The file must
+/// be a regular file of this user that no one else can read or write
+/// (mode 0600 or stricter, as for a private SSH key); anything else is
+/// refused before it is read, naming the file but never its contents.
+pub fn read_key_file(path: &std::path::Path) -> Result<SealKey, SealError> {
+    use std::io::Read as _;
+    let bad = |reason: String| SealError::BadKey(format!("{}: {reason}", path.display()));
+    let mut file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let metadata = file.metadata().map_err(|e| bad(e.to_string()))?;
+    if !metadata.is_file() {
+        return Err(bad("not a regular file".to_owned()));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let user = rustix::process::geteuid().as_raw();
+        if metadata.uid() != user {
+            return Err(bad(format!(
+                "owned by uid {}, not by this user (uid {user})",
+                metadata.uid()
+            )));
+        }
+        if metadata.mode() & 0o077 != 0 {
+            return Err(bad(format!(
+                "mode {:o} lets others read or write the key: chmod 600 it",
+                metadata.mode() & 0o777
+            )));
+        }
+    }
+    let mut contents = Zeroizing::new(Vec::with_capacity(80));
+    file.by_ref()
+        .take(128)
+        .read_to_end(&mut contents)
+        .map_err(|e| bad(e.to_string()))?;
+    SealKey::from_key_file(&contents).map_err(|e| match e {
+        SealError::BadKey(reason) => bad(reason),
+        other => other,
+    })
+}
+
 /// True when `bytes` start as a sealed image does.
 pub fn is_sealed(bytes: &[u8]) -> bool {
     bytes.starts_with(SEAL_MAGIC)
@@ -356,5 +396,18 @@ mod tests {
         assert!(SealKey::from_key_file(&[b'g'; 64]).is_err());
         assert!(SealKey::from_key_file(format!("{}\r\n", "0".repeat(64)).as_bytes()).is_ok());
         assert_eq!(format!("{:?}", key(1)), "SealKey(..)");
+    }
+
+    #[test]
+    fn a_key_file_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, key(9).to_key_file().as_bytes()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = read_key_file(&path).unwrap_err();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_key_file(&path).unwrap().0.as_slice(), &[9; 32]);
     }
 }

@@ -44,7 +44,24 @@ pub fn issue_card_file(
     force: bool,
     progress: impl FnMut(Slot, Algorithm),
 ) -> Result<CardSummary, CardFileError> {
-    let file = NewCardFile::claim(out, force)?;
+    issue_card_file_with(
+        out, profile, validity, states, state_dir, force, progress, None,
+    )
+}
+
+/// As [`issue_card_file`], the image sealed under `key` (`None`: plain).
+#[allow(clippy::too_many_arguments)]
+pub fn issue_card_file_with(
+    out: &Path,
+    profile: &CardProfile,
+    validity: CertificateValidity,
+    states: &[KnownState],
+    state_dir: &Path,
+    force: bool,
+    progress: impl FnMut(Slot, Algorithm),
+    key: Option<&vscard_emulator::seal::SealKey>,
+) -> Result<CardSummary, CardFileError> {
+    let file = NewCardFile::claim_with(out, force, key)?;
     let mut system = CardRng::from_os().map_err(CardFileError::Rng)?;
     let pki = Pki::open_or_create(state_dir, &profile.environment, &mut system)?;
     let applet = match profile.seeded_rng() {
