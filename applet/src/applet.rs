@@ -8,7 +8,7 @@
 //! [`vscard_emulator::OwnerPin::check`]. The security status lives in
 //! transient memory cleared on deselection.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use vscard_emulator::{
     Aid, Applet, AppletState, ClearOn, CommandApdu, Context, Response, StateError, Status,
@@ -17,6 +17,7 @@ use vscard_emulator::{
 
 use crate::command::Command;
 use crate::config::{ConfigError, PivConfig};
+use crate::custody::{CustodyError, KeyCustody, KeyReference};
 use crate::keys::{KeyError, PrivateKey, PublicKey};
 use crate::objects::DataObjectTag;
 use crate::reference::{Algorithm, PinPolicy, Slot};
@@ -42,6 +43,8 @@ pub const APPLICATION_LABEL: &str = "vscard PIV";
 pub struct PivApplet {
     pub(crate) state: PivState,
     pub(crate) security: Transient<SecurityStatus>,
+    /// The external custody of the keys not in the image, if attached.
+    pub(crate) custody: Option<Arc<dyn KeyCustody>>,
 }
 
 impl PivApplet {
@@ -66,6 +69,71 @@ impl PivApplet {
         PivApplet {
             state,
             security: Transient::new(ClearOn::Deselect),
+            custody: None,
+        }
+    }
+
+    /// This applet with `custody` attached: the keys of the image that an
+    /// external custody holds are used through it, and on a card whose
+    /// state names a custody target GENERATE and IMPORT put new keys there
+    /// ([`crate::custody`]). Software keys work with or without one.
+    pub fn with_custody(mut self, custody: Arc<dyn KeyCustody>) -> PivApplet {
+        self.custody = Some(custody);
+        self
+    }
+
+    /// The attached external custody, if any.
+    pub fn custody(&self) -> Option<&Arc<dyn KeyCustody>> {
+        self.custody.as_ref()
+    }
+
+    /// Destroys the keys the attached custody holds for this card (its
+    /// custody target's card name) that the state does not refer to: keys
+    /// generated but never committed (a power cut during GENERATE), or
+    /// replaced or deleted ones whose destruction was cut short. Returns
+    /// the destroyed references. Nothing to do (an empty list) without a
+    /// target or a custody, or when the custody cannot list keys. Run it
+    /// when the card starts, on the state it loaded.
+    pub fn reconcile_custody(&self) -> Result<Vec<KeyReference>, CustodyError> {
+        let (Some(target), Some(custody)) = (self.state.custody(), self.custody.as_deref()) else {
+            return Ok(Vec::new());
+        };
+        if target.custody != custody.kind() {
+            return Ok(Vec::new());
+        }
+        let held = match custody.keys_of(target) {
+            Ok(held) => held,
+            Err(CustodyError::Unsupported { .. }) => return Ok(Vec::new()),
+            Err(error) => return Err(error),
+        };
+        let referenced = self.state.custody_references();
+        let mut destroyed = Vec::new();
+        for reference in held {
+            if !referenced.contains(&reference) {
+                custody.delete(&reference)?;
+                tracing::warn!(target: "vscard::piv", key = %reference,
+                    "destroyed a custody key the card does not refer to");
+                destroyed.push(reference);
+            }
+        }
+        Ok(destroyed)
+    }
+
+    /// Destroys custody keys the committed state no longer refers to;
+    /// a failure is logged and left to [`PivApplet::reconcile_custody`].
+    pub(crate) fn destroy_unreferenced(&self, old: Vec<KeyReference>) {
+        let Some(custody) = self.custody.as_deref() else {
+            return;
+        };
+        let referenced = self.state.custody_references();
+        for reference in old {
+            if referenced.contains(&reference) || reference.custody != custody.kind() {
+                continue;
+            }
+            if let Err(error) = custody.delete(&reference) {
+                tracing::warn!(target: "vscard::piv", key = %reference, %error,
+                    "cannot destroy a custody key no longer used; the next start will");
+            }
         }
     }
 

@@ -106,7 +106,7 @@ impl PivApplet {
         ) else {
             return Err(Status::ReferenceNotFound);
         };
-        let PrivateKey::P256(secret) = attestation.key() else {
+        let Some(PrivateKey::P256(secret)) = attestation.software_key() else {
             return Err(Status::ReferenceNotFound);
         };
         let issuer = objects::certificate_der(container)
@@ -143,7 +143,6 @@ impl PivApplet {
         serial[0] = (serial[0] & 0x7F) | 0x40;
         let serial = SerialNumber::new(&serial).map_err(failed("serial number"))?;
         let spki = stored
-            .key()
             .public_key()
             .subject_public_key_info()
             .map_err(|_| Status::UnknownError)?;

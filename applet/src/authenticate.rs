@@ -233,21 +233,15 @@ impl PivApplet {
             .keys
             .get(&slot)
             .ok_or(Status::ReferenceNotFound)?;
-        let output = match (request, algorithm) {
-            (
-                AuthRequest::Sign(block),
-                Algorithm::Rsa1024 | Algorithm::Rsa2048 | Algorithm::Rsa3072 | Algorithm::Rsa4096,
-            ) => stored.rsa_raw(block.expose(), ctx.rng())?,
-            (AuthRequest::Sign(digest), Algorithm::EccP256 | Algorithm::EccP384) => {
-                Zeroizing::new(stored.ecdsa_sign(digest.expose())?)
+        // The key's custody does the operation (the image's software key,
+        // or the attached external custody); a custody failure returns
+        // here, before the PIN-always permission is spent.
+        let custody = self.custody.as_deref();
+        let output = match request {
+            AuthRequest::Sign(input) => {
+                stored.sign(custody, algorithm, input.expose(), ctx.rng())?
             }
-            (AuthRequest::Sign(message), Algorithm::Ed25519) => {
-                Zeroizing::new(stored.key().ed25519_sign(message.expose())?)
-            }
-            (
-                AuthRequest::KeyAgreement(point),
-                Algorithm::EccP256 | Algorithm::EccP384 | Algorithm::X25519,
-            ) => stored.key().ecdh(point.get())?,
+            AuthRequest::KeyAgreement(point) => stored.agree(custody, point.get())?,
             _ => return Err(Status::IncorrectData),
         };
         self.spend_pin_always(ctx, policy);

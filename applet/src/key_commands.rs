@@ -9,8 +9,11 @@
 
 use vscard_emulator::{Context, Response, Status};
 
+use std::sync::Arc;
+
 use crate::PivApplet;
 use crate::command::ImportMaterial;
+use crate::custody::{CustodyError, CustodyTarget, KeyCustody, KeyReference};
 use crate::keys::PrivateKey;
 use crate::reference::{Algorithm, PinPolicy, Slot};
 use crate::stored_key::{Origin, StoredKey};
@@ -40,6 +43,22 @@ impl PivApplet {
         if !self.state.key_fits(slot, algorithm) {
             return Err(Status::NotEnoughMemory);
         }
+        let policy = pin_policy.unwrap_or(slot.default_pin_policy());
+        if let Some(target) = self.state.custody.clone() {
+            let custody = self.target_custody(&target)?;
+            let (reference, public) = custody
+                .generate(&target, slot, algorithm)
+                .map_err(|error| custody_failure(error, slot, "generate"))?;
+            let template = public.to_template();
+            let stored =
+                self.external_key(reference, public, algorithm, policy, Origin::Generated)?;
+            self.commit_key(
+                ctx,
+                slot,
+                stored.with_touch_policy(touch_policy.unwrap_or_default()),
+            )?;
+            return Ok(Response::ok(template));
+        }
         // Logged before it becomes a bare 6A80: on a card, a failed
         // generation is otherwise invisible. The error names the algorithm
         // and the cause, never key material.
@@ -47,7 +66,6 @@ impl PivApplet {
             tracing::error!(target: "vscard::piv", %slot, ?algorithm, %error, "key generation failed");
             Status::IncorrectData
         })?;
-        let policy = pin_policy.unwrap_or(slot.default_pin_policy());
         let public = key.public_key();
         let template = public.to_template();
         let stored = StoredKey::with_public(key, &public, policy, Origin::Generated).map_err(
@@ -105,11 +123,94 @@ impl PivApplet {
             return Err(Status::NotEnoughMemory);
         }
         let policy = pin_policy.unwrap_or(slot.default_pin_policy());
+        if let Some(target) = self.state.custody.clone() {
+            let custody = self.target_custody(&target)?;
+            let (reference, public) = custody
+                .import(&target, slot, &key)
+                .map_err(|error| custody_failure(error, slot, "import"))?;
+            let stored =
+                self.external_key(reference, public, key.algorithm(), policy, Origin::Imported)?;
+            self.commit_key(
+                ctx,
+                slot,
+                stored.with_touch_policy(touch_policy.unwrap_or_default()),
+            )?;
+            return Ok(Response::empty());
+        }
         let stored = StoredKey::new(key, policy, Origin::Imported)
             .map_err(|_| Status::IncorrectData)?
             .with_touch_policy(touch_policy.unwrap_or_default());
         self.state.keys.insert(slot, stored);
         self.state.stage_keys(ctx)?;
         Ok(Response::empty())
+    }
+}
+
+/// Logs a custody failure for `slot` and gives its status word.
+fn custody_failure(error: CustodyError, slot: Slot, operation: &str) -> Status {
+    match &error {
+        CustodyError::Unavailable { .. } => {
+            tracing::error!(target: "vscard::piv", %slot, operation, %error, "key custody failed");
+        }
+        _ => tracing::warn!(target: "vscard::piv", %slot, operation, %error, "key custody refused"),
+    }
+    error.status()
+}
+
+impl PivApplet {
+    /// The attached custody, if it is the one `target` names; `6F00`
+    /// (logged) otherwise.
+    fn target_custody(&self, target: &CustodyTarget) -> Result<Arc<dyn KeyCustody>, Status> {
+        match &self.custody {
+            Some(custody) if custody.kind() == target.custody => Ok(Arc::clone(custody)),
+            _ => {
+                tracing::error!(target: "vscard::piv", custody = %target.custody,
+                    "the card keeps its keys in an external custody that is not attached");
+                Err(Status::UnknownError)
+            }
+        }
+    }
+
+    /// The stored form of a key the custody made; `6F00` (and the key
+    /// destroyed) when the custody answered a key of another algorithm.
+    fn external_key(
+        &self,
+        reference: KeyReference,
+        public: crate::keys::PublicKey,
+        algorithm: Algorithm,
+        policy: PinPolicy,
+        origin: Origin,
+    ) -> Result<StoredKey, Status> {
+        let refused = |reason: &dyn std::fmt::Display| {
+            tracing::error!(target: "vscard::piv", key = %reference, %reason,
+                "the key custody answered an unusable key");
+            self.destroy_unreferenced(vec![reference.clone()]);
+            Status::UnknownError
+        };
+        if public.algorithm() != algorithm {
+            return Err(refused(&format_args!(
+                "a {:?} key for {algorithm:?}",
+                public.algorithm()
+            )));
+        }
+        StoredKey::external(reference.clone(), public, policy, origin).map_err(|e| refused(&e))
+    }
+
+    /// Puts `stored` in `slot` and commits the key table now; after the
+    /// commit, destroys the custody key it replaced. A failed commit may
+    /// still have reached the store: the new key is then left for
+    /// [`PivApplet::reconcile_custody`], never destroyed here.
+    pub(crate) fn commit_key(
+        &mut self,
+        ctx: &mut Context<'_>,
+        slot: Slot,
+        stored: StoredKey,
+    ) -> Result<(), Status> {
+        let old = self.state.keys.insert(slot, stored);
+        self.state.stage_keys(ctx)?;
+        ctx.commit()?;
+        let old = old.and_then(|key| key.custody_reference().cloned());
+        self.destroy_unreferenced(old.into_iter().collect());
+        Ok(())
     }
 }

@@ -90,6 +90,14 @@ pub enum KeyError {
         /// The key's own algorithm.
         found: Algorithm,
     },
+    /// A key held by an external custody whose stored public key is
+    /// missing or does not decode.
+    #[error("the {0:?} key held by an external custody has no valid public key")]
+    ExternalPublic(Algorithm),
+    /// A stored key with both, or neither, of key material and a custody
+    /// reference.
+    #[error("a stored key needs either key material or a custody reference")]
+    Material,
 }
 
 /// `id-Ed25519` (RFC 8410).
@@ -665,6 +673,40 @@ impl PublicKey {
         }
     }
 
+    /// The key from an X.509 `SubjectPublicKeyInfo` in DER (any algorithm
+    /// of [`PublicKey`]); `None` when it is not one.
+    pub fn from_spki_der(der: &[u8]) -> Option<PublicKey> {
+        use der::Decode as _;
+        use p256::pkcs8::DecodePublicKey as _;
+        let info = x509_cert::spki::SubjectPublicKeyInfoRef::from_der(der).ok()?;
+        let oid = info.algorithm.oid;
+        if oid == ED25519_OID || oid == X25519_OID {
+            let raw: [u8; 32] = info.subject_public_key.as_bytes()?.try_into().ok()?;
+            return if oid == ED25519_OID {
+                ed25519_dalek::VerifyingKey::from_bytes(&raw)
+                    .ok()
+                    .map(PublicKey::Ed25519)
+            } else {
+                Some(PublicKey::X25519(x25519_dalek::PublicKey::from(raw)))
+            };
+        }
+        if let Ok(key) = RsaPublicKey::from_public_key_der(der) {
+            return Some(PublicKey::Rsa(key));
+        }
+        if let Ok(key) = p256::PublicKey::from_public_key_der(der) {
+            return Some(PublicKey::P256(key));
+        }
+        p384::PublicKey::from_public_key_der(der)
+            .ok()
+            .map(PublicKey::P384)
+    }
+
+    /// The key as DER `SubjectPublicKeyInfo`.
+    pub fn to_spki_der(&self) -> Option<Vec<u8>> {
+        use der::Encode as _;
+        self.subject_public_key_info().ok()?.to_der().ok()
+    }
+
     /// The `7F49` template GENERATE ASYMMETRIC KEY PAIR answers with.
     pub fn to_template(&self) -> Vec<u8> {
         Writer::new().put(0x7F49, &self.to_data_objects()).finish()
@@ -702,7 +744,7 @@ impl BackendKey {
 #[cfg(feature = "openssl")]
 mod openssl_backend;
 
-fn left_pad(bytes: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
+pub(crate) fn left_pad(bytes: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
     let value = trim(bytes);
     let mut out = Zeroizing::new(vec![0u8; len.saturating_sub(value.len())]);
     out.extend_from_slice(value);

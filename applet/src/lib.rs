@@ -37,7 +37,8 @@
 //!
 //! Module map: [`tlv`] (BER-TLV cursor), [`reference`] (key references and
 //! algorithms), [`command`] (parsing), one module per group of handlers,
-//! [`keys`] and [`management`] (cryptography), [`objects`] (data objects),
+//! [`keys`] and [`management`] (cryptography), [`custody`] (where private
+//! keys live: the image, or an external custody behind [`KeyCustody`]), [`objects`] (data objects),
 //! [`state`] (persistent format), [`security`] (transient status),
 //! [`touch_policy`] (when a key needs a touch), [`move_key`] (MOVE / DELETE
 //! KEY), [`device_management`] (the YubiKey Management application, a
@@ -53,6 +54,7 @@ mod authenticate;
 pub mod capacity;
 pub mod command;
 pub mod config;
+pub mod custody;
 mod data_commands;
 pub mod device_management;
 mod key_commands;
@@ -76,6 +78,7 @@ pub use applet::{APPLICATION_LABEL, PIV_AID, PivApplet};
 pub use atr::{PIV_AID_SHORT, piv_atr};
 pub use capacity::DEFAULT_CAPACITY;
 pub use config::{ConfigError, DEFAULT_PIN, DEFAULT_PUK, PivConfig};
+pub use custody::{CustodyError, CustodyTarget, KeyCustody, KeyReference, MemoryCustody};
 pub use data_commands::MAX_OBJECT_LEN;
 pub use device_management::{MANAGEMENT_AID, ManagementApplet};
 pub use keys::{KeyError, PrivateKey, PublicKey};

@@ -8,7 +8,8 @@
 //! with its metadata (algorithm, PIN and touch policy, origin); the
 //! certificate objects stay where they are, as on a YubiKey. Only the
 //! models that have the instruction (see [`Model::has_move_key`]) answer
-//! it; the others `6D00`.
+//! it; the others `6D00`. A key in an external custody moves as its
+//! reference; a deleted one is destroyed in the custody after the commit.
 //!
 //! [`Model::has_move_key`]: crate::model::Model::has_move_key
 
@@ -84,10 +85,20 @@ impl PivApplet {
                 self.state.keys.insert(to, key);
             }
             MoveKey::Delete(slot) => {
-                self.state
+                let removed = self
+                    .state
                     .keys
                     .remove(&slot)
                     .ok_or(Status::ReferenceNotFound)?;
+                if let Some(reference) = removed.custody_reference() {
+                    // Committed first: a cut before the custody destroys
+                    // the key leaves an unreferenced key, never a
+                    // reference to a destroyed one.
+                    self.state.stage_keys(ctx)?;
+                    ctx.commit()?;
+                    self.destroy_unreferenced(vec![reference.clone()]);
+                    return Ok(Response::empty());
+                }
             }
         }
         self.state.stage_keys(ctx)?;

@@ -11,7 +11,8 @@
 //! | `config` | format version, serial, version, PIN rules, capacity (if not the default) |
 //! | `pin`, `puk` | [`OwnerPin`]: padded value (hex), try limit, tries left |
 //! | `management` | management key algorithm and value (hex) |
-//! | `keys` | slot (`"9A"`) -> algorithm, PIN policy, origin, PKCS#8 (hex) |
+//! | `keys` | slot (`"9A"`) -> algorithm, PIN policy, origin, PKCS#8 (hex), or for a key in an external custody its reference and public key (SPKI, hex) |
+//! | `custody` | where GENERATE and IMPORT put new keys ([`CustodyTarget`]); absent for software keys |
 //! | `objects` | tag (`"5FC105"`) -> value (hex) |
 //!
 //! The format is versioned by `config.format` ([`STATE_FORMAT`]); a newer
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use vscard_emulator::{AppletState, Context, OwnerPin, Part, StateError, Status};
 
 use crate::config::{ConfigError, PivConfig};
+use crate::custody::{CustodyTarget, KeyReference};
 use crate::keys::{KeyError, PrivateKey, PublicKey};
 use crate::management::ManagementKey;
 use crate::objects::{self, DataObjectTag};
@@ -45,6 +47,9 @@ const DEFAULTS: Part<DefaultFlags> = Part::new("defaults");
 /// The attestation key (slot F9); absent on cards without one, and in
 /// images written before attestation existed.
 const ATTESTATION: Part<StoredKeyRepr> = Part::new("attestation");
+/// Where new keys go ([`crate::custody`]); absent on software cards, and in
+/// images written before custody existed.
+const CUSTODY: Part<CustodyTarget> = Part::new("custody");
 
 /// The stored form of the slot keys: slot in hex (`"9A"`) -> key. Kept
 /// undecoded so that [`PivState::load`] can reuse keys whose material did
@@ -161,6 +166,8 @@ pub struct PivState {
     pub(crate) defaults: DefaultFlags,
     /// The attestation key (slot F9), if the card has one.
     pub(crate) attestation: Option<StoredKey>,
+    /// Where GENERATE and IMPORT put new keys: `None` for the image.
+    pub(crate) custody: Option<CustodyTarget>,
 }
 
 impl PivState {
@@ -192,6 +199,7 @@ impl PivState {
                 puk: is_default(&puk, crate::config::DEFAULT_PUK),
             },
             attestation: None,
+            custody: None,
         })
     }
 
@@ -236,9 +244,56 @@ impl PivState {
         Ok(public)
     }
 
+    /// Installs a key an external custody holds (`reference`, with its
+    /// public key) in `slot`, replacing any key there.
+    pub fn install_external_key(
+        &mut self,
+        slot: Slot,
+        reference: KeyReference,
+        public: PublicKey,
+        pin_policy: PinPolicy,
+        origin: Origin,
+    ) -> Result<(), KeyError> {
+        let stored = StoredKey::external(reference, public, pin_policy, origin)?;
+        self.keys.insert(slot, stored);
+        Ok(())
+    }
+
     /// The public key in `slot`, if any.
     pub fn public_key(&self, slot: Slot) -> Option<PublicKey> {
-        self.keys.get(&slot).map(|k| k.key().public_key())
+        self.keys.get(&slot).map(StoredKey::public_key)
+    }
+
+    /// The slots holding a key.
+    pub fn key_slots(&self) -> Vec<Slot> {
+        self.keys.keys().copied().collect()
+    }
+
+    /// Where the key of `slot` is: `None` for no key or a key in the
+    /// image, the custody's reference otherwise.
+    pub fn key_reference(&self, slot: Slot) -> Option<&KeyReference> {
+        self.keys.get(&slot).and_then(StoredKey::custody_reference)
+    }
+
+    /// Every custody reference the card holds (slot keys and attestation
+    /// key).
+    pub fn custody_references(&self) -> Vec<KeyReference> {
+        self.keys
+            .values()
+            .chain(self.attestation.as_ref())
+            .filter_map(StoredKey::custody_reference)
+            .cloned()
+            .collect()
+    }
+
+    /// Where GENERATE and IMPORT put new keys (`None`: in the image).
+    pub fn custody(&self) -> Option<&CustodyTarget> {
+        self.custody.as_ref()
+    }
+
+    /// Sets where GENERATE and IMPORT put new keys, at personalisation.
+    pub fn set_custody(&mut self, target: Option<CustodyTarget>) {
+        self.custody = target;
     }
 
     /// Sets a data object's value (what GET DATA returns inside `53`);
@@ -296,8 +351,12 @@ impl PivState {
             .with(KEYS, &self.keys_repr())?
             .with(OBJECTS, &self.objects_repr())?
             .with(DEFAULTS, &self.defaults)?;
-        match &self.attestation {
-            Some(key) => state.with(ATTESTATION, &key.to_repr()),
+        let state = match &self.attestation {
+            Some(key) => state.with(ATTESTATION, &key.to_repr())?,
+            None => state,
+        };
+        match &self.custody {
+            Some(target) => state.with(CUSTODY, target),
             None => Ok(state),
         }
     }
@@ -360,6 +419,7 @@ impl PivState {
             objects,
             defaults: state.get(DEFAULTS)?,
             attestation,
+            custody: state.get_optional(CUSTODY)?,
         })
     }
 

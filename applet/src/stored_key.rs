@@ -1,19 +1,27 @@
 //! Persisting slot keys: a [`StoredKey`] is a private key with its PIN
-//! policy and origin, serialised as PKCS#8 DER in hex.
+//! policy and origin, serialised as PKCS#8 DER in hex, or, for a key held
+//! by an external custody ([`crate::custody`]), its [`KeyReference`] and
+//! its public key (SPKI DER in hex, field `public`), never key material.
 //!
 //! Contract: the PKCS#8 encoding lives in a zeroizing buffer and is never
 //! printed; decoding reuses an already decoded key whose material is
 //! unchanged (RSA keys are slow to validate, and the runtime reloads state
-//! after every failed command that staged changes).
+//! after every failed command that staged changes). A software key's
+//! stored form has no `custody` / `public` fields: images written before
+//! custody existed load and save byte for byte unchanged. Every
+//! private-key operation goes through [`StoredKey::sign`] or
+//! [`StoredKey::agree`], which dispatch to the software key or the
+//! custody.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
-use vscard_emulator::hex_secret;
+use vscard_emulator::{Status, hex_secret};
 use zeroize::Zeroizing;
 
-use crate::keys::{BackendKey, KeyError, PrivateKey, PublicKey};
+use crate::custody::{CustodyError, KeyCustody, KeyReference};
+use crate::keys::{BackendKey, KeyError, PrivateKey, PublicKey, left_pad};
 use crate::reference::{Algorithm, PinPolicy};
 use crate::touch_policy::TouchPolicy;
 
@@ -36,14 +44,31 @@ impl Origin {
     }
 }
 
+/// Where a stored key's private half is.
+#[derive(Clone)]
+enum Material {
+    /// In the image (software custody).
+    Software {
+        key: PrivateKey,
+        /// The crypto backend's form of `key` (empty without the `openssl`
+        /// feature), reused with `key` when the material is unchanged.
+        backend: BackendKey,
+        pkcs8: Zeroizing<Vec<u8>>,
+    },
+    /// In an external custody.
+    External {
+        reference: KeyReference,
+        /// Boxed: an RSA public key is large, and most keys are software.
+        public: Box<PublicKey>,
+        /// `public` as SPKI DER, the persisted form.
+        spki: Vec<u8>,
+    },
+}
+
 /// A slot's key with its policy and origin, as persisted.
 #[derive(Clone)]
 pub struct StoredKey {
-    key: PrivateKey,
-    /// The crypto backend's form of `key` (empty without the `openssl`
-    /// feature), reused with `key` when the material is unchanged.
-    backend: BackendKey,
-    pkcs8: Zeroizing<Vec<u8>>,
+    material: Material,
     /// When the key needs the PIN.
     pub pin_policy: PinPolicy,
     /// When the key needs a touch.
@@ -63,8 +88,15 @@ pub(crate) struct StoredKeyRepr {
     #[serde(default, skip_serializing_if = "TouchPolicy::is_never")]
     touch_policy: TouchPolicy,
     origin: Origin,
-    #[serde(with = "hex_secret")]
+    /// Empty (and not written) for a key in an external custody.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "hex_secret")]
     pkcs8: Vec<u8>,
+    /// Where a key in an external custody is; absent for a software key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    custody: Option<KeyReference>,
+    /// The public key (SPKI DER, hex) of a key in an external custody.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    public: Option<String>,
 }
 
 impl Drop for StoredKeyRepr {
@@ -92,9 +124,11 @@ impl StoredKey {
         key.validate()?;
         let pkcs8 = key.to_pkcs8_with(public)?;
         Ok(StoredKey {
-            key,
-            backend: BackendKey::default(),
-            pkcs8,
+            material: Material::Software {
+                key,
+                backend: BackendKey::default(),
+                pkcs8,
+            },
             pin_policy,
             touch_policy: TouchPolicy::Never,
             origin,
@@ -107,33 +141,174 @@ impl StoredKey {
         self
     }
 
-    /// The private key.
-    pub(crate) fn key(&self) -> &PrivateKey {
-        &self.key
+    /// A key held by an external custody, with its public key.
+    pub(crate) fn external(
+        reference: KeyReference,
+        public: PublicKey,
+        pin_policy: PinPolicy,
+        origin: Origin,
+    ) -> Result<Self, KeyError> {
+        use der::Encode as _;
+        let algorithm = public.algorithm();
+        let spki = public
+            .subject_public_key_info()
+            .ok()
+            .and_then(|info| info.to_der().ok())
+            .ok_or(KeyError::ExternalPublic(algorithm))?;
+        if let PublicKey::Rsa(key) = &public {
+            use rsa::traits::PublicKeyParts as _;
+            if Algorithm::rsa_of_bits(key.size() * 8).is_none() {
+                return Err(KeyError::RsaSize(key.size() * 8));
+            }
+        }
+        Ok(StoredKey {
+            material: Material::External {
+                reference,
+                public: Box::new(public),
+                spki,
+            },
+            pin_policy,
+            touch_policy: TouchPolicy::Never,
+            origin,
+        })
+    }
+
+    /// The private key, when it is in the image.
+    pub(crate) fn software_key(&self) -> Option<&PrivateKey> {
+        match &self.material {
+            Material::Software { key, .. } => Some(key),
+            Material::External { .. } => None,
+        }
+    }
+
+    /// Where the key is, when an external custody holds it.
+    pub fn custody_reference(&self) -> Option<&KeyReference> {
+        match &self.material {
+            Material::Software { .. } => None,
+            Material::External { reference, .. } => Some(reference),
+        }
     }
 
     /// The key's algorithm.
     pub fn algorithm(&self) -> Algorithm {
-        self.key.algorithm()
+        match &self.material {
+            Material::Software { key, .. } => key.algorithm(),
+            Material::External { public, .. } => public.algorithm(),
+        }
     }
 
-    /// The raw RSA private-key operation ([`PrivateKey::rsa_raw`]).
-    pub(crate) fn rsa_raw<R: vscard_emulator::rand_core::CryptoRng + ?Sized>(
+    /// The public key.
+    pub fn public_key(&self) -> PublicKey {
+        match &self.material {
+            Material::Software { key, .. } => key.public_key(),
+            Material::External { public, .. } => (**public).clone(),
+        }
+    }
+
+    /// A signature operation of `algorithm` (the key's) on what PIV gives:
+    /// raw RSA on a padded block, ECDSA on a digest, Ed25519 on a message
+    /// (`6A80` for an input the key cannot take or an algorithm that does
+    /// not sign). A key in an external custody goes to `custody`.
+    pub(crate) fn sign(
         &self,
-        block: &[u8],
-        rng: &mut R,
-    ) -> Result<Zeroizing<Vec<u8>>, vscard_emulator::Status> {
-        self.key.rsa_raw(&self.backend, block, rng)
+        custody: Option<&dyn KeyCustody>,
+        algorithm: Algorithm,
+        input: &[u8],
+        rng: &mut vscard_emulator::CardRng,
+    ) -> Result<Zeroizing<Vec<u8>>, Status> {
+        match &self.material {
+            Material::Software { key, backend, .. } => match algorithm {
+                Algorithm::Rsa1024
+                | Algorithm::Rsa2048
+                | Algorithm::Rsa3072
+                | Algorithm::Rsa4096 => key.rsa_raw(backend, input, rng),
+                Algorithm::EccP256 | Algorithm::EccP384 => {
+                    key.ecdsa_sign(backend, input).map(Zeroizing::new)
+                }
+                Algorithm::Ed25519 => key.ed25519_sign(input).map(Zeroizing::new),
+                _ => Err(Status::IncorrectData),
+            },
+            Material::External {
+                reference, public, ..
+            } => {
+                let input: Zeroizing<Vec<u8>> = match (algorithm, &**public) {
+                    (_, PublicKey::Rsa(key)) => {
+                        use rsa::traits::PublicKeyParts as _;
+                        // As for a key in the image: exactly the modulus
+                        // length, and smaller than the modulus.
+                        let modulus = key.n_bytes();
+                        if input.len() != modulus.len() || input >= &modulus[..] {
+                            return Err(Status::IncorrectData);
+                        }
+                        Zeroizing::new(input.to_vec())
+                    }
+                    (Algorithm::EccP256 | Algorithm::EccP384, _) => {
+                        if input.is_empty() {
+                            return Err(Status::IncorrectData);
+                        }
+                        let size = if algorithm == Algorithm::EccP256 {
+                            32
+                        } else {
+                            48
+                        };
+                        left_pad(&input[..input.len().min(size)], size)
+                    }
+                    (Algorithm::Ed25519, _) => Zeroizing::new(input.to_vec()),
+                    _ => return Err(Status::IncorrectData),
+                };
+                let custody = attached(custody, reference)?;
+                custody
+                    .sign(reference, algorithm, &input)
+                    .map_err(|error| failure(error, reference, "sign"))
+            }
+        }
     }
 
-    /// ECDSA over a digest ([`PrivateKey::ecdsa_sign`]).
-    pub(crate) fn ecdsa_sign(&self, digest: &[u8]) -> Result<Vec<u8>, vscard_emulator::Status> {
-        self.key.ecdsa_sign(&self.backend, digest)
+    /// Key agreement (ECDH on P-256 / P-384, X25519) with the host's
+    /// public key; `6A80` for a point off the curve or a key that does not
+    /// agree.
+    pub(crate) fn agree(
+        &self,
+        custody: Option<&dyn KeyCustody>,
+        point: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, Status> {
+        match &self.material {
+            Material::Software { key, .. } => match key.algorithm() {
+                Algorithm::EccP256 | Algorithm::EccP384 | Algorithm::X25519 => key.ecdh(point),
+                _ => Err(Status::IncorrectData),
+            },
+            Material::External {
+                reference, public, ..
+            } => {
+                let valid = match &**public {
+                    PublicKey::P256(_) => {
+                        point.first() == Some(&0x04)
+                            && p256::PublicKey::from_sec1_bytes(point).is_ok()
+                    }
+                    PublicKey::P384(_) => {
+                        point.first() == Some(&0x04)
+                            && p384::PublicKey::from_sec1_bytes(point).is_ok()
+                    }
+                    PublicKey::X25519(_) => point.len() == 32,
+                    _ => false,
+                };
+                if !valid {
+                    return Err(Status::IncorrectData);
+                }
+                let custody = attached(custody, reference)?;
+                custody
+                    .ecdh(reference, public.algorithm(), point)
+                    .map_err(|error| failure(error, reference, "key agreement"))
+            }
+        }
     }
 
     /// True when `other` holds the same key material (constant time).
     fn same_material(&self, pkcs8: &[u8]) -> bool {
-        bool::from(self.pkcs8.as_slice().ct_eq(pkcs8))
+        match &self.material {
+            Material::Software { pkcs8: ours, .. } => bool::from(ours.as_slice().ct_eq(pkcs8)),
+            Material::External { .. } => false,
+        }
     }
 
     /// Decodes a persisted key, reusing `previous` when its material is
@@ -143,28 +318,105 @@ impl StoredKey {
         repr: &StoredKeyRepr,
         previous: Option<&StoredKey>,
     ) -> Result<Self, KeyError> {
-        let (key, backend) = match previous {
-            Some(old) if old.same_material(&repr.pkcs8) => (old.key.clone(), old.backend.clone()),
-            _ => (
-                PrivateKey::from_pkcs8(repr.algorithm, &repr.pkcs8)?,
-                BackendKey::default(),
-            ),
+        let material = match (&repr.custody, repr.pkcs8.is_empty()) {
+            (None, false) => {
+                let (key, backend) = match previous {
+                    Some(old) if old.same_material(&repr.pkcs8) => match &old.material {
+                        Material::Software { key, backend, .. } => (key.clone(), backend.clone()),
+                        Material::External { .. } => unreachable_software(repr)?,
+                    },
+                    _ => (
+                        PrivateKey::from_pkcs8(repr.algorithm, &repr.pkcs8)?,
+                        BackendKey::default(),
+                    ),
+                };
+                Material::Software {
+                    key,
+                    backend,
+                    pkcs8: Zeroizing::new(repr.pkcs8.clone()),
+                }
+            }
+            (Some(reference), true) => {
+                let spki = repr
+                    .public
+                    .as_deref()
+                    .and_then(|hex| hex::decode(hex).ok())
+                    .ok_or(KeyError::ExternalPublic(repr.algorithm))?;
+                let public = match previous.map(|old| &old.material) {
+                    Some(Material::External {
+                        public, spki: old, ..
+                    }) if *old == spki => public.clone(),
+                    _ => Box::new(
+                        PublicKey::from_spki_der(&spki)
+                            .ok_or(KeyError::ExternalPublic(repr.algorithm))?,
+                    ),
+                };
+                Material::External {
+                    reference: reference.clone(),
+                    public,
+                    spki,
+                }
+            }
+            _ => return Err(KeyError::Material),
         };
-        if key.algorithm() != repr.algorithm {
-            return Err(KeyError::AlgorithmMismatch {
-                stored: repr.algorithm,
-                found: key.algorithm(),
-            });
-        }
-        Ok(StoredKey {
-            key,
-            backend,
-            pkcs8: Zeroizing::new(repr.pkcs8.clone()),
+        let stored = StoredKey {
+            material,
             pin_policy: repr.pin_policy,
             touch_policy: repr.touch_policy,
             origin: repr.origin,
-        })
+        };
+        if stored.algorithm() != repr.algorithm {
+            return Err(KeyError::AlgorithmMismatch {
+                stored: repr.algorithm,
+                found: stored.algorithm(),
+            });
+        }
+        Ok(stored)
     }
+}
+
+/// A previous key with the same PKCS#8 is a software key: this cannot be
+/// reached, but decodes the key again rather than panic.
+fn unreachable_software(repr: &StoredKeyRepr) -> Result<(PrivateKey, BackendKey), KeyError> {
+    Ok((
+        PrivateKey::from_pkcs8(repr.algorithm, &repr.pkcs8)?,
+        BackendKey::default(),
+    ))
+}
+
+/// The attached custody if it is the one holding `reference`; `6F00`
+/// (logged) otherwise.
+fn attached<'c>(
+    custody: Option<&'c dyn KeyCustody>,
+    reference: &KeyReference,
+) -> Result<&'c dyn KeyCustody, Status> {
+    match custody {
+        Some(custody) if custody.kind() == reference.custody => Ok(custody),
+        Some(custody) => {
+            tracing::error!(target: "vscard::piv", key = %reference, attached = custody.kind(),
+                "the key's custody is not the one attached to the card");
+            Err(Status::UnknownError)
+        }
+        None => {
+            tracing::error!(target: "vscard::piv", key = %reference,
+                "the key is held by an external custody and none is attached to the card");
+            Err(Status::UnknownError)
+        }
+    }
+}
+
+/// Logs a custody failure (an unavailable custody as an error, the others
+/// as warnings) and gives its status word.
+pub(crate) fn failure(error: CustodyError, reference: &KeyReference, operation: &str) -> Status {
+    match &error {
+        CustodyError::Unavailable { .. } => {
+            tracing::error!(target: "vscard::piv", key = %reference, operation, %error, "key custody failed");
+        }
+        _ => {
+            tracing::warn!(target: "vscard::piv", key = %reference, operation, %error, "key custody refused");
+        }
+    }
+    error.status()
 }
 
 impl fmt::Debug for StoredKey {
@@ -174,6 +426,7 @@ impl fmt::Debug for StoredKey {
             .field("pin_policy", &self.pin_policy)
             .field("touch_policy", &self.touch_policy)
             .field("origin", &self.origin)
+            .field("custody", &self.custody_reference())
             .field("key", &"<redacted>")
             .finish()
     }
@@ -182,12 +435,24 @@ impl fmt::Debug for StoredKey {
 impl StoredKey {
     /// The stored form of this key.
     pub(crate) fn to_repr(&self) -> StoredKeyRepr {
+        let (pkcs8, custody, public) = match &self.material {
+            Material::Software { pkcs8, .. } => (pkcs8.to_vec(), None, None),
+            Material::External {
+                reference, spki, ..
+            } => (
+                Vec::new(),
+                Some(reference.clone()),
+                Some(hex::encode_upper(spki)),
+            ),
+        };
         StoredKeyRepr {
             algorithm: self.algorithm(),
             pin_policy: self.pin_policy,
             touch_policy: self.touch_policy,
             origin: self.origin,
-            pkcs8: self.pkcs8.to_vec(),
+            pkcs8,
+            custody,
+            public,
         }
     }
 }

@@ -59,7 +59,7 @@ impl PivApplet {
                         &[stored.pin_policy.byte(), stored.touch_policy.byte()],
                     )
                     .put(0x03, &[stored.origin.byte()])
-                    .put(0x04, &stored.key().public_key().to_data_objects());
+                    .put(0x04, &stored.public_key().to_data_objects());
             }
         }
         Ok(Response::ok(writer.finish()))
@@ -104,9 +104,15 @@ impl PivApplet {
         if !(self.state.pin.is_blocked() && self.state.puk.is_blocked()) {
             return Err(Status::ConditionsNotSatisfied);
         }
+        let old = self.state.custody_references();
         self.state.factory_reset()?;
         self.state.stage_all(ctx)?;
         self.security.set(ctx, Default::default());
+        if !old.is_empty() {
+            // The custody keys go after the commit (see `crate::custody`).
+            ctx.commit()?;
+            self.destroy_unreferenced(old);
+        }
         Ok(Response::empty())
     }
 }

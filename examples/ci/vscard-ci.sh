@@ -206,7 +206,8 @@ cmd_start() {
         else
             say "no pcscd answers on $socket: starting one (stopped again by '$0 stop')"
             if [ "$(id -u)" -ne 0 ]; then
-                launcher=(sudo)
+                # sudo resets the environment: hand pcscd its socket path.
+                launcher=(sudo env "PCSCLITE_CSOCK_NAME=$socket")
             fi
             as_root mkdir -p "$run_dir"
         fi

@@ -1,0 +1,277 @@
+//! Keys in an external custody ([`vscard_applet::custody`]), through the
+//! in-memory custody: GENERATE, IMPORT, signatures, ECDH, DELETE, RESET of
+//! the applet's commands, no key material in the image, PIN semantics
+//! untouched by custody failures, and tearing around GENERATE.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use p256::ecdsa::signature::hazmat::PrehashVerifier;
+use vscard_applet::{
+    Algorithm, KeyCustody, MemoryCustody, PIV_AID, PivApplet, PivConfig, PivState, Slot,
+};
+use vscard_emulator::{Card, CardError, CutPoint, FaultPlan, MemoryStore, Part};
+
+/// A card whose new keys go to `custody` (named `card-1` there).
+fn custody_card(custody: &Arc<MemoryCustody>) -> Client {
+    let mut applet = PivApplet::new(PivConfig::default()).unwrap();
+    applet
+        .state_mut()
+        .set_custody(Some(MemoryCustody::target("card-1")));
+    let applet = applet.with_custody(Arc::clone(custody) as Arc<dyn KeyCustody>);
+    Client::new(card_with(applet))
+}
+
+/// The P-256 point at the end of a GENERATE answer or a metadata `04`.
+fn point(data: &[u8]) -> p256::ecdsa::VerifyingKey {
+    p256::ecdsa::VerifyingKey::from_sec1_bytes(&data[data.len() - 65..]).unwrap()
+}
+
+fn verify(public: &p256::ecdsa::VerifyingKey, digest: &[u8], der: &[u8]) {
+    let signature = p256::ecdsa::Signature::from_der(der).unwrap();
+    public.verify_prehash(digest, &signature).unwrap();
+}
+
+/// The PIV part of the card's image.
+fn piv_state(card: &Card) -> PivState {
+    PivState::from_saved(card.image().applet(&PIV_AID.to_hex()).unwrap()).unwrap()
+}
+
+/// The `keys` part of the image as JSON.
+fn keys_json(card: &Card) -> serde_json::Value {
+    let state = card.image().applet(&PIV_AID.to_hex()).unwrap();
+    state.get(Part::<serde_json::Value>::new("keys")).unwrap()
+}
+
+/// GENERAL AUTHENTICATE `7C { 82 00, 85 point }` with a P-256 key: the
+/// `82` value, or the status word.
+fn agree(c: &mut Client, slot: u8, point: &[u8]) -> Result<Vec<u8>, u16> {
+    let data = tlv(0x7C, &[tlv(0x82, &[]), tlv(0x85, point)].concat());
+    let answer = c.send(0x87, 0x11, slot, &data);
+    if answer.sw() != SW_OK {
+        return Err(answer.sw());
+    }
+    Ok(unwrap_template(&answer.data))
+}
+
+#[test]
+fn a_generated_key_lives_in_the_custody_and_signs() {
+    let custody = Arc::new(MemoryCustody::new());
+    let mut c = custody_card(&custody);
+    c.authenticate_default();
+    let answer = c.generate(Slot::SIGNATURE, Algorithm::EccP256);
+    assert_eq!(answer.sw(), SW_OK);
+    let public = point(&answer.data);
+    assert_eq!(custody.ids(), ["card-1-9C-1"]);
+    assert_eq!(c.verify(PIN), SW_OK);
+    let digest = [0x42; 32];
+    let der = c
+        .sign(Algorithm::EccP256, Slot::SIGNATURE, &digest)
+        .unwrap();
+    verify(&public, &digest, &der);
+    // The image holds the reference and the public key, no key material.
+    let keys = keys_json(c.card());
+    let key = &keys["9C"];
+    assert!(key.get("pkcs8").is_none(), "{key}");
+    assert_eq!(key["custody"]["custody"], "memory");
+    assert_eq!(key["custody"]["id"], "card-1-9C-1");
+    let spki = hex::decode(key["public"].as_str().unwrap()).unwrap();
+    assert_eq!(spki.len(), 91, "a P-256 SubjectPublicKeyInfo");
+    let state = piv_state(c.card());
+    assert_eq!(
+        state.key_reference(Slot::SIGNATURE).unwrap().id,
+        "card-1-9C-1"
+    );
+    // GET METADATA reads the stored public key.
+    let meta = c.metadata(0x9C);
+    assert_eq!(meta.sw(), SW_OK);
+    assert_eq!(point(&meta.data), public);
+}
+
+#[test]
+fn a_new_key_replaces_the_old_one_in_the_custody_after_the_commit() {
+    let custody = Arc::new(MemoryCustody::new());
+    let mut c = custody_card(&custody);
+    c.authenticate_default();
+    assert_eq!(
+        c.generate(Slot::AUTHENTICATION, Algorithm::EccP256).sw(),
+        SW_OK
+    );
+    assert_eq!(
+        c.generate(Slot::AUTHENTICATION, Algorithm::EccP256).sw(),
+        SW_OK
+    );
+    assert_eq!(custody.ids(), ["card-1-9A-2"]);
+    // DELETE KEY destroys it in the custody.
+    assert_eq!(c.send(0xF6, 0xFF, 0x9A, &[]).sw(), SW_OK);
+    assert!(custody.ids().is_empty());
+    assert_eq!(c.metadata(0x9A).sw(), 0x6A88);
+}
+
+#[test]
+fn ecdh_and_import_go_through_the_custody() {
+    let custody = Arc::new(MemoryCustody::new());
+    let mut c = custody_card(&custody);
+    c.authenticate_default();
+    // IMPORT KEY of a P-256 scalar into 9D: the custody takes it.
+    let scalar = [0x33u8; 32];
+    assert_eq!(c.send(0xFE, 0x11, 0x9D, &tlv(0x06, &scalar)).sw(), SW_OK);
+    assert_eq!(custody.ids(), ["card-1-9D-1"]);
+    assert!(keys_json(c.card())["9D"].get("pkcs8").is_none());
+    let peer = p256::SecretKey::from_slice(&[0x44; 32]).unwrap();
+    let peer_point = peer.public_key().to_sec1_bytes();
+    assert_eq!(c.verify(PIN), SW_OK);
+    let answer = agree(&mut c, 0x9D, &peer_point).unwrap();
+    let ours = p256::SecretKey::from_slice(&scalar).unwrap();
+    let expected =
+        p256::ecdh::diffie_hellman(peer.to_nonzero_scalar(), ours.public_key().as_affine());
+    assert_eq!(answer, expected.raw_secret_bytes().to_vec());
+    // A point off the curve is refused before the custody is asked.
+    let mut bad = peer_point.to_vec();
+    bad[10] ^= 1;
+    assert_eq!(agree(&mut c, 0x9D, &bad), Err(0x6A80));
+}
+
+#[test]
+fn a_custody_failure_answers_6f00_and_changes_no_pin_state() {
+    let custody = Arc::new(MemoryCustody::new());
+    let mut c = custody_card(&custody);
+    c.authenticate_default();
+    assert_eq!(c.generate(Slot::SIGNATURE, Algorithm::EccP256).sw(), SW_OK);
+    assert_eq!(c.verify(b"000000"), 0x63C2, "one wrong try before");
+    assert_eq!(c.verify(PIN), SW_OK);
+    custody.set_available(false);
+    let digest = [0x17; 32];
+    assert_eq!(
+        c.sign(Algorithm::EccP256, Slot::SIGNATURE, &digest),
+        Err(0x6F00)
+    );
+    assert_eq!(
+        c.sign(Algorithm::EccP256, Slot::SIGNATURE, &digest),
+        Err(0x6F00)
+    );
+    // Counters as VERIFY left them; the PIN is still verified; GET DATA
+    // and GENERATE of a new key (6F00 too, the old key stays) behave.
+    assert_eq!(c.counters(), (3, 3));
+    assert_eq!(c.verify_status(), SW_OK);
+    assert_eq!(c.get_data(&[0x5F, 0xC1, 0x07]).sw(), SW_OK);
+    assert_eq!(c.generate(Slot::SIGNATURE, Algorithm::EccP256).sw(), 0x6F00);
+    custody.set_available(true);
+    // The PIN-always permission of 9C was not spent by the failures.
+    let der = c
+        .sign(Algorithm::EccP256, Slot::SIGNATURE, &digest)
+        .unwrap();
+    verify(&point(&c.metadata(0x9C).data), &digest, &der);
+    assert_eq!(
+        c.sign(Algorithm::EccP256, Slot::SIGNATURE, &digest),
+        Err(0x6982),
+        "spent by the successful signature"
+    );
+    assert_eq!(c.counters(), (3, 3));
+}
+
+#[test]
+fn a_key_in_a_custody_that_is_not_attached_answers_6f00() {
+    let custody = Arc::new(MemoryCustody::new());
+    let mut c = custody_card(&custody);
+    c.authenticate_default();
+    assert_eq!(
+        c.generate(Slot::AUTHENTICATION, Algorithm::EccP256).sw(),
+        SW_OK
+    );
+    let image = c.card().image().clone();
+    // The same image served without a custody.
+    let store = MemoryStore::with_image(image);
+    let mut bare = Client::new(card_on_store(PivApplet::with_defaults(), store));
+    assert_eq!(bare.verify(PIN), SW_OK);
+    assert_eq!(
+        bare.sign(Algorithm::EccP256, Slot::AUTHENTICATION, &[1; 32]),
+        Err(0x6F00)
+    );
+    assert_eq!(bare.metadata(0x9A).sw(), SW_OK);
+    assert_eq!(bare.counters(), (3, 3));
+}
+
+#[test]
+fn software_keys_keep_their_stored_form() {
+    let mut c = Client::new(default_card());
+    let keys = keys_json(c.card());
+    for slot in ["9A", "9C", "9D", "9E"] {
+        let mut fields: Vec<&str> = keys[slot]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        fields.sort_unstable();
+        assert_eq!(
+            fields,
+            ["algorithm", "origin", "pin_policy", "pkcs8"],
+            "{slot}"
+        );
+    }
+    assert!(
+        c.card()
+            .image()
+            .applet(&PIV_AID.to_hex())
+            .unwrap()
+            .part_names()
+            .all(|name| name != "custody")
+    );
+}
+
+#[test]
+fn generate_with_a_custody_is_old_or_new_after_a_cut_and_strays_are_destroyed() {
+    const POINTS: [CutPoint; 2] = [CutPoint::BeforeWrite, CutPoint::AfterWrite];
+    let mut cuts = 0;
+    for cut in POINTS {
+        for k in 1.. {
+            let custody = Arc::new(MemoryCustody::new());
+            let mut c = custody_card(&custody);
+            c.authenticate_default();
+            let old = c.generate(Slot::AUTHENTICATION, Algorithm::EccP256);
+            assert_eq!(old.sw(), SW_OK);
+            let old = point(&old.data);
+            c.card().set_fault_plan(FaultPlan::cut_at_write(k, cut));
+            let data = tlv(0xAC, &tlv(0x80, &[0x11]));
+            let result = c.try_send(0x47, 0x00, 0x9A, &data);
+            if c.card().fault_pending() {
+                c.card().set_fault_plan(FaultPlan::none());
+                assert_eq!(result.unwrap().sw(), SW_OK);
+                break;
+            }
+            assert!(matches!(result, Err(CardError::PowerLost)), "k={k} {cut:?}");
+            cuts += 1;
+            // Both keys are in the custody: the cut came before the old
+            // one could be destroyed.
+            assert_eq!(custody.ids().len(), 2, "k={k} {cut:?}");
+            c.card().power_on();
+            let meta = c.metadata(0x9A);
+            let now = point(&meta.data);
+            let new_committed = cut == CutPoint::AfterWrite;
+            assert_eq!(now == old, !new_committed, "k={k} {cut:?}");
+            // The next start destroys the key the card does not refer to.
+            let state = c.card().image().applet(&PIV_AID.to_hex()).unwrap().clone();
+            let served = PivApplet::from_saved(&state)
+                .unwrap()
+                .with_custody(Arc::clone(&custody) as Arc<dyn KeyCustody>);
+            let destroyed = served.reconcile_custody().unwrap();
+            assert_eq!(destroyed.len(), 1, "k={k} {cut:?}");
+            let referenced = served.state().key_reference(Slot::AUTHENTICATION).unwrap();
+            assert_eq!(custody.ids(), std::slice::from_ref(&referenced.id));
+            assert!(!destroyed.contains(referenced));
+            // And the key the card refers to signs.
+            assert_eq!(c.verify(PIN), SW_OK);
+            let digest = [0x24; 32];
+            let der = c
+                .sign(Algorithm::EccP256, Slot::AUTHENTICATION, &digest)
+                .unwrap();
+            verify(&now, &digest, &der);
+        }
+    }
+    assert_eq!(cuts, 2, "one write, cut before and after");
+}
