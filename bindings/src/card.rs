@@ -8,6 +8,7 @@ use vscard_emulator::{CardImage, ImageCodec};
 use vscard_link::CardLinkHandle;
 
 use crate::issue::seal_key;
+use crate::keystore::{CallbackCustody, Keystore};
 use crate::piv;
 use crate::store::{CardStore, ForeignStore};
 use crate::{VscardError, card_error, store_error};
@@ -111,12 +112,15 @@ impl Card {
     /// store: an empty store is given `image` as its first commit, a store
     /// that holds an image opens that one (and `image` is ignored). With
     /// `key` (32 bytes), images are sealed: `image` and the store's bytes
-    /// must be sealed under it, and every commit is sealed.
-    #[uniffi::constructor(default(store = None, key = None))]
+    /// must be sealed under it, and every commit is sealed. With
+    /// `keystore`, the keys `install_keystore_key` put in the image are
+    /// used through the app's keystore.
+    #[uniffi::constructor(default(store = None, key = None, keystore = None))]
     pub fn from_image(
         image: Vec<u8>,
         store: Option<Arc<dyn CardStore>>,
         key: Option<Vec<u8>>,
+        keystore: Option<Arc<dyn Keystore>>,
     ) -> Result<Arc<Card>, VscardError> {
         let key = key.as_deref().map(seal_key).transpose()?;
         let mut codec = ImageCodec::new(key);
@@ -146,7 +150,11 @@ impl Card {
             }
         };
         let state = piv_state_of(&image)?;
-        let mut builder = builder.install_default(PivApplet::with_defaults());
+        let mut applet = PivApplet::with_defaults();
+        if let Some(keystore) = keystore {
+            applet = applet.with_custody(Arc::new(CallbackCustody::new(keystore)));
+        }
+        let mut builder = builder.install_default(applet);
         if let Some(management) = ManagementApplet::for_card(&state) {
             builder = builder.install(management);
         }

@@ -6,6 +6,8 @@
 //! - [`Card`]: a card opened from image bytes, in memory or on a store the
 //!   app provides ([`CardStore`], optionally sealed with the app's key),
 //!   with `power_on` / `transmit` / `snapshot` and typed PIV helpers.
+//! - [`Keystore`]: keys held by the app (the platform keystore signs;
+//!   [`install_keystore_key`] puts its key into a slot).
 //! - [`Card::serve_link`]: the card served to a `vscard relay` over the
 //!   link, paired from a pairing URI, with a [`LinkObserver`].
 //!
@@ -16,12 +18,14 @@
 
 mod card;
 mod issue;
+mod keystore;
 mod link;
 mod piv;
 mod store;
 
 pub use card::Card;
 pub use issue::{issue_image, seal_image};
+pub use keystore::{KEYSTORE_CUSTODY, Keystore, KeystoreError, install_keystore_key};
 pub use link::LinkObserver;
 pub use store::CardStore;
 
