@@ -60,8 +60,9 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for KeystoreError {
 /// before it asks; the keystore only does the private-key operation.
 #[uniffi::export(with_foreign)]
 pub trait Keystore: Send + Sync {
-    /// Signs with the key `key_id`. `algorithm` is `p256`, `p384`,
-    /// `rsa2048`, ...: for ECDSA `input` is the digest (answer: DER
+    /// Signs with the key `key_id`. `algorithm` is named as `vscard
+    /// inspect` names it (`P-256`, `P-384`, `RSA-2048`, `Ed25519`, ...):
+    /// for ECDSA `input` is the digest (answer: DER
     /// `SEQUENCE { r, s }`), for RSA the padded block (answer: the raw
     /// private-key operation, as long as the modulus), for Ed25519 the
     /// message.

@@ -1,0 +1,125 @@
+//! The Python bindings (bindings/) as a user gets them: `pip install
+//! ./bindings` (maturin from the test venv as the build backend, the
+//! wheel built with the dev profile into the shared target folder), then
+//! pytest on bindings/tests/python and the README's Python example, as
+//! written, against what pip installed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use vscard_testkit::python::python_with;
+
+fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// `pip install --target DIR ./bindings` once per test binary: the
+/// folder the `vscard` package is installed in.
+fn installed(python: &Path) -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let started = std::time::Instant::now();
+        let output = Command::new(python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            // The venv's pinned maturin, no download; only the package.
+            .args(["--no-build-isolation", "--no-deps", "--target"])
+            .arg(&dir)
+            .arg(repository().join("bindings"))
+            .env("CARGO_INCREMENTAL", "0")
+            // The build backend runs `maturin` from PATH: the venv's.
+            .env("PATH", with_venv_bin(python))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "pip install ./bindings failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        println!("pip install ./bindings: {:?}", started.elapsed());
+        assert!(dir.join("vscard").join("__init__.pyi").exists());
+        assert!(dir.join("vscard").join("py.typed").exists());
+        dir
+    })
+}
+
+/// PATH with the venv's `bin` (the folder of its python) first.
+fn with_venv_bin(python: &Path) -> std::ffi::OsString {
+    let bin = python.parent().unwrap().to_owned();
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&rest))).unwrap()
+}
+
+fn run_python(python: &Path, args: &[&str], cwd: &Path) -> std::process::Output {
+    let installed = installed(python);
+    let output = Command::new(python)
+        .args(args)
+        .current_dir(cwd)
+        .env("PYTHONPATH", installed)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    println!(
+        "$ python {args:?}\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+#[test]
+fn pytest_passes_against_the_installed_package() {
+    let Some(python) = python_with("python_bindings", &["pytest", "cryptography", "maturin"])
+    else {
+        return;
+    };
+    let tests = repository().join("bindings").join("tests").join("python");
+    let output = run_python(
+        &python,
+        &["-m", "pytest", "-q", "-p", "no:cacheprovider", "."],
+        &tests,
+    );
+    assert!(output.status.success(), "pytest failed");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // Every test ran (a pytest that collected nothing exits 5, not 0).
+    assert!(stdout.contains("8 passed"), "{stdout}");
+}
+
+/// The example under "Python" in the README, between its markers.
+fn readme_example() -> String {
+    let readme = std::fs::read_to_string(repository().join("README.md")).unwrap();
+    let start = readme
+        .find("<!-- python-example -->")
+        .expect("README has the python-example marker");
+    let rest = &readme[start..];
+    let code = rest
+        .split("```python\n")
+        .nth(1)
+        .and_then(|block| block.split("```").next())
+        .expect("a python code block after the marker");
+    code.to_owned()
+}
+
+#[test]
+fn the_readme_python_example_runs_as_written() {
+    let Some(python) = python_with("python_bindings", &["pytest", "cryptography", "maturin"])
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("example.py");
+    std::fs::write(&script, readme_example()).unwrap();
+    let output = run_python(&python, &[script.to_str().unwrap()], dir.path());
+    assert!(output.status.success(), "the README example failed");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "ATR 3b8b8131fe4580f9a0000003080000100042\nwrong PIN: 63c2\nsigned: 9000\n"
+    );
+}
