@@ -26,8 +26,30 @@ fn installed(python: &Path) -> &'static Path {
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep();
         let started = std::time::Instant::now();
-        let output = Command::new(python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+        let mut pip = Command::new(python);
+        // What cargo sets for a test binary would change the build
+        // scripts' environment (ring's, through cc) and make the wheel's
+        // build and the workspace's rebuild the same crates in turn.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy().into_owned();
+            let keep = ["CARGO_HOME", "CARGO_TARGET_DIR", "CARGO_TERM_COLOR"];
+            if (name == "CARGO"
+                || name.starts_with("CARGO_")
+                || name == "OUT_DIR"
+                || name == "LD_LIBRARY_PATH")
+                && !keep.contains(&name.as_str())
+            {
+                pip.env_remove(&name);
+            }
+        }
+        let output = pip
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             // The venv's pinned maturin, no download; only the package.
             .args(["--no-build-isolation", "--no-deps", "--target"])
             .arg(&dir)
