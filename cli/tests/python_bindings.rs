@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use vscard_testkit::private_pcscd;
 use vscard_testkit::python::python_with;
+
+mod support;
 
 fn repository() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -144,4 +147,94 @@ fn the_readme_python_example_runs_as_written() {
         String::from_utf8_lossy(&output.stdout),
         "ATR 3b8b8131fe4580f9a0000003080000100042\nwrong PIN: 63c2\nsigned: 9000\n"
     );
+}
+
+/// Serves a card from Python over the link; prints what its observer
+/// hears, and stops when its standard input closes.
+const SERVE_LINK: &str = r#"
+import sys, vscard
+
+class Observer(vscard.LinkObserver):
+    def connected(self, relay):
+        print("connected", relay, flush=True)
+    def disconnected(self, reason):
+        print("disconnected", reason, flush=True)
+    def paired(self, relay):
+        print("paired", relay, flush=True)
+
+profile, uri_file, state_dir = sys.argv[1:4]
+card = vscard.Card.from_image(vscard.issue_image(open(profile).read(), "python-link"))
+card.serve_link(open(uri_file).read().strip(), state_dir, label="python", observer=Observer())
+sys.stdin.read()
+card.stop_link()
+print("stopped; PIN tries left", card.pin_tries_left(), flush=True)
+"#;
+
+#[test]
+fn a_card_served_from_python_over_the_link_is_seen_by_pkcs11_tool() {
+    let Some(pcscd) = private_pcscd() else { return };
+    let Some(python) = python_with("python_bindings", &["pytest", "cryptography", "maturin"])
+    else {
+        return;
+    };
+    use std::io::{BufRead as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path();
+    let relay_state = home.join("relay");
+    let mut relay = support::vscard(&relay_state)
+        .args(["relay", "--listen", "127.0.0.1:35950"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut relay_out = std::io::BufReader::new(relay.stdout.take().unwrap()).lines();
+    let listening = relay_out.next().unwrap().unwrap();
+    assert!(
+        listening.contains("relay listening on 127.0.0.1:35950"),
+        "{listening}"
+    );
+    let uri_file = home.join("pair.uri");
+    support::run_ok(
+        support::vscard(&relay_state)
+            .args(["relay", "pair", "--expires", "10m", "--out"])
+            .arg(&uri_file),
+    );
+    let profile = support::p256_profile(home);
+    let script = home.join("serve_link.py");
+    std::fs::write(&script, SERVE_LINK).unwrap();
+    let installed = installed(&python);
+    let mut served = Command::new(&python)
+        .arg(&script)
+        .arg(&profile)
+        .arg(&uri_file)
+        .arg(home.join("card-state"))
+        .env("PYTHONPATH", installed)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(served.stdout.take().unwrap()).lines();
+    let paired = lines.next().unwrap().unwrap();
+    assert!(paired.starts_with("paired 127.0.0.1:35950"), "{paired}");
+    let connected = lines.next().unwrap().unwrap();
+    assert_eq!(connected, "connected 127.0.0.1:35950");
+    pcscd
+        .wait_for_card(0, std::time::Duration::from_secs(5))
+        .unwrap();
+    let token = support::run(
+        Command::new("pkcs11-tool")
+            .arg("-L")
+            .current_dir(home)
+            .env("HOME", home),
+    );
+    assert!(token.status.success());
+    let listed = String::from_utf8_lossy(&token.stdout);
+    assert!(listed.contains("000123456789"), "{listed}");
+    // Closing its input stops the link; the card comes back to Python.
+    drop(served.stdin.take());
+    let stopped = lines.next().unwrap().unwrap();
+    assert_eq!(stopped, "stopped; PIN tries left 3");
+    assert!(served.wait().unwrap().success());
+    let _ = relay.kill();
+    let _ = relay.wait();
+    let _ = std::io::stdout().flush();
 }
