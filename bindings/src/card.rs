@@ -272,6 +272,19 @@ impl Card {
             })
     }
 
+    /// For benchmarks: the mean time in nanoseconds of `count` calls of
+    /// the runtime's `Card::transmit(apdu)` on this card, timed in Rust
+    /// (the baseline for what a call through the bindings adds).
+    pub fn native_transmit_ns(&self, apdu: Vec<u8>, count: u32) -> Result<f64, VscardError> {
+        self.with(|card| {
+            let started = std::time::Instant::now();
+            for _ in 0..count {
+                card.transmit(&apdu).map_err(card_error)?;
+            }
+            Ok(started.elapsed().as_nanos() as f64 / f64::from(count.max(1)))
+        })
+    }
+
     /// PIN tries left, as committed.
     pub fn pin_tries_left(&self) -> Result<u8, VscardError> {
         Ok(self.piv_state()?.pin_tries_left())

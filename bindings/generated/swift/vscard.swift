@@ -503,6 +503,38 @@ fileprivate struct FfiConverterUInt16: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
+    typealias FfiType = UInt32
+    typealias SwiftType = UInt32
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt32 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterDouble: FfiConverterPrimitive {
+    typealias FfiType = Double
+    typealias SwiftType = Double
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Double {
+        return try lift(readDouble(&buf))
+    }
+
+    public static func write(_ value: Double, into buf: inout [UInt8]) {
+        writeDouble(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterBool : FfiConverter {
     typealias FfiType = Int8
     typealias SwiftType = Bool
@@ -605,6 +637,13 @@ public protocol CardProtocol: AnyObject, Sendable {
      * CHANGE REFERENCE DATA of the PIN; returns the status word.
      */
     func changePin(oldPin: String, newPin: String) throws  -> UInt16
+    
+    /**
+     * For benchmarks: the mean time in nanoseconds of `count` calls of
+     * the runtime's `Card::transmit(apdu)` on this card, timed in Rust
+     * (the baseline for what a call through the bindings adds).
+     */
+    func nativeTransmitNs(apdu: Data, count: UInt32) throws  -> Double
     
     /**
      * PIN tries left, as committed.
@@ -800,6 +839,22 @@ open func changePin(oldPin: String, newPin: String)throws  -> UInt16  {
             self.uniffiCloneHandle(),
         FfiConverterString.lower(oldPin),
         FfiConverterString.lower(newPin),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * For benchmarks: the mean time in nanoseconds of `count` calls of
+     * the runtime's `Card::transmit(apdu)` on this card, timed in Rust
+     * (the baseline for what a call through the bindings adds).
+     */
+open func nativeTransmitNs(apdu: Data, count: UInt32)throws  -> Double  {
+    return try  FfiConverterDouble.lift(try rustCallWithError(FfiConverterTypeVscardError_lift) {
+        uniffiCallStatus in
+    uniffi_vscard_fn_method_card_native_transmit_ns(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(apdu),
+        FfiConverterUInt32.lower(count),uniffiCallStatus
     )
 })
 }
@@ -2484,6 +2539,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_vscard_checksum_method_card_change_pin() != 49859) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_vscard_checksum_method_card_native_transmit_ns() != 28595) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_vscard_checksum_method_card_pin_tries_left() != 22923) {

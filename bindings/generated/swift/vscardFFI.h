@@ -356,6 +356,11 @@ RustBuffer uniffi_vscard_fn_method_card_atr(uint64_t ptr, RustCallStatus *_Nonnu
 uint16_t uniffi_vscard_fn_method_card_change_pin(uint64_t ptr, RustBuffer old_pin, RustBuffer new_pin, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_VSCARD_FN_METHOD_CARD_NATIVE_TRANSMIT_NS
+#define UNIFFI_FFIDEF_UNIFFI_VSCARD_FN_METHOD_CARD_NATIVE_TRANSMIT_NS
+double uniffi_vscard_fn_method_card_native_transmit_ns(uint64_t ptr, RustBuffer apdu, uint32_t count, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_VSCARD_FN_METHOD_CARD_PIN_TRIES_LEFT
 #define UNIFFI_FFIDEF_UNIFFI_VSCARD_FN_METHOD_CARD_PIN_TRIES_LEFT
 uint8_t uniffi_vscard_fn_method_card_pin_tries_left(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -818,6 +823,12 @@ uint16_t uniffi_vscard_checksum_method_card_atr(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_VSCARD_CHECKSUM_METHOD_CARD_CHANGE_PIN
 #define UNIFFI_FFIDEF_UNIFFI_VSCARD_CHECKSUM_METHOD_CARD_CHANGE_PIN
 uint16_t uniffi_vscard_checksum_method_card_change_pin(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_VSCARD_CHECKSUM_METHOD_CARD_NATIVE_TRANSMIT_NS
+#define UNIFFI_FFIDEF_UNIFFI_VSCARD_CHECKSUM_METHOD_CARD_NATIVE_TRANSMIT_NS
+uint16_t uniffi_vscard_checksum_method_card_native_transmit_ns(void
     
 );
 #endif

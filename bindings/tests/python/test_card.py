@@ -193,3 +193,17 @@ def test_a_python_keystore_signs_for_9c(image):
     with pytest.raises(vscard.VscardError.Status) as unavailable:
         alone.sign("9c", digest)
     assert unavailable.value.sw == 0x6F00
+
+
+def test_the_benchmark_runs(card, capsys):
+    """benches/python/bindings_transmit.py, tiny: both timings are there."""
+    import runpy
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[3] / "benches" / "python" / "bindings_transmit.py"
+    sys.argv = [str(script), "50"]
+    runpy.run_path(str(script), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "python transmit" in out and "Card::transmit" in out and "added by bindings" in out
+    assert card.native_transmit_ns(bytes.fromhex("00200080"), 10) > 0

@@ -781,6 +781,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_vscard_checksum_method_card_change_pin(
     ): Int
+    external fun uniffi_vscard_checksum_method_card_native_transmit_ns(
+    ): Int
     external fun uniffi_vscard_checksum_method_card_pin_tries_left(
     ): Int
     external fun uniffi_vscard_checksum_method_card_power_off(
@@ -862,6 +864,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_vscard_fn_method_card_change_pin(`ptr`: Long,`oldPin`: RustBuffer.ByValue,`newPin`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Int
+    external fun uniffi_vscard_fn_method_card_native_transmit_ns(`ptr`: Long,`apdu`: RustBuffer.ByValue,`count`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    ): Double
     external fun uniffi_vscard_fn_method_card_pin_tries_left(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Int
     external fun uniffi_vscard_fn_method_card_power_off(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1064,6 +1068,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_vscard_checksum_method_card_change_pin() and 0xFFFF) != 49859) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_vscard_checksum_method_card_native_transmit_ns() and 0xFFFF) != 28595) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_vscard_checksum_method_card_pin_tries_left() and 0xFFFF) != 22923) {
@@ -1383,6 +1390,52 @@ public object FfiConverterUShort: FfiConverter<UShort, Short> {
 /**
  * @suppress
  */
+public object FfiConverterUInt: FfiConverter<UInt, Int> {
+    override fun lift(value: Int): UInt {
+        return value.toUInt()
+    }
+
+    override fun read(buf: ByteBuffer): UInt {
+        return lift(buf.getInt())
+    }
+
+    override fun lower(value: UInt): Int {
+        return value.toInt()
+    }
+
+    override fun allocationSize(value: UInt) = 4UL
+
+    override fun write(value: UInt, buf: ByteBuffer) {
+        buf.putInt(value.toInt())
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterDouble: FfiConverter<Double, Double> {
+    override fun lift(value: Double): Double {
+        return value
+    }
+
+    override fun read(buf: ByteBuffer): Double {
+        return buf.getDouble()
+    }
+
+    override fun lower(value: Double): Double {
+        return value
+    }
+
+    override fun allocationSize(value: Double) = 8UL
+
+    override fun write(value: Double, buf: ByteBuffer) {
+        buf.putDouble(value)
+    }
+}
+
+/**
+ * @suppress
+ */
 public object FfiConverterBoolean: FfiConverter<Boolean, Byte> {
     override fun lift(value: Byte): Boolean {
         return value.toInt() != 0
@@ -1589,6 +1642,13 @@ public interface CardInterface {
      * CHANGE REFERENCE DATA of the PIN; returns the status word.
      */
     fun `changePin`(`oldPin`: kotlin.String, `newPin`: kotlin.String): kotlin.UShort
+    
+    /**
+     * For benchmarks: the mean time in nanoseconds of `count` calls of
+     * the runtime's `Card::transmit(apdu)` on this card, timed in Rust
+     * (the baseline for what a call through the bindings adds).
+     */
+    fun `nativeTransmitNs`(`apdu`: kotlin.ByteArray, `count`: kotlin.UInt): kotlin.Double
     
     /**
      * PIN tries left, as committed.
@@ -1820,6 +1880,27 @@ open class Card: Disposable, AutoCloseable, CardInterface
         
         FfiConverterString.lower(`oldPin`),
         FfiConverterString.lower(`newPin`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * For benchmarks: the mean time in nanoseconds of `count` calls of
+     * the runtime's `Card::transmit(apdu)` on this card, timed in Rust
+     * (the baseline for what a call through the bindings adds).
+     */
+    @Throws(VscardException::class)override fun `nativeTransmitNs`(`apdu`: kotlin.ByteArray, `count`: kotlin.UInt): kotlin.Double {
+            return FfiConverterDouble.lift(
+    callWithHandle {
+    uniffiRustCallWithError(VscardException) { _status ->
+    UniffiLib.uniffi_vscard_fn_method_card_native_transmit_ns(
+        it,
+        
+        FfiConverterByteArray.lower(`apdu`),
+        FfiConverterUInt.lower(`count`),_status)
 }
     }
     )
