@@ -153,6 +153,7 @@ pub(crate) fn slot(name: &str) -> Result<Slot, VscardError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // test code: a panic is a failure
 mod tests {
     use super::*;
 
