@@ -84,6 +84,10 @@ pub struct ServeArgs {
     /// use).
     #[arg(value_name = "CARD.json")]
     pub cards: Vec<PathBuf>,
+    /// The card image is encrypted (AES-256-GCM) under the key in FILE:
+    /// 64 hexadecimal digits, mode 0600 (see "Encrypted card images").
+    #[arg(long, value_name = "FILE")]
+    pub encrypt_key_file: Option<PathBuf>,
     /// Connect to vpcd at HOST:PORT: card i to the i-th vpcd reader of
     /// pcscd's reader configuration from PORT on (see --reader-conf-dir),
     /// or to PORT + i when PORT is not configured there (default:
@@ -292,6 +296,11 @@ pub enum Action {
 
 #[derive(Debug, Args)]
 pub struct IssueArgs {
+    /// Encrypt the card image (AES-256-GCM) under the key in FILE: 64
+    /// hexadecimal digits, mode 0600; every command that opens the card
+    /// then needs the same option.
+    #[arg(long, value_name = "FILE")]
+    pub encrypt_key_file: Option<PathBuf>,
     /// Where to write the card image.
     #[arg(
         long,
@@ -419,6 +428,10 @@ pub struct InspectArgs {
     /// The card image.
     #[arg(value_name = "CARD.json")]
     pub card: PathBuf,
+    /// The card image is encrypted (AES-256-GCM) under the key in FILE:
+    /// 64 hexadecimal digits, mode 0600 (see "Encrypted card images").
+    #[arg(long, value_name = "FILE")]
+    pub encrypt_key_file: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -432,6 +445,10 @@ pub struct ExportCertArgs {
     /// The card image.
     #[arg(value_name = "CARD.json")]
     pub card: PathBuf,
+    /// The card image is encrypted (AES-256-GCM) under the key in FILE:
+    /// 64 hexadecimal digits, mode 0600 (see "Encrypted card images").
+    #[arg(long, value_name = "FILE")]
+    pub encrypt_key_file: Option<PathBuf>,
     /// The key slot whose certificate to write: 9a, 9c, 9d or 9e.
     #[arg(long, value_name = "SLOT")]
     pub slot: String,
@@ -463,6 +480,10 @@ pub struct RenewArgs {
     /// The card image.
     #[arg(value_name = "CARD.json")]
     pub card: PathBuf,
+    /// The card image is encrypted (AES-256-GCM) under the key in FILE:
+    /// 64 hexadecimal digits, mode 0600 (see "Encrypted card images").
+    #[arg(long, value_name = "FILE")]
+    pub encrypt_key_file: Option<PathBuf>,
     /// Generate new keys (same algorithms) as well.
     #[arg(long)]
     pub new_keys: bool,

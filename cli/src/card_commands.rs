@@ -8,11 +8,14 @@ use zeroize::Zeroizing;
 
 use std::sync::Arc;
 use vscard_applet::Slot;
+use vscard_emulator::seal::{SealKey, read_key_file};
 use vscard_emulator::{CardRng, files};
 
 use vscard_applet::CustodyTarget;
 use vscard_issuance::IssueCustody;
-use vscard_issuance::cards::{CardFileError, issue_card_file_in, read_applet, renew_card_file};
+use vscard_issuance::cards::{
+    CardFileError, issue_card_file_with, read_applet_with, renew_card_file_with,
+};
 use vscard_pkcs11::Pkcs11Custody;
 
 use crate::args::CustodyKind;
@@ -30,6 +33,18 @@ use crate::issue_request::{IssueRequest, SecretFiles, parse_time, terminal_progr
 /// Years a renewal adds, from now (NHS smartcard certificates are renewed
 /// every two years).
 const RENEWAL_YEARS: u32 = 2;
+
+/// The key of `--encrypt-key-file`, if given (bad input when the file is
+/// unreadable, not private, or not 64 hex digits).
+pub fn encrypt_key(path: Option<&Path>) -> Result<Option<SealKey>, CardFileError> {
+    path.map(|path| {
+        read_key_file(path).map_err(|error| CardFileError::BadValue {
+            option: "--encrypt-key-file",
+            reason: error.to_string(),
+        })
+    })
+    .transpose()
+}
 
 /// `--state-dir`, else the environment's default.
 pub fn state_dir(flag: Option<PathBuf>) -> Result<PathBuf, CardFileError> {
@@ -121,7 +136,8 @@ pub fn issue(args: IssueArgs, state_dir: &Path) -> Result<(), CardFileError> {
             &profile,
         )?),
     };
-    let summary = issue_card_file_in(
+    let key = encrypt_key(args.encrypt_key_file.as_deref())?;
+    let summary = issue_card_file_with(
         &out,
         &profile,
         validity,
@@ -133,6 +149,7 @@ pub fn issue(args: IssueArgs, state_dir: &Path) -> Result<(), CardFileError> {
             custody: &**custody,
             target,
         }),
+        key.as_ref(),
     )?;
     print_out(&format!(
         "issued {}: {}, user {}, environment {}\n",
@@ -173,7 +190,8 @@ fn pkcs11_custody(
 }
 
 pub fn inspect(args: InspectArgs) -> Result<(), CardFileError> {
-    let applet = read_applet(&args.card)?;
+    let key = encrypt_key(args.encrypt_key_file.as_deref())?;
+    let applet = read_applet_with(&args.card, key.as_ref())?;
     let summary = summarize_at(applet.state(), SystemTime::now())?;
     let due = crate::renewal_window::due(applet.state(), args.renewal_window)?;
     let mut text = if args.json {
@@ -240,7 +258,8 @@ fn parse_slot(text: &str) -> Result<Slot, CardFileError> {
 /// `vscard export-cert CARD --slot S [--out FILE] [--der]`.
 pub fn export_cert(args: ExportCertArgs) -> Result<(), CardFileError> {
     let slot = parse_slot(&args.slot)?;
-    let applet = read_applet(&args.card)?;
+    let key = encrypt_key(args.encrypt_key_file.as_deref())?;
+    let applet = read_applet_with(&args.card, key.as_ref())?;
     let found = certificate(applet.state(), slot)?.ok_or_else(|| CardFileError::BadValue {
         option: "--slot",
         reason: format!("{} has no certificate in slot {slot}", args.card.display()),
@@ -290,7 +309,8 @@ pub fn export_ca(args: ExportCaArgs, state_dir: &Path) -> Result<(), CardFileErr
 
 pub fn renew(args: RenewArgs, state_dir: &Path) -> Result<(), CardFileError> {
     let validity = CertificateValidity::years_from(SystemTime::now(), RENEWAL_YEARS)?;
-    let summary = renew_card_file(
+    let key = encrypt_key(args.encrypt_key_file.as_deref())?;
+    let summary = renew_card_file_with(
         &args.card,
         state_dir,
         validity,
@@ -298,6 +318,7 @@ pub fn renew(args: RenewArgs, state_dir: &Path) -> Result<(), CardFileError> {
         args.new_ca,
         args.revoke_old,
         &mut system_rng()?,
+        key.as_ref(),
     )?;
     let until = summary
         .slots

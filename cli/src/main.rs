@@ -170,6 +170,7 @@ fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> 
             state_dir,
             args.pkcs11_pin_file.clone(),
             &args.pkcs11_modules,
+            card_commands::encrypt_key(args.encrypt_key_file.as_deref())?,
         )?;
         return relay::serve_link(&args.cards, &target, &dir, &source);
     }
@@ -183,6 +184,7 @@ fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> 
         state_dir,
         args.pkcs11_pin_file.clone(),
         &args.pkcs11_modules,
+        card_commands::encrypt_key(args.encrypt_key_file.as_deref())?,
     )?;
     let options = ServeOptions {
         paths: args.cards,

@@ -12,7 +12,8 @@ use vscard_emulator::Card;
 use vscard_issuance::{CardProfile, CertificateValidity, default_state_dir};
 use vscard_vpcd::control::{CardLabel, CardOpener};
 
-use vscard_issuance::cards::{CardFileError, issue_card_file, open_card_with, read_applet};
+use vscard_emulator::seal::SealKey;
+use vscard_issuance::cards::{CardFileError, issue_card_file_with, open_card_with, read_applet_with};
 
 use crate::custody::Custodies;
 
@@ -61,6 +62,9 @@ pub struct PivCardSource {
     /// The key custodies (PKCS#11 modules) the served cards use, each
     /// opened once.
     pub custodies: Arc<Custodies>,
+    /// The key of encrypted card images (`--encrypt-key-file`); the demo
+    /// card is issued encrypted under it too.
+    pub key: Option<SealKey>,
 }
 
 /// The demo card's image, under the state directory.
@@ -73,15 +77,18 @@ impl PivCardSource {
     /// A source with the token PIN of PKCS#11 cards from `pkcs11_pin_file`
     /// (else `VSCARD_PKCS11_PIN`), whose cards may use the PKCS#11
     /// `pkcs11_modules` (the operator's; an image naming another module is
-    /// served with its key operations answering 6F00).
+    /// served with its key operations answering 6F00); sealed images open
+    /// under `key`.
     pub fn new(
         state_dir: Option<PathBuf>,
         pkcs11_pin_file: Option<PathBuf>,
         pkcs11_modules: &[PathBuf],
+        key: Option<SealKey>,
     ) -> Result<PivCardSource, CardFileError> {
         Ok(PivCardSource {
             state_dir,
             custodies: Arc::new(Custodies::new(pkcs11_pin_file, pkcs11_modules)?),
+            key,
         })
     }
 
@@ -102,7 +109,7 @@ impl PivCardSource {
         if !path.try_exists().unwrap_or(true) {
             let profile = CardProfile::demo();
             let validity = CertificateValidity::for_profile(&profile, SystemTime::now())?;
-            match issue_card_file(
+            match issue_card_file_with(
                 &path,
                 &profile,
                 validity,
@@ -110,6 +117,8 @@ impl PivCardSource {
                 &state_dir,
                 false,
                 terminal_progress(),
+                None,
+                self.key.as_ref(),
             ) {
                 Ok(_) => notices.push(format!(
                     "issued the default demo card {}: {}, user {}, PIN {}, unlock code {}",
@@ -124,7 +133,7 @@ impl PivCardSource {
                 Err(error) => return Err(error),
             }
         }
-        let mut card = serve_file(&path, notices, &self.custodies)?;
+        let mut card = serve_file(&path, notices, &self.custodies, self.key.as_ref())?;
         card.name = format!("demo {}", card.name);
         Ok(card)
     }
@@ -137,7 +146,7 @@ impl CardSource for PivCardSource {
         }
         paths
             .iter()
-            .map(|path| Ok(serve_file(path, Vec::new(), &self.custodies)?))
+            .map(|path| Ok(serve_file(path, Vec::new(), &self.custodies, self.key.as_ref())?))
             .collect()
     }
 
@@ -145,8 +154,9 @@ impl CardSource for PivCardSource {
     /// reader, so it cannot be served twice.
     fn opener(&self) -> Option<CardOpener> {
         let custodies = Arc::clone(&self.custodies);
+        let key = self.key.clone();
         Some(Arc::new(move |path: &Path| {
-            serve_file(path, Vec::new(), &custodies)
+            serve_file(path, Vec::new(), &custodies, key.as_ref())
                 .map(|served| (served.card, served.label))
                 .map_err(|error| error.to_string())
         }))
@@ -155,16 +165,17 @@ impl CardSource for PivCardSource {
 
 /// The card image at `path`, locked and ready to serve.
 /// A card whose keys are in a PKCS#11 token gets that module's custody
-/// (opened once per process).
+/// (opened once per process); a sealed image is opened under `key`.
 fn serve_file(
     path: &Path,
     notices: Vec<String>,
     custodies: &Custodies,
+    key: Option<&SealKey>,
 ) -> Result<ServedCard, CardFileError> {
     let mut notices = notices;
     // A custody that cannot be opened (no PIN, module gone) leaves the
     // card served: its key operations answer 6F00 (logged), the rest works.
-    let custody = match custodies.for_state(read_applet(path)?.state()) {
+    let custody = match custodies.for_state(read_applet_with(path, key)?.state()) {
         Ok(custody) => custody,
         Err(CardFileError::BadValue { option, reason }) => {
             notices.push(format!(
@@ -176,7 +187,7 @@ fn serve_file(
         }
         Err(other) => return Err(other),
     };
-    let (card, summary) = open_card_with(path, custody)?;
+    let (card, summary) = open_card_with(path, key, custody)?;
     let user_id = summary
         .as_ref()
         .map(|summary| summary.uuid.clone())

@@ -61,6 +61,7 @@ mod file_store;
 mod memory_store;
 mod pin;
 mod routing;
+pub mod seal;
 mod selection;
 mod services;
 mod status;
@@ -76,7 +77,9 @@ pub use card::{Card, CardBuilder, CardError, Exchange, PowerState, TranscriptEve
 pub use channel::MAX_CHANNELS;
 pub use environment::{CardRng, Clock, CutPoint, FaultPlan, ManualClock, SystemClock};
 pub use file_store::files;
-pub use file_store::{FileStore, IMAGE_FORMAT, IMAGE_VERSION, JOURNAL_SLOT_SIZE, JOURNAL_SLOTS};
+pub use file_store::{
+    FileStore, IMAGE_FORMAT, IMAGE_VERSION, ImageCodec, JOURNAL_SLOT_SIZE, JOURNAL_SLOTS,
+};
 pub use memory_store::MemoryStore;
 pub use pin::{OwnerPin, PIN_MAX_LEN, PinCheck, PinError, hex_secret};
 pub use status::Status;

@@ -438,6 +438,34 @@ pub enum StoreError {
         /// The image, lock or journal file.
         path: PathBuf,
     },
+    /// The image is encrypted and could not be opened (wrong key, a
+    /// modified byte, another card's image), or could not be sealed.
+    /// Nothing of it was loaded.
+    #[error("{path}: {problem}")]
+    Sealed {
+        /// The file (or `<image>` for bytes from elsewhere).
+        path: PathBuf,
+        /// What failed.
+        problem: crate::seal::SealError,
+    },
+    /// The image is encrypted, and no key was given.
+    #[error(
+        "{path}: this card image is encrypted: give its key (--encrypt-key-file FILE); nothing was loaded"
+    )]
+    KeyNeeded {
+        /// The file (or `<image>`).
+        path: PathBuf,
+    },
+    /// A key was given, but the image is not encrypted: refused, since a
+    /// plaintext image in place of an encrypted one may have been planted
+    /// (with a PIN its planter knows).
+    #[error(
+        "{path}: this card image is not encrypted, but a key was given; refused (open it without the key)"
+    )]
+    NotEncrypted {
+        /// The file (or `<image>`).
+        path: PathBuf,
+    },
     /// The image could not be encoded.
     #[error("cannot encode the card image: {0}")]
     Encode(#[from] serde_json::Error),

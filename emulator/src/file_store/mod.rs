@@ -52,6 +52,7 @@
 //! the reset after a correct PIN are both in-place writes, and a full
 //! disk fails the try before it is counted, never the reset after it.
 
+mod codec;
 pub mod files;
 mod image;
 mod journal;
@@ -61,9 +62,11 @@ use std::fs::{self, File};
 use std::io::{ErrorKind, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use crate::seal::SealKey;
 use crate::store::{CardImage, Changes, Store, StoreError, UnsafeFile};
+pub use codec::ImageCodec;
 use files::{FileId, read_private, rename_into_place, sibling, sync_parent};
-use image::{Era, decode_image, encode_image};
+use image::Era;
 use journal::{encode_slot, open_journal, replay_journal};
 
 /// The identifier in the `format` field.
@@ -96,6 +99,8 @@ pub struct FileStore {
     /// Removes the lock file when the store is dropped
     /// ([`FileStore::open_briefly`]); never for a served card.
     remove_lock: bool,
+    /// Plain or sealed images ([`FileStore::with_key`]).
+    codec: ImageCodec,
 }
 
 /// The image file a store serves, as it last read or wrote it.
@@ -163,7 +168,30 @@ impl FileStore {
             journal: None,
             served,
             remove_lock: false,
+            codec: ImageCodec::plain(),
         })
+    }
+
+    /// Seals every image this store writes under `key` (AES-256-GCM,
+    /// [`crate::seal`]) and opens only sealed images; `None` keeps plain
+    /// images. A sealed card keeps no journal: each commit rewrites the
+    /// sealed image whole (the journal's slots would hold the changed
+    /// parts, PIN records, in the clear).
+    pub fn with_key(mut self, key: Option<SealKey>) -> FileStore {
+        let identity = self.codec.identity().to_vec();
+        self.codec = ImageCodec::new(key).with_identity(identity);
+        self
+    }
+
+    /// The card identity sealed images carry (the identity of the image
+    /// loaded, else this; see [`ImageCodec::with_identity`]).
+    pub fn set_identity(&mut self, identity: impl Into<Vec<u8>>) {
+        self.codec = std::mem::take(&mut self.codec).with_identity(identity);
+    }
+
+    /// True when this store seals its images.
+    pub fn is_sealed(&self) -> bool {
+        self.codec.is_sealed()
     }
 
     /// As [`FileStore::open`], for a tool that holds the card only while
@@ -205,11 +233,18 @@ impl FileStore {
     /// the server rewriting the image between reading it and its journal
     /// is done again. `None` when there is no file.
     pub fn read(path: &Path) -> Result<Option<CardImage>, StoreError> {
+        FileStore::read_with(path, None)
+    }
+
+    /// As [`FileStore::read`], for an image sealed under `key` (`None`:
+    /// a plain image; see [`FileStore::with_key`]).
+    pub fn read_with(path: &Path, key: Option<&SealKey>) -> Result<Option<CardImage>, StoreError> {
         let path = canonical(path)?;
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match read_all(&path) {
+            let mut codec = ImageCodec::new(key.cloned());
+            match read_all(&path, &mut codec) {
                 Err(StoreError::Damaged { .. }) if attempts < 3 => continue,
                 result => return Ok(result?.map(|loaded| loaded.image)),
             }
@@ -227,7 +262,20 @@ impl FileStore {
     /// The lock is held only while writing: no lock file is left behind.
     pub fn write(path: &Path, image: &CardImage) -> Result<(), StoreError> {
         let store = FileStore::open_briefly(path)?;
-        write_new_card(&store.path, image).map(|_| ())
+        write_new_card(&store.path, image, &store.codec).map(|_| ())
+    }
+
+    /// As [`FileStore::write`], sealed under `key` for the card
+    /// `identity` (see [`FileStore::with_key`]).
+    pub fn write_sealed(
+        path: &Path,
+        image: &CardImage,
+        key: &SealKey,
+        identity: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut store = FileStore::open_briefly(path)?.with_key(Some(key.clone()));
+        store.set_identity(identity);
+        write_new_card(&store.path, image, &store.codec).map(|_| ())
     }
 
     /// Replaces the card whole with `image`, as [`FileStore::write`] does,
@@ -237,7 +285,7 @@ impl FileStore {
     pub fn replace(&mut self, image: &CardImage) -> Result<(), StoreError> {
         self.era = None;
         self.journal = None;
-        let (era, served) = write_new_card(&self.path, image)?;
+        let (era, served) = write_new_card(&self.path, image, &self.codec)?;
         self.served = served;
         self.era = Some(era);
         self.next_slot = 0;
@@ -305,7 +353,7 @@ impl FileStore {
 
     fn write_image(&mut self, image: &CardImage) -> Result<(), StoreError> {
         let era = Era::random(&self.path)?;
-        let bytes = encode_image(image, era)?;
+        let bytes = self.codec.encode_era(&self.path, image, era)?;
         // Forgotten first: if the write fails half-way, the era on disk is
         // unknown and the next commit writes the image again.
         self.era = None;
@@ -335,7 +383,7 @@ impl FileStore {
     /// Writes one journal slot; `false` when the commit must be an image
     /// write instead (no era yet, the journal full, too large a change).
     fn write_slot(&mut self, image: &CardImage, changes: Changes<'_>) -> Result<bool, StoreError> {
-        let Some(era) = self.era else {
+        let Some(era) = self.era.filter(|_| !self.codec.is_sealed()) else {
             return Ok(false);
         };
         if self.next_slot >= JOURNAL_SLOTS {
@@ -384,7 +432,7 @@ impl Drop for FileStore {
 
 impl Store for FileStore {
     fn load(&mut self) -> Result<Option<CardImage>, StoreError> {
-        match read_all(&self.path)? {
+        match read_all(&self.path, &mut self.codec)? {
             None => {
                 self.era = None;
                 self.served = Served::Absent;
@@ -429,6 +477,10 @@ impl Store for FileStore {
     /// room (the image) happens before any try is counted.
     fn reserve(&mut self, image: &CardImage, commits: usize) -> Result<(), StoreError> {
         self.check_served()?;
+        if self.codec.is_sealed() {
+            // No journal: every commit is an image write.
+            return Ok(());
+        }
         let room = self.era.is_some() && self.next_slot.saturating_add(commits) <= JOURNAL_SLOTS;
         if !room {
             self.write_image(image)?;
@@ -499,14 +551,18 @@ fn canonical(path: &Path) -> Result<PathBuf, StoreError> {
 /// Writes `image` at `path` as a new card (the caller holds the lock):
 /// the image first, durably, then the old journal is removed (its slots
 /// are of other eras already; removing it wipes the old card's records).
-fn write_new_card(path: &Path, image: &CardImage) -> Result<(Era, Served), StoreError> {
+fn write_new_card(
+    path: &Path,
+    image: &CardImage,
+    codec: &ImageCodec,
+) -> Result<(Era, Served), StoreError> {
     let previous = read_private(path)
         .ok()
         .flatten()
-        .and_then(|(_, bytes)| decode_image(path, &bytes).ok())
+        .and_then(|(_, bytes)| codec.clone().decode_era(path, &bytes).ok())
         .and_then(|(_, era)| era);
     let era = Era::of_contents(image, previous)?;
-    let (file, metadata) = rename_into_place(path, &encode_image(image, era)?, 0o600)?;
+    let (file, metadata) = rename_into_place(path, &codec.encode_era(path, image, era)?, 0o600)?;
     let served = Served::file(file, &metadata);
     sync_parent(path).map_err(|source| StoreError::Io {
         path: path.to_owned(),
@@ -525,15 +581,18 @@ fn write_new_card(path: &Path, image: &CardImage) -> Result<(Era, Served), Store
 }
 
 /// The image at `path` and what its journal adds.
-fn read_all(path: &Path) -> Result<Option<Loaded>, StoreError> {
+fn read_all(path: &Path, codec: &mut ImageCodec) -> Result<Option<Loaded>, StoreError> {
     // The image and the journal hold the card's secrets: their bytes are
     // wiped once decoded.
     let Some((file, bytes)) = read_private(path)? else {
         return Ok(None);
     };
     let served = Served::opened(file, path)?;
-    let (mut image, era) = decode_image(path, &bytes)?;
+    let (mut image, era) = codec.decode_era(path, &bytes)?;
     let slots = match era {
+        // A sealed card keeps no journal (and a journal beside it is no
+        // authenticated part of it).
+        Some(_) if codec.is_sealed() => 0,
         Some(era) => replay_journal(&FileStore::journal_path(path), era, &mut image)?,
         None => 0,
     };
@@ -549,8 +608,107 @@ fn read_all(path: &Path) -> Result<Option<Loaded>, StoreError> {
 mod tests {
     use super::*;
     use crate::store::{AppletState, DamageKind, Part, PartValue};
-    use image::checksum;
+    use image::{checksum, encode_image};
     use std::sync::Arc;
+
+    fn secret_image() -> CardImage {
+        let mut image = CardImage::new();
+        image.set_applet(
+            "A000000001",
+            AppletState::new()
+                .with(Part::new("pin"), "PIN-314159")
+                .unwrap(),
+        );
+        image
+    }
+
+    #[test]
+    fn a_sealed_store_writes_no_plaintext_and_opens_only_under_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("card.json");
+        let key = SealKey::from_bytes([3; 32]);
+        FileStore::write_sealed(&path, &secret_image(), &key, b"card-1").unwrap();
+        let on_disk = fs::read(&path).unwrap();
+        assert!(crate::seal::is_sealed(&on_disk));
+        assert!(!on_disk.windows(10).any(|w| w == b"PIN-314159"));
+        assert_eq!(
+            FileStore::read_with(&path, Some(&key)).unwrap(),
+            Some(secret_image())
+        );
+        // Without the key, with another key, one flipped byte: refused.
+        assert!(matches!(
+            FileStore::read(&path),
+            Err(StoreError::KeyNeeded { .. })
+        ));
+        let wrong = SealKey::from_bytes([4; 32]);
+        let err = FileStore::read_with(&path, Some(&wrong)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Sealed {
+                    problem: crate::seal::SealError::Rejected,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let mut tampered = on_disk.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 0x80;
+        fs::write(&path, &tampered).unwrap();
+        assert!(matches!(
+            FileStore::read_with(&path, Some(&key)),
+            Err(StoreError::Sealed { .. })
+        ));
+        // A plaintext image where a sealed one is expected is refused.
+        FileStore::write(&path, &secret_image()).unwrap();
+        assert!(matches!(
+            FileStore::read_with(&path, Some(&key)),
+            Err(StoreError::NotEncrypted { .. })
+        ));
+    }
+
+    #[test]
+    fn a_sealed_store_commits_whole_sealed_images_and_keeps_the_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("card.json");
+        let key = SealKey::from_bytes([5; 32]);
+        FileStore::write_sealed(&path, &secret_image(), &key, b"card-7").unwrap();
+        let mut store = FileStore::open(&path).unwrap().with_key(Some(key.clone()));
+        let mut image = store.load().unwrap().unwrap();
+        let mut state = AppletState::new();
+        state.put(Part::new("pin"), "PIN-271828").unwrap();
+        image.set_applet("A000000001", state);
+        store.reserve(&image, 2).unwrap();
+        store.commit(&image).unwrap();
+        drop(store);
+        assert!(!FileStore::journal_path(&path).exists());
+        let on_disk = fs::read(&path).unwrap();
+        assert!(!on_disk.windows(10).any(|w| w == b"PIN-271828"));
+        let mut codec = ImageCodec::sealed(key).with_identity(b"card-7".to_vec());
+        assert_eq!(codec.decode(&on_disk).unwrap(), image);
+        let mut other =
+            ImageCodec::sealed(SealKey::from_bytes([5; 32])).with_identity(b"x".to_vec());
+        assert!(matches!(
+            other.decode(&on_disk),
+            Err(StoreError::Sealed {
+                problem: crate::seal::SealError::OtherCard { .. },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_codec_round_trips_plain_images_byte_for_byte() {
+        let mut codec = ImageCodec::plain();
+        let bytes = codec.encode(&sample()).unwrap();
+        assert_eq!(codec.encode(&sample()).unwrap(), bytes);
+        assert_eq!(codec.decode(&bytes).unwrap(), sample());
+        assert!(matches!(
+            codec.decode(b"{"),
+            Err(StoreError::Damaged { .. })
+        ));
+    }
 
     fn sample() -> CardImage {
         let mut image = CardImage::new();

@@ -191,7 +191,11 @@ impl CardFileError {
 fn store_input(error: &StoreError) -> bool {
     matches!(
         error,
-        StoreError::Damaged { .. } | StoreError::FutureVersion { .. }
+        StoreError::Damaged { .. }
+            | StoreError::FutureVersion { .. }
+            | StoreError::Sealed { .. }
+            | StoreError::KeyNeeded { .. }
+            | StoreError::NotEncrypted { .. }
     )
 }
 

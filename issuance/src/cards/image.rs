@@ -21,6 +21,7 @@ use crate::{
 };
 use vscard_applet::{ManagementApplet, PIV_AID, PivApplet, PivState, atr_for};
 use vscard_emulator::rand_core::CryptoRng;
+use vscard_emulator::seal::SealKey;
 use vscard_emulator::{Applet, Card, CardImage, FileStore, Store};
 
 use super::error::{CardFileError, io_error};
@@ -34,7 +35,12 @@ fn piv_key() -> String {
 /// The PIV application of the card image at `path`, read without taking
 /// the lock (the image is only ever replaced whole).
 pub fn read_applet(path: &Path) -> Result<PivApplet, CardFileError> {
-    let image = FileStore::read(path)?.ok_or_else(|| CardFileError::Missing {
+    read_applet_with(path, None)
+}
+
+/// As [`read_applet`], for an image sealed under `key` (`None`: plain).
+pub fn read_applet_with(path: &Path, key: Option<&SealKey>) -> Result<PivApplet, CardFileError> {
+    let image = FileStore::read_with(path, key)?.ok_or_else(|| CardFileError::Missing {
         path: path.to_owned(),
     })?;
     applet_from_image(path, &image)
@@ -64,10 +70,20 @@ impl NewCardFile {
     /// (refused while the card is served) and, unless `force`, refuses an
     /// existing image. Call it before the slow key generation.
     pub fn claim(path: &Path, force: bool) -> Result<NewCardFile, CardFileError> {
+        NewCardFile::claim_with(path, force, None)
+    }
+
+    /// As [`NewCardFile::claim`], the image to be sealed under `key`
+    /// (`None`: plain), with the holder's user ID as its card identity.
+    pub fn claim_with(
+        path: &Path,
+        force: bool,
+        key: Option<&SealKey>,
+    ) -> Result<NewCardFile, CardFileError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io_error(parent))?;
         }
-        let store = FileStore::open_briefly(path)?;
+        let store = FileStore::open_briefly(path)?.with_key(key.cloned());
         let exists = path.try_exists().map_err(io_error(path))?;
         if exists && !force {
             return Err(CardFileError::Exists {
@@ -87,6 +103,11 @@ impl NewCardFile {
             &piv_key(),
             applet.save().map_err(|source| self.state(source))?,
         );
+        if self.store.is_sealed()
+            && let Ok(summary) = summarize(applet.state())
+        {
+            self.store.set_identity(summary.uuid.into_bytes());
+        }
         self.store.replace(&image)?;
         Ok(self.store.path().to_owned())
     }
@@ -123,7 +144,25 @@ pub fn renew_card_file<R: CryptoRng + ?Sized>(
     revoke_old: bool,
     rng: &mut R,
 ) -> Result<CardSummary, CardFileError> {
-    let mut store = lock_existing(path, Hold::WhileWriting)?;
+    renew_card_file_with(
+        path, state_dir, validity, new_keys, new_ca, revoke_old, rng, None,
+    )
+}
+
+/// As [`renew_card_file`], for an image sealed under `key` (`None`:
+/// plain); the renewed image is sealed under the same key.
+#[allow(clippy::too_many_arguments)]
+pub fn renew_card_file_with<R: CryptoRng + ?Sized>(
+    path: &Path,
+    state_dir: &Path,
+    validity: CertificateValidity,
+    new_keys: bool,
+    new_ca: bool,
+    revoke_old: bool,
+    rng: &mut R,
+    key: Option<&SealKey>,
+) -> Result<CardSummary, CardFileError> {
+    let mut store = lock_existing(path, Hold::WhileWriting)?.with_key(key.cloned());
     let mut image = store.load()?.ok_or_else(|| CardFileError::Missing {
         path: path.to_owned(),
     })?;
@@ -221,20 +260,23 @@ fn check_issued_by(
 /// the card's lifetime, so a second server of the same image is refused.
 /// A missing file is an error: serving never creates a card.
 pub fn open_card(path: &Path) -> Result<(Card, Option<CardSummary>), CardFileError> {
-    open_card_with(path, None)
+    open_card_with(path, None, None)
 }
 
-/// As [`open_card`], with `custody` attached to the applet (for keys the
-/// image keeps in an external custody). Before the card starts, the keys
-/// the custody holds for this card that the image does not refer to (a
-/// GENERATE cut short) are reported ([`PivApplet::reconcile_custody`]);
-/// a custody that cannot be reached is logged, and the card served.
+/// As [`open_card`], for an image sealed under `key` (`None`: plain;
+/// every commit while served is sealed under the same key), with
+/// `custody` attached to the applet (for keys the image keeps in an
+/// external custody). Before the card starts, the keys the custody holds
+/// for this card that the image does not refer to (a GENERATE cut short)
+/// are reported ([`PivApplet::reconcile_custody`]); a custody that cannot
+/// be reached is logged, and the card served.
 pub fn open_card_with(
     path: &Path,
+    key: Option<&SealKey>,
     custody: Option<std::sync::Arc<dyn vscard_applet::KeyCustody>>,
 ) -> Result<(Card, Option<CardSummary>), CardFileError> {
-    let store = lock_existing(path, Hold::WhileServed)?;
-    let image = FileStore::read(path)?.ok_or_else(|| CardFileError::Missing {
+    let store = lock_existing(path, Hold::WhileServed)?.with_key(key.cloned());
+    let image = FileStore::read_with(path, key)?.ok_or_else(|| CardFileError::Missing {
         path: path.to_owned(),
     })?;
     // Load once here for a clear error and the summary; the card loads the

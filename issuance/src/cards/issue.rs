@@ -47,17 +47,17 @@ pub fn issue_card_file(
     force: bool,
     progress: impl FnMut(Slot, Algorithm),
 ) -> Result<CardSummary, CardFileError> {
-    issue_card_file_in(
-        out, profile, validity, states, state_dir, force, progress, None,
+    issue_card_file_with(
+        out, profile, validity, states, state_dir, force, progress, None, None,
     )
 }
 
 /// As [`issue_card_file`], with the card's keys generated in an external
-/// custody (`custody`): the image holds only their references and public
-/// keys, and the custody target, so that GENERATE on the served card
-/// goes there too.
+/// custody (`custody`: the image holds only their references and public
+/// keys, and the custody target, so that GENERATE on the served card goes
+/// there too), and the image sealed under `key` (`None`: plain).
 #[allow(clippy::too_many_arguments)]
-pub fn issue_card_file_in(
+pub fn issue_card_file_with(
     out: &Path,
     profile: &CardProfile,
     validity: CertificateValidity,
@@ -66,8 +66,9 @@ pub fn issue_card_file_in(
     force: bool,
     progress: impl FnMut(Slot, Algorithm),
     custody: Option<IssueCustody<'_>>,
+    key: Option<&vscard_emulator::seal::SealKey>,
 ) -> Result<CardSummary, CardFileError> {
-    let file = NewCardFile::claim(out, force)?;
+    let file = NewCardFile::claim_with(out, force, key)?;
     let mut system = CardRng::from_os().map_err(CardFileError::Rng)?;
     let pki = Pki::open_or_create(state_dir, &profile.environment, &mut system)?;
     // The YubiKey models get their attestation key last, so a seeded

@@ -24,7 +24,10 @@ mod revoke;
 mod states;
 
 pub use error::{CardFileError, EXIT_BAD_INPUT, EXIT_FAILURE};
-pub use image::{NewCardFile, open_card, open_card_with, read_applet, renew_card_file};
-pub use issue::{issue_card_file, issue_card_file_in, read_profile};
+pub use image::{
+    NewCardFile, open_card, open_card_with, read_applet, read_applet_with, renew_card_file,
+    renew_card_file_with,
+};
+pub use issue::{issue_card_file, issue_card_file_with, read_profile};
 pub use revoke::{RevokedCertificate, revoke_card_file};
 pub use states::{EXPIRING_SOON_DAYS, KnownState, apply_states};
