@@ -496,3 +496,130 @@ fn reset_destroys_the_custody_keys_after_the_commit() {
     );
     assert_eq!(custody.ids().len(), 1);
 }
+
+/// A custody that answers wrong signatures (for the card's check of
+/// every external answer against the public key).
+#[derive(Debug)]
+struct Tampering {
+    inner: MemoryCustody,
+    /// What to do to the answer: 0 nothing, 1 flip a bit, 2 one byte
+    /// more, 3 one byte less.
+    mode: std::sync::atomic::AtomicU8,
+}
+
+impl KeyCustody for Tampering {
+    fn kind(&self) -> &str {
+        self.inner.kind()
+    }
+
+    fn generate(
+        &self,
+        target: &vscard_applet::CustodyTarget,
+        slot: Slot,
+        algorithm: Algorithm,
+    ) -> Result<(vscard_applet::KeyReference, vscard_applet::PublicKey), vscard_applet::CustodyError>
+    {
+        self.inner.generate(target, slot, algorithm)
+    }
+
+    fn sign(
+        &self,
+        target: &vscard_applet::CustodyTarget,
+        reference: &vscard_applet::KeyReference,
+        algorithm: Algorithm,
+        input: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, vscard_applet::CustodyError> {
+        let mut answer = self.inner.sign(target, reference, algorithm, input)?;
+        match self.mode.load(std::sync::atomic::Ordering::SeqCst) {
+            1 => {
+                let last = answer.len() - 1;
+                answer[last] ^= 1;
+            }
+            2 => answer.push(0),
+            3 => {
+                answer.remove(0);
+            }
+            _ => {}
+        }
+        Ok(answer)
+    }
+
+    fn ecdh(
+        &self,
+        target: &vscard_applet::CustodyTarget,
+        reference: &vscard_applet::KeyReference,
+        algorithm: Algorithm,
+        peer: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, vscard_applet::CustodyError> {
+        self.inner.ecdh(target, reference, algorithm, peer)
+    }
+
+    fn delete(
+        &self,
+        target: &vscard_applet::CustodyTarget,
+        reference: &vscard_applet::KeyReference,
+    ) -> Result<(), vscard_applet::CustodyError> {
+        self.inner.delete(target, reference)
+    }
+}
+
+#[test]
+fn a_custody_signature_that_does_not_verify_answers_6f00() {
+    let custody = Arc::new(Tampering {
+        inner: MemoryCustody::new(),
+        mode: std::sync::atomic::AtomicU8::new(0),
+    });
+    let mut applet = PivApplet::new(PivConfig::default()).unwrap();
+    applet
+        .state_mut()
+        .set_custody(Some(MemoryCustody::target("card-1")));
+    let mut c = Client::new(card_with(
+        applet.with_custody(Arc::clone(&custody) as Arc<dyn KeyCustody>),
+    ));
+    c.authenticate_default();
+    assert_eq!(
+        c.generate(Slot::AUTHENTICATION, Algorithm::Rsa2048).sw(),
+        SW_OK
+    );
+    assert_eq!(
+        c.generate(Slot::CARD_AUTHENTICATION, Algorithm::EccP256)
+            .sw(),
+        SW_OK
+    );
+    assert_eq!(c.verify(PIN), SW_OK);
+    let mut block = vec![0x00, 0x01];
+    block.resize(256 - 33, 0xFF);
+    block.push(0x00);
+    block.extend([0x5A; 32]);
+    let digest = [0x42; 32];
+    let set = |mode: u8| {
+        custody
+            .mode
+            .store(mode, std::sync::atomic::Ordering::SeqCst)
+    };
+    set(0);
+    assert_eq!(
+        c.sign(Algorithm::Rsa2048, Slot::AUTHENTICATION, &block)
+            .unwrap()
+            .len(),
+        256
+    );
+    assert!(
+        c.sign(Algorithm::EccP256, Slot::CARD_AUTHENTICATION, &digest)
+            .is_ok()
+    );
+    for mode in [1, 2, 3] {
+        set(mode);
+        assert_eq!(
+            c.sign(Algorithm::Rsa2048, Slot::AUTHENTICATION, &block),
+            Err(0x6F00),
+            "RSA, mode {mode}"
+        );
+        assert_eq!(
+            c.sign(Algorithm::EccP256, Slot::CARD_AUTHENTICATION, &digest),
+            Err(0x6F00),
+            "ECDSA, mode {mode}"
+        );
+    }
+    assert_eq!(c.counters(), (3, 3));
+}

@@ -658,6 +658,11 @@ impl KeyCustody for Pkcs11Custody {
                         .sign(&Mechanism::RsaX509, key, input)
                         .map_err(|e| custody_error("raw RSA", e))?,
                 );
+                if out.len() > input.len() {
+                    return Err(CustodyError::unavailable(
+                        "the token answered a raw RSA result longer than the modulus",
+                    ));
+                }
                 // As long as the modulus (the input is).
                 let mut padded = Zeroizing::new(vec![0u8; input.len().saturating_sub(out.len())]);
                 padded.extend_from_slice(&out);
@@ -668,6 +673,11 @@ impl KeyCustody for Pkcs11Custody {
                     let raw = session
                         .sign(&Mechanism::Ecdsa, key, input)
                         .map_err(|e| custody_error("ECDSA", e))?;
+                    if raw.len() != 2 * field_size(algorithm) {
+                        return Err(CustodyError::unavailable(
+                            "the token answered an ECDSA signature of the wrong length",
+                        ));
+                    }
                     vscard_applet::custody::ecdsa_der_from_raw(&raw)
                         .map(Zeroizing::new)
                         .ok_or_else(|| {
