@@ -242,6 +242,7 @@ fn a_card_whose_keys_are_in_softhsm_works_with_the_middleware() {
     // counter and the rest of the card do not change.
     let wrong = dir.path().join("wrong.pin");
     std::fs::write(&wrong, "999999\n").unwrap();
+    std::fs::set_permissions(&wrong, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let mut args = vec![card.to_str().unwrap().to_owned()];
     args.extend(pcscd.serve_args());
     args.extend([

@@ -74,6 +74,14 @@ pub enum Pkcs11Error {
         #[source]
         source: std::io::Error,
     },
+    /// The PIN file is not safe to read a secret from.
+    #[error("refusing the PKCS#11 PIN file {path}: {problem}")]
+    PinFileUnsafe {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
     /// No PIN file and no [`PIN_ENV`].
     #[error("no PKCS#11 token PIN: give --pkcs11-pin-file FILE or set {PIN_ENV}")]
     NoPin,
@@ -93,18 +101,25 @@ impl std::fmt::Debug for TokenPin {
 
 impl TokenPin {
     /// The PIN from `file` (its first line) if given, else from
-    /// [`PIN_ENV`].
+    /// [`PIN_ENV`]. The file is opened without following a symbolic link
+    /// and must be a regular file of ours, not readable or writable by
+    /// group or others, of at most [`PIN_FILE_MAX`] bytes.
     pub fn from_file_or_env(file: Option<&Path>) -> Result<TokenPin, Pkcs11Error> {
-        let text = match file {
-            Some(path) => Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
-                Pkcs11Error::PinFile {
-                    path: path.to_owned(),
-                    source,
-                }
-            })?),
-            None => Zeroizing::new(std::env::var(PIN_ENV).map_err(|_| Pkcs11Error::NoPin)?),
+        let bytes = match file {
+            Some(path) => read_pin_file(path)?,
+            None => Zeroizing::new(
+                std::env::var(PIN_ENV)
+                    .map_err(|_| Pkcs11Error::NoPin)?
+                    .into_bytes(),
+            ),
         };
-        TokenPin::new(text.lines().next().unwrap_or(""))
+        let line = bytes.split(|b| *b == b'\n').next().unwrap_or(&[]);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let text = std::str::from_utf8(line).map_err(|_| Pkcs11Error::PinFileUnsafe {
+            path: file.map(Path::to_owned).unwrap_or_default(),
+            problem: "the PIN is not UTF-8",
+        })?;
+        TokenPin::new(text)
     }
 
     /// A PIN given as is (tests, embedding).
@@ -114,6 +129,58 @@ impl TokenPin {
         }
         Ok(TokenPin(AuthPin::from(pin.to_owned())))
     }
+}
+
+/// The largest PIN file read.
+pub const PIN_FILE_MAX: u64 = 256;
+
+/// The PIN file's bytes (see [`TokenPin::from_file_or_env`]).
+fn read_pin_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, Pkcs11Error> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    let io = |source| Pkcs11Error::PinFile {
+        path: path.to_owned(),
+        source,
+    };
+    let unsafe_file = |problem| Pkcs11Error::PinFileUnsafe {
+        path: path.to_owned(),
+        problem,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // The C flag bits, as the `int` open(2) takes.
+    options
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32);
+    let file = options.open(path).map_err(|error| {
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            unsafe_file("it is a symbolic link")
+        } else {
+            io(error)
+        }
+    })?;
+    let metadata = file.metadata().map_err(io)?;
+    if !metadata.is_file() {
+        return Err(unsafe_file("not a regular file"));
+    }
+    if metadata.uid() != rustix::process::geteuid().as_raw() {
+        return Err(unsafe_file("owned by another user"));
+    }
+    if metadata.mode() & 0o077 != 0 {
+        return Err(unsafe_file(
+            "group or others may read or write it (chmod 600 it)",
+        ));
+    }
+    if metadata.len() > PIN_FILE_MAX {
+        return Err(unsafe_file("larger than a PIN file (256 bytes)"));
+    }
+    let mut bytes = Zeroizing::new(Vec::with_capacity(PIN_FILE_MAX as usize + 1));
+    file.take(PIN_FILE_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > PIN_FILE_MAX {
+        return Err(unsafe_file("larger than a PIN file (256 bytes)"));
+    }
+    Ok(bytes)
 }
 
 /// A PKCS#11 module as a [`KeyCustody`].
@@ -821,15 +888,39 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vscard-pin-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap_or(());
         let file = dir.join("pin");
-        std::fs::write(&file, "4321\n").unwrap_or(());
+        let write = |text: &[u8], mode: u32| {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::write(&file, text).unwrap_or(());
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap_or(());
+        };
+        write(b"4321\r\nrest", 0o600);
         let pin = TokenPin::from_file_or_env(Some(&file));
-        assert!(pin.is_ok());
+        assert!(pin.is_ok(), "{pin:?}");
         assert_eq!(format!("{:?}", pin.ok()), "Some(TokenPin(<redacted>))");
-        std::fs::write(&file, "\n").unwrap_or(());
+        write(b"\n", 0o600);
         assert!(matches!(
             TokenPin::from_file_or_env(Some(&file)),
             Err(Pkcs11Error::EmptyPin)
         ));
+        // Readable by others, too large, a link, a folder: refused.
+        let refused = |path: &Path, why: &str| match TokenPin::from_file_or_env(Some(path)) {
+            Err(Pkcs11Error::PinFileUnsafe { problem, .. }) => {
+                assert!(problem.contains(why), "{problem}")
+            }
+            other => panic!("{other:?}"),
+        };
+        write(b"4321\n", 0o644);
+        refused(&file, "group or others");
+        write(b"4321\n", 0o640);
+        refused(&file, "group or others");
+        write(&[b'1'; 300], 0o600);
+        refused(&file, "larger");
+        write(b"4321\n", 0o600);
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&file, &link).unwrap_or(());
+        refused(&link, "symbolic link");
+        refused(&dir, "not a regular file");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
