@@ -175,6 +175,34 @@ pub trait KeyCustody: Send + Sync + fmt::Debug {
         algorithm: Algorithm,
     ) -> Result<(KeyReference, PublicKey), CustodyError>;
 
+    /// Write-ahead for GENERATE: the reference the next key of `slot` will
+    /// have, chosen before the key exists, so that the card records it
+    /// first; [`crate::PivApplet::reconcile_custody`] then destroys exactly
+    /// the keys this card began to make and never committed. `None` (the
+    /// default): the custody names its keys when it makes them
+    /// ([`KeyCustody::generate`]), and keys a cut leaves are only reported.
+    fn reserve(
+        &self,
+        target: &CustodyTarget,
+        slot: Slot,
+    ) -> Result<Option<KeyReference>, CustodyError> {
+        let _ = (target, slot);
+        Ok(None)
+    }
+
+    /// Generates the key [`KeyCustody::reserve`] named. The default:
+    /// unsupported.
+    fn generate_reserved(
+        &self,
+        target: &CustodyTarget,
+        reserved: &KeyReference,
+        slot: Slot,
+        algorithm: Algorithm,
+    ) -> Result<PublicKey, CustodyError> {
+        let _ = (target, reserved, slot, algorithm);
+        Err(CustodyError::unsupported("reserved key generation"))
+    }
+
     /// Puts an imported key into the custody. The default refuses
     /// (`6A81`).
     fn import(

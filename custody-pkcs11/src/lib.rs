@@ -627,8 +627,48 @@ impl KeyCustody for Pkcs11Custody {
         slot: Slot,
         algorithm: Algorithm,
     ) -> Result<(KeyReference, PublicKey), CustodyError> {
+        let reference = self
+            .reserve(target, slot)?
+            .ok_or_else(|| CustodyError::unavailable("no key ID"))?;
+        let public = self.generate_reserved(target, &reference, slot, algorithm)?;
+        Ok((reference, public))
+    }
+
+    fn reserve(
+        &self,
+        target: &CustodyTarget,
+        slot: Slot,
+    ) -> Result<Option<KeyReference>, CustodyError> {
         let token = self.token_of(&target.location)?;
         check_card(&target.card)?;
+        // Unique per generation, from the token's own generator.
+        let nonce = self.with_session(token, |session| {
+            session
+                .generate_random_vec(8)
+                .map_err(|e| custody_error("drawing a key ID", e))
+        })?;
+        let id = format!("{}{slot}/{}", id_prefix(&target.card), hex::encode(nonce));
+        Ok(Some(KeyReference {
+            custody: KIND.to_owned(),
+            location: target.location.clone(),
+            id: hex::encode_upper(id.as_bytes()),
+        }))
+    }
+
+    fn generate_reserved(
+        &self,
+        target: &CustodyTarget,
+        reserved: &KeyReference,
+        slot: Slot,
+        algorithm: Algorithm,
+    ) -> Result<PublicKey, CustodyError> {
+        let (id, parsed) = Pkcs11Custody::reference_id(target, reserved)?;
+        if parsed.slot != slot.to_string() {
+            return Err(CustodyError::unavailable(
+                "the reserved key ID names another slot",
+            ));
+        }
+        let token = self.token_of(&reserved.location)?;
         let (mechanism, mut public_template, mut private_template) =
             if let Some(bits) = algorithm.rsa_bits() {
                 (
@@ -651,14 +691,17 @@ impl KeyCustody for Pkcs11Custody {
                     "{algorithm:?} keys in a PKCS#11 token"
                 )));
             };
-        let label = format!("vscard {} {slot}", target.card).into_bytes();
-        let prefix = format!("{}{slot}/", id_prefix(&target.card));
-        let (id, public) = self.with_session(token, |session| {
-            // Unique per generation, from the token's own generator.
-            let nonce = session
-                .generate_random_vec(8)
-                .map_err(|e| custody_error("drawing a key ID", e))?;
-            let id = format!("{prefix}{}", hex::encode(nonce)).into_bytes();
+        let label = parsed.label();
+        let public = self.with_session(token, |session| {
+            // A reserved ID is used once: never a second key under it.
+            let existing = session
+                .find_objects(&[Attribute::Id(id.clone())])
+                .map_err(|e| custody_error("finding the key", e))?;
+            if !existing.is_empty() {
+                return Err(CustodyError::unavailable(
+                    "the token already holds an object with the reserved key ID",
+                ));
+            }
             public_template.extend([
                 Attribute::Token(true),
                 Attribute::Private(false),
@@ -676,22 +719,13 @@ impl KeyCustody for Pkcs11Custody {
             let (public, _private) = session
                 .generate_key_pair(&mechanism, &public_template, &private_template)
                 .map_err(|e| custody_error("generating the key", e))?;
-            let public =
-                Pkcs11Custody::public_key(session, public, algorithm).inspect_err(|_| {
-                    let _ = Pkcs11Custody::destroy_id(session, &id);
-                })?;
-            Ok((id, public))
+            Pkcs11Custody::public_key(session, public, algorithm).inspect_err(|_| {
+                let _ = Pkcs11Custody::destroy_id(session, &id);
+            })
         })?;
         tracing::info!(target: "vscard::pkcs11", %slot, ?algorithm, token, id = %hex::encode_upper(&id),
             "generated a key in the token");
-        Ok((
-            KeyReference {
-                custody: KIND.to_owned(),
-                location: target.location.clone(),
-                id: hex::encode_upper(&id),
-            },
-            public,
-        ))
+        Ok(public)
     }
 
     fn import(
