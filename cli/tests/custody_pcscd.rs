@@ -457,3 +457,35 @@ fn ykman_generates_moves_and_deletes_keys_in_the_token() {
     serve.stop();
     pcscd.wait_for_no_card(0, 5 * SECOND).unwrap();
 }
+
+/// An issue that fails after its keys were made in the token (here a
+/// known state the card cannot take) leaves no key behind there.
+#[test]
+fn an_issue_that_fails_late_leaves_no_key_in_the_token() {
+    let Ok(hsm) = SoftHsm::new("cards") else {
+        eprintln!("SKIPPED: no SoftHSM2");
+        return;
+    };
+    let pin_file = hsm.pin_file().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let card = dir.path().join("card.json");
+    let conf = hsm.conf();
+    let output = support::run(
+        vscard(&state)
+            .env("SOFTHSM2_CONF", &conf)
+            .args(["issue", "--state", "pin-tries=9", "--out"])
+            .arg(&card)
+            .args(["--custody", "pkcs11", "--pkcs11-module"])
+            .arg(hsm.module())
+            .args(["--pkcs11-token", "cards", "--pkcs11-pin-file"])
+            .arg(&pin_file),
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("pin-tries=9"), "{stderr}");
+    assert!(!card.exists());
+    let listing = hsm.list_objects().unwrap();
+    assert_eq!(private_keys(&listing).len(), 0, "{listing}");
+    assert!(!listing.contains("Public Key Object"), "{listing}");
+}
