@@ -51,6 +51,9 @@ pub const PIN_ENV: &str = "VSCARD_PKCS11_PIN";
 pub const MODULE: &str = "module";
 /// The location key of the token label.
 pub const TOKEN: &str = "token";
+/// The location key of the token's serial number (recorded at issue and
+/// checked at every use when present: a label alone can be reused).
+pub const SERIAL: &str = "serial";
 
 /// Why the custody could not be opened, or the PIN read.
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +197,8 @@ pub struct Pkcs11Custody {
     /// tried again by this process, so a wrong PIN cannot use up the
     /// token's retry counter (and lock it for every card).
     refused: Mutex<BTreeSet<String>>,
+    /// Token label -> the serial number of the token found under it.
+    serials: Mutex<BTreeMap<String, String>>,
 }
 
 /// A logged-in session and the handles of the private keys already found
@@ -286,6 +291,7 @@ impl Pkcs11Custody {
             pin,
             sessions: Mutex::new(BTreeMap::new()),
             refused: Mutex::new(BTreeSet::new()),
+            serials: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -305,10 +311,58 @@ impl Pkcs11Custody {
     }
 
     fn location(&self, token: &str) -> BTreeMap<String, String> {
-        BTreeMap::from([
+        let mut location = BTreeMap::from([
             (MODULE.to_owned(), self.module.display().to_string()),
             (TOKEN.to_owned(), token.to_owned()),
-        ])
+        ]);
+        if let Some(serial) = self.serial_of(token) {
+            location.insert(SERIAL.to_owned(), serial);
+        }
+        location
+    }
+
+    /// The serial number of the token labelled `token` (cached; refreshed
+    /// whenever a session to it is opened).
+    fn serial_of(&self, token: &str) -> Option<String> {
+        if let Some(serial) = self
+            .serials
+            .lock()
+            .ok()
+            .and_then(|serials| serials.get(token).cloned())
+        {
+            return Some(serial);
+        }
+        let slot = self.slot_of(token).ok()?;
+        self.remember_serial(token, slot)
+    }
+
+    fn remember_serial(&self, token: &str, slot: cryptoki::slot::Slot) -> Option<String> {
+        let serial = self
+            .pkcs11
+            .get_token_info(slot)
+            .ok()?
+            .serial_number()
+            .trim_end()
+            .to_owned();
+        if let Ok(mut serials) = self.serials.lock() {
+            serials.insert(token.to_owned(), serial.clone());
+        }
+        Some(serial)
+    }
+
+    fn slot_of(&self, token: &str) -> Result<cryptoki::slot::Slot, CustodyError> {
+        let slots = self
+            .pkcs11
+            .get_slots_with_token()
+            .map_err(|e| custody_error("listing slots", e))?;
+        slots
+            .into_iter()
+            .find(|slot| {
+                self.pkcs11
+                    .get_token_info(*slot)
+                    .is_ok_and(|info| info.label().trim_end() == token)
+            })
+            .ok_or_else(|| CustodyError::unavailable(format!("no token labelled {token}")))
     }
 
     /// The token label of a location, checking that it names this module.
@@ -323,10 +377,20 @@ impl Pkcs11Custody {
                 self.module.display()
             )));
         }
-        location
+        let token = location
             .get(TOKEN)
             .map(String::as_str)
-            .ok_or_else(|| CustodyError::unavailable("the key reference names no token"))
+            .ok_or_else(|| CustodyError::unavailable("the key reference names no token"))?;
+        if let Some(expected) = location.get(SERIAL) {
+            let actual = self.serial_of(token).unwrap_or_default();
+            if &actual != expected {
+                return Err(CustodyError::unavailable(format!(
+                    "the token labelled {token} has serial {actual:?}; the card's keys are in \
+                     the token with serial {expected:?}"
+                )));
+            }
+        }
+        Ok(token)
     }
 
     /// True when the token `token` refused this custody's PIN: it is not
@@ -350,18 +414,8 @@ impl Pkcs11Custody {
                 "token {token} refused the PIN earlier: not retried until the process restarts"
             )));
         }
-        let slots = self
-            .pkcs11
-            .get_slots_with_token()
-            .map_err(|e| custody_error("listing slots", e))?;
-        let slot = slots
-            .into_iter()
-            .find(|slot| {
-                self.pkcs11
-                    .get_token_info(*slot)
-                    .is_ok_and(|info| info.label().trim_end() == token)
-            })
-            .ok_or_else(|| CustodyError::unavailable(format!("no token labelled {token}")))?;
+        let slot = self.slot_of(token)?;
+        self.remember_serial(token, slot);
         let session = self
             .pkcs11
             .open_rw_session(slot)

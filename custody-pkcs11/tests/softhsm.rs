@@ -283,6 +283,19 @@ fn four_keys_in_the_token() {
         );
         assert!(custody.delete(&target_a, &bad).is_err(), "{bad}");
     }
+    // The token's serial is recorded; a card whose keys are in a token
+    // of another serial (the same label reused) is refused.
+    assert!(target_a.location.contains_key(vscard_pkcs11::SERIAL));
+    let mut other_serial = target_a.clone();
+    other_serial
+        .location
+        .insert(vscard_pkcs11::SERIAL.to_owned(), "0000".to_owned());
+    let mut moved = theirs.clone();
+    moved.location = other_serial.location.clone();
+    let error = custody
+        .sign(&other_serial, &moved, p256, &digest)
+        .unwrap_err();
+    assert!(error.to_string().contains("serial"), "{error}");
     // Another token's location in the reference: refused too.
     let mut elsewhere = theirs.clone();
     elsewhere
