@@ -30,7 +30,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -191,8 +191,10 @@ pub struct Pkcs11Custody {
     module: PathBuf,
     pkcs11: Pkcs11,
     pin: TokenPin,
-    /// Token label -> logged-in session and the private keys found in it.
-    sessions: Mutex<BTreeMap<String, TokenSession>>,
+    /// Token label -> logged-in session and the private keys found in it,
+    /// each behind its own lock: one slow or hung token does not hold up
+    /// the cards of another.
+    sessions: Mutex<BTreeMap<String, Arc<Mutex<Option<TokenSession>>>>>,
     /// Tokens that refused the PIN (incorrect, locked, expired...): never
     /// tried again by this process, so a wrong PIN cannot use up the
     /// token's retry counter (and lock it for every card).
@@ -460,26 +462,25 @@ impl Pkcs11Custody {
         token: &str,
         f: impl FnOnce(&mut TokenSession) -> Result<T, CustodyError>,
     ) -> Result<T, CustodyError> {
-        let mut sessions = self
-            .sessions
-            .lock()
-            .map_err(|_| CustodyError::unavailable("PKCS#11 session lock poisoned"))?;
-        if !sessions.contains_key(token) {
+        let poisoned = || CustodyError::unavailable("PKCS#11 session lock poisoned");
+        let slot = {
+            let mut sessions = self.sessions.lock().map_err(|_| poisoned())?;
+            Arc::clone(sessions.entry(token.to_owned()).or_default())
+        };
+        let mut slot = slot.lock().map_err(|_| poisoned())?;
+        if slot.is_none() {
             let session = self.open_session(token)?;
-            sessions.insert(
-                token.to_owned(),
-                TokenSession {
-                    session,
-                    handles: BTreeMap::new(),
-                },
-            );
+            *slot = Some(TokenSession {
+                session,
+                handles: BTreeMap::new(),
+            });
         }
-        let session = sessions
-            .get_mut(token)
+        let session = slot
+            .as_mut()
             .ok_or_else(|| CustodyError::unavailable("no session"))?;
         let result = f(session);
         if matches!(result, Err(CustodyError::Unavailable { .. })) {
-            sessions.remove(token);
+            *slot = None;
         }
         result
     }
