@@ -573,6 +573,38 @@ impl Pkcs11Custody {
         }
     }
 
+    /// Reads back what the token made of the private key's template: a
+    /// token that ignored `CKA_SENSITIVE` or `CKA_EXTRACTABLE` is refused.
+    fn check_protected(session: &Session, private: ObjectHandle) -> Result<(), CustodyError> {
+        let attributes = session
+            .get_attributes(
+                private,
+                &[
+                    AttributeType::Sensitive,
+                    AttributeType::AlwaysSensitive,
+                    AttributeType::NeverExtractable,
+                    AttributeType::Extractable,
+                ],
+            )
+            .map_err(|e| custody_error("reading the key's protection", e))?;
+        let mut protected = [false; 4];
+        for attribute in attributes {
+            match attribute {
+                Attribute::Sensitive(value) => protected[0] = value,
+                Attribute::AlwaysSensitive(value) => protected[1] = value,
+                Attribute::NeverExtractable(value) => protected[2] = value,
+                Attribute::Extractable(value) => protected[3] = !value,
+                _ => {}
+            }
+        }
+        if protected != [true; 4] {
+            return Err(CustodyError::unavailable(
+                "the token made a key that is not sensitive and never extractable: destroyed",
+            ));
+        }
+        Ok(())
+    }
+
     /// Destroys the private and the public key with `id` (one vscard
     /// made: its label too), nothing else.
     fn destroy_id(session: &Session, id: &[u8]) -> Result<(), CustodyError> {
@@ -771,12 +803,14 @@ impl KeyCustody for Pkcs11Custody {
                 Attribute::Id(id.clone()),
                 Attribute::Label(label.clone()),
             ]);
-            let (public, _private) = session
+            let (public, private) = session
                 .generate_key_pair(&mechanism, &public_template, &private_template)
                 .map_err(|e| custody_error("generating the key", e))?;
-            Pkcs11Custody::public_key(session, public, algorithm).inspect_err(|_| {
-                let _ = Pkcs11Custody::destroy_id(session, &id);
-            })
+            Pkcs11Custody::check_protected(session, private)
+                .and_then(|()| Pkcs11Custody::public_key(session, public, algorithm))
+                .inspect_err(|_| {
+                    let _ = Pkcs11Custody::destroy_id(session, &id);
+                })
         })?;
         tracing::info!(target: "vscard::pkcs11", %slot, ?algorithm, token, id = %hex::encode_upper(&id),
             "generated a key in the token");
