@@ -87,11 +87,13 @@ impl PivApplet {
         self.custody.as_ref()
     }
 
-    /// Reports (logs, and returns) the keys the attached custody holds
-    /// under this card's name that the state does not refer to: keys
-    /// generated but never committed (a power cut during GENERATE), or
-    /// replaced or deleted ones whose destruction was cut short. They are
-    /// never used, and never destroyed here: a card's name is not proof
+    /// Destroys the custody keys this card recorded in its write-ahead
+    /// record (begun by GENERATE, or replaced) that it does not refer to,
+    /// then reports (logs, and returns) the other keys the attached
+    /// custody holds under this card's name that the state does not refer
+    /// to (made by a custody without write-ahead, or deleted ones whose
+    /// destruction was cut short). Those are never used, and never
+    /// destroyed here: a card's name is not proof
     /// that the keys are this image's to destroy (a restored backup or a
     /// copy of the image shares the name with the live card, whose current
     /// keys this image does not know). Nothing to report (an empty list)
@@ -104,12 +106,21 @@ impl PivApplet {
         if target.custody != custody.kind() {
             return Ok(Vec::new());
         }
+        let referenced = self.state.custody_references();
+        // The keys this card recorded as its own (begun, or replaced) and
+        // no longer refers to: destroyed (one already gone is fine).
+        for reference in &self.state.pending {
+            if !referenced.contains(reference) && reference.custody == custody.kind() {
+                custody.delete(target, reference)?;
+                tracing::warn!(target: "vscard::piv", key = %reference,
+                    "destroyed a custody key this card recorded and no longer refers to");
+            }
+        }
         let held = match custody.keys_of(target) {
             Ok(held) => held,
             Err(CustodyError::Unsupported { .. }) => return Ok(Vec::new()),
             Err(error) => return Err(error),
         };
-        let referenced = self.state.custody_references();
         let strays: Vec<KeyReference> = held
             .into_iter()
             .filter(|reference| !referenced.contains(reference))

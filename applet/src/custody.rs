@@ -48,10 +48,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+#[cfg(any(test, feature = "testing"))]
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
-use vscard_emulator::{CardRng, Status};
+#[cfg(any(test, feature = "testing"))]
+use vscard_emulator::CardRng;
+use vscard_emulator::Status;
 use zeroize::Zeroizing;
 
 use crate::keys::{PrivateKey, PublicKey};
@@ -171,6 +174,34 @@ pub trait KeyCustody: Send + Sync + fmt::Debug {
         slot: Slot,
         algorithm: Algorithm,
     ) -> Result<(KeyReference, PublicKey), CustodyError>;
+
+    /// Write-ahead for GENERATE: the reference the next key of `slot` will
+    /// have, chosen before the key exists, so that the card records it
+    /// first; [`crate::PivApplet::reconcile_custody`] then destroys exactly
+    /// the keys this card began to make and never committed. `None` (the
+    /// default): the custody names its keys when it makes them
+    /// ([`KeyCustody::generate`]), and keys a cut leaves are only reported.
+    fn reserve(
+        &self,
+        target: &CustodyTarget,
+        slot: Slot,
+    ) -> Result<Option<KeyReference>, CustodyError> {
+        let _ = (target, slot);
+        Ok(None)
+    }
+
+    /// Generates the key [`KeyCustody::reserve`] named. The default:
+    /// unsupported.
+    fn generate_reserved(
+        &self,
+        target: &CustodyTarget,
+        reserved: &KeyReference,
+        slot: Slot,
+        algorithm: Algorithm,
+    ) -> Result<PublicKey, CustodyError> {
+        let _ = (target, reserved, slot, algorithm);
+        Err(CustodyError::unsupported("reserved key generation"))
+    }
 
     /// Puts an imported key into the custody. The default refuses
     /// (`6A81`).
@@ -433,12 +464,15 @@ impl KeyCustody for CallbackCustody {
 /// An external custody in memory: keys made by the applet's own code but
 /// kept outside the image, in this object (lost when it is dropped). For
 /// tests and examples of the external path; it can be switched off
-/// ([`MemoryCustody::set_available`]) to exercise failures.
+/// ([`MemoryCustody::set_available`]) to exercise failures. Its keys are
+/// predictable: only with the `testing` feature (this crate's tests).
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug, Default)]
 pub struct MemoryCustody {
     inner: Mutex<MemoryInner>,
 }
 
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug, Default)]
 struct MemoryInner {
     /// ID -> (card, key).
@@ -447,6 +481,7 @@ struct MemoryInner {
     unavailable: bool,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl MemoryCustody {
     /// The custody kind of [`MemoryCustody`].
     pub const KIND: &'static str = "memory";
@@ -533,6 +568,7 @@ impl MemoryCustody {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 fn status_error(status: Status) -> CustodyError {
     match status {
         Status::IncorrectData => CustodyError::InvalidInput {
@@ -542,6 +578,7 @@ fn status_error(status: Status) -> CustodyError {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl KeyCustody for MemoryCustody {
     fn kind(&self) -> &str {
         MemoryCustody::KIND
@@ -624,7 +661,8 @@ impl KeyCustody for MemoryCustody {
 }
 
 /// The software key operation for `algorithm` (what the applet does for
-/// keys in the image), shared with [`MemoryCustody`].
+/// keys in the image), for [`MemoryCustody`].
+#[cfg(any(test, feature = "testing"))]
 pub(crate) fn software_sign(
     key: &PrivateKey,
     algorithm: Algorithm,

@@ -157,7 +157,14 @@ impl CardSource for PivCardSource {
         let key = self.key.clone();
         Some(Arc::new(move |path: &Path| {
             serve_file(path, Vec::new(), &custodies, key.as_ref())
-                .map(|served| (served.card, served.label))
+                .map(|served| {
+                    // No terminal to print to here: what serve would say
+                    // (an unusable custody) goes to the log.
+                    for notice in &served.notices {
+                        tracing::warn!(target: "vscard::serve", "{notice}");
+                    }
+                    (served.card, served.label)
+                })
                 .map_err(|error| error.to_string())
         }))
     }

@@ -242,6 +242,7 @@ fn a_card_whose_keys_are_in_softhsm_works_with_the_middleware() {
     // counter and the rest of the card do not change.
     let wrong = dir.path().join("wrong.pin");
     std::fs::write(&wrong, "999999\n").unwrap();
+    std::fs::set_permissions(&wrong, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let mut args = vec![card.to_str().unwrap().to_owned()];
     args.extend(pcscd.serve_args());
     args.extend([
@@ -339,6 +340,7 @@ fn a_card_whose_keys_are_in_softhsm_works_with_the_middleware() {
             .args(["--pkcs11-token", "cards", "--pkcs11-pin-file"])
             .arg(&pin_file),
     );
+    let first_card = card_path.clone();
     let card_path = other;
     for extra in [
         vec!["--pkcs11-module", &module],
@@ -383,6 +385,51 @@ fn a_card_whose_keys_are_in_softhsm_works_with_the_middleware() {
         serve.stop();
         pcscd.wait_for_no_card(0, 5 * SECOND).unwrap();
     }
+
+    // The same through the control socket: `insert` of the image naming
+    // the copy does not load it; the inserted card's key operations
+    // answer 6F00, and the log says why.
+    let socket = dir.path().join("control.sock");
+    let mut args = vec![
+        first_card.to_str().unwrap().to_owned(),
+        "--control".to_owned(),
+        socket.to_str().unwrap().to_owned(),
+        "--pkcs11-pin-file".to_owned(),
+        pin_file.to_str().unwrap().to_owned(),
+        "--pkcs11-module".to_owned(),
+        module.clone(),
+    ];
+    args.extend(pcscd.serve_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut serve = Serve::start_with_env(&state, &args, &env);
+    pcscd.wait_for_card(0, 5 * SECOND).unwrap();
+    let answer = run_ok(
+        std::process::Command::new(support::VSCARD)
+            .arg("ctl")
+            .arg(&socket)
+            .args(["insert", "--card", "0"])
+            .arg(&card_path),
+    );
+    assert!(answer.starts_with("card 0: "), "{answer}");
+    // (The reason is logged on stderr, which this harness does not read.)
+    serve.expect_line("is back in Virtual PCD 00 00");
+    let deadline = std::time::Instant::now() + 3 * SECOND;
+    let answer = loop {
+        let attempt = pcscd.connect(0).ok().and_then(|card| {
+            transmit(&card, &SELECT_PIV).ok()?;
+            let verified = transmit(&card, &verify).ok()?;
+            (verified == [0x90, 0x00]).then_some(())?;
+            transmit(&card, &sign).ok()
+        });
+        match attempt {
+            Some(answer) => break answer,
+            None if std::time::Instant::now() < deadline => std::thread::sleep(SECOND / 10),
+            None => panic!("the inserted card is not answering through pcscd"),
+        }
+    };
+    assert_eq!(answer, [0x6F, 0x00]);
+    serve.stop();
+    pcscd.wait_for_no_card(0, 5 * SECOND).unwrap();
 }
 
 /// ykman (a YubiKey 5.7: GENERATE, key info, MOVE and DELETE KEY) on a
@@ -455,4 +502,36 @@ fn ykman_generates_moves_and_deletes_keys_in_the_token() {
     assert_eq!(tokens(), 3, "a deleted key is destroyed in the token");
     serve.stop();
     pcscd.wait_for_no_card(0, 5 * SECOND).unwrap();
+}
+
+/// An issue that fails after its keys were made in the token (here a
+/// known state the card cannot take) leaves no key behind there.
+#[test]
+fn an_issue_that_fails_late_leaves_no_key_in_the_token() {
+    let Ok(hsm) = SoftHsm::new("cards") else {
+        eprintln!("SKIPPED: no SoftHSM2");
+        return;
+    };
+    let pin_file = hsm.pin_file().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let card = dir.path().join("card.json");
+    let conf = hsm.conf();
+    let output = support::run(
+        vscard(&state)
+            .env("SOFTHSM2_CONF", &conf)
+            .args(["issue", "--state", "pin-tries=9", "--out"])
+            .arg(&card)
+            .args(["--custody", "pkcs11", "--pkcs11-module"])
+            .arg(hsm.module())
+            .args(["--pkcs11-token", "cards", "--pkcs11-pin-file"])
+            .arg(&pin_file),
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("pin-tries=9"), "{stderr}");
+    assert!(!card.exists());
+    let listing = hsm.list_objects().unwrap();
+    assert_eq!(private_keys(&listing).len(), 0, "{listing}");
+    assert!(!listing.contains("Public Key Object"), "{listing}");
 }

@@ -30,7 +30,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -51,6 +51,9 @@ pub const PIN_ENV: &str = "VSCARD_PKCS11_PIN";
 pub const MODULE: &str = "module";
 /// The location key of the token label.
 pub const TOKEN: &str = "token";
+/// The location key of the token's serial number (recorded at issue and
+/// checked at every use when present: a label alone can be reused).
+pub const SERIAL: &str = "serial";
 
 /// Why the custody could not be opened, or the PIN read.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +77,14 @@ pub enum Pkcs11Error {
         #[source]
         source: std::io::Error,
     },
+    /// The PIN file is not safe to read a secret from.
+    #[error("refusing the PKCS#11 PIN file {path}: {problem}")]
+    PinFileUnsafe {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
     /// No PIN file and no [`PIN_ENV`].
     #[error("no PKCS#11 token PIN: give --pkcs11-pin-file FILE or set {PIN_ENV}")]
     NoPin,
@@ -93,18 +104,25 @@ impl std::fmt::Debug for TokenPin {
 
 impl TokenPin {
     /// The PIN from `file` (its first line) if given, else from
-    /// [`PIN_ENV`].
+    /// [`PIN_ENV`]. The file is opened without following a symbolic link
+    /// and must be a regular file of ours, not readable or writable by
+    /// group or others, of at most [`PIN_FILE_MAX`] bytes.
     pub fn from_file_or_env(file: Option<&Path>) -> Result<TokenPin, Pkcs11Error> {
-        let text = match file {
-            Some(path) => Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
-                Pkcs11Error::PinFile {
-                    path: path.to_owned(),
-                    source,
-                }
-            })?),
-            None => Zeroizing::new(std::env::var(PIN_ENV).map_err(|_| Pkcs11Error::NoPin)?),
+        let bytes = match file {
+            Some(path) => read_pin_file(path)?,
+            None => Zeroizing::new(
+                std::env::var(PIN_ENV)
+                    .map_err(|_| Pkcs11Error::NoPin)?
+                    .into_bytes(),
+            ),
         };
-        TokenPin::new(text.lines().next().unwrap_or(""))
+        let line = bytes.split(|b| *b == b'\n').next().unwrap_or(&[]);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let text = std::str::from_utf8(line).map_err(|_| Pkcs11Error::PinFileUnsafe {
+            path: file.map(Path::to_owned).unwrap_or_default(),
+            problem: "the PIN is not UTF-8",
+        })?;
+        TokenPin::new(text)
     }
 
     /// A PIN given as is (tests, embedding).
@@ -116,17 +134,73 @@ impl TokenPin {
     }
 }
 
+/// The largest PIN file read.
+pub const PIN_FILE_MAX: u64 = 256;
+
+/// The PIN file's bytes (see [`TokenPin::from_file_or_env`]).
+fn read_pin_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, Pkcs11Error> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    let io = |source| Pkcs11Error::PinFile {
+        path: path.to_owned(),
+        source,
+    };
+    let unsafe_file = |problem| Pkcs11Error::PinFileUnsafe {
+        path: path.to_owned(),
+        problem,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // The C flag bits, as the `int` open(2) takes.
+    options
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32);
+    let file = options.open(path).map_err(|error| {
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            unsafe_file("it is a symbolic link")
+        } else {
+            io(error)
+        }
+    })?;
+    let metadata = file.metadata().map_err(io)?;
+    if !metadata.is_file() {
+        return Err(unsafe_file("not a regular file"));
+    }
+    if metadata.uid() != rustix::process::geteuid().as_raw() {
+        return Err(unsafe_file("owned by another user"));
+    }
+    if metadata.mode() & 0o077 != 0 {
+        return Err(unsafe_file(
+            "group or others may read or write it (chmod 600 it)",
+        ));
+    }
+    if metadata.len() > PIN_FILE_MAX {
+        return Err(unsafe_file("larger than a PIN file (256 bytes)"));
+    }
+    let mut bytes = Zeroizing::new(Vec::with_capacity(PIN_FILE_MAX as usize + 1));
+    file.take(PIN_FILE_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > PIN_FILE_MAX {
+        return Err(unsafe_file("larger than a PIN file (256 bytes)"));
+    }
+    Ok(bytes)
+}
+
 /// A PKCS#11 module as a [`KeyCustody`].
 pub struct Pkcs11Custody {
     module: PathBuf,
     pkcs11: Pkcs11,
     pin: TokenPin,
-    /// Token label -> logged-in session and the private keys found in it.
-    sessions: Mutex<BTreeMap<String, TokenSession>>,
+    /// Token label -> logged-in session and the private keys found in it,
+    /// each behind its own lock: one slow or hung token does not hold up
+    /// the cards of another.
+    sessions: Mutex<BTreeMap<String, Arc<Mutex<Option<TokenSession>>>>>,
     /// Tokens that refused the PIN (incorrect, locked, expired...): never
     /// tried again by this process, so a wrong PIN cannot use up the
     /// token's retry counter (and lock it for every card).
     refused: Mutex<BTreeSet<String>>,
+    /// Token label -> the serial number of the token found under it.
+    serials: Mutex<BTreeMap<String, String>>,
 }
 
 /// A logged-in session and the handles of the private keys already found
@@ -219,6 +293,7 @@ impl Pkcs11Custody {
             pin,
             sessions: Mutex::new(BTreeMap::new()),
             refused: Mutex::new(BTreeSet::new()),
+            serials: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -238,10 +313,58 @@ impl Pkcs11Custody {
     }
 
     fn location(&self, token: &str) -> BTreeMap<String, String> {
-        BTreeMap::from([
+        let mut location = BTreeMap::from([
             (MODULE.to_owned(), self.module.display().to_string()),
             (TOKEN.to_owned(), token.to_owned()),
-        ])
+        ]);
+        if let Some(serial) = self.serial_of(token) {
+            location.insert(SERIAL.to_owned(), serial);
+        }
+        location
+    }
+
+    /// The serial number of the token labelled `token` (cached; refreshed
+    /// whenever a session to it is opened).
+    fn serial_of(&self, token: &str) -> Option<String> {
+        if let Some(serial) = self
+            .serials
+            .lock()
+            .ok()
+            .and_then(|serials| serials.get(token).cloned())
+        {
+            return Some(serial);
+        }
+        let slot = self.slot_of(token).ok()?;
+        self.remember_serial(token, slot)
+    }
+
+    fn remember_serial(&self, token: &str, slot: cryptoki::slot::Slot) -> Option<String> {
+        let serial = self
+            .pkcs11
+            .get_token_info(slot)
+            .ok()?
+            .serial_number()
+            .trim_end()
+            .to_owned();
+        if let Ok(mut serials) = self.serials.lock() {
+            serials.insert(token.to_owned(), serial.clone());
+        }
+        Some(serial)
+    }
+
+    fn slot_of(&self, token: &str) -> Result<cryptoki::slot::Slot, CustodyError> {
+        let slots = self
+            .pkcs11
+            .get_slots_with_token()
+            .map_err(|e| custody_error("listing slots", e))?;
+        slots
+            .into_iter()
+            .find(|slot| {
+                self.pkcs11
+                    .get_token_info(*slot)
+                    .is_ok_and(|info| info.label().trim_end() == token)
+            })
+            .ok_or_else(|| CustodyError::unavailable(format!("no token labelled {token}")))
     }
 
     /// The token label of a location, checking that it names this module.
@@ -256,10 +379,20 @@ impl Pkcs11Custody {
                 self.module.display()
             )));
         }
-        location
+        let token = location
             .get(TOKEN)
             .map(String::as_str)
-            .ok_or_else(|| CustodyError::unavailable("the key reference names no token"))
+            .ok_or_else(|| CustodyError::unavailable("the key reference names no token"))?;
+        if let Some(expected) = location.get(SERIAL) {
+            let actual = self.serial_of(token).unwrap_or_default();
+            if &actual != expected {
+                return Err(CustodyError::unavailable(format!(
+                    "the token labelled {token} has serial {actual:?}; the card's keys are in \
+                     the token with serial {expected:?}"
+                )));
+            }
+        }
+        Ok(token)
     }
 
     /// True when the token `token` refused this custody's PIN: it is not
@@ -283,18 +416,8 @@ impl Pkcs11Custody {
                 "token {token} refused the PIN earlier: not retried until the process restarts"
             )));
         }
-        let slots = self
-            .pkcs11
-            .get_slots_with_token()
-            .map_err(|e| custody_error("listing slots", e))?;
-        let slot = slots
-            .into_iter()
-            .find(|slot| {
-                self.pkcs11
-                    .get_token_info(*slot)
-                    .is_ok_and(|info| info.label().trim_end() == token)
-            })
-            .ok_or_else(|| CustodyError::unavailable(format!("no token labelled {token}")))?;
+        let slot = self.slot_of(token)?;
+        self.remember_serial(token, slot);
         let session = self
             .pkcs11
             .open_rw_session(slot)
@@ -339,26 +462,25 @@ impl Pkcs11Custody {
         token: &str,
         f: impl FnOnce(&mut TokenSession) -> Result<T, CustodyError>,
     ) -> Result<T, CustodyError> {
-        let mut sessions = self
-            .sessions
-            .lock()
-            .map_err(|_| CustodyError::unavailable("PKCS#11 session lock poisoned"))?;
-        if !sessions.contains_key(token) {
+        let poisoned = || CustodyError::unavailable("PKCS#11 session lock poisoned");
+        let slot = {
+            let mut sessions = self.sessions.lock().map_err(|_| poisoned())?;
+            Arc::clone(sessions.entry(token.to_owned()).or_default())
+        };
+        let mut slot = slot.lock().map_err(|_| poisoned())?;
+        if slot.is_none() {
             let session = self.open_session(token)?;
-            sessions.insert(
-                token.to_owned(),
-                TokenSession {
-                    session,
-                    handles: BTreeMap::new(),
-                },
-            );
+            *slot = Some(TokenSession {
+                session,
+                handles: BTreeMap::new(),
+            });
         }
-        let session = sessions
-            .get_mut(token)
+        let session = slot
+            .as_mut()
             .ok_or_else(|| CustodyError::unavailable("no session"))?;
         let result = f(session);
         if matches!(result, Err(CustodyError::Unavailable { .. })) {
-            sessions.remove(token);
+            *slot = None;
         }
         result
     }
@@ -449,6 +571,38 @@ impl Pkcs11Custody {
                 .map(PublicKey::P384)
                 .map_err(|_| bad()),
         }
+    }
+
+    /// Reads back what the token made of the private key's template: a
+    /// token that ignored `CKA_SENSITIVE` or `CKA_EXTRACTABLE` is refused.
+    fn check_protected(session: &Session, private: ObjectHandle) -> Result<(), CustodyError> {
+        let attributes = session
+            .get_attributes(
+                private,
+                &[
+                    AttributeType::Sensitive,
+                    AttributeType::AlwaysSensitive,
+                    AttributeType::NeverExtractable,
+                    AttributeType::Extractable,
+                ],
+            )
+            .map_err(|e| custody_error("reading the key's protection", e))?;
+        let mut protected = [false; 4];
+        for attribute in attributes {
+            match attribute {
+                Attribute::Sensitive(value) => protected[0] = value,
+                Attribute::AlwaysSensitive(value) => protected[1] = value,
+                Attribute::NeverExtractable(value) => protected[2] = value,
+                Attribute::Extractable(value) => protected[3] = !value,
+                _ => {}
+            }
+        }
+        if protected != [true; 4] {
+            return Err(CustodyError::unavailable(
+                "the token made a key that is not sensitive and never extractable: destroyed",
+            ));
+        }
+        Ok(())
     }
 
     /// Destroys the private and the public key with `id` (one vscard
@@ -560,8 +714,48 @@ impl KeyCustody for Pkcs11Custody {
         slot: Slot,
         algorithm: Algorithm,
     ) -> Result<(KeyReference, PublicKey), CustodyError> {
+        let reference = self
+            .reserve(target, slot)?
+            .ok_or_else(|| CustodyError::unavailable("no key ID"))?;
+        let public = self.generate_reserved(target, &reference, slot, algorithm)?;
+        Ok((reference, public))
+    }
+
+    fn reserve(
+        &self,
+        target: &CustodyTarget,
+        slot: Slot,
+    ) -> Result<Option<KeyReference>, CustodyError> {
         let token = self.token_of(&target.location)?;
         check_card(&target.card)?;
+        // Unique per generation, from the token's own generator.
+        let nonce = self.with_session(token, |session| {
+            session
+                .generate_random_vec(8)
+                .map_err(|e| custody_error("drawing a key ID", e))
+        })?;
+        let id = format!("{}{slot}/{}", id_prefix(&target.card), hex::encode(nonce));
+        Ok(Some(KeyReference {
+            custody: KIND.to_owned(),
+            location: target.location.clone(),
+            id: hex::encode_upper(id.as_bytes()),
+        }))
+    }
+
+    fn generate_reserved(
+        &self,
+        target: &CustodyTarget,
+        reserved: &KeyReference,
+        slot: Slot,
+        algorithm: Algorithm,
+    ) -> Result<PublicKey, CustodyError> {
+        let (id, parsed) = Pkcs11Custody::reference_id(target, reserved)?;
+        if parsed.slot != slot.to_string() {
+            return Err(CustodyError::unavailable(
+                "the reserved key ID names another slot",
+            ));
+        }
+        let token = self.token_of(&reserved.location)?;
         let (mechanism, mut public_template, mut private_template) =
             if let Some(bits) = algorithm.rsa_bits() {
                 (
@@ -584,14 +778,17 @@ impl KeyCustody for Pkcs11Custody {
                     "{algorithm:?} keys in a PKCS#11 token"
                 )));
             };
-        let label = format!("vscard {} {slot}", target.card).into_bytes();
-        let prefix = format!("{}{slot}/", id_prefix(&target.card));
-        let (id, public) = self.with_session(token, |session| {
-            // Unique per generation, from the token's own generator.
-            let nonce = session
-                .generate_random_vec(8)
-                .map_err(|e| custody_error("drawing a key ID", e))?;
-            let id = format!("{prefix}{}", hex::encode(nonce)).into_bytes();
+        let label = parsed.label();
+        let public = self.with_session(token, |session| {
+            // A reserved ID is used once: never a second key under it.
+            let existing = session
+                .find_objects(&[Attribute::Id(id.clone())])
+                .map_err(|e| custody_error("finding the key", e))?;
+            if !existing.is_empty() {
+                return Err(CustodyError::unavailable(
+                    "the token already holds an object with the reserved key ID",
+                ));
+            }
             public_template.extend([
                 Attribute::Token(true),
                 Attribute::Private(false),
@@ -606,25 +803,18 @@ impl KeyCustody for Pkcs11Custody {
                 Attribute::Id(id.clone()),
                 Attribute::Label(label.clone()),
             ]);
-            let (public, _private) = session
+            let (public, private) = session
                 .generate_key_pair(&mechanism, &public_template, &private_template)
                 .map_err(|e| custody_error("generating the key", e))?;
-            let public =
-                Pkcs11Custody::public_key(session, public, algorithm).inspect_err(|_| {
+            Pkcs11Custody::check_protected(session, private)
+                .and_then(|()| Pkcs11Custody::public_key(session, public, algorithm))
+                .inspect_err(|_| {
                     let _ = Pkcs11Custody::destroy_id(session, &id);
-                })?;
-            Ok((id, public))
+                })
         })?;
         tracing::info!(target: "vscard::pkcs11", %slot, ?algorithm, token, id = %hex::encode_upper(&id),
             "generated a key in the token");
-        Ok((
-            KeyReference {
-                custody: KIND.to_owned(),
-                location: target.location.clone(),
-                id: hex::encode_upper(&id),
-            },
-            public,
-        ))
+        Ok(public)
     }
 
     fn import(
@@ -658,6 +848,11 @@ impl KeyCustody for Pkcs11Custody {
                         .sign(&Mechanism::RsaX509, key, input)
                         .map_err(|e| custody_error("raw RSA", e))?,
                 );
+                if out.len() > input.len() {
+                    return Err(CustodyError::unavailable(
+                        "the token answered a raw RSA result longer than the modulus",
+                    ));
+                }
                 // As long as the modulus (the input is).
                 let mut padded = Zeroizing::new(vec![0u8; input.len().saturating_sub(out.len())]);
                 padded.extend_from_slice(&out);
@@ -668,6 +863,11 @@ impl KeyCustody for Pkcs11Custody {
                     let raw = session
                         .sign(&Mechanism::Ecdsa, key, input)
                         .map_err(|e| custody_error("ECDSA", e))?;
+                    if raw.len() != 2 * field_size(algorithm) {
+                        return Err(CustodyError::unavailable(
+                            "the token answered an ECDSA signature of the wrong length",
+                        ));
+                    }
                     vscard_applet::custody::ecdsa_der_from_raw(&raw)
                         .map(Zeroizing::new)
                         .ok_or_else(|| {
@@ -811,15 +1011,39 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vscard-pin-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap_or(());
         let file = dir.join("pin");
-        std::fs::write(&file, "4321\n").unwrap_or(());
+        let write = |text: &[u8], mode: u32| {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::write(&file, text).unwrap_or(());
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap_or(());
+        };
+        write(b"4321\r\nrest", 0o600);
         let pin = TokenPin::from_file_or_env(Some(&file));
-        assert!(pin.is_ok());
+        assert!(pin.is_ok(), "{pin:?}");
         assert_eq!(format!("{:?}", pin.ok()), "Some(TokenPin(<redacted>))");
-        std::fs::write(&file, "\n").unwrap_or(());
+        write(b"\n", 0o600);
         assert!(matches!(
             TokenPin::from_file_or_env(Some(&file)),
             Err(Pkcs11Error::EmptyPin)
         ));
+        // Readable by others, too large, a link, a folder: refused.
+        let refused = |path: &Path, why: &str| match TokenPin::from_file_or_env(Some(path)) {
+            Err(Pkcs11Error::PinFileUnsafe { problem, .. }) => {
+                assert!(problem.contains(why), "{problem}")
+            }
+            other => panic!("{other:?}"),
+        };
+        write(b"4321\n", 0o644);
+        refused(&file, "group or others");
+        write(b"4321\n", 0o640);
+        refused(&file, "group or others");
+        write(&[b'1'; 300], 0o600);
+        refused(&file, "larger");
+        write(b"4321\n", 0o600);
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&file, &link).unwrap_or(());
+        refused(&link, "symbolic link");
+        refused(&dir, "not a regular file");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

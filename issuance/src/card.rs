@@ -192,7 +192,7 @@ fn issue_applet_with<R: CryptoRng + ?Sized>(
             );
             if result.is_err() {
                 for reference in &made {
-                    let _ = custody.custody.delete(&custody.target, reference);
+                    let _ = custody.custody.delete(custody.target, reference);
                 }
             }
             applet.state_mut().set_custody(Some(custody.target.clone()));

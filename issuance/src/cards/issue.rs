@@ -81,21 +81,40 @@ pub fn issue_card_file_with(
         }
         None => issue_applet(pki.sub(), profile, validity, rng, progress),
     };
-    let applet = match profile.seeded_rng() {
+    // Keys made in the custody for a card that is never written would be
+    // orphans there: a failure before the image is written destroys them.
+    let made = |applet: &vscard_applet::PivApplet| applet.state().custody_references();
+    let orphans = |references: &[vscard_applet::KeyReference]| {
+        if let Some(custody) = custody {
+            for reference in references {
+                if let Err(error) = custody.custody.delete(custody.target, reference) {
+                    tracing::warn!(target: "vscard::issue", key = %reference, %error,
+                        "cannot destroy a key of a card that was not issued");
+                }
+            }
+        }
+    };
+    let (applet, references) = match profile.seeded_rng() {
         Some(mut seeded) => {
             let applet = issue(&mut seeded, progress)?;
-            let mut applet = apply_states(applet, states, &mut seeded)?;
-            personalise_attestation(&mut applet, &attestation, environment, &mut seeded)?;
-            applet
+            let references = made(&applet);
+            let mut applet =
+                apply_states(applet, states, &mut seeded).inspect_err(|_| orphans(&references))?;
+            personalise_attestation(&mut applet, &attestation, environment, &mut seeded)
+                .inspect_err(|_| orphans(&references))?;
+            (applet, references)
         }
         None => {
             let applet = issue(&mut system, progress)?;
-            let mut applet = apply_states(applet, states, &mut system)?;
-            personalise_attestation(&mut applet, &attestation, environment, &mut system)?;
-            applet
+            let references = made(&applet);
+            let mut applet =
+                apply_states(applet, states, &mut system).inspect_err(|_| orphans(&references))?;
+            personalise_attestation(&mut applet, &attestation, environment, &mut system)
+                .inspect_err(|_| orphans(&references))?;
+            (applet, references)
         }
     };
-    let written = file.write(&applet)?;
+    let written = file.write(&applet).inspect_err(|_| orphans(&references))?;
     let certificates = super::revoke::card_certificates(applet.state(), None)?;
     pki.record_issued(
         &written,
