@@ -8,6 +8,8 @@
 //!   status words, GET RESPONSE, command chaining), with the PIV commands
 //!   of [`piv`] and the management-key authentication of [`management`]
 //!   on it.
+//! - [`postgres`]: a private PostgreSQL cluster in a temporary folder (the
+//!   card host's tests).
 //! - [`python`]: the Python virtual environment (pyscard, PyKCS11) of
 //!   `scripts/python-env`.
 //!
@@ -22,6 +24,7 @@ pub mod echo;
 pub mod management;
 pub mod pcscd;
 pub mod piv;
+pub mod postgres;
 pub mod python;
 
 pub use client::{Client, ClientError, PcscCard, Reply, Transport, TransportError};
