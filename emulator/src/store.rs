@@ -444,6 +444,16 @@ pub enum StoreError {
     /// A write failure injected by a test.
     #[error("injected write failure")]
     Injected,
+    /// A store kept outside the file system (a database) failed, or
+    /// refused the write (another host holds the card); nothing was
+    /// committed. The source is the store's own typed error.
+    #[error("{store}: {source}")]
+    Backend {
+        /// Which store ("PostgreSQL card 42").
+        store: String,
+        /// The store's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// Why a card file was refused ([`StoreError::Unsafe`]).

@@ -1,0 +1,384 @@
+//! [`Database`]: the pool, the schema check on start, and the card
+//! administration (`vscard host import | issue | list | revoke | enrol`).
+
+use std::time::Duration;
+
+use postgres::NoTls;
+use r2d2_postgres::PostgresConnectionManager;
+use vscard_emulator::CardImage;
+
+use crate::error::{HostError, check_card_id};
+use crate::schema;
+use crate::store::{image_rows, insert_rows};
+
+/// A pool of connections to the card database.
+pub(crate) type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+/// How long a command waits for a connection before it fails (a database
+/// that went away fails the command in this time, not never).
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The card database: a connection pool on a migrated schema. Clones
+/// share the pool.
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool,
+    url: String,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Database({})", self.url)
+    }
+}
+
+/// Whether the holder must approve on the enrolled device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Approval {
+    /// No approval.
+    #[default]
+    None,
+    /// Before each session opens.
+    Session,
+    /// Before each session opens and before each signature.
+    Signature,
+}
+
+impl Approval {
+    /// The name stored and printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Approval::None => "none",
+            Approval::Session => "session",
+            Approval::Signature => "signature",
+        }
+    }
+
+    /// The approval called `text` (`none`, `session`, `signature`).
+    pub fn parse(text: &str) -> Option<Approval> {
+        match text {
+            "none" => Some(Approval::None),
+            "session" => Some(Approval::Session),
+            "signature" => Some(Approval::Signature),
+            _ => None,
+        }
+    }
+}
+
+/// How a card is put in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CardOptions {
+    /// Whether the holder approves sessions (or signatures).
+    pub approval: Approval,
+}
+
+/// One card as `vscard host list` shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CardRow {
+    /// Its ID.
+    pub id: String,
+    /// True once revoked.
+    pub revoked: bool,
+    /// Its approval setting.
+    pub approval: Approval,
+    /// The lease's fencing number (0: never leased).
+    pub fence: i64,
+    /// Who holds the lease now, if it is live.
+    pub holder: Option<String>,
+    /// How many parts its image has.
+    pub parts: i64,
+    /// How many devices are enrolled for it.
+    pub devices: i64,
+}
+
+/// `url` with any password replaced by `***`: in the URL form
+/// (`postgresql://user:secret@host/db`, `?password=secret`) and the
+/// key-value form (`password=secret`). Used wherever a URL is shown.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    // user:password@ in a URL.
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end = out[rest_start..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| rest_start + i);
+        if let Some(at) = out[rest_start..authority_end].rfind('@') {
+            let userinfo = &out[rest_start..rest_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                let start = rest_start + colon + 1;
+                out.replace_range(start..rest_start + at, "***");
+            }
+        }
+    }
+    // password=... as a query parameter or a key-value pair.
+    let mut search = 0;
+    while let Some(found) = out[search..].find("password=") {
+        let start = search + found + "password=".len();
+        let boundary = out[..search + found]
+            .chars()
+            .last()
+            .is_none_or(|c| matches!(c, '?' | '&' | ' '));
+        if !boundary {
+            search = start;
+            continue;
+        }
+        let end = out[start..]
+            .find(['&', ' '])
+            .map_or(out.len(), |i| start + i);
+        out.replace_range(start..end, "***");
+        search = start + 3;
+    }
+    out
+}
+
+impl Database {
+    /// Connects (a pool of up to `max_connections`) and brings the schema
+    /// to this build's version, refusing a newer one. Every connection
+    /// runs with `synchronous_commit = on`, whatever the server's default.
+    pub fn connect(url: &str, max_connections: u32) -> Result<Database, HostError> {
+        let redacted = redact_url(url);
+        let mut config: postgres::Config = url.parse().map_err(|e: postgres::Error| HostError::BadUrl {
+            url: redacted.clone(),
+            reason: e.to_string(),
+        })?;
+        config
+            .options("-c synchronous_commit=on")
+            .application_name("vscard-host")
+            .connect_timeout(CONNECTION_TIMEOUT);
+        let manager = PostgresConnectionManager::new(config, NoTls);
+        let pool = r2d2::Pool::builder()
+            .max_size(max_connections.max(1))
+            .min_idle(Some(0))
+            .connection_timeout(CONNECTION_TIMEOUT)
+            .build(manager)?;
+        let database = Database {
+            pool,
+            url: redacted,
+        };
+        schema::migrate(&mut database.client()?)?;
+        Ok(database)
+    }
+
+    /// The URL, password redacted.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A connection from the pool (checked before it is handed out).
+    pub(crate) fn client(
+        &self,
+    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, HostError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Puts a new card in with `image` as its committed image.
+    pub fn put_card(
+        &self,
+        id: &str,
+        image: &CardImage,
+        options: CardOptions,
+    ) -> Result<(), HostError> {
+        check_card_id(id)?;
+        let rows = image_rows(image)?;
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let inserted = tx.execute(
+            "INSERT INTO cards (id, approval) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+            &[&id, &options.approval.as_str()],
+        )?;
+        if inserted == 0 {
+            return Err(HostError::CardExists(id.to_owned()));
+        }
+        tx.execute(
+            "INSERT INTO leases (card_id, holder, expires_at, fence) VALUES ($1, NULL, '-infinity', 0)",
+            &[&id],
+        )?;
+        insert_rows(&mut tx, id, &rows)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every card, by ID.
+    pub fn list(&self) -> Result<Vec<CardRow>, HostError> {
+        let mut client = self.client()?;
+        let rows = client.query(
+            "SELECT c.id, c.revoked_at IS NOT NULL, c.approval, coalesce(l.fence, 0),
+                    CASE WHEN l.expires_at > clock_timestamp() THEN l.holder END,
+                    (SELECT count(*) FROM card_parts p WHERE p.card_id = c.id),
+                    (SELECT count(*) FROM devices d WHERE d.card_id = c.id)
+             FROM cards c LEFT JOIN leases l ON l.card_id = c.id ORDER BY c.id",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|row| CardRow {
+                id: row.get(0),
+                revoked: row.get(1),
+                approval: Approval::parse(row.get(2)).unwrap_or_default(),
+                fence: row.get(3),
+                holder: row.get(4),
+                parts: row.get(5),
+                devices: row.get(6),
+            })
+            .collect())
+    }
+
+    /// Revokes a card: it is never served again, and the host serving it
+    /// now loses its lease (the fencing number moves on), so its next
+    /// commit fails.
+    pub fn revoke(&self, id: &str) -> Result<(), HostError> {
+        check_card_id(id)?;
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let updated = tx.execute(
+            "UPDATE cards SET revoked_at = coalesce(revoked_at, clock_timestamp()) WHERE id = $1",
+            &[&id],
+        )?;
+        if updated == 0 {
+            return Err(HostError::NoSuchCard(id.to_owned()));
+        }
+        tx.execute(
+            "UPDATE leases SET fence = fence + 1, holder = NULL, expires_at = '-infinity' WHERE card_id = $1",
+            &[&id],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The card's approval setting; refuses a missing or revoked card.
+    pub fn approval(&self, id: &str) -> Result<Approval, HostError> {
+        let mut client = self.client()?;
+        let row = client
+            .query_opt(
+                "SELECT approval, revoked_at IS NOT NULL FROM cards WHERE id = $1",
+                &[&id],
+            )?
+            .ok_or_else(|| HostError::NoSuchCard(id.to_owned()))?;
+        if row.get::<_, bool>(1) {
+            return Err(HostError::Revoked(id.to_owned()));
+        }
+        Ok(Approval::parse(row.get(0)).unwrap_or_default())
+    }
+
+    /// Records an enrolled device's public key for card `id`.
+    pub fn add_device(&self, id: &str, public_key: &[u8; 32]) -> Result<(), HostError> {
+        check_card_id(id)?;
+        let mut client = self.client()?;
+        let exists = client.query_opt("SELECT 1 FROM cards WHERE id = $1 AND revoked_at IS NULL", &[&id])?;
+        if exists.is_none() {
+            return Err(HostError::NoSuchCard(id.to_owned()));
+        }
+        client.execute(
+            "INSERT INTO devices (public_key, card_id) VALUES ($1, $2)",
+            &[&public_key.as_slice(), &id],
+        )?;
+        Ok(())
+    }
+
+    /// The card a device's key was enrolled for, if any.
+    pub fn device_card(&self, public_key: &[u8; 32]) -> Result<Option<String>, HostError> {
+        let mut client = self.client()?;
+        let row = client.query_opt(
+            "SELECT card_id FROM devices WHERE public_key = $1",
+            &[&public_key.as_slice()],
+        )?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    /// The hosts' shared link key pair (private, public): made by
+    /// `make` the first time, then the same for every host, so a device
+    /// pins one key whichever host it reaches.
+    pub fn host_identity(
+        &self,
+        make: impl FnOnce() -> Result<(zeroize_bytes::Secret, [u8; 32]), HostError>,
+    ) -> Result<(zeroize_bytes::Secret, [u8; 32]), HostError> {
+        let mut client = self.client()?;
+        if let Some(found) = read_identity(&mut client)? {
+            return Ok(found);
+        }
+        let (private, public) = make()?;
+        client.execute(
+            "INSERT INTO host_identity (id, private_key, public_key) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
+            &[&private.expose().as_slice(), &public.as_slice()],
+        )?;
+        // Another host may have made it first: theirs wins.
+        read_identity(&mut client)?.ok_or_else(|| HostError::DamagedPart {
+            card: "-".to_owned(),
+            applet: "host_identity".to_owned(),
+            part: "1".to_owned(),
+            reason: "missing after insert".to_owned(),
+        })
+    }
+}
+
+fn read_identity(
+    client: &mut postgres::Client,
+) -> Result<Option<(zeroize_bytes::Secret, [u8; 32])>, HostError> {
+    let Some(row) = client.query_opt(
+        "SELECT private_key, public_key FROM host_identity WHERE id = 1",
+        &[],
+    )?
+    else {
+        return Ok(None);
+    };
+    let private: Vec<u8> = row.get(0);
+    let public: Vec<u8> = row.get(1);
+    let damaged = || HostError::DamagedPart {
+        card: "-".to_owned(),
+        applet: "host_identity".to_owned(),
+        part: "1".to_owned(),
+        reason: "a key is not 32 bytes".to_owned(),
+    };
+    let private = zeroize_bytes::Secret::new(<[u8; 32]>::try_from(private.as_slice()).map_err(|_| damaged())?);
+    let public = <[u8; 32]>::try_from(public.as_slice()).map_err(|_| damaged())?;
+    Ok(Some((private, public)))
+}
+
+/// A private key that is wiped when dropped.
+pub mod zeroize_bytes {
+    /// 32 secret bytes; `Debug` shows nothing.
+    pub struct Secret(zeroize::Zeroizing<[u8; 32]>);
+
+    impl Secret {
+        /// Wraps `bytes`.
+        pub fn new(bytes: [u8; 32]) -> Secret {
+            Secret(zeroize::Zeroizing::new(bytes))
+        }
+
+        /// The bytes.
+        pub fn expose(&self) -> &[u8; 32] {
+            &self.0
+        }
+    }
+
+    impl std::fmt::Debug for Secret {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Secret(<redacted>)")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(
+            redact_url("postgresql://vscard:s3cret@db.example:5432/cards"),
+            "postgresql://vscard:***@db.example:5432/cards"
+        );
+        assert_eq!(
+            redact_url("postgresql://db/cards?user=u&password=s3cret&sslmode=off"),
+            "postgresql://db/cards?user=u&password=***&sslmode=off"
+        );
+        assert_eq!(
+            redact_url("host=/tmp user=u password=s3cret dbname=cards"),
+            "host=/tmp user=u password=*** dbname=cards"
+        );
+        assert_eq!(
+            redact_url("postgresql://u@localhost/cards?host=/tmp/x"),
+            "postgresql://u@localhost/cards?host=/tmp/x"
+        );
+    }
+}
