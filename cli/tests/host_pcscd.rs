@@ -1,0 +1,232 @@
+//! The card host through a real pcscd and a real PostgreSQL (each the
+//! test's own: `vscard_testkit::pcscd`, `vscard_testkit::postgres`): a
+//! card imported into the database and a device enrolled for it; two
+//! `vscard host` processes on the database; `vscard relay --host A,B`
+//! puts the card into vpcd's reader, where `pkcs11-tool -L` sees it. A
+//! wrong PIN, then kill -9 of the host serving the card: the relay
+//! reconnects to the other host (after the dead host's lease ran out),
+//! the card is back and the try is still counted. A revoked card is taken
+//! out of the reader and refused with its reason.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
+
+mod support;
+
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, kill_process};
+use support::{p256_card, run, run_ok, vscard};
+use vscard_testkit::postgres::private_postgres;
+use vscard_testkit::{PrivatePcscd, private_pcscd, transmit};
+
+const SECOND: Duration = Duration::from_secs(1);
+const SELECT_PIV: [u8; 15] = [
+    0x00, 0xA4, 0x04, 0x00, 0x09, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x00,
+];
+const PIN_STATUS: [u8; 4] = [0x00, 0x20, 0x00, 0x80];
+const WRONG_PIN: [u8; 13] = [
+    0x00, 0x20, 0x00, 0x80, 0x08, 0x39, 0x39, 0x39, 0x39, 0x39, 0x39, 0xFF, 0xFF,
+];
+const HOST_A: &str = "127.0.0.1:35971";
+const HOST_B: &str = "127.0.0.1:35972";
+
+/// A running `vscard` whose output lines are read as they come.
+struct Process {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Process {
+    fn start(mut command: Command, name: &'static str) -> Process {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (sender, lines) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        for reader in [
+            Box::new(out) as Box<dyn std::io::Read + Send>,
+            Box::new(err) as Box<dyn std::io::Read + Send>,
+        ] {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(reader).lines().map_while(Result::ok) {
+                    println!("{name}| {line}");
+                    if sender.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Process {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (up to `timeout`) for an output line containing `text`.
+    fn expect_line_within(&mut self, text: &str, timeout: Duration) -> String {
+        if let Some(line) = self.seen.iter().find(|l| l.contains(text)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line with {text:?}; got {:?}", self.seen),
+            }
+        }
+    }
+
+    fn expect_line(&mut self, text: &str) -> String {
+        self.expect_line_within(text, 10 * SECOND)
+    }
+
+    fn signal(&mut self, signal: Signal) {
+        let pid = Pid::from_raw(i32::try_from(self.child.id()).unwrap()).unwrap();
+        kill_process(pid, signal).unwrap();
+    }
+
+    /// SIGTERM; the exit must be clean.
+    fn stop(mut self) {
+        self.signal(Signal::TERM);
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "after SIGTERM: {status}");
+    }
+
+    /// Waits (20 s at most) for the process to end by itself; its code.
+    fn exit_code(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + 20 * SECOND;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while let Ok(line) = self.lines.recv_timeout(SECOND) {
+                    self.seen.push(line);
+                }
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("still running after 20 s; output {:?}", self.seen);
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn host(state: &Path, url: &str, listen: &str, name: &'static str) -> Process {
+    let mut command = vscard(state);
+    command.args(["host", "--database", url, "--listen", listen, "--lease", "2s"]);
+    let mut host = Process::start(command, name);
+    host.expect_line(&format!("host listening on {listen}"));
+    host
+}
+
+fn status_word(response: &[u8]) -> String {
+    hex::encode_upper(&response[response.len() - 2..])
+}
+
+fn pin_command(pcscd: &PrivatePcscd, apdu: &[u8]) -> String {
+    let card = pcscd.connect(0).unwrap();
+    let select = transmit(&card, &SELECT_PIV).unwrap();
+    assert_eq!(status_word(&select), "9000");
+    status_word(&transmit(&card, apdu).unwrap())
+}
+
+#[test]
+fn a_hosted_card_moves_to_the_other_host_with_its_try_counted() {
+    let Some(pcscd) = private_pcscd() else {
+        return;
+    };
+    let Some(cluster) = private_postgres() else {
+        return;
+    };
+    let url = cluster.url();
+    let (dir, state, card) = p256_card("hosted card");
+    run_ok(
+        vscard(&state)
+            .args(["host", "import"])
+            .arg(&card)
+            .args(["--id", "card-1", "--database", &url]),
+    );
+    let key = dir.path().join("device.key");
+    let enrolled = run_ok(
+        vscard(&state)
+            .args(["host", "enrol", "--id", "card-1", "--out"])
+            .arg(&key)
+            .args(["--database", &url]),
+    );
+    assert!(enrolled.contains("enrolled device"), "{enrolled}");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let host_a = host(&state, &url, HOST_A, "host-a");
+    let mut host_b = host(&state, &url, HOST_B, "host-b");
+    let mut relay_command = vscard(&state);
+    relay_command
+        .args(["relay", "--host", &format!("{HOST_A},{HOST_B}")])
+        .args(["--card", "card-1", "--device-key"])
+        .arg(&key);
+    let mut relay = Process::start(relay_command, "relay");
+    relay.expect_line(&format!("card card-1 from host {HOST_A}: in the vpcd reader"));
+    pcscd.wait_for_card(0, 10 * SECOND).unwrap();
+
+    let listed = run(Command::new("pkcs11-tool")
+        .args(["--module", "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so", "-L"])
+        .env("HOME", dir.path()));
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success() && text.contains("PIV"), "{text}");
+
+    assert_eq!(pin_command(&pcscd, &WRONG_PIN), "63C2");
+    let mut host_a = host_a;
+    host_a.expect_line("card card-1 opened (lease fence 1)");
+    // kill -9 of the serving host: its lease stays in the database until
+    // it runs out (2 s); the other host takes the card then.
+    host_a.signal(Signal::KILL);
+    let _ = host_a.child.wait();
+    pcscd.wait_for_no_card(0, 20 * SECOND).unwrap();
+    host_b.expect_line_within("card card-1 opened (lease fence 2)", 20 * SECOND);
+    pcscd.wait_for_card(0, 20 * SECOND).unwrap();
+    assert_eq!(pin_command(&pcscd, &PIN_STATUS), "63C2");
+    assert_eq!(pin_command(&pcscd, &WRONG_PIN), "63C1");
+
+    let listed = run_ok(vscard(&state).args(["host", "list", "--json", "--database", &url]));
+    let cards: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(cards[0]["id"], "card-1");
+    assert_eq!(cards[0]["fence"], 2);
+    assert_eq!(cards[0]["devices"], 1);
+
+    // Revoked while served: the host's lease moves, the card leaves the
+    // reader, and the relay is refused with the reason.
+    run_ok(vscard(&state).args(["host", "revoke", "--id", "card-1", "--database", &url]));
+    pcscd.wait_for_no_card(0, 20 * SECOND).unwrap();
+    assert_eq!(relay.exit_code(), Some(1));
+    assert!(
+        relay.seen.iter().any(|l| l.contains("card card-1 is revoked")),
+        "{:?}",
+        relay.seen
+    );
+    host_b.stop();
+    // The URL's password (none here) and nothing secret was printed; the
+    // host printed where its cards are.
+    drop(relay);
+}
