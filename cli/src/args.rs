@@ -35,6 +35,9 @@ pub enum Command {
     /// Issue a card image: keys and certificates from the environment's
     /// test PKI (flags override the profile, or the demo profile).
     Issue(Box<IssueArgs>),
+    /// Answer the holder's approval request of a hosted card, as the
+    /// phone app would: approve (or --refuse) the oldest open request.
+    Approve(ApproveArgs),
     /// The card host: serve the cards of a PostgreSQL database over the
     /// link (any number of hosts on one database, one host per card at a
     /// time); `import`, `issue`, `list`, `revoke` and `enrol` administer
@@ -211,6 +214,27 @@ pub struct HostArgs {
     /// its cards after this (seconds, or 500ms, 2m).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
     pub lease: std::time::Duration,
+    /// How long the holder has to approve a session of a card that
+    /// requires it, before the session is refused.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration)]
+    pub approval_timeout: std::time::Duration,
+}
+
+/// `vscard approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The device key `vscard host enrol` made.
+    #[arg(long, value_name = "DEVICE.key")]
+    pub device: PathBuf,
+    /// A card host to reach (any host of the database): HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub host: String,
+    /// Refuse instead of approving.
+    #[arg(long)]
+    pub refuse: bool,
+    /// How long to wait for a request (seconds, or 500ms, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration)]
+    pub wait: std::time::Duration,
 }
 
 /// Where the card database is.

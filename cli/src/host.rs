@@ -19,7 +19,7 @@ use vscard_vpcd::PeerPolicy;
 use zeroize::Zeroizing;
 
 use crate::args::{
-    DatabaseArgs, HostArgs, HostCommand, HostEnrolArgs, HostImportArgs, HostIssueArgs,
+    ApproveArgs, DatabaseArgs, HostArgs, HostCommand, HostEnrolArgs, HostImportArgs, HostIssueArgs,
     HostListArgs, RelayArgs, RequireApproval, VpcdPeer,
 };
 
@@ -39,7 +39,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// `vscard host ...`.
 pub fn run(args: HostArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> {
     match args.command {
-        None => serve(&args.database, args.listen.as_deref(), args.lease),
+        None => serve(&args),
         Some(HostCommand::Import(import)) => self::import(&import),
         Some(HostCommand::Issue(issue)) => self::issue(*issue, state_dir),
         Some(HostCommand::List(list)) => self::list(&list),
@@ -106,9 +106,10 @@ impl HostObserver for HostPrinter {
 
 /// `vscard host --database URL --listen ADDR:PORT`: until SIGINT or
 /// SIGTERM.
-fn serve(args: &DatabaseArgs, listen: Option<&str>, lease: std::time::Duration) -> anyhow::Result<()> {
-    let listen = crate::parse_listen(listen.unwrap_or(DEFAULT_LISTEN))?;
-    let database = database(args)?;
+fn serve(args: &HostArgs) -> anyhow::Result<()> {
+    let listen = crate::parse_listen(args.listen.as_deref().unwrap_or(DEFAULT_LISTEN))?;
+    let lease = args.lease;
+    let database = database(&args.database)?;
     let identity = host_identity(&database)?;
     let runtime = runtime()?;
     let _context = runtime.enter();
@@ -128,6 +129,7 @@ fn serve(args: &DatabaseArgs, listen: Option<&str>, lease: std::time::Duration) 
     let config = HostConfig {
         lease_ttl: lease,
         lease_wait: lease + std::time::Duration::from_secs(2),
+        approval_timeout: args.approval_timeout,
         observer: Some(Arc::new(HostPrinter) as Arc<dyn HostObserver>),
         ..HostConfig::default()
     };
@@ -377,5 +379,27 @@ pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
     });
     result.with_context(|| format!("card {card}"))?;
     println!("stopped");
+    Ok(())
+}
+
+/// `vscard approve --device DEVICE.key --host HOST:PORT [--refuse]`.
+pub fn approve(args: &ApproveArgs) -> anyhow::Result<()> {
+    let key = DeviceKey::read(&args.device)?;
+    let runtime = runtime()?;
+    let recorded = runtime.block_on(vscard_link::hosted::answer_approval(
+        &args.host,
+        &key.host_key,
+        &key.identity,
+        &key.card,
+        vscard_host::serve::APPROVE_PREFIX,
+        !args.refuse,
+        args.wait,
+    ));
+    let recorded = recorded.with_context(|| format!("card {} at {}", key.card, args.host))?;
+    println!("{recorded}");
+    anyhow::ensure!(
+        recorded.starts_with("approved") || recorded.starts_with("refused"),
+        "nothing was decided"
+    );
     Ok(())
 }

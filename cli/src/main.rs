@@ -55,6 +55,7 @@ fn main() -> ExitCode {
         Command::Relay(args) => run_relay(args, state_dir),
         Command::Issue(args) => with_state_dir(state_dir, |dir| card_commands::issue(*args, dir)),
         Command::Host(args) => host::run(*args, state_dir),
+        Command::Approve(args) => host::approve(&args),
         Command::Inspect(args) => card_commands::inspect(args).map_err(anyhow::Error::from),
         Command::ExportCert(args) => card_commands::export_cert(args).map_err(anyhow::Error::from),
         Command::ExportCa(args) => {

@@ -230,3 +230,100 @@ fn a_hosted_card_moves_to_the_other_host_with_its_try_counted() {
     // host printed where its cards are.
     drop(relay);
 }
+
+fn hosted_relay(state: &Path, key: &Path, card: &str) -> Process {
+    let mut command = vscard(state);
+    command
+        .args(["relay", "--host", HOST_A, "--card", card, "--device-key"])
+        .arg(key);
+    Process::start(command, "relay")
+}
+
+#[test]
+fn approval_approved_refused_and_timed_out() {
+    let Some(pcscd) = private_pcscd() else {
+        return;
+    };
+    let Some(cluster) = private_postgres() else {
+        return;
+    };
+    let url = cluster.url();
+    let (dir, state, card) = p256_card("approved card");
+    run_ok(
+        vscard(&state)
+            .args(["host", "import"])
+            .arg(&card)
+            .args(["--id", "card-2", "--require-approval", "session", "--database", &url]),
+    );
+    let key = dir.path().join("phone.key");
+    run_ok(
+        vscard(&state)
+            .args(["host", "enrol", "--id", "card-2", "--out"])
+            .arg(&key)
+            .args(["--database", &url]),
+    );
+    let mut command = vscard(&state);
+    command.args([
+        "host", "--database", &url, "--listen", HOST_A, "--approval-timeout", "3s",
+    ]);
+    let mut host = Process::start(command, "host");
+    host.expect_line(&format!("host listening on {HOST_A}"));
+    let approve = |extra: &[&str]| {
+        let mut command = vscard(&state);
+        command
+            .args(["approve", "--host", HOST_A, "--device"])
+            .arg(&key)
+            .args(extra);
+        run(&mut command)
+    };
+
+    // Approved: the card opens and is in the reader.
+    let relay = hosted_relay(&state, &key, "card-2");
+    let approved = approve(&[]);
+    assert!(approved.status.success(), "{approved:?}");
+    assert!(
+        String::from_utf8_lossy(&approved.stdout).starts_with("approved request 1 for card card-2"),
+        "{approved:?}"
+    );
+    pcscd.wait_for_card(0, 10 * SECOND).unwrap();
+    assert_eq!(pin_command(&pcscd, &PIN_STATUS), "63C3");
+    relay.stop();
+    pcscd.wait_for_no_card(0, 10 * SECOND).unwrap();
+
+    // Refused: the relay is told why and exits; the card never comes.
+    let mut relay = hosted_relay(&state, &key, "card-2");
+    let refused = approve(&["--refuse"]);
+    assert!(refused.status.success(), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stdout).starts_with("refused request 2"),
+        "{refused:?}"
+    );
+    assert_eq!(relay.exit_code(), Some(1));
+    assert!(
+        relay
+            .seen
+            .iter()
+            .any(|l| l.contains("the holder refused the session for card card-2")),
+        "{:?}",
+        relay.seen
+    );
+    assert!(!relay.seen.iter().any(|l| l.contains("in the vpcd reader")));
+
+    // Nobody answers: refused after --approval-timeout; a late answer
+    // finds nothing to decide.
+    let mut relay = hosted_relay(&state, &key, "card-2");
+    assert_eq!(relay.exit_code(), Some(1));
+    assert!(
+        relay
+            .seen
+            .iter()
+            .any(|l| l.contains("did not approve the session for card card-2 within 3 s")),
+        "{:?}",
+        relay.seen
+    );
+    assert!(!relay.seen.iter().any(|l| l.contains("in the vpcd reader")));
+    let late = approve(&["--wait", "1s"]);
+    assert!(!late.status.success(), "{late:?}");
+    pcscd.wait_for_no_card(0, SECOND).unwrap();
+    host.stop();
+}

@@ -80,10 +80,17 @@ pub enum HostError {
     /// The card image could not be encoded or decoded.
     #[error("card image: {0}")]
     Image(#[from] serde_json::Error),
-    /// The card requires the holder's approval, and this host has no way
-    /// to ask for it: the session is refused (never opened unapproved).
-    #[error("card {0} requires the holder's approval, which this host cannot ask for yet; session refused")]
-    ApprovalUnavailable(String),
+    /// The holder refused the session on the enrolled device.
+    #[error("the holder refused the session for card {0}")]
+    ApprovalRefused(String),
+    /// Nobody approved the session in time.
+    #[error("the holder did not approve the session for card {card} within {seconds} s")]
+    ApprovalTimedOut {
+        /// The card.
+        card: String,
+        /// How long the host waited.
+        seconds: u64,
+    },
     /// The card's image does not make a card.
     #[error("card {card} cannot be opened: {reason}")]
     CardUnusable {

@@ -32,6 +32,7 @@
 #![deny(missing_docs)]
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
 
+mod approval;
 mod database;
 mod device;
 mod error;
@@ -40,6 +41,7 @@ mod schema;
 pub mod serve;
 mod store;
 
+pub use approval::{Decision, PendingApproval};
 pub use database::{Approval, CardOptions, CardRow, Database, redact_url};
 pub use device::{DEVICE_KEY_FORMAT, DeviceKey};
 pub use error::HostError;

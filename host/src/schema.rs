@@ -8,12 +8,15 @@
 
 use crate::error::HostError;
 
-/// Version 1: cards, their parts, leases, enrolled devices and the hosts'
-/// shared link identity.
+/// Version 1: cards, their parts, leases, enrolled devices, the holder's
+/// approvals and the hosts' shared link identity.
 ///
 /// - `card_parts.encoding` says how `value` is to be read: `json` (the
 ///   part's serde encoding) today; a sealed (encrypted) form can be added
 ///   as another encoding without a new table.
+/// - `approvals`: a host asks (a row), the device decides (any host
+///   writes the decision), the asking host reads it; a row past
+///   `expires_at` can no longer be decided.
 /// - `leases.fence` only ever grows: each new lease takes the next
 ///   number, and every commit names the number it was made under.
 const V1: &str = "
@@ -42,6 +45,16 @@ CREATE TABLE devices (
     card_id text NOT NULL REFERENCES cards (id) ON DELETE CASCADE,
     enrolled_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
+CREATE TABLE approvals (
+    id bigserial PRIMARY KEY,
+    card_id text NOT NULL REFERENCES cards (id) ON DELETE CASCADE,
+    requested_by text NOT NULL,
+    requested_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    expires_at timestamptz NOT NULL,
+    decision text CHECK (decision IN ('approved', 'refused')),
+    decided_at timestamptz
+);
+CREATE INDEX approvals_pending ON approvals (card_id) WHERE decision IS NULL;
 CREATE TABLE host_identity (
     id integer PRIMARY KEY CHECK (id = 1),
     private_key bytea NOT NULL,

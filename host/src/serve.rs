@@ -23,6 +23,7 @@ use vscard_link::hosted::accept_device;
 use vscard_link::{Frame, Identity, KeepAlive, Link, LinkError};
 use zeroize::Zeroizing;
 
+use crate::approval::Decision;
 use crate::database::{Approval, Database};
 use crate::error::HostError;
 use crate::lease::{Lease, holder_name};
@@ -60,6 +61,9 @@ pub struct HostConfig {
     pub lease_ttl: Duration,
     /// How long a session waits for a card another host still holds.
     pub lease_wait: Duration,
+    /// How long the holder has to approve a session (for a card that
+    /// requires it) before it is refused.
+    pub approval_timeout: Duration,
     /// Keep-alive pacing on the link.
     pub keep_alive: KeepAlive,
     /// Who hears about sessions.
@@ -71,6 +75,7 @@ impl Default for HostConfig {
         HostConfig {
             lease_ttl: Duration::from_secs(10),
             lease_wait: Duration::from_secs(12),
+            approval_timeout: Duration::from_secs(60),
             keep_alive: KeepAlive::default(),
             observer: None,
         }
@@ -164,26 +169,39 @@ async fn connection(
     };
     let database = shared.database.clone();
     let key = *hello.key();
+    // `approve:ID`: the device answers an approval request for its card.
+    let (card, approving) = match hello.card().strip_prefix(APPROVE_PREFIX) {
+        Some(card) => (card.to_owned(), true),
+        None => (hello.card().to_owned(), false),
+    };
     let enrolled = tokio::task::spawn_blocking(move || database.device_card(&key)).await;
     match enrolled {
-        Ok(Ok(Some(card))) if card == hello.card() => {}
+        Ok(Ok(Some(enrolled))) if enrolled == card => {}
         Ok(Ok(_)) => {
             // No answer at all: a stranger learns nothing.
             return refuse(format!(
                 "device {} is not enrolled for card {}",
                 &vscard_link::fingerprint(&key)[..16],
-                hello.card()
+                card
             ));
         }
         Ok(Err(e)) => return refuse(format!("cannot look the device up: {e}")),
         Err(e) => return refuse(format!("lookup failed: {e}")),
     }
-    let card = hello.card().to_owned();
     let mut link = match hello.finish().await {
         Ok(link) => link,
         Err(e) => return refuse(e.to_string()),
     };
     drop(permit);
+    if approving {
+        let reason = match approver(&mut link, &card, shared).await {
+            Ok(reason) => reason,
+            Err(e) => e.to_string(),
+        };
+        tracing::info!(target: TARGET, %card, %reason, "approval answered");
+        link.close(&reason).await;
+        return;
+    }
     let reason = match session(&mut link, &card, shared, shutdown).await {
         Ok(reason) => reason,
         Err(e) => e.to_string(),
@@ -193,6 +211,78 @@ async fn connection(
         observer.closed(&card, &reason);
     }
     link.close(&reason).await;
+}
+
+/// The first-message payload of a device answering an approval request
+/// (card IDs never hold a `:`).
+pub const APPROVE_PREFIX: &str = "approve:";
+
+/// How long a device waiting to answer an approval may wait for one.
+const APPROVER_WAIT: Duration = Duration::from_secs(60);
+
+/// A device answering an approval request for `card`: the oldest open
+/// request is offered (`Paired("approval N")`), the device answers
+/// `Paired("approve N")` or `Paired("refuse N")`, and the decision is
+/// recorded (whichever host asked reads it from the database). Returns the
+/// close reason the device is told.
+async fn approver(link: &mut Link, card: &str, shared: &Shared) -> Result<String, LinkError> {
+    let deadline = Instant::now() + APPROVER_WAIT;
+    let pending = loop {
+        let database = shared.database.clone();
+        let id = card.to_owned();
+        match tokio::task::spawn_blocking(move || database.pending_approval(&id)).await {
+            Ok(Ok(Some(pending))) => break pending,
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => return Ok(format!("cannot read the approval requests: {e}")),
+            Err(e) => return Ok(format!("approval lookup failed: {e}")),
+        }
+        if Instant::now() >= deadline {
+            return Ok(format!("no approval request for card {card}"));
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            frame = link.recv() => match frame? {
+                Frame::KeepAlive => {}
+                Frame::Close(reason) => return Ok(format!("the device closed: {reason}")),
+                other => return Err(LinkError::Protocol(format!("unexpected {other:?} from the device"))),
+            },
+        }
+    };
+    link.send(&Frame::Paired(format!("approval {}", pending.id)))
+        .await?;
+    let answer = loop {
+        let frame = tokio::time::timeout(APPROVER_WAIT, link.recv())
+            .await
+            .map_err(|_| LinkError::Silent(APPROVER_WAIT))??;
+        match frame {
+            Frame::KeepAlive => {}
+            Frame::Paired(answer) => break answer,
+            Frame::Close(reason) => return Ok(format!("the device closed: {reason}")),
+            other => {
+                return Err(LinkError::Protocol(format!(
+                    "unexpected {other:?} from the device"
+                )));
+            }
+        }
+    };
+    let expected = pending.id.to_string();
+    let approve = match answer.split_once(' ') {
+        Some(("approve", id)) if id == expected => true,
+        Some(("refuse", id)) if id == expected => false,
+        _ => return Err(LinkError::Protocol(format!("not an answer to request {expected}"))),
+    };
+    let database = shared.database.clone();
+    let id = card.to_owned();
+    let recorded =
+        tokio::task::spawn_blocking(move || database.decide_approval(&id, pending.id, approve))
+            .await;
+    Ok(match recorded {
+        Ok(Ok(true)) if approve => format!("approved request {} for card {card}", pending.id),
+        Ok(Ok(true)) => format!("refused request {} for card {card}", pending.id),
+        Ok(Ok(false)) => format!("request {} is no longer open (timed out)", pending.id),
+        Ok(Err(e)) => format!("cannot record the decision: {e}"),
+        Err(e) => format!("cannot record the decision: {e}"),
+    })
 }
 
 /// One request to the card's thread.
@@ -333,10 +423,22 @@ fn card_thread(
 
 /// The lease, then the card on a [`PostgresStore`] under it.
 fn open_card(database: &Database, id: &str, config: &HostConfig) -> Result<(Card, Lease), HostError> {
-    if database.approval(id)? != Approval::None {
-        return Err(HostError::ApprovalUnavailable(id.to_owned()));
-    }
     let holder = holder_name()?;
+    // Asked before the lease: no card is held while a person decides.
+    // (`signature` cards are approved per session here too; a per-signature
+    // approval is not built yet.)
+    if database.approval(id)? != Approval::None {
+        match database.ask_approval(id, &holder, config.approval_timeout)? {
+            Decision::Approved => {}
+            Decision::Refused => return Err(HostError::ApprovalRefused(id.to_owned())),
+            Decision::TimedOut => {
+                return Err(HostError::ApprovalTimedOut {
+                    card: id.to_owned(),
+                    seconds: config.approval_timeout.as_secs(),
+                });
+            }
+        }
+    }
     let lease = database.acquire_waiting(id, &holder, config.lease_ttl, config.lease_wait)?;
     let built = build_card(database, &lease);
     match built {

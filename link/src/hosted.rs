@@ -341,3 +341,48 @@ async fn forward(
         }
     }
 }
+
+/// The device's side of an approval: dials `address` as the device
+/// enrolled for `card`, waits (up to `wait`) for the host to offer the
+/// card's oldest open request, approves or refuses it, and returns what
+/// the host recorded. `prefix` is the host's marker for an approving
+/// device (`vscard_host`'s `APPROVE_PREFIX`).
+pub async fn answer_approval(
+    address: &str,
+    host_key: &PublicKey,
+    identity: &Identity,
+    card: &str,
+    prefix: &str,
+    approve: bool,
+    wait: Duration,
+) -> Result<String, LinkError> {
+    let mut link = connect_host(address, host_key, identity, &format!("{prefix}{card}")).await?;
+    let deadline = Instant::now() + wait;
+    let request = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frame = tokio::time::timeout(left, link.recv())
+            .await
+            .map_err(|_| LinkError::Silent(wait))??;
+        match frame {
+            Frame::KeepAlive => {}
+            Frame::Paired(offer) => match offer.strip_prefix("approval ") {
+                Some(id) => break id.to_owned(),
+                None => return Err(LinkError::Protocol(format!("not an approval request: {offer:?}"))),
+            },
+            Frame::Close(reason) => return Err(LinkError::Refused(reason)),
+            other => return Err(LinkError::Protocol(format!("unexpected {other:?} from the host"))),
+        }
+    };
+    let verb = if approve { "approve" } else { "refuse" };
+    link.send(&Frame::Paired(format!("{verb} {request}"))).await?;
+    loop {
+        let frame = tokio::time::timeout(noise::HANDSHAKE_TIMEOUT, link.recv())
+            .await
+            .map_err(|_| LinkError::Silent(noise::HANDSHAKE_TIMEOUT))??;
+        match frame {
+            Frame::KeepAlive => {}
+            Frame::Close(reason) => return Ok(reason),
+            other => return Err(LinkError::Protocol(format!("unexpected {other:?} from the host"))),
+        }
+    }
+}
