@@ -372,10 +372,13 @@ pub fn relay(args: &RelayArgs) -> anyhow::Result<()> {
         let relay = relay_to_hosts(&target, &key.identity, &config, Some(&printer), stopped);
         tokio::pin!(relay);
         tokio::select! {
-            result = &mut relay => result,
-            _ = terminate.recv() => { let _ = stop.send(true); relay.await }
-            _ = interrupt.recv() => { let _ = stop.send(true); relay.await }
+            result = &mut relay => return result,
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
+        // Stopped: the relay closes its link and takes the card out.
+        let _ = stop.send(true);
+        relay.await
     });
     result.with_context(|| format!("card {card}"))?;
     println!("stopped");

@@ -153,7 +153,7 @@ impl PostgresStore {
                      WHERE card_id = $1 AND fence = $2 AND expires_at > clock_timestamp()
                      RETURNING card_id)
                  INSERT INTO card_parts (card_id, applet, part, encoding, value)
-                 SELECT lease.card_id, $4, p.part, $5, p.value
+                 SELECT lease.card_id, $4::text, p.part, $5::text, p.value
                  FROM lease, unnest($6::text[], $7::bytea[]) AS p (part, value)
                  ON CONFLICT (card_id, applet, part)
                  DO UPDATE SET encoding = excluded.encoding, value = excluded.value",
