@@ -64,10 +64,13 @@ fn database_url(args: &DatabaseArgs) -> anyhow::Result<Zeroizing<String>> {
         }
         .into());
     };
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| CardFileError::Io {
-        path: path.clone(),
-        source,
-    })?);
+    let text =
+        Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|source| CardFileError::Io {
+                path: path.clone(),
+                source,
+            })?,
+        );
     let line = Zeroizing::new(text.lines().next().unwrap_or_default().trim().to_owned());
     anyhow::ensure!(!line.is_empty(), "{} holds no database URL", path.display());
     Ok(line)
@@ -92,7 +95,10 @@ struct HostPrinter;
 
 impl HostObserver for HostPrinter {
     fn opened(&self, card: &str, fence: i64) {
-        let _ = writeln!(std::io::stdout(), "card {card} opened (lease fence {fence})");
+        let _ = writeln!(
+            std::io::stdout(),
+            "card {card} opened (lease fence {fence})"
+        );
     }
 
     fn closed(&self, card: &str, reason: &str) {
@@ -176,8 +182,9 @@ fn issue(mut args: HostIssueArgs, state_dir: Option<PathBuf>) -> anyhow::Result<
     if args.issue.out.is_some() || args.issue.print_profile || args.issue.force {
         return Err(CardFileError::BadValue {
             option: "--out",
-            reason: "host issue puts the card in the database: no --out, --print-profile or --force"
-                .to_owned(),
+            reason:
+                "host issue puts the card in the database: no --out, --print-profile or --force"
+                    .to_owned(),
         }
         .into());
     }

@@ -135,7 +135,15 @@ impl Drop for Process {
 
 fn host(state: &Path, url: &str, listen: &str, name: &'static str) -> Process {
     let mut command = vscard(state);
-    command.args(["host", "--database", url, "--listen", listen, "--lease", "2s"]);
+    command.args([
+        "host",
+        "--database",
+        url,
+        "--listen",
+        listen,
+        "--lease",
+        "2s",
+    ]);
     let mut host = Process::start(command, name);
     host.expect_line(&format!("host listening on {listen}"));
     host
@@ -162,12 +170,12 @@ fn a_hosted_card_moves_to_the_other_host_with_its_try_counted() {
     };
     let url = cluster.url();
     let (dir, state, card) = p256_card("hosted card");
-    run_ok(
-        vscard(&state)
-            .args(["host", "import"])
-            .arg(&card)
-            .args(["--id", "card-1", "--database", &url]),
-    );
+    run_ok(vscard(&state).args(["host", "import"]).arg(&card).args([
+        "--id",
+        "card-1",
+        "--database",
+        &url,
+    ]));
     let key = dir.path().join("device.key");
     let enrolled = run_ok(
         vscard(&state)
@@ -187,11 +195,17 @@ fn a_hosted_card_moves_to_the_other_host_with_its_try_counted() {
         .args(["--card", "card-1", "--device-key"])
         .arg(&key);
     let mut relay = Process::start(relay_command, "relay");
-    relay.expect_line(&format!("card card-1 from host {HOST_A}: in the vpcd reader"));
+    relay.expect_line(&format!(
+        "card card-1 from host {HOST_A}: in the vpcd reader"
+    ));
     pcscd.wait_for_card(0, 10 * SECOND).unwrap();
 
     let listed = run(Command::new("pkcs11-tool")
-        .args(["--module", "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so", "-L"])
+        .args([
+            "--module",
+            "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
+            "-L",
+        ])
         .env("HOME", dir.path()));
     let text = String::from_utf8_lossy(&listed.stdout);
     assert!(listed.status.success() && text.contains("PIV"), "{text}");
@@ -221,7 +235,10 @@ fn a_hosted_card_moves_to_the_other_host_with_its_try_counted() {
     pcscd.wait_for_no_card(0, 20 * SECOND).unwrap();
     assert_eq!(relay.exit_code(), Some(1));
     assert!(
-        relay.seen.iter().any(|l| l.contains("card card-1 is revoked")),
+        relay
+            .seen
+            .iter()
+            .any(|l| l.contains("card card-1 is revoked")),
         "{:?}",
         relay.seen
     );
@@ -249,12 +266,14 @@ fn approval_approved_refused_and_timed_out() {
     };
     let url = cluster.url();
     let (dir, state, card) = p256_card("approved card");
-    run_ok(
-        vscard(&state)
-            .args(["host", "import"])
-            .arg(&card)
-            .args(["--id", "card-2", "--require-approval", "session", "--database", &url]),
-    );
+    run_ok(vscard(&state).args(["host", "import"]).arg(&card).args([
+        "--id",
+        "card-2",
+        "--require-approval",
+        "session",
+        "--database",
+        &url,
+    ]));
     let key = dir.path().join("phone.key");
     run_ok(
         vscard(&state)
@@ -264,7 +283,13 @@ fn approval_approved_refused_and_timed_out() {
     );
     let mut command = vscard(&state);
     command.args([
-        "host", "--database", &url, "--listen", HOST_A, "--approval-timeout", "3s",
+        "host",
+        "--database",
+        &url,
+        "--listen",
+        HOST_A,
+        "--approval-timeout",
+        "3s",
     ]);
     let mut host = Process::start(command, "host");
     host.expect_line(&format!("host listening on {HOST_A}"));

@@ -101,7 +101,12 @@ impl Database {
 
     /// Records the device's decision on request `request` of card `id`;
     /// false when it was no longer open (decided, timed out).
-    pub fn decide_approval(&self, id: &str, request: i64, approve: bool) -> Result<bool, HostError> {
+    pub fn decide_approval(
+        &self,
+        id: &str,
+        request: i64,
+        approve: bool,
+    ) -> Result<bool, HostError> {
         let mut client = self.client()?;
         let decision = if approve { "approved" } else { "refused" };
         let updated = client.execute(

@@ -137,10 +137,12 @@ impl Database {
     /// runs with `synchronous_commit = on`, whatever the server's default.
     pub fn connect(url: &str, max_connections: u32) -> Result<Database, HostError> {
         let redacted = redact_url(url);
-        let mut config: postgres::Config = url.parse().map_err(|e: postgres::Error| HostError::BadUrl {
-            url: redacted.clone(),
-            reason: e.to_string(),
-        })?;
+        let mut config: postgres::Config =
+            url.parse()
+                .map_err(|e: postgres::Error| HostError::BadUrl {
+                    url: redacted.clone(),
+                    reason: e.to_string(),
+                })?;
         config
             .options("-c synchronous_commit=on")
             .application_name("vscard-host")
@@ -155,7 +157,9 @@ impl Database {
             pool,
             url: redacted,
         };
-        schema::migrate(&mut database.client()?)?;
+        let mut client = database.client()?;
+        schema::migrate(&mut client)?;
+        drop(client);
         Ok(database)
     }
 
@@ -264,7 +268,10 @@ impl Database {
     pub fn add_device(&self, id: &str, public_key: &[u8; 32]) -> Result<(), HostError> {
         check_card_id(id)?;
         let mut client = self.client()?;
-        let exists = client.query_opt("SELECT 1 FROM cards WHERE id = $1 AND revoked_at IS NULL", &[&id])?;
+        let exists = client.query_opt(
+            "SELECT 1 FROM cards WHERE id = $1 AND revoked_at IS NULL",
+            &[&id],
+        )?;
         if exists.is_none() {
             return Err(HostError::NoSuchCard(id.to_owned()));
         }
@@ -329,7 +336,9 @@ fn read_identity(
         part: "1".to_owned(),
         reason: "a key is not 32 bytes".to_owned(),
     };
-    let private = zeroize_bytes::Secret::new(<[u8; 32]>::try_from(private.as_slice()).map_err(|_| damaged())?);
+    let private = zeroize_bytes::Secret::new(
+        <[u8; 32]>::try_from(private.as_slice()).map_err(|_| damaged())?,
+    );
     let public = <[u8; 32]>::try_from(public.as_slice()).map_err(|_| damaged())?;
     Ok(Some((private, public)))
 }

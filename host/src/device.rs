@@ -45,9 +45,8 @@ fn bad(path: &Path, reason: &str) -> HostError {
 }
 
 fn key(path: &Path, text: &str, field: &str) -> Result<Zeroizing<[u8; 32]>, HostError> {
-    let bytes = Zeroizing::new(
-        hex::decode(text).map_err(|_| bad(path, &format!("{field:?} is not hex")))?,
-    );
+    let bytes =
+        Zeroizing::new(hex::decode(text).map_err(|_| bad(path, &format!("{field:?} is not hex")))?);
     let array = <[u8; 32]>::try_from(bytes.as_slice())
         .map_err(|_| bad(path, &format!("{field:?} is not 32 bytes")))?;
     Ok(Zeroizing::new(array))

@@ -94,7 +94,9 @@ impl Database {
         // Why not: no card, a revoked one, or a live lease.
         let why = client.query_opt(
             "SELECT c.revoked_at IS NOT NULL, l.holder,
-                    extract(epoch FROM l.expires_at - clock_timestamp())::float8
+                    CASE WHEN l.expires_at > clock_timestamp()
+                         THEN extract(epoch FROM l.expires_at - clock_timestamp())::float8
+                         ELSE 0 END
              FROM cards c JOIN leases l ON l.card_id = c.id WHERE c.id = $1",
             &[&id],
         )?;

@@ -86,9 +86,15 @@ pub(crate) fn migrate(client: &mut postgres::Client) -> Result<i32, HostError> {
             supported: SCHEMA_VERSION,
         });
     }
-    for (version, sql) in (1i32..).zip(MIGRATIONS.iter()).skip(usize::try_from(found).unwrap_or(0)) {
+    for (version, sql) in (1i32..)
+        .zip(MIGRATIONS.iter())
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
         tx.batch_execute(sql)?;
-        tx.execute("INSERT INTO vscard_schema (version) VALUES ($1)", &[&version])?;
+        tx.execute(
+            "INSERT INTO vscard_schema (version) VALUES ($1)",
+            &[&version],
+        )?;
         tracing::info!(target: "vscard::host", version, "schema migrated");
     }
     tx.commit()?;

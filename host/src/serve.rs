@@ -269,7 +269,11 @@ async fn approver(link: &mut Link, card: &str, shared: &Shared) -> Result<String
     let approve = match answer.split_once(' ') {
         Some(("approve", id)) if id == expected => true,
         Some(("refuse", id)) if id == expected => false,
-        _ => return Err(LinkError::Protocol(format!("not an answer to request {expected}"))),
+        _ => {
+            return Err(LinkError::Protocol(format!(
+                "not an answer to request {expected}"
+            )));
+        }
     };
     let database = shared.database.clone();
     let id = card.to_owned();
@@ -422,7 +426,11 @@ fn card_thread(
 }
 
 /// The lease, then the card on a [`PostgresStore`] under it.
-fn open_card(database: &Database, id: &str, config: &HostConfig) -> Result<(Card, Lease), HostError> {
+fn open_card(
+    database: &Database,
+    id: &str,
+    config: &HostConfig,
+) -> Result<(Card, Lease), HostError> {
     let holder = holder_name()?;
     // Asked before the lease: no card is held while a person decides.
     // (`signature` cards are approved per session here too; a per-signature
@@ -493,9 +501,9 @@ fn answer(card: &mut Card, frame: Frame) -> Result<Option<Frame>, String> {
             }
             match card.transmit(&command) {
                 Ok(response) => Some(Frame::Response(Zeroizing::new(response))),
-                Err(CardError::NotPowered) => {
-                    Some(Frame::Response(Zeroizing::new(NO_PRECISE_DIAGNOSIS.to_vec())))
-                }
+                Err(CardError::NotPowered) => Some(Frame::Response(Zeroizing::new(
+                    NO_PRECISE_DIAGNOSIS.to_vec(),
+                ))),
                 Err(e) => return Err(format!("the card failed: {e}")),
             }
         }

@@ -75,7 +75,10 @@ impl PostgresStore {
             }
             let value: serde_json::Value =
                 serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))?;
-            applets.entry(applet.clone()).or_default().insert(part, value);
+            applets
+                .entry(applet.clone())
+                .or_default()
+                .insert(part, value);
         }
         let image = serde_json::Value::Object(
             applets

@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use vscard_applet::{PivApplet, piv_atr};
 use vscard_emulator::{Card, CardImage, Store as _};
-use vscard_host::{
-    Approval, CardOptions, Database, HostError, PostgresStore, SCHEMA_VERSION,
-};
+use vscard_host::{Approval, CardOptions, Database, HostError, PostgresStore, SCHEMA_VERSION};
 use vscard_testkit::postgres::{PrivatePostgres, private_postgres};
 
 /// VERIFY with a wrong PIN, and with the default one (`123456`).
@@ -129,8 +127,16 @@ fn twenty_deaths_during_a_wrong_pin_storm_regain_no_try() {
         expected_fence += 1;
         assert_eq!(fence, expected_fence, "round {round}");
         let left = 3 - (round % 3);
-        assert_eq!(sw(&mut card, PIN_STATUS), format!("63C{left}"), "round {round}");
-        assert_eq!(sw(&mut card, WRONG_PIN), format!("63C{}", left - 1), "round {round}");
+        assert_eq!(
+            sw(&mut card, PIN_STATUS),
+            format!("63C{left}"),
+            "round {round}"
+        );
+        assert_eq!(
+            sw(&mut card, WRONG_PIN),
+            format!("63C{}", left - 1),
+            "round {round}"
+        );
         if left == 1 {
             // Blocked now; unblock with the PUK (a new PIN 123456) so the
             // storm goes on: RESET RETRY COUNTER, SP 800-73-4 Part 2 3.2.3.
@@ -176,12 +182,19 @@ fn a_host_whose_lease_moved_can_never_write() {
     assert_eq!(sw(&mut lonely, WRONG_PIN), "6581");
     assert_eq!(stored_parts(&cluster, "lonely"), before);
     // Revoking moves the fence too: the serving host stops writing.
-    let (mut revoked, _) = open(&db, "fenced", LONG, LONG);
-    db.revoke("fenced").unwrap();
+    db.put_card("revoked", &fresh_image(), CardOptions::default())
+        .unwrap();
+    let (mut revoked, _) = open(&db, "revoked", LONG, Duration::ZERO);
+    db.revoke("revoked").unwrap();
     assert_eq!(sw(&mut revoked, WRONG_PIN), "6581");
+    let refused = db.acquire("revoked", "h", LONG);
+    assert!(
+        matches!(&refused, Err(HostError::Revoked(id)) if id == "revoked"),
+        "{refused:?}"
+    );
     assert!(matches!(
-        db.acquire("fenced", "h", LONG),
-        Err(HostError::Revoked(id)) if id == "fenced"
+        db.revoke("absent"),
+        Err(HostError::NoSuchCard(id)) if id == "absent"
     ));
 }
 

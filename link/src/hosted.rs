@@ -152,7 +152,10 @@ impl DeviceHello {
 }
 
 /// The host's side: reads the hello and the first handshake message.
-pub async fn accept_device(stream: TcpStream, identity: &Identity) -> Result<DeviceHello, LinkError> {
+pub async fn accept_device(
+    stream: TcpStream,
+    identity: &Identity,
+) -> Result<DeviceHello, LinkError> {
     tokio::time::timeout(noise::HANDSHAKE_TIMEOUT, async {
         let mut wire = Wire::new(stream);
         let hello_bytes = wire.recv().await?;
@@ -367,14 +370,23 @@ pub async fn answer_approval(
             Frame::KeepAlive => {}
             Frame::Paired(offer) => match offer.strip_prefix("approval ") {
                 Some(id) => break id.to_owned(),
-                None => return Err(LinkError::Protocol(format!("not an approval request: {offer:?}"))),
+                None => {
+                    return Err(LinkError::Protocol(format!(
+                        "not an approval request: {offer:?}"
+                    )));
+                }
             },
             Frame::Close(reason) => return Err(LinkError::Refused(reason)),
-            other => return Err(LinkError::Protocol(format!("unexpected {other:?} from the host"))),
+            other => {
+                return Err(LinkError::Protocol(format!(
+                    "unexpected {other:?} from the host"
+                )));
+            }
         }
     };
     let verb = if approve { "approve" } else { "refuse" };
-    link.send(&Frame::Paired(format!("{verb} {request}"))).await?;
+    link.send(&Frame::Paired(format!("{verb} {request}")))
+        .await?;
     loop {
         let frame = tokio::time::timeout(noise::HANDSHAKE_TIMEOUT, link.recv())
             .await
@@ -382,7 +394,11 @@ pub async fn answer_approval(
         match frame {
             Frame::KeepAlive => {}
             Frame::Close(reason) => return Ok(reason),
-            other => return Err(LinkError::Protocol(format!("unexpected {other:?} from the host"))),
+            other => {
+                return Err(LinkError::Protocol(format!(
+                    "unexpected {other:?} from the host"
+                )));
+            }
         }
     }
 }
