@@ -208,7 +208,10 @@ fn a_hosted_card_moves_to_the_other_host_with_its_try_counted() {
         ])
         .env("HOME", dir.path()));
     let text = String::from_utf8_lossy(&listed.stdout);
-    assert!(listed.status.success() && text.contains("PIV"), "{text}");
+    assert!(
+        listed.status.success() && text.contains("token label        : Pat Example"),
+        "{text}"
+    );
 
     assert_eq!(pin_command(&pcscd, &WRONG_PIN), "63C2");
     let mut host_a = host_a;

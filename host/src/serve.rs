@@ -147,6 +147,9 @@ pub async fn run_host(
     })
     .await;
     tasks.shutdown().await;
+    // Closing the pool's connections blocks (the synchronous client runs
+    // its own runtime to say goodbye): never on this runtime's thread.
+    let _ = tokio::task::spawn_blocking(move || drop(shared)).await;
     Ok(())
 }
 
