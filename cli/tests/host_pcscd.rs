@@ -355,3 +355,94 @@ fn approval_approved_refused_and_timed_out() {
     pcscd.wait_for_no_card(0, SECOND).unwrap();
     host.stop();
 }
+
+#[test]
+fn a_host_paused_past_its_lease_writes_nothing_when_it_wakes() {
+    let Some(pcscd) = private_pcscd() else {
+        return;
+    };
+    let Some(cluster) = private_postgres() else {
+        return;
+    };
+    let url = cluster.url();
+    let (dir, state, card) = p256_card("paused host");
+    run_ok(vscard(&state).args(["host", "import"]).arg(&card).args([
+        "--id",
+        "card-3",
+        "--database",
+        &url,
+    ]));
+    let key = dir.path().join("device.key");
+    run_ok(
+        vscard(&state)
+            .args(["host", "enrol", "--id", "card-3", "--out"])
+            .arg(&key)
+            .args(["--database", &url]),
+    );
+    let mut host_a = host(&state, &url, HOST_A, "host-a");
+    let mut host_b = host(&state, &url, HOST_B, "host-b");
+    let mut relay_command = vscard(&state);
+    relay_command
+        .args(["relay", "--host", &format!("{HOST_A},{HOST_B}")])
+        .args(["--card", "card-3", "--device-key"])
+        .arg(&key);
+    let mut relay = Process::start(relay_command, "relay");
+    relay.expect_line(&format!(
+        "card card-3 from host {HOST_A}: in the vpcd reader"
+    ));
+    pcscd.wait_for_card(0, 10 * SECOND).unwrap();
+    assert_eq!(pin_command(&pcscd, &WRONG_PIN), "63C2");
+    host_a.expect_line("card card-3 opened (lease fence 1)");
+
+    // A PC/SC connection made now, while the host answers.
+    let connection = pcscd.connect(0).unwrap();
+    assert_eq!(
+        status_word(&transmit(&connection, &SELECT_PIV).unwrap()),
+        "9000"
+    );
+    // Paused past its lease (2 s, by the database's clock), while another
+    // holder takes the card (the next fence) for a moment.
+    host_a.signal(Signal::STOP);
+    let expired = Instant::now() + 10 * SECOND;
+    while cluster
+        .psql("SELECT expires_at < clock_timestamp() FROM leases WHERE card_id = 'card-3'")
+        .unwrap()
+        != "t"
+    {
+        assert!(Instant::now() < expired, "the lease never expired");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cluster
+        .psql(
+            "UPDATE leases SET fence = fence + 1, holder = 'test', \
+             expires_at = clock_timestamp() + interval '3 seconds' WHERE card_id = 'card-3'",
+        )
+        .unwrap();
+    let parts = "SELECT string_agg(part || '=' || md5(value), ',' ORDER BY applet, part) \
+                 FROM card_parts WHERE card_id = 'card-3'";
+    let before = cluster.psql(parts).unwrap();
+    // A wrong PIN sent while it sleeps reaches it when it wakes: it may
+    // not count it (6581, the failed write) or it finds its lease gone
+    // first and the card leaves the reader; either way nothing is written.
+    let wrong = std::thread::spawn(move || transmit(&connection, &WRONG_PIN));
+    std::thread::sleep(Duration::from_millis(200));
+    host_a.signal(Signal::CONT);
+    match wrong.join().unwrap() {
+        Ok(answer) => assert_eq!(status_word(&answer), "6581"),
+        Err(error) => println!("the card left the reader first: {error}"),
+    }
+    host_a.expect_line_within(
+        "card card-3 closed: card card-3: this host's lease",
+        10 * SECOND,
+    );
+    assert_eq!(cluster.psql(parts).unwrap(), before);
+    // The card comes back from the other host once the stand-in's lease
+    // ends, with the try counted before the pause and none after.
+    host_b.expect_line_within("card card-3 opened (lease fence 3)", 20 * SECOND);
+    pcscd.wait_for_card(0, 20 * SECOND).unwrap();
+    assert_eq!(pin_command(&pcscd, &PIN_STATUS), "63C2");
+    relay.signal(Signal::TERM);
+    let _ = relay.exit_code();
+    host_a.stop();
+    host_b.stop();
+}

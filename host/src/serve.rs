@@ -344,7 +344,7 @@ async fn session(
                     frame => {
                         let (answer, answered) = oneshot::channel();
                         if requests.send(Request { frame, answer }).is_err() {
-                            return Ok("the card's session ended".to_owned());
+                            return Ok(ended_reason(&mut ended));
                         }
                         match answered.await {
                             Ok(Ok(Some(reply))) => {
@@ -353,7 +353,7 @@ async fn session(
                             }
                             Ok(Ok(None)) => {}
                             Ok(Err(reason)) => return Ok(reason),
-                            Err(_) => return Ok("the card's session ended".to_owned()),
+                            Err(_) => return Ok(ended_reason(&mut ended)),
                         }
                     }
                 }
@@ -369,6 +369,14 @@ async fn session(
             }
         }
     }
+}
+
+/// Why the card's thread ended (it says so before it drops its end of
+/// the requests, so a failed request finds the reason there).
+fn ended_reason(ended: &mut oneshot::Receiver<String>) -> String {
+    ended
+        .try_recv()
+        .unwrap_or_else(|_| "the card's session ended".to_owned())
 }
 
 /// The card's thread: lease, card, frames, renewals; the lease released
