@@ -26,8 +26,8 @@ use std::time::Duration;
 use vscard_benches::machine::Machine;
 use vscard_benches::report::{self, Section};
 use vscard_benches::{
-    BenchError, allocations, crypto, fixture, inprocess, issuance, link, ocsp, pcscd, persistence,
-    scale,
+    BenchError, allocations, crypto, fixture, hosted, inprocess, issuance, link, ocsp, pcscd,
+    persistence, scale,
 };
 
 /// The command documented in BENCHMARKS.md and README.md.
@@ -137,6 +137,13 @@ fn run(options: &Options) -> Result<Vec<Section>, BenchError> {
     if options.pcscd {
         step("8. the link");
         sections.push(link::run(&image, budget)?);
+    }
+    step("9. the card host");
+    match hosted::run(&image, budget)? {
+        Some(section) => sections.push(section),
+        None => eprintln!(
+            "vscard-bench: skipping the card host: no PostgreSQL (Debian package postgresql)"
+        ),
     }
     Ok(sections)
 }
