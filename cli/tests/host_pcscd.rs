@@ -446,3 +446,90 @@ fn a_host_paused_past_its_lease_writes_nothing_when_it_wakes() {
     host_a.stop();
     host_b.stop();
 }
+
+#[test]
+fn host_issue_puts_a_card_in_and_a_password_is_never_printed() {
+    let Some(cluster) = private_postgres() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let profile = support::p256_profile(dir.path());
+    // The cluster trusts its socket: any password is accepted, and must
+    // never be shown.
+    let url = cluster
+        .url()
+        .replace("postgres@", "postgres:s3cret-password@");
+    let issued = run(vscard(&state)
+        .args(["host", "issue", "--id", "issued-1", "--database", &url])
+        .args([
+            "--profile",
+            profile.to_str().unwrap(),
+            "--seed",
+            "host issue",
+        ]));
+    assert!(issued.status.success(), "{issued:?}");
+    let listed = run_ok(vscard(&state).args(["host", "list", "--database", &url]));
+    assert!(
+        listed.starts_with("issued-1\tidle\tfence 0\tapproval none\tdevices 0"),
+        "{listed}"
+    );
+    // --out belongs to `vscard issue`.
+    let refused = run(vscard(&state).args([
+        "host",
+        "issue",
+        "--id",
+        "issued-2",
+        "--out",
+        "x.json",
+        "--database",
+        &url,
+    ]));
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    // A second card with the same ID, and a bad ID, are refused.
+    let again = run(vscard(&state)
+        .args(["host", "issue", "--id", "issued-1", "--database", &url])
+        .args([
+            "--profile",
+            profile.to_str().unwrap(),
+            "--seed",
+            "host issue",
+        ]));
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("card issued-1 is already in the database"),
+        "{again:?}"
+    );
+    let mut host = Process::start(
+        {
+            let mut command = vscard(&state);
+            command.args(["host", "--database", &url, "--listen", HOST_A]);
+            command
+        },
+        "host",
+    );
+    let line = host.expect_line("host listening on");
+    assert!(line.contains("postgres:***@localhost"), "{line}");
+    assert!(!host.seen.iter().any(|l| l.contains("s3cret")));
+    host.stop();
+    // A database that cannot be reached: the message names it redacted.
+    let down = run(vscard(&state).args([
+        "host",
+        "list",
+        "--database",
+        "postgresql://u:s3cret-password@localhost:1/db?host=/nonexistent",
+    ]));
+    assert_eq!(down.status.code(), Some(1));
+    for output in [&issued, &refused, &again, &down] {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+    assert!(
+        String::from_utf8_lossy(&down.stderr).contains("u:***@localhost:1"),
+        "{down:?}"
+    );
+}
