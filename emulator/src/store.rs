@@ -247,6 +247,22 @@ impl AppletState {
         }
     }
 
+    /// The encoding of part `name` (its serde JSON), `None` when absent:
+    /// what a store that keeps parts apart (a database row each) writes
+    /// for a part a commit changed, without encoding the others.
+    pub fn encoded_part(&self, name: &str) -> Result<Option<serde_json::Value>, StateError> {
+        match self.parts.get(name) {
+            None => Ok(None),
+            Some(value) => value
+                .value()
+                .map(|value| Some(value.into_owned()))
+                .map_err(|source| StateError::Encode {
+                    part: name.to_owned(),
+                    source,
+                }),
+        }
+    }
+
     /// The names of the parts present.
     pub fn part_names(&self) -> impl Iterator<Item = &str> {
         self.parts.keys().map(AsRef::as_ref)

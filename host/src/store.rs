@@ -129,18 +129,25 @@ impl PostgresStore {
         let Some(state) = image.applet(key) else {
             return self.commit_whole(image);
         };
-        let serde_json::Value::Object(parts) = serde_json::to_value(state)? else {
-            return self.commit_whole(image);
-        };
         let names: BTreeSet<&str> = changes.parts().collect();
         let mut upsert_names = Vec::new();
         let mut upsert_values = Vec::new();
         let mut removed = Vec::new();
         for name in names {
-            match parts.get(name) {
+            // Only the changed parts are encoded (a try counter, not the
+            // certificates).
+            let encoded = state
+                .encoded_part(name)
+                .map_err(|e| HostError::DamagedPart {
+                    card: self.lease.card.clone(),
+                    applet: key.to_owned(),
+                    part: name.to_owned(),
+                    reason: e.to_string(),
+                })?;
+            match encoded {
                 Some(value) => {
                     upsert_names.push(name);
-                    upsert_values.push(serde_json::to_vec(value)?);
+                    upsert_values.push(serde_json::to_vec(&value)?);
                 }
                 None => removed.push(name),
             }
