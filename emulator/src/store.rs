@@ -706,6 +706,26 @@ mod tests {
     }
 
     #[test]
+    fn an_encoded_part_is_the_part_alone() {
+        let mut state = AppletState::new()
+            .with(Part::new("counter"), &Counter { value: 7 })
+            .unwrap();
+        state.parts.insert(
+            Arc::from("typed"),
+            PartValue::Typed(Arc::new(Counter { value: 9 })),
+        );
+        assert_eq!(
+            state.encoded_part("counter").unwrap(),
+            Some(serde_json::json!({ "value": 7 }))
+        );
+        assert_eq!(
+            state.encoded_part("typed").unwrap(),
+            Some(serde_json::json!({ "value": 9 }))
+        );
+        assert_eq!(state.encoded_part("absent").unwrap(), None);
+    }
+
+    #[test]
     fn debug_shows_names_not_values() {
         let mut image = CardImage::new();
         image.set_applet(
