@@ -332,8 +332,22 @@ pub struct HostEnrolArgs {
     /// Where to write the device key (mode 0600, written atomically).
     #[arg(long, value_name = "DEVICE.key")]
     pub out: PathBuf,
+    /// What the key may do: `relay` opens sessions (`vscard relay
+    /// --host`), `approver` decides approvals (`vscard approve`); never
+    /// both.
+    #[arg(long, value_name = "ROLE", value_enum, default_value_t = EnrolRole::Relay)]
+    pub role: EnrolRole,
     #[command(flatten)]
     pub database: DatabaseArgs,
+}
+
+/// `vscard host enrol --role`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EnrolRole {
+    /// Opens sessions of the card.
+    Relay,
+    /// Decides the card's approval requests.
+    Approver,
 }
 
 /// `vscard relay pair | list | forget`.

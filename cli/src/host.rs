@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 use vscard_emulator::FileStore;
 use vscard_host::serve::{HostConfig, HostObserver, host_identity, run_host};
-use vscard_host::{Approval, CardOptions, Database, DeviceKey, redact_url};
+use vscard_host::{Approval, CardOptions, Database, DeviceKey, DeviceRole, redact_url};
 use vscard_issuance::cards::CardFileError;
 use vscard_link::hosted::{HostedObserver, HostedTarget, relay_to_hosts};
 use vscard_link::{Identity, RelayConfig, fingerprint};
@@ -19,8 +19,8 @@ use vscard_vpcd::PeerPolicy;
 use zeroize::Zeroizing;
 
 use crate::args::{
-    ApproveArgs, DatabaseArgs, HostArgs, HostCommand, HostEnrolArgs, HostImportArgs, HostIssueArgs,
-    HostListArgs, RelayArgs, RequireApproval, VpcdPeer,
+    ApproveArgs, DatabaseArgs, EnrolRole, HostArgs, HostCommand, HostEnrolArgs, HostImportArgs,
+    HostIssueArgs, HostListArgs, RelayArgs, RequireApproval, VpcdPeer,
 };
 
 /// `--listen` when not given.
@@ -82,11 +82,19 @@ fn database(args: &DatabaseArgs) -> anyhow::Result<Database> {
         .with_context(|| format!("cannot open the card database {}", redact_url(&url)))
 }
 
-fn approval(flag: Option<RequireApproval>) -> Approval {
+/// The approval a card is put in with. `signature` is refused: the
+/// host asks only once per session, and a card that promised an approval
+/// per signature would not keep the promise.
+fn approval(flag: Option<RequireApproval>) -> Result<Approval, CardFileError> {
     match flag {
-        None => Approval::None,
-        Some(RequireApproval::Session) => Approval::Session,
-        Some(RequireApproval::Signature) => Approval::Signature,
+        None => Ok(Approval::None),
+        Some(RequireApproval::Session) => Ok(Approval::Session),
+        Some(RequireApproval::Signature) => Err(CardFileError::BadValue {
+            option: "--require-approval",
+            reason: "signature is not supported yet (the host asks once per session, not per \
+                     signature): use --require-approval session"
+                .to_owned(),
+        }),
     }
 }
 
@@ -164,7 +172,7 @@ fn import(args: &HostImportArgs) -> anyhow::Result<()> {
             path: args.card.clone(),
         })?;
     let options = CardOptions {
-        approval: approval(args.require_approval),
+        approval: approval(args.require_approval)?,
     };
     database(&args.database)?.put_card(&args.id, &image, options)?;
     println!(
@@ -188,6 +196,7 @@ fn issue(mut args: HostIssueArgs, state_dir: Option<PathBuf>) -> anyhow::Result<
         }
         .into());
     }
+    let approval = approval(args.require_approval)?;
     let database = database(&args.database)?;
     let folder = tempfile::Builder::new()
         .prefix("vscard-host-issue-")
@@ -200,9 +209,7 @@ fn issue(mut args: HostIssueArgs, state_dir: Option<PathBuf>) -> anyhow::Result<
     let image = FileStore::read(&path)
         .map_err(CardFileError::from)?
         .ok_or(CardFileError::Missing { path })?;
-    let options = CardOptions {
-        approval: approval(args.require_approval),
-    };
+    let options = CardOptions { approval };
     database.put_card(&args.id, &image, options)?;
     println!(
         "put the card in the database as card {} (approval: {})",
@@ -269,14 +276,19 @@ fn enrol(args: &HostEnrolArgs) -> anyhow::Result<()> {
     // key file without its row would be refused anyway; this way a failed
     // write enrols nothing.
     key.write(&args.out)?;
-    if let Err(e) = database.add_device(&args.id, key.identity.public()) {
+    let role = match args.role {
+        EnrolRole::Relay => DeviceRole::Relay,
+        EnrolRole::Approver => DeviceRole::Approver,
+    };
+    if let Err(e) = database.add_device(&args.id, key.identity.public(), role) {
         let _ = std::fs::remove_file(&args.out);
         return Err(e.into());
     }
     println!(
-        "enrolled device {} for card {}: {} (mode 0600); hosts' key {}",
+        "enrolled device {} for card {} as {}: {} (mode 0600); hosts' key {}",
         &fingerprint(key.identity.public())[..16],
         args.id,
+        role.as_str(),
         args.out.display(),
         &fingerprint(&key.host_key)[..16]
     );

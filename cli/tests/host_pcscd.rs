@@ -277,12 +277,26 @@ fn approval_approved_refused_and_timed_out() {
         "--database",
         &url,
     ]));
-    let key = dir.path().join("phone.key");
+    // The computer's key opens sessions; the phone's decides them.
+    let relay_key = dir.path().join("desk.key");
     run_ok(
         vscard(&state)
             .args(["host", "enrol", "--id", "card-2", "--out"])
+            .arg(&relay_key)
+            .args(["--database", &url]),
+    );
+    let key = dir.path().join("phone.key");
+    let enrolled = run_ok(
+        vscard(&state)
+            .args([
+                "host", "enrol", "--id", "card-2", "--role", "approver", "--out",
+            ])
             .arg(&key)
             .args(["--database", &url]),
+    );
+    assert!(
+        enrolled.contains("for card card-2 as approver"),
+        "{enrolled}"
     );
     let mut command = vscard(&state);
     command.args([
@@ -292,21 +306,47 @@ fn approval_approved_refused_and_timed_out() {
         "--listen",
         HOST_A,
         "--approval-timeout",
-        "3s",
+        "6s",
     ]);
     let mut host = Process::start(command, "host");
     host.expect_line(&format!("host listening on {HOST_A}"));
-    let approve = |extra: &[&str]| {
+    let approve_with = |device: &Path, extra: &[&str]| {
         let mut command = vscard(&state);
         command
             .args(["approve", "--host", HOST_A, "--device"])
-            .arg(&key)
+            .arg(device)
             .args(extra);
         run(&mut command)
     };
+    let approve = |extra: &[&str]| approve_with(&key, extra);
 
-    // Approved: the card opens and is in the reader.
-    let relay = hosted_relay(&state, &key, "card-2");
+    // The approver's key cannot open a session.
+    let wrong = hosted_relay(&state, &key, "card-2");
+    host.expect_line("is enrolled for card \"card-2\" as approver: it may not open sessions");
+    drop(wrong);
+
+    // The relay's own key cannot approve its session: refused, and the
+    // request stays open.
+    let relay = hosted_relay(&state, &relay_key, "card-2");
+    let open = "SELECT count(*) FROM approvals WHERE card_id = 'card-2' AND decision IS NULL \
+                AND expires_at > clock_timestamp()";
+    let asked = Instant::now() + 10 * SECOND;
+    while cluster.psql(open).unwrap() != "1" {
+        assert!(Instant::now() < asked, "no approval request");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let own = approve_with(&relay_key, &["--wait", "1s"]);
+    assert_eq!(own.status.code(), Some(1), "{own:?}");
+    host.expect_line("is enrolled for card \"card-2\" as relay: it may not decide approvals");
+    assert_eq!(cluster.psql(open).unwrap(), "1");
+    assert_eq!(
+        cluster
+            .psql("SELECT count(*) FROM approvals WHERE decision IS NOT NULL")
+            .unwrap(),
+        "0"
+    );
+
+    // Approved by the phone: the card opens and is in the reader.
     let approved = approve(&[]);
     assert!(approved.status.success(), "{approved:?}");
     assert!(
@@ -319,7 +359,7 @@ fn approval_approved_refused_and_timed_out() {
     pcscd.wait_for_no_card(0, 10 * SECOND).unwrap();
 
     // Refused: the relay is told why and exits; the card never comes.
-    let mut relay = hosted_relay(&state, &key, "card-2");
+    let mut relay = hosted_relay(&state, &relay_key, "card-2");
     let refused = approve(&["--refuse"]);
     assert!(refused.status.success(), "{refused:?}");
     assert!(
@@ -339,13 +379,13 @@ fn approval_approved_refused_and_timed_out() {
 
     // Nobody answers: refused after --approval-timeout; a late answer
     // finds nothing to decide.
-    let mut relay = hosted_relay(&state, &key, "card-2");
+    let mut relay = hosted_relay(&state, &relay_key, "card-2");
     assert_eq!(relay.exit_code(), Some(1));
     assert!(
         relay
             .seen
             .iter()
-            .any(|l| l.contains("did not approve the session for card card-2 within 3 s")),
+            .any(|l| l.contains("did not approve the session for card card-2 within 6 s")),
         "{:?}",
         relay.seen
     );
@@ -486,6 +526,26 @@ fn host_issue_puts_a_card_in_and_a_password_is_never_printed() {
         &url,
     ]));
     assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    // A per-signature approval is not built: refused, nothing put in.
+    let signature = run(vscard(&state)
+        .args(["host", "issue", "--id", "issued-3", "--database", &url])
+        .args(["--require-approval", "signature"])
+        .args([
+            "--profile",
+            profile.to_str().unwrap(),
+            "--seed",
+            "host issue",
+        ]));
+    assert_eq!(signature.status.code(), Some(2), "{signature:?}");
+    assert!(
+        String::from_utf8_lossy(&signature.stderr).contains(
+            "--require-approval: signature is not supported yet (the host asks once per session"
+        ),
+        "{signature:?}"
+    );
+    assert!(
+        !run_ok(vscard(&state).args(["host", "list", "--database", &url])).contains("issued-3")
+    );
     // A second card with the same ID, and a bad ID, are refused.
     let again = run(vscard(&state)
         .args(["host", "issue", "--id", "issued-1", "--database", &url])
@@ -509,7 +569,10 @@ fn host_issue_puts_a_card_in_and_a_password_is_never_printed() {
         "host",
     );
     let line = host.expect_line("host listening on");
-    assert!(line.contains("postgres:***@localhost"), "{line}");
+    assert!(
+        line.contains("cards in database postgres on localhost:"),
+        "{line}"
+    );
     assert!(!host.seen.iter().any(|l| l.contains("s3cret")));
     host.stop();
     // A database that cannot be reached: the message names it redacted.
@@ -529,7 +592,52 @@ fn host_issue_puts_a_card_in_and_a_password_is_never_printed() {
         assert!(!text.contains("s3cret"), "{text}");
     }
     assert!(
-        String::from_utf8_lossy(&down.stderr).contains("u:***@localhost:1"),
+        String::from_utf8_lossy(&down.stderr).contains("database db on localhost:1,/nonexistent"),
         "{down:?}"
     );
+}
+
+#[test]
+fn a_session_ends_once_its_lease_could_have_expired() {
+    let Some(pcscd) = private_pcscd() else {
+        return;
+    };
+    let Some(mut cluster) = private_postgres() else {
+        return;
+    };
+    let url = cluster.url();
+    let (dir, state, card) = p256_card("lapsed lease");
+    run_ok(vscard(&state).args(["host", "import"]).arg(&card).args([
+        "--id",
+        "card-4",
+        "--database",
+        &url,
+    ]));
+    let key = dir.path().join("device.key");
+    run_ok(
+        vscard(&state)
+            .args(["host", "enrol", "--id", "card-4", "--out"])
+            .arg(&key)
+            .args(["--database", &url]),
+    );
+    let mut host_a = host(&state, &url, HOST_A, "host-a");
+    let mut relay = hosted_relay(&state, &key, "card-4");
+    relay.expect_line(&format!(
+        "card card-4 from host {HOST_A}: in the vpcd reader"
+    ));
+    pcscd.wait_for_card(0, 10 * SECOND).unwrap();
+    assert_eq!(pin_command(&pcscd, &PIN_STATUS), "63C3");
+    host_a.expect_line("card card-4 opened (lease fence 1)");
+    // The database goes away: no renewal succeeds, so the session ends
+    // (the card leaves the reader) once the 2 s lease could have run out,
+    // although nothing it answers needs the database (PIN status).
+    cluster.stop().unwrap();
+    host_a.expect_line_within(
+        "card card-4 closed: card card-4: this host's lease (fencing number 1) was not renewed in time",
+        10 * SECOND,
+    );
+    pcscd.wait_for_no_card(0, 10 * SECOND).unwrap();
+    relay.signal(Signal::TERM);
+    let _ = relay.exit_code();
+    host_a.stop();
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use postgres::NoTls;
+use postgres::config::Host;
 use r2d2_postgres::PostgresConnectionManager;
 use vscard_emulator::CardImage;
 
@@ -17,6 +18,24 @@ pub(crate) type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 /// How long a command waits for a connection before it fails (a database
 /// that went away fails the command in this time, not never).
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Every connection's settings. `synchronous_commit=on`: a commit (a PIN
+/// try) is on disk before it returns. The timeouts keep a host that
+/// stalls (paused, cut off) from holding a lease row's lock: a statement
+/// runs at most 5 s, waits at most 2 s for a lock, and a transaction left
+/// idle is ended by the server after 5 s, so failover and revocation wait
+/// at most that long for a stalled host.
+const SESSION_OPTIONS: &str = "-c synchronous_commit=on -c statement_timeout=5s \
+     -c lock_timeout=2s -c idle_in_transaction_session_timeout=5s";
+
+/// TCP keepalives on the connections: a peer that vanished (a host cut
+/// off) is noticed by both ends within about 5 + 3 x 2 = 11 s, and its
+/// server session (with its locks) ends.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
+/// Between keepalive probes.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+/// Probes before the connection is dropped.
+const KEEPALIVE_RETRIES: u32 = 3;
 
 /// The card database: a connection pool on a migrated schema. Clones
 /// share the pool.
@@ -54,13 +73,49 @@ impl Approval {
         }
     }
 
-    /// The approval called `text` (`none`, `session`, `signature`).
-    pub fn parse(text: &str) -> Option<Approval> {
+    /// The approval called `text` (`none`, `session`, `signature`); an
+    /// unknown one is an error, never "none".
+    pub fn parse(text: &str) -> Result<Approval, HostError> {
         match text {
-            "none" => Some(Approval::None),
-            "session" => Some(Approval::Session),
-            "signature" => Some(Approval::Signature),
-            _ => None,
+            "none" => Ok(Approval::None),
+            "session" => Ok(Approval::Session),
+            "signature" => Ok(Approval::Signature),
+            other => Err(HostError::BadSetting {
+                what: "approval setting",
+                value: other.to_owned(),
+            }),
+        }
+    }
+}
+
+/// What an enrolled device may do; one role per key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeviceRole {
+    /// Opens sessions (`vscard relay --host`); never decides approvals.
+    #[default]
+    Relay,
+    /// Decides approvals (`vscard approve`); never opens a session.
+    Approver,
+}
+
+impl DeviceRole {
+    /// The name stored and printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceRole::Relay => "relay",
+            DeviceRole::Approver => "approver",
+        }
+    }
+
+    /// The role called `text` (`relay`, `approver`).
+    pub fn parse(text: &str) -> Result<DeviceRole, HostError> {
+        match text {
+            "relay" => Ok(DeviceRole::Relay),
+            "approver" => Ok(DeviceRole::Approver),
+            other => Err(HostError::BadSetting {
+                what: "device role",
+                value: other.to_owned(),
+            }),
         }
     }
 }
@@ -91,44 +146,36 @@ pub struct CardRow {
     pub devices: i64,
 }
 
-/// `url` with any password replaced by `***`: in the URL form
-/// (`postgresql://user:secret@host/db`, `?password=secret`) and the
-/// key-value form (`password=secret`). Used wherever a URL is shown.
+/// What may be shown of a database URL: its host(s) and database name
+/// only (`database cards on db.example:5432`), never the user, password
+/// or other settings, whatever their quoting. Used wherever a URL is
+/// shown.
 pub fn redact_url(url: &str) -> String {
-    let mut out = url.to_owned();
-    // user:password@ in a URL.
-    if let Some(scheme_end) = out.find("://") {
-        let rest_start = scheme_end + 3;
-        let authority_end = out[rest_start..]
-            .find(['/', '?'])
-            .map_or(out.len(), |i| rest_start + i);
-        if let Some(at) = out[rest_start..authority_end].rfind('@') {
-            let userinfo = &out[rest_start..rest_start + at];
-            if let Some(colon) = userinfo.find(':') {
-                let start = rest_start + colon + 1;
-                out.replace_range(start..rest_start + at, "***");
-            }
-        }
-    }
-    // password=... as a query parameter or a key-value pair.
-    let mut search = 0;
-    while let Some(found) = out[search..].find("password=") {
-        let start = search + found + "password=".len();
-        let boundary = out[..search + found]
-            .chars()
-            .last()
-            .is_none_or(|c| matches!(c, '?' | '&' | ' '));
-        if !boundary {
-            search = start;
-            continue;
-        }
-        let end = out[start..]
-            .find(['&', ' '])
-            .map_or(out.len(), |i| start + i);
-        out.replace_range(start..end, "***");
-        search = start + 3;
-    }
-    out
+    let Ok(config) = url.parse::<postgres::Config>() else {
+        return "(a database URL that does not parse)".to_owned();
+    };
+    let ports = config.get_ports();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| match host {
+            Host::Tcp(name) => match ports.get(i).or(ports.first()) {
+                Some(port) => format!("{name}:{port}"),
+                None => name.clone(),
+            },
+            Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    let hosts = if hosts.is_empty() {
+        "the default host".to_owned()
+    } else {
+        hosts.join(",")
+    };
+    format!(
+        "database {} on {hosts}",
+        config.get_dbname().unwrap_or("(default)")
+    )
 }
 
 impl Database {
@@ -144,9 +191,13 @@ impl Database {
                     reason: e.to_string(),
                 })?;
         config
-            .options("-c synchronous_commit=on")
+            .options(SESSION_OPTIONS)
             .application_name("vscard-host")
-            .connect_timeout(CONNECTION_TIMEOUT);
+            .connect_timeout(CONNECTION_TIMEOUT)
+            .keepalives(true)
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_RETRIES);
         let manager = PostgresConnectionManager::new(config, NoTls);
         let pool = r2d2::Pool::builder()
             .max_size(max_connections.max(1))
@@ -213,18 +264,19 @@ impl Database {
              FROM cards c LEFT JOIN leases l ON l.card_id = c.id ORDER BY c.id",
             &[],
         )?;
-        Ok(rows
-            .iter()
-            .map(|row| CardRow {
-                id: row.get(0),
-                revoked: row.get(1),
-                approval: Approval::parse(row.get(2)).unwrap_or_default(),
-                fence: row.get(3),
-                holder: row.get(4),
-                parts: row.get(5),
-                devices: row.get(6),
+        rows.iter()
+            .map(|row| {
+                Ok(CardRow {
+                    id: row.get(0),
+                    revoked: row.get(1),
+                    approval: Approval::parse(row.get(2))?,
+                    fence: row.get(3),
+                    holder: row.get(4),
+                    parts: row.get(5),
+                    devices: row.get(6),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Revokes a card: it is never served again, and the host serving it
@@ -261,11 +313,16 @@ impl Database {
         if row.get::<_, bool>(1) {
             return Err(HostError::Revoked(id.to_owned()));
         }
-        Ok(Approval::parse(row.get(0)).unwrap_or_default())
+        Approval::parse(row.get(0))
     }
 
-    /// Records an enrolled device's public key for card `id`.
-    pub fn add_device(&self, id: &str, public_key: &[u8; 32]) -> Result<(), HostError> {
+    /// Records an enrolled device's public key for card `id`, in `role`.
+    pub fn add_device(
+        &self,
+        id: &str,
+        public_key: &[u8; 32],
+        role: DeviceRole,
+    ) -> Result<(), HostError> {
         check_card_id(id)?;
         let mut client = self.client()?;
         let exists = client.query_opt(
@@ -276,20 +333,24 @@ impl Database {
             return Err(HostError::NoSuchCard(id.to_owned()));
         }
         client.execute(
-            "INSERT INTO devices (public_key, card_id) VALUES ($1, $2)",
-            &[&public_key.as_slice(), &id],
+            "INSERT INTO devices (public_key, card_id, role) VALUES ($1, $2, $3)",
+            &[&public_key.as_slice(), &id, &role.as_str()],
         )?;
         Ok(())
     }
 
-    /// The card a device's key was enrolled for, if any.
-    pub fn device_card(&self, public_key: &[u8; 32]) -> Result<Option<String>, HostError> {
+    /// The card a device's key was enrolled for and its role, if any.
+    pub fn device_card(
+        &self,
+        public_key: &[u8; 32],
+    ) -> Result<Option<(String, DeviceRole)>, HostError> {
         let mut client = self.client()?;
         let row = client.query_opt(
-            "SELECT card_id FROM devices WHERE public_key = $1",
+            "SELECT card_id, role FROM devices WHERE public_key = $1",
             &[&public_key.as_slice()],
         )?;
-        Ok(row.map(|row| row.get(0)))
+        row.map(|row| Ok((row.get(0), DeviceRole::parse(row.get(1))?)))
+            .transpose()
     }
 
     /// The hosts' shared link key pair (private, public): made by
@@ -328,7 +389,7 @@ fn read_identity(
     else {
         return Ok(None);
     };
-    let private: Vec<u8> = row.get(0);
+    let private: zeroize::Zeroizing<Vec<u8>> = zeroize::Zeroizing::new(row.get(0));
     let public: Vec<u8> = row.get(1);
     let damaged = || HostError::DamagedPart {
         card: "-".to_owned(),
@@ -368,26 +429,52 @@ pub mod zeroize_bytes {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // test code: a panic is a failure
 mod tests {
     use super::redact_url;
 
     #[test]
-    fn passwords_never_show() {
+    fn only_hosts_and_the_database_name_show() {
         assert_eq!(
             redact_url("postgresql://vscard:s3cret@db.example:5432/cards"),
-            "postgresql://vscard:***@db.example:5432/cards"
+            "database cards on db.example:5432"
         );
         assert_eq!(
-            redact_url("postgresql://db/cards?user=u&password=s3cret&sslmode=off"),
-            "postgresql://db/cards?user=u&password=***&sslmode=off"
+            redact_url("postgresql://db/cards?user=u&password=s3cret&sslmode=disable"),
+            "database cards on db:5432"
         );
         assert_eq!(
-            redact_url("host=/tmp user=u password=s3cret dbname=cards"),
-            "host=/tmp user=u password=*** dbname=cards"
+            redact_url("host=/tmp user=u password='s3 cr\\'et' dbname=cards"),
+            "database cards on /tmp"
         );
         assert_eq!(
             redact_url("postgresql://u@localhost/cards?host=/tmp/x"),
-            "postgresql://u@localhost/cards?host=/tmp/x"
+            "database cards on localhost:5432,/tmp/x"
         );
+        assert_eq!(
+            redact_url("password='s3cret"),
+            "(a database URL that does not parse)"
+        );
+    }
+
+    #[test]
+    fn every_connection_has_the_timeouts() {
+        let Some(cluster) = vscard_testkit::postgres::private_postgres() else {
+            return;
+        };
+        let database = super::Database::connect(&cluster.url(), 2).unwrap();
+        let mut client = database.client().unwrap();
+        for (setting, value) in [
+            ("synchronous_commit", "on"),
+            ("statement_timeout", "5s"),
+            ("lock_timeout", "2s"),
+            ("idle_in_transaction_session_timeout", "5s"),
+        ] {
+            let shown: String = client
+                .query_one(&format!("SHOW {setting}"), &[])
+                .unwrap()
+                .get(0);
+            assert_eq!(shown, value, "{setting}");
+        }
     }
 }

@@ -52,6 +52,45 @@ fn key(path: &Path, text: &str, field: &str) -> Result<Zeroizing<[u8; 32]>, Host
     Ok(Zeroizing::new(array))
 }
 
+/// The largest device key file read (a real one is about 300 bytes).
+const MAX_FILE: u64 = 64 * 1024;
+
+fn read_private(path: &Path) -> Result<Zeroizing<Vec<u8>>, HostError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+
+    let mut options = std::fs::OpenOptions::new();
+    options
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32);
+    let file = options.open(path).map_err(|e| {
+        let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        if link {
+            bad(path, "a symbolic link: give the key file itself")
+        } else {
+            bad(path, &e.to_string())
+        }
+    })?;
+    let metadata = file.metadata().map_err(|e| bad(path, &e.to_string()))?;
+    if !metadata.is_file() {
+        return Err(bad(path, "not a regular file"));
+    }
+    if metadata.uid() != rustix::process::geteuid().as_raw() {
+        return Err(bad(path, "owned by another user"));
+    }
+    if metadata.mode() & 0o077 != 0 {
+        return Err(bad(
+            path,
+            "others may read or write it (it holds a private key): chmod 600 it",
+        ));
+    }
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.take(MAX_FILE)
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad(path, &e.to_string()))?;
+    Ok(bytes)
+}
+
 impl DeviceKey {
     /// Writes the file (mode 0600, atomically).
     pub fn write(&self, path: &Path) -> Result<(), HostError> {
@@ -72,9 +111,11 @@ impl DeviceKey {
         })
     }
 
-    /// Reads a file `write` made.
+    /// Reads a file `write` made: opened without following a symbolic
+    /// link, and refused unless it is a regular file of this user that
+    /// nobody else may read or write (mode 0600 or stricter).
     pub fn read(path: &Path) -> Result<DeviceKey, HostError> {
-        let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| bad(path, &e.to_string()))?);
+        let bytes = read_private(path)?;
         let file: DeviceKeyFile = serde_json::from_slice(&bytes)
             .map_err(|e| bad(path, &format!("not a vscard device key ({e})")))?;
         if file.format != DEVICE_KEY_FORMAT {

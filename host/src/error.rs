@@ -43,6 +43,17 @@ pub enum HostError {
         /// The fencing number this host held.
         fence: i64,
     },
+    /// The lease was not renewed in time: it may have expired, so the
+    /// session ended before answering anything more.
+    #[error(
+        "card {card}: this host's lease (fencing number {fence}) was not renewed in time and may have expired; the session ended"
+    )]
+    LeaseLapsed {
+        /// The card.
+        card: String,
+        /// The fencing number this host held.
+        fence: i64,
+    },
     /// Another host serves the card.
     #[error("card {card} is served by another host ({holder}) for {seconds:.1} s more")]
     LeaseHeld {
@@ -83,6 +94,9 @@ pub enum HostError {
     /// The holder refused the session on the enrolled device.
     #[error("the holder refused the session for card {0}")]
     ApprovalRefused(String),
+    /// Another session's approval request for the card is open.
+    #[error("card {0}: another session is waiting for the holder's approval; try again later")]
+    ApprovalBusy(String),
     /// Nobody approved the session in time.
     #[error("the holder did not approve the session for card {card} within {seconds} s")]
     ApprovalTimedOut {
@@ -107,6 +121,18 @@ pub enum HostError {
         /// What is wrong.
         reason: String,
     },
+    /// A stored setting this vscard does not know (the database was
+    /// changed by hand or by a newer vscard): refused, never defaulted.
+    #[error("the database holds an unknown {what} {value:?}")]
+    BadSetting {
+        /// Which setting.
+        what: &'static str,
+        /// The value found.
+        value: String,
+    },
+    /// A device tried what its role does not allow.
+    #[error("{0}")]
+    WrongRole(String),
     /// The operating system's random generator failed.
     #[error("random generator: {0}")]
     Random(String),

@@ -22,6 +22,23 @@ pub struct Lease {
     pub(crate) holder: String,
     pub(crate) fence: i64,
     pub(crate) ttl: Duration,
+    /// By this host's monotonic clock: the instant before the last
+    /// successful acquire or renewal was sent, plus the ttl, less a
+    /// margin. The database's expiry is never earlier, so a host that
+    /// answers only before this never answers after its lease could have
+    /// gone to another host.
+    pub(crate) valid_until: Instant,
+}
+
+/// How much of a lease's ttl is kept back from [`Lease::valid_until`]:
+/// a fifth (the clocks of host and database run at slightly different
+/// rates; the statement takes time to reach the database).
+pub(crate) fn lease_margin(ttl: Duration) -> Duration {
+    ttl / 5
+}
+
+fn valid_until(sent: Instant, ttl: Duration) -> Instant {
+    sent + ttl.saturating_sub(lease_margin(ttl))
 }
 
 impl Lease {
@@ -43,6 +60,17 @@ impl Lease {
     /// How long each renewal lasts.
     pub fn ttl(&self) -> Duration {
         self.ttl
+    }
+
+    /// Until when (this host's monotonic clock) the lease is surely still
+    /// this host's: answer nothing after it without a renewal.
+    pub fn valid_until(&self) -> Instant {
+        self.valid_until
+    }
+
+    /// True once [`Lease::valid_until`] has passed.
+    pub fn lapsed(&self) -> bool {
+        Instant::now() >= self.valid_until
     }
 }
 
@@ -75,6 +103,7 @@ impl Database {
     pub fn acquire(&self, id: &str, holder: &str, ttl: Duration) -> Result<Lease, HostError> {
         check_card_id(id)?;
         let mut client = self.client()?;
+        let sent = Instant::now();
         let row = client.query_opt(
             "UPDATE leases SET holder = $2, fence = fence + 1,
                  expires_at = clock_timestamp() + make_interval(secs => $3)
@@ -89,6 +118,7 @@ impl Database {
                 holder: holder.to_owned(),
                 fence: row.get(0),
                 ttl,
+                valid_until: valid_until(sent, ttl),
             });
         }
         // Why not: no card, a revoked one, or a live lease.
@@ -136,16 +166,19 @@ impl Database {
         }
     }
 
-    /// Extends `lease` by its ttl; [`HostError::LeaseLost`] when it
+    /// Extends `lease` by its ttl (and moves its
+    /// [`Lease::valid_until`] on); [`HostError::LeaseLost`] when it
     /// expired or moved.
-    pub fn renew(&self, lease: &Lease) -> Result<(), HostError> {
+    pub fn renew(&self, lease: &mut Lease) -> Result<(), HostError> {
         let mut client = self.client()?;
+        let sent = Instant::now();
         let renewed = client.execute(
             "UPDATE leases SET expires_at = clock_timestamp() + make_interval(secs => $3)
              WHERE card_id = $1 AND fence = $2 AND expires_at > clock_timestamp()",
             &[&lease.card, &lease.fence, &seconds(lease.ttl)],
         )?;
         if renewed == 1 {
+            lease.valid_until = valid_until(sent, lease.ttl);
             Ok(())
         } else {
             Err(lease.lost())
@@ -175,6 +208,14 @@ impl Database {
 }
 
 impl Lease {
+    /// The error of a lease past [`Lease::valid_until`].
+    pub(crate) fn lapsed_error(&self) -> HostError {
+        HostError::LeaseLapsed {
+            card: self.card.clone(),
+            fence: self.fence,
+        }
+    }
+
     pub(crate) fn lost(&self) -> HostError {
         HostError::LeaseLost {
             card: self.card.clone(),

@@ -42,7 +42,7 @@ pub mod serve;
 mod store;
 
 pub use approval::{Decision, PendingApproval};
-pub use database::{Approval, CardOptions, CardRow, Database, redact_url};
+pub use database::{Approval, CardOptions, CardRow, Database, DeviceRole, redact_url};
 pub use device::{DEVICE_KEY_FORMAT, DeviceKey};
 pub use error::HostError;
 pub use lease::{Lease, holder_name};

@@ -62,8 +62,23 @@ CREATE TABLE host_identity (
 );
 ";
 
+/// Version 2: a device's role (`relay`: opens sessions; `approver`:
+/// decides approvals; never both), and which device asked for an
+/// approval (a device never decides its own request); at most one open
+/// approval request per card (a request that timed out is `expired`).
+const V2: &str = "
+ALTER TABLE devices ADD COLUMN role text NOT NULL DEFAULT 'relay'
+    CHECK (role IN ('relay', 'approver'));
+ALTER TABLE approvals ADD COLUMN requested_device bytea;
+UPDATE approvals SET decision = 'expired' WHERE decision IS NULL;
+ALTER TABLE approvals DROP CONSTRAINT approvals_decision_check;
+ALTER TABLE approvals ADD CONSTRAINT approvals_decision_check
+    CHECK (decision IN ('approved', 'refused', 'expired'));
+CREATE UNIQUE INDEX approvals_one_open ON approvals (card_id) WHERE decision IS NULL;
+";
+
 /// Every migration, in order: index `i` makes version `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build makes and reads.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;

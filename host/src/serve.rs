@@ -5,10 +5,13 @@
 //! card it asks for), then a session on a thread of its own: the lease
 //! taken (waiting while a host that died still holds it), the card built
 //! on a [`PostgresStore`], and every frame answered there. The lease is
-//! renewed while the session lives and released when it ends; a lease
-//! that is lost (it expired while this host was paused, the card was
-//! revoked) ends the session at once. A card costs the host memory only
-//! while a session has it open.
+//! renewed while the session lives and released when it ends. Every
+//! frame is answered only while the lease is surely still this host's
+//! ([`Lease::valid_until`]: the instant before the last successful
+//! acquire or renewal was sent, plus the ttl, less a margin); past it,
+//! or once the lease is lost (it moved while this host was paused, the
+//! card was revoked), the session ends and the card leaves the reader.
+//! A card costs the host memory only while a session has it open.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,8 +27,8 @@ use vscard_link::{Frame, Identity, KeepAlive, Link, LinkError};
 use zeroize::Zeroizing;
 
 use crate::approval::Decision;
-use crate::database::{Approval, Database};
-use crate::error::HostError;
+use crate::database::{Approval, Database, DeviceRole};
+use crate::error::{HostError, check_card_id};
 use crate::lease::{Lease, holder_name};
 use crate::store::PostgresStore;
 
@@ -33,6 +36,10 @@ const TARGET: &str = "vscard::host";
 
 /// Handshakes at once (each lasts at most 10 s).
 const MAX_HANDSHAKES: usize = 64;
+
+/// Sessions at once (each holds an OS thread and may hold a database
+/// connection); a device past this is refused.
+const MAX_SESSIONS: usize = 256;
 
 /// The answer to an APDU to a card that is not powered.
 const NO_PRECISE_DIAGNOSIS: [u8; 2] = [0x6F, 0x00];
@@ -100,6 +107,7 @@ struct Shared {
     database: Database,
     identity: Identity,
     config: HostConfig,
+    sessions: Arc<tokio::sync::Semaphore>,
 }
 
 /// Serves connections on `listener` until `shutdown` turns true.
@@ -114,6 +122,7 @@ pub async fn run_host(
         database,
         identity,
         config,
+        sessions: Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS)),
     });
     let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     let mut tasks = tokio::task::JoinSet::new();
@@ -177,15 +186,35 @@ async fn connection(
         Some(card) => (card.to_owned(), true),
         None => (hello.card().to_owned(), false),
     };
+    if let Err(e) = check_card_id(&card) {
+        return refuse(e.to_string());
+    }
     let enrolled = tokio::task::spawn_blocking(move || database.device_card(&key)).await;
+    let wanted = if approving {
+        DeviceRole::Approver
+    } else {
+        DeviceRole::Relay
+    };
     match enrolled {
-        Ok(Ok(Some(enrolled))) if enrolled == card => {}
+        Ok(Ok(Some((enrolled, role)))) if enrolled == card && role == wanted => {}
+        Ok(Ok(Some((enrolled, role)))) if enrolled == card => {
+            // No answer at all: the device learns nothing.
+            return refuse(format!(
+                "device {} is enrolled for card {card:?} as {}: it may not {}",
+                &vscard_link::fingerprint(&key)[..16],
+                role.as_str(),
+                if approving {
+                    "decide approvals"
+                } else {
+                    "open sessions"
+                }
+            ));
+        }
         Ok(Ok(_)) => {
             // No answer at all: a stranger learns nothing.
             return refuse(format!(
-                "device {} is not enrolled for card {}",
+                "device {} is not enrolled for card {card:?}",
                 &vscard_link::fingerprint(&key)[..16],
-                card
             ));
         }
         Ok(Err(e)) => return refuse(format!("cannot look the device up: {e}")),
@@ -197,7 +226,7 @@ async fn connection(
     };
     drop(permit);
     if approving {
-        let reason = match approver(&mut link, &card, shared).await {
+        let reason = match approver(&mut link, &card, &key, shared).await {
             Ok(reason) => reason,
             Err(e) => e.to_string(),
         };
@@ -205,7 +234,13 @@ async fn connection(
         link.close(&reason).await;
         return;
     }
-    let reason = match session(&mut link, &card, shared, shutdown).await {
+    let Ok(_session) = Arc::clone(&shared.sessions).try_acquire_owned() else {
+        let reason = format!("this host serves {MAX_SESSIONS} sessions already: try another host");
+        refuse(reason.clone());
+        link.close(&reason).await;
+        return;
+    };
+    let reason = match session(&mut link, &card, &key, shared, shutdown).await {
         Ok(reason) => reason,
         Err(e) => e.to_string(),
     };
@@ -228,7 +263,12 @@ const APPROVER_WAIT: Duration = Duration::from_secs(60);
 /// `Paired("approve N")` or `Paired("refuse N")`, and the decision is
 /// recorded (whichever host asked reads it from the database). Returns the
 /// close reason the device is told.
-async fn approver(link: &mut Link, card: &str, shared: &Shared) -> Result<String, LinkError> {
+async fn approver(
+    link: &mut Link,
+    card: &str,
+    device: &[u8; 32],
+    shared: &Shared,
+) -> Result<String, LinkError> {
     let deadline = Instant::now() + APPROVER_WAIT;
     let pending = loop {
         let database = shared.database.clone();
@@ -280,9 +320,11 @@ async fn approver(link: &mut Link, card: &str, shared: &Shared) -> Result<String
     };
     let database = shared.database.clone();
     let id = card.to_owned();
-    let recorded =
-        tokio::task::spawn_blocking(move || database.decide_approval(&id, pending.id, approve))
-            .await;
+    let device = *device;
+    let recorded = tokio::task::spawn_blocking(move || {
+        database.decide_approval(&id, pending.id, approve, &device)
+    })
+    .await;
     Ok(match recorded {
         Ok(Ok(true)) if approve => format!("approved request {} for card {card}", pending.id),
         Ok(Ok(true)) => format!("refused request {} for card {card}", pending.id),
@@ -303,6 +345,7 @@ struct Request {
 async fn session(
     link: &mut Link,
     card: &str,
+    device: &[u8; 32],
     shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<String, LinkError> {
@@ -312,9 +355,20 @@ async fn session(
     let database = shared.database.clone();
     let config = shared.config.clone();
     let id = card.to_owned();
+    let device = *device;
     std::thread::Builder::new()
         .name(format!("vscard-card-{card}"))
-        .spawn(move || card_thread(&database, &id, &config, &requests_in, opened_tx, ended_tx))
+        .spawn(move || {
+            card_thread(
+                &database,
+                &id,
+                &device,
+                &config,
+                &requests_in,
+                opened_tx,
+                ended_tx,
+            )
+        })
         .map_err(LinkError::Net)?;
     let fence = match opened.await {
         Ok(Ok(fence)) => fence,
@@ -384,12 +438,13 @@ fn ended_reason(ended: &mut oneshot::Receiver<String>) -> String {
 fn card_thread(
     database: &Database,
     id: &str,
+    device: &[u8; 32],
     config: &HostConfig,
     requests: &mpsc::Receiver<Request>,
     opened: oneshot::Sender<Result<i64, String>>,
     ended: oneshot::Sender<String>,
 ) {
-    let (mut card, lease) = match open_card(database, id, config) {
+    let (mut card, mut lease) = match open_card(database, id, device, config) {
         Ok(pair) => pair,
         Err(e) => {
             let _ = opened.send(Err(e.to_string()));
@@ -400,27 +455,37 @@ fn card_thread(
     let renew_every = (lease.ttl() / 3).max(Duration::from_millis(50));
     let mut next_renewal = Instant::now() + renew_every;
     let reason = loop {
-        let wait = next_renewal.saturating_duration_since(Instant::now());
-        match requests.recv_timeout(wait) {
-            Ok(request) => {
-                let answer = answer(&mut card, request.frame);
-                let _ = request.answer.send(answer);
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break None,
-        }
         if Instant::now() >= next_renewal {
-            match database.renew(&lease) {
+            match database.renew(&mut lease) {
                 Ok(()) => next_renewal = Instant::now() + renew_every,
                 Err(e @ HostError::LeaseLost { .. }) => break Some(e.to_string()),
-                // The database is away: try again soon; the lease runs
-                // out by itself if it stays away, and every commit checks
-                // it anyway.
+                // The database is away: try again soon, while the lease
+                // is surely still this host's (checked below).
                 Err(e) => {
                     tracing::warn!(target: TARGET, card = %id, error = %e, "lease renewal failed");
                     next_renewal = Instant::now() + renew_every / 2;
                 }
             }
+        }
+        // Nothing is answered once the lease could have expired: another
+        // host may serve the card by now.
+        if lease.lapsed() {
+            break Some(lease.lapsed_error().to_string());
+        }
+        let wake = next_renewal.min(lease.valid_until());
+        let wait = wake.saturating_duration_since(Instant::now());
+        match requests.recv_timeout(wait) {
+            Ok(request) => {
+                if lease.lapsed() {
+                    let reason = lease.lapsed_error().to_string();
+                    let _ = request.answer.send(Err(reason.clone()));
+                    break Some(reason);
+                }
+                let answer = answer(&mut card, request.frame);
+                let _ = request.answer.send(answer);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break None,
         }
     };
     drop(card);
@@ -440,6 +505,7 @@ fn card_thread(
 fn open_card(
     database: &Database,
     id: &str,
+    device: &[u8; 32],
     config: &HostConfig,
 ) -> Result<(Card, Lease), HostError> {
     let holder = holder_name()?;
@@ -447,7 +513,7 @@ fn open_card(
     // (`signature` cards are approved per session here too; a per-signature
     // approval is not built yet.)
     if database.approval(id)? != Approval::None {
-        match database.ask_approval(id, &holder, config.approval_timeout)? {
+        match database.ask_approval(id, &holder, device, config.approval_timeout)? {
             Decision::Approved => {}
             Decision::Refused => return Err(HostError::ApprovalRefused(id.to_owned())),
             Decision::TimedOut => {

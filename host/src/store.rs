@@ -61,7 +61,7 @@ impl PostgresStore {
             let applet: String = row.get(0);
             let part: String = row.get(1);
             let encoding: String = row.get(2);
-            let bytes: Vec<u8> = row.get(3);
+            let bytes = zeroize::Zeroizing::new(row.get::<_, Vec<u8>>(3));
             let damaged = |reason: String| HostError::DamagedPart {
                 card: id.to_owned(),
                 applet: applet.clone(),
