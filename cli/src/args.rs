@@ -249,6 +249,11 @@ pub struct DatabaseArgs {
     /// Read the database URL from the first line of FILE.
     #[arg(long, value_name = "FILE")]
     pub database_file: Option<PathBuf>,
+    /// Allow a TCP database host without TLS (card images, PINs and the
+    /// hosts' key then cross the network readable). Without it a TCP host
+    /// needs sslmode=require in the URL; Unix sockets need neither.
+    #[arg(long)]
+    pub database_insecure: bool,
 }
 
 /// `vscard host import | issue | list | revoke | enrol`.

@@ -78,7 +78,7 @@ fn database_url(args: &DatabaseArgs) -> anyhow::Result<Zeroizing<String>> {
 
 fn database(args: &DatabaseArgs) -> anyhow::Result<Database> {
     let url = database_url(args)?;
-    Database::connect(&url, POOL_SIZE)
+    Database::connect_with(&url, POOL_SIZE, args.database_insecure)
         .with_context(|| format!("cannot open the card database {}", redact_url(&url)))
 }
 

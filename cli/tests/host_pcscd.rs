@@ -569,21 +569,33 @@ fn host_issue_puts_a_card_in_and_a_password_is_never_printed() {
         "host",
     );
     let line = host.expect_line("host listening on");
-    assert!(
-        line.contains("cards in database postgres on localhost:"),
-        "{line}"
-    );
+    assert!(line.contains("cards in database postgres on /"), "{line}");
     assert!(!host.seen.iter().any(|l| l.contains("s3cret")));
     host.stop();
+    // A TCP host without TLS is refused before anything is sent.
+    let plain = run(vscard(&state).args([
+        "host",
+        "list",
+        "--database",
+        "postgresql://u:s3cret-password@localhost:1/db",
+    ]));
+    assert_eq!(plain.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&plain.stderr).contains(
+            "bad database URL database db on localhost:1: a TCP host without required TLS"
+        ),
+        "{plain:?}"
+    );
     // A database that cannot be reached: the message names it redacted.
     let down = run(vscard(&state).args([
         "host",
         "list",
+        "--database-insecure",
         "--database",
         "postgresql://u:s3cret-password@localhost:1/db?host=/nonexistent",
     ]));
     assert_eq!(down.status.code(), Some(1));
-    for output in [&issued, &refused, &again, &down] {
+    for output in [&issued, &refused, &again, &plain, &down] {
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&output.stdout),

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use postgres::NoTls;
-use postgres::config::Host;
+use postgres::config::{Host, SslMode};
+use postgres_openssl::MakeTlsConnector;
 use r2d2_postgres::PostgresConnectionManager;
 use vscard_emulator::CardImage;
 
@@ -13,7 +13,7 @@ use crate::schema;
 use crate::store::{image_rows, insert_rows};
 
 /// A pool of connections to the card database.
-pub(crate) type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+pub(crate) type Pool = r2d2::Pool<PostgresConnectionManager<MakeTlsConnector>>;
 
 /// How long a command waits for a connection before it fails (a database
 /// that went away fails the command in this time, not never).
@@ -182,7 +182,21 @@ impl Database {
     /// Connects (a pool of up to `max_connections`) and brings the schema
     /// to this build's version, refusing a newer one. Every connection
     /// runs with `synchronous_commit = on`, whatever the server's default.
+    ///
+    /// A TCP host must be reached over TLS (`sslmode=require` in the URL;
+    /// the server's certificate is checked against the system's roots and
+    /// its name): anything else is refused. Unix sockets need no TLS.
     pub fn connect(url: &str, max_connections: u32) -> Result<Database, HostError> {
+        Database::connect_with(url, max_connections, false)
+    }
+
+    /// [`Database::connect`]; with `insecure`, a TCP host without TLS is
+    /// allowed (card images and keys then cross the network in the clear).
+    pub fn connect_with(
+        url: &str,
+        max_connections: u32,
+        insecure: bool,
+    ) -> Result<Database, HostError> {
         let redacted = redact_url(url);
         let mut config: postgres::Config =
             url.parse()
@@ -198,7 +212,25 @@ impl Database {
             .keepalives_idle(KEEPALIVE_IDLE)
             .keepalives_interval(KEEPALIVE_INTERVAL)
             .keepalives_retries(KEEPALIVE_RETRIES);
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let tcp = config
+            .get_hosts()
+            .iter()
+            .any(|host| matches!(host, Host::Tcp(_)));
+        if tcp && config.get_ssl_mode() != SslMode::Require && !insecure {
+            return Err(HostError::BadUrl {
+                url: redacted,
+                reason: "a TCP host without required TLS (card images and keys would cross the \
+                         network readable): add sslmode=require to the URL, use a Unix socket \
+                         (host=/run/postgresql), or pass --database-insecure"
+                    .to_owned(),
+            });
+        }
+        let tls = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client())
+            .map_err(|e| HostError::BadUrl {
+                url: redacted.clone(),
+                reason: format!("cannot set TLS up: {e}"),
+            })?;
+        let manager = PostgresConnectionManager::new(config, MakeTlsConnector::new(tls.build()));
         let pool = r2d2::Pool::builder()
             .max_size(max_connections.max(1))
             .min_idle(Some(0))
@@ -222,7 +254,8 @@ impl Database {
     /// A connection from the pool (checked before it is handed out).
     pub(crate) fn client(
         &self,
-    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, HostError> {
+    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<MakeTlsConnector>>, HostError>
+    {
         Ok(self.pool.get()?)
     }
 

@@ -178,7 +178,7 @@ impl PrivatePostgres {
     /// `postgres` (no password: the socket is the test's own).
     pub fn url_for(&self, database: &str) -> String {
         format!(
-            "postgresql://postgres@localhost:{PORT}/{database}?host={}",
+            "postgresql://postgres@/{database}?host={}&port={PORT}",
             self.socket_dir().display()
         )
     }
