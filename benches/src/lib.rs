@@ -16,6 +16,7 @@ pub mod apdu;
 pub mod crypto;
 pub mod custody;
 pub mod fixture;
+pub mod hosted;
 pub mod inprocess;
 pub mod issuance;
 pub mod link;
@@ -84,6 +85,9 @@ pub enum BenchError {
     /// The bridge could not start.
     #[error("bridge: {0}")]
     Bridge(String),
+    /// The card host or its PostgreSQL cluster failed.
+    #[error("card host: {0}")]
+    Host(String),
 }
 
 /// `BenchError::Io` with a description.

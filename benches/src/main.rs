@@ -26,8 +26,8 @@ use std::time::Duration;
 use vscard_benches::machine::Machine;
 use vscard_benches::report::{self, Section};
 use vscard_benches::{
-    BenchError, allocations, crypto, fixture, inprocess, issuance, link, ocsp, pcscd, persistence,
-    scale,
+    BenchError, allocations, crypto, fixture, hosted, inprocess, issuance, link, ocsp, pcscd,
+    persistence, scale,
 };
 
 /// The command documented in BENCHMARKS.md and README.md.
@@ -157,6 +157,13 @@ fn run(options: &Options) -> Result<Vec<Section>, BenchError> {
         _ => eprintln!(
             "vscard-bench: skipping the PKCS#11 custody row: set VSCARD_BENCH_PKCS11_MODULE, \
              VSCARD_BENCH_PKCS11_TOKEN and VSCARD_PKCS11_PIN (and SOFTHSM2_CONF for SoftHSM2)"
+        ),
+    }
+    step("10. the card host");
+    match hosted::run(&image, budget)? {
+        Some(section) => sections.push(section),
+        None => eprintln!(
+            "vscard-bench: skipping the card host: no PostgreSQL (Debian package postgresql)"
         ),
     }
     Ok(sections)

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use vscard_benches::{
-    allocations, crypto, fixture, inprocess, issuance, pcscd, persistence, report, scale,
+    allocations, crypto, fixture, hosted, inprocess, issuance, pcscd, persistence, report, scale,
 };
 use vscard_emulator::CardImage;
 use vscard_testkit::PrivatePcscd;
@@ -179,4 +179,18 @@ fn the_5_7_key_type_primitives_run_and_openssl_speed_lines_parse() {
         assert_eq!(crypto::parse_openssl_speed(&text), Some(rate), "{line}");
     }
     assert_eq!(crypto::parse_openssl_speed("+F6:0:253:Ed25519"), None);
+}
+
+#[test]
+fn card_host_rows_compare_with_a_bare_update() {
+    let Some(section) = hosted::run(image(), Duration::from_millis(20)).unwrap() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI has PostgreSQL (.ci/install-deps)"
+        );
+        return;
+    };
+    assert_eq!(section.rows.len(), 2);
+    assert!(section.rows[0].baseline.contains("UPDATE"));
+    assert!(section.rows.iter().all(|row| row.ratio > 0.0));
 }

@@ -35,6 +35,14 @@ pub enum Command {
     /// Issue a card image: keys and certificates from the environment's
     /// test PKI (flags override the profile, or the demo profile).
     Issue(Box<IssueArgs>),
+    /// Answer the holder's approval request of a hosted card, as the
+    /// phone app would: approve (or --refuse) the oldest open request.
+    Approve(ApproveArgs),
+    /// The card host: serve the cards of a PostgreSQL database over the
+    /// link (any number of hosts on one database, one host per card at a
+    /// time); `import`, `issue`, `list`, `revoke` and `enrol` administer
+    /// it.
+    Host(Box<HostArgs>),
     /// Show a card image: holder, roles, certificates, PIN tries (never a
     /// secret).
     Inspect(InspectArgs),
@@ -191,6 +199,179 @@ pub struct RelayArgs {
     /// `any` (no check), as for `vscard serve`.
     #[arg(long, value_name = "PEER", value_enum, default_value_t = VpcdPeer::Pcscd)]
     pub vpcd_peer: VpcdPeer,
+    /// A hosted card instead of cards that connect: dial these card hosts
+    /// (`vscard host`), in turn, moving to the next when one fails.
+    #[arg(
+        long,
+        value_name = "HOST:PORT[,HOST:PORT...]",
+        value_delimiter = ',',
+        conflicts_with = "listen",
+        requires_all = ["card", "device_key"]
+    )]
+    pub host: Vec<String>,
+    /// The hosted card's ID (with --host).
+    #[arg(long, value_name = "ID", requires = "host")]
+    pub card: Option<String>,
+    /// The device key `vscard host enrol` made (with --host).
+    #[arg(long, value_name = "DEVICE.key", requires = "host")]
+    pub device_key: Option<PathBuf>,
+}
+
+/// `vscard host`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct HostArgs {
+    #[command(subcommand)]
+    pub command: Option<HostCommand>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Where relays connect: ADDR:PORT, or PORT on 127.0.0.1 only
+    /// (default 127.0.0.1:35951).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// How long a card's lease lasts unrenewed: a host that dies frees
+    /// its cards after this (seconds, or 500ms, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub lease: std::time::Duration,
+    /// How long the holder has to approve a session of a card that
+    /// requires it, before the session is refused.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration)]
+    pub approval_timeout: std::time::Duration,
+}
+
+/// `vscard approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The device key `vscard host enrol` made.
+    #[arg(long, value_name = "DEVICE.key")]
+    pub device: PathBuf,
+    /// A card host to reach (any host of the database): HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub host: String,
+    /// Refuse instead of approving.
+    #[arg(long)]
+    pub refuse: bool,
+    /// How long to wait for a request (seconds, or 500ms, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration)]
+    pub wait: std::time::Duration,
+}
+
+/// Where the card database is.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// The PostgreSQL URL (postgresql://USER[:PASSWORD]@HOST/DB, or
+    /// key=value pairs); shown with its password redacted. A password on
+    /// the command line is visible to other local users: prefer
+    /// --database-file.
+    #[arg(long, value_name = "URL", value_parser = secret, conflicts_with = "database_file")]
+    pub database: Option<SecretString>,
+    /// Read the database URL from the first line of FILE.
+    #[arg(long, value_name = "FILE")]
+    pub database_file: Option<PathBuf>,
+    /// Allow a TCP database host without TLS (card images, PINs and the
+    /// hosts' key then cross the network readable). Without it a TCP host
+    /// needs sslmode=require in the URL; Unix sockets need neither.
+    #[arg(long)]
+    pub database_insecure: bool,
+}
+
+/// `vscard host import | issue | list | revoke | enrol`.
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Put a card image (made by `vscard issue`) into the database.
+    Import(HostImportArgs),
+    /// Issue a card straight into the database (the flags of `vscard
+    /// issue`, without --out).
+    Issue(Box<HostIssueArgs>),
+    /// Show the database's cards.
+    List(HostListArgs),
+    /// Revoke a card: never served again; a host serving it stops.
+    Revoke(HostCardArgs),
+    /// Enrol a device (the holder's computer or phone) for a card: write
+    /// its key file (mode 0600) for `vscard relay --host ... --device-key`.
+    Enrol(HostEnrolArgs),
+}
+
+/// Who must approve a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RequireApproval {
+    /// Each session, before it opens.
+    Session,
+    /// Each session and each signature.
+    Signature,
+}
+
+#[derive(Debug, Args)]
+pub struct HostImportArgs {
+    /// The card image.
+    #[arg(value_name = "CARD.json")]
+    pub card: PathBuf,
+    /// The card's ID in the database.
+    #[arg(long, value_name = "ID")]
+    pub id: String,
+    /// Require the holder's approval on the enrolled device.
+    #[arg(long, value_name = "WHEN", value_enum)]
+    pub require_approval: Option<RequireApproval>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HostIssueArgs {
+    /// The card's ID in the database.
+    #[arg(long, value_name = "ID")]
+    pub id: String,
+    /// Require the holder's approval on the enrolled device.
+    #[arg(long, value_name = "WHEN", value_enum)]
+    pub require_approval: Option<RequireApproval>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub issue: IssueArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HostListArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HostCardArgs {
+    /// The card's ID.
+    #[arg(long, value_name = "ID")]
+    pub id: String,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HostEnrolArgs {
+    /// The card's ID.
+    #[arg(long, value_name = "ID")]
+    pub id: String,
+    /// Where to write the device key (mode 0600, written atomically).
+    #[arg(long, value_name = "DEVICE.key")]
+    pub out: PathBuf,
+    /// What the key may do: `relay` opens sessions (`vscard relay
+    /// --host`), `approver` decides approvals (`vscard approve`); never
+    /// both.
+    #[arg(long, value_name = "ROLE", value_enum, default_value_t = EnrolRole::Relay)]
+    pub role: EnrolRole,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// `vscard host enrol --role`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EnrolRole {
+    /// Opens sessions of the card.
+    Relay,
+    /// Decides the card's approval requests.
+    Approver,
 }
 
 /// `vscard relay pair | list | forget`.
@@ -302,11 +483,9 @@ pub struct IssueArgs {
     #[arg(long, value_name = "FILE")]
     pub encrypt_key_file: Option<PathBuf>,
     /// Where to write the card image.
-    #[arg(
-        long,
-        value_name = "CARD.json",
-        required_unless_present = "print_profile"
-    )]
+    // Required by `issue` itself (a bad-input error when missing), not by
+    // clap: `host issue` takes these flags without it.
+    #[arg(long, value_name = "CARD.json")]
     pub out: Option<PathBuf>,
     /// Print the demo profile (TOML, the default card's) to standard
     /// output instead of issuing: a starting point for --profile.

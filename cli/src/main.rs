@@ -19,6 +19,7 @@ mod args;
 mod card_commands;
 mod card_selector;
 mod custody;
+mod host;
 mod issue_request;
 mod man;
 mod ocsp_server;
@@ -54,6 +55,8 @@ fn main() -> ExitCode {
         Command::Ctl(args) => run_ctl(args),
         Command::Relay(args) => run_relay(args, state_dir),
         Command::Issue(args) => with_state_dir(state_dir, |dir| card_commands::issue(*args, dir)),
+        Command::Host(args) => host::run(*args, state_dir),
+        Command::Approve(args) => host::approve(&args),
         Command::Inspect(args) => card_commands::inspect(args).map_err(anyhow::Error::from),
         Command::ExportCert(args) => card_commands::export_cert(args).map_err(anyhow::Error::from),
         Command::ExportCa(args) => {
@@ -155,6 +158,7 @@ fn with_state_dir(
 fn run_relay(mut args: args::RelayArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let dir = card_commands::state_dir(state_dir)?;
     match args.command.take() {
+        None if !args.host.is_empty() => host::relay(&args),
         None => relay::run(args, &dir),
         Some(RelayCommand::Pair(pair)) => relay::pair(pair, &dir),
         Some(RelayCommand::List) => relay::list(&dir),

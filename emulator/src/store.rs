@@ -247,6 +247,22 @@ impl AppletState {
         }
     }
 
+    /// The encoding of part `name` (its serde JSON), `None` when absent:
+    /// what a store that keeps parts apart (a database row each) writes
+    /// for a part a commit changed, without encoding the others.
+    pub fn encoded_part(&self, name: &str) -> Result<Option<serde_json::Value>, StateError> {
+        match self.parts.get(name) {
+            None => Ok(None),
+            Some(value) => value
+                .value()
+                .map(|value| Some(value.into_owned()))
+                .map_err(|source| StateError::Encode {
+                    part: name.to_owned(),
+                    source,
+                }),
+        }
+    }
+
     /// The names of the parts present.
     pub fn part_names(&self) -> impl Iterator<Item = &str> {
         self.parts.keys().map(AsRef::as_ref)
@@ -472,6 +488,16 @@ pub enum StoreError {
     /// A write failure injected by a test.
     #[error("injected write failure")]
     Injected,
+    /// A store kept outside the file system (a database) failed, or
+    /// refused the write (another host holds the card); nothing was
+    /// committed. The source is the store's own typed error.
+    #[error("{store}: {source}")]
+    Backend {
+        /// Which store ("PostgreSQL card 42").
+        store: String,
+        /// The store's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// Why a card file was refused ([`StoreError::Unsafe`]).
@@ -705,6 +731,26 @@ mod tests {
             typed.get(Part::<Counter>::new("counter")).unwrap(),
             Counter { value: 7 }
         );
+    }
+
+    #[test]
+    fn an_encoded_part_is_the_part_alone() {
+        let mut state = AppletState::new()
+            .with(Part::new("counter"), &Counter { value: 7 })
+            .unwrap();
+        state.parts.insert(
+            Arc::from("typed"),
+            PartValue::Typed(Arc::new(Counter { value: 9 })),
+        );
+        assert_eq!(
+            state.encoded_part("counter").unwrap(),
+            Some(serde_json::json!({ "value": 7 }))
+        );
+        assert_eq!(
+            state.encoded_part("typed").unwrap(),
+            Some(serde_json::json!({ "value": 9 }))
+        );
+        assert_eq!(state.encoded_part("absent").unwrap(), None);
     }
 
     #[test]

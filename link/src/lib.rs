@@ -52,6 +52,7 @@ mod card;
 mod error;
 pub mod frame;
 mod handshake;
+pub mod hosted;
 mod noise;
 mod relay;
 pub mod state;

@@ -210,7 +210,7 @@ async fn connection(
 }
 
 /// Connects to vpcd's port for `slot`, retrying while the link lives.
-async fn reach_vpcd(
+pub(crate) async fn reach_vpcd(
     link: &mut Link,
     config: &RelayConfig,
     slot: usize,
@@ -327,17 +327,17 @@ async fn forward(
 /// `vscard_vpcd`'s socket notes: without it vpcd's second send (the APDU
 /// after its length) waits for our delayed ACK, about 40 ms.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn rearm_quickack(stream: &TcpStream) {
+pub(crate) fn rearm_quickack(stream: &TcpStream) {
     let _ = socket2::SockRef::from(stream).set_tcp_quickack(true);
 }
 
 /// No `TCP_QUICKACK` here.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn rearm_quickack(_stream: &TcpStream) {}
+pub(crate) fn rearm_quickack(_stream: &TcpStream) {}
 
 /// Sends one vpcd request as a frame; waits for the card's answer when
 /// vpcd expects one.
-async fn request_over_link(
+pub(crate) async fn request_over_link(
     link: &mut Link,
     request: VpcdRequest,
     timeout: Duration,

@@ -95,6 +95,22 @@ impl Identity {
     pub(crate) fn private(&self) -> &[u8; 32] {
         &self.private
     }
+
+    /// An identity from a stored key pair (a card host's database, a
+    /// device key file). The halves are not checked against each other: a
+    /// mismatched pair fails every handshake.
+    pub fn from_keys(private: &[u8; 32], public: PublicKey) -> Identity {
+        Identity {
+            private: *private,
+            public,
+        }
+    }
+
+    /// The private half, for storing it (a card host's database, a device
+    /// key file); wiped when dropped.
+    pub fn private_key(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.private)
+    }
 }
 
 fn key32(bytes: &[u8]) -> Option<[u8; 32]> {

@@ -9,6 +9,8 @@
 //!   of [`piv`] and the management-key authentication of [`management`]
 //!   on it.
 //! - [`softhsm`]: a throwaway SoftHSM2 token for the key-custody tests.
+//! - [`postgres`]: a private PostgreSQL cluster in a temporary folder (the
+//!   card host's tests).
 //! - [`python`]: the Python virtual environment (pyscard, PyKCS11) of
 //!   `scripts/python-env`.
 //!
@@ -23,6 +25,7 @@ pub mod echo;
 pub mod management;
 pub mod pcscd;
 pub mod piv;
+pub mod postgres;
 pub mod python;
 pub mod softhsm;
 

@@ -1,0 +1,157 @@
+//! The holder's approval: a host asks, the enrolled device decides.
+//!
+//! The request is a row of `approvals` (so the device may reach any host:
+//! the one it reaches records the decision, the asking host reads it).
+//! A request not decided within its timeout is refused; a decision after
+//! that changes nothing.
+
+use std::time::{Duration, Instant};
+
+use crate::database::Database;
+use crate::error::HostError;
+use crate::lease::seconds;
+
+/// How often the asking host looks for the decision.
+const POLL: Duration = Duration::from_millis(50);
+
+/// What became of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// The holder approved.
+    Approved,
+    /// The holder refused.
+    Refused,
+    /// Nobody decided in time.
+    TimedOut,
+}
+
+/// A request waiting for the device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingApproval {
+    /// Its number.
+    pub id: i64,
+    /// The card.
+    pub card: String,
+    /// Which host asks.
+    pub requested_by: String,
+}
+
+impl Database {
+    /// Asks the holder of card `id` to approve a session that device
+    /// `requested_device` asked for, and waits up to `timeout` for the
+    /// decision.
+    pub fn ask_approval(
+        &self,
+        id: &str,
+        requested_by: &str,
+        requested_device: &[u8; 32],
+        timeout: Duration,
+    ) -> Result<Decision, HostError> {
+        let request: i64 = {
+            let mut client = self.client()?;
+            // Requests that timed out unclosed (their host died) are
+            // closed, and old decided ones dropped; one open per card.
+            client.execute(
+                "UPDATE approvals SET decision = 'expired'
+                 WHERE card_id = $1 AND decision IS NULL AND expires_at <= clock_timestamp()",
+                &[&id],
+            )?;
+            client.execute(
+                "DELETE FROM approvals WHERE card_id = $1 AND decision IS NOT NULL
+                 AND requested_at < clock_timestamp() - interval '1 day'",
+                &[&id],
+            )?;
+            let inserted = client.query_opt(
+                "INSERT INTO approvals (card_id, requested_by, expires_at, requested_device)
+                 VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3), $4)
+                 ON CONFLICT (card_id) WHERE decision IS NULL DO NOTHING RETURNING id",
+                &[
+                    &id,
+                    &requested_by,
+                    &seconds(timeout),
+                    &requested_device.as_slice(),
+                ],
+            )?;
+            inserted
+                .ok_or_else(|| HostError::ApprovalBusy(id.to_owned()))?
+                .get(0)
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            let decision: Option<String> = {
+                let mut client = self.client()?;
+                client
+                    .query_one("SELECT decision FROM approvals WHERE id = $1", &[&request])?
+                    .get(0)
+            };
+            match decision.as_deref() {
+                Some("approved") => return Ok(Decision::Approved),
+                Some("expired") => return Ok(Decision::TimedOut),
+                Some(_) => return Ok(Decision::Refused),
+                None if Instant::now() >= deadline => {
+                    // Closed for good: a late decision finds no open row.
+                    let mut client = self.client()?;
+                    let closed = client.execute(
+                        "UPDATE approvals SET decision = 'expired' WHERE id = $1 AND decision IS NULL",
+                        &[&request],
+                    )?;
+                    if closed == 1 {
+                        return Ok(Decision::TimedOut);
+                    }
+                    // Decided at the last moment: read it.
+                }
+                None => std::thread::sleep(POLL),
+            }
+        }
+    }
+
+    /// The oldest request for card `id` still open, if any.
+    pub fn pending_approval(&self, id: &str) -> Result<Option<PendingApproval>, HostError> {
+        let mut client = self.client()?;
+        let row = client.query_opt(
+            "SELECT id, card_id, requested_by FROM approvals
+             WHERE card_id = $1 AND decision IS NULL AND expires_at > clock_timestamp()
+             ORDER BY id LIMIT 1",
+            &[&id],
+        )?;
+        Ok(row.map(|row| PendingApproval {
+            id: row.get(0),
+            card: row.get(1),
+            requested_by: row.get(2),
+        }))
+    }
+
+    /// Records device `deciding_device`'s decision on request `request`
+    /// of card `id`; false when it was no longer open (decided, timed
+    /// out). The device that asked for the session is refused
+    /// ([`HostError::WrongRole`]): nobody approves their own request.
+    pub fn decide_approval(
+        &self,
+        id: &str,
+        request: i64,
+        approve: bool,
+        deciding_device: &[u8; 32],
+    ) -> Result<bool, HostError> {
+        let mut client = self.client()?;
+        let decision = if approve { "approved" } else { "refused" };
+        let updated = client.execute(
+            "UPDATE approvals SET decision = $3, decided_at = clock_timestamp()
+             WHERE id = $1 AND card_id = $2 AND decision IS NULL AND expires_at > clock_timestamp()
+               AND requested_device IS DISTINCT FROM $4",
+            &[&request, &id, &decision, &deciding_device.as_slice()],
+        )?;
+        if updated == 1 {
+            return Ok(true);
+        }
+        let own = client.query_opt(
+            "SELECT 1 FROM approvals WHERE id = $1 AND requested_device = $2",
+            &[&request, &deciding_device.as_slice()],
+        )?;
+        if own.is_some() {
+            return Err(HostError::WrongRole(format!(
+                "request {request} was made by this device: it cannot decide it"
+            )));
+        }
+        Ok(false)
+    }
+}

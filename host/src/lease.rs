@@ -1,0 +1,225 @@
+//! [`Lease`]: one host per card at a time, with a fencing number.
+//!
+//! A card's `leases` row says who holds it, until when (the database's
+//! clock), and under which fencing number. Taking a lease succeeds only
+//! when the row's lease has expired (or was released), and always takes
+//! the next fencing number. Renewing and committing succeed only while the
+//! row still has this lease's number and has not expired; both lock the
+//! row, so a new lease waits for a commit in progress, and a commit after
+//! the lease moved finds another number and writes nothing.
+
+use std::time::{Duration, Instant};
+
+use rand_core::TryRng as _;
+
+use crate::database::Database;
+use crate::error::{HostError, check_card_id};
+
+/// A held lease on one card.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub(crate) card: String,
+    pub(crate) holder: String,
+    pub(crate) fence: i64,
+    pub(crate) ttl: Duration,
+    /// By this host's monotonic clock: the instant before the last
+    /// successful acquire or renewal was sent, plus the ttl, less a
+    /// margin. The database's expiry is never earlier, so a host that
+    /// answers only before this never answers after its lease could have
+    /// gone to another host.
+    pub(crate) valid_until: Instant,
+}
+
+/// How much of a lease's ttl is kept back from [`Lease::valid_until`]:
+/// a fifth (the clocks of host and database run at slightly different
+/// rates; the statement takes time to reach the database).
+pub(crate) fn lease_margin(ttl: Duration) -> Duration {
+    ttl / 5
+}
+
+fn valid_until(sent: Instant, ttl: Duration) -> Instant {
+    sent + ttl.saturating_sub(lease_margin(ttl))
+}
+
+impl Lease {
+    /// The card.
+    pub fn card(&self) -> &str {
+        &self.card
+    }
+
+    /// The fencing number this lease was taken under.
+    pub fn fence(&self) -> i64 {
+        self.fence
+    }
+
+    /// Who holds it.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// How long each renewal lasts.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Until when (this host's monotonic clock) the lease is surely still
+    /// this host's: answer nothing after it without a renewal.
+    pub fn valid_until(&self) -> Instant {
+        self.valid_until
+    }
+
+    /// True once [`Lease::valid_until`] has passed.
+    pub fn lapsed(&self) -> bool {
+        Instant::now() >= self.valid_until
+    }
+}
+
+/// A holder name unique to this process and call: `HOST/PID/RANDOM`.
+pub fn holder_name() -> Result<String, HostError> {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    let mut nonce = [0u8; 4];
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut nonce)
+        .map_err(|e| HostError::Random(e.to_string()))?;
+    Ok(format!(
+        "{host}/{}/{}",
+        std::process::id(),
+        hex::encode(nonce)
+    ))
+}
+
+/// Seconds as PostgreSQL's `make_interval(secs => ...)` takes them.
+pub(crate) fn seconds(duration: Duration) -> f64 {
+    duration.as_secs_f64()
+}
+
+impl Database {
+    /// Takes the lease on card `id` for `ttl`, if it is free (never taken,
+    /// released, or expired); the lease gets the next fencing number.
+    pub fn acquire(&self, id: &str, holder: &str, ttl: Duration) -> Result<Lease, HostError> {
+        check_card_id(id)?;
+        let mut client = self.client()?;
+        let sent = Instant::now();
+        let row = client.query_opt(
+            "UPDATE leases SET holder = $2, fence = fence + 1,
+                 expires_at = clock_timestamp() + make_interval(secs => $3)
+             WHERE card_id = $1 AND expires_at <= clock_timestamp()
+               AND EXISTS (SELECT 1 FROM cards WHERE id = $1 AND revoked_at IS NULL)
+             RETURNING fence",
+            &[&id, &holder, &seconds(ttl)],
+        )?;
+        if let Some(row) = row {
+            return Ok(Lease {
+                card: id.to_owned(),
+                holder: holder.to_owned(),
+                fence: row.get(0),
+                ttl,
+                valid_until: valid_until(sent, ttl),
+            });
+        }
+        // Why not: no card, a revoked one, or a live lease.
+        let why = client.query_opt(
+            "SELECT c.revoked_at IS NOT NULL, l.holder,
+                    CASE WHEN l.expires_at > clock_timestamp()
+                         THEN extract(epoch FROM l.expires_at - clock_timestamp())::float8
+                         ELSE 0 END
+             FROM cards c JOIN leases l ON l.card_id = c.id WHERE c.id = $1",
+            &[&id],
+        )?;
+        Err(match why {
+            None => HostError::NoSuchCard(id.to_owned()),
+            Some(row) if row.get::<_, bool>(0) => HostError::Revoked(id.to_owned()),
+            Some(row) => HostError::LeaseHeld {
+                card: id.to_owned(),
+                holder: row.get::<_, Option<String>>(1).unwrap_or_default(),
+                seconds: row.get::<_, Option<f64>>(2).unwrap_or(0.0).max(0.0),
+            },
+        })
+    }
+
+    /// [`Database::acquire`], waiting up to `wait` while another host holds
+    /// the lease (a host that died holds it until it expires).
+    pub fn acquire_waiting(
+        &self,
+        id: &str,
+        holder: &str,
+        ttl: Duration,
+        wait: Duration,
+    ) -> Result<Lease, HostError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            match self.acquire(id, holder, ttl) {
+                Err(HostError::LeaseHeld { seconds, .. }) if Instant::now() < deadline => {
+                    // Wake when it expires (by the database's clock), but
+                    // look again at least every 100 ms: a release frees it
+                    // early.
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let until_expiry = Duration::from_secs_f64(seconds.clamp(0.0, 0.1));
+                    std::thread::sleep(until_expiry.min(left).max(Duration::from_millis(5)));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Extends `lease` by its ttl (and moves its
+    /// [`Lease::valid_until`] on); [`HostError::LeaseLost`] when it
+    /// expired or moved.
+    pub fn renew(&self, lease: &mut Lease) -> Result<(), HostError> {
+        let mut client = self.client()?;
+        let sent = Instant::now();
+        let renewed = client.execute(
+            "UPDATE leases SET expires_at = clock_timestamp() + make_interval(secs => $3)
+             WHERE card_id = $1 AND fence = $2 AND expires_at > clock_timestamp()",
+            &[&lease.card, &lease.fence, &seconds(lease.ttl)],
+        )?;
+        if renewed == 1 {
+            lease.valid_until = valid_until(sent, lease.ttl);
+            Ok(())
+        } else {
+            Err(lease.lost())
+        }
+    }
+
+    /// Gives `lease` up (the card can be taken at once). Nothing happens
+    /// when it already moved.
+    pub fn release(&self, lease: &Lease) -> Result<(), HostError> {
+        let mut client = self.client()?;
+        client.execute(
+            "UPDATE leases SET holder = NULL, expires_at = '-infinity'
+             WHERE card_id = $1 AND fence = $2",
+            &[&lease.card, &lease.fence],
+        )?;
+        Ok(())
+    }
+
+    /// The fencing number of card `id`'s lease now (tests and `list`).
+    pub fn fence(&self, id: &str) -> Result<i64, HostError> {
+        let mut client = self.client()?;
+        client
+            .query_opt("SELECT fence FROM leases WHERE card_id = $1", &[&id])?
+            .map(|row| row.get(0))
+            .ok_or_else(|| HostError::NoSuchCard(id.to_owned()))
+    }
+}
+
+impl Lease {
+    /// The error of a lease past [`Lease::valid_until`].
+    pub(crate) fn lapsed_error(&self) -> HostError {
+        HostError::LeaseLapsed {
+            card: self.card.clone(),
+            fence: self.fence,
+        }
+    }
+
+    pub(crate) fn lost(&self) -> HostError {
+        HostError::LeaseLost {
+            card: self.card.clone(),
+            fence: self.fence,
+        }
+    }
+}
