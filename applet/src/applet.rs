@@ -87,13 +87,18 @@ impl PivApplet {
         self.custody.as_ref()
     }
 
-    /// Destroys the keys the attached custody holds for this card (its
-    /// custody target's card name) that the state does not refer to: keys
-    /// generated but never committed (a power cut during GENERATE), or
-    /// replaced or deleted ones whose destruction was cut short. Returns
-    /// the destroyed references. Nothing to do (an empty list) without a
-    /// target or a custody, or when the custody cannot list keys. Run it
-    /// when the card starts, on the state it loaded.
+    /// Destroys the custody keys this card recorded in its write-ahead
+    /// record (begun by GENERATE, or replaced) that it does not refer to,
+    /// then reports (logs, and returns) the other keys the attached
+    /// custody holds under this card's name that the state does not refer
+    /// to (made by a custody without write-ahead, or deleted ones whose
+    /// destruction was cut short). Those are never used, and never
+    /// destroyed here: a card's name is not proof
+    /// that the keys are this image's to destroy (a restored backup or a
+    /// copy of the image shares the name with the live card, whose current
+    /// keys this image does not know). Nothing to report (an empty list)
+    /// without a target or a custody, or when the custody cannot list
+    /// keys. Run it when the card starts, on the state it loaded.
     pub fn reconcile_custody(&self) -> Result<Vec<KeyReference>, CustodyError> {
         let (Some(target), Some(custody)) = (self.state.custody(), self.custody.as_deref()) else {
             return Ok(Vec::new());
@@ -101,28 +106,38 @@ impl PivApplet {
         if target.custody != custody.kind() {
             return Ok(Vec::new());
         }
+        let referenced = self.state.custody_references();
+        // The keys this card recorded as its own (begun, or replaced) and
+        // no longer refers to: destroyed (one already gone is fine).
+        for reference in &self.state.pending {
+            if !referenced.contains(reference) && reference.custody == custody.kind() {
+                custody.delete(target, reference)?;
+                tracing::warn!(target: "vscard::piv", key = %reference,
+                    "destroyed a custody key this card recorded and no longer refers to");
+            }
+        }
         let held = match custody.keys_of(target) {
             Ok(held) => held,
             Err(CustodyError::Unsupported { .. }) => return Ok(Vec::new()),
             Err(error) => return Err(error),
         };
-        let referenced = self.state.custody_references();
-        let mut destroyed = Vec::new();
-        for reference in held {
-            if !referenced.contains(&reference) {
-                custody.delete(&reference)?;
-                tracing::warn!(target: "vscard::piv", key = %reference,
-                    "destroyed a custody key the card does not refer to");
-                destroyed.push(reference);
-            }
+        let strays: Vec<KeyReference> = held
+            .into_iter()
+            .filter(|reference| !referenced.contains(reference))
+            .collect();
+        for reference in &strays {
+            tracing::warn!(target: "vscard::piv", key = %reference,
+                "the key custody holds a key under this card's name that the card does not \
+                 refer to (a generation cut short, or another copy of this card): not used, \
+                 left in place");
         }
-        Ok(destroyed)
+        Ok(strays)
     }
 
     /// Destroys custody keys the committed state no longer refers to;
     /// a failure is logged and left to [`PivApplet::reconcile_custody`].
     pub(crate) fn destroy_unreferenced(&self, old: Vec<KeyReference>) {
-        let Some(custody) = self.custody.as_deref() else {
+        let (Some(custody), Some(target)) = (self.custody.as_deref(), self.state.custody()) else {
             return;
         };
         let referenced = self.state.custody_references();
@@ -130,7 +145,7 @@ impl PivApplet {
             if referenced.contains(&reference) || reference.custody != custody.kind() {
                 continue;
             }
-            if let Err(error) = custody.delete(&reference) {
+            if let Err(error) = custody.delete(target, &reference) {
                 tracing::warn!(target: "vscard::piv", key = %reference, %error,
                     "cannot destroy a custody key no longer used; the next start will");
             }
@@ -342,6 +357,20 @@ impl Applet for PivApplet {
             return Err(Status::InstructionNotSupported);
         }
         let command = Command::try_from(command)?;
+        // Nor the Yubico policy tags (`AA`, `AB`) in GENERATE's control
+        // reference template, which SP 800-73-4 Part 2 3.3.2 does not
+        // define: a plain card answers an unknown tag in the data field as
+        // incorrect data.
+        if !self.state.settings.model.has_yubico_extensions()
+            && let Command::GenerateAsymmetricKeyPair {
+                pin_policy,
+                touch_policy,
+                ..
+            } = &command
+            && (pin_policy.is_some() || touch_policy.is_some())
+        {
+            return Err(Status::IncorrectData);
+        }
         self.execute(ctx, command)
     }
 

@@ -5,8 +5,34 @@
 //! equal to the 9-byte PIV AID `A0 00 00 03 08 00 00 10 00` (card-piv.c,
 //! `piv_match_card_continued`: the length must be exactly 9), so no vendor
 //! quirk is needed to detect this card.
+//!
+//! The YubiKey models answer a YubiKey 5's ATR instead ([`atr_for`]), byte
+//! for byte as libykpiv and OpenSC list it (`3B FD 13 00 00 81 31 FE 15
+//! 80 73 C0 21 C0 57 59 75 62 69 4B 65 79 40`, "YubiKey" in its
+//! historical bytes): libykpiv takes the device type from it, and OpenSC's
+//! PIV driver still claims the card, by the "YubiKey" issuer data in the
+//! compact-TLV historical bytes, as a YubiKey (then it reads GET VERSION).
 
 use vscard_emulator::{Atr, CompactTlv, compact_tag};
+
+use crate::model::Model;
+
+/// A YubiKey 5's ATR over USB (CCID): T=1, IFSC 254, historical bytes
+/// `80 73 C0 21 C0 57 "YubiKey"`.
+pub const YUBIKEY_5_ATR: [u8; 23] = [
+    0x3B, 0xFD, 0x13, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x15, 0x80, 0x73, 0xC0, 0x21, 0xC0, 0x57, 0x59,
+    0x75, 0x62, 0x69, 0x4B, 0x65, 0x79, 0x40,
+];
+
+/// The ATR a card of `model` answers: a YubiKey 5's for the YubiKey
+/// models, the generic PIV one ([`piv_atr`]) for a plain PIV card.
+pub fn atr_for(model: Model) -> Atr {
+    if model.has_yubico_extensions() {
+        Atr::from_bytes(&YUBIKEY_5_ATR).unwrap_or_else(|_| piv_atr())
+    } else {
+        piv_atr()
+    }
+}
 
 /// The PIV AID without its version, as OpenSC matches it in the ATR.
 pub const PIV_AID_SHORT: [u8; 9] = [0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00];
@@ -35,5 +61,17 @@ mod tests {
         );
         let xor = atr.as_bytes().iter().skip(1).fold(0u8, |a, b| a ^ b);
         assert_eq!(xor, 0, "TCK");
+    }
+
+    #[test]
+    fn yubikey_models_answer_a_yubikey_5_atr() {
+        for model in [Model::YubiKey57, Model::YubiKey54] {
+            assert_eq!(atr_for(model).as_bytes(), &YUBIKEY_5_ATR[..]);
+        }
+        assert_eq!(atr_for(Model::Piv), piv_atr());
+        assert_eq!(
+            &atr_for(Model::YubiKey57).historical_bytes()[6..],
+            b"YubiKey"
+        );
     }
 }

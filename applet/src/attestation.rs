@@ -29,7 +29,7 @@ use x509_cert::{Certificate, TbsCertificate};
 use crate::PivApplet;
 use crate::keys::PrivateKey;
 use crate::objects::{self, DataObjectTag};
-use crate::reference::{Slot, TOUCH_NEVER};
+use crate::reference::Slot;
 use crate::stored_key::Origin;
 
 /// The attestation certificate's object (`5FFF01`).
@@ -120,7 +120,10 @@ impl PivApplet {
                 SERIAL_NUMBER,
                 settings.serial.to_der().map_err(failed("serial"))?,
             ),
-            extension(POLICY, vec![stored.pin_policy.byte(), TOUCH_NEVER]),
+            extension(
+                POLICY,
+                vec![stored.pin_policy.byte(), stored.touch_policy.byte()],
+            ),
             extension(FORM_FACTOR, vec![USB_A_KEYCHAIN]),
         ]
         .into_iter()

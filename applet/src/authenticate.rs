@@ -237,11 +237,12 @@ impl PivApplet {
         // or the attached external custody); a custody failure returns
         // here, before the PIN-always permission is spent.
         let custody = self.custody.as_deref();
+        let target = self.state.custody();
         let output = match request {
             AuthRequest::Sign(input) => {
-                stored.sign(custody, algorithm, input.expose(), ctx.rng())?
+                stored.sign(custody, target, algorithm, input.expose(), ctx.rng())?
             }
-            AuthRequest::KeyAgreement(point) => stored.agree(custody, point.get())?,
+            AuthRequest::KeyAgreement(point) => stored.agree(custody, target, point.get())?,
             _ => return Err(Status::IncorrectData),
         };
         self.spend_pin_always(ctx, policy);

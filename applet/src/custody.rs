@@ -32,7 +32,9 @@
 //!   cut in between (or a failed commit, which may have reached the store)
 //!   leaves an unreferenced key in the custody, never a reference to a
 //!   destroyed one: [`crate::PivApplet::reconcile_custody`] (run when a
-//!   card is served) destroys those, so an uncommitted key is never used.
+//!   card is served) reports those; an uncommitted key is never used, and
+//!   never destroyed by name (a restored backup of the image must not
+//!   destroy the live card's keys).
 //!
 //! What the applet passes to [`KeyCustody::sign`] is what PIV gives, after
 //! the applet's own checks: for RSA the padded block, exactly as long as
@@ -46,10 +48,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+#[cfg(any(test, feature = "testing"))]
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
-use vscard_emulator::{CardRng, Status};
+#[cfg(any(test, feature = "testing"))]
+use vscard_emulator::CardRng;
+use vscard_emulator::Status;
 use zeroize::Zeroizing;
 
 use crate::keys::{PrivateKey, PublicKey};
@@ -170,6 +175,34 @@ pub trait KeyCustody: Send + Sync + fmt::Debug {
         algorithm: Algorithm,
     ) -> Result<(KeyReference, PublicKey), CustodyError>;
 
+    /// Write-ahead for GENERATE: the reference the next key of `slot` will
+    /// have, chosen before the key exists, so that the card records it
+    /// first; [`crate::PivApplet::reconcile_custody`] then destroys exactly
+    /// the keys this card began to make and never committed. `None` (the
+    /// default): the custody names its keys when it makes them
+    /// ([`KeyCustody::generate`]), and keys a cut leaves are only reported.
+    fn reserve(
+        &self,
+        target: &CustodyTarget,
+        slot: Slot,
+    ) -> Result<Option<KeyReference>, CustodyError> {
+        let _ = (target, slot);
+        Ok(None)
+    }
+
+    /// Generates the key [`KeyCustody::reserve`] named. The default:
+    /// unsupported.
+    fn generate_reserved(
+        &self,
+        target: &CustodyTarget,
+        reserved: &KeyReference,
+        slot: Slot,
+        algorithm: Algorithm,
+    ) -> Result<PublicKey, CustodyError> {
+        let _ = (target, reserved, slot, algorithm);
+        Err(CustodyError::unsupported("reserved key generation"))
+    }
+
     /// Puts an imported key into the custody. The default refuses
     /// (`6A81`).
     fn import(
@@ -183,24 +216,30 @@ pub trait KeyCustody: Send + Sync + fmt::Debug {
     }
 
     /// The private-key signature operation on `input` (raw RSA, ECDSA
-    /// over a digest, Ed25519 over a message).
+    /// over a digest, Ed25519 over a message) with the key of `reference`,
+    /// which must belong to the card `target` names (the card's own
+    /// target): a custody refuses a reference to another card's key.
     fn sign(
         &self,
+        target: &CustodyTarget,
         reference: &KeyReference,
         algorithm: Algorithm,
         input: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CustodyError>;
 
-    /// Key agreement with the peer's public key.
+    /// Key agreement with the peer's public key (the key belongs to the
+    /// card `target` names, as for [`KeyCustody::sign`]).
     fn ecdh(
         &self,
+        target: &CustodyTarget,
         reference: &KeyReference,
         algorithm: Algorithm,
         peer: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CustodyError>;
 
-    /// Destroys a key no card refers to any more.
-    fn delete(&self, reference: &KeyReference) -> Result<(), CustodyError>;
+    /// Destroys a key of the card `target` names that the card no longer
+    /// refers to (never another card's, nor anything but that key).
+    fn delete(&self, target: &CustodyTarget, reference: &KeyReference) -> Result<(), CustodyError>;
 
     /// The keys this custody holds for the card `target` names, for
     /// [`crate::PivApplet::reconcile_custody`]. The default: unsupported
@@ -230,15 +269,210 @@ pub fn ecdsa_der_from_raw(raw: &[u8]) -> Option<Vec<u8>> {
     Some(crate::tlv::encode(0x30, &[integer(r), integer(s)].concat()))
 }
 
+/// Why an [`ExternalSigner`] did not do an operation (the callback's
+/// typed refusal, mapped to [`CustodyError`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignerRefusal {
+    /// The keystore cannot be used now (locked device, key invalidated):
+    /// `6F00`.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The user or the keystore refused (biometric prompt cancelled):
+    /// `6985`.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The keystore cannot do this algorithm or operation: `6A81`.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+}
+
+impl From<SignerRefusal> for CustodyError {
+    fn from(refusal: SignerRefusal) -> CustodyError {
+        match refusal {
+            SignerRefusal::Unavailable(reason) => CustodyError::Unavailable { reason },
+            SignerRefusal::Refused(reason) => CustodyError::Refused { reason },
+            SignerRefusal::Unsupported(what) => CustodyError::Unsupported { what },
+        }
+    }
+}
+
+/// A key an [`ExternalSigner`] generated: its identifier in the keystore
+/// and its public key (SPKI DER).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExternalKey {
+    /// The key's name in the keystore (an alias).
+    pub id: String,
+    /// The public key, X.509 `SubjectPublicKeyInfo` DER.
+    pub public_key_spki: Vec<u8>,
+}
+
+/// The host application's side of a [`CallbackCustody`]: the phone's
+/// keystore (Android Keystore / StrongBox, the iOS Secure Enclave for
+/// P-256) does the private-key operations. Simple types only, so that a
+/// bindings layer can implement it as a foreign trait.
+pub trait ExternalSigner: Send + Sync {
+    /// Makes a key of `algorithm` for `slot` of the card `card`.
+    fn generate(
+        &self,
+        card: &str,
+        slot: Slot,
+        algorithm: Algorithm,
+    ) -> Result<ExternalKey, SignerRefusal>;
+
+    /// The private-key operation on `input` (see the module
+    /// documentation): the raw RSA result, an ECDSA signature (DER, or the
+    /// raw `r || s`, which the custody converts), or the raw Ed25519
+    /// signature.
+    ///
+    /// `card` is the card's name (as given to [`ExternalSigner::generate`]):
+    /// the signer must refuse a key `id` it did not make for that card.
+    fn sign(
+        &self,
+        card: &str,
+        id: &str,
+        algorithm: Algorithm,
+        input: &[u8],
+    ) -> Result<Vec<u8>, SignerRefusal>;
+
+    /// Key agreement with the peer's public key (`card` as for
+    /// [`ExternalSigner::sign`]); the default refuses.
+    fn ecdh(
+        &self,
+        card: &str,
+        id: &str,
+        algorithm: Algorithm,
+        peer: &[u8],
+    ) -> Result<Vec<u8>, SignerRefusal> {
+        let _ = (card, id, peer);
+        Err(SignerRefusal::Unsupported(format!(
+            "{algorithm:?} key agreement"
+        )))
+    }
+
+    /// Destroys the key `id` of the card `card` that the card no longer
+    /// uses; the default does nothing.
+    fn delete(&self, card: &str, id: &str) -> Result<(), SignerRefusal> {
+        let _ = (card, id);
+        Ok(())
+    }
+}
+
+/// A [`KeyCustody`] that hands every private-key operation to an
+/// [`ExternalSigner`] callback (kind `"callback"`): the software-independent
+/// adapter the bindings wrap. References carry the signer's key ID; the
+/// applet keeps the public key.
+pub struct CallbackCustody {
+    signer: Box<dyn ExternalSigner>,
+}
+
+impl fmt::Debug for CallbackCustody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CallbackCustody")
+    }
+}
+
+impl CallbackCustody {
+    /// The custody kind of [`CallbackCustody`].
+    pub const KIND: &'static str = "callback";
+
+    /// A custody calling `signer`.
+    pub fn new(signer: Box<dyn ExternalSigner>) -> CallbackCustody {
+        CallbackCustody { signer }
+    }
+
+    /// The target of a card named `card` whose keys the signer makes.
+    pub fn target(card: &str) -> CustodyTarget {
+        CustodyTarget {
+            custody: CallbackCustody::KIND.to_owned(),
+            location: BTreeMap::new(),
+            card: card.to_owned(),
+        }
+    }
+}
+
+impl KeyCustody for CallbackCustody {
+    fn kind(&self) -> &str {
+        CallbackCustody::KIND
+    }
+
+    fn generate(
+        &self,
+        target: &CustodyTarget,
+        slot: Slot,
+        algorithm: Algorithm,
+    ) -> Result<(KeyReference, PublicKey), CustodyError> {
+        let key = self.signer.generate(&target.card, slot, algorithm)?;
+        let public = PublicKey::from_spki_der(&key.public_key_spki).ok_or_else(|| {
+            CustodyError::unavailable("the signer's public key is not a SubjectPublicKeyInfo")
+        })?;
+        Ok((
+            KeyReference {
+                custody: CallbackCustody::KIND.to_owned(),
+                location: BTreeMap::new(),
+                id: key.id,
+            },
+            public,
+        ))
+    }
+
+    fn sign(
+        &self,
+        target: &CustodyTarget,
+        reference: &KeyReference,
+        algorithm: Algorithm,
+        input: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CustodyError> {
+        let output = self
+            .signer
+            .sign(&target.card, &reference.id, algorithm, input)?;
+        let field = match algorithm {
+            Algorithm::EccP256 => 32,
+            Algorithm::EccP384 => 48,
+            _ => return Ok(Zeroizing::new(output)),
+        };
+        // Raw r || s (as a Secure Enclave's raw form, or PKCS#11) becomes
+        // the DER PIV answers; DER passes as it is.
+        if output.len() == 2 * field {
+            return ecdsa_der_from_raw(&output)
+                .map(Zeroizing::new)
+                .ok_or_else(|| CustodyError::unavailable("malformed ECDSA signature"));
+        }
+        Ok(Zeroizing::new(output))
+    }
+
+    fn ecdh(
+        &self,
+        target: &CustodyTarget,
+        reference: &KeyReference,
+        algorithm: Algorithm,
+        peer: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CustodyError> {
+        Ok(Zeroizing::new(self.signer.ecdh(
+            &target.card,
+            &reference.id,
+            algorithm,
+            peer,
+        )?))
+    }
+
+    fn delete(&self, target: &CustodyTarget, reference: &KeyReference) -> Result<(), CustodyError> {
+        Ok(self.signer.delete(&target.card, &reference.id)?)
+    }
+}
+
 /// An external custody in memory: keys made by the applet's own code but
 /// kept outside the image, in this object (lost when it is dropped). For
 /// tests and examples of the external path; it can be switched off
-/// ([`MemoryCustody::set_available`]) to exercise failures.
+/// ([`MemoryCustody::set_available`]) to exercise failures. Its keys are
+/// predictable: only with the `testing` feature (this crate's tests).
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug, Default)]
 pub struct MemoryCustody {
     inner: Mutex<MemoryInner>,
 }
 
+#[cfg(any(test, feature = "testing"))]
 #[derive(Debug, Default)]
 struct MemoryInner {
     /// ID -> (card, key).
@@ -247,6 +481,7 @@ struct MemoryInner {
     unavailable: bool,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl MemoryCustody {
     /// The custody kind of [`MemoryCustody`].
     pub const KIND: &'static str = "memory";
@@ -316,18 +551,24 @@ impl MemoryCustody {
         }
     }
 
+    /// The key of `reference`, if it is the card `target` names.
     fn key<'i>(
         inner: &'i MemoryInner,
+        target: &CustodyTarget,
         reference: &KeyReference,
     ) -> Result<&'i PrivateKey, CustodyError> {
         inner
             .keys
             .get(&reference.id)
+            .filter(|(card, _)| *card == target.card)
             .map(|(_, key)| key)
-            .ok_or_else(|| CustodyError::unavailable(format!("no key {}", reference.id)))
+            .ok_or_else(|| {
+                CustodyError::unavailable(format!("no key {} of this card", reference.id))
+            })
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 fn status_error(status: Status) -> CustodyError {
     match status {
         Status::IncorrectData => CustodyError::InvalidInput {
@@ -337,6 +578,7 @@ fn status_error(status: Status) -> CustodyError {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl KeyCustody for MemoryCustody {
     fn kind(&self) -> &str {
         MemoryCustody::KIND
@@ -367,12 +609,13 @@ impl KeyCustody for MemoryCustody {
 
     fn sign(
         &self,
+        target: &CustodyTarget,
         reference: &KeyReference,
         algorithm: Algorithm,
         input: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CustodyError> {
         self.with_inner(|inner| {
-            let key = MemoryCustody::key(inner, reference)?;
+            let key = MemoryCustody::key(inner, target, reference)?;
             let mut rng = CardRng::from_u64(inner.next);
             software_sign(key, algorithm, input, &mut rng).map_err(status_error)
         })
@@ -380,20 +623,27 @@ impl KeyCustody for MemoryCustody {
 
     fn ecdh(
         &self,
+        target: &CustodyTarget,
         reference: &KeyReference,
         _algorithm: Algorithm,
         peer: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CustodyError> {
         self.with_inner(|inner| {
-            MemoryCustody::key(inner, reference)?
+            MemoryCustody::key(inner, target, reference)?
                 .ecdh(peer)
                 .map_err(status_error)
         })
     }
 
-    fn delete(&self, reference: &KeyReference) -> Result<(), CustodyError> {
+    fn delete(&self, target: &CustodyTarget, reference: &KeyReference) -> Result<(), CustodyError> {
         self.with_inner(|inner| {
-            inner.keys.remove(&reference.id);
+            if inner
+                .keys
+                .get(&reference.id)
+                .is_some_and(|(card, _)| *card == target.card)
+            {
+                inner.keys.remove(&reference.id);
+            }
             Ok(())
         })
     }
@@ -411,7 +661,8 @@ impl KeyCustody for MemoryCustody {
 }
 
 /// The software key operation for `algorithm` (what the applet does for
-/// keys in the image), shared with [`MemoryCustody`].
+/// keys in the image), for [`MemoryCustody`].
+#[cfg(any(test, feature = "testing"))]
 pub(crate) fn software_sign(
     key: &PrivateKey,
     algorithm: Algorithm,

@@ -46,9 +46,19 @@ impl PivApplet {
         let policy = pin_policy.unwrap_or(slot.default_pin_policy());
         if let Some(target) = self.state.custody.clone() {
             let custody = self.target_custody(&target)?;
-            let (reference, public) = custody
-                .generate(&target, slot, algorithm)
-                .map_err(|error| custody_failure(error, slot, "generate"))?;
+            let fail = |error| custody_failure(error, slot, "generate");
+            let (reference, public) = match custody.reserve(&target, slot).map_err(fail)? {
+                Some(reserved) => {
+                    // Recorded before the key exists: a cut from here on
+                    // leaves a key reconcile knows is this card's.
+                    self.record_pending(ctx, &*custody, &target, reserved.clone())?;
+                    let public = custody
+                        .generate_reserved(&target, &reserved, slot, algorithm)
+                        .map_err(fail)?;
+                    (reserved, public)
+                }
+                None => custody.generate(&target, slot, algorithm).map_err(fail)?,
+            };
             let template = public.to_template();
             let stored =
                 self.external_key(reference, public, algorithm, policy, Origin::Generated)?;
@@ -206,11 +216,53 @@ impl PivApplet {
         slot: Slot,
         stored: StoredKey,
     ) -> Result<(), Status> {
+        let new = stored.custody_reference().cloned();
         let old = self.state.keys.insert(slot, stored);
-        self.state.stage_keys(ctx)?;
-        ctx.commit()?;
         let old = old.and_then(|key| key.custody_reference().cloned());
+        // In the same commit: the new key is no longer pending, the one it
+        // replaces is (so a cut before its destruction leaves it recorded).
+        let before = self.state.pending.len();
+        self.state
+            .pending
+            .retain(|pending| Some(pending) != new.as_ref());
+        let changed = before != self.state.pending.len();
+        if let Some(old) = &old
+            && !self.state.pending.contains(old)
+        {
+            self.state.pending.push(old.clone());
+        }
+        self.state.stage_keys(ctx)?;
+        if changed || old.is_some() {
+            self.state.stage_pending(ctx)?;
+        }
+        ctx.commit()?;
         self.destroy_unreferenced(old.into_iter().collect());
+        Ok(())
+    }
+
+    /// Commits `reserved` to the write-ahead record before its key is
+    /// made; pending keys the card does not refer to are destroyed first
+    /// (and dropped from the record once destroyed).
+    fn record_pending(
+        &mut self,
+        ctx: &mut Context<'_>,
+        custody: &dyn KeyCustody,
+        target: &CustodyTarget,
+        reserved: KeyReference,
+    ) -> Result<(), Status> {
+        let referenced = self.state.custody_references();
+        let pending = std::mem::take(&mut self.state.pending);
+        for reference in pending {
+            let done = !referenced.contains(&reference)
+                && reference.custody == custody.kind()
+                && custody.delete(target, &reference).is_ok();
+            if !done && !referenced.contains(&reference) {
+                self.state.pending.push(reference);
+            }
+        }
+        self.state.pending.push(reserved);
+        self.state.stage_pending(ctx)?;
+        ctx.commit()?;
         Ok(())
     }
 }

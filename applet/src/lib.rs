@@ -75,10 +75,15 @@ pub mod touch_policy;
 mod yubico;
 
 pub use applet::{APPLICATION_LABEL, PIV_AID, PivApplet};
-pub use atr::{PIV_AID_SHORT, piv_atr};
+pub use atr::{PIV_AID_SHORT, YUBIKEY_5_ATR, atr_for, piv_atr};
 pub use capacity::DEFAULT_CAPACITY;
 pub use config::{ConfigError, DEFAULT_PIN, DEFAULT_PUK, PivConfig};
-pub use custody::{CustodyError, CustodyTarget, KeyCustody, KeyReference, MemoryCustody};
+#[cfg(any(test, feature = "testing"))]
+pub use custody::MemoryCustody;
+pub use custody::{
+    CallbackCustody, CustodyError, CustodyTarget, ExternalKey, ExternalSigner, KeyCustody,
+    KeyReference, SignerRefusal,
+};
 pub use data_commands::MAX_OBJECT_LEN;
 pub use device_management::{MANAGEMENT_AID, ManagementApplet};
 pub use keys::{KeyError, PrivateKey, PublicKey};

@@ -50,6 +50,10 @@ const ATTESTATION: Part<StoredKeyRepr> = Part::new("attestation");
 /// Where new keys go ([`crate::custody`]); absent on software cards, and in
 /// images written before custody existed.
 const CUSTODY: Part<CustodyTarget> = Part::new("custody");
+/// Custody keys this card began to make or stopped using, recorded before
+/// they exist (or in the commit that drops them): the only keys reconcile
+/// destroys. Absent when empty.
+const CUSTODY_PENDING: Part<Vec<KeyReference>> = Part::new("custody_pending");
 
 /// The stored form of the slot keys: slot in hex (`"9A"`) -> key. Kept
 /// undecoded so that [`PivState::load`] can reuse keys whose material did
@@ -168,6 +172,8 @@ pub struct PivState {
     pub(crate) attestation: Option<StoredKey>,
     /// Where GENERATE and IMPORT put new keys: `None` for the image.
     pub(crate) custody: Option<CustodyTarget>,
+    /// The write-ahead record of custody keys ([`CUSTODY_PENDING`]).
+    pub(crate) pending: Vec<KeyReference>,
 }
 
 impl PivState {
@@ -200,6 +206,7 @@ impl PivState {
             },
             attestation: None,
             custody: None,
+            pending: Vec::new(),
         })
     }
 
@@ -355,6 +362,11 @@ impl PivState {
             Some(key) => state.with(ATTESTATION, &key.to_repr())?,
             None => state,
         };
+        let state = if self.pending.is_empty() {
+            state
+        } else {
+            state.with(CUSTODY_PENDING, &self.pending)?
+        };
         match &self.custody {
             Some(target) => state.with(CUSTODY, target),
             None => Ok(state),
@@ -420,6 +432,7 @@ impl PivState {
             defaults: state.get(DEFAULTS)?,
             attestation,
             custody: state.get_optional(CUSTODY)?,
+            pending: state.get_optional(CUSTODY_PENDING)?.unwrap_or_default(),
         })
     }
 
@@ -460,6 +473,17 @@ impl PivState {
     /// Stages the slot keys.
     pub(crate) fn stage_keys(&self, ctx: &mut Context<'_>) -> Result<(), Status> {
         ctx.stage(KEYS, &self.keys_repr())
+    }
+
+    /// Stages the write-ahead record of custody keys (also when empty,
+    /// once it has been used).
+    pub(crate) fn stage_pending(&self, ctx: &mut Context<'_>) -> Result<(), Status> {
+        ctx.stage(CUSTODY_PENDING, &self.pending)
+    }
+
+    /// The custody keys this card recorded as begun or dropped.
+    pub fn pending_custody_keys(&self) -> &[KeyReference] {
+        &self.pending
     }
 
     /// Stages the data objects.

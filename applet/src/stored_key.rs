@@ -20,7 +20,7 @@ use subtle::ConstantTimeEq;
 use vscard_emulator::{Status, hex_secret};
 use zeroize::Zeroizing;
 
-use crate::custody::{CustodyError, KeyCustody, KeyReference};
+use crate::custody::{CustodyError, CustodyTarget, KeyCustody, KeyReference};
 use crate::keys::{BackendKey, KeyError, PrivateKey, PublicKey, left_pad};
 use crate::reference::{Algorithm, PinPolicy};
 use crate::touch_policy::TouchPolicy;
@@ -212,6 +212,7 @@ impl StoredKey {
     pub(crate) fn sign(
         &self,
         custody: Option<&dyn KeyCustody>,
+        target: Option<&CustodyTarget>,
         algorithm: Algorithm,
         input: &[u8],
         rng: &mut vscard_emulator::CardRng,
@@ -256,10 +257,18 @@ impl StoredKey {
                     (Algorithm::Ed25519, _) => Zeroizing::new(input.to_vec()),
                     _ => return Err(Status::IncorrectData),
                 };
-                let custody = attached(custody, reference)?;
-                custody
-                    .sign(reference, algorithm, &input)
-                    .map_err(|error| failure(error, reference, "sign"))
+                let (custody, target) = attached(custody, target, reference)?;
+                let answer = custody
+                    .sign(target, reference, algorithm, &input)
+                    .map_err(|error| failure(error, reference, "sign"))?;
+                // The custody is not trusted to have signed right: the
+                // answer is checked against the key's public key.
+                if let Err(why) = check_signature(public, &input, &answer) {
+                    tracing::error!(target: "vscard::piv", key = %reference, why,
+                        "the key custody answered a signature that does not verify");
+                    return Err(Status::UnknownError);
+                }
+                Ok(answer)
             }
         }
     }
@@ -270,6 +279,7 @@ impl StoredKey {
     pub(crate) fn agree(
         &self,
         custody: Option<&dyn KeyCustody>,
+        target: Option<&CustodyTarget>,
         point: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, Status> {
         match &self.material {
@@ -295,9 +305,9 @@ impl StoredKey {
                 if !valid {
                     return Err(Status::IncorrectData);
                 }
-                let custody = attached(custody, reference)?;
+                let (custody, target) = attached(custody, target, reference)?;
                 custody
-                    .ecdh(reference, public.algorithm(), point)
+                    .ecdh(target, reference, public.algorithm(), point)
                     .map_err(|error| failure(error, reference, "key agreement"))
             }
         }
@@ -386,12 +396,76 @@ fn unreachable_software(repr: &StoredKeyRepr) -> Result<(PrivateKey, BackendKey)
 
 /// The attached custody if it is the one holding `reference`; `6F00`
 /// (logged) otherwise.
-fn attached<'c>(
+/// Checks what an external custody answered for a signature of `input`
+/// (as the applet passed it) against the key's public key: for RSA
+/// exactly the modulus length and `answer^e mod n == input`; for ECDSA a
+/// DER signature that verifies over the digest; for Ed25519 64 bytes that
+/// verify over the message.
+fn check_signature(public: &PublicKey, input: &[u8], answer: &[u8]) -> Result<(), &'static str> {
+    use p256::ecdsa::signature::Verifier as _;
+    use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
+    match public {
+        PublicKey::Rsa(key) => {
+            use rsa::traits::PublicKeyParts as _;
+            let modulus = key.n_bytes();
+            if answer.len() != modulus.len() {
+                return Err("an RSA answer not as long as the modulus");
+            }
+            if answer >= &modulus[..] {
+                return Err("an RSA answer not smaller than the modulus");
+            }
+            let s = rsa::BoxedUint::from_be_slice(answer, key.n_bits_precision())
+                .map_err(|_| "an RSA answer that is not a number mod n")?;
+            let m = rsa::hazmat::rsa_encrypt(key, &s).map_err(|_| "an RSA answer mod n")?;
+            let m = m.to_be_bytes();
+            let trim = |bytes: &[u8]| -> Vec<u8> {
+                bytes.iter().copied().skip_while(|b| *b == 0).collect()
+            };
+            if trim(&m) != trim(input) {
+                return Err("an RSA answer whose public operation is not the input");
+            }
+            Ok(())
+        }
+        PublicKey::P256(key) => {
+            let signature = p256::ecdsa::Signature::from_der(answer)
+                .map_err(|_| "an ECDSA answer that is not a DER signature")?;
+            p256::ecdsa::VerifyingKey::from(key)
+                .verify_prehash(input, &signature)
+                .map_err(|_| "an ECDSA signature that does not verify")
+        }
+        PublicKey::P384(key) => {
+            let signature = p384::ecdsa::Signature::from_der(answer)
+                .map_err(|_| "an ECDSA answer that is not a DER signature")?;
+            p384::ecdsa::VerifyingKey::from(key)
+                .verify_prehash(input, &signature)
+                .map_err(|_| "an ECDSA signature that does not verify")
+        }
+        PublicKey::Ed25519(key) => {
+            let signature = ed25519_dalek::Signature::from_slice(answer)
+                .map_err(|_| "an Ed25519 answer that is not 64 bytes")?;
+            key.verify(input, &signature)
+                .map_err(|_| "an Ed25519 signature that does not verify")
+        }
+        PublicKey::X25519(_) => Err("a signature by a key-agreement key"),
+    }
+}
+
+/// The attached custody of `reference`, and the card's custody target
+/// (whose card name the custody checks the reference against).
+fn attached<'c, 't>(
     custody: Option<&'c dyn KeyCustody>,
+    target: Option<&'t CustodyTarget>,
     reference: &KeyReference,
-) -> Result<&'c dyn KeyCustody, Status> {
+) -> Result<(&'c dyn KeyCustody, &'t CustodyTarget), Status> {
     match custody {
-        Some(custody) if custody.kind() == reference.custody => Ok(custody),
+        Some(custody) if custody.kind() == reference.custody => match target {
+            Some(target) if target.custody == reference.custody => Ok((custody, target)),
+            _ => {
+                tracing::error!(target: "vscard::piv", key = %reference,
+                    "the key is held by an external custody the card has no target in");
+                Err(Status::UnknownError)
+            }
+        },
         Some(custody) => {
             tracing::error!(target: "vscard::piv", key = %reference, attached = custody.kind(),
                 "the key's custody is not the one attached to the card");

@@ -112,6 +112,66 @@ fn a_new_key_replaces_the_old_one_in_the_custody_after_the_commit() {
     assert_eq!(c.metadata(0x9A).sw(), 0x6A88);
 }
 
+/// A restored backup of an image (the same card name, older keys) served
+/// beside the live card's custody: the live card's current key is not
+/// destroyed, and the live card still signs with it.
+#[test]
+fn a_restored_backup_does_not_destroy_the_live_card_s_keys() {
+    let custody = Arc::new(MemoryCustody::new());
+    let mut c = custody_card(&custody);
+    c.authenticate_default();
+    assert_eq!(c.generate(Slot::SIGNATURE, Algorithm::EccP256).sw(), SW_OK);
+    let backup = c.card().image().applet(&PIV_AID.to_hex()).unwrap().clone();
+    assert_eq!(c.generate(Slot::SIGNATURE, Algorithm::EccP256).sw(), SW_OK);
+    assert_eq!(custody.ids(), ["card-1-9C-2"]);
+    let restored = PivApplet::from_saved(&backup)
+        .unwrap()
+        .with_custody(Arc::clone(&custody) as Arc<dyn KeyCustody>);
+    let strays = restored.reconcile_custody().unwrap();
+    assert_eq!(strays.len(), 1);
+    assert_eq!(strays[0].id, "card-1-9C-2");
+    assert_eq!(custody.ids(), ["card-1-9C-2"]);
+    assert_eq!(c.verify(PIN), SW_OK);
+    assert!(
+        c.sign(Algorithm::EccP256, Slot::SIGNATURE, &[0x42; 32])
+            .is_ok()
+    );
+}
+
+/// An image naming another card's key in a shared custody (a copied
+/// reference, the card's own name in its target): the custody refuses to
+/// sign with it (`6F00`) and DELETE KEY does not destroy it.
+#[test]
+fn another_card_s_key_is_neither_used_nor_destroyed() {
+    let custody = Arc::new(MemoryCustody::new());
+    let mut c = custody_card(&custody);
+    c.authenticate_default();
+    assert_eq!(c.generate(Slot::SIGNATURE, Algorithm::EccP256).sw(), SW_OK);
+    assert_eq!(custody.ids(), ["card-1-9C-1"]);
+    let saved = c.card().image().applet(&PIV_AID.to_hex()).unwrap().clone();
+    let mut applet = PivApplet::from_saved(&saved).unwrap();
+    applet
+        .state_mut()
+        .set_custody(Some(MemoryCustody::target("card-2")));
+    let mut other = Client::new(card_with(
+        applet.with_custody(Arc::clone(&custody) as Arc<dyn KeyCustody>),
+    ));
+    other.authenticate_default();
+    assert_eq!(other.verify(PIN), SW_OK);
+    assert_eq!(
+        other.sign(Algorithm::EccP256, Slot::SIGNATURE, &[0x42; 32]),
+        Err(0x6F00)
+    );
+    assert_eq!(other.send(0xF6, 0xFF, 0x9C, &[]).sw(), SW_OK);
+    assert_eq!(custody.ids(), ["card-1-9C-1"]);
+    // The owner still signs with it.
+    assert_eq!(c.verify(PIN), SW_OK);
+    assert!(
+        c.sign(Algorithm::EccP256, Slot::SIGNATURE, &[0x42; 32])
+            .is_ok()
+    );
+}
+
 #[test]
 fn ecdh_and_import_go_through_the_custody() {
     let custody = Arc::new(MemoryCustody::new());
@@ -225,7 +285,7 @@ fn software_keys_keep_their_stored_form() {
 }
 
 #[test]
-fn generate_with_a_custody_is_old_or_new_after_a_cut_and_strays_are_destroyed() {
+fn generate_with_a_custody_is_old_or_new_after_a_cut_and_strays_are_reported() {
     const POINTS: [CutPoint; 2] = [CutPoint::BeforeWrite, CutPoint::AfterWrite];
     let mut cuts = 0;
     for cut in POINTS {
@@ -254,16 +314,26 @@ fn generate_with_a_custody_is_old_or_new_after_a_cut_and_strays_are_destroyed() 
             let now = point(&meta.data);
             let new_committed = cut == CutPoint::AfterWrite;
             assert_eq!(now == old, !new_committed, "k={k} {cut:?}");
-            // The next start destroys the key the card does not refer to.
+            // The next start: the old key, recorded as pending in the
+            // commit that replaced it, is destroyed; a new key the card
+            // never committed (this custody names keys only when it makes
+            // them: no write-ahead) is reported and left, never destroyed
+            // by the card's name.
             let state = c.card().image().applet(&PIV_AID.to_hex()).unwrap().clone();
             let served = PivApplet::from_saved(&state)
                 .unwrap()
                 .with_custody(Arc::clone(&custody) as Arc<dyn KeyCustody>);
-            let destroyed = served.reconcile_custody().unwrap();
-            assert_eq!(destroyed.len(), 1, "k={k} {cut:?}");
+            let strays = served.reconcile_custody().unwrap();
             let referenced = served.state().key_reference(Slot::AUTHENTICATION).unwrap();
-            assert_eq!(custody.ids(), std::slice::from_ref(&referenced.id));
-            assert!(!destroyed.contains(referenced));
+            assert!(!strays.contains(referenced));
+            assert!(custody.ids().contains(&referenced.id));
+            if new_committed {
+                assert_eq!(strays, [], "k={k} {cut:?}");
+                assert_eq!(custody.ids(), std::slice::from_ref(&referenced.id));
+            } else {
+                assert_eq!(strays.len(), 1, "k={k} {cut:?}");
+                assert_eq!(custody.ids().len(), 2, "k={k} {cut:?}");
+            }
             // And the key the card refers to signs.
             assert_eq!(c.verify(PIN), SW_OK);
             let digest = [0x24; 32];
@@ -274,4 +344,290 @@ fn generate_with_a_custody_is_old_or_new_after_a_cut_and_strays_are_destroyed() 
         }
     }
     assert_eq!(cuts, 2, "one write, cut before and after");
+}
+
+/// A phone keystore in the test: P-256 keys by alias, signing the digest
+/// the card passes, answering raw `r || s` as some keystores do.
+struct Keystore {
+    keys: std::sync::Mutex<Vec<p256::SecretKey>>,
+    refuse: std::sync::atomic::AtomicBool,
+}
+
+impl vscard_applet::ExternalSigner for Keystore {
+    fn generate(
+        &self,
+        card: &str,
+        slot: Slot,
+        algorithm: Algorithm,
+    ) -> Result<vscard_applet::ExternalKey, vscard_applet::SignerRefusal> {
+        use p256::pkcs8::EncodePublicKey as _;
+        if algorithm != Algorithm::EccP256 {
+            return Err(vscard_applet::SignerRefusal::Unsupported(format!(
+                "{algorithm:?}"
+            )));
+        }
+        let mut keys = self.keys.lock().unwrap();
+        let key = p256::SecretKey::from_slice(&[0x50 + keys.len() as u8; 32]).unwrap();
+        let spki = key.public_key().to_public_key_der().unwrap();
+        keys.push(key);
+        Ok(vscard_applet::ExternalKey {
+            id: format!("{card}/{slot}/{}", keys.len() - 1),
+            public_key_spki: spki.as_bytes().to_vec(),
+        })
+    }
+
+    fn sign(
+        &self,
+        card: &str,
+        id: &str,
+        algorithm: Algorithm,
+        input: &[u8],
+    ) -> Result<Vec<u8>, vscard_applet::SignerRefusal> {
+        use p256::ecdsa::signature::hazmat::PrehashSigner as _;
+        // The card's own keys only (their aliases start with its name).
+        if !id.starts_with(&format!("{card}/")) {
+            return Err(vscard_applet::SignerRefusal::Unavailable(format!(
+                "{id} is not a key of {card}"
+            )));
+        }
+        if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(vscard_applet::SignerRefusal::Refused(
+                "prompt cancelled".into(),
+            ));
+        }
+        assert_eq!(algorithm, Algorithm::EccP256);
+        assert_eq!(input.len(), 32, "the card passes a field-size digest");
+        let index: usize = id.rsplit('/').next().unwrap().parse().unwrap();
+        let key = self.keys.lock().unwrap()[index].clone();
+        let signature: p256::ecdsa::Signature = p256::ecdsa::SigningKey::from(key)
+            .sign_prehash(input)
+            .unwrap();
+        Ok(signature.to_bytes().to_vec())
+    }
+}
+
+#[test]
+fn a_9c_signature_made_by_a_callback_verifies() {
+    let keystore = Keystore {
+        keys: std::sync::Mutex::new(Vec::new()),
+        refuse: std::sync::atomic::AtomicBool::new(false),
+    };
+    let keystore = Arc::new(keystore);
+    struct Shared(Arc<Keystore>);
+    impl vscard_applet::ExternalSigner for Shared {
+        fn generate(
+            &self,
+            card: &str,
+            slot: Slot,
+            algorithm: Algorithm,
+        ) -> Result<vscard_applet::ExternalKey, vscard_applet::SignerRefusal> {
+            self.0.generate(card, slot, algorithm)
+        }
+        fn sign(
+            &self,
+            card: &str,
+            id: &str,
+            algorithm: Algorithm,
+            input: &[u8],
+        ) -> Result<Vec<u8>, vscard_applet::SignerRefusal> {
+            self.0.sign(card, id, algorithm, input)
+        }
+    }
+    let custody = vscard_applet::CallbackCustody::new(Box::new(Shared(Arc::clone(&keystore))));
+    let mut applet = PivApplet::new(PivConfig::default()).unwrap();
+    applet
+        .state_mut()
+        .set_custody(Some(vscard_applet::CallbackCustody::target("phone-1")));
+    let mut c = Client::new(card_with(
+        applet.with_custody(Arc::new(custody) as Arc<dyn KeyCustody>),
+    ));
+    c.authenticate_default();
+    let answer = c.generate(Slot::SIGNATURE, Algorithm::EccP256);
+    assert_eq!(answer.sw(), SW_OK);
+    let public = point(&answer.data);
+    // The keystore cannot make RSA keys: a clear 6A81.
+    assert_eq!(
+        c.generate(Slot::AUTHENTICATION, Algorithm::Rsa2048).sw(),
+        0x6A81
+    );
+    assert_eq!(keys_json(c.card())["9C"]["custody"]["id"], "phone-1/9C/0");
+    assert_eq!(c.verify(PIN), SW_OK);
+    // A longer digest is truncated to the field by the card.
+    let digest = [0x5Eu8; 48];
+    keystore
+        .refuse
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        c.sign(Algorithm::EccP256, Slot::SIGNATURE, &digest),
+        Err(0x6985)
+    );
+    keystore
+        .refuse
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let der = c
+        .sign(Algorithm::EccP256, Slot::SIGNATURE, &digest)
+        .unwrap();
+    verify(&public, &digest[..32], &der);
+    assert_eq!(c.counters(), (3, 3));
+}
+
+#[test]
+fn reset_destroys_the_custody_keys_after_the_commit() {
+    let custody = Arc::new(MemoryCustody::new());
+    let mut c = custody_card(&custody);
+    c.authenticate_default();
+    assert_eq!(
+        c.generate(Slot::AUTHENTICATION, Algorithm::EccP256).sw(),
+        SW_OK
+    );
+    assert_eq!(c.generate(Slot::SIGNATURE, Algorithm::EccP256).sw(), SW_OK);
+    assert_eq!(custody.ids().len(), 2);
+    for _ in 0..3 {
+        c.verify(b"000000");
+    }
+    for _ in 0..3 {
+        c.unblock(b"00000000", b"111111");
+    }
+    assert_eq!(c.counters(), (0, 0));
+    assert_eq!(c.send(0xFB, 0x00, 0x00, &[]).sw(), SW_OK);
+    assert!(custody.ids().is_empty());
+    assert_eq!(c.metadata(0x9A).sw(), 0x6A88);
+    // The card still makes new keys in the custody (RESET brought the
+    // model's default management key, AES-192 on a YubiKey 5.7).
+    assert_eq!(
+        c.authenticate_management_key(Algorithm::Aes192, &MGMT),
+        SW_OK
+    );
+    assert_eq!(
+        c.generate(Slot::AUTHENTICATION, Algorithm::EccP256).sw(),
+        SW_OK
+    );
+    assert_eq!(custody.ids().len(), 1);
+}
+
+/// A custody that answers wrong signatures (for the card's check of
+/// every external answer against the public key).
+#[derive(Debug)]
+struct Tampering {
+    inner: MemoryCustody,
+    /// What to do to the answer: 0 nothing, 1 flip a bit, 2 one byte
+    /// more, 3 one byte less.
+    mode: std::sync::atomic::AtomicU8,
+}
+
+impl KeyCustody for Tampering {
+    fn kind(&self) -> &str {
+        self.inner.kind()
+    }
+
+    fn generate(
+        &self,
+        target: &vscard_applet::CustodyTarget,
+        slot: Slot,
+        algorithm: Algorithm,
+    ) -> Result<(vscard_applet::KeyReference, vscard_applet::PublicKey), vscard_applet::CustodyError>
+    {
+        self.inner.generate(target, slot, algorithm)
+    }
+
+    fn sign(
+        &self,
+        target: &vscard_applet::CustodyTarget,
+        reference: &vscard_applet::KeyReference,
+        algorithm: Algorithm,
+        input: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, vscard_applet::CustodyError> {
+        let mut answer = self.inner.sign(target, reference, algorithm, input)?;
+        match self.mode.load(std::sync::atomic::Ordering::SeqCst) {
+            1 => {
+                let last = answer.len() - 1;
+                answer[last] ^= 1;
+            }
+            2 => answer.push(0),
+            3 => {
+                answer.remove(0);
+            }
+            _ => {}
+        }
+        Ok(answer)
+    }
+
+    fn ecdh(
+        &self,
+        target: &vscard_applet::CustodyTarget,
+        reference: &vscard_applet::KeyReference,
+        algorithm: Algorithm,
+        peer: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, vscard_applet::CustodyError> {
+        self.inner.ecdh(target, reference, algorithm, peer)
+    }
+
+    fn delete(
+        &self,
+        target: &vscard_applet::CustodyTarget,
+        reference: &vscard_applet::KeyReference,
+    ) -> Result<(), vscard_applet::CustodyError> {
+        self.inner.delete(target, reference)
+    }
+}
+
+#[test]
+fn a_custody_signature_that_does_not_verify_answers_6f00() {
+    let custody = Arc::new(Tampering {
+        inner: MemoryCustody::new(),
+        mode: std::sync::atomic::AtomicU8::new(0),
+    });
+    let mut applet = PivApplet::new(PivConfig::default()).unwrap();
+    applet
+        .state_mut()
+        .set_custody(Some(MemoryCustody::target("card-1")));
+    let mut c = Client::new(card_with(
+        applet.with_custody(Arc::clone(&custody) as Arc<dyn KeyCustody>),
+    ));
+    c.authenticate_default();
+    assert_eq!(
+        c.generate(Slot::AUTHENTICATION, Algorithm::Rsa2048).sw(),
+        SW_OK
+    );
+    assert_eq!(
+        c.generate(Slot::CARD_AUTHENTICATION, Algorithm::EccP256)
+            .sw(),
+        SW_OK
+    );
+    assert_eq!(c.verify(PIN), SW_OK);
+    let mut block = vec![0x00, 0x01];
+    block.resize(256 - 33, 0xFF);
+    block.push(0x00);
+    block.extend([0x5A; 32]);
+    let digest = [0x42; 32];
+    let set = |mode: u8| {
+        custody
+            .mode
+            .store(mode, std::sync::atomic::Ordering::SeqCst)
+    };
+    set(0);
+    assert_eq!(
+        c.sign(Algorithm::Rsa2048, Slot::AUTHENTICATION, &block)
+            .unwrap()
+            .len(),
+        256
+    );
+    assert!(
+        c.sign(Algorithm::EccP256, Slot::CARD_AUTHENTICATION, &digest)
+            .is_ok()
+    );
+    for mode in [1, 2, 3] {
+        set(mode);
+        assert_eq!(
+            c.sign(Algorithm::Rsa2048, Slot::AUTHENTICATION, &block),
+            Err(0x6F00),
+            "RSA, mode {mode}"
+        );
+        assert_eq!(
+            c.sign(Algorithm::EccP256, Slot::CARD_AUTHENTICATION, &digest),
+            Err(0x6F00),
+            "ECDSA, mode {mode}"
+        );
+    }
+    assert_eq!(c.counters(), (3, 3));
 }

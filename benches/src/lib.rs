@@ -14,6 +14,7 @@
 pub mod allocations;
 pub mod apdu;
 pub mod crypto;
+pub mod custody;
 pub mod fixture;
 pub mod inprocess;
 pub mod issuance;

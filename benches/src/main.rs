@@ -138,6 +138,27 @@ fn run(options: &Options) -> Result<Vec<Section>, BenchError> {
         step("8. the link");
         sections.push(link::run(&image, budget)?);
     }
+    // A SoftHSM2 token (or another module) named by the environment: the
+    // module reads its configuration (SOFTHSM2_CONF) when initialised.
+    match (
+        std::env::var_os("VSCARD_BENCH_PKCS11_MODULE"),
+        std::env::var("VSCARD_BENCH_PKCS11_TOKEN"),
+        std::env::var(vscard_pkcs11::PIN_ENV),
+    ) {
+        (Some(module), Ok(token), Ok(pin)) => {
+            step("9. PKCS#11 custody");
+            sections.push(vscard_benches::custody::run(
+                std::path::Path::new(&module),
+                &token,
+                &pin,
+                budget,
+            )?);
+        }
+        _ => eprintln!(
+            "vscard-bench: skipping the PKCS#11 custody row: set VSCARD_BENCH_PKCS11_MODULE, \
+             VSCARD_BENCH_PKCS11_TOKEN and VSCARD_PKCS11_PIN (and SOFTHSM2_CONF for SoftHSM2)"
+        ),
+    }
     Ok(sections)
 }
 

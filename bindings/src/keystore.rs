@@ -128,6 +128,7 @@ impl KeyCustody for CallbackCustody {
 
     fn sign(
         &self,
+        _target: &CustodyTarget,
         reference: &KeyReference,
         algorithm: Algorithm,
         input: &[u8],
@@ -144,6 +145,7 @@ impl KeyCustody for CallbackCustody {
 
     fn ecdh(
         &self,
+        _target: &CustodyTarget,
         reference: &KeyReference,
         algorithm: Algorithm,
         peer: &[u8],
@@ -158,7 +160,11 @@ impl KeyCustody for CallbackCustody {
             .map_err(custody_error)
     }
 
-    fn delete(&self, reference: &KeyReference) -> Result<(), CustodyError> {
+    fn delete(
+        &self,
+        _target: &CustodyTarget,
+        reference: &KeyReference,
+    ) -> Result<(), CustodyError> {
         self.app.delete(reference.id.clone()).map_err(custody_error)
     }
 }

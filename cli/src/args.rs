@@ -41,8 +41,9 @@ pub enum Command {
     /// Write one certificate of a card image (PEM, or DER with --der) to
     /// a file or standard output.
     ExportCert(ExportCertArgs),
-    /// Write the Root and Sub CA certificates of an environment's test PKI
-    /// (root.pem, sub.pem) for relying parties.
+    /// Write the Root, Sub and attestation CA certificates of an
+    /// environment's test PKI and a CRL (root.pem, sub.pem,
+    /// attestation-ca.pem, crl.pem) for relying parties.
     ExportCa(ExportCaArgs),
     /// Renew a card's certificates for two more years from now, keeping
     /// its PIN state.
@@ -121,6 +122,15 @@ pub struct ServeArgs {
     /// or keys).
     #[arg(long)]
     pub trace: bool,
+    /// For cards whose keys are in a PKCS#11 token: read the token's user
+    /// PIN from the first line of FILE (default: VSCARD_PKCS11_PIN).
+    #[arg(long, value_name = "FILE")]
+    pub pkcs11_pin_file: Option<PathBuf>,
+    /// A PKCS#11 module the served cards may use (repeatable). Only these
+    /// are loaded: a card whose image names another module is served with
+    /// its key operations answering 6F00. The token comes from the image.
+    #[arg(long = "pkcs11-module", value_name = "PATH")]
+    pub pkcs11_modules: Vec<PathBuf>,
     /// Serve a control socket at PATH (`vscard ctl PATH ...`).
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
@@ -137,6 +147,11 @@ pub struct ServeArgs {
     /// touch the operation times out after 15 s).
     #[arg(long, value_name = "MS", value_parser = milliseconds)]
     pub auto_touch: Option<std::time::Duration>,
+    /// How long an operation waits for a touch before it answers as a
+    /// YubiKey does when nobody touches it (`6982`); default 15 s, a
+    /// YubiKey's. Shorter makes a "not touched" test quick.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    pub touch_timeout: Option<std::time::Duration>,
     /// Serve the card over the encrypted link to a `vscard relay` instead
     /// of to a local vpcd: a pairing URI (`vscard-pair://...` from `vscard
     /// relay pair`; first time only) or a paired relay's name or
@@ -145,7 +160,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         value_name = "TARGET",
-        conflicts_with_all = ["link_file", "vpcd", "listen", "control", "ready_file", "trace", "vpcd_timeout"]
+        conflicts_with_all = ["link_file", "vpcd", "listen", "control", "ready_file", "trace", "vpcd_timeout", "touch_timeout"]
     )]
     pub link: Option<String>,
     /// As --link, the target read from the first line of FILE (`-`:
@@ -153,7 +168,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with_all = ["vpcd", "listen", "control", "ready_file", "trace", "vpcd_timeout"]
+        conflicts_with_all = ["vpcd", "listen", "control", "ready_file", "trace", "vpcd_timeout", "touch_timeout"]
     )]
     pub link_file: Option<PathBuf>,
 }
@@ -371,6 +386,31 @@ pub struct IssueArgs {
     /// card: no Yubico extensions).
     #[arg(long, value_name = "MODEL", value_parser = card_model)]
     pub model: Option<vscard_applet::Model>,
+    /// Where the card's private keys live: software (in the card image)
+    /// or pkcs11 (generated in a PKCS#11 token, never leaving it: needs
+    /// --pkcs11-module and --pkcs11-token, and the token PIN from
+    /// --pkcs11-pin-file or VSCARD_PKCS11_PIN).
+    #[arg(long, value_name = "CUSTODY", value_enum, default_value_t = CustodyKind::Software)]
+    pub custody: CustodyKind,
+    /// The PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so).
+    #[arg(long, value_name = "PATH")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// The label of the token the keys go to.
+    #[arg(long, value_name = "LABEL")]
+    pub pkcs11_token: Option<String>,
+    /// Read the token's user PIN from the first line of FILE (default: the
+    /// environment variable VSCARD_PKCS11_PIN; never on the command line).
+    #[arg(long, value_name = "FILE")]
+    pub pkcs11_pin_file: Option<PathBuf>,
+}
+
+/// `--custody`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CustodyKind {
+    /// Keys in the card image.
+    Software,
+    /// Keys in a PKCS#11 token.
+    Pkcs11,
 }
 
 /// A `--state` value.
@@ -426,7 +466,8 @@ pub struct ExportCaArgs {
     /// The environment (one that exists: issued into, or made with --create).
     #[arg(long, value_name = "ENV", default_value = "sandbox")]
     pub environment: String,
-    /// The folder to write root.pem and sub.pem into.
+    /// The folder to write root.pem, sub.pem, crl.pem and
+    /// attestation-ca.pem into.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// Create the environment's PKI if it does not exist yet.

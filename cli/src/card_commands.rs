@@ -6,12 +6,20 @@ use std::time::{Duration, SystemTime};
 
 use zeroize::Zeroizing;
 
+use std::sync::Arc;
 use vscard_applet::Slot;
 use vscard_emulator::seal::{SealKey, read_key_file};
 use vscard_emulator::{CardRng, files};
+
+use vscard_applet::CustodyTarget;
+use vscard_issuance::IssueCustody;
 use vscard_issuance::cards::{
     CardFileError, issue_card_file_with, read_applet_with, renew_card_file_with,
 };
+use vscard_pkcs11::Pkcs11Custody;
+
+use crate::args::CustodyKind;
+use crate::custody::{Custodies, key_lines, key_locations};
 use vscard_issuance::{
     CARD_SLOTS, CardProfile, CertificateValidity, Environment, Pki, SEEDED_PKI_NOT_BEFORE,
     certificate, certificate_der, certificate_pem, default_state_dir, summarize_at,
@@ -105,6 +113,29 @@ pub fn issue(args: IssueArgs, state_dir: &Path) -> Result<(), CardFileError> {
     };
     let profile = request.profile()?;
     let validity = request.validity(&profile, SystemTime::now())?;
+    let custody = match args.custody {
+        CustodyKind::Software => {
+            for (option, given) in [
+                ("--pkcs11-module", args.pkcs11_module.is_some()),
+                ("--pkcs11-token", args.pkcs11_token.is_some()),
+                ("--pkcs11-pin-file", args.pkcs11_pin_file.is_some()),
+            ] {
+                if given {
+                    return Err(CardFileError::BadValue {
+                        option,
+                        reason: "only with --custody pkcs11".to_owned(),
+                    });
+                }
+            }
+            None
+        }
+        CustodyKind::Pkcs11 => Some(pkcs11_custody(
+            args.pkcs11_module.as_deref(),
+            args.pkcs11_token.as_deref(),
+            args.pkcs11_pin_file.clone(),
+            &profile,
+        )?),
+    };
     let key = encrypt_key(args.encrypt_key_file.as_deref())?;
     let summary = issue_card_file_with(
         &out,
@@ -114,6 +145,10 @@ pub fn issue(args: IssueArgs, state_dir: &Path) -> Result<(), CardFileError> {
         state_dir,
         args.force,
         terminal_progress(),
+        custody.as_ref().map(|(custody, target)| IssueCustody {
+            custody: &**custody,
+            target,
+        }),
         key.as_ref(),
     )?;
     print_out(&format!(
@@ -123,6 +158,35 @@ pub fn issue(args: IssueArgs, state_dir: &Path) -> Result<(), CardFileError> {
         summary.uuid,
         summary.environment
     ))
+}
+
+/// The PKCS#11 custody and the card's target in it, for `issue --custody
+/// pkcs11`. The card's name in the token is its user ID and 8 random hex
+/// digits: two cards of one user do not share keys.
+fn pkcs11_custody(
+    module: Option<&Path>,
+    token: Option<&str>,
+    pin_file: Option<PathBuf>,
+    profile: &CardProfile,
+) -> Result<(Arc<Pkcs11Custody>, CustodyTarget), CardFileError> {
+    use vscard_emulator::rand_core::Rng as _;
+    let missing = |option: &'static str| CardFileError::BadValue {
+        option,
+        reason: "needed with --custody pkcs11".to_owned(),
+    };
+    let module = module.ok_or(missing("--pkcs11-module"))?;
+    let token = token.ok_or(missing("--pkcs11-token"))?;
+    // The full path: `serve` opens it from the image, from any directory.
+    let module = std::fs::canonicalize(module).map_err(|error| CardFileError::BadValue {
+        option: "--pkcs11-module",
+        reason: format!("{}: {error}", module.display()),
+    })?;
+    let custody = Custodies::new(pin_file, std::slice::from_ref(&module))?.pkcs11(&module)?;
+    let mut nonce = [0u8; 4];
+    system_rng()?.fill_bytes(&mut nonce);
+    let card = format!("{}-{}", profile.uuid, hex::encode(nonce));
+    let target = custody.target(token, &card);
+    Ok((custody, target))
 }
 
 pub fn inspect(args: InspectArgs) -> Result<(), CardFileError> {
@@ -138,6 +202,8 @@ pub fn inspect(args: InspectArgs) -> Result<(), CardFileError> {
         if let Some(fields) = value.as_object_mut() {
             let renewal = crate::renewal_window::json(&due, args.renewal_window);
             fields.insert("renewal".to_owned(), renewal);
+            let keys = key_locations(applet.state()).into_iter().collect();
+            fields.insert("key_custody".to_owned(), serde_json::Value::Object(keys));
         }
         serde_json::to_string_pretty(&value).map_err(|e| CardFileError::Io {
             path: args.card.clone(),
@@ -150,6 +216,7 @@ pub fn inspect(args: InspectArgs) -> Result<(), CardFileError> {
         text.push('\n');
     }
     if !args.json {
+        text.push_str(&key_lines(applet.state()));
         text.push_str(&crate::renewal_window::line(&due, args.renewal_window));
     }
     print_out(&text)

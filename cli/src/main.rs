@@ -18,6 +18,7 @@ use vscard_vpcd::{Mode, PeerPolicy, reader_conf};
 mod args;
 mod card_commands;
 mod card_selector;
+mod custody;
 mod issue_request;
 mod man;
 mod ocsp_server;
@@ -165,10 +166,12 @@ fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> 
     if args.link.is_some() || args.link_file.is_some() {
         let target = relay::link_target(args.link, args.link_file.as_ref())?;
         let dir = card_commands::state_dir(state_dir.clone())?;
-        let source = PivCardSource {
+        let source = PivCardSource::new(
             state_dir,
-            key: card_commands::encrypt_key(args.encrypt_key_file.as_deref())?,
-        };
+            args.pkcs11_pin_file.clone(),
+            &args.pkcs11_modules,
+            card_commands::encrypt_key(args.encrypt_key_file.as_deref())?,
+        )?;
         return relay::serve_link(&args.cards, &target, &dir, &source);
     }
     let mode = match &args.listen {
@@ -177,10 +180,12 @@ fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> 
         },
         None => client_mode(args.vpcd.as_deref(), &args.reader_conf_dir)?,
     };
-    let source = PivCardSource {
+    let source = PivCardSource::new(
         state_dir,
-        key: card_commands::encrypt_key(args.encrypt_key_file.as_deref())?,
-    };
+        args.pkcs11_pin_file.clone(),
+        &args.pkcs11_modules,
+        card_commands::encrypt_key(args.encrypt_key_file.as_deref())?,
+    )?;
     let options = ServeOptions {
         paths: args.cards,
         mode,
@@ -194,6 +199,7 @@ fn run_serve(args: ServeArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> 
         ready_file: args.ready_file,
         reader_conf_dir: args.reader_conf_dir,
         auto_touch: args.auto_touch,
+        touch_timeout: args.touch_timeout,
     };
     serve(options, &source)
 }

@@ -43,6 +43,8 @@ pub struct ServeOptions {
     pub reader_conf_dir: PathBuf,
     /// Touch a card this long after an operation starts waiting for one.
     pub auto_touch: Option<Duration>,
+    /// How long an operation waits for a touch (default 15 s).
+    pub touch_timeout: Option<Duration>,
 }
 
 /// How long `serve` waits for vpcd before saying what is missing (the
@@ -130,6 +132,7 @@ pub fn serve(options: ServeOptions, source: &dyn CardSource) -> anyhow::Result<(
         peer: options.peer,
         observer: Some(observer as Arc<dyn Observer>),
         auto_touch: options.auto_touch,
+        touch_timeout: options.touch_timeout,
     };
     announce(&config.mode);
     if let Some(warning) = too_few_readers(&config.mode, cards.len(), &options.reader_conf_dir) {

@@ -13,7 +13,9 @@ use vscard_issuance::{CardProfile, CertificateValidity, default_state_dir};
 use vscard_vpcd::control::{CardLabel, CardOpener};
 
 use vscard_emulator::seal::SealKey;
-use vscard_issuance::cards::{CardFileError, issue_card_file_with, open_card_with};
+use vscard_issuance::cards::{CardFileError, issue_card_file_with, open_card_with, read_applet_with};
+
+use crate::custody::Custodies;
 
 use crate::issue_request::terminal_progress;
 
@@ -57,6 +59,9 @@ pub struct PivCardSource {
     /// The state directory (the demo card, the test PKI); `None`:
     /// `$VSCARD_HOME`, else the XDG data directory.
     pub state_dir: Option<PathBuf>,
+    /// The key custodies (PKCS#11 modules) the served cards use, each
+    /// opened once.
+    pub custodies: Arc<Custodies>,
     /// The key of encrypted card images (`--encrypt-key-file`); the demo
     /// card is issued encrypted under it too.
     pub key: Option<SealKey>,
@@ -69,6 +74,24 @@ pub const DEMO_CARD_FILE: &str = "cards/demo.json";
 pub const PIV_HINT: &str = "pkcs11-tool -L   or   yubico-piv-tool -r 'Virtual PCD' -a status";
 
 impl PivCardSource {
+    /// A source with the token PIN of PKCS#11 cards from `pkcs11_pin_file`
+    /// (else `VSCARD_PKCS11_PIN`), whose cards may use the PKCS#11
+    /// `pkcs11_modules` (the operator's; an image naming another module is
+    /// served with its key operations answering 6F00); sealed images open
+    /// under `key`.
+    pub fn new(
+        state_dir: Option<PathBuf>,
+        pkcs11_pin_file: Option<PathBuf>,
+        pkcs11_modules: &[PathBuf],
+        key: Option<SealKey>,
+    ) -> Result<PivCardSource, CardFileError> {
+        Ok(PivCardSource {
+            state_dir,
+            custodies: Arc::new(Custodies::new(pkcs11_pin_file, pkcs11_modules)?),
+            key,
+        })
+    }
+
     /// The state directory in use.
     pub fn state_dir(&self) -> Result<PathBuf, CardFileError> {
         match &self.state_dir {
@@ -94,6 +117,7 @@ impl PivCardSource {
                 &state_dir,
                 false,
                 terminal_progress(),
+                None,
                 self.key.as_ref(),
             ) {
                 Ok(_) => notices.push(format!(
@@ -109,7 +133,7 @@ impl PivCardSource {
                 Err(error) => return Err(error),
             }
         }
-        let mut card = serve_file(&path, notices, self.key.as_ref())?;
+        let mut card = serve_file(&path, notices, &self.custodies, self.key.as_ref())?;
         card.name = format!("demo {}", card.name);
         Ok(card)
     }
@@ -122,29 +146,55 @@ impl CardSource for PivCardSource {
         }
         paths
             .iter()
-            .map(|path| Ok(serve_file(path, Vec::new(), self.key.as_ref())?))
+            .map(|path| Ok(serve_file(path, Vec::new(), &self.custodies, self.key.as_ref())?))
             .collect()
     }
 
     /// Opens the image as `serve` does: locked for as long as it is in a
     /// reader, so it cannot be served twice.
     fn opener(&self) -> Option<CardOpener> {
+        let custodies = Arc::clone(&self.custodies);
         let key = self.key.clone();
         Some(Arc::new(move |path: &Path| {
-            serve_file(path, Vec::new(), key.as_ref())
-                .map(|served| (served.card, served.label))
+            serve_file(path, Vec::new(), &custodies, key.as_ref())
+                .map(|served| {
+                    // No terminal to print to here: what serve would say
+                    // (an unusable custody) goes to the log.
+                    for notice in &served.notices {
+                        tracing::warn!(target: "vscard::serve", "{notice}");
+                    }
+                    (served.card, served.label)
+                })
                 .map_err(|error| error.to_string())
         }))
     }
 }
 
 /// The card image at `path`, locked and ready to serve.
+/// A card whose keys are in a PKCS#11 token gets that module's custody
+/// (opened once per process); a sealed image is opened under `key`.
 fn serve_file(
     path: &Path,
     notices: Vec<String>,
+    custodies: &Custodies,
     key: Option<&SealKey>,
 ) -> Result<ServedCard, CardFileError> {
-    let (card, summary) = open_card_with(path, key)?;
+    let mut notices = notices;
+    // A custody that cannot be opened (no PIN, module gone) leaves the
+    // card served: its key operations answer 6F00 (logged), the rest works.
+    let custody = match custodies.for_state(read_applet_with(path, key)?.state()) {
+        Ok(custody) => custody,
+        Err(CardFileError::BadValue { option, reason }) => {
+            notices.push(format!(
+                "{}: the keys in its PKCS#11 token are unusable ({option}: {reason}); \
+                 key operations answer 6F00",
+                path.display()
+            ));
+            None
+        }
+        Err(other) => return Err(other),
+    };
+    let (card, summary) = open_card_with(path, key, custody)?;
     let user_id = summary
         .as_ref()
         .map(|summary| summary.uuid.clone())

@@ -387,6 +387,31 @@ fn exported_cas_verify_the_card_certificates_with_openssl() {
         );
         assert!(verified.trim_end().ends_with(": OK"), "{verified}");
     }
+    // The card's attestation key certificate (5FFF01) is the attestation
+    // CA's, which export-ca writes beside the others.
+    assert!(output.contains("attestation-ca.pem"), "{output}");
+    let container = applet
+        .state()
+        .object(DataObjectTag::new(0x5FFF01).unwrap())
+        .unwrap();
+    let der = vscard_applet::objects::certificate_der(container).unwrap();
+    let device = dir.path().join("f9.der");
+    std::fs::write(&device, der).unwrap();
+    let pem = dir.path().join("f9.pem");
+    run_ok(
+        Command::new("openssl")
+            .args(["x509", "-inform", "DER", "-in"])
+            .arg(&device)
+            .arg("-out")
+            .arg(&pem),
+    );
+    let verified = run_ok(
+        Command::new("openssl")
+            .args(["verify", "-x509_strict", "-CAfile"])
+            .arg(ca.join("attestation-ca.pem"))
+            .arg(&pem),
+    );
+    assert!(verified.trim_end().ends_with(": OK"), "{verified}");
     // Another environment has another chain: the card does not verify.
     // It does not exist yet: refused (issue 18 item 8) unless --create.
     let other = dir.path().join("other");

@@ -8,11 +8,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use support::{Serve, issue, p256_profile};
+use support::{Serve, issue, p256_profile, sign_and_verify, success, tool_in};
 use vscard_applet::{PivApplet, piv_atr};
 use vscard_emulator::{Card, FileStore};
 use vscard_testkit::{PcscdOptions, PrivatePcscd, private_pcscd, transmit};
@@ -69,34 +69,13 @@ impl Fixture {
         tool_in(self.dir.path(), program, args)
     }
 
+    fn sign_and_verify(&self, id: &str, mechanism: &str) {
+        sign_and_verify(self.dir.path(), id, mechanism)
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
-}
-
-fn tool_in(dir: &Path, program: &str, args: &[&str]) -> Output {
-    let output = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .env("HOME", dir)
-        .output()
-        .unwrap();
-    println!(
-        "$ {program} {}\n-> {}\n{}{}",
-        args.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-/// Stdout and stderr of a tool that must succeed.
-fn success(output: Output) -> String {
-    assert!(output.status.success(), "{output:?}");
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
-    text
 }
 
 /// Stdout and stderr of a tool that must fail with exit code 1.
@@ -174,49 +153,6 @@ fn the_demo_card_is_issued_on_first_use_and_opensc_sees_a_piv_token() {
 
 /// Signs `data.txt` with the key `id` through PKCS#11 and verifies the
 /// signature with openssl against the certificate read from the card.
-fn sign_and_verify(fixture: &Fixture, id: &str, mechanism: &str) {
-    let signature = format!("signature-{id}");
-    let mut sign = vec![
-        "--login", "--pin", "123456", "--sign", "--id", id, "-m", mechanism, "-i", "data.txt",
-        "-o", &signature,
-    ];
-    if mechanism.starts_with("ECDSA") {
-        sign.extend(["--signature-format", "openssl"]);
-    }
-    success(fixture.tool("pkcs11-tool", &sign));
-    let pem = success(fixture.tool("pkcs15-tool", &["--read-certificate", id]));
-    let begin = pem.find("-----BEGIN CERTIFICATE-----").unwrap();
-    let certificate = format!("certificate-{id}.pem");
-    std::fs::write(fixture.path(&certificate), &pem[begin..]).unwrap();
-    let public = success(fixture.tool(
-        "openssl",
-        &["x509", "-in", &certificate, "-pubkey", "-noout"],
-    ));
-    let key = format!("public-{id}.pem");
-    std::fs::write(fixture.path(&key), public).unwrap();
-    // RSA-PKCS signs the input itself (no hash): pkeyutl checks the raw
-    // PKCS #1 v1.5 block; the hashing mechanisms are checked by dgst.
-    let verify = |data: &str| {
-        let args: Vec<&str> = if mechanism == "RSA-PKCS" {
-            let pkeyutl = ["pkeyutl", "-verify", "-pubin", "-inkey", &key];
-            [&pkeyutl[..], &["-sigfile", &signature, "-in", data]].concat()
-        } else {
-            let dgst = ["dgst", "-sha256", "-verify", &key];
-            [&dgst[..], &["-signature", &signature, data]].concat()
-        };
-        fixture.tool("openssl", &args)
-    };
-    let ok = success(verify("data.txt"));
-    assert!(
-        ok.contains("Verified OK") || ok.contains("Signature Verified Successfully"),
-        "{ok}"
-    );
-    assert!(
-        !verify("other.txt").status.success(),
-        "a signature of other data verified"
-    );
-}
-
 #[test]
 fn opensc_signs_with_the_rsa_and_ec_keys_and_openssl_verifies() {
     let Some(pcscd) = private_pcscd() else { return };
@@ -230,11 +166,11 @@ fn opensc_signs_with_the_rsa_and_ec_keys_and_openssl_verifies() {
     assert!(serve.started.elapsed() < SECOND);
     std::fs::write(fixture.path("data.txt"), b"a clinical record\n").unwrap();
     std::fs::write(fixture.path("other.txt"), b"another record\n").unwrap();
-    sign_and_verify(&fixture, "01", "SHA256-RSA-PKCS");
-    sign_and_verify(&fixture, "01", "RSA-PKCS");
+    fixture.sign_and_verify("01", "SHA256-RSA-PKCS");
+    fixture.sign_and_verify("01", "RSA-PKCS");
     // 9C (PIN-always: pkcs11-tool logs in again for the signature) and 9E.
-    sign_and_verify(&fixture, "02", "ECDSA-SHA256");
-    sign_and_verify(&fixture, "04", "ECDSA-SHA256");
+    fixture.sign_and_verify("02", "ECDSA-SHA256");
+    fixture.sign_and_verify("04", "ECDSA-SHA256");
     serve.stop();
 }
 

@@ -1,9 +1,9 @@
 //! Touch through the whole stack: ykman 5.9 generates a key with touch
 //! policy ALWAYS on a served YubiKey 5.7 card, then signs a self-signed
 //! certificate with it. The card holds the signature until `vscard ctl
-//! PATH touch` touches it; with no touch it answers `6982` after 15 s, as
-//! a YubiKey does, and ykman fails. `serve --auto-touch MS` touches by
-//! itself.
+//! PATH touch` touches it; with no touch it answers `6982` once the touch
+//! timeout passes (15 s, a YubiKey's; `serve --touch-timeout 4` here), and
+//! ykman fails. `serve --auto-touch MS` touches by itself.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failure
 
@@ -20,6 +20,10 @@ use vscard_testkit::{PcscdOptions, PrivatePcscd};
 
 /// A YubiKey's reader name: ykman takes only such readers.
 const READER: &str = "Yubico YubiKey CCID";
+/// The touch timeout the card is served with (`--touch-timeout`): long
+/// enough for ykman's prompt (after 1 s) and a `ctl touch`, short enough
+/// for a quick "not touched" run.
+const TOUCH_TIMEOUT: Duration = Duration::from_secs(4);
 /// The default management key (AES-192 on a 5.7 card).
 const MANAGEMENT_KEY: &str = "010203040506070801020304050607080102030405060708";
 
@@ -54,6 +58,11 @@ fn setup(test: &str) -> Option<(Setup, Serve)> {
     args.extend(pcscd.serve_args());
     if test.contains("auto_touch") {
         args.extend(["--auto-touch".to_owned(), "300".to_owned()]);
+    } else {
+        args.extend([
+            "--touch-timeout".to_owned(),
+            TOUCH_TIMEOUT.as_secs().to_string(),
+        ]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let serve = Serve::start(&state, &args);
@@ -214,12 +223,14 @@ fn ykman_signs_once_ctl_touches_and_times_out_without() {
     let info = String::from_utf8_lossy(&info.stdout).into_owned();
     assert!(info.contains("Subject DN:       CN=touched\n"), "{info}");
 
-    // Not touched: 15 s, then 6982 and ykman fails.
+    // Not touched: the touch timeout (4 s, not a YubiKey's 15), then 6982
+    // and ykman fails.
     let started = Instant::now();
     let output = finish(setup.self_sign(&public, &["--log-level", "DEBUG"]));
     let waited = started.elapsed();
     assert!(!output.status.success());
-    assert!(waited >= Duration::from_secs(15), "{waited:?}");
+    assert!(waited >= TOUCH_TIMEOUT, "{waited:?}");
+    assert!(waited < Duration::from_secs(15), "{waited:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("APDU error: SW=0x6982 (SECURITY_CONDITION_NOT_SATISFIED)"),

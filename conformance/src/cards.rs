@@ -5,12 +5,12 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use vscard_applet::{ManagementApplet, PivApplet, piv_atr};
+use vscard_applet::{ManagementApplet, PivApplet, atr_for};
 use vscard_emulator::rand_core::Rng as _;
 use vscard_emulator::{Applet, AppletState, Card, CardError, CardRng, StateError};
 use vscard_issuance::{
     CardProfile, CertificateValidity, IssuanceError, Naming, Pki, PkiError, RoleProfile,
-    SecretString, create_authorities_named, issue_applet,
+    SecretString, create_authorities_named, issue_applet, personalise_attestation,
 };
 
 use crate::facts::CardFacts;
@@ -101,7 +101,11 @@ pub fn issue(
     // Nor the revocation URLs of issue 19 (CRL distribution point, OCSP),
     // which would change the recorded certificates' bytes.
     let sub = pki.sub().clone().without_revocation();
-    Ok(issue_applet(&sub, profile, validity, &mut rng, |_, _| {})?)
+    let mut applet = issue_applet(&sub, profile, validity, &mut rng, |_, _| {})?;
+    // As `vscard issue` does, last (the other keys stay the recorded ones).
+    let attestation = pki.attestation_ca()?;
+    personalise_attestation(&mut applet, &attestation, &profile.environment, &mut rng)?;
+    Ok(applet)
 }
 
 /// The journey card's applet state, issued once per process (RSA keys take
@@ -132,7 +136,9 @@ pub fn card_with_rng(state: &AppletState, rng: CardRng) -> Result<Card, CardErro
         aid: vscard_applet::PIV_AID,
         source,
     })?;
-    let mut builder = Card::builder().atr(piv_atr()).rng(rng);
+    let mut builder = Card::builder()
+        .atr(atr_for(applet.state().settings().model))
+        .rng(rng);
     // As `vscard serve` builds it: the Management application beside PIV
     // on the YubiKey models.
     if let Some(management) = ManagementApplet::for_card(applet.state()) {

@@ -15,11 +15,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use vscard_applet::{ManagementApplet, Model, PivApplet, PivConfig, piv_atr};
-use vscard_emulator::Card;
+use der::{DecodePem as _, Encode as _};
+use vscard_applet::{ManagementApplet, Model, PivApplet, PivConfig, atr_for};
+use vscard_emulator::{Card, CardRng};
+use vscard_issuance::{Environment, Pki, certificate_pem, personalise_attestation};
 use vscard_testkit::python::python_with;
 use vscard_testkit::{PcscdOptions, PrivatePcscd};
 use vscard_vpcd::{Bridge, BridgeConfig, BridgeHandle};
+use x509_cert::Certificate;
 
 /// The reader name, as a YubiKey 5 with only its CCID interface shows.
 const READER: &str = "Yubico YubiKey CCID";
@@ -35,7 +38,7 @@ fn card(model: Model) -> Card {
     let applet = PivApplet::new(PivConfig::for_model(model).with_serial(SERIAL)).unwrap();
     let management = ManagementApplet::for_card(applet.state()).unwrap();
     Card::builder()
-        .atr(piv_atr())
+        .atr(atr_for(model))
         .install(management)
         .install_default(applet)
         .build()
@@ -57,6 +60,11 @@ struct Served {
 /// `None`: skipped (no venv with ykman outside CI), or this is the outer
 /// run of a test that ran in its own namespaces.
 fn serve(test: &str, model: Model) -> Option<Served> {
+    serve_card(test, || card(model))
+}
+
+/// As [`serve`], with the card `make` builds (inside the namespaces).
+fn serve_card(test: &str, make: impl FnOnce() -> Card) -> Option<Served> {
     let python = python_with(test, &["ykman"])?;
     let ykman = python.with_file_name("ykman");
     let pcscd = PrivatePcscd::enter_named(PcscdOptions::default(), READER)?;
@@ -64,7 +72,7 @@ fn serve(test: &str, model: Model) -> Option<Served> {
         mode: pcscd.bridge_mode(),
         ..BridgeConfig::default()
     };
-    let bridge = Bridge::start(vec![card(model)], config).unwrap();
+    let bridge = Bridge::start(vec![make()], config).unwrap();
     pcscd.wait_for_card(0, CARD_TIMEOUT).unwrap();
     Some(Served {
         ykman,
@@ -388,4 +396,245 @@ fn ykman_sees_a_yubikey_5_4() {
     served
         .fails(&["piv", "keys", "move", "-m", MANAGEMENT_KEY, "9a", "9d"])
         .stderr_has(&["ERROR: This action requires YubiKey 5.7.0 or later"]);
+}
+
+/// A 5.7 card personalised as `vscard issue` does: an attestation key in
+/// F9 whose certificate (`5FFF01`) the attestation CA of a new test PKI
+/// issued; the CA's certificate is written to `ca_pem`.
+fn attested_card(ca_pem: &Path) -> Card {
+    let state = tempfile::tempdir().unwrap();
+    let environment = Environment::parse("sandbox").unwrap();
+    let mut rng = CardRng::from_u64(0xA77E57);
+    let pki = Pki::open_or_create(state.path(), &environment, &mut rng).unwrap();
+    let ca = pki.attestation_ca().unwrap();
+    std::fs::write(ca_pem, certificate_pem(ca.certificate()).unwrap()).unwrap();
+    let mut applet =
+        PivApplet::new(PivConfig::for_model(Model::YubiKey57).with_serial(SERIAL)).unwrap();
+    personalise_attestation(&mut applet, &ca, &environment, &mut rng)
+        .unwrap()
+        .unwrap();
+    let management = ManagementApplet::for_card(applet.state()).unwrap();
+    Card::builder()
+        .atr(atr_for(Model::YubiKey57))
+        .install(management)
+        .install_default(applet)
+        .build()
+        .unwrap()
+}
+
+/// The value of extension `oid` of `certificate`.
+fn extension_value(certificate: &Certificate, oid: &str) -> Vec<u8> {
+    certificate
+        .tbs_certificate()
+        .extensions()
+        .unwrap()
+        .iter()
+        .find(|extension| extension.extn_id.to_string() == oid)
+        .unwrap_or_else(|| panic!("no extension {oid}"))
+        .extn_value
+        .as_bytes()
+        .to_vec()
+}
+
+fn openssl<S: AsRef<OsStr>>(args: &[S]) -> std::process::Output {
+    let output = Command::new("openssl").args(args).output().unwrap();
+    println!(
+        "$ openssl {:?}: {:?}\n{}{}",
+        args.iter()
+            .map(|a| a.as_ref().to_owned())
+            .collect::<Vec<_>>(),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// `ykman piv keys attest` of a key generated with touch policy ALWAYS,
+/// verified against the exported attestation CA by openssl, with the
+/// Yubico extensions (firmware, serial, PIN and touch policy, form
+/// factor); then `certificates generate` and `certificates request` on
+/// that key, verified by openssl.
+#[test]
+fn ykman_attests_and_certifies_a_generated_key() {
+    let work = tempfile::tempdir().unwrap();
+    let ca_pem = work.path().join("attestation-ca.pem");
+    let Some(served) = serve_card("ykman_attests_and_certifies_a_generated_key", || {
+        attested_card(&ca_pem)
+    }) else {
+        return;
+    };
+    let public = served.path("9a.pub.pem");
+    served.ok(&[
+        "piv",
+        "keys",
+        "generate",
+        "-m",
+        MANAGEMENT_KEY,
+        "-a",
+        "ECCP256",
+        "--pin-policy",
+        "ONCE",
+        "--touch-policy",
+        "NEVER",
+        "9a",
+        path_str(&public),
+    ]);
+    let attested = served.path("9a.attestation.pem");
+    served.ok(&["piv", "keys", "attest", "9a", path_str(&attested)]);
+    let device = served.path("f9.pem");
+    served.ok(&["piv", "certificates", "export", "f9", path_str(&device)]);
+    let verified = openssl(&[
+        "verify",
+        "-partial_chain",
+        "-CAfile",
+        path_str(&ca_pem),
+        "-untrusted",
+        path_str(&device),
+        path_str(&attested),
+    ]);
+    assert!(verified.status.success());
+    assert!(
+        String::from_utf8_lossy(&verified.stdout)
+            .trim_end()
+            .ends_with(": OK")
+    );
+    // Another PKI's attestation CA does not verify it.
+    let stranger = work.path().join("stranger.pem");
+    let other_state = tempfile::tempdir().unwrap();
+    let environment = Environment::parse("sandbox").unwrap();
+    let other =
+        Pki::open_or_create(other_state.path(), &environment, &mut CardRng::from_u64(1)).unwrap();
+    std::fs::write(
+        &stranger,
+        certificate_pem(other.attestation_ca().unwrap().certificate()).unwrap(),
+    )
+    .unwrap();
+    let refused = openssl(&[
+        "verify",
+        "-CAfile",
+        path_str(&stranger),
+        "-untrusted",
+        path_str(&device),
+        path_str(&attested),
+    ]);
+    assert!(!refused.status.success());
+
+    let text = std::fs::read_to_string(&attested).unwrap();
+    let certificate = Certificate::from_pem(text.as_bytes()).unwrap();
+    assert_eq!(
+        extension_value(&certificate, "1.3.6.1.4.1.41482.3.3"),
+        [5, 7, 1]
+    );
+    assert_eq!(
+        extension_value(&certificate, "1.3.6.1.4.1.41482.3.7"),
+        SERIAL.to_der().unwrap()
+    );
+    // PIN once (02), touch never (01), USB-A keychain (01).
+    assert_eq!(
+        extension_value(&certificate, "1.3.6.1.4.1.41482.3.8"),
+        [0x02, 0x01]
+    );
+    assert_eq!(
+        extension_value(&certificate, "1.3.6.1.4.1.41482.3.9"),
+        [0x01]
+    );
+    assert_eq!(
+        certificate.tbs_certificate().subject().to_string(),
+        "CN=YubiKey PIV Attestation 9a"
+    );
+    let public_pem = std::fs::read_to_string(&public).unwrap();
+    let attested_key = openssl(&["x509", "-in", path_str(&attested), "-noout", "-pubkey"]);
+    assert_eq!(String::from_utf8_lossy(&attested_key.stdout), public_pem);
+
+    // certificates generate: a self-signed certificate for the 9A key,
+    // stored in 9A.
+    served.ok(&[
+        "piv",
+        "certificates",
+        "generate",
+        "-m",
+        MANAGEMENT_KEY,
+        "-P",
+        "123456",
+        "-s",
+        "CN=ykman generated",
+        "9a",
+        path_str(&public),
+    ]);
+    let exported = served.path("9a.cert.pem");
+    served.ok(&["piv", "certificates", "export", "9a", path_str(&exported)]);
+    let verified = openssl(&[
+        "verify",
+        "-CAfile",
+        path_str(&exported),
+        path_str(&exported),
+    ]);
+    assert!(verified.status.success());
+    let subject = openssl(&[
+        "x509",
+        "-in",
+        path_str(&exported),
+        "-noout",
+        "-subject",
+        "-pubkey",
+    ]);
+    let subject = String::from_utf8_lossy(&subject.stdout).into_owned();
+    assert!(
+        subject.starts_with("subject=CN = ykman generated\n"),
+        "{subject}"
+    );
+    assert!(subject.ends_with(&public_pem), "{subject}");
+
+    // certificates request: a CSR signed by the 9A key.
+    let request = served.path("9a.csr");
+    served.ok(&[
+        "piv",
+        "certificates",
+        "request",
+        "-P",
+        "123456",
+        "-s",
+        "CN=ykman request",
+        "9a",
+        path_str(&public),
+        path_str(&request),
+    ]);
+    let checked = openssl(&[
+        "req",
+        "-in",
+        path_str(&request),
+        "-verify",
+        "-noout",
+        "-subject",
+    ]);
+    assert!(checked.status.success());
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(said.contains("verify OK"), "{said}");
+    assert!(said.contains("subject=CN = ykman request"), "{said}");
+
+    // A management key that needs a touch is refused (6A86: the card's
+    // authentication does not wait for one), and the key stays.
+    served
+        .fails(&[
+            "piv",
+            "access",
+            "change-management-key",
+            "-m",
+            MANAGEMENT_KEY,
+            "-a",
+            "AES192",
+            "-n",
+            "0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a09080",
+            "--touch",
+            "-f",
+        ])
+        .stderr_has(&["ERROR: Changing the management key failed."]);
+    served
+        .ok(&["piv", "info"])
+        .stdout_has(&["WARNING: Using default Management key!"]);
 }

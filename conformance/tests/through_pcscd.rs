@@ -19,6 +19,8 @@ fn every_scenario_passes_through_pcscd() {
     let card = card_with(journey_state().unwrap()).unwrap();
     let config = BridgeConfig {
         mode: pcscd.bridge_mode(),
+        // The touch scenario's signature gives up after this, not 15 s.
+        touch_timeout: Some(Duration::from_millis(500)),
         ..BridgeConfig::default()
     };
     let _bridge = Bridge::start(vec![card], config).unwrap();

@@ -48,6 +48,11 @@ pub enum AtrError {
     /// The historical bytes are at most 15 bytes in all.
     #[error("historical bytes of {0} bytes are longer than 15")]
     HistoricalLength(usize),
+    /// Bytes given as an ATR that are not one (ISO 7816-3 8.2): no `3B`
+    /// (direct convention) first, interface or historical bytes missing,
+    /// bytes after the check byte, or a check byte that does not match.
+    #[error("not a direct-convention ATR with a valid check byte: {0}")]
+    Malformed(&'static str),
 }
 
 impl CompactTlv {
@@ -109,6 +114,28 @@ impl Atr {
         }
     }
 
+    /// An ATR given byte for byte (a real card's, say), checked: direct
+    /// convention (`3B`), every interface byte that T0 and the TDi bytes
+    /// announce, K historical bytes, and TCK (present when a protocol other
+    /// than T=0 is announced) making the XOR of T0 to TCK zero.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Atr, AtrError> {
+        if bytes.first() != Some(&0x3B) {
+            return Err(AtrError::Malformed("TS is not 3B"));
+        }
+        let (historical, needs_tck) =
+            historical_range(bytes).ok_or(AtrError::Malformed("interface bytes missing"))?;
+        let end = historical.end + usize::from(needs_tck);
+        if bytes.len() != end {
+            return Err(AtrError::Malformed("length does not match T0 and TDi"));
+        }
+        if needs_tck && bytes.iter().skip(1).fold(0u8, |acc, b| acc ^ b) != 0 {
+            return Err(AtrError::Malformed("TCK does not match"));
+        }
+        Ok(Atr {
+            bytes: bytes.to_vec(),
+        })
+    }
+
     /// The ATR bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
@@ -116,10 +143,33 @@ impl Atr {
 
     /// The historical bytes (empty when there are none).
     pub fn historical_bytes(&self) -> &[u8] {
-        // TS T0 TD1 TD2 TA3 TB3 = 6 bytes before them, TCK after them.
-        let count = usize::from(self.bytes.get(1).copied().unwrap_or(0) & 0x0F);
-        self.bytes.get(6..6 + count).unwrap_or(&[])
+        historical_range(&self.bytes)
+            .and_then(|(range, _)| self.bytes.get(range))
+            .unwrap_or(&[])
     }
+}
+
+/// Where the historical bytes of `bytes` are, and whether a TCK follows
+/// them (a TDi announced a protocol other than T=0; ISO 7816-3 8.2.5):
+/// T0 and each TDi say by their high nibble which of TAi, TBi, TCi, TDi
+/// follow. `None` when the bytes end before the interface bytes do.
+fn historical_range(bytes: &[u8]) -> Option<(std::ops::Range<usize>, bool)> {
+    let t0 = *bytes.get(1)?;
+    let count = usize::from(t0 & 0x0F);
+    let mut index = 2;
+    let mut present = t0 >> 4;
+    let mut needs_tck = false;
+    loop {
+        index += present.count_ones() as usize;
+        if present & 0x8 == 0 {
+            break;
+        }
+        let td = *bytes.get(index - 1)?;
+        needs_tck |= td & 0x0F != 0;
+        present = td >> 4;
+    }
+    let end = index + count;
+    (end <= bytes.len()).then_some((index..end, needs_tck))
 }
 
 impl Default for Atr {
@@ -204,6 +254,27 @@ mod tests {
         assert_eq!(hist[1], 0xF9);
         assert_eq!(&hist[2..], &aid);
         assert_eq!(atr.as_bytes()[1], 0x80 | 11);
+    }
+
+    #[test]
+    fn an_atr_from_bytes_is_checked_and_its_historical_bytes_found() {
+        // A YubiKey 5's: TA1 TB1 TC1 before TD1, 13 historical bytes.
+        let yubikey = hex::decode("3BFD1300008131FE158073C021C057597562694B657940").unwrap();
+        let atr = Atr::from_bytes(&yubikey).unwrap();
+        assert_eq!(atr.as_bytes(), &yubikey[..]);
+        assert_eq!(atr.historical_bytes(), &yubikey[9..22]);
+        let built = Atr::default();
+        assert_eq!(Atr::from_bytes(built.as_bytes()), Ok(built));
+        let mut bad = yubikey.clone();
+        bad[22] ^= 1;
+        assert_eq!(
+            Atr::from_bytes(&bad),
+            Err(AtrError::Malformed("TCK does not match"))
+        );
+        assert!(Atr::from_bytes(&yubikey[..20]).is_err());
+        assert!(Atr::from_bytes(&[0x3F, 0x00]).is_err());
+        // T=0 only: no TCK.
+        assert!(Atr::from_bytes(&[0x3B, 0x02, 0x14, 0x50]).is_ok());
     }
 
     #[test]

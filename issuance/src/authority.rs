@@ -219,6 +219,31 @@ pub fn create_sub_ca<R: CryptoRng + ?Sized>(
     CertificateAuthority::from_parts(certificate, signing_key, "Sub CA")
 }
 
+/// Creates the attestation CA of `root`'s PKI: a self-signed CA of its
+/// own (as Yubico's PIV attestation root is apart from any other PKI),
+/// valid for as long as `root`, which certifies the attestation keys of
+/// YubiKey-model cards ([`crate::personalise_attestation`]).
+pub fn create_attestation_ca<R: CryptoRng + ?Sized>(
+    root: &CertificateAuthority,
+    environment: &Environment,
+    rng: &mut R,
+) -> Result<CertificateAuthority, IssuanceError> {
+    let signing_key = SigningKey::generate_from_rng(rng);
+    let public_key = public_key_info(&signing_key)?;
+    let name = names::attestation_ca_name(environment, &root.pki_id()?)?;
+    let profile = IssuanceProfile {
+        kind: CertificateKind::RootCa,
+        subject: name.clone(),
+        issuer: name,
+        revocation: None,
+        windows_logon_upn: None,
+    };
+    let validity = *root.certificate().tbs_certificate().validity();
+    let builder = CertificateBuilder::new(profile, random_serial(rng)?, validity, public_key)?;
+    let certificate = builder.build::<_, DerSignature>(&signing_key)?;
+    CertificateAuthority::from_parts(certificate, signing_key, "Attestation CA")
+}
+
 fn ca_naming(naming: Naming, id: &str) -> CaNaming<'_> {
     match naming {
         Naming::Identified => CaNaming::Identified(id),

@@ -42,7 +42,7 @@ use super::summary::CertificateSummary;
 use super::validity::CertificateValidity;
 use vscard_applet::objects::{self, DataObjectTag, PrintedInformation};
 use vscard_applet::tlv::{Reader, Writer};
-use vscard_applet::{Algorithm, PivApplet, PivConfig, PivState, Slot};
+use vscard_applet::{Algorithm, CustodyTarget, KeyCustody, PivApplet, PivConfig, PivState, Slot};
 
 /// The role profiles object (vscard-specific, in the range Yubico and
 /// others use for vendor objects; PIN-protected like Printed Information).
@@ -120,34 +120,96 @@ pub fn issue_applet<R: CryptoRng + ?Sized>(
     rng: &mut R,
     progress: impl FnMut(Slot, Algorithm),
 ) -> Result<PivApplet, IssuanceError> {
+    issue_applet_with(sub_ca, profile, validity, rng, progress, None)
+}
+
+/// Where an issued card's keys are made: an external custody and the
+/// card's target in it ([`vscard_applet::custody`]).
+#[derive(Clone, Copy, Debug)]
+pub struct IssueCustody<'a> {
+    /// The custody that generates and keeps the keys.
+    pub custody: &'a dyn KeyCustody,
+    /// The card's target in it (recorded in the image: GENERATE on the
+    /// served card goes there too).
+    pub target: &'a CustodyTarget,
+}
+
+/// As [`issue_applet`], with the four keys generated in `custody`: the
+/// image holds their references and public keys only. Keys already made
+/// when a later step fails are destroyed in the custody.
+pub fn issue_applet_in_custody<R: CryptoRng + ?Sized>(
+    sub_ca: &CertificateAuthority,
+    profile: &CardProfile,
+    validity: CertificateValidity,
+    rng: &mut R,
+    progress: impl FnMut(Slot, Algorithm),
+    custody: IssueCustody<'_>,
+) -> Result<PivApplet, IssuanceError> {
+    issue_applet_with(sub_ca, profile, validity, rng, progress, Some(custody))
+}
+
+fn issue_applet_with<R: CryptoRng + ?Sized>(
+    sub_ca: &CertificateAuthority,
+    profile: &CardProfile,
+    validity: CertificateValidity,
+    rng: &mut R,
+    mut progress: impl FnMut(Slot, Algorithm),
+    custody: Option<IssueCustody<'_>>,
+) -> Result<PivApplet, IssuanceError> {
     profile.validate()?;
     let mut applet = PivApplet::new(piv_config(profile)?).map_err(CardError::Config)?;
-    let issued = issue_card(sub_ca, profile, validity, rng, progress)?;
+    let certified: Vec<(Slot, Certificate)> = match custody {
+        None => {
+            let mut certified = Vec::new();
+            for slot in issue_card(sub_ca, profile, validity, rng, progress)? {
+                applet
+                    .state_mut()
+                    .install_key_with_public(
+                        slot.slot,
+                        slot.key.private_key.clone(),
+                        slot.key.public.clone(),
+                        slot.slot.default_pin_policy(),
+                    )
+                    .map_err(|source| CardError::KeyInstall {
+                        slot: slot.slot,
+                        source,
+                    })?;
+                certified.push((slot.slot, slot.certificate));
+            }
+            certified
+        }
+        Some(custody) => {
+            let mut made = Vec::new();
+            let result = custody_keys(
+                &mut applet,
+                sub_ca,
+                profile,
+                validity,
+                rng,
+                &mut progress,
+                custody,
+                &mut made,
+            );
+            if result.is_err() {
+                for reference in &made {
+                    let _ = custody.custody.delete(custody.target, reference);
+                }
+            }
+            applet.state_mut().set_custody(Some(custody.target.clone()));
+            result?
+        }
+    };
     let mut guid_seed = Sha256::new();
     guid_seed.update(profile.environment.name().as_bytes());
-    for slot in &issued {
-        let target = slot.slot;
-        applet
-            .state_mut()
-            .install_key_with_public(
-                target,
-                slot.key.private_key.clone(),
-                slot.key.public.clone(),
-                target.default_pin_policy(),
-            )
-            .map_err(|source| CardError::KeyInstall {
-                slot: slot.slot,
-                source,
-            })?;
-        let der = slot
-            .certificate
+    for (target, certificate) in &certified {
+        let der = certificate
             .to_der()
             .map_err(|source| CardError::CertificateEncoding {
-                slot: slot.slot,
+                slot: *target,
                 source,
             })?;
         guid_seed.update(&der);
-        applet.put_certificate(target, &der);
+        applet.put_certificate(*target, &der);
     }
     let guid = guid(&profile.uuid, &guid_seed.finalize())?;
     write_identity(&mut applet, profile, &guid, validity.not_after())?;
@@ -158,6 +220,56 @@ pub fn issue_applet<R: CryptoRng + ?Sized>(
         return Err(CardError::OverCapacity { used, capacity }.into());
     }
     Ok(applet)
+}
+
+/// Generates, certifies and installs the four keys in `custody`; `made`
+/// collects the references (for a clean-up on failure).
+#[allow(clippy::too_many_arguments)]
+fn custody_keys<R: CryptoRng + ?Sized>(
+    applet: &mut PivApplet,
+    sub_ca: &CertificateAuthority,
+    profile: &CardProfile,
+    validity: CertificateValidity,
+    rng: &mut R,
+    progress: &mut impl FnMut(Slot, Algorithm),
+    custody: IssueCustody<'_>,
+    made: &mut Vec<vscard_applet::KeyReference>,
+) -> Result<Vec<(Slot, Certificate)>, IssuanceError> {
+    let mut certified = Vec::new();
+    for slot in CARD_SLOTS {
+        let algorithm = profile
+            .slots
+            .algorithm(slot)
+            .ok_or(CardError::NotAKeySlot { slot })?;
+        progress(slot, algorithm);
+        let (reference, public) = custody
+            .custody
+            .generate(custody.target, slot, algorithm)
+            .map_err(|source| CardError::Custody { slot, source })?;
+        made.push(reference.clone());
+        let spki = public
+            .subject_public_key_info()
+            .map_err(|error| CardError::Custody {
+                slot,
+                source: vscard_applet::CustodyError::unavailable(format!(
+                    "the public key does not encode: {error}"
+                )),
+            })?;
+        let certificate =
+            crate::issue_card_certificate(sub_ca, &spki, profile, slot, validity, rng)?;
+        applet
+            .state_mut()
+            .install_external_key(
+                slot,
+                reference,
+                public,
+                slot.default_pin_policy(),
+                vscard_applet::Origin::Generated,
+            )
+            .map_err(|source| CardError::KeyInstall { slot, source })?;
+        certified.push((slot, certificate));
+    }
+    Ok(certified)
 }
 
 /// The CHUID GUID: 8 bytes of `unique`, then `00 00` and the user ID in BCD.

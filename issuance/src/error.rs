@@ -197,6 +197,26 @@ pub enum CardError {
         #[source]
         source: vscard_applet::KeyError,
     },
+    /// The attestation key generated is not a P-256 key (a programming
+    /// error).
+    #[error("the attestation key is not a P-256 key")]
+    AttestationKey,
+    /// The applet refused the attestation key or its certificate.
+    #[error("attestation key: {source}")]
+    AttestationInstall {
+        /// What the applet reported.
+        #[source]
+        source: vscard_applet::KeyError,
+    },
+    /// The key custody could not make a slot's key.
+    #[error("slot {slot}: {source}")]
+    Custody {
+        /// Slot being personalised.
+        slot: Slot,
+        /// What the custody reported.
+        #[source]
+        source: vscard_applet::CustodyError,
+    },
     /// A certificate did not encode to DER.
     #[error("slot {slot}: certificate does not encode: {source}")]
     CertificateEncoding {

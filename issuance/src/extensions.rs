@@ -69,7 +69,22 @@ pub enum CertificateKind {
     Card(Slot, Algorithm),
     /// The delegated OCSP responder of a Sub CA.
     OcspResponder,
+    /// A YubiKey-model card's own attestation certificate (`5FFF01`),
+    /// which issues the certificates of its ATTEST answers.
+    DeviceAttestation {
+        /// The card's serial number (Yubico extension `.3.7`).
+        serial: u32,
+        /// The firmware version the card reports (Yubico extension `.3.3`).
+        version: [u8; 3],
+    },
 }
+
+/// Yubico's firmware version extension (3 bytes: major, minor, patch).
+pub const YUBICO_FIRMWARE_VERSION: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.41482.3.3");
+/// Yubico's serial number extension (a DER INTEGER).
+pub const YUBICO_SERIAL_NUMBER: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.41482.3.7");
 
 /// Key usage bits for a card slot. RSA keys in 9A also get
 /// keyEncipherment (TLS RSA key exchange and Windows logon expect it); the
@@ -144,6 +159,11 @@ impl BuilderProfile for IssuanceProfile {
         let (constraints, key_usage, extended) = match self.kind {
             CertificateKind::RootCa => (ca_constraints(None), ca_key_usage(), None),
             CertificateKind::SubCa => (ca_constraints(Some(0)), ca_key_usage(), None),
+            CertificateKind::DeviceAttestation { .. } => (
+                ca_constraints(Some(0)),
+                KeyUsage(KeyUsages::KeyCertSign.into()),
+                None,
+            ),
             CertificateKind::Card(slot, algorithm) => (
                 BasicConstraints {
                     ca: false,
@@ -180,6 +200,18 @@ impl BuilderProfile for IssuanceProfile {
             let (points, access) = revocation_extensions(urls)?;
             extensions.push(points.to_extension(subject, &extensions)?);
             extensions.push(access.to_extension(subject, &extensions)?);
+        }
+        if let CertificateKind::DeviceAttestation { serial, version } = self.kind {
+            extensions.push(Extension {
+                extn_id: YUBICO_FIRMWARE_VERSION,
+                critical: false,
+                extn_value: OctetString::new(version.to_vec())?,
+            });
+            extensions.push(Extension {
+                extn_id: YUBICO_SERIAL_NUMBER,
+                critical: false,
+                extn_value: OctetString::new(serial.to_der()?)?,
+            });
         }
         if self.kind == CertificateKind::OcspResponder {
             extensions.push(Extension {

@@ -42,6 +42,7 @@
 #![deny(missing_docs)]
 
 mod applet_format;
+mod attestation;
 mod authority;
 mod card;
 mod card_certificate;
@@ -61,13 +62,16 @@ mod validation;
 mod validity;
 
 pub use applet_format::algorithm_name;
+pub use attestation::personalise_attestation;
 pub use authority::{
     Authorities, CertificateAuthority, Naming, ROOT_CA_YEARS, SERIAL_BYTES, SUB_CA_YEARS,
-    create_authorities, create_authorities_named, create_root_ca, create_sub_ca, random_serial,
+    create_attestation_ca, create_authorities, create_authorities_named, create_root_ca,
+    create_sub_ca, random_serial,
 };
 pub use card::{
-    CardSummary, CounterSummary, ROLES_OBJECT, SlotSummary, certificate, decode_roles,
-    encode_roles, environment_of, issue_applet, piv_config, renew_applet, summarize, summarize_at,
+    CardSummary, CounterSummary, IssueCustody, ROLES_OBJECT, SlotSummary, certificate,
+    decode_roles, encode_roles, environment_of, issue_applet, issue_applet_in_custody, piv_config,
+    renew_applet, summarize, summarize_at,
 };
 pub use card_certificate::{IssuedSlot, issue_card, issue_card_certificate, renew_certificate};
 pub use chain::{ChainError, ECDSA_WITH_SHA256, verify_chain, verify_issued_by, verify_valid_at};
@@ -77,13 +81,16 @@ pub use error::{
 };
 pub use extensions::{
     CLIENT_AUTH, DOCUMENT_SIGNING, EMAIL_PROTECTION, PIV_CARD_AUTH, SMARTCARD_LOGON,
-    card_extended_key_usage, card_key_usage,
+    YUBICO_FIRMWARE_VERSION, YUBICO_SERIAL_NUMBER, card_extended_key_usage, card_key_usage,
 };
 pub use keys::{
     CARD_SLOTS, GeneratedKey, algorithm_of_public_key, generate_key, private_key_from_pkcs8,
     private_key_to_pkcs8, public_key_info, public_key_info_of,
 };
-pub use names::{CaNaming, PKI_ID_HEX_DIGITS, card_subject, pki_id, root_ca_name, sub_ca_name};
+pub use names::{
+    CaNaming, PKI_ID_HEX_DIGITS, attestation_ca_name, card_subject, device_attestation_name,
+    pki_id, root_ca_name, sub_ca_name,
+};
 pub use pki_store::{
     Pki, PkiError, SEEDED_PKI_NOT_BEFORE, default_state_dir, seeded_pki_rng, state_dir_from,
 };

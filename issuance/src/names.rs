@@ -83,6 +83,30 @@ pub fn sub_ca_name(environment: &Environment, naming: CaNaming<'_>) -> Result<Na
     ca_name(environment, "Sub", naming)
 }
 
+/// `CN=vscard TEST Attestation CA (<env> PKI <id>), OU=<env>, O=vscard
+/// test PKI`: the root a YubiKey-model card's attestations chain to, as
+/// Yubico's PIV attestation root is for a YubiKey's.
+pub fn attestation_ca_name(environment: &Environment, id: &str) -> Result<Name, IssuanceError> {
+    ca_name(environment, "Attestation", CaNaming::Identified(id))
+}
+
+/// `CN=vscard TEST PIV Attestation <serial>, OU=<env>, O=vscard test PKI`:
+/// the subject of a card's own attestation certificate (`5FFF01`), the
+/// issuer of every certificate its ATTEST answers.
+pub fn device_attestation_name(
+    environment: &Environment,
+    serial: u32,
+) -> Result<Name, IssuanceError> {
+    build_name(&[
+        Attribute::Utf8(ORGANIZATION, CA_ORGANIZATION),
+        Attribute::Utf8(ORGANIZATIONAL_UNIT, environment.name()),
+        Attribute::Utf8(
+            COMMON_NAME,
+            &format!("vscard TEST PIV Attestation {serial}"),
+        ),
+    ])
+}
+
 /// Hex digits of the PKI id.
 pub const PKI_ID_HEX_DIGITS: usize = 8;
 

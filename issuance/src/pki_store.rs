@@ -9,8 +9,16 @@
 //!     root-ca.cert.pem                PEM certificate, mode 0600
 //!     sub-ca.key.pem                  PKCS #8 PEM, P-256, mode 0600
 //!     sub-ca.cert.pem                 PEM certificate, mode 0600
+//!     attestation-ca.key.pem          PKCS #8 PEM, P-256, mode 0600
+//!     attestation-ca.cert.pem         PEM certificate, mode 0600
 //!     index.json, crl.pem, ...        revocation (see crate::revocation::store)
 //! ```
+//!
+//! The attestation CA is made at first use ([`Pki::attestation_ca`]) from
+//! the Root CA key alone (see [`attestation_rng`]): every PKI, seeded,
+//! imported or created before attestation existed, has the same one on
+//! every machine, and two processes making it at once write the same
+//! bytes.
 //!
 //! A new environment is written into a private staging folder (each file
 //! created exclusively, written and fsynced), which is then renamed into
@@ -37,7 +45,8 @@ use vscard_emulator::CardRng;
 use zeroize::Zeroize;
 
 use super::authority::{
-    Authorities, CertificateAuthority, Naming, SUB_CA_YEARS, create_authorities, create_sub_ca,
+    Authorities, CertificateAuthority, Naming, SUB_CA_YEARS, create_attestation_ca,
+    create_authorities, create_sub_ca,
 };
 use super::chain::verify_issued_by;
 use super::error::{IssuanceError, KeyEncodingError};
@@ -54,6 +63,12 @@ pub const ROOT_CERT_FILE: &str = "root-ca.cert.pem";
 pub const SUB_KEY_FILE: &str = "sub-ca.key.pem";
 /// File name of the Sub CA certificate.
 pub const SUB_CERT_FILE: &str = "sub-ca.cert.pem";
+/// File name of the attestation CA key.
+pub const ATTESTATION_KEY_FILE: &str = "attestation-ca.key.pem";
+/// File name of the attestation CA certificate.
+pub const ATTESTATION_CERT_FILE: &str = "attestation-ca.cert.pem";
+/// Exported attestation CA certificate.
+pub const EXPORT_ATTESTATION_FILE: &str = "attestation-ca.pem";
 /// Exported Root CA certificate.
 pub const EXPORT_ROOT_FILE: &str = "root.pem";
 /// Exported Sub CA certificate.
@@ -377,10 +392,45 @@ impl Pki {
         &self.authorities.sub
     }
 
-    /// Writes `root.pem`, `sub.pem` (certificates only) and `crl.pem` (a
-    /// new CRL, current from now), mode 0644, into `out_dir`, creating it
-    /// if needed; returns their paths.
-    pub fn export(&self, out_dir: &Path) -> Result<[PathBuf; 3], PkiError> {
+    /// The attestation CA, which certifies the attestation key of every
+    /// YubiKey-model card: loaded from the PKI folder, or made there from
+    /// the Root CA key on first use ([`attestation_rng`]; reproducible, so
+    /// a racing process writes the same files).
+    pub fn attestation_ca(&self) -> Result<CertificateAuthority, PkiError> {
+        let key = self.directory.join(ATTESTATION_KEY_FILE);
+        let cert = self.directory.join(ATTESTATION_CERT_FILE);
+        let present = |path: &Path| path.try_exists().map_err(io_error(path));
+        if !(present(&key)? && present(&cert)?) {
+            let mut rng = attestation_rng(&self.environment, self.root())?;
+            let made = create_attestation_ca(self.root(), &self.environment, &mut rng)?;
+            // The key first: a certificate is never there without its key.
+            write_atomically(&key, key_pem(made.signing_key())?.as_bytes(), 0o600)?;
+            write_atomically(
+                &cert,
+                certificate_pem(made.certificate())?.as_bytes(),
+                0o600,
+            )?;
+        }
+        let authority = load_authority(
+            &self.directory,
+            ATTESTATION_CERT_FILE,
+            ATTESTATION_KEY_FILE,
+            "Attestation CA",
+        )?;
+        verify_issued_by(authority.certificate(), authority.certificate()).map_err(|error| {
+            PkiError::Damaged {
+                path: cert.clone(),
+                reason: format!("the attestation CA is not self-signed: {error}"),
+            }
+        })?;
+        Ok(authority)
+    }
+
+    /// Writes `root.pem`, `sub.pem` (certificates only), `crl.pem` (a new
+    /// CRL, current from now) and `attestation-ca.pem` (the attestation
+    /// CA, made on first use), mode 0644, into `out_dir`, creating it if
+    /// needed; returns their paths.
+    pub fn export(&self, out_dir: &Path) -> Result<[PathBuf; 4], PkiError> {
         fs::create_dir_all(out_dir).map_err(io_error(out_dir))?;
         let root = out_dir.join(EXPORT_ROOT_FILE);
         let sub = out_dir.join(EXPORT_SUB_FILE);
@@ -396,8 +446,14 @@ impl Pki {
         )?;
         let crl = out_dir.join(CRL_FILE);
         self.write_crl(&crl, &self.make_crl(SystemTime::now())?, 0o644)?;
+        let attestation = out_dir.join(EXPORT_ATTESTATION_FILE);
+        write_atomically(
+            &attestation,
+            certificate_pem(self.attestation_ca()?.certificate())?.as_bytes(),
+            0o644,
+        )?;
         sync_dir(out_dir)?;
-        Ok([root, sub, crl])
+        Ok([root, sub, crl, attestation])
     }
 }
 
@@ -428,6 +484,16 @@ pub fn seeded_pki_rng(environment: &Environment, seed: &SecretString) -> CardRng
 /// of a domain label, the environment and the Root key's PKCS #8 DER (a
 /// secret only the Root's holders know, as the Sub key must be).
 fn import_rng(environment: &Environment, root: &CertificateAuthority) -> Result<CardRng, PkiError> {
+    derived_rng(b"vscard pki import v1\0", environment, root)
+}
+
+/// ChaCha20 keyed with SHA-256 of `label`, the environment and the Root
+/// key's PKCS #8 DER.
+fn derived_rng(
+    label: &[u8],
+    environment: &Environment,
+    root: &CertificateAuthority,
+) -> Result<CardRng, PkiError> {
     let root_key = root.signing_key().to_pkcs8_der().map_err(|source| {
         PkiError::Issuance(IssuanceError::KeyEncoding {
             algorithm: vscard_applet::Algorithm::EccP256,
@@ -435,7 +501,7 @@ fn import_rng(environment: &Environment, root: &CertificateAuthority) -> Result<
         })
     })?;
     let mut hasher = Sha256::new();
-    hasher.update(b"vscard pki import v1\0");
+    hasher.update(label);
     hasher.update(environment.name().as_bytes());
     hasher.update(b"\0");
     hasher.update(root_key.as_bytes());
@@ -443,6 +509,17 @@ fn import_rng(environment: &Environment, root: &CertificateAuthority) -> Result<
     let rng = CardRng::seeded(key);
     key.zeroize();
     Ok(rng)
+}
+
+/// The generator of a PKI's attestation CA: ChaCha20 keyed with SHA-256 of
+/// a domain label, the environment and the Root key's PKCS #8 DER (as
+/// [`import_rng`], with its own label: the attestation key shares nothing
+/// with the Sub CA's).
+fn attestation_rng(
+    environment: &Environment,
+    root: &CertificateAuthority,
+) -> Result<CardRng, PkiError> {
+    derived_rng(b"vscard pki attestation v1\0", environment, root)
 }
 
 /// A staging folder suffix for a PKI made from a seeded generator (whose

@@ -282,7 +282,7 @@ fn export_writes_the_trusted_certificates() {
     let state = tempfile::tempdir().unwrap();
     let pki = new_pki(state.path(), 1);
     let out = state.path().join("trust");
-    let [root_path, sub_path, crl_path] = pki.export(&out).unwrap();
+    let [root_path, sub_path, crl_path, _attestation] = pki.export(&out).unwrap();
     assert_eq!(root_path, out.join("root.pem"));
     assert_eq!(crl_path, out.join("crl.pem"));
     // An empty CRL from the Sub CA, numbered 1.

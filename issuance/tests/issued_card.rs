@@ -114,7 +114,7 @@ fn certificates_read_from_the_card_chain_to_the_exported_cas() {
     let issued = issued();
     let mut card = card_from(&issued.applet_state);
     let out = tempfile::tempdir().unwrap();
-    let [root_pem, sub_pem, _crl] = issued.pki.export(out.path()).unwrap();
+    let [root_pem, sub_pem, _crl, _attestation] = issued.pki.export(out.path()).unwrap();
     let pem = |path: &std::path::Path| {
         let text = std::fs::read_to_string(path).unwrap();
         use der::DecodePem;

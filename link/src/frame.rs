@@ -4,6 +4,13 @@
 //! the ATR, command and response APDUs) plus what the link needs (a
 //! keep-alive, a close reason). Decoding never panics: an unknown tag or a
 //! body where none belongs is a [`FrameError`] (which drops the link).
+//!
+//! A frame longer than one Noise message carries ([`MAX_PLAINTEXT`]: an
+//! extended APDU or response of up to vpcd's 65,535 bytes, and a
+//! response's status word past that) crosses as fragments: messages
+//! `FRAGMENT piece` then one `LAST_FRAGMENT piece`, whose pieces joined
+//! are the frame's plaintext ([`crate::Link`] splits and joins them, up
+//! to [`MAX_FRAME`] bytes). A frame that fits is one message, as before.
 
 use thiserror::Error;
 use zeroize::Zeroizing;
@@ -12,8 +19,19 @@ use zeroize::Zeroizing;
 /// less the 16-byte authentication tag.
 pub const MAX_PLAINTEXT: usize = 65535 - 16;
 
-/// The largest body of a frame (the tag takes one byte).
+/// The largest body of a frame that fits one Noise message (the tag
+/// takes one byte); a longer one is fragmented.
 pub const MAX_BODY: usize = MAX_PLAINTEXT - 1;
+
+/// The largest frame plaintext (tag and body), fragmented or not: a tag
+/// and a response of vpcd's largest payload (65,535 bytes) with room to
+/// spare; a peer sending more is dropped.
+pub const MAX_FRAME: usize = 1 + 65_536 + 2;
+
+/// The tag of a fragment that more fragments follow.
+pub(crate) const FRAGMENT: u8 = 0x0B;
+/// The tag of a frame's last fragment.
+pub(crate) const LAST_FRAGMENT: u8 = 0x0C;
 
 mod tag {
     pub const POWER_ON: u8 = 0x01;
@@ -86,8 +104,8 @@ pub enum FrameError {
     /// came without.
     #[error("frame {0:#04x} has a malformed body")]
     BadBody(u8),
-    /// The body is longer than one Noise message can carry.
-    #[error("frame body of {0} bytes is longer than a link message carries ({MAX_BODY})")]
+    /// The body is longer than the link carries, fragmented.
+    #[error("frame body of {0} bytes is longer than the link carries ({max} bytes)", max = MAX_FRAME - 1)]
     TooLong(usize),
 }
 
@@ -106,7 +124,7 @@ impl Frame {
             Frame::Close(reason) => (tag::CLOSE, reason.as_bytes()),
             Frame::Paired(name) => (tag::PAIRED, name.as_bytes()),
         };
-        if body.len() > MAX_BODY {
+        if body.len() > MAX_FRAME - 1 {
             return Err(FrameError::TooLong(body.len()));
         }
         let mut out = Zeroizing::new(Vec::with_capacity(1 + body.len()));
@@ -181,8 +199,17 @@ mod tests {
         );
         assert_eq!(Frame::decode(&[0x07, 0x90]), Err(FrameError::BadBody(0x07)));
         assert_eq!(Frame::decode(&[0x09, 0xFF]), Err(FrameError::BadBody(0x09)));
-        let long = Frame::Apdu(Zeroizing::new(vec![0; MAX_BODY + 1]));
-        assert_eq!(long.encode(), Err(FrameError::TooLong(MAX_BODY + 1)));
+        let long = Frame::Apdu(Zeroizing::new(vec![0; MAX_FRAME]));
+        assert_eq!(long.encode(), Err(FrameError::TooLong(MAX_FRAME)));
+        // Fragments are the link's, never a frame of their own.
+        assert_eq!(
+            Frame::decode(&[FRAGMENT, 0x00]),
+            Err(FrameError::UnknownTag(FRAGMENT))
+        );
+        assert_eq!(
+            Frame::decode(&[LAST_FRAGMENT, 0x00]),
+            Err(FrameError::UnknownTag(LAST_FRAGMENT))
+        );
     }
 
     proptest::proptest! {

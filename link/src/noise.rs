@@ -5,7 +5,9 @@
 //! is the initiator's cleartext [`Hello`] (which handshake follows, and for
 //! a pairing which pending pairing); both sides use it as the Noise
 //! prologue, so a hello changed on the way fails the handshake. Then the
-//! Noise handshake messages, then transport messages, each one [`Frame`].
+//! Noise handshake messages, then transport messages, each one [`Frame`]
+//! or one fragment of a frame too long for a message (see
+//! [`crate::frame`]).
 
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use zeroize::Zeroizing;
 
 use crate::error::LinkError;
-use crate::frame::{Frame, MAX_PLAINTEXT};
+use crate::frame::{FRAGMENT, Frame, LAST_FRAGMENT, MAX_BODY, MAX_FRAME, MAX_PLAINTEXT};
 use crate::state::PublicKey;
 
 /// Once both keys are pinned: the card knows the relay's key, the relay
@@ -145,6 +147,9 @@ pub struct Link {
     wire: Wire,
     noise: snow::TransportState,
     peer: PublicKey,
+    /// The fragments of a frame received so far (kept here, so `recv`
+    /// stays cancel-safe).
+    partial: Zeroizing<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Link {
@@ -160,6 +165,7 @@ impl Link {
             wire,
             noise: hs.into_transport_mode()?,
             peer,
+            partial: Zeroizing::new(Vec::new()),
         })
     }
 
@@ -168,12 +174,32 @@ impl Link {
         &self.peer
     }
 
-    /// Encrypts and sends one frame.
+    /// Encrypts and sends one frame: one message, or fragments when it
+    /// is longer than a message carries.
     pub async fn send(&mut self, frame: &Frame) -> Result<(), LinkError> {
         let plain = frame.encode()?;
-        debug_assert!(plain.len() <= MAX_PLAINTEXT);
+        if plain.len() <= MAX_PLAINTEXT {
+            return self.seal(&plain).await;
+        }
+        let mut pieces = plain.chunks(MAX_BODY).peekable();
+        while let Some(piece) = pieces.next() {
+            let tag = if pieces.peek().is_some() {
+                FRAGMENT
+            } else {
+                LAST_FRAGMENT
+            };
+            let mut message = Zeroizing::new(Vec::with_capacity(1 + piece.len()));
+            message.push(tag);
+            message.extend_from_slice(piece);
+            self.seal(&message).await?;
+        }
+        Ok(())
+    }
+
+    /// Encrypts and sends one message of at most [`MAX_PLAINTEXT`] bytes.
+    async fn seal(&mut self, plain: &[u8]) -> Result<(), LinkError> {
         let mut buf = vec![0u8; plain.len() + 16];
-        let n = self.noise.write_message(&plain, &mut buf)?;
+        let n = self.noise.write_message(plain, &mut buf)?;
         self.wire.send(&buf[..n]).await
     }
 
@@ -181,13 +207,47 @@ impl Link {
     /// message that fails authentication (tampered, replayed, out of
     /// order) is an error: the caller drops the link.
     pub async fn recv(&mut self) -> Result<Frame, LinkError> {
-        let message = self.wire.recv().await?;
-        let mut plain = Zeroizing::new(vec![0u8; message.len()]);
-        let n = self
-            .noise
-            .read_message(&message, &mut plain)
-            .map_err(|e| LinkError::Noise(format!("a message failed authentication ({e})")))?;
-        Ok(Frame::decode(&plain[..n])?)
+        loop {
+            let message = self.wire.recv().await?;
+            let mut plain = Zeroizing::new(vec![0u8; message.len()]);
+            let n = self
+                .noise
+                .read_message(&message, &mut plain)
+                .map_err(|e| LinkError::Noise(format!("a message failed authentication ({e})")))?;
+            plain.truncate(n);
+            match plain.split_first() {
+                Some((&FRAGMENT, piece)) => self.gather(piece)?,
+                Some((&LAST_FRAGMENT, piece)) if !self.partial.is_empty() => {
+                    self.gather(piece)?;
+                    let whole = std::mem::take(&mut *self.partial);
+                    let whole = Zeroizing::new(whole);
+                    return Ok(Frame::decode(&whole)?);
+                }
+                _ if !self.partial.is_empty() => {
+                    return Err(LinkError::Protocol(
+                        "a frame's fragments ended without their last one".to_owned(),
+                    ));
+                }
+                _ => return Ok(Frame::decode(&plain)?),
+            }
+        }
+    }
+
+    /// Adds a fragment to the frame being received; a frame that would
+    /// grow past [`MAX_FRAME`] is a protocol error (the link drops).
+    fn gather(&mut self, piece: &[u8]) -> Result<(), LinkError> {
+        if self.partial.len() + piece.len() > MAX_FRAME {
+            return Err(LinkError::Protocol(format!(
+                "a fragmented frame longer than {MAX_FRAME} bytes"
+            )));
+        }
+        // Room for the largest frame at once: growing would leave copies
+        // of an APDU (a PIN, say) behind, unzeroized.
+        if self.partial.capacity() < MAX_FRAME {
+            self.partial.reserve_exact(MAX_FRAME);
+        }
+        self.partial.extend_from_slice(piece);
+        Ok(())
     }
 
     /// Says why and closes (best effort).

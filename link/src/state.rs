@@ -11,6 +11,10 @@
 //!   remover can succeed).
 //! - `relay.json` (relay): where the running relay listens, for `relay
 //!   pair` to put in the URI.
+//! - `state.lock`: an empty file whose advisory lock (`flock`) every read,
+//!   change and write of `cards.json` or `relays.json` holds, so two
+//!   `vscard relay pair` (or a pairing and a `relay forget`) at once never
+//!   lose an entry: the second reads what the first wrote.
 
 use std::io::ErrorKind;
 use std::os::unix::fs::DirBuilderExt as _;
@@ -270,6 +274,28 @@ impl LinkState {
         }
     }
 
+    /// Takes the state folder's lock (`state.lock`, waiting for another
+    /// holder); it lasts until the returned file is dropped.
+    fn lock(&self) -> Result<std::fs::File, LinkError> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        self.ensure_dir(&self.dir)?;
+        let path = self.dir.join("state.lock");
+        let io = |source| LinkError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io)?;
+        file.lock().map_err(io)?;
+        Ok(file)
+    }
+
     fn cards_path(&self) -> PathBuf {
         self.dir.join("cards.json")
     }
@@ -292,6 +318,7 @@ impl LinkState {
     /// Pins a card's key under a name made unique from `label`; the same
     /// key pinned again keeps its entry. Returns the name.
     pub fn pin_card(&self, label: &str, key: &PublicKey) -> Result<String, LinkError> {
+        let _lock = self.lock()?;
         let mut cards = self.cards()?;
         let hex_key = hex::encode(key);
         if let Some(card) = cards.iter().find(|card| card.key == hex_key) {
@@ -315,6 +342,7 @@ impl LinkState {
 
     /// Forgets a pinned card; false when no card has that name.
     pub fn forget_card(&self, name: &str) -> Result<bool, LinkError> {
+        let _lock = self.lock()?;
         let mut cards = self.cards()?;
         let before = cards.len();
         cards.retain(|card| card.name != name);
@@ -350,6 +378,7 @@ impl LinkState {
 
     /// Pins a relay (replacing an entry with the same address).
     pub fn pin_relay(&self, relay: PinnedRelay) -> Result<(), LinkError> {
+        let _lock = self.lock()?;
         let mut relays = self.relays()?;
         relays.retain(|r| r.address != relay.address);
         relays.push(relay);

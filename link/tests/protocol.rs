@@ -513,3 +513,70 @@ async fn a_replayed_first_message_of_a_pinned_card_is_refused() {
     let (relay_side, ()) = tokio::join!(relay_once(&listener, &ends.relay), replay);
     refused(&relay_side, "no key confirmation");
 }
+
+/// An APDU and a response longer than one Noise message (65,518 bytes of
+/// plaintext) cross the relay whole, as fragments: the largest vpcd frame
+/// (65,535 bytes) from vpcd to the card, and as long a response back.
+#[tokio::test]
+async fn apdus_longer_than_a_link_message_cross_the_relay_whole() {
+    let ends = ends();
+    let vpcd = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let vpcd_port = vpcd.local_addr().unwrap().port();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    pin_both(&ends, &address);
+    let config = vscard_link::RelayConfig {
+        vpcd_port,
+        peer: vscard_vpcd::PeerPolicy::Any,
+        ..vscard_link::RelayConfig::default()
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let relay = tokio::spawn(vscard_link::run_relay(
+        listener,
+        ends.relay.identity().unwrap(),
+        ends.relay.clone(),
+        config,
+        stopped,
+    ));
+    let identity = ends.card.identity().unwrap();
+    let target = Target::resolve("desk", &ends.card).unwrap();
+    let (mut link, _) = connect(&target, &identity, "card", &ends.card)
+        .await
+        .unwrap();
+    let (mut vpcd_side, _) = vpcd.accept().await.unwrap();
+    let next = async |link: &mut vscard_link::Link| loop {
+        match link.recv().await.unwrap() {
+            Frame::KeepAlive => continue,
+            other => break other,
+        }
+    };
+    // An extended case 3 APDU of 65,535 bytes: header, 00 and a 2-byte
+    // Lc, then 65,528 bytes of data.
+    let mut apdu = vec![0x00, 0xDB, 0x3F, 0xFF, 0x00, 0xFF, 0xF8];
+    apdu.extend((0..65_528u32).map(|i| (i * 7) as u8));
+    assert_eq!(apdu.len(), 65_535);
+    let mut frame = vec![0xFF, 0xFF];
+    frame.extend_from_slice(&apdu);
+    vpcd_side.write_all(&frame).await.unwrap();
+    match next(&mut link).await {
+        Frame::Apdu(received) => assert!(*received == apdu, "the APDU changed on the way"),
+        other => panic!("expected the APDU, got {other:?}"),
+    }
+    // A response of 65,533 data bytes and 90 00.
+    let mut response: Vec<u8> = (0..65_533u32).map(|i| (i * 13) as u8).collect();
+    response.extend_from_slice(&[0x90, 0x00]);
+    link.send(&Frame::Response(Zeroizing::new(response.clone())))
+        .await
+        .unwrap();
+    let mut length = [0u8; 2];
+    vpcd_side.read_exact(&mut length).await.unwrap();
+    assert_eq!(u16::from_be_bytes(length), 65_535);
+    let mut answer = vec![0u8; 65_535];
+    vpcd_side.read_exact(&mut answer).await.unwrap();
+    assert!(answer == response, "the response changed on the way");
+    // Small frames after them still go as one message each.
+    vpcd_side.write_all(&[0x00, 0x01, 0x04]).await.unwrap();
+    assert_eq!(next(&mut link).await, Frame::GetAtr);
+    stop.send(true).unwrap();
+    relay.await.unwrap().unwrap();
+}

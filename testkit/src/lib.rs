@@ -8,6 +8,7 @@
 //!   status words, GET RESPONSE, command chaining), with the PIV commands
 //!   of [`piv`] and the management-key authentication of [`management`]
 //!   on it.
+//! - [`softhsm`]: a throwaway SoftHSM2 token for the key-custody tests.
 //! - [`python`]: the Python virtual environment (pyscard, PyKCS11) of
 //!   `scripts/python-env`.
 //!
@@ -23,6 +24,7 @@ pub mod management;
 pub mod pcscd;
 pub mod piv;
 pub mod python;
+pub mod softhsm;
 
 pub use client::{Client, ClientError, PcscCard, Reply, Transport, TransportError};
 

@@ -118,6 +118,10 @@ pub struct BridgeConfig {
     /// for a touch (`serve --auto-touch MS`); `None`: only a press
     /// ([`crate::BridgeHandle::touch`]) touches.
     pub auto_touch: Option<Duration>,
+    /// How long an operation waits for a touch before it answers as
+    /// timed out (`serve --touch-timeout SECONDS`); `None`: a YubiKey's
+    /// [`crate::TOUCH_TIMEOUT`], 15 s.
+    pub touch_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for BridgeConfig {
@@ -129,6 +133,7 @@ impl fmt::Debug for BridgeConfig {
             .field("peer", &self.peer)
             .field("observer", &self.observer.is_some())
             .field("auto_touch", &self.auto_touch)
+            .field("touch_timeout", &self.touch_timeout)
             .finish()
     }
 }

@@ -688,7 +688,8 @@ impl CardLink {
             return Ok(response);
         }
         tracing::info!(target: TARGET, card = self.index, "waiting for a touch");
-        match self.touch.wait(self.config.auto_touch) {
+        let timeout = self.config.touch_timeout.unwrap_or(crate::TOUCH_TIMEOUT);
+        match self.touch.wait(self.config.auto_touch, timeout) {
             Wait::Touched => {
                 tracing::info!(target: TARGET, card = self.index, "touched");
                 Ok(card.touch()?.unwrap_or(response))

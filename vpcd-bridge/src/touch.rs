@@ -7,7 +7,8 @@
 //! it wants a touch. The card's thread then holds the answer back (vpcd has
 //! no read timeout, and pcscd waits for it as for a slow card) until the
 //! button is pressed, the configured auto-touch delay passes, the card is
-//! removed, or [`TOUCH_TIMEOUT`] (15 s, a YubiKey's) runs out; a touch runs
+//! removed, or the touch timeout ([`TOUCH_TIMEOUT`], 15 s, a YubiKey's,
+//! unless [`crate::BridgeConfig::touch_timeout`] says less) runs out; a touch runs
 //! the command again through [`vscard_emulator::Card::touch`], the timeout
 //! sends the answer the card already gave (`6982` for PIV). Only the card's
 //! own thread waits: other cards go on. A press with nothing waiting is
@@ -81,11 +82,10 @@ impl TouchButton {
     }
 
     /// Waits for a press (one kept from the last [`TOUCH_TIMEOUT`] counts)
-    /// for up to [`TOUCH_TIMEOUT`]; `auto` presses by itself after that
-    /// long.
-    pub fn wait(&self, auto: Option<Duration>) -> Wait {
+    /// for up to `timeout`; `auto` presses by itself after that long.
+    pub fn wait(&self, auto: Option<Duration>, timeout: Duration) -> Wait {
         let started = Instant::now();
-        let deadline = started + TOUCH_TIMEOUT;
+        let deadline = started + timeout;
         let auto_at = auto.map(|delay| started + delay);
         let mut state = self.lock();
         let cancels = state.cancels;
@@ -126,7 +126,10 @@ mod tests {
     fn a_kept_press_counts_and_is_used_once() {
         let button = TouchButton::default();
         assert_eq!(button.press(), Touched::Kept);
-        assert_eq!(button.wait(Some(Duration::ZERO)), Wait::Touched);
+        assert_eq!(
+            button.wait(Some(Duration::ZERO), TOUCH_TIMEOUT),
+            Wait::Touched
+        );
         assert!(button.lock().pressed.is_none());
     }
 
@@ -135,7 +138,7 @@ mod tests {
         let button = Arc::new(TouchButton::default());
         let waiter = {
             let button = Arc::clone(&button);
-            std::thread::spawn(move || button.wait(None))
+            std::thread::spawn(move || button.wait(None, TOUCH_TIMEOUT))
         };
         // Pressed once the thread waits: no sleep, the flag says when.
         while !button.lock().waiting {
@@ -146,7 +149,7 @@ mod tests {
 
         let waiter = {
             let button = Arc::clone(&button);
-            std::thread::spawn(move || button.wait(None))
+            std::thread::spawn(move || button.wait(None, TOUCH_TIMEOUT))
         };
         while !button.lock().waiting {
             std::thread::yield_now();
@@ -159,7 +162,25 @@ mod tests {
     fn auto_touch_presses_after_its_delay() {
         let button = TouchButton::default();
         let started = Instant::now();
-        assert_eq!(button.wait(Some(Duration::from_millis(50))), Wait::Touched);
+        assert_eq!(
+            button.wait(Some(Duration::from_millis(50)), TOUCH_TIMEOUT),
+            Wait::Touched
+        );
         assert!(started.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[test]
+    fn no_touch_gives_up_at_the_timeout() {
+        let button = TouchButton::default();
+        let started = Instant::now();
+        assert_eq!(button.wait(None, Duration::from_millis(100)), Wait::GaveUp);
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(100), "{waited:?}");
+        assert!(waited < TOUCH_TIMEOUT, "{waited:?}");
+        // An auto-touch later than the timeout never comes.
+        assert_eq!(
+            button.wait(Some(Duration::from_secs(60)), Duration::from_millis(50)),
+            Wait::GaveUp
+        );
     }
 }

@@ -90,6 +90,7 @@ fn config(mode: Mode) -> BridgeConfig {
         peer: PeerPolicy::Any,
         observer: None,
         auto_touch: None,
+        touch_timeout: None,
     }
 }
 

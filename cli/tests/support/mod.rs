@@ -112,8 +112,20 @@ pub struct Serve {
 impl Serve {
     /// Starts `vscard serve ARGS` with `state_dir`.
     pub fn start(state_dir: &Path, args: &[&str]) -> Serve {
+        Serve::start_with_env(state_dir, args, &[])
+    }
+
+    /// [`Serve::start`] with extra environment variables (a PKCS#11
+    /// module's configuration).
+    pub fn start_with_env(
+        state_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Serve {
         let started = Instant::now();
-        let mut child = vscard(state_dir)
+        let mut command = vscard(state_dir);
+        command.envs(env.iter().copied());
+        let mut child = command
             .arg("serve")
             .args(args)
             .stdin(Stdio::null())
@@ -224,4 +236,79 @@ pub fn serve_fails(state_dir: &Path, args: &[&str]) -> (i32, String) {
     let stderr = reader.join().unwrap();
     println!("vscard serve {args:?} -> {status}: {stderr}");
     (status.code().unwrap_or(-1), stderr)
+}
+
+/// Runs a middleware tool in `dir`, with HOME there too (OpenSC's cache
+/// must not leak between tests), and echoes it.
+pub fn tool_in(dir: &Path, program: &str, args: &[&str]) -> Output {
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .output()
+        .unwrap();
+    println!(
+        "$ {program} {}\n-> {}\n{}{}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Stdout and stderr of a tool that must succeed.
+pub fn success(output: Output) -> String {
+    assert!(output.status.success(), "{output:?}");
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    text
+}
+
+/// Signs `data.txt` in `dir` with key `id` through OpenSC's PKCS#11
+/// module (`pkcs11-tool`), and verifies the signature with `openssl` and
+/// the public key of the certificate `pkcs15-tool` reads; a signature of
+/// `other.txt` must not verify.
+pub fn sign_and_verify(dir: &Path, id: &str, mechanism: &str) {
+    let signature = format!("signature-{id}");
+    let mut sign = vec![
+        "--login", "--pin", "123456", "--sign", "--id", id, "-m", mechanism, "-i", "data.txt",
+        "-o", &signature,
+    ];
+    if mechanism.starts_with("ECDSA") {
+        sign.extend(["--signature-format", "openssl"]);
+    }
+    success(tool_in(dir, "pkcs11-tool", &sign));
+    let pem = success(tool_in(dir, "pkcs15-tool", &["--read-certificate", id]));
+    let begin = pem.find("-----BEGIN CERTIFICATE-----").unwrap();
+    let certificate = format!("certificate-{id}.pem");
+    std::fs::write(dir.join(&certificate), &pem[begin..]).unwrap();
+    let public = success(tool_in(
+        dir,
+        "openssl",
+        &["x509", "-in", &certificate, "-pubkey", "-noout"],
+    ));
+    let key = format!("public-{id}.pem");
+    std::fs::write(dir.join(&key), public).unwrap();
+    // RSA-PKCS signs the input itself (no hash): pkeyutl checks the raw
+    // PKCS #1 v1.5 block; the hashing mechanisms are checked by dgst.
+    let verify = |data: &str| {
+        let args: Vec<&str> = if mechanism == "RSA-PKCS" {
+            let pkeyutl = ["pkeyutl", "-verify", "-pubin", "-inkey", &key];
+            [&pkeyutl[..], &["-sigfile", &signature, "-in", data]].concat()
+        } else {
+            let dgst = ["dgst", "-sha256", "-verify", &key];
+            [&dgst[..], &["-signature", &signature, data]].concat()
+        };
+        tool_in(dir, "openssl", &args)
+    };
+    let ok = success(verify("data.txt"));
+    assert!(
+        ok.contains("Verified OK") || ok.contains("Signature Verified Successfully"),
+        "{ok}"
+    );
+    assert!(
+        !verify("other.txt").status.success(),
+        "a signature of other data verified"
+    );
 }

@@ -160,6 +160,8 @@ fn run_transport(kind: Kind, args: &Args) -> Result<TransportReport, RunError> {
             let card = card_with(journey_state().map_err(RunError::JourneyCard)?)?;
             let config = vscard_vpcd::BridgeConfig {
                 mode: pcscd.bridge_mode(),
+                // The touch scenario's signature gives up after this.
+                touch_timeout: Some(Duration::from_millis(500)),
                 ..Default::default()
             };
             let _bridge = vscard_vpcd::Bridge::start(vec![card], config)?;

@@ -20,7 +20,8 @@ pub fn all() -> Vec<Scenario> {
     .concat();
     let (mut safe, mut destructive): (Vec<_>, Vec<_>) =
         every.into_iter().partition(|s| !s.destructive);
-    destructive.sort_by_key(|s| s.name.starts_with("GENERATE"));
+    // GENERATE replaces the card's keys; RESET wipes the card: last.
+    destructive.sort_by_key(|s| (s.name.contains("RESET"), s.name.starts_with("GENERATE")));
     safe.append(&mut destructive);
     safe
 }

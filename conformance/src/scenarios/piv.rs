@@ -529,6 +529,20 @@ fn yubico_extensions(session: &mut Session<'_>) -> Result<Outcome, Failure> {
     // yubikit's RESET probes the Bio reference 96 and ykman lists keys slot
     // by slot: a YubiKey 5 answers 6A88 for both when there is nothing.
     session.expect("GET METADATA Bio", &[0x00, 0xF7, 0x00, 0x96, 0x00], 0x6A88)?;
+    // The management key's type is the model's default (AES-192 since
+    // 5.7, 3DES before), as the card facts say.
+    let management = session.expect("GET METADATA 9B", &[0x00, 0xF7, 0x00, 0x9B, 0x00], 0x9000)?;
+    ensure(
+        find(&management, 0x01) == Some(&[session.facts.management_algorithm][..]),
+        "GET METADATA 9B",
+        || {
+            format!(
+                "algorithm {:02X?}, expected {:02X}",
+                find(&management, 0x01),
+                session.facts.management_algorithm
+            )
+        },
+    )?;
     for retired in 0x82..=0x95u8 {
         let reply = session.send("GET METADATA retired", &[0x00, 0xF7, 0x00, retired, 0x00])?;
         ensure(

@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
-use vscard_applet::{ManagementApplet, PivApplet, piv_atr};
+use vscard_applet::{ManagementApplet, PivApplet, atr_for};
 use vscard_emulator::{Applet, AppletState, Card};
 use vscard_issuance::{CardProfile, CertificateValidity, Pki, SecretString, issue_applet};
 use vscard_testkit::{PcscdOptions, PrivatePcscd};
@@ -170,7 +170,7 @@ pub fn card(state: &AppletState) -> Card {
     let applet = PivApplet::from_saved(state).unwrap();
     // As `vscard serve` builds it: libykpiv selects the Management
     // application to end a session's authentication.
-    let mut builder = Card::builder().atr(piv_atr());
+    let mut builder = Card::builder().atr(atr_for(applet.state().settings().model));
     if let Some(management) = ManagementApplet::for_card(applet.state()) {
         builder = builder.install(management);
     }

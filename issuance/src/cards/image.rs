@@ -19,7 +19,7 @@ use crate::{
     CARD_SLOTS, CardSummary, CertificateValidity, Pki, certificate, renew_applet, summarize,
     verify_issued_by,
 };
-use vscard_applet::{ManagementApplet, PIV_AID, PivApplet, PivState, piv_atr};
+use vscard_applet::{ManagementApplet, PIV_AID, PivApplet, PivState, atr_for};
 use vscard_emulator::rand_core::CryptoRng;
 use vscard_emulator::seal::SealKey;
 use vscard_emulator::{Applet, Card, CardImage, FileStore, Store};
@@ -260,14 +260,20 @@ fn check_issued_by(
 /// the card's lifetime, so a second server of the same image is refused.
 /// A missing file is an error: serving never creates a card.
 pub fn open_card(path: &Path) -> Result<(Card, Option<CardSummary>), CardFileError> {
-    open_card_with(path, None)
+    open_card_with(path, None, None)
 }
 
-/// As [`open_card`], for an image sealed under `key` (`None`: plain);
-/// every commit while served is sealed under the same key.
+/// As [`open_card`], for an image sealed under `key` (`None`: plain;
+/// every commit while served is sealed under the same key), with
+/// `custody` attached to the applet (for keys the image keeps in an
+/// external custody). Before the card starts, the keys the custody holds
+/// for this card that the image does not refer to (a GENERATE cut short)
+/// are reported ([`PivApplet::reconcile_custody`]); a custody that cannot
+/// be reached is logged, and the card served.
 pub fn open_card_with(
     path: &Path,
     key: Option<&SealKey>,
+    custody: Option<std::sync::Arc<dyn vscard_applet::KeyCustody>>,
 ) -> Result<(Card, Option<CardSummary>), CardFileError> {
     let store = lock_existing(path, Hold::WhileServed)?.with_key(key.cloned());
     let image = FileStore::read_with(path, key)?.ok_or_else(|| CardFileError::Missing {
@@ -275,12 +281,21 @@ pub fn open_card_with(
     })?;
     // Load once here for a clear error and the summary; the card loads the
     // same image again from the store it now owns.
-    let saved = applet_from_image(path, &image)?;
+    let mut saved = applet_from_image(path, &image)?;
     let summary = summarize(saved.state()).ok();
+    let mut applet = PivApplet::with_defaults();
+    if let Some(custody) = custody {
+        saved = saved.with_custody(std::sync::Arc::clone(&custody));
+        if let Err(error) = saved.reconcile_custody() {
+            tracing::warn!(target: "vscard::piv", card = %path.display(), %error,
+                "cannot check the key custody for keys the card does not use");
+        }
+        applet = applet.with_custody(custody);
+    }
     let mut builder = Card::builder()
-        .atr(piv_atr())
+        .atr(atr_for(saved.state().settings().model))
         .store(store)
-        .install_default(PivApplet::with_defaults());
+        .install_default(applet);
     // The YubiKey models have the Management application beside PIV; it
     // keeps no state, so the image stays as it is.
     if let Some(management) = ManagementApplet::for_card(saved.state()) {

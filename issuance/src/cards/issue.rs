@@ -2,7 +2,10 @@
 
 use std::path::Path;
 
-use crate::{CardProfile, CardSummary, CertificateValidity, Pki, issue_applet, summarize};
+use crate::{
+    CardProfile, CardSummary, CertificateValidity, IssueCustody, Pki, issue_applet,
+    issue_applet_in_custody, personalise_attestation, summarize,
+};
 use vscard_applet::{Algorithm, Slot};
 use vscard_emulator::CardRng;
 
@@ -45,11 +48,14 @@ pub fn issue_card_file(
     progress: impl FnMut(Slot, Algorithm),
 ) -> Result<CardSummary, CardFileError> {
     issue_card_file_with(
-        out, profile, validity, states, state_dir, force, progress, None,
+        out, profile, validity, states, state_dir, force, progress, None, None,
     )
 }
 
-/// As [`issue_card_file`], the image sealed under `key` (`None`: plain).
+/// As [`issue_card_file`], with the card's keys generated in an external
+/// custody (`custody`: the image holds only their references and public
+/// keys, and the custody target, so that GENERATE on the served card goes
+/// there too), and the image sealed under `key` (`None`: plain).
 #[allow(clippy::too_many_arguments)]
 pub fn issue_card_file_with(
     out: &Path,
@@ -59,22 +65,56 @@ pub fn issue_card_file_with(
     state_dir: &Path,
     force: bool,
     progress: impl FnMut(Slot, Algorithm),
+    custody: Option<IssueCustody<'_>>,
     key: Option<&vscard_emulator::seal::SealKey>,
 ) -> Result<CardSummary, CardFileError> {
     let file = NewCardFile::claim_with(out, force, key)?;
     let mut system = CardRng::from_os().map_err(CardFileError::Rng)?;
     let pki = Pki::open_or_create(state_dir, &profile.environment, &mut system)?;
-    let applet = match profile.seeded_rng() {
-        Some(mut seeded) => {
-            let applet = issue_applet(pki.sub(), profile, validity, &mut seeded, progress)?;
-            apply_states(applet, states, &mut seeded)?
+    // The YubiKey models get their attestation key last, so a seeded
+    // card's other keys and serials are the ones they were before it.
+    let attestation = pki.attestation_ca()?;
+    let environment = &profile.environment;
+    let issue = |rng: &mut CardRng, progress| match custody {
+        Some(custody) => {
+            issue_applet_in_custody(pki.sub(), profile, validity, rng, progress, custody)
         }
-        None => {
-            let applet = issue_applet(pki.sub(), profile, validity, &mut system, progress)?;
-            apply_states(applet, states, &mut system)?
+        None => issue_applet(pki.sub(), profile, validity, rng, progress),
+    };
+    // Keys made in the custody for a card that is never written would be
+    // orphans there: a failure before the image is written destroys them.
+    let made = |applet: &vscard_applet::PivApplet| applet.state().custody_references();
+    let orphans = |references: &[vscard_applet::KeyReference]| {
+        if let Some(custody) = custody {
+            for reference in references {
+                if let Err(error) = custody.custody.delete(custody.target, reference) {
+                    tracing::warn!(target: "vscard::issue", key = %reference, %error,
+                        "cannot destroy a key of a card that was not issued");
+                }
+            }
         }
     };
-    let written = file.write(&applet)?;
+    let (applet, references) = match profile.seeded_rng() {
+        Some(mut seeded) => {
+            let applet = issue(&mut seeded, progress)?;
+            let references = made(&applet);
+            let mut applet =
+                apply_states(applet, states, &mut seeded).inspect_err(|_| orphans(&references))?;
+            personalise_attestation(&mut applet, &attestation, environment, &mut seeded)
+                .inspect_err(|_| orphans(&references))?;
+            (applet, references)
+        }
+        None => {
+            let applet = issue(&mut system, progress)?;
+            let references = made(&applet);
+            let mut applet =
+                apply_states(applet, states, &mut system).inspect_err(|_| orphans(&references))?;
+            personalise_attestation(&mut applet, &attestation, environment, &mut system)
+                .inspect_err(|_| orphans(&references))?;
+            (applet, references)
+        }
+    };
+    let written = file.write(&applet).inspect_err(|_| orphans(&references))?;
     let certificates = super::revoke::card_certificates(applet.state(), None)?;
     pki.record_issued(
         &written,
