@@ -189,11 +189,14 @@ print("stopped; PIN tries left", card.pin_tries_left(), flush=True)
 
 #[test]
 fn a_card_served_from_python_over_the_link_is_seen_by_pkcs11_tool() {
-    let Some(pcscd) = private_pcscd() else { return };
     let Some(python) = python_with("python_bindings", &["pytest", "cryptography", "maturin"])
     else {
         return;
     };
+    // Installed before the re-run in the namespaces (which installs its
+    // own copy): two wheel builds at once would share target/maturin.
+    installed(&python);
+    let Some(pcscd) = private_pcscd() else { return };
     use std::io::{BufRead as _, Write as _};
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path();
