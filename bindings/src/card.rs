@@ -61,7 +61,8 @@ impl Card {
         self.with(|card| {
             let mut data = Vec::new();
             let mut answer = card.transmit(apdu).map_err(card_error)?;
-            loop {
+            // 65536 bytes at most (256 GET RESPONSEs of 256).
+            for _ in 0..=256 {
                 let (part, sw) = piv::split(&answer)?;
                 data.extend_from_slice(part);
                 if sw >> 8 != 0x61 {
@@ -72,6 +73,10 @@ impl Card {
                     .transmit(&[0x00, 0xC0, 0x00, 0x00, le])
                     .map_err(card_error)?;
             }
+            Err(VscardError::Card {
+                message: "the card's answer did not end after 65536 bytes of GET RESPONSE"
+                    .to_owned(),
+            })
         })
     }
 

@@ -199,6 +199,15 @@ pub fn install_keystore_key(
         location: BTreeMap::new(),
         id: key_id,
     };
+    // The card's custody target names the keystore (GENERATE on the card
+    // then asks it, and is refused: the app makes its keys).
+    if state.custody().is_none() {
+        state.set_custody(Some(CustodyTarget {
+            custody: KEYSTORE_CUSTODY.to_owned(),
+            location: BTreeMap::new(),
+            card: "app".to_owned(),
+        }));
+    }
     state
         .install_external_key(
             slot,

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use clap::Args;
 use vscard_applet::Slot;
-use vscard_issuance::cards::{CardFileError, revoke_card_file};
+use vscard_issuance::cards::{CardFileError, revoke_card_file_with};
 use vscard_issuance::revocation::{
     DEFAULT_RESPONDER_ADDRESS, Revocation, RevocationReason, RevocationUrls, check_url,
 };
@@ -20,6 +20,10 @@ pub struct RevokeArgs {
     /// The card image whose certificates are revoked.
     #[arg(value_name = "CARD.json")]
     pub card: PathBuf,
+    /// The card image is encrypted (AES-256-GCM) under the key in FILE:
+    /// 64 hexadecimal digits, mode 0600 (see "Encrypted card images").
+    #[arg(long, value_name = "FILE")]
+    pub encrypt_key_file: Option<PathBuf>,
     /// Only this slot's certificate (9A, 9C, 9D or 9E).
     #[arg(long, value_name = "S", value_parser = slot)]
     pub slot: Option<Slot>,
@@ -101,12 +105,14 @@ fn existing_pki(state_dir: &Path, name: &str) -> Result<Pki, CardFileError> {
 }
 
 pub fn revoke(args: RevokeArgs, state_dir: &Path) -> Result<(), CardFileError> {
-    let (pki, done) = revoke_card_file(
+    let key = crate::card_commands::encrypt_key(args.encrypt_key_file.as_deref())?;
+    let (pki, done) = revoke_card_file_with(
         &args.card,
         state_dir,
         args.slot,
         args.reason,
         SystemTime::now(),
+        key.as_ref(),
     )?;
     let mut text = String::new();
     for certificate in &done {

@@ -13,7 +13,9 @@ use vscard_issuance::{CardProfile, CertificateValidity, default_state_dir};
 use vscard_vpcd::control::{CardLabel, CardOpener};
 
 use vscard_emulator::seal::SealKey;
-use vscard_issuance::cards::{CardFileError, issue_card_file_with, open_card_with, read_applet_with};
+use vscard_issuance::cards::{
+    CardFileError, issue_card_file_with, open_card_with, read_applet_with,
+};
 
 use crate::custody::Custodies;
 
@@ -146,7 +148,14 @@ impl CardSource for PivCardSource {
         }
         paths
             .iter()
-            .map(|path| Ok(serve_file(path, Vec::new(), &self.custodies, self.key.as_ref())?))
+            .map(|path| {
+                Ok(serve_file(
+                    path,
+                    Vec::new(),
+                    &self.custodies,
+                    self.key.as_ref(),
+                )?)
+            })
             .collect()
     }
 

@@ -106,6 +106,14 @@ fn an_encrypted_card_holds_no_secret_and_opens_only_with_its_key() {
     );
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
     run_ok(vscard(&state).arg("renew").arg(&sealed).args(with_key));
+    let revoked = run_ok(
+        vscard(&state)
+            .arg("revoke")
+            .arg(&sealed)
+            .args(["--slot", "9e"])
+            .args(with_key),
+    );
+    assert!(revoked.contains("revoked"), "{revoked}");
     assert!(std::fs::read(&sealed).unwrap().starts_with(b"VSCARDSEALED"));
     run_ok(vscard(&state).arg("inspect").arg(&sealed).args(with_key));
 

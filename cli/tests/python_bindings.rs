@@ -27,7 +27,24 @@ fn repository() -> PathBuf {
 fn installed(python: &Path) -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
+        // Under the target folder, one per test process (the pcscd test
+        // re-runs itself in a namespace); the library is 80 MB, so the
+        // folders of processes that have ended are removed first.
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-bindings");
+        // (Not from inside the pcscd test's pid namespace: the processes
+        // outside are not in its /proc.)
+        let outside = std::process::id() != 1;
+        if let Ok(entries) = std::fs::read_dir(&root).map(|e| e.filter(|_| outside)) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !Path::new("/proc").join(&name).exists() {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        let dir = root.join(std::process::id().to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
         let started = std::time::Instant::now();
         let mut pip = Command::new(python);
         // What cargo sets for a test binary would change the build
@@ -172,11 +189,14 @@ print("stopped; PIN tries left", card.pin_tries_left(), flush=True)
 
 #[test]
 fn a_card_served_from_python_over_the_link_is_seen_by_pkcs11_tool() {
-    let Some(pcscd) = private_pcscd() else { return };
     let Some(python) = python_with("python_bindings", &["pytest", "cryptography", "maturin"])
     else {
         return;
     };
+    // Installed before the re-run in the namespaces (which installs its
+    // own copy): two wheel builds at once would share target/maturin.
+    installed(&python);
+    let Some(pcscd) = private_pcscd() else { return };
     use std::io::{BufRead as _, Write as _};
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path();

@@ -29,5 +29,5 @@ pub use image::{
     renew_card_file_with,
 };
 pub use issue::{issue_card_file, issue_card_file_with, read_profile};
-pub use revoke::{RevokedCertificate, revoke_card_file};
+pub use revoke::{RevokedCertificate, revoke_card_file, revoke_card_file_with};
 pub use states::{EXPIRING_SOON_DAYS, KnownState, apply_states};

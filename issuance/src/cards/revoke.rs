@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use x509_cert::Certificate;
 
 use super::error::CardFileError;
-use super::image::read_applet;
+use super::image::read_applet_with;
 use crate::revocation::{Revocation, RevocationReason, serial_hex};
 use crate::{
     CARD_SLOTS, Pki, certificate, environment_of, pki_store::pki_directory, verify_issued_by,
@@ -69,7 +69,20 @@ pub fn revoke_card_file(
     reason: RevocationReason,
     now: SystemTime,
 ) -> Result<(Pki, Vec<RevokedCertificate>), CardFileError> {
-    let applet = read_applet(path)?;
+    revoke_card_file_with(path, state_dir, slot, reason, now, None)
+}
+
+/// As [`revoke_card_file`], for a card image sealed under `key` (`None`:
+/// plain).
+pub fn revoke_card_file_with(
+    path: &Path,
+    state_dir: &Path,
+    slot: Option<Slot>,
+    reason: RevocationReason,
+    now: SystemTime,
+    key: Option<&vscard_emulator::seal::SealKey>,
+) -> Result<(Pki, Vec<RevokedCertificate>), CardFileError> {
+    let applet = read_applet_with(path, key)?;
     let certificates = card_certificates(applet.state(), slot)?;
     if certificates.is_empty() {
         return Err(CardFileError::BadValue {
