@@ -158,7 +158,12 @@ impl SealKey {
 pub fn read_key_file(path: &std::path::Path) -> Result<SealKey, SealError> {
     use std::io::Read as _;
     let bad = |reason: String| SealError::BadKey(format!("{}: {reason}", path.display()));
-    let mut file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    // Not through a planted link, and not blocking on a planted FIFO
+    // before the checks below can refuse it.
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    crate::file_store::files::no_follow(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| bad(e.to_string()))?;
     let metadata = file.metadata().map_err(|e| bad(e.to_string()))?;
     if !metadata.is_file() {
         return Err(bad("not a regular file".to_owned()));
@@ -409,5 +414,19 @@ mod tests {
         assert!(err.to_string().contains("chmod 600"), "{err}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(read_key_file(&path).unwrap().0.as_slice(), &[9; 32]);
+        // A link to that good key file is not followed.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert!(read_key_file(&link).is_err());
+        // A FIFO is refused without blocking for a writer.
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let err = read_key_file(&fifo).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 }

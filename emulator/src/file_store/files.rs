@@ -342,7 +342,7 @@ impl FileId {
 }
 
 /// Mode `mode` for a created file, and `O_NOFOLLOW | O_NONBLOCK`.
-fn no_follow(options: &mut OpenOptions, mode: u32) {
+pub(crate) fn no_follow(options: &mut OpenOptions, mode: u32) {
     #[cfg(unix)]
     {
         use rustix::fs::OFlags;
