@@ -12,11 +12,12 @@ mod support;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal, kill_process};
+use rustix::process::Signal;
+use support::process::Process;
 use support::{issue, p256_profile, run, run_ok, vscard};
 use vscard_testkit::{PrivatePcscd, private_pcscd, transmit};
 
@@ -32,107 +33,6 @@ const PIN_BYTES: [u8; 8] = [0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0xFF, 0xFF];
 /// VERIFY's header with its length byte: a plaintext APDU header.
 const VERIFY_HEADER: [u8; 5] = [0x00, 0x20, 0x00, 0x80, 0x08];
 const READER: &str = "Virtual PCD";
-
-/// A running `vscard` (or other) process whose stdout and stderr are read
-/// line by line.
-struct Process {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Process {
-    fn start(mut command: Command, name: &'static str) -> Process {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (sender, lines) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        for reader in [
-            Box::new(out) as Box<dyn std::io::Read + Send>,
-            Box::new(err) as Box<dyn std::io::Read + Send>,
-        ] {
-            let sender = sender.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(reader).lines().map_while(Result::ok) {
-                    println!("{name}| {line}");
-                    if sender.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        Process {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits (up to 10 s) for an output line containing `text`.
-    fn expect_line(&mut self, text: &str) -> String {
-        if let Some(line) = self.seen.iter().find(|l| l.contains(text)) {
-            return line.clone();
-        }
-        let deadline = Instant::now() + 10 * SECOND;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(text) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no line with {text:?}; got {:?}", self.seen),
-            }
-        }
-    }
-
-    fn signal(&mut self, signal: Signal) {
-        let pid = Pid::from_raw(i32::try_from(self.child.id()).unwrap()).unwrap();
-        kill_process(pid, signal).unwrap();
-    }
-
-    /// SIGTERM; the exit must be clean.
-    fn stop(mut self) {
-        self.signal(Signal::TERM);
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "after SIGTERM: {status}");
-    }
-
-    fn kill9(mut self) {
-        self.signal(Signal::KILL);
-        let _ = self.child.wait();
-    }
-
-    /// Waits (10 s at most) for the process to end by itself; its code.
-    fn exit_code(mut self) -> Option<i32> {
-        let deadline = Instant::now() + 10 * SECOND;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // The output threads end with the process.
-                while let Ok(line) = self.lines.recv_timeout(SECOND) {
-                    self.seen.push(line);
-                }
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("still running after 10 s; output {:?}", self.seen);
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn relay(state: &Path) -> Process {
     let mut command = vscard(state);
@@ -481,7 +381,7 @@ fn a_paired_card_over_the_link_is_a_card_in_pcscd() {
         "other",
         &["--profile", profile.to_str().unwrap()],
     );
-    let replayed = serve_link(&other_state, &other, &link_file);
+    let mut replayed = serve_link(&other_state, &other, &link_file);
     assert_eq!(replayed.exit_code(), Some(1));
     relay_process.expect_line("refused a link from 127.0.0.1");
     relay_process.expect_line("no such pending pairing");

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
 
+pub mod process;
+
 pub const VSCARD: &str = env!("CARGO_BIN_EXE_vscard");
 
 /// `vscard` with `--state-dir` (and `VSCARD_HOME`, so nothing can reach
