@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use support::{Serve, issue, run_ok, sign_and_verify, success, tool_in, vscard};
 use vscard_testkit::softhsm::SoftHsm;
-use vscard_testkit::{PrivatePcscd, private_pcscd, transmit};
+use vscard_testkit::{PcscdOptions, PrivatePcscd, private_pcscd, transmit};
 
 const SECOND: Duration = Duration::from_secs(1);
 const SELECT_PIV: [u8; 15] = [
@@ -441,7 +441,12 @@ fn ykman_generates_moves_and_deletes_keys_in_the_token() {
     let Some(python) = vscard_testkit::python::python_with(test, &["ykman"]) else {
         return;
     };
-    let Some(pcscd) = private_pcscd() else { return };
+    // ykman takes only readers whose name says YubiKey (it reads the USB
+    // product from it), as on a real YubiKey 5.
+    let Some(pcscd) = PrivatePcscd::enter_named(PcscdOptions::default(), "Yubico YubiKey CCID")
+    else {
+        return;
+    };
     let ykman = python.with_file_name("ykman");
     let hsm = SoftHsm::new("cards").unwrap();
     let pin_file = hsm.pin_file().unwrap();

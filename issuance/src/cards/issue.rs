@@ -72,7 +72,10 @@ pub fn issue_card_file_with(
     let mut system = CardRng::from_os().map_err(CardFileError::Rng)?;
     let pki = Pki::open_or_create(state_dir, &profile.environment, &mut system)?;
     // The YubiKey models get their attestation key last, so a seeded
-    // card's other keys and serials are the ones they were before it.
+    // card's other keys and serials are the ones they were before it. A
+    // card whose keys are in a custody gets none: the attestation key
+    // would be the one private key left in its image (ATTEST answers
+    // 6A88 there, as on a card without an attestation key).
     let attestation = pki.attestation_ca()?;
     let environment = &profile.environment;
     let issue = |rng: &mut CardRng, progress| match custody {
@@ -100,8 +103,10 @@ pub fn issue_card_file_with(
             let references = made(&applet);
             let mut applet =
                 apply_states(applet, states, &mut seeded).inspect_err(|_| orphans(&references))?;
-            personalise_attestation(&mut applet, &attestation, environment, &mut seeded)
-                .inspect_err(|_| orphans(&references))?;
+            if custody.is_none() {
+                personalise_attestation(&mut applet, &attestation, environment, &mut seeded)
+                    .inspect_err(|_| orphans(&references))?;
+            }
             (applet, references)
         }
         None => {
@@ -109,8 +114,10 @@ pub fn issue_card_file_with(
             let references = made(&applet);
             let mut applet =
                 apply_states(applet, states, &mut system).inspect_err(|_| orphans(&references))?;
-            personalise_attestation(&mut applet, &attestation, environment, &mut system)
-                .inspect_err(|_| orphans(&references))?;
+            if custody.is_none() {
+                personalise_attestation(&mut applet, &attestation, environment, &mut system)
+                    .inspect_err(|_| orphans(&references))?;
+            }
             (applet, references)
         }
     };
