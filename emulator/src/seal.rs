@@ -7,8 +7,9 @@
 //!
 //! ```text
 //! magic      12 bytes  "VSCARDSEALED"
-//! layout      1 byte   1 (this layout)
+//! layout      1 byte   2 (this layout; 1 had no generation, still read)
 //! version     4 bytes  the image format version of the plaintext, big-endian
+//! generation  8 bytes  big-endian: grows by one at every seal of one card
 //! id length   2 bytes  big-endian, at most MAX_IDENTITY
 //! identity    n bytes  the card's identity (UTF-8 by convention; may be empty)
 //! nonce      12 bytes  random, new at every seal
@@ -16,27 +17,42 @@
 //! ```
 //!
 //! The associated data is everything before the nonce (magic, layout, the
-//! image version and the card identity), so an image given another card's
-//! identity or another version number fails to open exactly as a tampered
-//! byte or a wrong key does: [`SealError::Rejected`], and not a byte of
-//! plaintext comes out. Keys are wiped when dropped.
+//! image version, the generation and the card identity), so an image
+//! given another card's identity, another version or another generation
+//! fails to open exactly as a tampered byte or a wrong key does:
+//! [`SealError::Rejected`], and not a byte of plaintext comes out. Keys are
+//! wiped when dropped.
+//!
+//! Sealing gives confidentiality and integrity, not freshness: whoever can
+//! write the stored bytes can put back an older sealed image of the same
+//! card (and with it PIN tries already spent). The generation is what a
+//! caller with a trusted place to keep a number (a phone keystore, a
+//! hardware counter) checks against: [`Unsealed::generation`] of what it
+//! opens must not be below the last generation it saw committed
+//! ([`SealError::RolledBack`], through `ImageCodec::with_min_generation`).
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
+use aes_gcm::{Aes256Gcm, Nonce};
 use rand_core::TryRng;
 use thiserror::Error;
 use zeroize::Zeroizing;
 
 /// The first bytes of every sealed image.
 pub const SEAL_MAGIC: &[u8; 12] = b"VSCARDSEALED";
-/// The sealed layout this build writes and reads.
-pub const SEAL_LAYOUT: u8 = 1;
+/// The sealed layout this build writes (it also reads layout 1, which
+/// had no generation: read as generation 0).
+pub const SEAL_LAYOUT: u8 = 2;
+/// The first sealed layout (no generation field).
+const SEAL_LAYOUT_1: u8 = 1;
 /// The longest card identity a header carries.
 pub const MAX_IDENTITY: usize = 1024;
 
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
-const FIXED_HEADER: usize = SEAL_MAGIC.len() + 1 + 4 + 2;
+/// Magic, layout, version, generation, identity length (layout 2).
+const FIXED_HEADER: usize = SEAL_MAGIC.len() + 1 + 4 + 8 + 2;
+/// The same without the generation (layout 1).
+const FIXED_HEADER_1: usize = SEAL_MAGIC.len() + 1 + 4 + 2;
 
 /// Why an image could not be sealed or opened, or a key not read.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -46,7 +62,7 @@ pub enum SealError {
     #[error("not an encrypted card image")]
     NotSealed,
     /// A sealed layout this build does not know.
-    #[error("encrypted card image layout {0} is not supported (this vscard reads layout 1)")]
+    #[error("encrypted card image layout {0} is not supported (this vscard reads layouts 1 and 2)")]
     UnknownLayout(u8),
     /// The header or the ciphertext is cut short.
     #[error("encrypted card image truncated ({0} bytes)")]
@@ -67,6 +83,28 @@ pub enum SealError {
         expected: String,
         /// The identity in the image.
         found: String,
+    },
+    /// The image opened, but is older than the last one the caller saw
+    /// committed: a copy put back (and with it spent PIN tries).
+    #[error(
+        "the encrypted image is generation {found}, older than generation {minimum} already committed: an old copy was put back (refused)"
+    )]
+    RolledBack {
+        /// The generation in the image.
+        found: u64,
+        /// The lowest generation the caller accepts.
+        minimum: u64,
+    },
+    /// The header names another image format version than the image
+    /// inside it.
+    #[error(
+        "the encrypted image's header says format version {header}, the image inside is version {image}"
+    )]
+    VersionMismatch {
+        /// The version in the header.
+        header: u32,
+        /// The version of the plaintext image.
+        image: u32,
     },
     /// A key that is not 32 bytes (or a key file not 64 hex digits).
     #[error("bad encryption key: {0}")]
@@ -140,14 +178,25 @@ impl SealKey {
     }
 
     /// The key as a key file: 64 lower-case hex digits and a newline.
+    /// (Encoded into a wiped buffer of the final size: no copy of the
+    /// digits is left in a freed allocation.)
     pub fn to_key_file(&self) -> Zeroizing<String> {
-        let mut text = Zeroizing::new(hex::encode(self.0.as_slice()));
+        let mut digits = Zeroizing::new([0u8; 64]);
+        let mut text = Zeroizing::new(String::with_capacity(digits.len() + 1));
+        if hex::encode_to_slice(self.0.as_slice(), digits.as_mut_slice()).is_ok() {
+            for &digit in digits.iter() {
+                text.push(char::from(digit));
+            }
+        }
         text.push('\n');
         text
     }
 
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(&Key::<Aes256Gcm>::from(*self.0))
+    /// The cipher, keyed from the wiped buffer itself (no copy of the key
+    /// on the stack); `aes` wipes its round keys when the cipher drops.
+    fn cipher(&self) -> Result<Aes256Gcm, SealError> {
+        Aes256Gcm::new_from_slice(self.0.as_slice())
+            .map_err(|_| SealError::BadKey("an AES-256 key is 32 bytes".to_owned()))
     }
 }
 
@@ -202,10 +251,23 @@ pub fn is_sealed(bytes: &[u8]) -> bool {
 }
 
 /// Seals `plaintext` (an image of format `version`) for the card
-/// `identity` under `key`, with a new random nonce.
+/// `identity` under `key`, with a new random nonce, as generation 0 (for
+/// callers that keep freshness elsewhere; see [`seal_generation`]).
 pub fn seal(
     key: &SealKey,
     version: u32,
+    identity: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    seal_generation(key, version, 0, identity, plaintext)
+}
+
+/// Seals `plaintext` as [`seal`] does, as generation `generation` of the
+/// card (the caller makes it grow with every commit).
+pub fn seal_generation(
+    key: &SealKey,
+    version: u32,
+    generation: u64,
     identity: &[u8],
     plaintext: &[u8],
 ) -> Result<Vec<u8>, SealError> {
@@ -222,10 +284,11 @@ pub fn seal(
     out.extend_from_slice(SEAL_MAGIC);
     out.push(SEAL_LAYOUT);
     out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(&generation.to_be_bytes());
     out.extend_from_slice(&id_len.to_be_bytes());
     out.extend_from_slice(identity);
     let ciphertext = key
-        .cipher()
+        .cipher()?
         .encrypt(
             &Nonce::from(nonce),
             Payload {
@@ -243,6 +306,8 @@ pub fn seal(
 pub struct Unsealed {
     /// The image format version the header names.
     pub version: u32,
+    /// The generation the header names (0 for layout 1).
+    pub generation: u64,
     /// The card identity the header names.
     pub identity: Vec<u8>,
     /// The plaintext image; wiped when dropped.
@@ -253,37 +318,79 @@ impl std::fmt::Debug for Unsealed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Unsealed")
             .field("version", &self.version)
+            .field("generation", &self.generation)
             .field("identity", &String::from_utf8_lossy(&self.identity))
             .finish_non_exhaustive()
     }
 }
 
-/// Splits a sealed image: its version, identity, and where the nonce
-/// starts.
-fn split(sealed: &[u8]) -> Result<(u32, &[u8], usize), SealError> {
+/// A sealed image's header, as read (not yet authenticated).
+struct Header<'a> {
+    version: u32,
+    generation: u64,
+    identity: &'a [u8],
+    /// Where the nonce starts.
+    nonce_at: usize,
+}
+
+/// Splits a sealed image at its header.
+fn split(sealed: &[u8]) -> Result<Header<'_>, SealError> {
     if !is_sealed(sealed) {
         return Err(SealError::NotSealed);
     }
     let truncated = SealError::Truncated(sealed.len());
-    let Some(&[layout, v0, v1, v2, v3, l0, l1]) = sealed.get(SEAL_MAGIC.len()..FIXED_HEADER) else {
+    let Some(&layout) = sealed.get(SEAL_MAGIC.len()) else {
         return Err(truncated);
     };
-    if layout != SEAL_LAYOUT {
-        return Err(SealError::UnknownLayout(layout));
-    }
-    let version = u32::from_be_bytes([v0, v1, v2, v3]);
-    let id_len = usize::from(u16::from_be_bytes([l0, l1]));
+    let fixed = match layout {
+        SEAL_LAYOUT => FIXED_HEADER,
+        SEAL_LAYOUT_1 => FIXED_HEADER_1,
+        other => return Err(SealError::UnknownLayout(other)),
+    };
+    let Some(fields) = sealed.get(SEAL_MAGIC.len() + 1..fixed) else {
+        return Err(truncated);
+    };
+    // Version first, identity length last, the generation between (none
+    // in layout 1).
+    let (Some((version, rest)), Some(id_at)) =
+        (fields.split_at_checked(4), fields.len().checked_sub(6))
+    else {
+        return Err(truncated);
+    };
+    let (generation, id_len) = rest.split_at_checked(id_at).ok_or(truncated.clone())?;
+    let version = u32::from_be_bytes(version.try_into().map_err(|_| truncated.clone())?);
+    let generation = match generation.try_into() {
+        Ok(bytes) => u64::from_be_bytes(bytes),
+        // Layout 1: no generation field.
+        Err(_) => 0,
+    };
+    let id_len = usize::from(u16::from_be_bytes(
+        id_len.try_into().map_err(|_| truncated.clone())?,
+    ));
     if id_len > MAX_IDENTITY {
         return Err(SealError::IdentityTooLong(id_len));
     }
-    let nonce_at = FIXED_HEADER + id_len;
-    let Some(identity) = sealed.get(FIXED_HEADER..nonce_at) else {
+    let nonce_at = fixed + id_len;
+    let Some(identity) = sealed.get(fixed..nonce_at) else {
         return Err(truncated);
     };
     if sealed.len() < nonce_at + NONCE_LEN + TAG_LEN {
         return Err(truncated);
     }
-    Ok((version, identity, nonce_at))
+    Ok(Header {
+        version,
+        generation,
+        identity,
+        nonce_at,
+    })
+}
+
+/// The generation a sealed image's header names, read without the key
+/// (so not authenticated: for bookkeeping of what was written, e.g. an
+/// app's store recording the generation it committed; [`open`] is what
+/// checks it).
+pub fn generation_of(sealed: &[u8]) -> Result<u64, SealError> {
+    split(sealed).map(|header| header.generation)
 }
 
 /// Opens a sealed image under `key`. With `expected_identity`, another
@@ -294,12 +401,17 @@ pub fn open(
     sealed: &[u8],
     expected_identity: Option<&[u8]>,
 ) -> Result<Unsealed, SealError> {
-    let (version, identity, nonce_at) = split(sealed)?;
+    let Header {
+        version,
+        generation,
+        identity,
+        nonce_at,
+    } = split(sealed)?;
     let (aad, rest) = sealed.split_at(nonce_at);
     let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
     let nonce = Nonce::try_from(nonce).map_err(|_| SealError::Truncated(sealed.len()))?;
     let plaintext = key
-        .cipher()
+        .cipher()?
         .decrypt(
             &nonce,
             Payload {
@@ -319,6 +431,7 @@ pub fn open(
     }
     Ok(Unsealed {
         version,
+        generation,
         identity: identity.to_vec(),
         plaintext,
     })
@@ -355,6 +468,51 @@ mod tests {
             tampered[at] ^= 0x01;
             assert!(open(&key(1), &tampered, None).is_err(), "byte {at}");
         }
+    }
+
+    #[test]
+    fn the_generation_is_carried_and_authenticated() {
+        let sealed = seal_generation(&key(1), 2, 41, b"card-1", b"image").unwrap();
+        assert_eq!(generation_of(&sealed).unwrap(), 41);
+        assert_eq!(open(&key(1), &sealed, None).unwrap().generation, 41);
+        // A header edited to a newer generation no longer opens.
+        let mut edited = sealed.clone();
+        edited[SEAL_MAGIC.len() + 1 + 4 + 7] = 99;
+        assert_eq!(generation_of(&edited).unwrap(), 99);
+        assert_eq!(
+            open(&key(1), &edited, None).unwrap_err(),
+            SealError::Rejected
+        );
+        assert_eq!(generation_of(b"{}").unwrap_err(), SealError::NotSealed);
+    }
+
+    #[test]
+    fn layout_1_images_still_open_as_generation_0() {
+        // Layout 1: magic, layout, version, identity length, identity,
+        // nonce, ciphertext; the associated data all before the nonce.
+        let mut header = SEAL_MAGIC.to_vec();
+        header.push(1);
+        header.extend_from_slice(&2u32.to_be_bytes());
+        header.extend_from_slice(&6u16.to_be_bytes());
+        header.extend_from_slice(b"card-1");
+        let nonce = [7u8; NONCE_LEN];
+        let ciphertext = key(1)
+            .cipher()
+            .unwrap()
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: b"old image",
+                    aad: &header,
+                },
+            )
+            .unwrap();
+        let mut sealed = header;
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(&ciphertext);
+        let opened = open(&key(1), &sealed, Some(b"card-1")).unwrap();
+        assert_eq!(opened.plaintext.as_slice(), b"old image");
+        assert_eq!((opened.version, opened.generation), (2, 0));
     }
 
     #[test]

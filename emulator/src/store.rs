@@ -597,6 +597,27 @@ pub enum DamageKind {
         /// The first record that is not intact.
         missing: usize,
     },
+    /// An encrypted card's journal record whose checksum is right but
+    /// which does not decrypt under the card's key (for this card, era
+    /// and slot): a record moved or forged.
+    #[error("record {index} is intact but does not decrypt: {problem}")]
+    SealedRecord {
+        /// The slot.
+        index: usize,
+        /// Why it did not open.
+        problem: crate::seal::SealError,
+    },
+    /// A record in the clear in an encrypted card's journal, of the
+    /// image's era (or an encrypted record beside a plain image).
+    #[error("record {index} is {found} beside an {image} image")]
+    MixedRecord {
+        /// The slot.
+        index: usize,
+        /// "in the clear" or "encrypted".
+        found: &'static str,
+        /// "encrypted" or "unencrypted".
+        image: &'static str,
+    },
 }
 
 /// Where a card's image lives between commands and across restarts.

@@ -10,22 +10,29 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use super::ImageCodec;
 use super::files::{Access, open_card_file, read_private, rename_into_place, sync_parent};
 use super::image::Era;
 use super::{JOURNAL_SLOT_SIZE, JOURNAL_SLOTS};
 use crate::store::{CardImage, Changes, DamageKind, PartValue, StoreError};
 
 pub(super) const JOURNAL_MAGIC: &[u8; 16] = b"vscard-journal/1";
+/// The magic of a record sealed under the card's key (an encrypted card):
+/// the payload is a sealed blob ([`crate::seal`]) of the same JSON.
+pub(super) const SEALED_JOURNAL_MAGIC: &[u8; 16] = b"vscard-journal/S";
 /// Magic, era, position, length; then the payload and its digest.
 pub(super) const SLOT_HEADER: usize = 16 + 16 + 8 + 4;
 pub(super) const SLOT_DIGEST: usize = 32;
 
 /// The changed parts as one journal slot, `None` when they do not fit.
+/// An encrypted card's record is sealed under its key, for this card,
+/// era and slot.
 pub(super) fn encode_slot(
     image: &CardImage,
     changes: Changes<'_>,
     era: Era,
     index: usize,
+    codec: &ImageCodec,
 ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
     let key = changes.applet();
     let Some(state) = image.applet(key) else {
@@ -42,10 +49,14 @@ pub(super) fn encode_slot(
         }
     }
     // Both buffers hold part values (PIN records): wiped when dropped.
-    let payload = Zeroizing::new(serde_json::to_vec(&JournalRecord {
+    let json = Zeroizing::new(serde_json::to_vec(&JournalRecord {
         applet: key.to_owned(),
         parts,
     })?);
+    let Some(payload) = codec.seal_record(&era, index, &json)? else {
+        return Ok(None);
+    };
+    let payload = Zeroizing::new(payload);
     let Ok(length) = u32::try_from(payload.len()) else {
         return Ok(None);
     };
@@ -53,7 +64,11 @@ pub(super) fn encode_slot(
         return Ok(None);
     }
     let mut slot = Zeroizing::new(Vec::with_capacity(JOURNAL_SLOT_SIZE));
-    slot.extend_from_slice(JOURNAL_MAGIC);
+    slot.extend_from_slice(if codec.is_sealed() {
+        SEALED_JOURNAL_MAGIC
+    } else {
+        JOURNAL_MAGIC
+    });
     slot.extend_from_slice(&era.0);
     slot.extend_from_slice(&(index as u64).to_le_bytes());
     slot.extend_from_slice(&length.to_le_bytes());
@@ -72,12 +87,22 @@ pub(super) struct JournalRecord {
     parts: serde_json::Map<String, serde_json::Value>,
 }
 
+/// An intact record: sealed or not, its era, its position, its payload.
+pub(super) struct Slot<'a> {
+    pub(super) sealed: bool,
+    pub(super) era: Era,
+    pub(super) index: u64,
+    pub(super) payload: &'a [u8],
+}
+
 /// What a slot holds, if it is an intact record.
-pub(super) fn decode_slot(slot: &[u8]) -> Option<(Era, u64, &[u8])> {
+pub(super) fn decode_slot(slot: &[u8]) -> Option<Slot<'_>> {
     let magic = slot.get(..16)?;
-    if magic != JOURNAL_MAGIC {
-        return None;
-    }
+    let sealed = match magic {
+        m if m == JOURNAL_MAGIC => false,
+        m if m == SEALED_JOURNAL_MAGIC => true,
+        _ => return None,
+    };
     let era: [u8; 16] = slot.get(16..32)?.try_into().ok()?;
     let index = u64::from_le_bytes(slot.get(32..40)?.try_into().ok()?);
     let length = u32::from_le_bytes(slot.get(40..44)?.try_into().ok()?) as usize;
@@ -86,14 +111,23 @@ pub(super) fn decode_slot(slot: &[u8]) -> Option<(Era, u64, &[u8])> {
     if Sha256::digest(slot.get(..end)?).as_slice() != digest {
         return None;
     }
-    Some((Era(era), index, slot.get(SLOT_HEADER..end)?))
+    Some(Slot {
+        sealed,
+        era: Era(era),
+        index,
+        payload: slot.get(SLOT_HEADER..end)?,
+    })
 }
 
 /// Applies the journal's records of `era` to `image`; returns how many.
+/// An encrypted card's records must be sealed (for this card, era and
+/// slot) and a plain card's in the clear: anything else of this era is
+/// damage.
 pub(super) fn replay_journal(
     path: &Path,
     era: Era,
     image: &mut CardImage,
+    codec: &ImageCodec,
 ) -> Result<usize, StoreError> {
     let damaged = |problem: DamageKind| StoreError::Damaged {
         path: path.to_owned(),
@@ -111,10 +145,25 @@ pub(super) fn replay_journal(
     let mut applied = 0;
     let mut ended = false;
     for (index, slot) in bytes.chunks_exact(JOURNAL_SLOT_SIZE).enumerate() {
-        let record = decode_slot(slot).filter(|(e, _, _)| *e == era);
+        let record = decode_slot(slot).filter(|slot| slot.era == era);
         match record {
-            Some((_, position, payload)) if !ended && position == index as u64 => {
-                let record: JournalRecord = serde_json::from_slice(payload)
+            Some(slot) if !ended && slot.index == index as u64 => {
+                if slot.sealed != codec.is_sealed() {
+                    let (found, image) = if slot.sealed {
+                        ("encrypted", "unencrypted")
+                    } else {
+                        ("in the clear", "encrypted")
+                    };
+                    return Err(damaged(DamageKind::MixedRecord {
+                        index,
+                        found,
+                        image,
+                    }));
+                }
+                let payload = codec
+                    .open_record(&era, index, slot.payload)
+                    .map_err(|problem| damaged(DamageKind::SealedRecord { index, problem }))?;
+                let record: JournalRecord = serde_json::from_slice(&payload)
                     .map_err(|source| damaged(DamageKind::UnreadableRecord { index, source }))?;
                 let state = image.applet_mut(&record.applet);
                 for (name, value) in record.parts {

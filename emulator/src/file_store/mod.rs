@@ -174,9 +174,9 @@ impl FileStore {
 
     /// Seals every image this store writes under `key` (AES-256-GCM,
     /// [`crate::seal`]) and opens only sealed images; `None` keeps plain
-    /// images. A sealed card keeps no journal: each commit rewrites the
-    /// sealed image whole (the journal's slots would hold the changed
-    /// parts, PIN records, in the clear).
+    /// images. A sealed card's journal records are sealed too (each for
+    /// its card, era and slot), so a PIN try is still one slot written in
+    /// place and one flush.
     pub fn with_key(mut self, key: Option<SealKey>) -> FileStore {
         let identity = self.codec.identity().to_vec();
         self.codec = ImageCodec::new(key).with_identity(identity);
@@ -383,13 +383,13 @@ impl FileStore {
     /// Writes one journal slot; `false` when the commit must be an image
     /// write instead (no era yet, the journal full, too large a change).
     fn write_slot(&mut self, image: &CardImage, changes: Changes<'_>) -> Result<bool, StoreError> {
-        let Some(era) = self.era.filter(|_| !self.codec.is_sealed()) else {
+        let Some(era) = self.era else {
             return Ok(false);
         };
         if self.next_slot >= JOURNAL_SLOTS {
             return Ok(false);
         }
-        let Some(slot) = encode_slot(image, changes, era, self.next_slot)? else {
+        let Some(slot) = encode_slot(image, changes, era, self.next_slot, &self.codec)? else {
             return Ok(false);
         };
         let offset = (self.next_slot * JOURNAL_SLOT_SIZE) as u64;
@@ -477,10 +477,6 @@ impl Store for FileStore {
     /// room (the image) happens before any try is counted.
     fn reserve(&mut self, image: &CardImage, commits: usize) -> Result<(), StoreError> {
         self.check_served()?;
-        if self.codec.is_sealed() {
-            // No journal: every commit is an image write.
-            return Ok(());
-        }
         let room = self.era.is_some() && self.next_slot.saturating_add(commits) <= JOURNAL_SLOTS;
         if !room {
             self.write_image(image)?;
@@ -590,10 +586,7 @@ fn read_all(path: &Path, codec: &mut ImageCodec) -> Result<Option<Loaded>, Store
     let served = Served::opened(file, path)?;
     let (mut image, era) = codec.decode_era(path, &bytes)?;
     let slots = match era {
-        // A sealed card keeps no journal (and a journal beside it is no
-        // authenticated part of it).
-        Some(_) if codec.is_sealed() => 0,
-        Some(era) => replay_journal(&FileStore::journal_path(path), era, &mut image)?,
+        Some(era) => replay_journal(&FileStore::journal_path(path), era, &mut image, codec)?,
         None => 0,
     };
     Ok(Some(Loaded {
@@ -609,6 +602,7 @@ mod tests {
     use super::*;
     use crate::store::{AppletState, DamageKind, Part, PartValue};
     use image::{checksum, encode_image};
+    use sha2::Digest as _;
     use std::sync::Arc;
 
     fn secret_image() -> CardImage {
@@ -669,7 +663,7 @@ mod tests {
     }
 
     #[test]
-    fn a_sealed_store_commits_whole_sealed_images_and_keeps_the_identity() {
+    fn a_sealed_store_seals_whole_images_and_keeps_the_identity() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("card.json");
         let key = SealKey::from_bytes([5; 32]);
@@ -679,14 +673,14 @@ mod tests {
         let mut state = AppletState::new();
         state.put(Part::new("pin"), "PIN-271828").unwrap();
         image.set_applet("A000000001", state);
-        store.reserve(&image, 2).unwrap();
         store.commit(&image).unwrap();
         drop(store);
-        assert!(!FileStore::journal_path(&path).exists());
         let on_disk = fs::read(&path).unwrap();
         assert!(!on_disk.windows(10).any(|w| w == b"PIN-271828"));
         let mut codec = ImageCodec::sealed(key).with_identity(b"card-7".to_vec());
         assert_eq!(codec.decode(&on_disk).unwrap(), image);
+        // write_sealed made generation 1, the commit 2.
+        assert_eq!(codec.generation(), 2);
         let mut other =
             ImageCodec::sealed(SealKey::from_bytes([5; 32])).with_identity(b"x".to_vec());
         assert!(matches!(
@@ -696,6 +690,122 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// A sealed card whose counter went through the journal: 42, then 43.
+    fn sealed_journal(dir: &Path, key: &SealKey) -> PathBuf {
+        let path = dir.join("card.json");
+        FileStore::write_sealed(&path, &sample(), key, b"card-9").unwrap();
+        let mut store = FileStore::open(&path).unwrap().with_key(Some(key.clone()));
+        let image = store.load().unwrap().unwrap();
+        store.reserve(&image, 2).unwrap();
+        let image_bytes = fs::read(&path).unwrap();
+        commit_counter(&mut store, 4242424);
+        commit_counter(&mut store, 4343434);
+        // Two slots in place, the image untouched.
+        assert_eq!(fs::read(&path).unwrap(), image_bytes);
+        path
+    }
+
+    #[test]
+    fn a_sealed_card_journals_sealed_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SealKey::from_bytes([6; 32]);
+        let path = sealed_journal(dir.path(), &key);
+        let journal = fs::read(FileStore::journal_path(&path)).unwrap();
+        assert!(journal.starts_with(journal::SEALED_JOURNAL_MAGIC));
+        for secret in [&b"4242424"[..], b"4343434", b"counter"] {
+            assert!(!journal.windows(secret.len()).any(|w| w == secret));
+        }
+        let reopened = FileStore::read_with(&path, Some(&key)).unwrap().unwrap();
+        assert_eq!(reopened, with_counter(4343434));
+        // Another key: the image itself is refused before the journal.
+        assert!(matches!(
+            FileStore::read_with(&path, Some(&SealKey::from_bytes([7; 32]))),
+            Err(StoreError::Sealed { .. })
+        ));
+    }
+
+    #[test]
+    fn a_sealed_record_moved_to_another_slot_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SealKey::from_bytes([6; 32]);
+        let path = sealed_journal(dir.path(), &key);
+        let journal_path = FileStore::journal_path(&path);
+        let mut journal = fs::read(&journal_path).unwrap();
+        // Slot 1's record, its position field and checksum made to say
+        // slot 0: the checksum is right, the sealed payload is slot 1's.
+        let mut moved = journal[JOURNAL_SLOT_SIZE..2 * JOURNAL_SLOT_SIZE].to_vec();
+        moved[32..40].copy_from_slice(&0u64.to_le_bytes());
+        let length = u32::from_le_bytes(moved[40..44].try_into().unwrap()) as usize;
+        let end = journal::SLOT_HEADER + length;
+        let digest = sha2::Sha256::digest(&moved[..end]);
+        moved[end..end + journal::SLOT_DIGEST].copy_from_slice(&digest);
+        journal[..JOURNAL_SLOT_SIZE].copy_from_slice(&moved);
+        journal[JOURNAL_SLOT_SIZE..2 * JOURNAL_SLOT_SIZE].fill(0);
+        fs::write(&journal_path, &journal).unwrap();
+        let err = FileStore::read_with(&path, Some(&key)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Damaged {
+                    problem: DamageKind::SealedRecord { index: 0, .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_clear_record_beside_a_sealed_image_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SealKey::from_bytes([6; 32]);
+        let path = sealed_journal(dir.path(), &key);
+        let journal_path = FileStore::journal_path(&path);
+        let mut journal = fs::read(&journal_path).unwrap();
+        journal[..16].copy_from_slice(journal::JOURNAL_MAGIC);
+        let length = u32::from_le_bytes(journal[40..44].try_into().unwrap()) as usize;
+        let end = journal::SLOT_HEADER + length;
+        let digest = sha2::Sha256::digest(&journal[..end]);
+        journal[end..end + journal::SLOT_DIGEST].copy_from_slice(&digest);
+        fs::write(&journal_path, &journal).unwrap();
+        let err = FileStore::read_with(&path, Some(&key)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Damaged {
+                    problem: DamageKind::MixedRecord { index: 0, .. },
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_codec_with_a_minimum_generation_refuses_an_older_copy() {
+        let key = SealKey::from_bytes([8; 32]);
+        let codec = ImageCodec::sealed(key.clone());
+        let first = codec.encode(&sample()).unwrap();
+        let second = codec.encode(&with_counter(1)).unwrap();
+        assert_eq!(codec.generation(), 2);
+        let mut checking = ImageCodec::sealed(key).with_min_generation(2);
+        assert_eq!(checking.decode(&second).unwrap(), with_counter(1));
+        let err = checking.decode(&first).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Sealed {
+                    problem: crate::seal::SealError::RolledBack {
+                        found: 1,
+                        minimum: 2
+                    },
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
