@@ -120,15 +120,37 @@ impl Card {
     /// must be sealed under it, and every commit is sealed. With
     /// `keystore`, the keys `install_keystore_key` put in the image are
     /// used through the app's keystore.
-    #[uniffi::constructor(default(store = None, key = None, keystore = None))]
+    ///
+    /// Sealed images only: with `identity`, another card's image is
+    /// refused (`VscardError.Encryption`) even under the right key; with
+    /// `min_generation`, so is an image older than that generation (an
+    /// old copy of the store put back, and with it spent PIN tries). An
+    /// app that records `sealed_generation(bytes)` of each commit in its
+    /// keystore passes the last one here.
+    #[uniffi::constructor(default(
+        store = None,
+        key = None,
+        keystore = None,
+        identity = None,
+        min_generation = None
+    ))]
     pub fn from_image(
         image: Vec<u8>,
         store: Option<Arc<dyn CardStore>>,
         key: Option<Vec<u8>>,
         keystore: Option<Arc<dyn Keystore>>,
+        identity: Option<String>,
+        min_generation: Option<u64>,
     ) -> Result<Arc<Card>, VscardError> {
         let key = key.as_deref().map(seal_key).transpose()?;
-        let mut codec = ImageCodec::new(key);
+        if key.is_none() && (identity.is_some() || min_generation.is_some()) {
+            return Err(VscardError::argument(
+                "identity and min_generation check sealed images: give the key too",
+            ));
+        }
+        let mut codec = ImageCodec::new(key)
+            .with_identity(identity.unwrap_or_default().into_bytes())
+            .with_min_generation(min_generation.unwrap_or(0));
         let builder = vscard_emulator::Card::builder().atr(piv_atr());
         let (builder, image) = match store {
             None => {

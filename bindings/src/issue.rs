@@ -73,6 +73,18 @@ pub fn seal_image(image: Vec<u8>, key: Vec<u8>, identity: String) -> Result<Vec<
     Ok(sealed.to_vec())
 }
 
+/// The generation of a sealed image (from `seal_image` or a sealed
+/// store's commit): it grows by one at every commit of the card. An app
+/// that keeps the last one it committed in its keystore gives it to
+/// `Card.from_image(..., min_generation=...)`, which then refuses an older
+/// copy. Read from the header without the key: opening checks it.
+#[uniffi::export]
+pub fn sealed_generation(image: Vec<u8>) -> Result<u64, VscardError> {
+    vscard_emulator::seal::generation_of(&image).map_err(|error| VscardError::Encryption {
+        message: error.to_string(),
+    })
+}
+
 /// A key from the app: 32 bytes.
 pub(crate) fn seal_key(key: &[u8]) -> Result<SealKey, VscardError> {
     SealKey::from_slice(key).map_err(|error| VscardError::Encryption {

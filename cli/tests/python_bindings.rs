@@ -131,7 +131,7 @@ fn pytest_passes_against_the_installed_package() {
     assert!(output.status.success(), "pytest failed");
     let stdout = String::from_utf8_lossy(&output.stdout);
     // Every test ran (a pytest that collected nothing exits 5, not 0).
-    assert!(stdout.contains("9 passed"), "{stdout}");
+    assert!(stdout.contains("10 passed"), "{stdout}");
 }
 
 /// The example under "Python" in the README, between its markers.

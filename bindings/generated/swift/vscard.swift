@@ -519,6 +519,22 @@ fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
+    typealias FfiType = UInt64
+    typealias SwiftType = UInt64
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt64 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterDouble: FfiConverterPrimitive {
     typealias FfiType = Double
     typealias SwiftType = Double
@@ -802,15 +818,24 @@ open class Card: CardProtocol, @unchecked Sendable {
      * must be sealed under it, and every commit is sealed. With
      * `keystore`, the keys `install_keystore_key` put in the image are
      * used through the app's keystore.
+     *
+     * Sealed images only: with `identity`, another card's image is
+     * refused (`VscardError.Encryption`) even under the right key; with
+     * `min_generation`, so is an image older than that generation (an
+     * old copy of the store put back, and with it spent PIN tries). An
+     * app that records `sealed_generation(bytes)` of each commit in its
+     * keystore passes the last one here.
      */
-public static func fromImage(image: Data, store: CardStore? = nil, key: Data? = nil, keystore: Keystore? = nil)throws  -> Card  {
+public static func fromImage(image: Data, store: CardStore? = nil, key: Data? = nil, keystore: Keystore? = nil, identity: String? = nil, minGeneration: UInt64? = nil)throws  -> Card  {
     return try  FfiConverterTypeCard_lift(try rustCallWithError(FfiConverterTypeVscardError_lift) {
         uniffiCallStatus in
     uniffi_vscard_fn_constructor_card_from_image(
         FfiConverterData.lower(image),
         FfiConverterOptionTypeCardStore.lower(store),
         FfiConverterOptionData.lower(key),
-        FfiConverterOptionTypeKeystore.lower(keystore),uniffiCallStatus
+        FfiConverterOptionTypeKeystore.lower(keystore),
+        FfiConverterOptionString.lower(identity),
+        FfiConverterOptionUInt64.lower(minGeneration),uniffiCallStatus
     )
 })
 }
@@ -2367,6 +2392,54 @@ public func FfiConverterTypeVscardError_lower(_ value: VscardError) -> RustBuffe
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
+    typealias SwiftType = UInt64?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
+    typealias SwiftType = String?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterString.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterString.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionData: FfiConverterRustBuffer {
     typealias SwiftType = Data?
 
@@ -2492,6 +2565,21 @@ public func sealImage(image: Data, key: Data, identity: String)throws  -> Data  
 })
 }
 /**
+ * The generation of a sealed image (from `seal_image` or a sealed
+ * store's commit): it grows by one at every commit of the card. An app
+ * that keeps the last one it committed in its keystore gives it to
+ * `Card.from_image(..., min_generation=...)`, which then refuses an older
+ * copy. Read from the header without the key: opening checks it.
+ */
+public func sealedGeneration(image: Data)throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeVscardError_lift) {
+        uniffiCallStatus in
+    uniffi_vscard_fn_func_sealed_generation(
+        FfiConverterData.lower(image),uniffiCallStatus
+    )
+})
+}
+/**
  * The image with the key in `slot` replaced by the app's keystore key
  * `key_id`, whose public key is `public_key` (SubjectPublicKeyInfo DER).
  * The private key never enters the image; open the card with
@@ -2530,6 +2618,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_vscard_checksum_func_seal_image() != 29806) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_vscard_checksum_func_sealed_generation() != 59742) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_vscard_checksum_func_install_keystore_key() != 30932) {
@@ -2613,7 +2704,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_vscard_checksum_method_cardstore_commit() != 42096) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_vscard_checksum_constructor_card_from_image() != 29112) {
+    if (uniffi_vscard_checksum_constructor_card_from_image() != 32134) {
         return InitializationResult.apiChecksumMismatch
     }
 

@@ -343,7 +343,7 @@ void uniffi_vscard_fn_free_card(uint64_t handle, RustCallStatus *_Nonnull out_st
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_VSCARD_FN_CONSTRUCTOR_CARD_FROM_IMAGE
 #define UNIFFI_FFIDEF_UNIFFI_VSCARD_FN_CONSTRUCTOR_CARD_FROM_IMAGE
-uint64_t uniffi_vscard_fn_constructor_card_from_image(RustBuffer image, RustBuffer store, RustBuffer key, RustBuffer keystore, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_vscard_fn_constructor_card_from_image(RustBuffer image, RustBuffer store, RustBuffer key, RustBuffer keystore, RustBuffer identity, RustBuffer min_generation, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_VSCARD_FN_METHOD_CARD_ATR
@@ -529,6 +529,11 @@ RustBuffer uniffi_vscard_fn_func_issue_image(RustBuffer profile, RustBuffer seed
 #ifndef UNIFFI_FFIDEF_UNIFFI_VSCARD_FN_FUNC_SEAL_IMAGE
 #define UNIFFI_FFIDEF_UNIFFI_VSCARD_FN_FUNC_SEAL_IMAGE
 RustBuffer uniffi_vscard_fn_func_seal_image(RustBuffer image, RustBuffer key, RustBuffer identity, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_VSCARD_FN_FUNC_SEALED_GENERATION
+#define UNIFFI_FFIDEF_UNIFFI_VSCARD_FN_FUNC_SEALED_GENERATION
+uint64_t uniffi_vscard_fn_func_sealed_generation(RustBuffer image, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_VSCARD_FN_FUNC_INSTALL_KEYSTORE_KEY
@@ -805,6 +810,12 @@ uint16_t uniffi_vscard_checksum_func_issue_image(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_VSCARD_CHECKSUM_FUNC_SEAL_IMAGE
 #define UNIFFI_FFIDEF_UNIFFI_VSCARD_CHECKSUM_FUNC_SEAL_IMAGE
 uint16_t uniffi_vscard_checksum_func_seal_image(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_VSCARD_CHECKSUM_FUNC_SEALED_GENERATION
+#define UNIFFI_FFIDEF_UNIFFI_VSCARD_CHECKSUM_FUNC_SEALED_GENERATION
+uint16_t uniffi_vscard_checksum_func_sealed_generation(void
     
 );
 #endif

@@ -140,6 +140,32 @@ def test_an_encrypted_image_opens_only_with_its_key(image):
         vscard.Card.from_image(image, store=store)
 
 
+def test_an_old_copy_of_a_sealed_store_is_refused(image):
+    key = bytes(range(32))
+    store = MemoryStore()
+    card = vscard.Card.from_image(
+        vscard.seal_image(image, key, "000123456789"), store=store, key=key
+    )
+    card.power_on()
+    card.select_piv()
+    before = store.image
+    assert card.verify_pin("000000") == 0x63C2
+    # The app records each commit's generation where the store's bytes
+    # cannot reach (its keystore).
+    last = vscard.sealed_generation(store.image)
+    assert last > vscard.sealed_generation(before)
+    # Someone puts the copy from before the wrong try back.
+    store.image = before
+    with pytest.raises(vscard.VscardError.Encryption) as old:
+        vscard.Card.from_image(b"", store=store, key=key, min_generation=last)
+    assert "older than generation" in str(old.value)
+    # Another card's identity under the same key is refused too.
+    with pytest.raises(vscard.VscardError.Encryption):
+        vscard.Card.from_image(before, key=key, identity="999999999999")
+    with pytest.raises(vscard.VscardError.Encryption):
+        vscard.sealed_generation(image)
+
+
 class PythonKeystore(vscard.Keystore):
     """The platform keystore, played by `cryptography`."""
 

@@ -775,6 +775,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_vscard_checksum_func_seal_image(
     ): Int
+    external fun uniffi_vscard_checksum_func_sealed_generation(
+    ): Int
     external fun uniffi_vscard_checksum_func_install_keystore_key(
     ): Int
     external fun uniffi_vscard_checksum_method_card_atr(
@@ -858,7 +860,7 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_vscard_fn_free_card(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
-    external fun uniffi_vscard_fn_constructor_card_from_image(`image`: RustBuffer.ByValue,`store`: RustBuffer.ByValue,`key`: RustBuffer.ByValue,`keystore`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_vscard_fn_constructor_card_from_image(`image`: RustBuffer.ByValue,`store`: RustBuffer.ByValue,`key`: RustBuffer.ByValue,`keystore`: RustBuffer.ByValue,`identity`: RustBuffer.ByValue,`minGeneration`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_vscard_fn_method_card_atr(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -934,6 +936,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_vscard_fn_func_seal_image(`image`: RustBuffer.ByValue,`key`: RustBuffer.ByValue,`identity`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_vscard_fn_func_sealed_generation(`image`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_vscard_fn_func_install_keystore_key(`image`: RustBuffer.ByValue,`slot`: RustBuffer.ByValue,`keyId`: RustBuffer.ByValue,`publicKey`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_vscard_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1061,6 +1065,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_vscard_checksum_func_seal_image() and 0xFFFF) != 29806) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_vscard_checksum_func_sealed_generation() and 0xFFFF) != 59742) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_vscard_checksum_func_install_keystore_key() and 0xFFFF) != 30932) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1142,7 +1149,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_vscard_checksum_method_cardstore_commit() and 0xFFFF) != 42096) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_vscard_checksum_constructor_card_from_image() and 0xFFFF) != 29112) {
+    if ((lib.uniffi_vscard_checksum_constructor_card_from_image() and 0xFFFF) != 32134) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -1407,6 +1414,29 @@ public object FfiConverterUInt: FfiConverter<UInt, Int> {
 
     override fun write(value: UInt, buf: ByteBuffer) {
         buf.putInt(value.toInt())
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterULong: FfiConverter<ULong, Long> {
+    override fun lift(value: Long): ULong {
+        return value.toULong()
+    }
+
+    override fun read(buf: ByteBuffer): ULong {
+        return lift(buf.getLong())
+    }
+
+    override fun lower(value: ULong): Long {
+        return value.toLong()
+    }
+
+    override fun allocationSize(value: ULong) = 8UL
+
+    override fun write(value: ULong, buf: ByteBuffer) {
+        buf.putLong(value.toLong())
     }
 }
 
@@ -2204,8 +2234,15 @@ open class Card: Disposable, AutoCloseable, CardInterface
      * must be sealed under it, and every commit is sealed. With
      * `keystore`, the keys `install_keystore_key` put in the image are
      * used through the app's keystore.
+     *
+     * Sealed images only: with `identity`, another card's image is
+     * refused (`VscardError.Encryption`) even under the right key; with
+     * `min_generation`, so is an image older than that generation (an
+     * old copy of the store put back, and with it spent PIN tries). An
+     * app that records `sealed_generation(bytes)` of each commit in its
+     * keystore passes the last one here.
      */
-    @Throws(VscardException::class) fun `fromImage`(`image`: kotlin.ByteArray, `store`: CardStore? = null, `key`: kotlin.ByteArray? = null, `keystore`: Keystore? = null): Card {
+    @Throws(VscardException::class) fun `fromImage`(`image`: kotlin.ByteArray, `store`: CardStore? = null, `key`: kotlin.ByteArray? = null, `keystore`: Keystore? = null, `identity`: kotlin.String? = null, `minGeneration`: kotlin.ULong? = null): Card {
             return FfiConverterTypeCard.lift(
     uniffiRustCallWithError(VscardException) { _status ->
     UniffiLib.uniffi_vscard_fn_constructor_card_from_image(
@@ -2214,7 +2251,9 @@ open class Card: Disposable, AutoCloseable, CardInterface
         FfiConverterByteArray.lower(`image`),
         FfiConverterOptionalTypeCardStore.lower(`store`),
         FfiConverterOptionalByteArray.lower(`key`),
-        FfiConverterOptionalTypeKeystore.lower(`keystore`),_status)
+        FfiConverterOptionalTypeKeystore.lower(`keystore`),
+        FfiConverterOptionalString.lower(`identity`),
+        FfiConverterOptionalULong.lower(`minGeneration`),_status)
 }
     )
     }
@@ -3939,6 +3978,70 @@ public object FfiConverterTypeVscardError : FfiConverterRustBuffer<VscardExcepti
 /**
  * @suppress
  */
+public object FfiConverterOptionalULong: FfiConverterRustBuffer<kotlin.ULong?> {
+    override fun read(buf: ByteBuffer): kotlin.ULong? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterULong.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.ULong?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterULong.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.ULong?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterULong.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?> {
+    override fun read(buf: ByteBuffer): kotlin.String? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterString.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.String?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterString.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.String?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterString.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalByteArray: FfiConverterRustBuffer<kotlin.ByteArray?> {
     override fun read(buf: ByteBuffer): kotlin.ByteArray? {
         if (buf.get().toInt() == 0) {
@@ -4095,6 +4198,25 @@ public object FfiConverterOptionalTypeLinkObserver: FfiConverterRustBuffer<LinkO
         FfiConverterByteArray.lower(`image`),
         FfiConverterByteArray.lower(`key`),
         FfiConverterString.lower(`identity`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * The generation of a sealed image (from `seal_image` or a sealed
+         * store's commit): it grows by one at every commit of the card. An app
+         * that keeps the last one it committed in its keystore gives it to
+         * `Card.from_image(..., min_generation=...)`, which then refuses an older
+         * copy. Read from the header without the key: opening checks it.
+         */
+    @Throws(VscardException::class) fun `sealedGeneration`(`image`: kotlin.ByteArray): kotlin.ULong {
+            return FfiConverterULong.lift(
+    uniffiRustCallWithError(VscardException) { _status ->
+    UniffiLib.uniffi_vscard_fn_func_sealed_generation(
+    
+        
+        FfiConverterByteArray.lower(`image`),_status)
 }
     )
     }
