@@ -156,7 +156,8 @@ fn run(options: &Options) -> Result<Vec<Section>, BenchError> {
         }
         _ => eprintln!(
             "vscard-bench: skipping the PKCS#11 custody row: set VSCARD_BENCH_PKCS11_MODULE, \
-             VSCARD_BENCH_PKCS11_TOKEN and VSCARD_PKCS11_PIN (and SOFTHSM2_CONF for SoftHSM2)"
+             VSCARD_BENCH_PKCS11_TOKEN and VSCARD_PKCS11_PIN (and SOFTHSM2_CONF for SoftHSM2), \
+             or install softhsm2 for a token of the run's own"
         ),
     }
     step("10. the card host");
@@ -169,6 +170,55 @@ fn run(options: &Options) -> Result<Vec<Section>, BenchError> {
     Ok(sections)
 }
 
+/// When no PKCS#11 token is named and SoftHSM2 is installed, runs this
+/// benchmark again as a child with a token of its own (SoftHSM2 reads
+/// `SOFTHSM2_CONF` when the module is initialised, and this process's
+/// environment is not to be changed), and returns the child's exit code;
+/// `None` to go on in this process.
+fn rerun_with_a_token() -> Option<ExitCode> {
+    if std::env::var_os("VSCARD_BENCH_PKCS11_MODULE").is_some()
+        || vscard_testkit::softhsm::SoftHsm::module_path().is_none()
+    {
+        return None;
+    }
+    let token = match vscard_testkit::softhsm::SoftHsm::new("vscard-bench") {
+        Ok(token) => token,
+        Err(e) => {
+            eprintln!("vscard-bench: no SoftHSM2 token for the PKCS#11 custody row: {e}");
+            return None;
+        }
+    };
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("vscard-bench: cannot run itself again with a SoftHSM2 token: {e}");
+            return None;
+        }
+    };
+    let status = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env("SOFTHSM2_CONF", token.conf())
+        .env("VSCARD_BENCH_PKCS11_MODULE", token.module())
+        .env("VSCARD_BENCH_PKCS11_TOKEN", token.label())
+        .env(
+            vscard_pkcs11::PIN_ENV,
+            vscard_testkit::softhsm::SoftHsm::USER_PIN,
+        )
+        .status();
+    drop(token);
+    Some(match status {
+        Ok(status) if status.success() => ExitCode::SUCCESS,
+        Ok(status) => {
+            eprintln!("vscard-bench: {status}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("vscard-bench: cannot run itself again with a SoftHSM2 token: {e}");
+            ExitCode::FAILURE
+        }
+    })
+}
+
 fn main() -> ExitCode {
     let mut options = match parse() {
         Ok(options) => options,
@@ -177,6 +227,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(code) = rerun_with_a_token() {
+        return code;
+    }
     if options.pcscd
         && let Err(e) = vscard_testkit::rerun_process_in_namespace()
     {
