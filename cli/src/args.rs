@@ -237,6 +237,25 @@ pub struct HostArgs {
     /// requires it, before the session is refused.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration)]
     pub approval_timeout: std::time::Duration,
+    #[command(flatten)]
+    pub seal: HostSealArgs,
+}
+
+/// How a host command keeps card images and the hosts' link key at rest.
+#[derive(Debug, Args)]
+pub struct HostSealArgs {
+    /// Card images and the hosts' link key are encrypted (AES-256-GCM) in
+    /// the database under the key in FILE: 64 hexadecimal digits, mode
+    /// 0600 (see "Encrypted card images"); every host and host command of
+    /// the database then needs the same option. Required, unless
+    /// --insecure-plaintext.
+    #[arg(long, value_name = "FILE")]
+    pub encrypt_key_file: Option<PathBuf>,
+    /// Keep card images (PINs, private keys) and the hosts' link key in
+    /// the database in the clear, readable to anyone who reads the
+    /// database or its backups. For tests only.
+    #[arg(long, conflicts_with = "encrypt_key_file")]
+    pub insecure_plaintext: bool,
 }
 
 /// `vscard approve`.
@@ -314,6 +333,10 @@ pub struct HostImportArgs {
     pub require_approval: Option<RequireApproval>,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    // With --encrypt-key-file, CARD.json may be in the clear or encrypted
+    // under the same key.
+    #[command(flatten)]
+    pub seal: HostSealArgs,
 }
 
 #[derive(Debug, Args)]
@@ -326,6 +349,11 @@ pub struct HostIssueArgs {
     pub require_approval: Option<RequireApproval>,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// Keep the card image (PINs, private keys) in the database in the
+    /// clear, readable to anyone who reads the database or its backups.
+    /// For tests only; without it --encrypt-key-file is required.
+    #[arg(long, conflicts_with = "encrypt_key_file")]
+    pub insecure_plaintext: bool,
     #[command(flatten)]
     pub issue: IssueArgs,
 }
@@ -363,6 +391,9 @@ pub struct HostEnrolArgs {
     pub role: EnrolRole,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    // The hosts' link key is made here if no host made it yet.
+    #[command(flatten)]
+    pub seal: HostSealArgs,
 }
 
 /// `vscard host enrol --role`.

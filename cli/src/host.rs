@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
-use vscard_emulator::FileStore;
+use vscard_emulator::seal::SealKey;
+use vscard_emulator::{FileStore, StoreError};
 use vscard_host::serve::{HostConfig, HostObserver, host_identity, run_host};
 use vscard_host::{Approval, CardOptions, Database, DeviceKey, DeviceRole, redact_url};
 use vscard_issuance::cards::CardFileError;
@@ -20,7 +21,7 @@ use zeroize::Zeroizing;
 
 use crate::args::{
     ApproveArgs, DatabaseArgs, EnrolRole, HostArgs, HostCommand, HostEnrolArgs, HostImportArgs,
-    HostIssueArgs, HostListArgs, RelayArgs, RequireApproval, VpcdPeer,
+    HostIssueArgs, HostListArgs, HostSealArgs, RelayArgs, RequireApproval, VpcdPeer,
 };
 
 /// `--listen` when not given.
@@ -38,6 +39,16 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// `vscard host ...`.
 pub fn run(args: HostArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    if args.command.is_some()
+        && (args.seal.encrypt_key_file.is_some() || args.seal.insecure_plaintext)
+    {
+        return Err(CardFileError::BadValue {
+            option: "--encrypt-key-file",
+            reason: "give --encrypt-key-file (or --insecure-plaintext) after the host subcommand"
+                .to_owned(),
+        }
+        .into());
+    }
     match args.command {
         None => serve(&args),
         Some(HostCommand::Import(import)) => self::import(&import),
@@ -82,6 +93,41 @@ fn database(args: &DatabaseArgs) -> anyhow::Result<Database> {
         .with_context(|| format!("cannot open the card database {}", redact_url(&url)))
 }
 
+/// The key card images and the hosts' link key are sealed under. No key
+/// is bad input unless `insecure_plaintext`: a PIN, a private key or the
+/// link key is never put in the database in the clear by default.
+fn seal_key(
+    key_file: Option<&std::path::Path>,
+    insecure_plaintext: bool,
+) -> Result<Option<SealKey>, CardFileError> {
+    let key = crate::card_commands::encrypt_key(key_file)?;
+    if key.is_none() && !insecure_plaintext {
+        return Err(CardFileError::BadValue {
+            option: "--encrypt-key-file",
+            reason: "card images (PINs, private keys) and the hosts' link key are encrypted in \
+                     the database: give --encrypt-key-file FILE (64 hexadecimal digits, mode \
+                     0600), or --insecure-plaintext to keep them in the clear"
+                .to_owned(),
+        });
+    }
+    Ok(key)
+}
+
+/// [`database`], sealed under the key of `seal` (required unless
+/// `--insecure-plaintext`). The key file is read before connecting.
+fn sealed_database(args: &DatabaseArgs, seal: &HostSealArgs) -> anyhow::Result<Database> {
+    let key = seal_key(seal.encrypt_key_file.as_deref(), seal.insecure_plaintext)?;
+    Ok(keyed(database(args)?, key))
+}
+
+/// `database`, sealed under `key` if there is one.
+fn keyed(database: Database, key: Option<SealKey>) -> Database {
+    match key {
+        Some(key) => database.with_seal_key(key),
+        None => database,
+    }
+}
+
 /// The approval a card is put in with. `signature` is refused: the
 /// host asks only once per session, and a card that promised an approval
 /// per signature would not keep the promise.
@@ -123,7 +169,7 @@ impl HostObserver for HostPrinter {
 fn serve(args: &HostArgs) -> anyhow::Result<()> {
     let listen = crate::parse_listen(args.listen.as_deref().unwrap_or(DEFAULT_LISTEN))?;
     let lease = args.lease;
-    let database = database(&args.database)?;
+    let database = sealed_database(&args.database, &args.seal)?;
     let identity = host_identity(&database)?;
     let runtime = runtime()?;
     let _context = runtime.enter();
@@ -166,7 +212,16 @@ fn serve(args: &HostArgs) -> anyhow::Result<()> {
 
 /// `vscard host import CARD.json --id ID`.
 fn import(args: &HostImportArgs) -> anyhow::Result<()> {
-    let image = FileStore::read(&args.card)
+    let key = seal_key(
+        args.seal.encrypt_key_file.as_deref(),
+        args.seal.insecure_plaintext,
+    )?;
+    // A card file in the clear, or encrypted under the database's key.
+    let read = match FileStore::read_with(&args.card, key.as_ref()) {
+        Err(StoreError::NotEncrypted { .. }) => FileStore::read(&args.card),
+        read => read,
+    };
+    let image = read
         .map_err(CardFileError::from)?
         .ok_or_else(|| CardFileError::Missing {
             path: args.card.clone(),
@@ -174,7 +229,7 @@ fn import(args: &HostImportArgs) -> anyhow::Result<()> {
     let options = CardOptions {
         approval: approval(args.require_approval)?,
     };
-    database(&args.database)?.put_card(&args.id, &image, options)?;
+    keyed(database(&args.database)?, key).put_card(&args.id, &image, options)?;
     println!(
         "imported {} as card {} (approval: {})",
         args.card.display(),
@@ -197,7 +252,12 @@ fn issue(mut args: HostIssueArgs, state_dir: Option<PathBuf>) -> anyhow::Result<
         .into());
     }
     let approval = approval(args.require_approval)?;
-    let database = database(&args.database)?;
+    // The temporary card file is encrypted under the same key.
+    let key = seal_key(
+        args.issue.encrypt_key_file.as_deref(),
+        args.insecure_plaintext,
+    )?;
+    let database = keyed(database(&args.database)?, key.clone());
     let folder = tempfile::Builder::new()
         .prefix("vscard-host-issue-")
         .tempdir()
@@ -206,7 +266,7 @@ fn issue(mut args: HostIssueArgs, state_dir: Option<PathBuf>) -> anyhow::Result<
     args.issue.out = Some(path.clone());
     let dir = crate::card_commands::state_dir(state_dir)?;
     crate::card_commands::issue(args.issue, &dir)?;
-    let image = FileStore::read(&path)
+    let image = FileStore::read_with(&path, key.as_ref())
         .map_err(CardFileError::from)?
         .ok_or(CardFileError::Missing { path })?;
     let options = CardOptions { approval };
@@ -264,7 +324,7 @@ fn list(args: &HostListArgs) -> anyhow::Result<()> {
 
 /// `vscard host enrol --id ID --out DEVICE.key`.
 fn enrol(args: &HostEnrolArgs) -> anyhow::Result<()> {
-    let database = database(&args.database)?;
+    let database = sealed_database(&args.database, &args.seal)?;
     let host = host_identity(&database)?;
     let identity = Identity::generate()?;
     let key = DeviceKey {

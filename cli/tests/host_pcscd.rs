@@ -13,7 +13,7 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,17 @@ const WRONG_PIN: [u8; 13] = [
 const HOST_A: &str = "127.0.0.1:35971";
 const HOST_B: &str = "127.0.0.1:35972";
 
+/// The key the database's card images and link key are sealed under
+/// (64 hex digits, mode 0600), in `dir`.
+fn seal_key_file(dir: &Path) -> PathBuf {
+    let path = dir.join("host.key");
+    std::fs::write(&path, format!("{}\n", "5e".repeat(32))).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
 fn host(state: &Path, url: &str, listen: &str, name: &'static str) -> Process {
+    let seal = seal_key_file(state.parent().unwrap());
     let mut command = vscard(state);
     command.args([
         "host",
@@ -45,6 +55,7 @@ fn host(state: &Path, url: &str, listen: &str, name: &'static str) -> Process {
         "--lease",
         "2s",
     ]);
+    command.arg("--encrypt-key-file").arg(seal);
     let mut host = Process::start(command, name);
     host.expect_line(&format!("host listening on {listen}"));
     host
@@ -71,18 +82,22 @@ fn a_hosted_card_moves_to_the_other_host_with_its_try_counted() {
     };
     let url = cluster.url();
     let (dir, state, card) = p256_card("hosted card");
-    run_ok(vscard(&state).args(["host", "import"]).arg(&card).args([
-        "--id",
-        "card-1",
-        "--database",
-        &url,
-    ]));
+    run_ok(
+        vscard(&state)
+            .args(["host", "import"])
+            .arg(&card)
+            .arg("--encrypt-key-file")
+            .arg(seal_key_file(dir.path()))
+            .args(["--id", "card-1", "--database", &url]),
+    );
     let key = dir.path().join("device.key");
     let enrolled = run_ok(
         vscard(&state)
             .args(["host", "enrol", "--id", "card-1", "--out"])
             .arg(&key)
-            .args(["--database", &url]),
+            .args(["--database", &url])
+            .arg("--encrypt-key-file")
+            .arg(seal_key_file(dir.path())),
     );
     assert!(enrolled.contains("enrolled device"), "{enrolled}");
     let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
@@ -170,21 +185,30 @@ fn approval_approved_refused_and_timed_out() {
     };
     let url = cluster.url();
     let (dir, state, card) = p256_card("approved card");
-    run_ok(vscard(&state).args(["host", "import"]).arg(&card).args([
-        "--id",
-        "card-2",
-        "--require-approval",
-        "session",
-        "--database",
-        &url,
-    ]));
+    run_ok(
+        vscard(&state)
+            .args(["host", "import"])
+            .arg(&card)
+            .arg("--encrypt-key-file")
+            .arg(seal_key_file(dir.path()))
+            .args([
+                "--id",
+                "card-2",
+                "--require-approval",
+                "session",
+                "--database",
+                &url,
+            ]),
+    );
     // The computer's key opens sessions; the phone's decides them.
     let relay_key = dir.path().join("desk.key");
     run_ok(
         vscard(&state)
             .args(["host", "enrol", "--id", "card-2", "--out"])
             .arg(&relay_key)
-            .args(["--database", &url]),
+            .args(["--database", &url])
+            .arg("--encrypt-key-file")
+            .arg(seal_key_file(dir.path())),
     );
     let key = dir.path().join("phone.key");
     let enrolled = run_ok(
@@ -193,7 +217,9 @@ fn approval_approved_refused_and_timed_out() {
                 "host", "enrol", "--id", "card-2", "--role", "approver", "--out",
             ])
             .arg(&key)
-            .args(["--database", &url]),
+            .args(["--database", &url])
+            .arg("--encrypt-key-file")
+            .arg(seal_key_file(dir.path())),
     );
     assert!(
         enrolled.contains("for card card-2 as approver"),
@@ -209,6 +235,9 @@ fn approval_approved_refused_and_timed_out() {
         "--approval-timeout",
         "6s",
     ]);
+    command
+        .arg("--encrypt-key-file")
+        .arg(seal_key_file(dir.path()));
     let mut host = Process::start(command, "host");
     host.expect_line(&format!("host listening on {HOST_A}"));
     let approve_with = |device: &Path, extra: &[&str]| {
@@ -307,18 +336,22 @@ fn a_host_paused_past_its_lease_writes_nothing_when_it_wakes() {
     };
     let url = cluster.url();
     let (dir, state, card) = p256_card("paused host");
-    run_ok(vscard(&state).args(["host", "import"]).arg(&card).args([
-        "--id",
-        "card-3",
-        "--database",
-        &url,
-    ]));
+    run_ok(
+        vscard(&state)
+            .args(["host", "import"])
+            .arg(&card)
+            .arg("--encrypt-key-file")
+            .arg(seal_key_file(dir.path()))
+            .args(["--id", "card-3", "--database", &url]),
+    );
     let key = dir.path().join("device.key");
     run_ok(
         vscard(&state)
             .args(["host", "enrol", "--id", "card-3", "--out"])
             .arg(&key)
-            .args(["--database", &url]),
+            .args(["--database", &url])
+            .arg("--encrypt-key-file")
+            .arg(seal_key_file(dir.path())),
     );
     let mut host_a = host(&state, &url, HOST_A, "host-a");
     let mut host_b = host(&state, &url, HOST_B, "host-b");
@@ -401,8 +434,11 @@ fn host_issue_puts_a_card_in_and_a_password_is_never_printed() {
     let url = cluster
         .url()
         .replace("postgres@", "postgres:s3cret-password@");
+    let seal = seal_key_file(dir.path());
     let issued = run(vscard(&state)
         .args(["host", "issue", "--id", "issued-1", "--database", &url])
+        .arg("--encrypt-key-file")
+        .arg(&seal)
         .args([
             "--profile",
             profile.to_str().unwrap(),
@@ -450,6 +486,8 @@ fn host_issue_puts_a_card_in_and_a_password_is_never_printed() {
     // A second card with the same ID, and a bad ID, are refused.
     let again = run(vscard(&state)
         .args(["host", "issue", "--id", "issued-1", "--database", &url])
+        .arg("--encrypt-key-file")
+        .arg(&seal)
         .args([
             "--profile",
             profile.to_str().unwrap(),
@@ -465,6 +503,7 @@ fn host_issue_puts_a_card_in_and_a_password_is_never_printed() {
         {
             let mut command = vscard(&state);
             command.args(["host", "--database", &url, "--listen", HOST_A]);
+            command.arg("--encrypt-key-file").arg(&seal);
             command
         },
         "host",
@@ -520,18 +559,22 @@ fn a_session_ends_once_its_lease_could_have_expired() {
     };
     let url = cluster.url();
     let (dir, state, card) = p256_card("lapsed lease");
-    run_ok(vscard(&state).args(["host", "import"]).arg(&card).args([
-        "--id",
-        "card-4",
-        "--database",
-        &url,
-    ]));
+    run_ok(
+        vscard(&state)
+            .args(["host", "import"])
+            .arg(&card)
+            .arg("--encrypt-key-file")
+            .arg(seal_key_file(dir.path()))
+            .args(["--id", "card-4", "--database", &url]),
+    );
     let key = dir.path().join("device.key");
     run_ok(
         vscard(&state)
             .args(["host", "enrol", "--id", "card-4", "--out"])
             .arg(&key)
-            .args(["--database", &url]),
+            .args(["--database", &url])
+            .arg("--encrypt-key-file")
+            .arg(seal_key_file(dir.path())),
     );
     let mut host_a = host(&state, &url, HOST_A, "host-a");
     let mut relay = hosted_relay(&state, &key, "card-4");
@@ -553,4 +596,122 @@ fn a_session_ends_once_its_lease_could_have_expired() {
     relay.signal(Signal::TERM);
     let _ = relay.exit_code();
     host_a.stop();
+}
+
+#[test]
+fn host_commands_keep_no_secret_in_the_clear_without_being_told_to() {
+    let Some(cluster) = private_postgres() else {
+        return;
+    };
+    let url = cluster.url();
+    let (dir, state, card) = p256_card("sealed at rest");
+    let seal = seal_key_file(dir.path());
+    let import = |id: &str, extra: &[&std::ffi::OsStr]| {
+        run(vscard(&state)
+            .args(["host", "import"])
+            .arg(&card)
+            .args(["--id", id, "--database", &url])
+            .args(extra))
+    };
+    // No key: refused as bad input, nothing put in.
+    let refused = import("no-key", &[]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("--encrypt-key-file: card images (PINs, private keys) and the hosts' link key are encrypted"),
+        "{refused:?}"
+    );
+    // A key file others can read: refused.
+    let open_key = dir.path().join("open.key");
+    std::fs::copy(&seal, &open_key).unwrap();
+    std::fs::set_permissions(&open_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let open = import(
+        "open-key",
+        &["--encrypt-key-file".as_ref(), open_key.as_os_str()],
+    );
+    assert_eq!(open.status.code(), Some(2), "{open:?}");
+    assert!(
+        String::from_utf8_lossy(&open.stderr).contains("chmod 600"),
+        "{open:?}"
+    );
+    // The key after `host` (the serving host's option) is not taken for
+    // a subcommand's.
+    let misplaced = run(vscard(&state)
+        .arg("host")
+        .arg("--encrypt-key-file")
+        .arg(&seal)
+        .arg("import")
+        .arg(&card)
+        .args(["--id", "misplaced", "--database", &url]));
+    assert_eq!(misplaced.status.code(), Some(2), "{misplaced:?}");
+
+    // With the key: sealed rows, no PIN in them (as a part stores it: the
+    // padded PIN in hex); a card file encrypted
+    // under the same key imports too.
+    let sealed = import("sealed", &["--encrypt-key-file".as_ref(), seal.as_os_str()]);
+    assert!(sealed.status.success(), "{sealed:?}");
+    let encrypted_card = dir.path().join("encrypted.json");
+    support::issue(
+        &state,
+        &encrypted_card,
+        "sealed at rest",
+        &[
+            "--profile",
+            support::p256_profile(dir.path()).to_str().unwrap(),
+            "--encrypt-key-file",
+            seal.to_str().unwrap(),
+        ],
+    );
+    let from_sealed = run(vscard(&state)
+        .args(["host", "import"])
+        .arg(&encrypted_card)
+        .args([
+            "--id",
+            "from-sealed",
+            "--database",
+            &url,
+            "--encrypt-key-file",
+        ])
+        .arg(&seal));
+    assert!(from_sealed.status.success(), "{from_sealed:?}");
+    let insecure = import("insecure", &["--insecure-plaintext".as_ref()]);
+    assert!(insecure.status.success(), "{insecure:?}");
+    let rows = |id: &str| {
+        cluster
+            .psql(&format!(
+                "SELECT string_agg(DISTINCT encoding, ','), \
+                 position(convert_to('313233343536ffff', 'UTF8') IN string_agg(value, ''::bytea)) > 0 \
+                 FROM card_parts WHERE card_id = '{id}'"
+            ))
+            .unwrap()
+    };
+    assert_eq!(rows("sealed"), "aes256gcm|f");
+    assert_eq!(rows("from-sealed"), "aes256gcm|f");
+    // The control: in the clear, the PIN is there to find.
+    assert_eq!(rows("insecure"), "json|t");
+
+    // Enrolling makes the hosts' link key: sealed too.
+    let enrolled = run(vscard(&state)
+        .args(["host", "enrol", "--id", "sealed", "--out"])
+        .arg(dir.path().join("device.key"))
+        .args(["--database", &url, "--encrypt-key-file"])
+        .arg(&seal));
+    assert!(enrolled.status.success(), "{enrolled:?}");
+    assert_eq!(
+        cluster
+            .psql("SELECT position('VSCARDSEALED'::bytea IN private_key) FROM host_identity")
+            .unwrap(),
+        "1"
+    );
+    // A host without the key cannot read it.
+    let keyless = run(vscard(&state)
+        .args(["host", "enrol", "--id", "sealed", "--out"])
+        .arg(dir.path().join("other.key"))
+        .args(["--database", &url, "--insecure-plaintext"]));
+    assert_eq!(keyless.status.code(), Some(1), "{keyless:?}");
+    assert!(
+        String::from_utf8_lossy(&keyless.stderr)
+            .contains("the hosts' link key is encrypted: give the key it was encrypted under"),
+        "{keyless:?}"
+    );
 }

@@ -7,9 +7,12 @@ use postgres::config::{Host, SslMode};
 use postgres_openssl::MakeTlsConnector;
 use r2d2_postgres::PostgresConnectionManager;
 use vscard_emulator::CardImage;
+use vscard_emulator::seal::SealKey;
+use zeroize::Zeroizing;
 
 use crate::error::{HostError, check_card_id};
 use crate::schema;
+use crate::sealing::{self, HOST_IDENTITY};
 use crate::store::{image_rows, insert_rows};
 
 /// A pool of connections to the card database.
@@ -37,12 +40,14 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
 /// Probes before the connection is dropped.
 const KEEPALIVE_RETRIES: u32 = 3;
 
-/// The card database: a connection pool on a migrated schema. Clones
-/// share the pool.
+/// The card database: a connection pool on a migrated schema, and the
+/// key card parts and the link key are sealed under, if any. Clones share
+/// the pool.
 #[derive(Clone)]
 pub struct Database {
     pool: Pool,
     url: String,
+    seal: Option<SealKey>,
 }
 
 impl std::fmt::Debug for Database {
@@ -239,11 +244,27 @@ impl Database {
         let database = Database {
             pool,
             url: redacted,
+            seal: None,
         };
         let mut client = database.client()?;
         schema::migrate(&mut client)?;
         drop(client);
         Ok(database)
+    }
+
+    /// This database, its card parts and the hosts' link key sealed
+    /// (AES-256-GCM) under `key` from now on: every part written is sealed
+    /// for its card, applet and part, only sealed parts are read (a part in
+    /// the clear is [`HostError::NotEncrypted`]), and the link key is
+    /// stored sealed (one found in the clear is sealed in place).
+    pub fn with_seal_key(mut self, key: SealKey) -> Database {
+        self.seal = Some(key);
+        self
+    }
+
+    /// The key parts are sealed under, if any.
+    pub(crate) fn seal_key(&self) -> Option<&SealKey> {
+        self.seal.as_ref()
     }
 
     /// The URL, password redacted.
@@ -259,7 +280,8 @@ impl Database {
         Ok(self.pool.get()?)
     }
 
-    /// Puts a new card in with `image` as its committed image.
+    /// Puts a new card in with `image` as its committed image (its parts
+    /// sealed if the database has a key).
     pub fn put_card(
         &self,
         id: &str,
@@ -267,7 +289,7 @@ impl Database {
         options: CardOptions,
     ) -> Result<(), HostError> {
         check_card_id(id)?;
-        let rows = image_rows(image)?;
+        let rows = image_rows(self.seal_key(), id, image)?;
         let mut client = self.client()?;
         let mut tx = client.transaction()?;
         let inserted = tx.execute(
@@ -281,7 +303,7 @@ impl Database {
             "INSERT INTO leases (card_id, holder, expires_at, fence) VALUES ($1, NULL, '-infinity', 0)",
             &[&id],
         )?;
-        insert_rows(&mut tx, id, &rows)?;
+        insert_rows(&mut tx, self.seal_key(), id, &rows)?;
         tx.commit()?;
         Ok(())
     }
@@ -388,33 +410,71 @@ impl Database {
 
     /// The hosts' shared link key pair (private, public): made by
     /// `make` the first time, then the same for every host, so a device
-    /// pins one key whichever host it reaches.
+    /// pins one key whichever host it reaches. With a key the private
+    /// half is stored sealed; one found in the clear (stored before the
+    /// hosts had a key) is sealed in place, its public key unchanged.
     pub fn host_identity(
         &self,
         make: impl FnOnce() -> Result<(zeroize_bytes::Secret, [u8; 32]), HostError>,
     ) -> Result<(zeroize_bytes::Secret, [u8; 32]), HostError> {
         let mut client = self.client()?;
-        if let Some(found) = read_identity(&mut client)? {
+        if let Some((found, stored)) = read_identity(&mut client, self.seal_key())? {
+            if let (Some(key), Stored::Clear) = (self.seal_key(), stored) {
+                let sealed = seal_identity(key, &found.0)?;
+                client.execute(
+                    "UPDATE host_identity SET private_key = $1 WHERE id = 1 AND private_key = $2",
+                    &[&sealed.as_slice(), &found.0.expose().as_slice()],
+                )?;
+                tracing::info!(target: "vscard::host", "the hosts' link key is now stored encrypted");
+            }
             return Ok(found);
         }
         let (private, public) = make()?;
+        let stored = match self.seal_key() {
+            Some(key) => seal_identity(key, &private)?,
+            None => Zeroizing::new(private.expose().to_vec()),
+        };
         client.execute(
             "INSERT INTO host_identity (id, private_key, public_key) VALUES (1, $1, $2) ON CONFLICT (id) DO NOTHING",
-            &[&private.expose().as_slice(), &public.as_slice()],
+            &[&stored.as_slice(), &public.as_slice()],
         )?;
         // Another host may have made it first: theirs wins.
-        read_identity(&mut client)?.ok_or_else(|| HostError::DamagedPart {
-            card: "-".to_owned(),
-            applet: "host_identity".to_owned(),
-            part: "1".to_owned(),
-            reason: "missing after insert".to_owned(),
-        })
+        read_identity(&mut client, self.seal_key())?
+            .map(|(found, _)| found)
+            .ok_or_else(|| HostError::DamagedPart {
+                card: "-".to_owned(),
+                applet: "host_identity".to_owned(),
+                part: "1".to_owned(),
+                reason: "missing after insert".to_owned(),
+            })
     }
 }
 
+/// The link key pair: private, public.
+type KeyPair = (zeroize_bytes::Secret, [u8; 32]);
+
+/// How the link key's private half was found.
+enum Stored {
+    Clear,
+    Sealed,
+}
+
+/// The link key's private half sealed under `key`.
+fn seal_identity(
+    key: &SealKey,
+    private: &zeroize_bytes::Secret,
+) -> Result<Zeroizing<Vec<u8>>, HostError> {
+    sealing::seal(key, HOST_IDENTITY, private.expose())
+        .map(Zeroizing::new)
+        .map_err(HostError::Seal)
+}
+
+/// The stored link key pair, its private half opened under `key` if it is
+/// sealed (sealed without a key: [`HostError::KeyNeeded`]).
 fn read_identity(
     client: &mut postgres::Client,
-) -> Result<Option<(zeroize_bytes::Secret, [u8; 32])>, HostError> {
+    key: Option<&SealKey>,
+) -> Result<Option<(KeyPair, Stored)>, HostError> {
     let Some(row) = client.query_opt(
         "SELECT private_key, public_key FROM host_identity WHERE id = 1",
         &[],
@@ -422,19 +482,35 @@ fn read_identity(
     else {
         return Ok(None);
     };
-    let private: zeroize::Zeroizing<Vec<u8>> = zeroize::Zeroizing::new(row.get(0));
+    let private: Zeroizing<Vec<u8>> = Zeroizing::new(row.get(0));
     let public: Vec<u8> = row.get(1);
-    let damaged = || HostError::DamagedPart {
+    let damaged = |reason: String| HostError::DamagedPart {
         card: "-".to_owned(),
         applet: "host_identity".to_owned(),
         part: "1".to_owned(),
-        reason: "a key is not 32 bytes".to_owned(),
+        reason,
     };
-    let private = zeroize_bytes::Secret::new(
-        <[u8; 32]>::try_from(private.as_slice()).map_err(|_| damaged())?,
-    );
-    let public = <[u8; 32]>::try_from(public.as_slice()).map_err(|_| damaged())?;
-    Ok(Some((private, public)))
+    let (private, stored) = match (key, vscard_emulator::seal::is_sealed(&private)) {
+        (Some(key), true) => (
+            sealing::open(key, &private, HOST_IDENTITY).map_err(damaged)?,
+            Stored::Sealed,
+        ),
+        (None, true) => {
+            return Err(HostError::KeyNeeded {
+                what: "the hosts' link key".to_owned(),
+            });
+        }
+        (_, false) => (private, Stored::Clear),
+    };
+    let not_32 = || damaged("a key is not 32 bytes".to_owned());
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    if private.len() != bytes.len() {
+        return Err(not_32());
+    }
+    bytes.copy_from_slice(&private);
+    let private = zeroize_bytes::Secret::new(*bytes);
+    let public = <[u8; 32]>::try_from(public.as_slice()).map_err(|_| not_32())?;
+    Ok(Some(((private, public), stored)))
 }
 
 /// A private key that is wiped when dropped.

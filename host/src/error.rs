@@ -88,6 +88,26 @@ pub enum HostError {
         /// What is wrong.
         reason: String,
     },
+    /// A value is sealed (encrypted at rest) and this host has no key.
+    #[error("{what} is encrypted: give the key it was encrypted under (--encrypt-key-file FILE)")]
+    KeyNeeded {
+        /// What is sealed (`card ID`, `the hosts' link key`).
+        what: String,
+    },
+    /// A value is in the clear, and this host, given a key, reads only
+    /// sealed ones (a plaintext row may have been planted, or the card put
+    /// in without the key).
+    #[error(
+        "{what} is stored in the clear, and this host encrypts card images at rest \
+         (--encrypt-key-file): refused; put the card in again with the key"
+    )]
+    NotEncrypted {
+        /// What is in the clear.
+        what: String,
+    },
+    /// A value could not be sealed (no randomness, an identity too long).
+    #[error("cannot encrypt: {0}")]
+    Seal(vscard_emulator::seal::SealError),
     /// The card image could not be encoded or decoded.
     #[error("card image: {0}")]
     Image(#[from] serde_json::Error),

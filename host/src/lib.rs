@@ -20,6 +20,10 @@
 //!   the compare, as on a file) that also checks the fencing number and
 //!   the expiry, so a host that was paused or cut off past its lease can
 //!   never write, whoever holds the card now.
+//! - Sealing ([`Database::with_seal_key`]): given a key, every part is
+//!   stored AES-256-GCM-sealed for its card, applet and part
+//!   (`card_parts.encoding = 'aes256gcm'`), and so is the hosts' link
+//!   key; such a host refuses parts in the clear.
 //!
 //! Time is the database's (`clock_timestamp()`): hosts' clocks never
 //! decide who holds a card.
@@ -38,6 +42,7 @@ mod device;
 mod error;
 mod lease;
 mod schema;
+mod sealing;
 pub mod serve;
 mod store;
 

@@ -12,8 +12,10 @@ use crate::error::HostError;
 /// approvals and the hosts' shared link identity.
 ///
 /// - `card_parts.encoding` says how `value` is to be read: `json` (the
-///   part's serde encoding) today; a sealed (encrypted) form can be added
-///   as another encoding without a new table.
+///   part's serde encoding) or `aes256gcm` (that sealed, written by a
+///   host given a key: `crate::sealing`; no new table or column was
+///   needed). `host_identity.private_key` is 32 bytes in the clear, or
+///   sealed (it then starts with the seal's magic).
 /// - `approvals`: a host asks (a row), the device decides (any host
 ///   writes the decision), the asking host reads it; a row past
 ///   `expires_at` can no longer be decided.

@@ -10,21 +10,88 @@
 //! counted before the card compares. A failure of any kind leaves the
 //! previous image and becomes [`StoreError::Backend`]; the runtime then
 //! answers as for any failed write (`6581`) and reloads the applet.
+//!
+//! Given a key ([`Database::with_seal_key`]), each part's JSON bytes are
+//! sealed for their card, applet and part ([`crate::sealing`]) and stored
+//! with `encoding = 'aes256gcm'`; the PIN-try commit is still the one
+//! statement. Such a store reads only sealed parts: a part in the clear
+//! is refused ([`HostError::NotEncrypted`]), never served; a store
+//! without a key refuses sealed parts ([`HostError::KeyNeeded`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use vscard_emulator::seal::SealKey;
 use vscard_emulator::{CardImage, Changes, Store, StoreError};
+use zeroize::Zeroizing;
 
 use crate::database::Database;
 use crate::error::HostError;
 use crate::lease::{Lease, seconds};
+use crate::sealing::{self, SEALED};
 
-/// The encoding of a part's bytes: its serde JSON. (A sealed form, the
-/// image encrypted at rest, is another value of `card_parts.encoding`.)
+/// The encoding of a part's bytes in the clear: its serde JSON. (Sealed:
+/// [`SEALED`].)
 pub(crate) const JSON: &str = "json";
 
-/// One stored part: applet key, part name, encoded value.
-pub(crate) type PartRow = (String, String, Vec<u8>);
+/// One stored part: applet key, part name, encoded value (its JSON, or
+/// that sealed).
+pub(crate) type PartRow = (String, String, Zeroizing<Vec<u8>>);
+
+/// The `card_parts.encoding` a host with (or without) a key writes.
+pub(crate) fn encoding(key: Option<&SealKey>) -> &'static str {
+    if key.is_some() { SEALED } else { JSON }
+}
+
+/// Part `part` of applet `applet` of card `card`, as stored: its JSON,
+/// sealed under `key` if there is one.
+pub(crate) fn encode_part(
+    key: Option<&SealKey>,
+    card: &str,
+    applet: &str,
+    part: &str,
+    value: &serde_json::Value,
+) -> Result<Zeroizing<Vec<u8>>, HostError> {
+    let json = Zeroizing::new(serde_json::to_vec(value)?);
+    match key {
+        None => Ok(json),
+        Some(key) => sealing::seal(key, &sealing::part_identity(card, applet, part), &json)
+            .map(Zeroizing::new)
+            .map_err(HostError::Seal),
+    }
+}
+
+/// The JSON bytes of a stored part, opened under `key` if it is sealed;
+/// a part in the clear under a key, or sealed without one, is refused.
+fn decode_part(
+    key: Option<&SealKey>,
+    card: &str,
+    applet: &str,
+    part: &str,
+    encoding: &str,
+    bytes: Zeroizing<Vec<u8>>,
+) -> Result<Zeroizing<Vec<u8>>, HostError> {
+    let damaged = |reason: String| HostError::DamagedPart {
+        card: card.to_owned(),
+        applet: applet.to_owned(),
+        part: part.to_owned(),
+        reason,
+    };
+    match (key, encoding) {
+        (None, JSON) => Ok(bytes),
+        (Some(key), SEALED) => {
+            sealing::open(key, &bytes, &sealing::part_identity(card, applet, part)).map_err(damaged)
+        }
+        (Some(_), JSON) => Err(HostError::NotEncrypted {
+            what: format!("card {card} (part {applet}/{part})"),
+        }),
+        (None, SEALED) => Err(HostError::KeyNeeded {
+            what: format!("card {card}"),
+        }),
+        (_, other) => Err(damaged(format!(
+            "encoding {other:?} is not one this vscard reads"
+        ))),
+    }
+}
 
 /// A card's image on PostgreSQL, written only under `lease`.
 #[derive(Debug)]
@@ -45,7 +112,7 @@ impl PostgresStore {
     }
 
     /// Reads card `id`'s committed image (no lease needed: reading never
-    /// changes a card).
+    /// changes a card), opening its parts under the database's key.
     pub fn read(database: &Database, id: &str) -> Result<Option<CardImage>, HostError> {
         let mut client = database.client()?;
         let rows = client.query(
@@ -61,20 +128,16 @@ impl PostgresStore {
             let applet: String = row.get(0);
             let part: String = row.get(1);
             let encoding: String = row.get(2);
-            let bytes = zeroize::Zeroizing::new(row.get::<_, Vec<u8>>(3));
-            let damaged = |reason: String| HostError::DamagedPart {
-                card: id.to_owned(),
-                applet: applet.clone(),
-                part: part.clone(),
-                reason,
-            };
-            if encoding != JSON {
-                return Err(damaged(format!(
-                    "encoding {encoding:?} is not one this vscard reads"
-                )));
-            }
+            let bytes = Zeroizing::new(row.get::<_, Vec<u8>>(3));
+            let key = database.seal_key();
+            let json = decode_part(key, id, &applet, &part, &encoding, bytes)?;
             let value: serde_json::Value =
-                serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))?;
+                serde_json::from_slice(&json).map_err(|e| HostError::DamagedPart {
+                    card: id.to_owned(),
+                    applet: applet.clone(),
+                    part: part.clone(),
+                    reason: e.to_string(),
+                })?;
             applets
                 .entry(applet.clone())
                 .or_default()
@@ -111,7 +174,7 @@ impl PostgresStore {
     }
 
     fn commit_whole(&self, image: &CardImage) -> Result<(), HostError> {
-        let rows = image_rows(image)?;
+        let rows = image_rows(self.database.seal_key(), &self.lease.card, image)?;
         let mut client = self.database.client()?;
         let mut tx = client.transaction()?;
         self.check_lease(&mut tx)?;
@@ -119,7 +182,7 @@ impl PostgresStore {
             "DELETE FROM card_parts WHERE card_id = $1",
             &[&self.lease.card],
         )?;
-        insert_rows(&mut tx, &self.lease.card, &rows)?;
+        insert_rows(&mut tx, self.database.seal_key(), &self.lease.card, &rows)?;
         tx.commit()?;
         Ok(())
     }
@@ -129,13 +192,14 @@ impl PostgresStore {
         let Some(state) = image.applet(key) else {
             return self.commit_whole(image);
         };
+        let seal_key = self.database.seal_key();
         let names: BTreeSet<&str> = changes.parts().collect();
         let mut upsert_names = Vec::new();
         let mut upsert_values = Vec::new();
         let mut removed = Vec::new();
         for name in names {
             // Only the changed parts are encoded (a try counter, not the
-            // certificates).
+            // certificates), and sealed if the host has a key.
             let encoded = state
                 .encoded_part(name)
                 .map_err(|e| HostError::DamagedPart {
@@ -147,13 +211,14 @@ impl PostgresStore {
             match encoded {
                 Some(value) => {
                     upsert_names.push(name);
-                    upsert_values.push(serde_json::to_vec(&value)?);
+                    upsert_values.push(encode_part(seal_key, &self.lease.card, key, name, &value)?);
                 }
                 None => removed.push(name),
             }
         }
         let mut client = self.database.client()?;
         if removed.is_empty() {
+            let values: Vec<&[u8]> = upsert_values.iter().map(|v| v.as_slice()).collect();
             // The common case (a try counter): one statement, one round
             // trip. The parts are written only if the lease row was found
             // (and locked) under this fence.
@@ -172,9 +237,9 @@ impl PostgresStore {
                     &self.lease.fence,
                     &seconds(self.lease.ttl),
                     &key,
-                    &JSON,
+                    &encoding(seal_key),
                     &upsert_names,
-                    &upsert_values,
+                    &values,
                 ],
             )?;
             return if usize::try_from(written).ok() == Some(upsert_names.len()) {
@@ -194,14 +259,19 @@ impl PostgresStore {
             .zip(upsert_values)
             .map(|(name, value)| (key.to_owned(), (*name).to_owned(), value))
             .collect();
-        insert_rows(&mut tx, &self.lease.card, &rows)?;
+        insert_rows(&mut tx, seal_key, &self.lease.card, &rows)?;
         tx.commit()?;
         Ok(())
     }
 }
 
-/// Every part of `image` as rows.
-pub(crate) fn image_rows(image: &CardImage) -> Result<Vec<PartRow>, HostError> {
+/// Every part of card `card`'s `image` as rows, sealed under `key` if
+/// there is one.
+pub(crate) fn image_rows(
+    key: Option<&SealKey>,
+    card: &str,
+    image: &CardImage,
+) -> Result<Vec<PartRow>, HostError> {
     let serde_json::Value::Object(applets) = serde_json::to_value(image)? else {
         return Ok(Vec::new());
     };
@@ -211,15 +281,18 @@ pub(crate) fn image_rows(image: &CardImage) -> Result<Vec<PartRow>, HostError> {
             continue;
         };
         for (part, value) in parts {
-            rows.push((applet.clone(), part, serde_json::to_vec(&value)?));
+            let bytes = encode_part(key, card, &applet, &part, &value)?;
+            rows.push((applet.clone(), part, bytes));
         }
     }
     Ok(rows)
 }
 
-/// Upserts `rows` for card `id` in `tx`.
+/// Upserts `rows` for card `id` in `tx` (sealed under `key`: made by
+/// [`image_rows`] with the same key).
 pub(crate) fn insert_rows(
     tx: &mut postgres::Transaction<'_>,
+    key: Option<&SealKey>,
     id: &str,
     rows: &[PartRow],
 ) -> Result<(), HostError> {
@@ -227,8 +300,12 @@ pub(crate) fn insert_rows(
         "INSERT INTO card_parts (card_id, applet, part, encoding, value) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (card_id, applet, part) DO UPDATE SET encoding = excluded.encoding, value = excluded.value",
     )?;
+    let encoding = encoding(key);
     for (applet, part, value) in rows {
-        tx.execute(&statement, &[&id, applet, part, &JSON, value])?;
+        tx.execute(
+            &statement,
+            &[&id, applet, part, &encoding, &value.as_slice()],
+        )?;
     }
     Ok(())
 }
