@@ -122,6 +122,22 @@ impl HostProcess {
     pub fn cpu_time(&self) -> Result<Duration, BenchError> {
         cpu_time(&format!("/proc/{}/stat", self.child.id()))
     }
+
+    /// The CPU time its live session threads (`vscard-card-ID`, the
+    /// cards' own) used so far. Threads that end between the listing and
+    /// the reading are left out.
+    pub fn session_threads_cpu(&self) -> Result<Duration, BenchError> {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let mut total = Duration::ZERO;
+        for entry in std::fs::read_dir(&tasks).map_err(io_error(&tasks))? {
+            let path = entry.map_err(io_error(&tasks))?.path();
+            let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            if name.starts_with("vscard-card") {
+                total += cpu_time(&path.join("stat").to_string_lossy()).unwrap_or_default();
+            }
+        }
+        Ok(total)
+    }
 }
 
 impl Drop for HostProcess {

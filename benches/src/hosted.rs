@@ -297,8 +297,17 @@ fn scale_rows(
         .collect::<Result<Vec<_>, _>>()?;
     let (alone, spread) = devices.split_at(sessions);
     let on_a: Vec<(&str, &Device)> = alone.iter().map(|d| (host_a.address(), d)).collect();
-    let (one_host, opening) = client.open(&on_a, &SELECT_PIV, 0x9000)?;
-    let per_session = host_a.resident()?.saturating_sub(baseline) as f64 / sessions as f64;
+    // In two halves: the second half's share is the cost of one more
+    // session once the host's pool of database connections has grown.
+    let (half, rest) = on_a.split_at(sessions / 2);
+    let (mut one_host, first_half) = client.open(half, &SELECT_PIV, 0x9000)?;
+    let at_half = host_a.resident()?;
+    let (second, second_half) = client.open(rest, &SELECT_PIV, 0x9000)?;
+    one_host.extend(second);
+    let opening = first_half + second_half;
+    let full = host_a.resident()?;
+    let per_session = full.saturating_sub(baseline) as f64 / sessions as f64;
+    let marginal = full.saturating_sub(at_half) as f64 / rest.len() as f64;
     section.rows.push(Row::new(
         format!("memory per open session on a host process (VmRSS, 0 -> {sessions} sessions)"),
         format!("{:.1} KiB", per_session / 1024.0),
@@ -310,10 +319,13 @@ fn scale_rows(
         "Scale rows: real `vscard host` processes on the same database, {cards} cards (cloned in SQL \
          from the first in {}), a device enrolled for each card used. RSS rows: the host's VmRSS, \
          each after a session was opened and closed; {sessions} sessions opened ({} at a time) in {} \
-         and each sent one SELECT before the RSS was read.",
+         and each sent one SELECT before the RSS was read. The second half of the sessions cost \
+         {:.1} KiB each (the first half also grew the host's pool of database connections, up to \
+         16).",
         human(filled),
         OPENING_AT_ONCE,
-        human(opening)
+        human(opening),
+        marginal / 1024.0,
     ));
 
     // `sessions` other cards, half on A and half on B.
@@ -388,15 +400,19 @@ fn throughput(
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     section.notes.push(format!(
         "Throughput: one APDU in flight per session, from one client thread (the relay's side), \
-         the two sets in alternating slices of {}. CPU busy during the rounds (cores): one host {:.2}, \
-         client {:.2}; two hosts {:.2} together, client {:.2}. This machine has {cores} cores for \
-         the client, the hosts and PostgreSQL alike, so a second host can only add what the first \
-         left idle.",
+         the two sets in alternating slices of {}. CPU used during the rounds, in cores: one host \
+         {:.2} (its session threads {:.2}), client {:.2}; two hosts {:.2} together (session threads \
+         {:.2}), client {:.2}. The {cores} cores are shared by the client, the hosts, PostgreSQL and \
+         whatever else runs (load average {} after the rounds): a second host adds throughput only \
+         with cores the first leaves idle.",
         human(slice),
         one.host_cores(),
+        one.session_cores(),
         one.client_cores(),
         two.host_cores(),
+        two.session_cores(),
         two.client_cores(),
+        crate::machine::load(),
     ));
     client.close(one.sessions);
     client.close(two.sessions);
@@ -409,6 +425,7 @@ struct Phase {
     answered: u64,
     elapsed: Duration,
     host_cpu: Duration,
+    session_cpu: Duration,
     client_cpu: Duration,
 }
 
@@ -419,6 +436,7 @@ impl Phase {
             answered: 0,
             elapsed: Duration::ZERO,
             host_cpu: Duration::ZERO,
+            session_cpu: Duration::ZERO,
             client_cpu: Duration::ZERO,
         }
     }
@@ -431,12 +449,13 @@ impl Phase {
         slice: Duration,
         hosts: &[&HostProcess],
     ) -> Result<(), BenchError> {
-        let cpu = |hosts: &[&HostProcess]| -> Result<(Duration, Duration), BenchError> {
-            let mut total = Duration::ZERO;
+        let cpu = |hosts: &[&HostProcess]| -> Result<[Duration; 3], BenchError> {
+            let (mut total, mut sessions) = (Duration::ZERO, Duration::ZERO);
             for at in hosts {
                 total += at.cpu_time()?;
+                sessions += at.session_threads_cpu()?;
             }
-            Ok((total, cpu_time("/proc/self/stat")?))
+            Ok([total, sessions, cpu_time("/proc/self/stat")?])
         };
         let before = cpu(hosts)?;
         let sessions = std::mem::take(&mut self.sessions);
@@ -445,8 +464,9 @@ impl Phase {
         self.sessions = sessions;
         self.answered += answered;
         self.elapsed += elapsed;
-        self.host_cpu += after.0.saturating_sub(before.0);
-        self.client_cpu += after.1.saturating_sub(before.1);
+        self.host_cpu += after[0].saturating_sub(before[0]);
+        self.session_cpu += after[1].saturating_sub(before[1]);
+        self.client_cpu += after[2].saturating_sub(before[2]);
         Ok(())
     }
 
@@ -456,6 +476,10 @@ impl Phase {
 
     fn host_cores(&self) -> f64 {
         ratio(self.host_cpu.as_secs_f64(), self.elapsed.as_secs_f64())
+    }
+
+    fn session_cores(&self) -> f64 {
+        ratio(self.session_cpu.as_secs_f64(), self.elapsed.as_secs_f64())
     }
 
     fn client_cores(&self) -> f64 {
