@@ -16,6 +16,7 @@ pub mod apdu;
 pub mod crypto;
 pub mod custody;
 pub mod fixture;
+pub mod host_process;
 pub mod hosted;
 pub mod inprocess;
 pub mod issuance;

@@ -161,7 +161,12 @@ fn run(options: &Options) -> Result<Vec<Section>, BenchError> {
         ),
     }
     step("10. the card host");
-    match hosted::run(&image, budget)? {
+    let host_scale = if options.quick {
+        hosted::HostScale::quick()
+    } else {
+        hosted::HostScale::full()
+    };
+    match hosted::run(&image, budget, &host_scale)? {
         Some(section) => sections.push(section),
         None => eprintln!(
             "vscard-bench: skipping the card host: no PostgreSQL (Debian package postgresql)"

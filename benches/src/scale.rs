@@ -22,8 +22,12 @@ pub const IDLE_CARD_BUDGET: u64 = 64 * 1024;
 /// Resident memory of this process in bytes (`VmRSS` of
 /// `/proc/self/status`).
 pub fn resident() -> Result<u64, BenchError> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").map_err(io_error("/proc/self/status"))?;
+    resident_of("/proc/self/status")
+}
+
+/// Resident memory in bytes from a `/proc/PID/status` file (`VmRSS`).
+pub fn resident_of(status_file: &str) -> Result<u64, BenchError> {
+    let status = std::fs::read_to_string(status_file).map_err(io_error(status_file))?;
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmRSS:"))
