@@ -21,10 +21,9 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use vscard_applet::{ManagementApplet, PIV_AID, PivApplet, piv_atr};
-use vscard_emulator::{Card, CardError};
+use vscard_emulator::Card;
 use vscard_link::hosted::accept_device;
-use vscard_link::{Frame, Identity, KeepAlive, Link, LinkError};
-use zeroize::Zeroizing;
+use vscard_link::{Frame, Identity, KeepAlive, Link, LinkError, answer_frame};
 
 use crate::approval::Decision;
 use crate::database::{Approval, Database, DeviceRole};
@@ -40,9 +39,6 @@ const MAX_HANDSHAKES: usize = 64;
 /// Sessions at once (each holds an OS thread and may hold a database
 /// connection); a device past this is refused.
 const MAX_SESSIONS: usize = 256;
-
-/// The answer to an APDU to a card that is not powered.
-const NO_PRECISE_DIAGNOSIS: [u8; 2] = [0x6F, 0x00];
 
 /// Hears what the host does (the CLI prints it).
 pub trait HostObserver: Send + Sync {
@@ -481,7 +477,7 @@ fn card_thread(
                     let _ = request.answer.send(Err(reason.clone()));
                     break Some(reason);
                 }
-                let answer = answer(&mut card, request.frame);
+                let answer = answer_frame(&mut card, request.frame).map_err(|e| e.to_string());
                 let _ = request.answer.send(answer);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -553,37 +549,5 @@ fn build_card(database: &Database, lease: &Lease) -> Result<Card, HostError> {
     builder.build().map_err(|e| HostError::CardUnusable {
         card: lease.card().to_owned(),
         reason: e.to_string(),
-    })
-}
-
-/// The card's answer to one frame.
-fn answer(card: &mut Card, frame: Frame) -> Result<Option<Frame>, String> {
-    Ok(match frame {
-        Frame::PowerOn => {
-            card.power_on();
-            None
-        }
-        Frame::PowerOff => {
-            card.power_off();
-            None
-        }
-        Frame::Reset => {
-            card.reset();
-            None
-        }
-        Frame::GetAtr => Some(Frame::Atr(card.atr().to_vec())),
-        Frame::Apdu(command) => {
-            if !card.is_powered() {
-                card.power_on();
-            }
-            match card.transmit(&command) {
-                Ok(response) => Some(Frame::Response(Zeroizing::new(response))),
-                Err(CardError::NotPowered) => Some(Frame::Response(Zeroizing::new(
-                    NO_PRECISE_DIAGNOSIS.to_vec(),
-                ))),
-                Err(e) => return Err(format!("the card failed: {e}")),
-            }
-        }
-        other => return Err(format!("unexpected {other:?} from the relay")),
     })
 }
