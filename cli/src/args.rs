@@ -297,7 +297,9 @@ pub enum HostCommand {
 pub enum RequireApproval {
     /// Each session, before it opens.
     Session,
-    /// Each session and each signature.
+    /// Each session, and each signature in it: each GENERAL
+    /// AUTHENTICATE with the digital signature key (9C), asked once per
+    /// command (a chained one on its first part); a refusal answers 6982.
     Signature,
 }
 

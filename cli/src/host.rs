@@ -82,19 +82,12 @@ fn database(args: &DatabaseArgs) -> anyhow::Result<Database> {
         .with_context(|| format!("cannot open the card database {}", redact_url(&url)))
 }
 
-/// The approval a card is put in with. `signature` is refused: the
-/// host asks only once per session, and a card that promised an approval
-/// per signature would not keep the promise.
-fn approval(flag: Option<RequireApproval>) -> Result<Approval, CardFileError> {
+/// The approval a card is put in with.
+fn approval(flag: Option<RequireApproval>) -> Approval {
     match flag {
-        None => Ok(Approval::None),
-        Some(RequireApproval::Session) => Ok(Approval::Session),
-        Some(RequireApproval::Signature) => Err(CardFileError::BadValue {
-            option: "--require-approval",
-            reason: "signature is not supported yet (the host asks once per session, not per \
-                     signature): use --require-approval session"
-                .to_owned(),
-        }),
+        None => Approval::None,
+        Some(RequireApproval::Session) => Approval::Session,
+        Some(RequireApproval::Signature) => Approval::Signature,
     }
 }
 
@@ -172,7 +165,7 @@ fn import(args: &HostImportArgs) -> anyhow::Result<()> {
             path: args.card.clone(),
         })?;
     let options = CardOptions {
-        approval: approval(args.require_approval)?,
+        approval: approval(args.require_approval),
     };
     database(&args.database)?.put_card(&args.id, &image, options)?;
     println!(
@@ -196,7 +189,7 @@ fn issue(mut args: HostIssueArgs, state_dir: Option<PathBuf>) -> anyhow::Result<
         }
         .into());
     }
-    let approval = approval(args.require_approval)?;
+    let approval = approval(args.require_approval);
     let database = database(&args.database)?;
     let folder = tempfile::Builder::new()
         .prefix("vscard-host-issue-")

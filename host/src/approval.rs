@@ -23,6 +23,9 @@ pub enum Decision {
     Refused,
     /// Nobody decided in time.
     TimedOut,
+    /// Nobody waits for the answer any more (the relay's link dropped):
+    /// the request was closed undecided.
+    Withdrawn,
 }
 
 /// A request waiting for the device.
@@ -37,15 +40,19 @@ pub struct PendingApproval {
 }
 
 impl Database {
-    /// Asks the holder of card `id` to approve a session that device
-    /// `requested_device` asked for, and waits up to `timeout` for the
-    /// decision.
+    /// Asks the holder of card `id` to approve what device
+    /// `requested_device` asked for (a session, or a signature in one),
+    /// and waits up to `timeout` for the decision, or until `withdrawn`
+    /// says nobody waits for it any more: then the request is closed
+    /// (no device can approve it after that) and
+    /// [`Decision::Withdrawn`] returned.
     pub fn ask_approval(
         &self,
         id: &str,
         requested_by: &str,
         requested_device: &[u8; 32],
         timeout: Duration,
+        withdrawn: &dyn Fn() -> bool,
     ) -> Result<Decision, HostError> {
         let request: i64 = {
             let mut client = self.client()?;
@@ -88,14 +95,16 @@ impl Database {
                 Some("approved") => return Ok(Decision::Approved),
                 Some("expired") => return Ok(Decision::TimedOut),
                 Some(_) => return Ok(Decision::Refused),
+                None if withdrawn() => {
+                    if self.close_approval(request)? {
+                        tracing::info!(target: "vscard::host", card = %id, request,
+                            "approval request closed: nobody waits for it (the relay's link dropped)");
+                        return Ok(Decision::Withdrawn);
+                    }
+                    // Decided at the last moment: read it.
+                }
                 None if Instant::now() >= deadline => {
-                    // Closed for good: a late decision finds no open row.
-                    let mut client = self.client()?;
-                    let closed = client.execute(
-                        "UPDATE approvals SET decision = 'expired' WHERE id = $1 AND decision IS NULL",
-                        &[&request],
-                    )?;
-                    if closed == 1 {
+                    if self.close_approval(request)? {
                         return Ok(Decision::TimedOut);
                     }
                     // Decided at the last moment: read it.
@@ -103,6 +112,17 @@ impl Database {
                 None => std::thread::sleep(POLL),
             }
         }
+    }
+
+    /// Closes request `request` undecided (`expired`): a late decision
+    /// finds no open row. False when it was decided first.
+    fn close_approval(&self, request: i64) -> Result<bool, HostError> {
+        let mut client = self.client()?;
+        let closed = client.execute(
+            "UPDATE approvals SET decision = 'expired' WHERE id = $1 AND decision IS NULL",
+            &[&request],
+        )?;
+        Ok(closed == 1)
     }
 
     /// The oldest request for card `id` still open, if any.

@@ -39,6 +39,7 @@ mod error;
 mod lease;
 mod schema;
 pub mod serve;
+mod signature;
 mod store;
 
 pub use approval::{Decision, PendingApproval};

@@ -21,14 +21,16 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use vscard_applet::{ManagementApplet, PIV_AID, PivApplet, piv_atr};
-use vscard_emulator::Card;
+use vscard_emulator::{Card, Status};
 use vscard_link::hosted::accept_device;
 use vscard_link::{Frame, Identity, KeepAlive, Link, LinkError, answer_frame};
+use zeroize::Zeroizing;
 
 use crate::approval::Decision;
 use crate::database::{Approval, Database, DeviceRole};
 use crate::error::{HostError, check_card_id};
 use crate::lease::{Lease, holder_name};
+use crate::signature::{SignatureGate, Step};
 use crate::store::PostgresStore;
 
 const TARGET: &str = "vscard::host";
@@ -346,7 +348,7 @@ async fn session(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<String, LinkError> {
     let (requests, requests_in) = mpsc::channel::<Request>();
-    let (opened_tx, opened) = oneshot::channel::<Result<i64, String>>();
+    let (opened_tx, opened) = oneshot::channel::<Result<(i64, Approval), String>>();
     let (ended_tx, mut ended) = oneshot::channel::<String>();
     let database = shared.database.clone();
     let config = shared.config.clone();
@@ -366,11 +368,11 @@ async fn session(
             )
         })
         .map_err(LinkError::Net)?;
-    let fence = match opened.await {
-        Ok(Ok(fence)) => fence,
-        Ok(Err(reason)) => return Ok(reason),
-        Err(_) => return Ok("the card's session failed to start".to_owned()),
+    let (fence, approval) = match wait_opened(link, opened, &mut shutdown).await? {
+        Ok(opened) => opened,
+        Err(reason) => return Ok(reason),
     };
+    let mut gate = SignatureGate::new(approval == Approval::Signature);
     if let Some(observer) = &shared.config.observer {
         observer.opened(card, fence);
     }
@@ -392,6 +394,28 @@ async fn session(
                     Frame::KeepAlive => continue,
                     Frame::Close(reason) => return Ok(format!("the relay closed the link: {reason}")),
                     frame => {
+                        let pass = match gate.step(&frame) {
+                            Step::Pass => true,
+                            Step::Refuse => false,
+                            Step::Ask => {
+                                let asked = ask_signature(link, card, &device, shared, &mut ended, &mut shutdown).await?;
+                                // The relay waited for the answer and said nothing.
+                                last_received = Instant::now();
+                                last_sent = Instant::now();
+                                let approved = match asked {
+                                    Ok(approved) => approved,
+                                    Err(reason) => return Ok(reason),
+                                };
+                                gate.decided(approved);
+                                approved
+                            }
+                        };
+                        if !pass {
+                            let refused = Status::SecurityStatusNotSatisfied.to_bytes().to_vec();
+                            link.send(&Frame::Response(Zeroizing::new(refused))).await?;
+                            last_sent = Instant::now();
+                            continue;
+                        }
                         let (answer, answered) = oneshot::channel();
                         if requests.send(Request { frame, answer }).is_err() {
                             return Ok(ended_reason(&mut ended));
@@ -421,6 +445,97 @@ async fn session(
     }
 }
 
+/// Asks the holder to approve one signature (see [`crate::signature`])
+/// and waits, keeping the link alive (the relay waits for the APDU's
+/// answer meanwhile): `Ok(Ok(approved))`, or `Ok(Err(reason))` when the
+/// session ends first (the relay went away: the request is closed
+/// undecided; the card's session ended; the host stops). A request that
+/// cannot be made or read is a refusal.
+async fn ask_signature(
+    link: &mut Link,
+    card: &str,
+    device: &[u8; 32],
+    shared: &Shared,
+    ended: &mut oneshot::Receiver<String>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Result<bool, String>, LinkError> {
+    // Dropped when this returns: the asking thread then withdraws the
+    // request if it is still open.
+    let (waiting, _waiter) = oneshot::channel::<()>();
+    let database = shared.database.clone();
+    let timeout = shared.config.approval_timeout;
+    let (id, device) = (card.to_owned(), *device);
+    let mut asked = tokio::task::spawn_blocking(move || {
+        let holder = holder_name()?;
+        database.ask_approval(&id, &holder, &device, timeout, &|| waiting.is_closed())
+    });
+    let keep_alive = shared.config.keep_alive;
+    let mut tick = tokio::time::interval(keep_alive.interval.min(Duration::from_secs(1)));
+    let mut last_sent = Instant::now();
+    loop {
+        tokio::select! {
+            decided = &mut asked => {
+                let approved = matches!(decided, Ok(Ok(Decision::Approved)));
+                match decided {
+                    Ok(Ok(decision)) => tracing::info!(target: TARGET, %card, ?decision, "signature approval"),
+                    Ok(Err(e)) => tracing::warn!(target: TARGET, %card, error = %e, "signature approval failed: refused"),
+                    Err(e) => tracing::warn!(target: TARGET, %card, error = %e, "signature approval failed: refused"),
+                }
+                return Ok(Ok(approved));
+            }
+            _ = shutdown.changed() => return Ok(Err("host stopping".to_owned())),
+            reason = &mut *ended => {
+                return Ok(Err(reason.unwrap_or_else(|_| "the card's session ended".to_owned())));
+            }
+            frame = link.recv() => match frame? {
+                Frame::KeepAlive => {}
+                Frame::Close(reason) => return Ok(Err(format!("the relay closed the link: {reason}"))),
+                other => {
+                    return Err(LinkError::Protocol(format!(
+                        "unexpected {other:?} while a signature waits for the holder"
+                    )));
+                }
+            },
+            _ = tick.tick() => {
+                if last_sent.elapsed() >= keep_alive.interval {
+                    link.send(&Frame::KeepAlive).await?;
+                    last_sent = Instant::now();
+                }
+            }
+        }
+    }
+}
+
+/// Waits for the card's thread to open the card (its lease, the holder's
+/// approval) while reading the link: a relay that goes away meanwhile
+/// ends the wait (`Err(reason)`), and dropping `opened` then tells the
+/// card's thread nobody waits for the card any more (it closes the
+/// approval request and takes no lease).
+async fn wait_opened(
+    link: &mut Link,
+    mut opened: oneshot::Receiver<Result<(i64, Approval), String>>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Result<(i64, Approval), String>, LinkError> {
+    loop {
+        tokio::select! {
+            result = &mut opened => {
+                return Ok(result.unwrap_or_else(|_| Err("the card's session failed to start".to_owned())));
+            }
+            _ = shutdown.changed() => return Ok(Err("host stopping".to_owned())),
+            frame = link.recv() => match frame {
+                Ok(Frame::KeepAlive) => {}
+                Ok(Frame::Close(reason)) => {
+                    return Ok(Err(format!("the relay closed the link before the card opened: {reason}")));
+                }
+                Ok(other) => {
+                    return Err(LinkError::Protocol(format!("unexpected {other:?} before the card opened")));
+                }
+                Err(e) => return Ok(Err(format!("the relay's link dropped before the card opened: {e}"))),
+            },
+        }
+    }
+}
+
 /// Why the card's thread ended (it says so before it drops its end of
 /// the requests, so a failed request finds the reason there).
 fn ended_reason(ended: &mut oneshot::Receiver<String>) -> String {
@@ -437,17 +552,18 @@ fn card_thread(
     device: &[u8; 32],
     config: &HostConfig,
     requests: &mpsc::Receiver<Request>,
-    opened: oneshot::Sender<Result<i64, String>>,
+    opened: oneshot::Sender<Result<(i64, Approval), String>>,
     ended: oneshot::Sender<String>,
 ) {
-    let (mut card, mut lease) = match open_card(database, id, device, config) {
-        Ok(pair) => pair,
-        Err(e) => {
-            let _ = opened.send(Err(e.to_string()));
-            return;
-        }
-    };
-    let _ = opened.send(Ok(lease.fence()));
+    let (mut card, mut lease, approval) =
+        match open_card(database, id, device, config, &|| opened.is_closed()) {
+            Ok(pair) => pair,
+            Err(e) => {
+                let _ = opened.send(Err(e.to_string()));
+                return;
+            }
+        };
+    let _ = opened.send(Ok((lease.fence(), approval)));
     let renew_every = (lease.ttl() / 3).max(Duration::from_millis(50));
     let mut next_renewal = Instant::now() + renew_every;
     let reason = loop {
@@ -503,14 +619,18 @@ fn open_card(
     id: &str,
     device: &[u8; 32],
     config: &HostConfig,
-) -> Result<(Card, Lease), HostError> {
+    withdrawn: &dyn Fn() -> bool,
+) -> Result<(Card, Lease, Approval), HostError> {
     let holder = holder_name()?;
     // Asked before the lease: no card is held while a person decides.
-    // (`signature` cards are approved per session here too; a per-signature
-    // approval is not built yet.)
-    if database.approval(id)? != Approval::None {
-        match database.ask_approval(id, &holder, device, config.approval_timeout)? {
+    // Nor is the holder asked for a card in another session (it would be
+    // refused after the decision).
+    let approval = database.approval(id)?;
+    if approval != Approval::None {
+        database.wait_lease_free(id, config.lease_wait)?;
+        match database.ask_approval(id, &holder, device, config.approval_timeout, withdrawn)? {
             Decision::Approved => {}
+            Decision::Withdrawn => return Err(HostError::Withdrawn(id.to_owned())),
             Decision::Refused => return Err(HostError::ApprovalRefused(id.to_owned())),
             Decision::TimedOut => {
                 return Err(HostError::ApprovalTimedOut {
@@ -523,7 +643,7 @@ fn open_card(
     let lease = database.acquire_waiting(id, &holder, config.lease_ttl, config.lease_wait)?;
     let built = build_card(database, &lease);
     match built {
-        Ok(card) => Ok((card, lease)),
+        Ok(card) => Ok((card, lease, approval)),
         Err(e) => {
             let _ = database.release(&lease);
             Err(e)
