@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 
 use crate::args::{
     ApproveArgs, DatabaseArgs, EnrolRole, HostArgs, HostCommand, HostEnrolArgs, HostImportArgs,
-    HostIssueArgs, HostListArgs, RelayArgs, RequireApproval, VpcdPeer,
+    HostIssueArgs, HostListArgs, HostRevokeArgs, RelayArgs, RequireApproval, VpcdPeer,
 };
 
 /// `--listen` when not given.
@@ -43,11 +43,7 @@ pub fn run(args: HostArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> {
         Some(HostCommand::Import(import)) => self::import(&import),
         Some(HostCommand::Issue(issue)) => self::issue(*issue, state_dir),
         Some(HostCommand::List(list)) => self::list(&list),
-        Some(HostCommand::Revoke(card)) => {
-            database(&card.database)?.revoke(&card.id)?;
-            println!("revoked card {}: it is never served again", card.id);
-            Ok(())
-        }
+        Some(HostCommand::Revoke(revoke)) => self::revoke(&revoke),
         Some(HostCommand::Enrol(enrol)) => self::enrol(&enrol),
     }
 }
@@ -255,6 +251,41 @@ fn list(args: &HostListArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `vscard host revoke --id ID` or `--device KEY`.
+fn revoke(args: &HostRevokeArgs) -> anyhow::Result<()> {
+    let database = database(&args.database)?;
+    if let Some(id) = &args.id {
+        database.revoke(id)?;
+        println!("revoked card {id}: it is never served again");
+        return Ok(());
+    }
+    let Some(device) = &args.device else {
+        return Err(CardFileError::BadValue {
+            option: "--id",
+            reason: "give the card (--id ID) or the device (--device KEY) to revoke".to_owned(),
+        }
+        .into());
+    };
+    // A key file (the device's own) or the fingerprint `enrol` printed.
+    let wanted = if std::path::Path::new(device).is_file() {
+        fingerprint(
+            DeviceKey::read(std::path::Path::new(device))?
+                .identity
+                .public(),
+        )
+    } else {
+        device.to_ascii_lowercase()
+    };
+    let revoked = database.revoke_device(&wanted)?;
+    println!(
+        "revoked device {} ({}) of card {}: it is refused from now on; the card stays",
+        &fingerprint(&revoked.public_key)[..16],
+        revoked.role.as_str(),
+        revoked.card
+    );
+    Ok(())
+}
+
 /// `vscard host enrol --id ID --out DEVICE.key`.
 fn enrol(args: &HostEnrolArgs) -> anyhow::Result<()> {
     let database = database(&args.database)?;
@@ -409,6 +440,7 @@ pub fn approve(args: &ApproveArgs) -> anyhow::Result<()> {
         vscard_host::serve::APPROVE_PREFIX,
         !args.refuse,
         args.wait,
+        &|offer| println!("{offer}"),
     ));
     let recorded = recorded.with_context(|| format!("card {} at {}", key.card, args.host))?;
     println!("{recorded}");

@@ -142,7 +142,7 @@ fn approval_approved_refused_and_timed_out() {
     ]));
     // The computer's key opens sessions; the phone's decides them.
     let relay_key = dir.path().join("desk.key");
-    run_ok(
+    let desk = run_ok(
         vscard(&state)
             .args(["host", "enrol", "--id", "card-2", "--out"])
             .arg(&relay_key)
@@ -209,11 +209,22 @@ fn approval_approved_refused_and_timed_out() {
         "0"
     );
 
-    // Approved by the phone: the card opens and is in the reader.
+    // Approved by the phone, which is shown who asks first: the card
+    // opens and is in the reader.
     let approved = approve(&[]);
     assert!(approved.status.success(), "{approved:?}");
+    let desk = desk.strip_prefix("enrolled device ").unwrap();
+    let asker = format!(
+        "approval 1 for card card-2: device {} through host ",
+        &desk[..16]
+    );
+    let lines: Vec<String> = String::from_utf8_lossy(&approved.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(lines[0].starts_with(&asker), "{approved:?}");
     assert!(
-        String::from_utf8_lossy(&approved.stdout).starts_with("approved request 1 for card card-2"),
+        lines[1].starts_with("approved request 1 for card card-2"),
         "{approved:?}"
     );
     pcscd.wait_for_card(0, 10 * SECOND).unwrap();
@@ -226,7 +237,7 @@ fn approval_approved_refused_and_timed_out() {
     let refused = approve(&["--refuse"]);
     assert!(refused.status.success(), "{refused:?}");
     assert!(
-        String::from_utf8_lossy(&refused.stdout).starts_with("refused request 2"),
+        String::from_utf8_lossy(&refused.stdout).contains("\nrefused request 2"),
         "{refused:?}"
     );
     assert_eq!(relay.exit_code(), Some(1));

@@ -205,7 +205,7 @@ fn an_approval_its_relay_left_is_withdrawn_at_once() {
     wait_for(&cluster, OPEN_REQUESTS, "1");
     let approved = approve(&state, &phone, &[]);
     assert!(
-        String::from_utf8_lossy(&approved.stdout).starts_with("approved request 2 for card card-2"),
+        String::from_utf8_lossy(&approved.stdout).contains("\napproved request 2 for card card-2"),
         "{approved:?}"
     );
     relay.expect_line("card card-2 from host");
@@ -258,7 +258,7 @@ fn each_signature_waits_for_the_holder() {
     assert_eq!(status_word(&signed), "9000");
     assert!(signed.len() > 64, "{}", hex::encode_upper(&signed));
     assert!(
-        String::from_utf8_lossy(&answer.stdout).starts_with("approved request 2 for card card-3"),
+        String::from_utf8_lossy(&answer.stdout).contains("\napproved request 2 for card card-3"),
         "{answer:?}"
     );
 
@@ -268,7 +268,7 @@ fn each_signature_waits_for_the_holder() {
     let answer = answer.unwrap();
     assert_eq!(hex::encode_upper(&signed), "6982");
     assert!(
-        String::from_utf8_lossy(&answer.stdout).starts_with("refused request 3"),
+        String::from_utf8_lossy(&answer.stdout).contains("\nrefused request 3"),
         "{answer:?}"
     );
 
@@ -288,5 +288,79 @@ fn each_signature_waits_for_the_holder() {
     drop(card);
     relay.stop();
     host.expect_line("card card-3 closed");
+    host.stop();
+}
+
+#[test]
+fn a_revoked_device_is_refused_and_its_card_stays() {
+    let Some(pcscd) = private_pcscd() else {
+        return;
+    };
+    let Some(cluster) = private_postgres() else {
+        return;
+    };
+    let url = cluster.url();
+    let (_dir, state, keys, _) = hosted_card(&url, "card-4", "none", 2);
+    let mut host = host(&state, &url, HOST_A, "host");
+    let mut relay = hosted_relay(&state, &keys[0], "card-4");
+    relay.expect_line("card card-4 from host");
+    pcscd.wait_for_card(0, 10 * SECOND).unwrap();
+
+    // By its key file: the session it holds ends, and it is refused when
+    // it dials again.
+    let revoked = run_ok(
+        vscard(&state)
+            .args(["host", "revoke", "--device"])
+            .arg(&keys[0])
+            .args(["--database", &url]),
+    );
+    assert!(
+        revoked.starts_with("revoked device ") && revoked.contains("(relay) of card card-4"),
+        "{revoked}"
+    );
+    host.expect_line("card card-4 closed: card card-4: this host's lease (fencing number 1)");
+    pcscd.wait_for_no_card(0, 10 * SECOND).unwrap();
+    assert_eq!(relay.exit_code(), Some(1));
+    assert!(
+        relay
+            .seen
+            .iter()
+            .any(|l| l.contains("this device is not enrolled for the card")),
+        "{:?}",
+        relay.seen
+    );
+
+    // The card stays, for the devices still enrolled.
+    let listed = run_ok(vscard(&state).args(["host", "list", "--database", &url]));
+    assert!(
+        listed.starts_with("card-4\tidle\tfence 2\tapproval none\tdevices 2"),
+        "{listed}"
+    );
+    let mut other = hosted_relay(&state, &keys[1], "card-4");
+    other.expect_line("card card-4 from host");
+    pcscd.wait_for_card(0, 10 * SECOND).unwrap();
+    assert_eq!(pin_command(&pcscd, &PIN_STATUS), "63C3");
+
+    // Unknown, malformed or missing: refused, nothing changes.
+    for (device, error) in [
+        (
+            "0123456789abcdef",
+            "no enrolled device has fingerprint 0123456789abcdef",
+        ),
+        ("12ab", "\"12ab\" is not a device fingerprint"),
+    ] {
+        let refused = run(vscard(&state)
+            .args(["host", "revoke", "--device", device])
+            .args(["--database", &url]));
+        assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains(error),
+            "{refused:?}"
+        );
+    }
+    let neither = run(vscard(&state).args(["host", "revoke", "--database", &url]));
+    assert_eq!(neither.status.code(), Some(2), "{neither:?}");
+    assert_eq!(cluster.psql("SELECT count(*) FROM devices").unwrap(), "2");
+    other.stop();
     host.stop();
 }

@@ -37,6 +37,9 @@ pub struct PendingApproval {
     pub card: String,
     /// Which host asks.
     pub requested_by: String,
+    /// Which device's session asks (unknown for requests made before
+    /// schema version 2).
+    pub requested_device: Option<[u8; 32]>,
 }
 
 impl Database {
@@ -129,7 +132,7 @@ impl Database {
     pub fn pending_approval(&self, id: &str) -> Result<Option<PendingApproval>, HostError> {
         let mut client = self.client()?;
         let row = client.query_opt(
-            "SELECT id, card_id, requested_by FROM approvals
+            "SELECT id, card_id, requested_by, requested_device FROM approvals
              WHERE card_id = $1 AND decision IS NULL AND expires_at > clock_timestamp()
              ORDER BY id LIMIT 1",
             &[&id],
@@ -138,6 +141,9 @@ impl Database {
             id: row.get(0),
             card: row.get(1),
             requested_by: row.get(2),
+            requested_device: row
+                .get::<_, Option<&[u8]>>(3)
+                .and_then(|key| <[u8; 32]>::try_from(key).ok()),
         }))
     }
 

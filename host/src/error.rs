@@ -108,6 +108,9 @@ pub enum HostError {
         /// How long the host waited.
         seconds: u64,
     },
+    /// No enrolled device matches (or more than one does).
+    #[error("{0}")]
+    NoSuchDevice(String),
     /// The relay went away while its session waited for the holder.
     #[error("card {0}: the relay went away before the holder decided")]
     Withdrawn(String),

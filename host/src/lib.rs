@@ -44,7 +44,7 @@ mod store;
 
 pub use approval::{Decision, PendingApproval};
 pub use database::{Approval, CardOptions, CardRow, Database, DeviceRole, redact_url};
-pub use device::{DEVICE_KEY_FORMAT, DeviceKey};
+pub use device::{DEVICE_KEY_FORMAT, DeviceKey, RevokedDevice};
 pub use error::HostError;
 pub use lease::{Lease, holder_name};
 pub use schema::SCHEMA_VERSION;

@@ -257,7 +257,8 @@ pub const APPROVE_PREFIX: &str = "approve:";
 const APPROVER_WAIT: Duration = Duration::from_secs(60);
 
 /// A device answering an approval request for `card`: the oldest open
-/// request is offered (`Paired("approval N")`), the device answers
+/// request is offered (`Paired("approval N for card C: device F through
+/// host H")`: who asks), the device answers
 /// `Paired("approve N")` or `Paired("refuse N")`, and the decision is
 /// recorded (whichever host asked reads it from the database). Returns the
 /// close reason the device is told.
@@ -289,8 +290,16 @@ async fn approver(
             },
         }
     };
-    link.send(&Frame::Paired(format!("approval {}", pending.id)))
-        .await?;
+    // Who asks, for the holder to see before deciding.
+    let asker = pending.requested_device.map_or_else(
+        || "an unknown device".to_owned(),
+        |key| format!("device {}", &vscard_link::fingerprint(&key)[..16]),
+    );
+    link.send(&Frame::Paired(format!(
+        "approval {} for card {card}: {asker} through host {}",
+        pending.id, pending.requested_by
+    )))
+    .await?;
     let answer = loop {
         let frame = tokio::time::timeout(APPROVER_WAIT, link.recv())
             .await
