@@ -33,6 +33,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
 
 mod approval;
+mod approver;
 mod database;
 mod device;
 mod error;

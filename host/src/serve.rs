@@ -27,6 +27,7 @@ use vscard_link::{Frame, Identity, KeepAlive, Link, LinkError, answer_frame};
 use zeroize::Zeroizing;
 
 use crate::approval::Decision;
+use crate::approver::{approver, ask_signature};
 use crate::database::{Approval, Database, DeviceRole};
 use crate::error::{HostError, check_card_id};
 use crate::lease::{Lease, holder_name};
@@ -224,7 +225,7 @@ async fn connection(
     };
     drop(permit);
     if approving {
-        let reason = match approver(&mut link, &card, &key, shared).await {
+        let reason = match approver(&mut link, &card, &key, &shared.database).await {
             Ok(reason) => reason,
             Err(e) => e.to_string(),
         };
@@ -252,94 +253,6 @@ async fn connection(
 /// The first-message payload of a device answering an approval request
 /// (card IDs never hold a `:`).
 pub const APPROVE_PREFIX: &str = "approve:";
-
-/// How long a device waiting to answer an approval may wait for one.
-const APPROVER_WAIT: Duration = Duration::from_secs(60);
-
-/// A device answering an approval request for `card`: the oldest open
-/// request is offered (`Paired("approval N for card C: device F through
-/// host H")`: who asks), the device answers
-/// `Paired("approve N")` or `Paired("refuse N")`, and the decision is
-/// recorded (whichever host asked reads it from the database). Returns the
-/// close reason the device is told.
-async fn approver(
-    link: &mut Link,
-    card: &str,
-    device: &[u8; 32],
-    shared: &Shared,
-) -> Result<String, LinkError> {
-    let deadline = Instant::now() + APPROVER_WAIT;
-    let pending = loop {
-        let database = shared.database.clone();
-        let id = card.to_owned();
-        match tokio::task::spawn_blocking(move || database.pending_approval(&id)).await {
-            Ok(Ok(Some(pending))) => break pending,
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => return Ok(format!("cannot read the approval requests: {e}")),
-            Err(e) => return Ok(format!("approval lookup failed: {e}")),
-        }
-        if Instant::now() >= deadline {
-            return Ok(format!("no approval request for card {card}"));
-        }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_millis(100)) => {}
-            frame = link.recv() => match frame? {
-                Frame::KeepAlive => {}
-                Frame::Close(reason) => return Ok(format!("the device closed: {reason}")),
-                other => return Err(LinkError::Protocol(format!("unexpected {other:?} from the device"))),
-            },
-        }
-    };
-    // Who asks, for the holder to see before deciding.
-    let asker = pending.requested_device.map_or_else(
-        || "an unknown device".to_owned(),
-        |key| format!("device {}", &vscard_link::fingerprint(&key)[..16]),
-    );
-    link.send(&Frame::Paired(format!(
-        "approval {} for card {card}: {asker} through host {}",
-        pending.id, pending.requested_by
-    )))
-    .await?;
-    let answer = loop {
-        let frame = tokio::time::timeout(APPROVER_WAIT, link.recv())
-            .await
-            .map_err(|_| LinkError::Silent(APPROVER_WAIT))??;
-        match frame {
-            Frame::KeepAlive => {}
-            Frame::Paired(answer) => break answer,
-            Frame::Close(reason) => return Ok(format!("the device closed: {reason}")),
-            other => {
-                return Err(LinkError::Protocol(format!(
-                    "unexpected {other:?} from the device"
-                )));
-            }
-        }
-    };
-    let expected = pending.id.to_string();
-    let approve = match answer.split_once(' ') {
-        Some(("approve", id)) if id == expected => true,
-        Some(("refuse", id)) if id == expected => false,
-        _ => {
-            return Err(LinkError::Protocol(format!(
-                "not an answer to request {expected}"
-            )));
-        }
-    };
-    let database = shared.database.clone();
-    let id = card.to_owned();
-    let device = *device;
-    let recorded = tokio::task::spawn_blocking(move || {
-        database.decide_approval(&id, pending.id, approve, &device)
-    })
-    .await;
-    Ok(match recorded {
-        Ok(Ok(true)) if approve => format!("approved request {} for card {card}", pending.id),
-        Ok(Ok(true)) => format!("refused request {} for card {card}", pending.id),
-        Ok(Ok(false)) => format!("request {} is no longer open (timed out)", pending.id),
-        Ok(Err(e)) => format!("cannot record the decision: {e}"),
-        Err(e) => format!("cannot record the decision: {e}"),
-    })
-}
 
 /// One request to the card's thread.
 struct Request {
@@ -407,7 +320,7 @@ async fn session(
                             Step::Pass => true,
                             Step::Refuse => false,
                             Step::Ask => {
-                                let asked = ask_signature(link, card, &device, shared, &mut ended, &mut shutdown).await?;
+                                let asked = ask_signature(link, card, &device, &shared.database, &shared.config, &mut ended, &mut shutdown).await?;
                                 // The relay waited for the answer and said nothing.
                                 last_received = Instant::now();
                                 last_sent = Instant::now();
@@ -445,67 +358,6 @@ async fn session(
                 if last_received.elapsed() > keep_alive.timeout {
                     return Err(LinkError::Silent(keep_alive.timeout));
                 }
-                if last_sent.elapsed() >= keep_alive.interval {
-                    link.send(&Frame::KeepAlive).await?;
-                    last_sent = Instant::now();
-                }
-            }
-        }
-    }
-}
-
-/// Asks the holder to approve one signature (see [`crate::signature`])
-/// and waits, keeping the link alive (the relay waits for the APDU's
-/// answer meanwhile): `Ok(Ok(approved))`, or `Ok(Err(reason))` when the
-/// session ends first (the relay went away: the request is closed
-/// undecided; the card's session ended; the host stops). A request that
-/// cannot be made or read is a refusal.
-async fn ask_signature(
-    link: &mut Link,
-    card: &str,
-    device: &[u8; 32],
-    shared: &Shared,
-    ended: &mut oneshot::Receiver<String>,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Result<Result<bool, String>, LinkError> {
-    // Dropped when this returns: the asking thread then withdraws the
-    // request if it is still open.
-    let (waiting, _waiter) = oneshot::channel::<()>();
-    let database = shared.database.clone();
-    let timeout = shared.config.approval_timeout;
-    let (id, device) = (card.to_owned(), *device);
-    let mut asked = tokio::task::spawn_blocking(move || {
-        let holder = holder_name()?;
-        database.ask_approval(&id, &holder, &device, timeout, &|| waiting.is_closed())
-    });
-    let keep_alive = shared.config.keep_alive;
-    let mut tick = tokio::time::interval(keep_alive.interval.min(Duration::from_secs(1)));
-    let mut last_sent = Instant::now();
-    loop {
-        tokio::select! {
-            decided = &mut asked => {
-                let approved = matches!(decided, Ok(Ok(Decision::Approved)));
-                match decided {
-                    Ok(Ok(decision)) => tracing::info!(target: TARGET, %card, ?decision, "signature approval"),
-                    Ok(Err(e)) => tracing::warn!(target: TARGET, %card, error = %e, "signature approval failed: refused"),
-                    Err(e) => tracing::warn!(target: TARGET, %card, error = %e, "signature approval failed: refused"),
-                }
-                return Ok(Ok(approved));
-            }
-            _ = shutdown.changed() => return Ok(Err("host stopping".to_owned())),
-            reason = &mut *ended => {
-                return Ok(Err(reason.unwrap_or_else(|_| "the card's session ended".to_owned())));
-            }
-            frame = link.recv() => match frame? {
-                Frame::KeepAlive => {}
-                Frame::Close(reason) => return Ok(Err(format!("the relay closed the link: {reason}"))),
-                other => {
-                    return Err(LinkError::Protocol(format!(
-                        "unexpected {other:?} while a signature waits for the holder"
-                    )));
-                }
-            },
-            _ = tick.tick() => {
                 if last_sent.elapsed() >= keep_alive.interval {
                     link.send(&Frame::KeepAlive).await?;
                     last_sent = Instant::now();
