@@ -12,6 +12,14 @@
 //! or once the lease is lost (it moved while this host was paused, the
 //! card was revoked), the session ends and the card leaves the reader.
 //! A card costs the host memory only while a session has it open.
+//!
+//! One session per card: a second one, on any host, finds the lease held
+//! and is refused once a dead host's lease would have run out. A card
+//! whose holder approves is asked for only once its lease is free, and
+//! the request is withdrawn if the relay goes away while it waits; one
+//! that asks per signature has each signature held until the holder
+//! decides (the `signature` module says which APDUs those are), refused
+//! with `6982` unless approved.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
