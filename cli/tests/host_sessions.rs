@@ -224,7 +224,9 @@ fn each_signature_waits_for_the_holder() {
     };
     let url = cluster.url();
     let (_dir, state, keys, phone) = hosted_card(&url, "card-3", "signature", 1);
-    let mut host = host_with(&state, &url, HOST_A, "host", &["--approval-timeout", "3s"]);
+    // Longer than the link's keep-alive timeout (15 s): the host keeps the
+    // link alive while a signature waits.
+    let mut host = host_with(&state, &url, HOST_A, "host", &["--approval-timeout", "17s"]);
     // The session is approved first, as for `session`.
     let mut relay = hosted_relay(&state, &keys[0], "card-3");
     wait_for(&cluster, OPEN_REQUESTS, "1");
@@ -276,7 +278,7 @@ fn each_signature_waits_for_the_holder() {
     let asked = Instant::now();
     let (signed, _) = sign(None);
     assert_eq!(hex::encode_upper(&signed), "6982");
-    assert!(asked.elapsed() >= 3 * SECOND, "{:?}", asked.elapsed());
+    assert!(asked.elapsed() >= 17 * SECOND, "{:?}", asked.elapsed());
     assert_eq!(
         cluster
             .psql("SELECT string_agg(decision, ',' ORDER BY id) FROM approvals")
