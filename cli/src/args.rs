@@ -304,8 +304,11 @@ pub enum HostCommand {
     Issue(Box<HostIssueArgs>),
     /// Show the database's cards.
     List(HostListArgs),
-    /// Revoke a card: never served again; a host serving it stops.
-    Revoke(HostCardArgs),
+    /// Revoke a card (`--id`: never served again; a host serving it
+    /// stops), or one enrolled device (`--device`: the card stays; a
+    /// session the card is in now ends, and only the devices still
+    /// enrolled get it back).
+    Revoke(HostRevokeArgs),
     /// Enrol a device (the holder's computer or phone) for a card: write
     /// its key file (mode 0600) for `vscard relay --host ... --device-key`.
     Enrol(HostEnrolArgs),
@@ -316,7 +319,9 @@ pub enum HostCommand {
 pub enum RequireApproval {
     /// Each session, before it opens.
     Session,
-    /// Each session and each signature.
+    /// Each session, and each signature in it: each GENERAL
+    /// AUTHENTICATE with the digital signature key (9C), asked once per
+    /// command (a chained one on its first part); a refusal answers 6982.
     Signature,
 }
 
@@ -368,10 +373,15 @@ pub struct HostListArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct HostCardArgs {
-    /// The card's ID.
+#[command(group(clap::ArgGroup::new("revoked").required(true).args(["id", "device"])))]
+pub struct HostRevokeArgs {
+    /// The card to revoke.
     #[arg(long, value_name = "ID")]
-    pub id: String,
+    pub id: Option<String>,
+    /// The device to revoke: its fingerprint as `host enrol` printed it
+    /// (16 to 64 hex digits), or its key file.
+    #[arg(long, value_name = "KEY")]
+    pub device: Option<String>,
     #[command(flatten)]
     pub database: DatabaseArgs,
 }

@@ -21,7 +21,8 @@ use zeroize::Zeroizing;
 
 use crate::args::{
     ApproveArgs, DatabaseArgs, EnrolRole, HostArgs, HostCommand, HostEnrolArgs, HostImportArgs,
-    HostIssueArgs, HostListArgs, HostSealArgs, RelayArgs, RequireApproval, VpcdPeer,
+    HostIssueArgs, HostListArgs, HostRevokeArgs, HostSealArgs, RelayArgs, RequireApproval,
+    VpcdPeer,
 };
 
 /// `--listen` when not given.
@@ -54,11 +55,7 @@ pub fn run(args: HostArgs, state_dir: Option<PathBuf>) -> anyhow::Result<()> {
         Some(HostCommand::Import(import)) => self::import(&import),
         Some(HostCommand::Issue(issue)) => self::issue(*issue, state_dir),
         Some(HostCommand::List(list)) => self::list(&list),
-        Some(HostCommand::Revoke(card)) => {
-            database(&card.database)?.revoke(&card.id)?;
-            println!("revoked card {}: it is never served again", card.id);
-            Ok(())
-        }
+        Some(HostCommand::Revoke(revoke)) => self::revoke(&revoke),
         Some(HostCommand::Enrol(enrol)) => self::enrol(&enrol),
     }
 }
@@ -128,19 +125,12 @@ fn keyed(database: Database, key: Option<SealKey>) -> Database {
     }
 }
 
-/// The approval a card is put in with. `signature` is refused: the
-/// host asks only once per session, and a card that promised an approval
-/// per signature would not keep the promise.
-fn approval(flag: Option<RequireApproval>) -> Result<Approval, CardFileError> {
+/// The approval a card is put in with.
+fn approval(flag: Option<RequireApproval>) -> Approval {
     match flag {
-        None => Ok(Approval::None),
-        Some(RequireApproval::Session) => Ok(Approval::Session),
-        Some(RequireApproval::Signature) => Err(CardFileError::BadValue {
-            option: "--require-approval",
-            reason: "signature is not supported yet (the host asks once per session, not per \
-                     signature): use --require-approval session"
-                .to_owned(),
-        }),
+        None => Approval::None,
+        Some(RequireApproval::Session) => Approval::Session,
+        Some(RequireApproval::Signature) => Approval::Signature,
     }
 }
 
@@ -227,7 +217,7 @@ fn import(args: &HostImportArgs) -> anyhow::Result<()> {
             path: args.card.clone(),
         })?;
     let options = CardOptions {
-        approval: approval(args.require_approval)?,
+        approval: approval(args.require_approval),
     };
     keyed(database(&args.database)?, key).put_card(&args.id, &image, options)?;
     println!(
@@ -251,7 +241,7 @@ fn issue(mut args: HostIssueArgs, state_dir: Option<PathBuf>) -> anyhow::Result<
         }
         .into());
     }
-    let approval = approval(args.require_approval)?;
+    let approval = approval(args.require_approval);
     // The temporary card file is encrypted under the same key.
     let key = seal_key(
         args.issue.encrypt_key_file.as_deref(),
@@ -319,6 +309,41 @@ fn list(args: &HostListArgs) -> anyhow::Result<()> {
             card.devices
         );
     }
+    Ok(())
+}
+
+/// `vscard host revoke --id ID` or `--device KEY`.
+fn revoke(args: &HostRevokeArgs) -> anyhow::Result<()> {
+    let database = database(&args.database)?;
+    if let Some(id) = &args.id {
+        database.revoke(id)?;
+        println!("revoked card {id}: it is never served again");
+        return Ok(());
+    }
+    let Some(device) = &args.device else {
+        return Err(CardFileError::BadValue {
+            option: "--id",
+            reason: "give the card (--id ID) or the device (--device KEY) to revoke".to_owned(),
+        }
+        .into());
+    };
+    // A key file (the device's own) or the fingerprint `enrol` printed.
+    let wanted = if std::path::Path::new(device).is_file() {
+        fingerprint(
+            DeviceKey::read(std::path::Path::new(device))?
+                .identity
+                .public(),
+        )
+    } else {
+        device.to_ascii_lowercase()
+    };
+    let revoked = database.revoke_device(&wanted)?;
+    println!(
+        "revoked device {} ({}) of card {}: it is refused from now on; the card stays",
+        &fingerprint(&revoked.public_key)[..16],
+        revoked.role.as_str(),
+        revoked.card
+    );
     Ok(())
 }
 
@@ -476,6 +501,7 @@ pub fn approve(args: &ApproveArgs) -> anyhow::Result<()> {
         vscard_host::serve::APPROVE_PREFIX,
         !args.refuse,
         args.wait,
+        &|offer| println!("{offer}"),
     ));
     let recorded = recorded.with_context(|| format!("card {} at {}", key.card, args.host))?;
     println!("{recorded}");

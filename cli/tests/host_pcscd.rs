@@ -13,64 +13,24 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
+use support::hosted::{
+    HOST_A, HOST_B, PIN_STATUS, SELECT_PIV, host, hosted_relay, pin_command, seal_key_file,
+    status_word,
+};
 use support::process::Process;
 use support::{p256_card, run, run_ok, vscard};
 use vscard_testkit::postgres::private_postgres;
-use vscard_testkit::{PrivatePcscd, private_pcscd, transmit};
+use vscard_testkit::{private_pcscd, transmit};
 
 const SECOND: Duration = Duration::from_secs(1);
-const SELECT_PIV: [u8; 15] = [
-    0x00, 0xA4, 0x04, 0x00, 0x09, 0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x00,
-];
-const PIN_STATUS: [u8; 4] = [0x00, 0x20, 0x00, 0x80];
 const WRONG_PIN: [u8; 13] = [
     0x00, 0x20, 0x00, 0x80, 0x08, 0x39, 0x39, 0x39, 0x39, 0x39, 0x39, 0xFF, 0xFF,
 ];
-const HOST_A: &str = "127.0.0.1:35971";
-const HOST_B: &str = "127.0.0.1:35972";
-
-/// The key the database's card images and link key are sealed under
-/// (64 hex digits, mode 0600), in `dir`.
-fn seal_key_file(dir: &Path) -> PathBuf {
-    let path = dir.join("host.key");
-    std::fs::write(&path, format!("{}\n", "5e".repeat(32))).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
-}
-
-fn host(state: &Path, url: &str, listen: &str, name: &'static str) -> Process {
-    let seal = seal_key_file(state.parent().unwrap());
-    let mut command = vscard(state);
-    command.args([
-        "host",
-        "--database",
-        url,
-        "--listen",
-        listen,
-        "--lease",
-        "2s",
-    ]);
-    command.arg("--encrypt-key-file").arg(seal);
-    let mut host = Process::start(command, name);
-    host.expect_line(&format!("host listening on {listen}"));
-    host
-}
-
-fn status_word(response: &[u8]) -> String {
-    hex::encode_upper(&response[response.len() - 2..])
-}
-
-fn pin_command(pcscd: &PrivatePcscd, apdu: &[u8]) -> String {
-    let card = pcscd.connect(0).unwrap();
-    let select = transmit(&card, &SELECT_PIV).unwrap();
-    assert_eq!(status_word(&select), "9000");
-    status_word(&transmit(&card, apdu).unwrap())
-}
 
 #[test]
 fn a_hosted_card_moves_to_the_other_host_with_its_try_counted() {
@@ -167,14 +127,6 @@ fn a_hosted_card_moves_to_the_other_host_with_its_try_counted() {
     drop(relay);
 }
 
-fn hosted_relay(state: &Path, key: &Path, card: &str) -> Process {
-    let mut command = vscard(state);
-    command
-        .args(["relay", "--host", HOST_A, "--card", card, "--device-key"])
-        .arg(key);
-    Process::start(command, "relay")
-}
-
 #[test]
 fn approval_approved_refused_and_timed_out() {
     let Some(pcscd) = private_pcscd() else {
@@ -202,7 +154,7 @@ fn approval_approved_refused_and_timed_out() {
     );
     // The computer's key opens sessions; the phone's decides them.
     let relay_key = dir.path().join("desk.key");
-    run_ok(
+    let desk = run_ok(
         vscard(&state)
             .args(["host", "enrol", "--id", "card-2", "--out"])
             .arg(&relay_key)
@@ -276,11 +228,22 @@ fn approval_approved_refused_and_timed_out() {
         "0"
     );
 
-    // Approved by the phone: the card opens and is in the reader.
+    // Approved by the phone, which is shown who asks first: the card
+    // opens and is in the reader.
     let approved = approve(&[]);
     assert!(approved.status.success(), "{approved:?}");
+    let desk = desk.strip_prefix("enrolled device ").unwrap();
+    let asker = format!(
+        "approval 1 for card card-2: device {} through host ",
+        &desk[..16]
+    );
+    let lines: Vec<String> = String::from_utf8_lossy(&approved.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(lines[0].starts_with(&asker), "{approved:?}");
     assert!(
-        String::from_utf8_lossy(&approved.stdout).starts_with("approved request 1 for card card-2"),
+        lines[1].starts_with("approved request 1 for card card-2"),
         "{approved:?}"
     );
     pcscd.wait_for_card(0, 10 * SECOND).unwrap();
@@ -293,7 +256,7 @@ fn approval_approved_refused_and_timed_out() {
     let refused = approve(&["--refuse"]);
     assert!(refused.status.success(), "{refused:?}");
     assert!(
-        String::from_utf8_lossy(&refused.stdout).starts_with("refused request 2"),
+        String::from_utf8_lossy(&refused.stdout).contains("\nrefused request 2"),
         "{refused:?}"
     );
     assert_eq!(relay.exit_code(), Some(1));
@@ -463,9 +426,11 @@ fn host_issue_puts_a_card_in_and_a_password_is_never_printed() {
         &url,
     ]));
     assert_eq!(refused.status.code(), Some(2), "{refused:?}");
-    // A per-signature approval is not built: refused, nothing put in.
+    // A per-signature approval is put in as such.
     let signature = run(vscard(&state)
         .args(["host", "issue", "--id", "issued-3", "--database", &url])
+        .arg("--encrypt-key-file")
+        .arg(&seal)
         .args(["--require-approval", "signature"])
         .args([
             "--profile",
@@ -473,15 +438,15 @@ fn host_issue_puts_a_card_in_and_a_password_is_never_printed() {
             "--seed",
             "host issue",
         ]));
-    assert_eq!(signature.status.code(), Some(2), "{signature:?}");
+    assert!(signature.status.success(), "{signature:?}");
     assert!(
-        String::from_utf8_lossy(&signature.stderr).contains(
-            "--require-approval: signature is not supported yet (the host asks once per session"
-        ),
+        String::from_utf8_lossy(&signature.stdout)
+            .contains("put the card in the database as card issued-3 (approval: signature)"),
         "{signature:?}"
     );
     assert!(
-        !run_ok(vscard(&state).args(["host", "list", "--database", &url])).contains("issued-3")
+        run_ok(vscard(&state).args(["host", "list", "--database", &url]))
+            .contains("issued-3\tidle\tfence 0\tapproval signature\tdevices 0")
     );
     // A second card with the same ID, and a bad ID, are refused.
     let again = run(vscard(&state)

@@ -23,6 +23,9 @@ pub enum Decision {
     Refused,
     /// Nobody decided in time.
     TimedOut,
+    /// Nobody waits for the answer any more (the relay's link dropped):
+    /// the request was closed undecided.
+    Withdrawn,
 }
 
 /// A request waiting for the device.
@@ -34,18 +37,25 @@ pub struct PendingApproval {
     pub card: String,
     /// Which host asks.
     pub requested_by: String,
+    /// Which device's session asks (unknown for requests made before
+    /// schema version 2).
+    pub requested_device: Option<[u8; 32]>,
 }
 
 impl Database {
-    /// Asks the holder of card `id` to approve a session that device
-    /// `requested_device` asked for, and waits up to `timeout` for the
-    /// decision.
+    /// Asks the holder of card `id` to approve what device
+    /// `requested_device` asked for (a session, or a signature in one),
+    /// and waits up to `timeout` for the decision, or until `withdrawn`
+    /// says nobody waits for it any more: then the request is closed
+    /// (no device can approve it after that) and
+    /// [`Decision::Withdrawn`] returned.
     pub fn ask_approval(
         &self,
         id: &str,
         requested_by: &str,
         requested_device: &[u8; 32],
         timeout: Duration,
+        withdrawn: &dyn Fn() -> bool,
     ) -> Result<Decision, HostError> {
         let request: i64 = {
             let mut client = self.client()?;
@@ -88,14 +98,16 @@ impl Database {
                 Some("approved") => return Ok(Decision::Approved),
                 Some("expired") => return Ok(Decision::TimedOut),
                 Some(_) => return Ok(Decision::Refused),
+                None if withdrawn() => {
+                    if self.close_approval(request)? {
+                        tracing::info!(target: "vscard::host", card = %id, request,
+                            "approval request closed: nobody waits for it (the relay's link dropped)");
+                        return Ok(Decision::Withdrawn);
+                    }
+                    // Decided at the last moment: read it.
+                }
                 None if Instant::now() >= deadline => {
-                    // Closed for good: a late decision finds no open row.
-                    let mut client = self.client()?;
-                    let closed = client.execute(
-                        "UPDATE approvals SET decision = 'expired' WHERE id = $1 AND decision IS NULL",
-                        &[&request],
-                    )?;
-                    if closed == 1 {
+                    if self.close_approval(request)? {
                         return Ok(Decision::TimedOut);
                     }
                     // Decided at the last moment: read it.
@@ -105,11 +117,22 @@ impl Database {
         }
     }
 
+    /// Closes request `request` undecided (`expired`): a late decision
+    /// finds no open row. False when it was decided first.
+    fn close_approval(&self, request: i64) -> Result<bool, HostError> {
+        let mut client = self.client()?;
+        let closed = client.execute(
+            "UPDATE approvals SET decision = 'expired' WHERE id = $1 AND decision IS NULL",
+            &[&request],
+        )?;
+        Ok(closed == 1)
+    }
+
     /// The oldest request for card `id` still open, if any.
     pub fn pending_approval(&self, id: &str) -> Result<Option<PendingApproval>, HostError> {
         let mut client = self.client()?;
         let row = client.query_opt(
-            "SELECT id, card_id, requested_by FROM approvals
+            "SELECT id, card_id, requested_by, requested_device FROM approvals
              WHERE card_id = $1 AND decision IS NULL AND expires_at > clock_timestamp()
              ORDER BY id LIMIT 1",
             &[&id],
@@ -118,6 +141,9 @@ impl Database {
             id: row.get(0),
             card: row.get(1),
             requested_by: row.get(2),
+            requested_device: row
+                .get::<_, Option<&[u8]>>(3)
+                .and_then(|key| <[u8; 32]>::try_from(key).ok()),
         }))
     }
 

@@ -10,6 +10,7 @@ use vscard_emulator::files;
 use vscard_link::Identity;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
+use crate::database::{Database, DeviceRole};
 use crate::error::HostError;
 
 /// The `format` field of a device key file.
@@ -132,5 +133,86 @@ impl DeviceKey {
             identity: Identity::from_keys(&private, *public),
             host_key: *host_key,
         })
+    }
+}
+
+/// A device [`Database::revoke_device`] took out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokedDevice {
+    /// Its public link key.
+    pub public_key: [u8; 32],
+    /// The card it was enrolled for.
+    pub card: String,
+    /// Its role.
+    pub role: DeviceRole,
+}
+
+impl Database {
+    /// Revokes the one enrolled device whose key's fingerprint
+    /// ([`vscard_link::fingerprint`], lower-case hex) starts with
+    /// `fingerprint` (16 to 64 hex digits), without revoking its card:
+    /// its row goes (every host refuses it from its next handshake), its
+    /// open approval requests are closed, and the card's session in
+    /// progress, if any, ends (its lease moves on; a host knows no
+    /// session's device once it is open, so the session the revoked
+    /// device holds cannot live on), to come back only for a device
+    /// still enrolled.
+    pub fn revoke_device(&self, fingerprint: &str) -> Result<RevokedDevice, HostError> {
+        let well_formed = (16..=64).contains(&fingerprint.len())
+            && fingerprint
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if !well_formed {
+            return Err(HostError::NoSuchDevice(format!(
+                "{fingerprint:?} is not a device fingerprint (16 to 64 hex digits, as `host enrol` printed) or a key file"
+            )));
+        }
+        let mut client = self.client()?;
+        let mut tx = client.transaction()?;
+        let rows = tx.query(
+            "SELECT public_key, card_id, role FROM devices FOR UPDATE",
+            &[],
+        )?;
+        let mut found = Vec::new();
+        for row in &rows {
+            let key: &[u8] = row.get(0);
+            let Ok(key) = <[u8; 32]>::try_from(key) else {
+                continue;
+            };
+            if vscard_link::fingerprint(&key).starts_with(fingerprint) {
+                found.push(RevokedDevice {
+                    public_key: key,
+                    card: row.get(1),
+                    role: DeviceRole::parse(row.get(2))?,
+                });
+            }
+        }
+        let device = match found.len() {
+            1 => found.remove(0),
+            0 => {
+                return Err(HostError::NoSuchDevice(format!(
+                    "no enrolled device has fingerprint {fingerprint}"
+                )));
+            }
+            _ => {
+                return Err(HostError::NoSuchDevice(format!(
+                    "{} devices have fingerprints starting {fingerprint}: give more digits",
+                    found.len()
+                )));
+            }
+        };
+        let key = device.public_key.as_slice();
+        tx.execute("DELETE FROM devices WHERE public_key = $1", &[&key])?;
+        tx.execute(
+            "UPDATE approvals SET decision = 'expired' WHERE requested_device = $1 AND decision IS NULL",
+            &[&key],
+        )?;
+        tx.execute(
+            "UPDATE leases SET fence = fence + 1, holder = NULL, expires_at = '-infinity'
+             WHERE card_id = $1 AND expires_at > clock_timestamp()",
+            &[&device.card],
+        )?;
+        tx.commit()?;
+        Ok(device)
     }
 }

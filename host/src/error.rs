@@ -54,8 +54,11 @@ pub enum HostError {
         /// The fencing number this host held.
         fence: i64,
     },
-    /// Another host serves the card.
-    #[error("card {card} is served by another host ({holder}) for {seconds:.1} s more")]
+    /// Another session (on this host or another) has the card: one
+    /// session per card at a time.
+    #[error(
+        "card {card} is in another session (its lease is held by {holder} for {seconds:.1} s more): one session per card at a time"
+    )]
     LeaseHeld {
         /// The card.
         card: String,
@@ -125,6 +128,12 @@ pub enum HostError {
         /// How long the host waited.
         seconds: u64,
     },
+    /// No enrolled device matches (or more than one does).
+    #[error("{0}")]
+    NoSuchDevice(String),
+    /// The relay went away while its session waited for the holder.
+    #[error("card {0}: the relay went away before the holder decided")]
+    Withdrawn(String),
     /// The card's image does not make a card.
     #[error("card {card} cannot be opened: {reason}")]
     CardUnusable {

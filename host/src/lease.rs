@@ -41,6 +41,29 @@ fn valid_until(sent: Instant, ttl: Duration) -> Instant {
     sent + ttl.saturating_sub(lease_margin(ttl))
 }
 
+/// Why card `id`'s lease cannot be taken: no card, a revoked one, or a
+/// lease held ([`HostError::LeaseHeld`] with 0 s left when it is free
+/// after all: released or expired since).
+fn refusal(client: &mut postgres::Client, id: &str) -> Result<HostError, HostError> {
+    let why = client.query_opt(
+        "SELECT c.revoked_at IS NOT NULL, l.holder,
+                CASE WHEN l.expires_at > clock_timestamp()
+                     THEN extract(epoch FROM l.expires_at - clock_timestamp())::float8
+                     ELSE 0 END
+         FROM cards c JOIN leases l ON l.card_id = c.id WHERE c.id = $1",
+        &[&id],
+    )?;
+    Ok(match why {
+        None => HostError::NoSuchCard(id.to_owned()),
+        Some(row) if row.get::<_, bool>(0) => HostError::Revoked(id.to_owned()),
+        Some(row) => HostError::LeaseHeld {
+            card: id.to_owned(),
+            holder: row.get::<_, Option<String>>(1).unwrap_or_default(),
+            seconds: row.get::<_, Option<f64>>(2).unwrap_or(0.0).max(0.0),
+        },
+    })
+}
+
 impl Lease {
     /// The card.
     pub fn card(&self) -> &str {
@@ -121,24 +144,33 @@ impl Database {
                 valid_until: valid_until(sent, ttl),
             });
         }
-        // Why not: no card, a revoked one, or a live lease.
-        let why = client.query_opt(
-            "SELECT c.revoked_at IS NOT NULL, l.holder,
-                    CASE WHEN l.expires_at > clock_timestamp()
-                         THEN extract(epoch FROM l.expires_at - clock_timestamp())::float8
-                         ELSE 0 END
-             FROM cards c JOIN leases l ON l.card_id = c.id WHERE c.id = $1",
-            &[&id],
-        )?;
-        Err(match why {
-            None => HostError::NoSuchCard(id.to_owned()),
-            Some(row) if row.get::<_, bool>(0) => HostError::Revoked(id.to_owned()),
-            Some(row) => HostError::LeaseHeld {
-                card: id.to_owned(),
-                holder: row.get::<_, Option<String>>(1).unwrap_or_default(),
-                seconds: row.get::<_, Option<f64>>(2).unwrap_or(0.0).max(0.0),
-            },
-        })
+        Err(refusal(&mut client, id)?)
+    }
+
+    /// Waits up to `wait` until card `id`'s lease is free (never taken,
+    /// released, or expired) without taking it; [`HostError::LeaseHeld`]
+    /// when it is still held then (a live session renews it), as
+    /// [`Database::acquire_waiting`] would. A session for a card whose
+    /// holder approves asks this first, so the holder is never asked for a
+    /// session that would find its card in another one.
+    pub fn wait_lease_free(&self, id: &str, wait: Duration) -> Result<(), HostError> {
+        check_card_id(id)?;
+        let deadline = Instant::now() + wait;
+        loop {
+            let refused = {
+                let mut client = self.client()?;
+                refusal(&mut client, id)?
+            };
+            match refused {
+                HostError::LeaseHeld { seconds, .. } if seconds <= 0.0 => return Ok(()),
+                HostError::LeaseHeld { seconds, .. } if Instant::now() < deadline => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let until_expiry = Duration::from_secs_f64(seconds.clamp(0.0, 0.1));
+                    std::thread::sleep(until_expiry.min(left).max(Duration::from_millis(5)));
+                }
+                other => return Err(other),
+            }
+        }
     }
 
     /// [`Database::acquire`], waiting up to `wait` while another host holds

@@ -37,6 +37,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
 
 mod approval;
+mod approver;
 mod database;
 mod device;
 mod error;
@@ -44,11 +45,12 @@ mod lease;
 mod schema;
 mod sealing;
 pub mod serve;
+mod signature;
 mod store;
 
 pub use approval::{Decision, PendingApproval};
 pub use database::{Approval, CardOptions, CardRow, Database, DeviceRole, redact_url};
-pub use device::{DEVICE_KEY_FORMAT, DeviceKey};
+pub use device::{DEVICE_KEY_FORMAT, DeviceKey, RevokedDevice};
 pub use error::HostError;
 pub use lease::{Lease, holder_name};
 pub use schema::SCHEMA_VERSION;

@@ -12,6 +12,14 @@
 //! or once the lease is lost (it moved while this host was paused, the
 //! card was revoked), the session ends and the card leaves the reader.
 //! A card costs the host memory only while a session has it open.
+//!
+//! One session per card: a second one, on any host, finds the lease held
+//! and is refused once a dead host's lease would have run out. A card
+//! whose holder approves is asked for only once its lease is free, and
+//! the request is withdrawn if the relay goes away while it waits; one
+//! that asks per signature has each signature held until the holder
+//! decides (the `signature` module says which APDUs those are), refused
+//! with `6982` unless approved.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,15 +29,17 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use vscard_applet::{ManagementApplet, PIV_AID, PivApplet, piv_atr};
-use vscard_emulator::{Card, CardError};
+use vscard_emulator::{Card, Status};
 use vscard_link::hosted::accept_device;
-use vscard_link::{Frame, Identity, KeepAlive, Link, LinkError};
+use vscard_link::{Frame, Identity, KeepAlive, Link, LinkError, answer_frame};
 use zeroize::Zeroizing;
 
 use crate::approval::Decision;
+use crate::approver::{approver, ask_signature};
 use crate::database::{Approval, Database, DeviceRole};
 use crate::error::{HostError, check_card_id};
 use crate::lease::{Lease, holder_name};
+use crate::signature::{SignatureGate, Step};
 use crate::store::PostgresStore;
 
 const TARGET: &str = "vscard::host";
@@ -40,9 +50,6 @@ const MAX_HANDSHAKES: usize = 64;
 /// Sessions at once (each holds an OS thread and may hold a database
 /// connection); a device past this is refused.
 const MAX_SESSIONS: usize = 256;
-
-/// The answer to an APDU to a card that is not powered.
-const NO_PRECISE_DIAGNOSIS: [u8; 2] = [0x6F, 0x00];
 
 /// Hears what the host does (the CLI prints it).
 pub trait HostObserver: Send + Sync {
@@ -226,7 +233,7 @@ async fn connection(
     };
     drop(permit);
     if approving {
-        let reason = match approver(&mut link, &card, &key, shared).await {
+        let reason = match approver(&mut link, &card, &key, &shared.database).await {
             Ok(reason) => reason,
             Err(e) => e.to_string(),
         };
@@ -255,85 +262,6 @@ async fn connection(
 /// (card IDs never hold a `:`).
 pub const APPROVE_PREFIX: &str = "approve:";
 
-/// How long a device waiting to answer an approval may wait for one.
-const APPROVER_WAIT: Duration = Duration::from_secs(60);
-
-/// A device answering an approval request for `card`: the oldest open
-/// request is offered (`Paired("approval N")`), the device answers
-/// `Paired("approve N")` or `Paired("refuse N")`, and the decision is
-/// recorded (whichever host asked reads it from the database). Returns the
-/// close reason the device is told.
-async fn approver(
-    link: &mut Link,
-    card: &str,
-    device: &[u8; 32],
-    shared: &Shared,
-) -> Result<String, LinkError> {
-    let deadline = Instant::now() + APPROVER_WAIT;
-    let pending = loop {
-        let database = shared.database.clone();
-        let id = card.to_owned();
-        match tokio::task::spawn_blocking(move || database.pending_approval(&id)).await {
-            Ok(Ok(Some(pending))) => break pending,
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => return Ok(format!("cannot read the approval requests: {e}")),
-            Err(e) => return Ok(format!("approval lookup failed: {e}")),
-        }
-        if Instant::now() >= deadline {
-            return Ok(format!("no approval request for card {card}"));
-        }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_millis(100)) => {}
-            frame = link.recv() => match frame? {
-                Frame::KeepAlive => {}
-                Frame::Close(reason) => return Ok(format!("the device closed: {reason}")),
-                other => return Err(LinkError::Protocol(format!("unexpected {other:?} from the device"))),
-            },
-        }
-    };
-    link.send(&Frame::Paired(format!("approval {}", pending.id)))
-        .await?;
-    let answer = loop {
-        let frame = tokio::time::timeout(APPROVER_WAIT, link.recv())
-            .await
-            .map_err(|_| LinkError::Silent(APPROVER_WAIT))??;
-        match frame {
-            Frame::KeepAlive => {}
-            Frame::Paired(answer) => break answer,
-            Frame::Close(reason) => return Ok(format!("the device closed: {reason}")),
-            other => {
-                return Err(LinkError::Protocol(format!(
-                    "unexpected {other:?} from the device"
-                )));
-            }
-        }
-    };
-    let expected = pending.id.to_string();
-    let approve = match answer.split_once(' ') {
-        Some(("approve", id)) if id == expected => true,
-        Some(("refuse", id)) if id == expected => false,
-        _ => {
-            return Err(LinkError::Protocol(format!(
-                "not an answer to request {expected}"
-            )));
-        }
-    };
-    let database = shared.database.clone();
-    let id = card.to_owned();
-    let device = *device;
-    let recorded = tokio::task::spawn_blocking(move || {
-        database.decide_approval(&id, pending.id, approve, &device)
-    })
-    .await;
-    Ok(match recorded {
-        Ok(Ok(true)) if approve => format!("approved request {} for card {card}", pending.id),
-        Ok(Ok(true)) => format!("refused request {} for card {card}", pending.id),
-        Ok(Ok(false)) => format!("request {} is no longer open (timed out)", pending.id),
-        Ok(Err(e)) => format!("cannot record the decision: {e}"),
-        Err(e) => format!("cannot record the decision: {e}"),
-    })
-}
-
 /// One request to the card's thread.
 struct Request {
     frame: Frame,
@@ -350,7 +278,7 @@ async fn session(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<String, LinkError> {
     let (requests, requests_in) = mpsc::channel::<Request>();
-    let (opened_tx, opened) = oneshot::channel::<Result<i64, String>>();
+    let (opened_tx, opened) = oneshot::channel::<Result<(i64, Approval), String>>();
     let (ended_tx, mut ended) = oneshot::channel::<String>();
     let database = shared.database.clone();
     let config = shared.config.clone();
@@ -370,11 +298,11 @@ async fn session(
             )
         })
         .map_err(LinkError::Net)?;
-    let fence = match opened.await {
-        Ok(Ok(fence)) => fence,
-        Ok(Err(reason)) => return Ok(reason),
-        Err(_) => return Ok("the card's session failed to start".to_owned()),
+    let (fence, approval) = match wait_opened(link, opened, &mut shutdown).await? {
+        Ok(opened) => opened,
+        Err(reason) => return Ok(reason),
     };
+    let mut gate = SignatureGate::new(approval == Approval::Signature);
     if let Some(observer) = &shared.config.observer {
         observer.opened(card, fence);
     }
@@ -396,6 +324,28 @@ async fn session(
                     Frame::KeepAlive => continue,
                     Frame::Close(reason) => return Ok(format!("the relay closed the link: {reason}")),
                     frame => {
+                        let pass = match gate.step(&frame) {
+                            Step::Pass => true,
+                            Step::Refuse => false,
+                            Step::Ask => {
+                                let asked = ask_signature(link, card, &device, &shared.database, &shared.config, &mut ended, &mut shutdown).await?;
+                                // The relay waited for the answer and said nothing.
+                                last_received = Instant::now();
+                                last_sent = Instant::now();
+                                let approved = match asked {
+                                    Ok(approved) => approved,
+                                    Err(reason) => return Ok(reason),
+                                };
+                                gate.decided(approved);
+                                approved
+                            }
+                        };
+                        if !pass {
+                            let refused = Status::SecurityStatusNotSatisfied.to_bytes().to_vec();
+                            link.send(&Frame::Response(Zeroizing::new(refused))).await?;
+                            last_sent = Instant::now();
+                            continue;
+                        }
                         let (answer, answered) = oneshot::channel();
                         if requests.send(Request { frame, answer }).is_err() {
                             return Ok(ended_reason(&mut ended));
@@ -425,6 +375,36 @@ async fn session(
     }
 }
 
+/// Waits for the card's thread to open the card (its lease, the holder's
+/// approval) while reading the link: a relay that goes away meanwhile
+/// ends the wait (`Err(reason)`), and dropping `opened` then tells the
+/// card's thread nobody waits for the card any more (it closes the
+/// approval request and takes no lease).
+async fn wait_opened(
+    link: &mut Link,
+    mut opened: oneshot::Receiver<Result<(i64, Approval), String>>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Result<(i64, Approval), String>, LinkError> {
+    loop {
+        tokio::select! {
+            result = &mut opened => {
+                return Ok(result.unwrap_or_else(|_| Err("the card's session failed to start".to_owned())));
+            }
+            _ = shutdown.changed() => return Ok(Err("host stopping".to_owned())),
+            frame = link.recv() => match frame {
+                Ok(Frame::KeepAlive) => {}
+                Ok(Frame::Close(reason)) => {
+                    return Ok(Err(format!("the relay closed the link before the card opened: {reason}")));
+                }
+                Ok(other) => {
+                    return Err(LinkError::Protocol(format!("unexpected {other:?} before the card opened")));
+                }
+                Err(e) => return Ok(Err(format!("the relay's link dropped before the card opened: {e}"))),
+            },
+        }
+    }
+}
+
 /// Why the card's thread ended (it says so before it drops its end of
 /// the requests, so a failed request finds the reason there).
 fn ended_reason(ended: &mut oneshot::Receiver<String>) -> String {
@@ -441,17 +421,18 @@ fn card_thread(
     device: &[u8; 32],
     config: &HostConfig,
     requests: &mpsc::Receiver<Request>,
-    opened: oneshot::Sender<Result<i64, String>>,
+    opened: oneshot::Sender<Result<(i64, Approval), String>>,
     ended: oneshot::Sender<String>,
 ) {
-    let (mut card, mut lease) = match open_card(database, id, device, config) {
-        Ok(pair) => pair,
-        Err(e) => {
-            let _ = opened.send(Err(e.to_string()));
-            return;
-        }
-    };
-    let _ = opened.send(Ok(lease.fence()));
+    let (mut card, mut lease, approval) =
+        match open_card(database, id, device, config, &|| opened.is_closed()) {
+            Ok(pair) => pair,
+            Err(e) => {
+                let _ = opened.send(Err(e.to_string()));
+                return;
+            }
+        };
+    let _ = opened.send(Ok((lease.fence(), approval)));
     let renew_every = (lease.ttl() / 3).max(Duration::from_millis(50));
     let mut next_renewal = Instant::now() + renew_every;
     let reason = loop {
@@ -481,7 +462,7 @@ fn card_thread(
                     let _ = request.answer.send(Err(reason.clone()));
                     break Some(reason);
                 }
-                let answer = answer(&mut card, request.frame);
+                let answer = answer_frame(&mut card, request.frame).map_err(|e| e.to_string());
                 let _ = request.answer.send(answer);
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -507,14 +488,18 @@ fn open_card(
     id: &str,
     device: &[u8; 32],
     config: &HostConfig,
-) -> Result<(Card, Lease), HostError> {
+    withdrawn: &dyn Fn() -> bool,
+) -> Result<(Card, Lease, Approval), HostError> {
     let holder = holder_name()?;
     // Asked before the lease: no card is held while a person decides.
-    // (`signature` cards are approved per session here too; a per-signature
-    // approval is not built yet.)
-    if database.approval(id)? != Approval::None {
-        match database.ask_approval(id, &holder, device, config.approval_timeout)? {
+    // Nor is the holder asked for a card in another session (it would be
+    // refused after the decision).
+    let approval = database.approval(id)?;
+    if approval != Approval::None {
+        database.wait_lease_free(id, config.lease_wait)?;
+        match database.ask_approval(id, &holder, device, config.approval_timeout, withdrawn)? {
             Decision::Approved => {}
+            Decision::Withdrawn => return Err(HostError::Withdrawn(id.to_owned())),
             Decision::Refused => return Err(HostError::ApprovalRefused(id.to_owned())),
             Decision::TimedOut => {
                 return Err(HostError::ApprovalTimedOut {
@@ -527,7 +512,7 @@ fn open_card(
     let lease = database.acquire_waiting(id, &holder, config.lease_ttl, config.lease_wait)?;
     let built = build_card(database, &lease);
     match built {
-        Ok(card) => Ok((card, lease)),
+        Ok(card) => Ok((card, lease, approval)),
         Err(e) => {
             let _ = database.release(&lease);
             Err(e)
@@ -553,37 +538,5 @@ fn build_card(database: &Database, lease: &Lease) -> Result<Card, HostError> {
     builder.build().map_err(|e| HostError::CardUnusable {
         card: lease.card().to_owned(),
         reason: e.to_string(),
-    })
-}
-
-/// The card's answer to one frame.
-fn answer(card: &mut Card, frame: Frame) -> Result<Option<Frame>, String> {
-    Ok(match frame {
-        Frame::PowerOn => {
-            card.power_on();
-            None
-        }
-        Frame::PowerOff => {
-            card.power_off();
-            None
-        }
-        Frame::Reset => {
-            card.reset();
-            None
-        }
-        Frame::GetAtr => Some(Frame::Atr(card.atr().to_vec())),
-        Frame::Apdu(command) => {
-            if !card.is_powered() {
-                card.power_on();
-            }
-            match card.transmit(&command) {
-                Ok(response) => Some(Frame::Response(Zeroizing::new(response))),
-                Err(CardError::NotPowered) => Some(Frame::Response(Zeroizing::new(
-                    NO_PRECISE_DIAGNOSIS.to_vec(),
-                ))),
-                Err(e) => return Err(format!("the card failed: {e}")),
-            }
-        }
-        other => return Err(format!("unexpected {other:?} from the relay")),
     })
 }

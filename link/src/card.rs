@@ -152,7 +152,9 @@ async fn serve_link(
                 if let Frame::Close(reason) = frame {
                     return Ok(Some(format!("the relay closed the link: {reason}")));
                 }
-                if let Some(answer) = answer(card, frame)? {
+                if let Some(answer) =
+                    answer_frame(card, frame).map_err(|e| LinkError::Protocol(e.to_string()))?
+                {
                     link.send(&answer).await?;
                     last_sent = Instant::now();
                 }
@@ -170,9 +172,23 @@ async fn serve_link(
     }
 }
 
+/// Why [`answer_frame`] could not answer a frame.
+#[derive(Debug, thiserror::Error)]
+pub enum UnansweredFrame {
+    /// The card failed (not an answer it gives: the session should end).
+    #[error("the card failed: {0}")]
+    CardFailed(CardError),
+    /// A frame the card's side never gets from a relay.
+    #[error("unexpected {0} from the relay")]
+    Unexpected(String),
+}
+
 /// The card's answer to one frame from the relay (only after the frame
-/// was authenticated: a frame that fails never gets here).
-fn answer(card: &mut Card, frame: Frame) -> Result<Option<Frame>, LinkError> {
+/// was authenticated: a frame that fails never gets here): `None` for
+/// the frames that have no answer (power, reset, a keep-alive). The one
+/// copy of the card's side of the protocol: [`serve_card`] and a card
+/// host both answer through it.
+pub fn answer_frame(card: &mut Card, frame: Frame) -> Result<Option<Frame>, UnansweredFrame> {
     Ok(match frame {
         Frame::PowerOn => {
             card.power_on();
@@ -198,15 +214,11 @@ fn answer(card: &mut Card, frame: Frame) -> Result<Option<Frame>, LinkError> {
                 Err(CardError::NotPowered) => Some(Frame::Response(Zeroizing::new(
                     NO_PRECISE_DIAGNOSIS.to_vec(),
                 ))),
-                Err(e) => return Err(LinkError::Protocol(format!("the card failed: {e}"))),
+                Err(e) => return Err(UnansweredFrame::CardFailed(e)),
             }
         }
         Frame::KeepAlive => None,
-        other => {
-            return Err(LinkError::Protocol(format!(
-                "unexpected {other:?} from the relay"
-            )));
-        }
+        other => return Err(UnansweredFrame::Unexpected(format!("{other:?}"))),
     })
 }
 
@@ -258,5 +270,33 @@ impl CardLinkHandle {
                 Err(LinkError::Protocol("the link thread panicked".to_owned())),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn frames_without_an_answer_and_frames_a_relay_never_sends() {
+        let mut card = Card::builder().build().unwrap();
+        assert_eq!(answer_frame(&mut card, Frame::PowerOn).unwrap(), None);
+        assert_eq!(answer_frame(&mut card, Frame::KeepAlive).unwrap(), None);
+        assert_eq!(
+            answer_frame(&mut card, Frame::GetAtr).unwrap(),
+            Some(Frame::Atr(card.atr().to_vec()))
+        );
+        // A powered-down card is powered by an APDU (as the vpcd bridge).
+        answer_frame(&mut card, Frame::PowerOff).unwrap();
+        let select = Frame::Apdu(Zeroizing::new(vec![0x00, 0xA4, 0x04, 0x00, 0x01, 0xA0]));
+        assert!(matches!(
+            answer_frame(&mut card, select).unwrap(),
+            Some(Frame::Response(_))
+        ));
+        assert!(card.is_powered());
+        let error = answer_frame(&mut card, Frame::Paired("x".to_owned())).unwrap_err();
+        assert_eq!(error.to_string(), "unexpected Paired(\"x\") from the relay");
     }
 }

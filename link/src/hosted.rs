@@ -347,9 +347,11 @@ async fn forward(
 
 /// The device's side of an approval: dials `address` as the device
 /// enrolled for `card`, waits (up to `wait`) for the host to offer the
-/// card's oldest open request, approves or refuses it, and returns what
-/// the host recorded. `prefix` is the host's marker for an approving
-/// device (`vscard_host`'s `APPROVE_PREFIX`).
+/// card's oldest open request, shows the host's words on it (`offered`:
+/// which request, who asks) before answering, approves or refuses it,
+/// and returns what the host recorded. `prefix` is the host's marker for
+/// an approving device (`vscard_host`'s `APPROVE_PREFIX`).
+#[allow(clippy::too_many_arguments)] // one call site, each argument named there
 pub async fn answer_approval(
     address: &str,
     host_key: &PublicKey,
@@ -358,6 +360,7 @@ pub async fn answer_approval(
     prefix: &str,
     approve: bool,
     wait: Duration,
+    offered: &dyn Fn(&str),
 ) -> Result<String, LinkError> {
     let mut link = connect_host(address, host_key, identity, &format!("{prefix}{card}")).await?;
     let deadline = Instant::now() + wait;
@@ -369,7 +372,11 @@ pub async fn answer_approval(
         match frame {
             Frame::KeepAlive => {}
             Frame::Paired(offer) => match offer.strip_prefix("approval ") {
-                Some(id) => break id.to_owned(),
+                Some(about) => {
+                    offered(&offer);
+                    let id = about.split_once(' ').map_or(about, |(id, _)| id);
+                    break id.to_owned();
+                }
                 None => {
                     return Err(LinkError::Protocol(format!(
                         "not an approval request: {offer:?}"

@@ -59,7 +59,9 @@ pub mod state;
 
 use std::time::Duration;
 
-pub use card::{CardLinkConfig, CardLinkHandle, CardObserver, serve_card};
+pub use card::{
+    CardLinkConfig, CardLinkHandle, CardObserver, UnansweredFrame, answer_frame, serve_card,
+};
 pub use error::LinkError;
 pub use frame::Frame;
 pub use handshake::{Peer, Target, accept, connect};

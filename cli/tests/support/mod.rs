@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
 
+pub mod hosted;
 pub mod process;
 
 pub const VSCARD: &str = env!("CARGO_BIN_EXE_vscard");
