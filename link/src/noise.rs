@@ -82,8 +82,8 @@ impl Hello {
 ///
 /// Each message leaves in one `write` (its length prefix and its bytes
 /// together: one segment, not two), from a buffer kept for the
-/// connection; messages in are cut out of a read buffer kept too, so a
-/// frame costs no allocation on the way through. Both buffers hold only
+/// connection; messages in are cut out of a read buffer kept too, so
+/// the wire allocates nothing per message. Both buffers hold only
 /// what crosses the wire (cleartext hellos, handshake messages,
 /// ciphertext), never a frame's plaintext.
 pub(crate) struct Wire {
