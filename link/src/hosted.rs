@@ -31,7 +31,7 @@ use zeroize::Zeroizing;
 use crate::error::LinkError;
 use crate::frame::Frame;
 use crate::noise::{self, Hello, Link, Wire, read_hs, remote_static, write_hs};
-use crate::relay::{reach_vpcd, rearm_quickack, request_over_link};
+use crate::relay::{ack_partial, reach_vpcd, request_over_link};
 use crate::state::{Identity, PublicKey};
 use crate::{KeepAlive, RelayConfig};
 
@@ -307,7 +307,6 @@ async fn forward(
             }
             read = from_vpcd.read(buf.as_mut_slice()) => {
                 let n = read?;
-                rearm_quickack(from_vpcd.as_ref());
                 if n == 0 {
                     link.close("the reader closed (pcscd stopped?)").await;
                     return Ok(Some("vpcd closed the connection".to_owned()));
@@ -323,6 +322,7 @@ async fn forward(
                         to_vpcd.write_all(&frame).await?;
                     }
                 }
+                ack_partial(from_vpcd.as_ref(), &decoder);
             }
             frame = link.recv() => {
                 last_received = Instant::now();

@@ -31,7 +31,7 @@
 //!   ring, no certificates), which the phone build also carries.
 //!
 //! What Noise does not give, and this crate adds (no cryptography): the
-//! framing (tokio-util's length-delimited codec, 2-byte lengths since a
+//! framing (a 2-byte big-endian length before each message, since a
 //! Noise message is at most 65535 bytes), a cleartext hello naming the
 //! handshake (bound into it as the prologue), and the typed [`Frame`]s.
 //! Transport messages carry sequential nonces, so a replayed, reordered

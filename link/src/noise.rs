@@ -1,7 +1,7 @@
 //! The Noise handshakes and the encrypted, length-delimited transport.
 //!
 //! On the wire: a stream of messages, each a 2-byte big-endian length and
-//! that many bytes (tokio-util's `LengthDelimitedCodec`). The first message
+//! that many bytes, written in one `write` ([`Wire`]). The first message
 //! is the initiator's cleartext [`Hello`] (which handshake follows, and for
 //! a pairing which pending pairing); both sides use it as the Noise
 //! prologue, so a hello changed on the way fails the handshake. Then the
@@ -11,10 +11,8 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt as _, StreamExt as _};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio_util::bytes::Bytes;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use zeroize::Zeroizing;
 
 use crate::error::LinkError;
@@ -33,6 +31,9 @@ pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest Noise message.
 const MAX_MESSAGE: usize = 65535;
+
+/// The AEAD's authentication tag on every transport message.
+const TAG: usize = 16;
 
 pub(crate) fn builder(pattern: &str) -> Result<snow::Builder<'static>, LinkError> {
     let params: snow::params::NoiseParams = pattern.parse()?;
@@ -78,35 +79,119 @@ impl Hello {
 }
 
 /// A TCP connection carrying length-delimited messages.
+///
+/// Each message leaves in one `write` (its length prefix and its bytes
+/// together: one segment, not two), from a buffer kept for the
+/// connection; messages in are cut out of a read buffer kept too, so
+/// the wire allocates nothing per message. Both buffers hold only
+/// what crosses the wire (cleartext hellos, handshake messages,
+/// ciphertext), never a frame's plaintext.
 pub(crate) struct Wire {
-    framed: Framed<TcpStream, LengthDelimitedCodec>,
+    stream: TcpStream,
+    /// Bytes read and not yet consumed: whole messages, then at most one
+    /// partial message.
+    input: Vec<u8>,
+    /// How many bytes at the front of `input` the last message returned
+    /// by [`Wire::recv_in_place`] took (dropped at the next receive).
+    taken: usize,
+    /// The message being written: length prefix and bytes.
+    output: Vec<u8>,
 }
+
+/// The length prefix: 2 bytes, big-endian.
+const PREFIX: usize = 2;
+
+/// What a read asks for at least (the buffer grows to the largest
+/// message only when one arrives).
+const READ_CHUNK: usize = 8 * 1024;
 
 impl Wire {
     pub(crate) fn new(stream: TcpStream) -> Wire {
+        // Each message is written whole: Nagle would only hold it back
+        // for the ACK of the previous one.
         let _ = stream.set_nodelay(true);
-        let codec = LengthDelimitedCodec::builder()
-            .length_field_length(2)
-            .max_frame_length(MAX_MESSAGE)
-            .new_codec();
         Wire {
-            framed: Framed::new(stream, codec),
+            stream,
+            input: Vec::with_capacity(READ_CHUNK),
+            taken: 0,
+            output: Vec::new(),
         }
     }
 
     pub(crate) async fn send(&mut self, message: &[u8]) -> Result<(), LinkError> {
-        self.framed.send(Bytes::copy_from_slice(message)).await?;
+        self.send_with(message.len(), |out| {
+            out.copy_from_slice(message);
+            Ok(message.len())
+        })
+        .await
+    }
+
+    /// Sends one message that `fill` writes into a buffer of `room`
+    /// bytes (returning how many it wrote): the length prefix and the
+    /// message go out in one write.
+    pub(crate) async fn send_with(
+        &mut self,
+        room: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<usize, LinkError>,
+    ) -> Result<(), LinkError> {
+        self.output.clear();
+        self.output.resize(PREFIX + room, 0);
+        let n = fill(self.output.get_mut(PREFIX..).unwrap_or_default())?;
+        let length = u16::try_from(n)
+            .ok()
+            .filter(|&length| usize::from(length) <= MAX_MESSAGE)
+            .ok_or_else(|| {
+                LinkError::Protocol(format!(
+                    "a message of {n} bytes is longer than the link carries"
+                ))
+            })?;
+        self.output.truncate(PREFIX + n);
+        if let Some(prefix) = self.output.get_mut(..PREFIX) {
+            prefix.copy_from_slice(&length.to_be_bytes());
+        }
+        self.stream.write_all(&self.output).await?;
         Ok(())
     }
 
     /// The next message (cancel-safe: a message is taken whole or not at
     /// all).
     pub(crate) async fn recv(&mut self) -> Result<Zeroizing<Vec<u8>>, LinkError> {
-        match self.framed.next().await {
-            Some(Ok(bytes)) => Ok(Zeroizing::new(bytes.to_vec())),
-            Some(Err(e)) => Err(LinkError::Net(e)),
-            None => Err(LinkError::Closed(None)),
+        Ok(Zeroizing::new(self.recv_in_place().await?.to_vec()))
+    }
+
+    /// The next message, borrowed from the read buffer until the next
+    /// receive (cancel-safe, as [`Wire::recv`]).
+    pub(crate) async fn recv_in_place(&mut self) -> Result<&[u8], LinkError> {
+        self.input.drain(..self.taken);
+        self.taken = 0;
+        loop {
+            if let Some(&[high, low]) = self.input.get(..PREFIX) {
+                let end = PREFIX + usize::from(u16::from_be_bytes([high, low]));
+                if self.input.len() >= end {
+                    self.taken = end;
+                    return Ok(self.input.get(PREFIX..end).unwrap_or_default());
+                }
+                self.input.reserve(end - self.input.len());
+            } else {
+                self.input.reserve(READ_CHUNK);
+            }
+            // `read_buf` is cancel-safe: bytes read are in `input`.
+            if self.stream.read_buf(&mut self.input).await? == 0 {
+                return Err(if self.input.is_empty() {
+                    LinkError::Closed(None)
+                } else {
+                    LinkError::Net(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the connection ended inside a message",
+                    ))
+                });
+            }
         }
+    }
+
+    /// Shuts the sending half (best effort).
+    pub(crate) async fn shutdown(&mut self) {
+        let _ = self.stream.shutdown().await;
     }
 }
 
@@ -196,11 +281,16 @@ impl Link {
         Ok(())
     }
 
-    /// Encrypts and sends one message of at most [`MAX_PLAINTEXT`] bytes.
+    /// Encrypts and sends one message of at most [`MAX_PLAINTEXT`] bytes
+    /// (sealed straight into the wire's buffer).
     async fn seal(&mut self, plain: &[u8]) -> Result<(), LinkError> {
-        let mut buf = vec![0u8; plain.len() + 16];
-        let n = self.noise.write_message(plain, &mut buf)?;
-        self.wire.send(&buf[..n]).await
+        let noise = &mut self.noise;
+        self.wire
+            .send_with(
+                plain.len() + TAG,
+                |out| Ok(noise.write_message(plain, out)?),
+            )
+            .await
     }
 
     /// Receives, authenticates and decodes one frame (cancel-safe). A
@@ -208,11 +298,11 @@ impl Link {
     /// order) is an error: the caller drops the link.
     pub async fn recv(&mut self) -> Result<Frame, LinkError> {
         loop {
-            let message = self.wire.recv().await?;
+            let message = self.wire.recv_in_place().await?;
             let mut plain = Zeroizing::new(vec![0u8; message.len()]);
             let n = self
                 .noise
-                .read_message(&message, &mut plain)
+                .read_message(message, &mut plain)
                 .map_err(|e| LinkError::Noise(format!("a message failed authentication ({e})")))?;
             plain.truncate(n);
             match plain.split_first() {
@@ -253,6 +343,6 @@ impl Link {
     /// Says why and closes (best effort).
     pub async fn close(mut self, reason: &str) {
         let _ = self.send(&Frame::Close(reason.to_owned())).await;
-        let _ = futures_util::SinkExt::<Bytes>::close(&mut self.wire.framed).await;
+        self.wire.shutdown().await;
     }
 }

@@ -280,7 +280,6 @@ async fn forward(
             }
             read = from_vpcd.read(buf.as_mut_slice()) => {
                 let n = read?;
-                rearm_quickack(from_vpcd.as_ref());
                 if n == 0 {
                     link.close("the reader closed (pcscd stopped?)").await;
                     return Ok("vpcd closed the connection".to_owned());
@@ -296,6 +295,7 @@ async fn forward(
                         to_vpcd.write_all(&frame).await?;
                     }
                 }
+                ack_partial(from_vpcd.as_ref(), &decoder);
             }
             frame = link.recv() => {
                 last_received = Instant::now();
@@ -334,6 +334,18 @@ pub(crate) fn rearm_quickack(stream: &TcpStream) {
 /// No `TCP_QUICKACK` here.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub(crate) fn rearm_quickack(_stream: &TcpStream) {}
+
+/// After the requests of a read from vpcd are answered: when part of a
+/// request is still to come (vpcd sends the length and the APDU in two
+/// sends), re-arms `TCP_QUICKACK`, which also sends at once the ACK that
+/// vpcd's second send waits for. A read that ended on a whole request
+/// needs no ACK now: vpcd waits for the answer, which carries it (one
+/// `setsockopt` per APDU instead of two).
+pub(crate) fn ack_partial(stream: &TcpStream, decoder: &FrameDecoder) {
+    if decoder.pending() > 0 {
+        rearm_quickack(stream);
+    }
+}
 
 /// Sends one vpcd request as a frame; waits for the card's answer when
 /// vpcd expects one.
