@@ -19,6 +19,13 @@
 //! than the card would need is the safe side. The card computes a
 //! signature only on a chain's last part, and a decision ends at the
 //! first last part, so one approval gives at most one signature.
+//!
+//! The approval guards the key, not the slot number: Yubico's MOVE KEY
+//! (`INS F6`, P2 the source, P1 the destination) would take the 9C key to
+//! a retired slot, where GENERAL AUTHENTICATE signs with it unasked. On a
+//! card that asks per signature a move out of 9C is refused (`6982`, the
+//! card never sees it); deleting the 9C key (P1 `FF`) and moving another
+//! key into 9C pass (neither lets the 9C key sign unasked).
 
 use vscard_emulator::CommandApdu;
 use vscard_link::Frame;
@@ -28,6 +35,12 @@ const GENERAL_AUTHENTICATE: u8 = 0x87;
 
 /// The PIV digital signature key's reference (SP 800-73-4 Part 1 3.2.2).
 const DIGITAL_SIGNATURE_KEY: u8 = 0x9C;
+
+/// `INS` of Yubico's MOVE KEY (P2 the source slot, P1 the destination).
+const MOVE_KEY: u8 = 0xF6;
+
+/// P1 of MOVE KEY that deletes the source's key instead.
+const DELETE_KEY: u8 = 0xFF;
 
 /// What a session does with one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +120,14 @@ impl SignatureGate {
             return if approved { Step::Pass } else { Step::Refuse };
         }
         self.chain = Chain::None;
+        if command.ins == MOVE_KEY
+            && command.p2 == DIGITAL_SIGNATURE_KEY
+            && command.p1 != DELETE_KEY
+        {
+            // Every part of it, chained or not: the card would move the
+            // key on the last.
+            return Step::Refuse;
+        }
         if command.ins != GENERAL_AUTHENTICATE || command.p2 != DIGITAL_SIGNATURE_KEY {
             return Step::Pass;
         }
@@ -156,6 +177,28 @@ mod tests {
         assert_eq!(gate.step(&Frame::GetAtr), Step::Pass);
         // Too short to be a command: the card answers it.
         assert_eq!(gate.step(&apdu(&[0x00, 0x87, 0x11])), Step::Pass);
+    }
+
+    #[test]
+    fn the_signature_key_cannot_be_moved_out_of_9c() {
+        let mut gate = SignatureGate::new(true);
+        for cla in [0x00, 0x10, 0x01] {
+            for to in [0x82, 0x95, 0x9A, 0x9D] {
+                let out_of_9c = [cla, 0xF6, to, 0x9C];
+                assert_eq!(
+                    gate.step(&apdu(&out_of_9c)),
+                    Step::Refuse,
+                    "{out_of_9c:02X?}"
+                );
+            }
+        }
+        // Deleting it, or moving another key in, lets nothing sign unasked.
+        assert_eq!(gate.step(&apdu(&[0x00, 0xF6, 0xFF, 0x9C])), Step::Pass);
+        assert_eq!(gate.step(&apdu(&[0x00, 0xF6, 0x9C, 0x82])), Step::Pass);
+        assert_eq!(gate.step(&apdu(&[0x00, 0xF6, 0x9A, 0x82])), Step::Pass);
+        // Without per-signature approval the card decides.
+        let mut open = SignatureGate::new(false);
+        assert_eq!(open.step(&apdu(&[0x00, 0xF6, 0x82, 0x9C])), Step::Pass);
     }
 
     #[test]
