@@ -142,7 +142,9 @@ impl Card {
         identity: Option<String>,
         min_generation: Option<u64>,
     ) -> Result<Arc<Card>, VscardError> {
-        let key = key.as_deref().map(seal_key).transpose()?;
+        // The app's copy of the key is wiped once the codec holds its own.
+        let key = key.map(zeroize::Zeroizing::new);
+        let key = key.as_deref().map(|key| seal_key(key)).transpose()?;
         if key.is_none() && (identity.is_some() || min_generation.is_some()) {
             return Err(VscardError::argument(
                 "identity and min_generation check sealed images: give the key too",

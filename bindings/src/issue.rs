@@ -68,6 +68,7 @@ pub fn seal_image(image: Vec<u8>, key: Vec<u8>, identity: String) -> Result<Vec<
     let image = ImageCodec::plain()
         .decode(&image)
         .map_err(|error| store_error(&error))?;
+    let key = zeroize::Zeroizing::new(key);
     let codec = ImageCodec::sealed(seal_key(&key)?).with_identity(identity.into_bytes());
     let sealed = codec.encode(&image).map_err(|error| store_error(&error))?;
     Ok(sealed.to_vec())
