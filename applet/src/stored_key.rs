@@ -14,6 +14,8 @@
 //! custody.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -62,6 +64,10 @@ enum Material {
         public: Box<PublicKey>,
         /// `public` as SPKI DER, the persisted form.
         spki: Vec<u8>,
+        /// An ECDSA answer of the custody verified against `public` in
+        /// this process (see [`StoredKey::sign`]); shared by the copies
+        /// of this key and kept while the key is the same.
+        verified: Arc<AtomicBool>,
     },
 }
 
@@ -166,6 +172,7 @@ impl StoredKey {
                 reference,
                 public: Box::new(public),
                 spki,
+                verified: Arc::default(),
             },
             pin_policy,
             touch_policy: TouchPolicy::Never,
@@ -230,7 +237,10 @@ impl StoredKey {
                 _ => Err(Status::IncorrectData),
             },
             Material::External {
-                reference, public, ..
+                reference,
+                public,
+                verified,
+                ..
             } => {
                 let input: Zeroizing<Vec<u8>> = match (algorithm, &**public) {
                     (_, PublicKey::Rsa(key)) => {
@@ -262,11 +272,23 @@ impl StoredKey {
                     .sign(target, reference, algorithm, &input)
                     .map_err(|error| failure(error, reference, "sign"))?;
                 // The custody is not trusted to have signed right: the
-                // answer is checked against the key's public key.
-                if let Err(why) = check_signature(public, &input, &answer) {
-                    tracing::error!(target: "vscard::piv", key = %reference, why,
-                        "the key custody answered a signature that does not verify");
-                    return Err(Status::UnknownError);
+                // answer is checked against the key's public key. Raw RSA
+                // and Ed25519 every time (a faulty RSA-CRT or
+                // deterministic-nonce answer can give the private key
+                // away; the RSA check is one public operation). ECDSA
+                // (a random nonce: a faulty answer leaks nothing, it only
+                // fails to verify where it is used) once per key and
+                // process: that the custody's key is the card's; checking
+                // every answer would cost a verification, twice the
+                // token's signature, per signature.
+                let ecdsa = matches!(&**public, PublicKey::P256(_) | PublicKey::P384(_));
+                if !(ecdsa && verified.load(Ordering::Acquire)) {
+                    if let Err(why) = check_signature(public, &input, &answer) {
+                        tracing::error!(target: "vscard::piv", key = %reference, why,
+                            "the key custody answered a signature that does not verify");
+                        return Err(Status::UnknownError);
+                    }
+                    verified.store(true, Ordering::Release);
                 }
                 Ok(answer)
             }
@@ -352,19 +374,35 @@ impl StoredKey {
                     .as_deref()
                     .and_then(|hex| hex::decode(hex).ok())
                     .ok_or(KeyError::ExternalPublic(repr.algorithm))?;
-                let public = match previous.map(|old| &old.material) {
+                let (public, verified) = match previous.map(|old| &old.material) {
                     Some(Material::External {
-                        public, spki: old, ..
-                    }) if *old == spki => public.clone(),
-                    _ => Box::new(
-                        PublicKey::from_spki_der(&spki)
-                            .ok_or(KeyError::ExternalPublic(repr.algorithm))?,
+                        public,
+                        spki: old,
+                        reference: old_reference,
+                        verified,
+                    }) if *old == spki => {
+                        // The same key (reference and public key): what
+                        // was verified of it still holds.
+                        let verified = if old_reference == reference {
+                            Arc::clone(verified)
+                        } else {
+                            Arc::default()
+                        };
+                        (public.clone(), verified)
+                    }
+                    _ => (
+                        Box::new(
+                            PublicKey::from_spki_der(&spki)
+                                .ok_or(KeyError::ExternalPublic(repr.algorithm))?,
+                        ),
+                        Arc::default(),
                     ),
                 };
                 Material::External {
                     reference: reference.clone(),
                     public,
                     spki,
+                    verified,
                 }
             }
             _ => return Err(KeyError::Material),

@@ -347,14 +347,15 @@ impl Card {
         {
             result = Err(status);
         }
-        let mut rollback =
-            panicked || ctx.commit_failed || (result.is_err() && !ctx.staged.is_empty());
+        let rollback = panicked || ctx.commit_failed || (result.is_err() && !ctx.staged.is_empty());
         drop(ctx);
         #[cfg(debug_assertions)]
-        if result.is_ok() && !self.env.torn && !self.state_is_committed(index) {
+        let rollback = if result.is_ok() && !self.env.torn && !self.state_is_committed(index) {
             result = Err(Status::UnknownError);
-            rollback = true;
-        }
+            true
+        } else {
+            rollback
+        };
         if rollback && !self.env.torn {
             self.reload(index);
         }
