@@ -239,6 +239,11 @@ impl Database {
         let pool = r2d2::Pool::builder()
             .max_size(max_connections.max(1))
             .min_idle(Some(0))
+            // No `SELECT 1` before every checkout: that was a second round
+            // trip for each PIN try. A connection that broke is found by
+            // the statement it fails (the commit then fails as a write
+            // does) and is dropped, not pooled again.
+            .test_on_check_out(false)
             .connection_timeout(CONNECTION_TIMEOUT)
             .build(manager)?;
         let database = Database {
