@@ -67,6 +67,17 @@ pub enum HostError {
         /// How long the lease has left.
         seconds: f64,
     },
+    /// The device a session is for is no longer enrolled for the card
+    /// (revoked): its lease is not taken, or not renewed.
+    #[error(
+        "card {card}: device {device} is no longer enrolled for it (revoked); the card is not served to it"
+    )]
+    DeviceNotEnrolled {
+        /// The card.
+        card: String,
+        /// The device's fingerprint (its first 16 hex digits).
+        device: String,
+    },
     /// No card with this ID.
     #[error("no card {0} in the database")]
     NoSuchCard(String),

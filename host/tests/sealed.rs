@@ -88,7 +88,9 @@ fn shows_a_secret(bytes: &[u8], der: &[u8]) -> bool {
 
 fn open(database: &Database, id: &str, wait: Duration) -> Card {
     let holder = vscard_host::holder_name().unwrap();
-    let lease = database.acquire_waiting(id, &holder, LONG, wait).unwrap();
+    let lease = database
+        .acquire_waiting(id, &holder, None, LONG, wait)
+        .unwrap();
     let mut card = Card::builder()
         .atr(piv_atr())
         .store(PostgresStore::new(database.clone(), lease))
