@@ -78,6 +78,11 @@ pub enum HostError {
         /// The device's fingerprint (its first 16 hex digits).
         device: String,
     },
+    /// The hosts' link key in the database is refused (its public half is
+    /// not its private half's, or a host with a key found it in the
+    /// clear); the reason says what to do.
+    #[error("the hosts' link key in the database is refused: {0}")]
+    HostIdentity(String),
     /// No card with this ID.
     #[error("no card {0} in the database")]
     NoSuchCard(String),
