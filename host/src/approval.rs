@@ -45,7 +45,8 @@ pub struct PendingApproval {
 impl Database {
     /// Asks the holder of card `id` to approve what device
     /// `requested_device` asked for (a session, or a signature in one),
-    /// and waits up to `timeout` for the decision, or until `withdrawn`
+    /// if it is still enrolled as the card's relay
+    /// ([`HostError::DeviceNotEnrolled`] otherwise), and waits up to `timeout` for the decision, or until `withdrawn`
     /// says nobody waits for it any more: then the request is closed
     /// (no device can approve it after that) and
     /// [`Decision::Withdrawn`] returned.
@@ -71,9 +72,13 @@ impl Database {
                  AND requested_at < clock_timestamp() - interval '1 day'",
                 &[&id],
             )?;
+            // Only for a device still enrolled as the card's relay: the
+            // holder is never asked on behalf of a revoked one.
             let inserted = client.query_opt(
                 "INSERT INTO approvals (card_id, requested_by, expires_at, requested_device)
-                 VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3), $4)
+                 SELECT $1, $2, clock_timestamp() + make_interval(secs => $3), $4
+                 WHERE EXISTS (SELECT 1 FROM devices
+                     WHERE public_key = $4 AND card_id = $1 AND role = 'relay' FOR KEY SHARE)
                  ON CONFLICT (card_id) WHERE decision IS NULL DO NOTHING RETURNING id",
                 &[
                     &id,
@@ -82,9 +87,22 @@ impl Database {
                     &requested_device.as_slice(),
                 ],
             )?;
-            inserted
-                .ok_or_else(|| HostError::ApprovalBusy(id.to_owned()))?
-                .get(0)
+            match inserted {
+                Some(row) => row.get(0),
+                None => {
+                    let enrolled = client.query_opt(
+                        "SELECT 1 FROM devices WHERE public_key = $1 AND card_id = $2 AND role = 'relay'",
+                        &[&requested_device.as_slice(), &id],
+                    )?;
+                    return Err(match enrolled {
+                        Some(_) => HostError::ApprovalBusy(id.to_owned()),
+                        None => HostError::DeviceNotEnrolled {
+                            card: id.to_owned(),
+                            device: vscard_link::fingerprint(requested_device)[..16].to_owned(),
+                        },
+                    });
+                }
+            }
         };
         let deadline = Instant::now() + timeout;
         loop {
@@ -215,7 +233,7 @@ mod tests {
     const PHONE: [u8; 32] = [2; 32];
 
     #[test]
-    fn a_revoked_approver_decides_nothing() {
+    fn a_revoked_device_neither_decides_nor_asks() {
         let Some(cluster) = vscard_testkit::postgres::private_postgres() else {
             return;
         };
@@ -270,5 +288,18 @@ mod tests {
         );
         withdrawn.store(true, Ordering::SeqCst);
         assert_eq!(asking.join().unwrap().unwrap(), Decision::Withdrawn);
+
+        // Nor is the holder asked on behalf of a revoked relay.
+        database
+            .revoke_device(&vscard_link::fingerprint(&RELAY)[..16])
+            .unwrap();
+        let refused = database
+            .ask_approval("asked", "host", &RELAY, Duration::from_secs(30), &|| false)
+            .unwrap_err();
+        assert!(
+            matches!(refused, HostError::DeviceNotEnrolled { ref card, .. } if card == "asked"),
+            "{refused}"
+        );
+        assert_eq!(database.pending_approval("asked").unwrap(), None);
     }
 }
