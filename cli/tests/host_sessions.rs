@@ -322,7 +322,14 @@ fn a_revoked_device_is_refused_and_its_card_stays() {
         revoked.starts_with("revoked device ") && revoked.contains("(relay) of card card-4"),
         "{revoked}"
     );
-    host.expect_line("card card-4 closed: card card-4: this host's lease (fencing number 1)");
+    // Its renewal finds the device gone (the fence moved on as well).
+    let device = revoked["revoked device ".len()..]
+        .split(' ')
+        .next()
+        .unwrap();
+    host.expect_line(&format!(
+        "card card-4 closed: card card-4: device {device} is no longer enrolled for it (revoked)"
+    ));
     pcscd.wait_for_no_card(0, 10 * SECOND).unwrap();
     assert_eq!(relay.exit_code(), Some(1));
     assert!(

@@ -45,7 +45,8 @@ pub struct PendingApproval {
 impl Database {
     /// Asks the holder of card `id` to approve what device
     /// `requested_device` asked for (a session, or a signature in one),
-    /// and waits up to `timeout` for the decision, or until `withdrawn`
+    /// if it is still enrolled as the card's relay
+    /// ([`HostError::DeviceNotEnrolled`] otherwise), and waits up to `timeout` for the decision, or until `withdrawn`
     /// says nobody waits for it any more: then the request is closed
     /// (no device can approve it after that) and
     /// [`Decision::Withdrawn`] returned.
@@ -71,9 +72,13 @@ impl Database {
                  AND requested_at < clock_timestamp() - interval '1 day'",
                 &[&id],
             )?;
+            // Only for a device still enrolled as the card's relay: the
+            // holder is never asked on behalf of a revoked one.
             let inserted = client.query_opt(
                 "INSERT INTO approvals (card_id, requested_by, expires_at, requested_device)
-                 VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3), $4)
+                 SELECT $1, $2, clock_timestamp() + make_interval(secs => $3), $4
+                 WHERE EXISTS (SELECT 1 FROM devices
+                     WHERE public_key = $4 AND card_id = $1 AND role = 'relay' FOR KEY SHARE)
                  ON CONFLICT (card_id) WHERE decision IS NULL DO NOTHING RETURNING id",
                 &[
                     &id,
@@ -82,9 +87,22 @@ impl Database {
                     &requested_device.as_slice(),
                 ],
             )?;
-            inserted
-                .ok_or_else(|| HostError::ApprovalBusy(id.to_owned()))?
-                .get(0)
+            match inserted {
+                Some(row) => row.get(0),
+                None => {
+                    let enrolled = client.query_opt(
+                        "SELECT 1 FROM devices WHERE public_key = $1 AND card_id = $2 AND role = 'relay'",
+                        &[&requested_device.as_slice(), &id],
+                    )?;
+                    return Err(match enrolled {
+                        Some(_) => HostError::ApprovalBusy(id.to_owned()),
+                        None => HostError::DeviceNotEnrolled {
+                            card: id.to_owned(),
+                            device: vscard_link::fingerprint(requested_device)[..16].to_owned(),
+                        },
+                    });
+                }
+            }
         };
         let deadline = Instant::now() + timeout;
         loop {
@@ -150,7 +168,10 @@ impl Database {
     /// Records device `deciding_device`'s decision on request `request`
     /// of card `id`; false when it was no longer open (decided, timed
     /// out). The device that asked for the session is refused
-    /// ([`HostError::WrongRole`]): nobody approves their own request.
+    /// ([`HostError::WrongRole`]): nobody approves their own request; so
+    /// is one no longer enrolled as the card's approver (revoked since it
+    /// connected: [`HostError::DeviceNotEnrolled`]), checked in the same
+    /// statement, its row locked against a revocation in progress.
     pub fn decide_approval(
         &self,
         id: &str,
@@ -163,7 +184,9 @@ impl Database {
         let updated = client.execute(
             "UPDATE approvals SET decision = $3, decided_at = clock_timestamp()
              WHERE id = $1 AND card_id = $2 AND decision IS NULL AND expires_at > clock_timestamp()
-               AND requested_device IS DISTINCT FROM $4",
+               AND requested_device IS DISTINCT FROM $4
+               AND EXISTS (SELECT 1 FROM devices
+                   WHERE public_key = $4 AND card_id = $2 AND role = 'approver' FOR KEY SHARE)",
             &[&request, &id, &decision, &deciding_device.as_slice()],
         )?;
         if updated == 1 {
@@ -178,6 +201,105 @@ impl Database {
                 "request {request} was made by this device: it cannot decide it"
             )));
         }
+        let approver = client.query_opt(
+            "SELECT 1 FROM devices WHERE public_key = $1 AND card_id = $2 AND role = 'approver'",
+            &[&deciding_device.as_slice(), &id],
+        )?;
+        if approver.is_none() {
+            return Err(HostError::DeviceNotEnrolled {
+                card: id.to_owned(),
+                device: vscard_link::fingerprint(deciding_device)[..16].to_owned(),
+            });
+        }
         Ok(false)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // test code: a panic is a failure
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use vscard_applet::{PivApplet, piv_atr};
+    use vscard_emulator::Card;
+
+    use super::Decision;
+    use crate::database::{Approval, CardOptions, Database, DeviceRole};
+    use crate::error::HostError;
+
+    const RELAY: [u8; 32] = [1; 32];
+    const PHONE: [u8; 32] = [2; 32];
+
+    #[test]
+    fn a_revoked_device_neither_decides_nor_asks() {
+        let Some(cluster) = vscard_testkit::postgres::private_postgres() else {
+            return;
+        };
+        let database = Database::connect(&cluster.url(), 4).unwrap();
+        let card = Card::builder()
+            .atr(piv_atr())
+            .install_default(PivApplet::with_defaults())
+            .build()
+            .unwrap();
+        let options = CardOptions {
+            approval: Approval::Session,
+        };
+        database.put_card("asked", card.image(), options).unwrap();
+        database
+            .add_device("asked", &RELAY, DeviceRole::Relay)
+            .unwrap();
+        database
+            .add_device("asked", &PHONE, DeviceRole::Approver)
+            .unwrap();
+        let withdrawn = Arc::new(AtomicBool::new(false));
+        let asking = {
+            let (database, withdrawn) = (database.clone(), Arc::clone(&withdrawn));
+            std::thread::spawn(move || {
+                database.ask_approval("asked", "host", &RELAY, Duration::from_secs(30), &|| {
+                    withdrawn.load(Ordering::SeqCst)
+                })
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let pending = loop {
+            if let Some(pending) = database.pending_approval("asked").unwrap() {
+                break pending;
+            }
+            assert!(Instant::now() < deadline, "no request was made");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // The phone connected while enrolled, then was revoked: its
+        // decision is refused and the request stays open.
+        database
+            .revoke_device(&vscard_link::fingerprint(&PHONE)[..16])
+            .unwrap();
+        let refused = database
+            .decide_approval("asked", pending.id, true, &PHONE)
+            .unwrap_err();
+        assert!(
+            matches!(refused, HostError::DeviceNotEnrolled { ref card, .. } if card == "asked"),
+            "{refused}"
+        );
+        assert_eq!(
+            database.pending_approval("asked").unwrap().map(|p| p.id),
+            Some(pending.id)
+        );
+        withdrawn.store(true, Ordering::SeqCst);
+        assert_eq!(asking.join().unwrap().unwrap(), Decision::Withdrawn);
+
+        // Nor is the holder asked on behalf of a revoked relay.
+        database
+            .revoke_device(&vscard_link::fingerprint(&RELAY)[..16])
+            .unwrap();
+        let refused = database
+            .ask_approval("asked", "host", &RELAY, Duration::from_secs(30), &|| false)
+            .unwrap_err();
+        assert!(
+            matches!(refused, HostError::DeviceNotEnrolled { ref card, .. } if card == "asked"),
+            "{refused}"
+        );
+        assert_eq!(database.pending_approval("asked").unwrap(), None);
     }
 }

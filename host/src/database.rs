@@ -261,7 +261,8 @@ impl Database {
     /// (AES-256-GCM) under `key` from now on: every part written is sealed
     /// for its card, applet and part, only sealed parts are read (a part in
     /// the clear is [`HostError::NotEncrypted`]), and the link key is
-    /// stored sealed (one found in the clear is sealed in place).
+    /// stored sealed (one found in the clear is refused:
+    /// [`Database::host_identity`]).
     pub fn with_seal_key(mut self, key: SealKey) -> Database {
         self.seal = Some(key);
         self
@@ -416,22 +417,20 @@ impl Database {
     /// The hosts' shared link key pair (private, public): made by
     /// `make` the first time, then the same for every host, so a device
     /// pins one key whichever host it reaches. With a key the private
-    /// half is stored sealed; one found in the clear (stored before the
-    /// hosts had a key) is sealed in place, its public key unchanged.
+    /// half is stored sealed. The public half stored (what `host enrol`
+    /// gives devices to pin) must be the one the private half makes, or
+    /// the pair is refused ([`HostError::HostIdentity`]): whoever may
+    /// write the database cannot swap in a key of theirs for new devices
+    /// to pin. With a key, a private half found in the clear is refused
+    /// too, never adopted and sealed: it may have been planted, and
+    /// whoever read the database or its backups has it; the admin
+    /// deletes it so a new one is made, and enrols the devices again.
     pub fn host_identity(
         &self,
         make: impl FnOnce() -> Result<(zeroize_bytes::Secret, [u8; 32]), HostError>,
     ) -> Result<(zeroize_bytes::Secret, [u8; 32]), HostError> {
         let mut client = self.client()?;
-        if let Some((found, stored)) = read_identity(&mut client, self.seal_key())? {
-            if let (Some(key), Stored::Clear) = (self.seal_key(), stored) {
-                let sealed = seal_identity(key, &found.0)?;
-                client.execute(
-                    "UPDATE host_identity SET private_key = $1 WHERE id = 1 AND private_key = $2",
-                    &[&sealed.as_slice(), &found.0.expose().as_slice()],
-                )?;
-                tracing::info!(target: "vscard::host", "the hosts' link key is now stored encrypted");
-            }
+        if let Some(found) = read_identity(&mut client, self.seal_key())? {
             return Ok(found);
         }
         let (private, public) = make()?;
@@ -444,25 +443,17 @@ impl Database {
             &[&stored.as_slice(), &public.as_slice()],
         )?;
         // Another host may have made it first: theirs wins.
-        read_identity(&mut client, self.seal_key())?
-            .map(|(found, _)| found)
-            .ok_or_else(|| HostError::DamagedPart {
-                card: "-".to_owned(),
-                applet: "host_identity".to_owned(),
-                part: "1".to_owned(),
-                reason: "missing after insert".to_owned(),
-            })
+        read_identity(&mut client, self.seal_key())?.ok_or_else(|| HostError::DamagedPart {
+            card: "-".to_owned(),
+            applet: "host_identity".to_owned(),
+            part: "1".to_owned(),
+            reason: "missing after insert".to_owned(),
+        })
     }
 }
 
 /// The link key pair: private, public.
 type KeyPair = (zeroize_bytes::Secret, [u8; 32]);
-
-/// How the link key's private half was found.
-enum Stored {
-    Clear,
-    Sealed,
-}
 
 /// The link key's private half sealed under `key`.
 fn seal_identity(
@@ -474,12 +465,20 @@ fn seal_identity(
         .map_err(HostError::Seal)
 }
 
+/// Why a private half in the clear is refused by a host with a key.
+const CLEAR_UNDER_KEY: &str = "its private half is stored in the clear, and this host encrypts it \
+     (--encrypt-key-file): it may have been planted, and whoever read the database or its \
+     backups has it. Delete it (DELETE FROM host_identity) so the next host makes a new one, \
+     encrypted, then enrol every device again (vscard host enrol): they pin the hosts' key";
+
 /// The stored link key pair, its private half opened under `key` if it is
-/// sealed (sealed without a key: [`HostError::KeyNeeded`]).
+/// sealed (sealed without a key: [`HostError::KeyNeeded`]; in the clear
+/// with a key, or a public half that is not the private half's:
+/// [`HostError::HostIdentity`]).
 fn read_identity(
     client: &mut postgres::Client,
     key: Option<&SealKey>,
-) -> Result<Option<(KeyPair, Stored)>, HostError> {
+) -> Result<Option<KeyPair>, HostError> {
     let Some(row) = client.query_opt(
         "SELECT private_key, public_key FROM host_identity WHERE id = 1",
         &[],
@@ -495,17 +494,15 @@ fn read_identity(
         part: "1".to_owned(),
         reason,
     };
-    let (private, stored) = match (key, vscard_emulator::seal::is_sealed(&private)) {
-        (Some(key), true) => (
-            sealing::open(key, &private, HOST_IDENTITY).map_err(damaged)?,
-            Stored::Sealed,
-        ),
+    let private = match (key, vscard_emulator::seal::is_sealed(&private)) {
+        (Some(key), true) => sealing::open(key, &private, HOST_IDENTITY).map_err(damaged)?,
         (None, true) => {
             return Err(HostError::KeyNeeded {
                 what: "the hosts' link key".to_owned(),
             });
         }
-        (_, false) => (private, Stored::Clear),
+        (Some(_), false) => return Err(HostError::HostIdentity(CLEAR_UNDER_KEY.to_owned())),
+        (None, false) => private,
     };
     let not_32 = || damaged("a key is not 32 bytes".to_owned());
     let mut bytes = Zeroizing::new([0u8; 32]);
@@ -513,9 +510,19 @@ fn read_identity(
         return Err(not_32());
     }
     bytes.copy_from_slice(&private);
-    let private = zeroize_bytes::Secret::new(*bytes);
     let public = <[u8; 32]>::try_from(public.as_slice()).map_err(|_| not_32())?;
-    Ok(Some(((private, public), stored)))
+    let derived = *vscard_link::Identity::from_private(&bytes).public();
+    if derived != public {
+        return Err(HostError::HostIdentity(format!(
+            "its stored public half (fingerprint {}) is not the one its private half makes ({}): \
+             the row was changed; refused, as devices enrolled now would pin that key. Put the \
+             public half back, or delete the row (DELETE FROM host_identity) and enrol every \
+             device again",
+            &vscard_link::fingerprint(&public)[..16],
+            &vscard_link::fingerprint(&derived)[..16],
+        )));
+    }
+    Ok(Some((zeroize_bytes::Secret::new(*bytes), public)))
 }
 
 /// A private key that is wiped when dropped.

@@ -67,6 +67,22 @@ pub enum HostError {
         /// How long the lease has left.
         seconds: f64,
     },
+    /// The device a session is for is no longer enrolled for the card
+    /// (revoked): its lease is not taken, or not renewed.
+    #[error(
+        "card {card}: device {device} is no longer enrolled for it (revoked); the card is not served to it"
+    )]
+    DeviceNotEnrolled {
+        /// The card.
+        card: String,
+        /// The device's fingerprint (its first 16 hex digits).
+        device: String,
+    },
+    /// The hosts' link key in the database is refused (its public half is
+    /// not its private half's, or a host with a key found it in the
+    /// clear); the reason says what to do.
+    #[error("the hosts' link key in the database is refused: {0}")]
+    HostIdentity(String),
     /// No card with this ID.
     #[error("no card {0} in the database")]
     NoSuchCard(String),

@@ -7,6 +7,14 @@
 //! row still has this lease's number and has not expired; both lock the
 //! row, so a new lease waits for a commit in progress, and a commit after
 //! the lease moved finds another number and writes nothing.
+//!
+//! A lease taken for a device (a session's relay) is taken only while that
+//! device is still enrolled as a relay for the card, in the same statement,
+//! and every renewal checks it again, so a device revoked while it waited
+//! for the card never gets it, and one whose row goes while it holds the
+//! card loses it at its next renewal. Both lock the device's row
+//! (`FOR KEY SHARE`), so a revocation in progress is waited for, never
+//! raced.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +30,9 @@ pub struct Lease {
     pub(crate) holder: String,
     pub(crate) fence: i64,
     pub(crate) ttl: Duration,
+    /// The device it was taken for, if any: every renewal checks it is
+    /// still enrolled.
+    pub(crate) device: Option<[u8; 32]>,
     /// By this host's monotonic clock: the instant before the last
     /// successful acquire or renewal was sent, plus the ttl, less a
     /// margin. The database's expiry is never earlier, so a host that
@@ -41,10 +52,52 @@ fn valid_until(sent: Instant, ttl: Duration) -> Instant {
     sent + ttl.saturating_sub(lease_margin(ttl))
 }
 
-/// Why card `id`'s lease cannot be taken: no card, a revoked one, or a
-/// lease held ([`HostError::LeaseHeld`] with 0 s left when it is free
-/// after all: released or expired since).
-fn refusal(client: &mut postgres::Client, id: &str) -> Result<HostError, HostError> {
+/// The condition, on parameters `$1` (the card) and `device` (a device's
+/// public key, or NULL), that `device` is NULL or still enrolled as a
+/// relay for the card; its row locked against a revocation in progress.
+macro_rules! device_enrolled {
+    ($device:literal) => {
+        concat!(
+            "(",
+            $device,
+            "::bytea IS NULL OR EXISTS (SELECT 1 FROM devices
+                 WHERE public_key = ",
+            $device,
+            " AND card_id = $1 AND role = 'relay'
+                 FOR KEY SHARE))"
+        )
+    };
+}
+
+/// [`HostError::DeviceNotEnrolled`] when `device` is given and no longer
+/// enrolled as a relay for card `id`.
+fn device_refusal(
+    client: &mut postgres::Client,
+    id: &str,
+    device: Option<&[u8; 32]>,
+) -> Result<Option<HostError>, HostError> {
+    let Some(device) = device else {
+        return Ok(None);
+    };
+    let enrolled = client.query_opt(
+        "SELECT 1 FROM devices WHERE public_key = $2 AND card_id = $1 AND role = 'relay'",
+        &[&id, &device.as_slice()],
+    )?;
+    Ok(enrolled.is_none().then(|| HostError::DeviceNotEnrolled {
+        card: id.to_owned(),
+        device: vscard_link::fingerprint(device)[..16].to_owned(),
+    }))
+}
+
+/// Why card `id`'s lease cannot be taken (for `device`, if given): no
+/// card, a revoked one, a device no longer enrolled, or a lease held
+/// ([`HostError::LeaseHeld`] with 0 s left when it is free after all:
+/// released or expired since).
+fn refusal(
+    client: &mut postgres::Client,
+    id: &str,
+    device: Option<&[u8; 32]>,
+) -> Result<HostError, HostError> {
     let why = client.query_opt(
         "SELECT c.revoked_at IS NOT NULL, l.holder,
                 CASE WHEN l.expires_at > clock_timestamp()
@@ -53,9 +106,16 @@ fn refusal(client: &mut postgres::Client, id: &str) -> Result<HostError, HostErr
          FROM cards c JOIN leases l ON l.card_id = c.id WHERE c.id = $1",
         &[&id],
     )?;
+    let revoked = why.as_ref().is_some_and(|row| row.get::<_, bool>(0));
+    if why.is_some()
+        && !revoked
+        && let Some(refused) = device_refusal(client, id, device)?
+    {
+        return Ok(refused);
+    }
     Ok(match why {
         None => HostError::NoSuchCard(id.to_owned()),
-        Some(row) if row.get::<_, bool>(0) => HostError::Revoked(id.to_owned()),
+        Some(_) if revoked => HostError::Revoked(id.to_owned()),
         Some(row) => HostError::LeaseHeld {
             card: id.to_owned(),
             holder: row.get::<_, Option<String>>(1).unwrap_or_default(),
@@ -122,18 +182,54 @@ pub(crate) fn seconds(duration: Duration) -> f64 {
 
 impl Database {
     /// Takes the lease on card `id` for `ttl`, if it is free (never taken,
-    /// released, or expired); the lease gets the next fencing number.
+    /// released, or expired); the lease gets the next fencing number. A
+    /// lease for no device (administration, tests, benchmarks):
+    /// [`Database::acquire_for`] is a session's.
     pub fn acquire(&self, id: &str, holder: &str, ttl: Duration) -> Result<Lease, HostError> {
+        self.take(id, holder, None, ttl)
+    }
+
+    /// [`Database::acquire`] for a session of relay device `device` (its
+    /// public link key): taken only while the device is still enrolled as
+    /// a relay for the card (checked in the same statement; else
+    /// [`HostError::DeviceNotEnrolled`]), and every
+    /// [`Database::renew`] checks it again.
+    pub fn acquire_for(
+        &self,
+        id: &str,
+        holder: &str,
+        device: &[u8; 32],
+        ttl: Duration,
+    ) -> Result<Lease, HostError> {
+        self.take(id, holder, Some(device), ttl)
+    }
+
+    fn take(
+        &self,
+        id: &str,
+        holder: &str,
+        device: Option<&[u8; 32]>,
+        ttl: Duration,
+    ) -> Result<Lease, HostError> {
         check_card_id(id)?;
         let mut client = self.client()?;
         let sent = Instant::now();
         let row = client.query_opt(
-            "UPDATE leases SET holder = $2, fence = fence + 1,
-                 expires_at = clock_timestamp() + make_interval(secs => $3)
-             WHERE card_id = $1 AND expires_at <= clock_timestamp()
-               AND EXISTS (SELECT 1 FROM cards WHERE id = $1 AND revoked_at IS NULL)
-             RETURNING fence",
-            &[&id, &holder, &seconds(ttl)],
+            concat!(
+                "UPDATE leases SET holder = $2, fence = fence + 1,
+                     expires_at = clock_timestamp() + make_interval(secs => $3)
+                 WHERE card_id = $1 AND expires_at <= clock_timestamp()
+                   AND EXISTS (SELECT 1 FROM cards WHERE id = $1 AND revoked_at IS NULL)
+                   AND ",
+                device_enrolled!("$4"),
+                " RETURNING fence"
+            ),
+            &[
+                &id,
+                &holder,
+                &seconds(ttl),
+                &device.map(|key| key.as_slice()),
+            ],
         )?;
         if let Some(row) = row {
             return Ok(Lease {
@@ -141,10 +237,11 @@ impl Database {
                 holder: holder.to_owned(),
                 fence: row.get(0),
                 ttl,
+                device: device.copied(),
                 valid_until: valid_until(sent, ttl),
             });
         }
-        Err(refusal(&mut client, id)?)
+        Err(refusal(&mut client, id, device)?)
     }
 
     /// Waits up to `wait` until card `id`'s lease is free (never taken,
@@ -159,7 +256,7 @@ impl Database {
         loop {
             let refused = {
                 let mut client = self.client()?;
-                refusal(&mut client, id)?
+                refusal(&mut client, id, None)?
             };
             match refused {
                 HostError::LeaseHeld { seconds, .. } if seconds <= 0.0 => return Ok(()),
@@ -173,18 +270,21 @@ impl Database {
         }
     }
 
-    /// [`Database::acquire`], waiting up to `wait` while another host holds
-    /// the lease (a host that died holds it until it expires).
+    /// [`Database::acquire`] (with `device`: [`Database::acquire_for`]),
+    /// waiting up to `wait` while another host holds the lease (a host
+    /// that died holds it until it expires). A device revoked meanwhile
+    /// is refused when the lease frees, never given it.
     pub fn acquire_waiting(
         &self,
         id: &str,
         holder: &str,
+        device: Option<&[u8; 32]>,
         ttl: Duration,
         wait: Duration,
     ) -> Result<Lease, HostError> {
         let deadline = Instant::now() + wait;
         loop {
-            match self.acquire(id, holder, ttl) {
+            match self.take(id, holder, device, ttl) {
                 Err(HostError::LeaseHeld { seconds, .. }) if Instant::now() < deadline => {
                     // Wake when it expires (by the database's clock), but
                     // look again at least every 100 ms: a release frees it
@@ -200,20 +300,29 @@ impl Database {
 
     /// Extends `lease` by its ttl (and moves its
     /// [`Lease::valid_until`] on); [`HostError::LeaseLost`] when it
-    /// expired or moved.
+    /// expired or moved, [`HostError::DeviceNotEnrolled`] when the device
+    /// it was taken for is no longer enrolled (the session must end; the
+    /// lease is left to expire or be released).
     pub fn renew(&self, lease: &mut Lease) -> Result<(), HostError> {
         let mut client = self.client()?;
         let sent = Instant::now();
+        let device = lease.device.as_ref().map(|key| key.as_slice());
         let renewed = client.execute(
-            "UPDATE leases SET expires_at = clock_timestamp() + make_interval(secs => $3)
-             WHERE card_id = $1 AND fence = $2 AND expires_at > clock_timestamp()",
-            &[&lease.card, &lease.fence, &seconds(lease.ttl)],
+            concat!(
+                "UPDATE leases SET expires_at = clock_timestamp() + make_interval(secs => $3)
+                 WHERE card_id = $1 AND fence = $2 AND expires_at > clock_timestamp()
+                   AND ",
+                device_enrolled!("$4")
+            ),
+            &[&lease.card, &lease.fence, &seconds(lease.ttl), &device],
         )?;
         if renewed == 1 {
             lease.valid_until = valid_until(sent, lease.ttl);
-            Ok(())
-        } else {
-            Err(lease.lost())
+            return Ok(());
+        }
+        match device_refusal(&mut client, &lease.card, lease.device.as_ref())? {
+            Some(refused) => Err(refused),
+            None => Err(lease.lost()),
         }
     }
 

@@ -3,7 +3,8 @@
 //! Each connection: the device's handshake ([`vscard_link::hosted`]), its
 //! key looked up among the enrolled devices (it must be enrolled for the
 //! card it asks for), then a session on a thread of its own: the lease
-//! taken (waiting while a host that died still holds it), the card built
+//! taken (waiting while a host that died still holds it; only while the
+//! device is still enrolled, checked again at every renewal), the card built
 //! on a [`PostgresStore`], and every frame answered there. The lease is
 //! renewed while the session lives and released when it ends. Every
 //! frame is answered only while the lease is surely still this host's
@@ -440,6 +441,15 @@ fn card_thread(
             match database.renew(&mut lease) {
                 Ok(()) => next_renewal = Instant::now() + renew_every,
                 Err(e @ HostError::LeaseLost { .. }) => break Some(e.to_string()),
+                // Its device was revoked (its row went while the lease
+                // stayed): ended, and the card freed for the devices
+                // still enrolled.
+                Err(e @ HostError::DeviceNotEnrolled { .. }) => {
+                    if let Err(e) = database.release(&lease) {
+                        tracing::warn!(target: TARGET, card = %id, error = %e, "lease not released (it expires by itself)");
+                    }
+                    break Some(e.to_string());
+                }
                 // The database is away: try again soon, while the lease
                 // is surely still this host's (checked below).
                 Err(e) => {
@@ -509,7 +519,15 @@ fn open_card(
             }
         }
     }
-    let lease = database.acquire_waiting(id, &holder, config.lease_ttl, config.lease_wait)?;
+    // Only while the device is still enrolled: one revoked while it
+    // waited (for the lease, for the holder) never gets the card.
+    let lease = database.acquire_waiting(
+        id,
+        &holder,
+        Some(device),
+        config.lease_ttl,
+        config.lease_wait,
+    )?;
     let built = build_card(database, &lease);
     match built {
         Ok(card) => Ok((card, lease, approval)),
@@ -539,4 +557,96 @@ fn build_card(database: &Database, lease: &Lease) -> Result<Card, HostError> {
         card: lease.card().to_owned(),
         reason: e.to_string(),
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // test code: a panic is a failure
+mod tests {
+    use std::time::Duration;
+
+    use vscard_applet::{PivApplet, piv_atr};
+    use vscard_emulator::Card;
+
+    use super::{HostConfig, open_card};
+    use crate::database::{CardOptions, Database, DeviceRole};
+    use crate::error::HostError;
+
+    const LONG: Duration = Duration::from_secs(30);
+
+    /// Card `id` in `database`, with relay devices `[1; 32]` and `[2; 32]`.
+    fn card_with_relays(database: &Database, id: &str) {
+        let card = Card::builder()
+            .atr(piv_atr())
+            .install_default(PivApplet::with_defaults())
+            .build()
+            .unwrap();
+        database
+            .put_card(id, card.image(), CardOptions::default())
+            .unwrap();
+        for device in [[1; 32], [2; 32]] {
+            database.add_device(id, &device, DeviceRole::Relay).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_device_revoked_while_it_waits_for_the_card_never_gets_it() {
+        let Some(cluster) = vscard_testkit::postgres::private_postgres() else {
+            return;
+        };
+        let database = Database::connect(&cluster.url(), 4).unwrap();
+        card_with_relays(&database, "waited");
+        // Another session holds the card; device 1 waits for it.
+        database.acquire("waited", "other", LONG).unwrap();
+        let config = HostConfig {
+            lease_wait: LONG,
+            ..HostConfig::default()
+        };
+        let waiting = {
+            let (database, config) = (database.clone(), config.clone());
+            std::thread::spawn(move || {
+                open_card(&database, "waited", &[1; 32], &config, &|| false)
+                    .map(|(_, lease, _)| lease)
+            })
+        };
+        // Revoking device 1 ends the session in progress (its lease is
+        // freed): the waiting session of the same device is refused, not
+        // handed the card.
+        database
+            .revoke_device(&vscard_link::fingerprint(&[1; 32])[..16])
+            .unwrap();
+        let refused = waiting.join().unwrap().unwrap_err();
+        assert!(
+            matches!(refused, HostError::DeviceNotEnrolled { ref card, .. } if card == "waited"),
+            "{refused}"
+        );
+        // The card stays for the device still enrolled.
+        let (_, lease, _) = open_card(&database, "waited", &[2; 32], &config, &|| false).unwrap();
+        assert_eq!(lease.fence(), 3);
+    }
+
+    #[test]
+    fn a_session_whose_device_went_ends_at_its_next_renewal() {
+        let Some(cluster) = vscard_testkit::postgres::private_postgres() else {
+            return;
+        };
+        let database = Database::connect(&cluster.url(), 4).unwrap();
+        card_with_relays(&database, "renewed");
+        let config = HostConfig::default();
+        let (_, mut lease, _) =
+            open_card(&database, "renewed", &[1; 32], &config, &|| false).unwrap();
+        database.renew(&mut lease).unwrap();
+        // The device's row goes, the lease untouched (as a revocation
+        // racing the acquire would leave it).
+        cluster
+            .psql(
+                "DELETE FROM devices WHERE card_id = 'renewed' \
+                 AND public_key = decode(repeat('01', 32), 'hex')",
+            )
+            .unwrap();
+        let refused = database.renew(&mut lease).unwrap_err();
+        assert!(
+            matches!(refused, HostError::DeviceNotEnrolled { ref card, .. } if card == "renewed"),
+            "{refused}"
+        );
+    }
 }

@@ -88,7 +88,9 @@ fn shows_a_secret(bytes: &[u8], der: &[u8]) -> bool {
 
 fn open(database: &Database, id: &str, wait: Duration) -> Card {
     let holder = vscard_host::holder_name().unwrap();
-    let lease = database.acquire_waiting(id, &holder, LONG, wait).unwrap();
+    let lease = database
+        .acquire_waiting(id, &holder, None, LONG, wait)
+        .unwrap();
     let mut card = Card::builder()
         .atr(piv_atr())
         .store(PostgresStore::new(database.clone(), lease))
@@ -227,7 +229,7 @@ fn a_pin_try_is_committed_sealed_and_survives_the_host() {
 }
 
 #[test]
-fn the_hosts_link_key_is_sealed_and_a_clear_one_is_sealed_in_place() {
+fn the_hosts_link_key_is_sealed_and_a_clear_one_is_refused_under_a_key() {
     let Some(cluster) = private_postgres() else {
         return;
     };
@@ -243,15 +245,30 @@ fn the_hosts_link_key_is_sealed_and_a_clear_one_is_sealed_in_place() {
     let first = host_identity(&plain).unwrap();
     let private = first.private_key();
     assert_eq!(stored_private(), private.to_vec());
-    // A host with a key seals it in place; the pair is unchanged.
+    // A host with a key neither adopts nor seals it (it may have been
+    // planted, and it was readable): refused, the row left as it was.
     let sealed = Database::connect(&url, 1).unwrap().with_seal_key(key(4));
+    let refused = host_identity(&sealed).unwrap_err();
+    assert!(
+        matches!(refused, HostError::HostIdentity(_))
+            && refused
+                .to_string()
+                .contains("its private half is stored in the clear")
+            && refused.to_string().contains("DELETE FROM host_identity"),
+        "{refused}"
+    );
+    assert_eq!(stored_private(), private.to_vec());
+    // Deleted as the error says: a new pair, sealed from the start.
+    cluster.psql("DELETE FROM host_identity").unwrap();
     let again = host_identity(&sealed).unwrap();
-    assert_eq!(again.public(), first.public());
-    assert_eq!(*again.private_key(), *private);
+    assert_ne!(again.public(), first.public());
     let stored = stored_private();
     assert!(vscard_emulator::seal::is_sealed(&stored));
-    assert!(!holds(&stored, private.as_slice()));
-    assert_eq!(*host_identity(&sealed).unwrap().private_key(), *private);
+    assert!(!holds(&stored, again.private_key().as_slice()));
+    assert_eq!(
+        *host_identity(&sealed).unwrap().private_key(),
+        *again.private_key()
+    );
     // Now a host without the key, or with another, is refused.
     let needed = host_identity(&plain).unwrap_err();
     assert!(matches!(needed, HostError::KeyNeeded { .. }), "{needed}");
@@ -274,6 +291,58 @@ fn the_hosts_link_key_is_sealed_and_a_clear_one_is_sealed_in_place() {
         moved.to_string().contains("another card or part"),
         "{moved}"
     );
+}
+
+#[test]
+fn a_public_key_swapped_in_the_database_is_refused() {
+    let Some(cluster) = private_postgres() else {
+        return;
+    };
+    let url = cluster.url();
+    let sealed = Database::connect(&url, 1).unwrap().with_seal_key(key(7));
+    host_identity(&sealed).unwrap();
+    // A writer of the database puts its own public key in (the one
+    // `host enrol` gives devices to pin): refused, sealed or not.
+    let theirs = vscard_link::Identity::generate().unwrap();
+    cluster
+        .psql(&format!(
+            "UPDATE host_identity SET public_key = '\\x{}' WHERE id = 1",
+            hex::encode(theirs.public())
+        ))
+        .unwrap();
+    let refused = host_identity(&sealed).unwrap_err();
+    assert!(
+        matches!(refused, HostError::HostIdentity(_))
+            && refused
+                .to_string()
+                .contains("is not the one its private half makes"),
+        "{refused}"
+    );
+    // The same in the clear (a database without a key).
+    cluster.psql("DELETE FROM host_identity").unwrap();
+    let plain = Database::connect(&url, 1).unwrap();
+    let original = host_identity(&plain).unwrap();
+    cluster
+        .psql(&format!(
+            "UPDATE host_identity SET public_key = '\\x{}' WHERE id = 1",
+            hex::encode(theirs.public())
+        ))
+        .unwrap();
+    let refused = host_identity(&plain).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("is not the one its private half makes"),
+        "{refused}"
+    );
+    // The control: the right public half back, the pair is served.
+    cluster
+        .psql(&format!(
+            "UPDATE host_identity SET public_key = '\\x{}' WHERE id = 1",
+            hex::encode(original.public())
+        ))
+        .unwrap();
+    assert_eq!(host_identity(&plain).unwrap().public(), original.public());
 }
 
 #[test]

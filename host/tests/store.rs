@@ -43,7 +43,9 @@ fn database(cluster: &PrivatePostgres) -> Database {
 /// on the store.
 fn open(database: &Database, id: &str, ttl: Duration, wait: Duration) -> (Card, i64) {
     let holder = vscard_host::holder_name().unwrap();
-    let lease = database.acquire_waiting(id, &holder, ttl, wait).unwrap();
+    let lease = database
+        .acquire_waiting(id, &holder, None, ttl, wait)
+        .unwrap();
     let fence = lease.fence();
     let store = PostgresStore::new(database.clone(), lease);
     let mut card = Card::builder()

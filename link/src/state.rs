@@ -106,6 +106,18 @@ impl Identity {
         }
     }
 
+    /// The identity of a stored private key, its public half derived from
+    /// it (X25519, as Noise derives its static key: the key a handshake
+    /// with it proves), so a stored public half can be checked against
+    /// it.
+    pub fn from_private(private: &[u8; 32]) -> Identity {
+        let secret = x25519_dalek::StaticSecret::from(*private);
+        Identity {
+            private: *private,
+            public: x25519_dalek::PublicKey::from(&secret).to_bytes(),
+        }
+    }
+
     /// The private half, for storing it (a card host's database, a device
     /// key file); wiped when dropped.
     pub fn private_key(&self) -> Zeroizing<[u8; 32]> {
@@ -593,6 +605,15 @@ impl PairingUri {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn the_public_half_derived_is_noises() {
+        for _ in 0..8 {
+            let made = Identity::generate().unwrap();
+            let derived = Identity::from_private(&made.private_key());
+            assert_eq!(derived.public(), made.public());
+        }
+    }
 
     #[test]
     fn uri_round_trips_and_debug_hides_the_secret() {
