@@ -373,6 +373,12 @@ impl PivState {
         }
     }
 
+    /// The PIN and PUK tries left stored in `state` (a card image's PIV
+    /// part), reading those two parts only (no key is decoded).
+    pub fn tries_left_in(state: &AppletState) -> Result<(u8, u8), StateError> {
+        Ok((state.get(PIN)?.tries_left(), state.get(PUK)?.tries_left()))
+    }
+
     /// The state stored in `state` (a card image's PIV part), decoded
     /// and checked part by part; the error names the part at fault.
     pub fn from_saved(state: &AppletState) -> Result<PivState, StateError> {

@@ -26,6 +26,7 @@ pub mod measure;
 pub mod ocsp;
 pub mod pcscd;
 pub mod persistence;
+pub mod python;
 pub mod report;
 pub mod scale;
 

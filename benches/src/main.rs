@@ -2,7 +2,7 @@
 //! `BENCHMARKS.md`.
 //!
 //! ```text
-//! cargo build --release -p vscard-benches --features openssl --bins &&
+//! cargo build --release -p vscard -p vscard-benches --features vscard-benches/openssl --bins &&
 //!   cargo run --release -p vscard-benches --features openssl --bin vscard-bench -- --write BENCHMARKS.md
 //! ```
 //!
@@ -31,7 +31,7 @@ use vscard_benches::{
 };
 
 /// The command documented in BENCHMARKS.md and README.md.
-const COMMAND: &str = "cargo build --release -p vscard-benches --features openssl --bins && \
+const COMMAND: &str = "cargo build --release -p vscard -p vscard-benches --features vscard-benches/openssl --bins && \
      cargo run --release -p vscard-benches --features openssl --bin vscard-bench -- --write BENCHMARKS.md";
 
 struct Options {
@@ -170,6 +170,22 @@ fn run(options: &Options) -> Result<Vec<Section>, BenchError> {
         Some(section) => sections.push(section),
         None => eprintln!(
             "vscard-bench: skipping the card host: no PostgreSQL (Debian package postgresql)"
+        ),
+    }
+    match std::env::var_os("VSCARD_BENCH_PYTHON") {
+        Some(python) => {
+            step("11. the Python bindings");
+            let wheel = std::env::var_os("VSCARD_BENCH_WHEEL").map(std::path::PathBuf::from);
+            let count = if options.quick { 2_000 } else { 200_000 };
+            sections.push(vscard_benches::python::run(
+                std::path::Path::new(&python),
+                wheel.as_deref(),
+                count,
+            )?);
+        }
+        None => eprintln!(
+            "vscard-bench: skipping the Python bindings: set VSCARD_BENCH_PYTHON to a Python with \
+             the vscard wheel installed (and VSCARD_BENCH_WHEEL to the wheel for its size)"
         ),
     }
     Ok(sections)
