@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use support::hosted::{
-    HOST_A, HOST_B, PIN_STATUS, SELECT_PIV, host, hosted_relay, pin_command, seal_key_file,
-    status_word,
+    HOST_A, HOST_B, PIN_STATUS, SELECT_PIV, enrol_device, host, hosted_relay, import_card,
+    pin_command, seal_key_file, status_word,
 };
 use support::process::Process;
 use support::{p256_card, run, run_ok, vscard};
@@ -42,23 +42,8 @@ fn a_hosted_card_moves_to_the_other_host_with_its_try_counted() {
     };
     let url = cluster.url();
     let (dir, state, card) = p256_card("hosted card");
-    run_ok(
-        vscard(&state)
-            .args(["host", "import"])
-            .arg(&card)
-            .arg("--encrypt-key-file")
-            .arg(seal_key_file(dir.path()))
-            .args(["--id", "card-1", "--database", &url]),
-    );
-    let key = dir.path().join("device.key");
-    let enrolled = run_ok(
-        vscard(&state)
-            .args(["host", "enrol", "--id", "card-1", "--out"])
-            .arg(&key)
-            .args(["--database", &url])
-            .arg("--encrypt-key-file")
-            .arg(seal_key_file(dir.path())),
-    );
+    import_card(&state, dir.path(), &card, "card-1", &url, &[]);
+    let (key, enrolled) = enrol_device(&state, dir.path(), "card-1", &url, "device.key", &[]);
     assert!(enrolled.contains("enrolled device"), "{enrolled}");
     let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -153,15 +138,7 @@ fn approval_approved_refused_and_timed_out() {
             ]),
     );
     // The computer's key opens sessions; the phone's decides them.
-    let relay_key = dir.path().join("desk.key");
-    let desk = run_ok(
-        vscard(&state)
-            .args(["host", "enrol", "--id", "card-2", "--out"])
-            .arg(&relay_key)
-            .args(["--database", &url])
-            .arg("--encrypt-key-file")
-            .arg(seal_key_file(dir.path())),
-    );
+    let (relay_key, desk) = enrol_device(&state, dir.path(), "card-2", &url, "desk.key", &[]);
     let key = dir.path().join("phone.key");
     let enrolled = run_ok(
         vscard(&state)
@@ -299,23 +276,8 @@ fn a_host_paused_past_its_lease_writes_nothing_when_it_wakes() {
     };
     let url = cluster.url();
     let (dir, state, card) = p256_card("paused host");
-    run_ok(
-        vscard(&state)
-            .args(["host", "import"])
-            .arg(&card)
-            .arg("--encrypt-key-file")
-            .arg(seal_key_file(dir.path()))
-            .args(["--id", "card-3", "--database", &url]),
-    );
-    let key = dir.path().join("device.key");
-    run_ok(
-        vscard(&state)
-            .args(["host", "enrol", "--id", "card-3", "--out"])
-            .arg(&key)
-            .args(["--database", &url])
-            .arg("--encrypt-key-file")
-            .arg(seal_key_file(dir.path())),
-    );
+    import_card(&state, dir.path(), &card, "card-3", &url, &[]);
+    let (key, _) = enrol_device(&state, dir.path(), "card-3", &url, "device.key", &[]);
     let mut host_a = host(&state, &url, HOST_A, "host-a");
     let mut host_b = host(&state, &url, HOST_B, "host-b");
     let mut relay_command = vscard(&state);
@@ -524,23 +486,8 @@ fn a_session_ends_once_its_lease_could_have_expired() {
     };
     let url = cluster.url();
     let (dir, state, card) = p256_card("lapsed lease");
-    run_ok(
-        vscard(&state)
-            .args(["host", "import"])
-            .arg(&card)
-            .arg("--encrypt-key-file")
-            .arg(seal_key_file(dir.path()))
-            .args(["--id", "card-4", "--database", &url]),
-    );
-    let key = dir.path().join("device.key");
-    run_ok(
-        vscard(&state)
-            .args(["host", "enrol", "--id", "card-4", "--out"])
-            .arg(&key)
-            .args(["--database", &url])
-            .arg("--encrypt-key-file")
-            .arg(seal_key_file(dir.path())),
-    );
+    import_card(&state, dir.path(), &card, "card-4", &url, &[]);
+    let (key, _) = enrol_device(&state, dir.path(), "card-4", &url, "device.key", &[]);
     let mut host_a = host(&state, &url, HOST_A, "host-a");
     let mut relay = hosted_relay(&state, &key, "card-4");
     relay.expect_line(&format!(

@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::hosted::{
-    HOST_A, HOST_B, PIN_STATUS, SELECT_PIV, host, pin_command, relay_to, seal_key_file, status_word,
+    HOST_A, HOST_B, PIN_STATUS, SELECT_PIV, enrol_device, host, import_card, pin_command, relay_to,
+    status_word,
 };
 use support::{p256_card, run, run_ok, vscard};
 use vscard_testkit::postgres::private_postgres;
@@ -181,23 +182,8 @@ fn twenty_kill_9s_of_the_serving_host_during_a_wrong_pin_storm_regain_no_try() {
     let started = Instant::now();
     let url = cluster.url();
     let (dir, state, card) = p256_card("storm card");
-    run_ok(
-        vscard(&state)
-            .args(["host", "import"])
-            .arg(&card)
-            .arg("--encrypt-key-file")
-            .arg(seal_key_file(dir.path()))
-            .args(["--id", "storm", "--database", &url]),
-    );
-    let key = dir.path().join("device.key");
-    run_ok(
-        vscard(&state)
-            .args(["host", "enrol", "--id", "storm", "--out"])
-            .arg(&key)
-            .args(["--database", &url])
-            .arg("--encrypt-key-file")
-            .arg(seal_key_file(dir.path())),
-    );
+    import_card(&state, dir.path(), &card, "storm", &url, &[]);
+    let (key, _) = enrol_device(&state, dir.path(), "storm", &url, "device.key", &[]);
     let addresses = [HOST_A, HOST_B];
     let names = ["host-a", "host-b"];
     let mut hosts = [

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use super::process::Process;
-use super::vscard;
+use super::{run_ok, vscard};
 use vscard_testkit::{PrivatePcscd, transmit};
 
 pub const HOST_A: &str = "127.0.0.1:35971";
@@ -23,6 +23,51 @@ pub fn seal_key_file(dir: &Path) -> PathBuf {
     std::fs::write(&path, format!("{}\n", "5e".repeat(32))).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     path
+}
+
+/// `vscard host import CARD --id ID` on `url`, sealed under
+/// [`seal_key_file`] of `dir`, with `extra` options; what it printed.
+pub fn import_card(
+    state: &Path,
+    dir: &Path,
+    card: &Path,
+    id: &str,
+    url: &str,
+    extra: &[&str],
+) -> String {
+    run_ok(
+        vscard(state)
+            .args(["host", "import"])
+            .arg(card)
+            .arg("--encrypt-key-file")
+            .arg(seal_key_file(dir))
+            .args(["--id", id, "--database", url])
+            .args(extra),
+    )
+}
+
+/// `vscard host enrol --id ID --out DIR/NAME` on `url`, sealed under
+/// [`seal_key_file`] of `dir`, with `extra` options (`--role approver`):
+/// the device key's path and what it printed.
+pub fn enrol_device(
+    state: &Path,
+    dir: &Path,
+    id: &str,
+    url: &str,
+    name: &str,
+    extra: &[&str],
+) -> (PathBuf, String) {
+    let key = dir.join(name);
+    let printed = run_ok(
+        vscard(state)
+            .args(["host", "enrol", "--id", id, "--out"])
+            .arg(&key)
+            .args(["--database", url])
+            .arg("--encrypt-key-file")
+            .arg(seal_key_file(dir))
+            .args(extra),
+    );
+    (key, printed)
 }
 
 /// `vscard host` on `url`, listening on `listen`, with a 2 s lease, the
