@@ -39,6 +39,14 @@ struct Options {
     seconds: u64,
     quick: bool,
     pcscd: bool,
+    /// `--only N,M`: just these tables (printed, never written).
+    only: Option<Vec<u32>>,
+}
+
+impl Options {
+    fn wanted(&self, table: u32) -> bool {
+        self.only.as_ref().is_none_or(|only| only.contains(&table))
+    }
 }
 
 fn parse() -> Result<Options, String> {
@@ -47,6 +55,7 @@ fn parse() -> Result<Options, String> {
         seconds: 2,
         quick: false,
         pcscd: true,
+        only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -60,14 +69,29 @@ fn parse() -> Result<Options, String> {
             }
             "--quick" => options.quick = true,
             "--no-pcscd" => options.pcscd = false,
+            "--only" => {
+                let list = args.next().ok_or("--only needs table numbers (4,10)")?;
+                let tables = list
+                    .split(',')
+                    .map(|n| n.trim().parse::<u32>())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| format!("--only {list:?}: table numbers, as 4,10"))?;
+                options.only = Some(tables);
+            }
             "-h" | "--help" => {
                 return Err(format!(
-                    "usage: vscard-bench [--write BENCHMARKS.md] [--seconds N] [--quick] [--no-pcscd]\n\
+                    "usage: vscard-bench [--write BENCHMARKS.md] [--seconds N] [--quick] [--no-pcscd] [--only N,M]\n\
                      regenerate the tables: {COMMAND}"
                 ));
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
+    }
+    if options.only.is_some() && options.write.is_some() {
+        return Err(
+            "--only prints some tables: it cannot --write the file (the others would go)"
+                .to_owned(),
+        );
     }
     Ok(options)
 }
@@ -97,34 +121,44 @@ fn run(options: &Options) -> Result<Vec<Section>, BenchError> {
     let allocations = allocations::from_sibling(&image, sizes)?;
     let mut sections = Vec::new();
     let mut round_trip = None;
-    if options.pcscd {
+    if options.pcscd && options.wanted(1) {
         step("1. through pcscd");
         let (section, rt) = pcscd::run(&image, budget)?;
         sections.push(section);
         round_trip = Some(rt);
     }
-    step("2. in-process");
-    sections.push(inprocess::run(
-        &image,
-        budget,
-        round_trip.as_ref(),
-        allocations.as_ref(),
-    )?);
-    step("3. crypto");
-    sections.push(crypto::run(&image, seconds)?);
-    step("4. persistence");
-    sections.push(persistence::run(&image, budget)?);
-    step("5. scale");
-    sections.push(scale::run(&image, sizes, budget, allocations.as_ref())?);
-    step("6. issuance");
-    sections.push(issuance::run(
-        &image,
-        if options.quick { 1 } else { 7 },
-        budget,
-    )?);
+    if options.wanted(2) {
+        step("2. in-process");
+        sections.push(inprocess::run(
+            &image,
+            budget,
+            round_trip.as_ref(),
+            allocations.as_ref(),
+        )?);
+    }
+    if options.wanted(3) {
+        step("3. crypto");
+        sections.push(crypto::run(&image, seconds)?);
+    }
+    if options.wanted(4) {
+        step("4. persistence");
+        sections.push(persistence::run(&image, budget)?);
+    }
+    if options.wanted(5) {
+        step("5. scale");
+        sections.push(scale::run(&image, sizes, budget, allocations.as_ref())?);
+    }
+    if options.wanted(6) {
+        step("6. issuance");
+        sections.push(issuance::run(
+            &image,
+            if options.quick { 1 } else { 7 },
+            budget,
+        )?);
+    }
     // `openssl ocsp -port` listens on every interface: only inside the
     // private network namespace the pcscd harness runs in.
-    if options.pcscd {
+    if options.pcscd && options.wanted(7) {
         step("7. OCSP");
         match ocsp::run(budget)? {
             Some(section) => sections.push(section),
@@ -134,59 +168,65 @@ fn run(options: &Options) -> Result<Vec<Section>, BenchError> {
             ),
         }
     }
-    if options.pcscd {
+    if options.pcscd && options.wanted(8) {
         step("8. the link");
         sections.push(link::run(&image, budget)?);
     }
-    // A SoftHSM2 token (or another module) named by the environment: the
-    // module reads its configuration (SOFTHSM2_CONF) when initialised.
-    match (
-        std::env::var_os("VSCARD_BENCH_PKCS11_MODULE"),
-        std::env::var("VSCARD_BENCH_PKCS11_TOKEN"),
-        std::env::var(vscard_pkcs11::PIN_ENV),
-    ) {
-        (Some(module), Ok(token), Ok(pin)) => {
-            step("9. PKCS#11 custody");
-            sections.push(vscard_benches::custody::run(
-                std::path::Path::new(&module),
-                &token,
-                &pin,
-                budget,
-            )?);
+    if options.wanted(9) {
+        // A SoftHSM2 token (or another module) named by the environment: the
+        // module reads its configuration (SOFTHSM2_CONF) when initialised.
+        match (
+            std::env::var_os("VSCARD_BENCH_PKCS11_MODULE"),
+            std::env::var("VSCARD_BENCH_PKCS11_TOKEN"),
+            std::env::var(vscard_pkcs11::PIN_ENV),
+        ) {
+            (Some(module), Ok(token), Ok(pin)) => {
+                step("9. PKCS#11 custody");
+                sections.push(vscard_benches::custody::run(
+                    std::path::Path::new(&module),
+                    &token,
+                    &pin,
+                    budget,
+                )?);
+            }
+            _ => eprintln!(
+                "vscard-bench: skipping the PKCS#11 custody row: set VSCARD_BENCH_PKCS11_MODULE, \
+                 VSCARD_BENCH_PKCS11_TOKEN and VSCARD_PKCS11_PIN (and SOFTHSM2_CONF for SoftHSM2), \
+                 or install softhsm2 for a token of the run's own"
+            ),
         }
-        _ => eprintln!(
-            "vscard-bench: skipping the PKCS#11 custody row: set VSCARD_BENCH_PKCS11_MODULE, \
-             VSCARD_BENCH_PKCS11_TOKEN and VSCARD_PKCS11_PIN (and SOFTHSM2_CONF for SoftHSM2), \
-             or install softhsm2 for a token of the run's own"
-        ),
     }
-    step("10. the card host");
-    let host_scale = if options.quick {
-        hosted::HostScale::quick()
-    } else {
-        hosted::HostScale::full()
-    };
-    match hosted::run(&image, budget, &host_scale)? {
-        Some(section) => sections.push(section),
-        None => eprintln!(
-            "vscard-bench: skipping the card host: no PostgreSQL (Debian package postgresql)"
-        ),
-    }
-    match std::env::var_os("VSCARD_BENCH_PYTHON") {
-        Some(python) => {
-            step("11. the Python bindings");
-            let wheel = std::env::var_os("VSCARD_BENCH_WHEEL").map(std::path::PathBuf::from);
-            let count = if options.quick { 2_000 } else { 200_000 };
-            sections.push(vscard_benches::python::run(
-                std::path::Path::new(&python),
-                wheel.as_deref(),
-                count,
-            )?);
+    if options.wanted(10) {
+        step("10. the card host");
+        let host_scale = if options.quick {
+            hosted::HostScale::quick()
+        } else {
+            hosted::HostScale::full()
+        };
+        match hosted::run(&image, budget, &host_scale)? {
+            Some(section) => sections.push(section),
+            None => eprintln!(
+                "vscard-bench: skipping the card host: no PostgreSQL (Debian package postgresql)"
+            ),
         }
-        None => eprintln!(
-            "vscard-bench: skipping the Python bindings: set VSCARD_BENCH_PYTHON to a Python with \
-             the vscard wheel installed (and VSCARD_BENCH_WHEEL to the wheel for its size)"
-        ),
+    }
+    if options.wanted(11) {
+        match std::env::var_os("VSCARD_BENCH_PYTHON") {
+            Some(python) => {
+                step("11. the Python bindings");
+                let wheel = std::env::var_os("VSCARD_BENCH_WHEEL").map(std::path::PathBuf::from);
+                let count = if options.quick { 2_000 } else { 200_000 };
+                sections.push(vscard_benches::python::run(
+                    std::path::Path::new(&python),
+                    wheel.as_deref(),
+                    count,
+                )?);
+            }
+            None => eprintln!(
+                "vscard-bench: skipping the Python bindings: set VSCARD_BENCH_PYTHON to a Python with \
+                 the vscard wheel installed (and VSCARD_BENCH_WHEEL to the wheel for its size)"
+            ),
+        }
     }
     Ok(sections)
 }

@@ -2,9 +2,11 @@
 //!
 //! One row per part (`card_parts`: card, applet AID key, part name, the
 //! encoding and its bytes). A commit of a few parts (a PIN try) is one
-//! statement, so one round trip and one transaction: it renews-and-checks
-//! the lease row (`UPDATE ... WHERE fence = $n AND expires_at > now`,
-//! which locks it) and upserts the parts only when that found the lease.
+//! statement, so one round trip and one transaction: it checks the lease
+//! row (`SELECT ... WHERE fence = $n AND expires_at > now FOR SHARE`,
+//! which holds off a new lease until the commit ends) and upserts the
+//! parts only when that found the lease. The lease itself is renewed by
+//! the session's renewals, not by commits.
 //! With `synchronous_commit = on` (set on every connection) the commit is
 //! on the server's disk before the statement returns, so a PIN try is
 //! counted before the card compares. A failure of any kind leaves the
@@ -26,7 +28,7 @@ use zeroize::Zeroizing;
 
 use crate::database::Database;
 use crate::error::HostError;
-use crate::lease::{Lease, seconds};
+use crate::lease::Lease;
 use crate::sealing::{self, SEALED};
 
 /// The encoding of a part's bytes in the clear: its serde JSON. (Sealed:
@@ -159,12 +161,15 @@ impl PostgresStore {
         }
     }
 
-    /// Renews-and-checks the lease inside `tx` (locking its row).
+    /// Checks the lease inside `tx`, share-locking its row until the
+    /// transaction ends: a new lease (an `UPDATE` of that row) waits for
+    /// this commit, and sees the fence this commit was made under.
     fn check_lease(&self, tx: &mut postgres::Transaction<'_>) -> Result<(), HostError> {
         let found = tx.execute(
-            "UPDATE leases SET expires_at = greatest(expires_at, clock_timestamp() + make_interval(secs => $3))
-             WHERE card_id = $1 AND fence = $2 AND expires_at > clock_timestamp()",
-            &[&self.lease.card, &self.lease.fence, &seconds(self.lease.ttl)],
+            "SELECT 1 FROM leases
+             WHERE card_id = $1 AND fence = $2 AND expires_at > clock_timestamp()
+             FOR SHARE",
+            &[&self.lease.card, &self.lease.fence],
         )?;
         if found == 1 {
             Ok(())
@@ -221,21 +226,23 @@ impl PostgresStore {
             let values: Vec<&[u8]> = upsert_values.iter().map(|v| v.as_slice()).collect();
             // The common case (a try counter): one statement, one round
             // trip. The parts are written only if the lease row was found
-            // (and locked) under this fence.
+            // under this fence, share-locked to the commit (a new lease
+            // waits for it); the lease is renewed by the session's own
+            // renewals, not by every commit (which wrote the lease row
+            // too: two row versions per PIN try).
             let written = client.execute(
                 "WITH lease AS (
-                     UPDATE leases SET expires_at = greatest(expires_at, clock_timestamp() + make_interval(secs => $3))
+                     SELECT card_id FROM leases
                      WHERE card_id = $1 AND fence = $2 AND expires_at > clock_timestamp()
-                     RETURNING card_id)
+                     FOR SHARE)
                  INSERT INTO card_parts (card_id, applet, part, encoding, value)
-                 SELECT lease.card_id, $4::text, p.part, $5::text, p.value
-                 FROM lease, unnest($6::text[], $7::bytea[]) AS p (part, value)
+                 SELECT lease.card_id, $3::text, p.part, $4::text, p.value
+                 FROM lease, unnest($5::text[], $6::bytea[]) AS p (part, value)
                  ON CONFLICT (card_id, applet, part)
                  DO UPDATE SET encoding = excluded.encoding, value = excluded.value",
                 &[
                     &self.lease.card,
                     &self.lease.fence,
-                    &seconds(self.lease.ttl),
                     &key,
                     &encoding(seal_key),
                     &upsert_names,
