@@ -726,6 +726,15 @@ mod tests {
         ));
     }
 
+    /// Makes an edited slot's checksum right again (a forger's edit, not
+    /// a torn write).
+    fn redigest(slot: &mut [u8]) {
+        let length = u32::from_le_bytes(slot[40..44].try_into().unwrap()) as usize;
+        let end = journal::SLOT_HEADER + length;
+        let digest = sha2::Sha256::digest(&slot[..end]);
+        slot[end..end + journal::SLOT_DIGEST].copy_from_slice(&digest);
+    }
+
     #[test]
     fn a_sealed_record_moved_to_another_slot_is_damage() {
         let dir = tempfile::tempdir().unwrap();
@@ -737,10 +746,7 @@ mod tests {
         // slot 0: the checksum is right, the sealed payload is slot 1's.
         let mut moved = journal[JOURNAL_SLOT_SIZE..2 * JOURNAL_SLOT_SIZE].to_vec();
         moved[32..40].copy_from_slice(&0u64.to_le_bytes());
-        let length = u32::from_le_bytes(moved[40..44].try_into().unwrap()) as usize;
-        let end = journal::SLOT_HEADER + length;
-        let digest = sha2::Sha256::digest(&moved[..end]);
-        moved[end..end + journal::SLOT_DIGEST].copy_from_slice(&digest);
+        redigest(&mut moved);
         journal[..JOURNAL_SLOT_SIZE].copy_from_slice(&moved);
         journal[JOURNAL_SLOT_SIZE..2 * JOURNAL_SLOT_SIZE].fill(0);
         fs::write(&journal_path, &journal).unwrap();
@@ -765,10 +771,7 @@ mod tests {
         let journal_path = FileStore::journal_path(&path);
         let mut journal = fs::read(&journal_path).unwrap();
         journal[..16].copy_from_slice(journal::JOURNAL_MAGIC);
-        let length = u32::from_le_bytes(journal[40..44].try_into().unwrap()) as usize;
-        let end = journal::SLOT_HEADER + length;
-        let digest = sha2::Sha256::digest(&journal[..end]);
-        journal[end..end + journal::SLOT_DIGEST].copy_from_slice(&digest);
+        redigest(&mut journal[..JOURNAL_SLOT_SIZE]);
         fs::write(&journal_path, &journal).unwrap();
         let err = FileStore::read_with(&path, Some(&key)).unwrap_err();
         assert!(
