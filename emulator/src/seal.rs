@@ -578,11 +578,17 @@ mod tests {
         assert!(read_key_file(&link).is_err());
         // A FIFO is refused without blocking for a writer.
         let fifo = dir.path().join("fifo");
-        let made = std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap();
-        assert!(made.success());
+        // Made with a system call, not by running mkfifo: a child forked
+        // by this test binary would hold the other tests' lock files
+        // until it execs.
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
         std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o600)).unwrap();
         let err = read_key_file(&fifo).unwrap_err();
         assert!(err.to_string().contains("not a regular file"), "{err}");
