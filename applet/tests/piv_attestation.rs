@@ -47,7 +47,14 @@ fn attestation_key() -> p256::SecretKey {
     p256::SecretKey::from_slice(&[0xF9; 32]).unwrap()
 }
 
+/// The F9 certificate, made once: two made a second apart would differ in
+/// validity, and the attestations' validity is checked against it.
 fn attestation_certificate() -> Certificate {
+    static MADE: std::sync::OnceLock<Certificate> = std::sync::OnceLock::new();
+    MADE.get_or_init(make_attestation_certificate).clone()
+}
+
+fn make_attestation_certificate() -> Certificate {
     let key = attestation_key();
     let spki = PublicKey::P256(key.public_key())
         .subject_public_key_info()
