@@ -14,13 +14,12 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use support::hosted::{
-    HOST_A, HOST_B, PIN_STATUS, SELECT_PIV, enrol_device, host, hosted_relay, import_card,
-    pin_command, seal_key_file, status_word,
+    HOST_A, HOST_B, PIN_STATUS, SELECT_PIV, assert_pkcs11_lists, enrol_device, host, hosted_relay,
+    import_card, pin_command, seal_key_file, status_word,
 };
 use support::process::Process;
 use support::{p256_card, run, run_ok, vscard};
@@ -61,18 +60,7 @@ fn a_hosted_card_moves_to_the_other_host_with_its_try_counted() {
     ));
     pcscd.wait_for_card(0, 10 * SECOND).unwrap();
 
-    let listed = run(Command::new("pkcs11-tool")
-        .args([
-            "--module",
-            "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
-            "-L",
-        ])
-        .env("HOME", dir.path()));
-    let text = String::from_utf8_lossy(&listed.stdout);
-    assert!(
-        listed.status.success() && text.contains("token label        : Pat Example"),
-        "{text}"
-    );
+    assert_pkcs11_lists(dir.path(), "Pat Example");
 
     assert_eq!(pin_command(&pcscd, &WRONG_PIN), "63C2");
     let mut host_a = host_a;

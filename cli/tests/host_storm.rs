@@ -15,15 +15,14 @@
 
 mod support;
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::hosted::{
-    HOST_A, HOST_B, PIN_STATUS, SELECT_PIV, enrol_device, host, import_card, pin_command, relay_to,
-    status_word,
+    HOST_A, HOST_B, PIN_STATUS, SELECT_PIV, assert_pkcs11_lists, enrol_device, host, import_card,
+    pin_command, relay_to, status_word,
 };
-use support::{p256_card, run, run_ok, vscard};
+use support::{p256_card, run_ok, vscard};
 use vscard_testkit::postgres::private_postgres;
 use vscard_testkit::{PrivatePcscd, pcsc, private_pcscd, transmit};
 
@@ -266,17 +265,6 @@ fn twenty_kill_9s_of_the_serving_host_during_a_wrong_pin_storm_regain_no_try() {
     assert_eq!(cards[0]["id"], "storm");
     assert_eq!(cards[0]["fence"], ROUNDS + 1, "{listed}");
     // And the card is still the one middleware sees.
-    let listed = run(Command::new("pkcs11-tool")
-        .args([
-            "--module",
-            "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
-            "-L",
-        ])
-        .env("HOME", dir.path()));
-    let text = String::from_utf8_lossy(&listed.stdout);
-    assert!(
-        listed.status.success() && text.contains("token label        : Pat Example"),
-        "{text}"
-    );
+    assert_pkcs11_lists(dir.path(), "Pat Example");
     println!("the whole test: {:?}", started.elapsed());
 }

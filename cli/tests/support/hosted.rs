@@ -118,6 +118,25 @@ pub fn hosted_relay(state: &Path, key: &Path, card: &str) -> Process {
     relay_to(state, HOST_A, key, card)
 }
 
+/// `pkcs11-tool -L` through OpenSC (its HOME in `home`) lists a token
+/// labelled `label`.
+pub fn assert_pkcs11_lists(home: &Path, label: &str) {
+    let listed = super::run(
+        std::process::Command::new("pkcs11-tool")
+            .args([
+                "--module",
+                "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
+                "-L",
+            ])
+            .env("HOME", home),
+    );
+    let text = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.status.success() && text.contains(&format!("token label        : {label}")),
+        "{text}"
+    );
+}
+
 /// The status word of a response, in upper-case hex.
 pub fn status_word(response: &[u8]) -> String {
     hex::encode_upper(&response[response.len() - 2..])
